@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what the tests need (Python packages, npm assets, Debian's chromium and a CJK font), then run the
+# whole suite. Extra arguments go to pytest, e.g. `bash scripts/test.sh -k calc`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh all
+
+# Browser tests drive Debian's chromium through Playwright (no browser download); figures need a CJK font.
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || need+=(fonts-noto-cjk)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+export NO_MKDOCS_2_WARNING=1
+exec .venv/bin/python -m pytest -n 2 "$@"
