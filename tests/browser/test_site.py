@@ -1,0 +1,91 @@
+"""The book in a real browser: chapter 3 in both languages, the language switcher, search, mermaid.
+
+Every test runs through the `page` fixture (tests/conftest.py), which fails the test if the page requests
+any other host, gets an HTTP error from the local server, or logs a console error.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def _open(page, path: str) -> None:
+    page.goto(page.base + path)
+    page.wait_for_load_state("networkidle")
+
+
+def _click_link(page, href_suffix: str) -> None:
+    """Click the first visible in-site link whose href ends with href_suffix (tabs, sidebar or content)."""
+    page.locator(f"a[href$='{href_suffix}']:visible").first.click()
+
+
+def _switch_language(page, lang: str) -> None:
+    page.hover(".md-header__option .md-select")
+    page.click(f".md-select__link[hreflang={lang}]")
+    page.wait_for_load_state("networkidle")
+
+
+@pytest.mark.parametrize(
+    "path, lang, title",
+    [("/ch03/", "zh", "LLM 推理原理"), ("/en/ch03/", "en", "How LLM Inference Works")],
+)
+def test_chapter3_renders(page, path, lang, title):
+    _open(page, path)
+    assert page.get_attribute("html", "lang") == lang
+    h1 = page.locator("article h1").first.inner_text()
+    assert title in h1
+    # The chapter's sections 3.1–3.6 are all there, with their ids.
+    ids = page.eval_on_selector_all("article h2[id]", "els => els.map(e => e.id)")
+    assert len(ids) >= 6, ids
+    # Math is typeset by the local KaTeX.
+    if page.locator(".arithmatex").count():
+        page.wait_for_selector(".arithmatex .katex", timeout=10_000)
+
+
+def test_mermaid_diagram_renders_to_svg(page):
+    _open(page, "/ch03/")
+    page.wait_for_selector(".mermaid svg", timeout=15_000)
+    assert page.locator(".mermaid svg").first.bounding_box()["height"] > 50
+
+
+def test_switcher_keeps_the_page_after_in_site_navigation(page):
+    _open(page, "/")
+    # Instant navigation: the header is not re-rendered, so this is the case that used to break.
+    _click_link(page, "ch03/")
+    page.wait_for_url(re.compile(r"/ch03/$"))
+    page.wait_for_load_state("networkidle")
+    _switch_language(page, "en")
+    assert page.url == page.base + "/en/ch03/"
+    assert page.get_attribute("html", "lang") == "en"
+    # And back, again after an in-site navigation in English.
+    _click_link(page, "glossary/")
+    page.wait_for_url(re.compile(r"/en/glossary/$"))
+    _switch_language(page, "zh")
+    assert page.url == page.base + "/glossary/"
+    assert page.get_attribute("html", "lang") == "zh"
+
+
+def test_switcher_keeps_the_section(page):
+    _open(page, "/ch03/")
+    section = page.eval_on_selector_all("article h2[id]", "els => els.map(e => e.id)")[2]
+    _click_link(page, f"#{section}")
+    page.wait_for_function(f"location.hash === '#{section}'")
+    _switch_language(page, "en")
+    assert page.url == page.base + f"/en/ch03/#{section}"
+
+
+@pytest.mark.parametrize(
+    "start, query, expected",
+    [("/", "预填充", "/ch03/"), ("/en/", "prefill", "/en/ch03/")],
+)
+def test_search_finds_the_chapter(page, start, query, expected):
+    _open(page, start)
+    page.click("label.md-header__button[for=__search]")
+    page.fill("input.md-search__input", query)
+    page.wait_for_selector(".md-search-result__item", timeout=15_000)
+    hrefs = page.eval_on_selector_all(".md-search-result__item a", "els => els.map(e => e.href)")
+    assert any(expected in h for h in hrefs), hrefs
