@@ -1,0 +1,132 @@
+"""Command line: a thin wrapper over ``calc.api.run``.
+
+    python -m calc memory --model llama-3.1-8b --gpu h100-sxm [--weights fp8] [--json]
+    python -m calc perf|cost|roi ...
+    python -m calc list models|gpus|prices
+
+Bad arguments exit with status 2 and a one-line message on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import api, registry
+from .units import bytes_both, format_value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage + message; we want one line
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m calc", description="LLM inference calculator (memory, performance, cost, ROI).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for command in api.COMMANDS:
+        p = sub.add_parser(command, help=f"{command} report")
+        for f in api.fields(command):
+            flag = "--" + f["name"]
+            help_text = f["help"]["en"] + (f" (default: {f['default']})" if f["default"] is not None else "")
+            if f["kind"] == "choice":
+                help_text += "; choices: " + ", ".join(c["value"] for c in f["choices"])
+            if f["name"] == "config":
+                p.add_argument(flag, metavar="PATH", help="path to a Hugging Face config.json (overrides --model)")
+            else:
+                p.add_argument(flag, metavar=f["name"].upper().replace("-", "_"), help=help_text)
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+    lp = sub.add_parser("list", help="list registry keys")
+    lp.add_argument("what", choices=["models", "gpus", "prices"])
+    lp.add_argument("--json", action="store_true")
+    return parser
+
+
+def _format(key: str, value) -> str:
+    if isinstance(value, dict) and set(value) == {"en", "zh"}:
+        return value["en"]
+    if isinstance(value, bool) or value is None:
+        return format_value(value)
+    if not isinstance(value, (int, float)):
+        return str(value)
+    if key.endswith("bytes_per_s"):
+        return format_value(value, "GB/s:1")
+    if "bytes_per_token" in key:
+        return f"{value:,} B ({format_value(value, 'KiB:1')})"
+    if "_bytes" in key:
+        return bytes_both(value)
+    if "tok_per_s" in key:
+        return format_value(value, "tok/s:1")
+    if key.endswith("_s"):
+        return format_value(value, "ms:3")
+    if key in ("peak_flops", "effective_flops"):
+        return format_value(value, "TFLOPS:1")
+    if "flops" in key and "per_byte" not in key:
+        return f"{value / 1e12:,.3f} TFLOP"
+    if "usd" in key:
+        return format_value(value, "$:6" if abs(value) < 0.01 else "$:2")
+    if key.startswith("params"):
+        return format_value(value, "B_params:3") + f" ({value:,})"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    return f"{value:,}"
+
+
+def _table(result: dict) -> str:
+    width = max(len(k) for k in result)
+    lines = []
+    for key, value in result.items():
+        if key in ("throughput_curve", "api_comparison", "warnings"):
+            continue
+        lines.append(f"{key:<{width}}  {_format(key, value)}")
+    for row in result.get("throughput_curve", []):
+        lines.append(f"  batch {row['batch']:>5}: TPOT {row['tpot_s'] * 1e3:9.3f} ms, "
+                     f"{row['decode_tok_per_s']:12,.1f} tok/s ({row['bound']}-bound)")
+    for row in result.get("api_comparison", []):
+        lines.append(f"  {row['api']:<30} ${row['usd_per_request']:.6f}/request, "
+                     f"${row['monthly_cost_usd']:,.2f}/month (as of {row['as_of']})")
+    for w in result.get("warnings", []):
+        lines.append(f"warning: {w['en']}")
+    return "\n".join(lines)
+
+
+def _list(what: str, as_json: bool) -> str:
+    if what == "models":
+        rows = {k: registry.model_entry(k)["name"] for k in registry.list_models()}
+    elif what == "gpus":
+        rows = {k: registry.get_gpu(k).name for k in registry.list_gpus()}
+    else:
+        rows = {k: f"{p['provider']} {p['model']}: ${p['usd_per_million_input_tokens']}/"
+                   f"${p['usd_per_million_output_tokens']} per 1M in/out (as of {p['as_of']})"
+                for k, p in ((k, registry.get_price(k)) for k in registry.list_prices())}
+    if as_json:
+        return json.dumps(rows, ensure_ascii=False, indent=1)
+    return "\n".join(f"{k:<28} {v}" for k, v in rows.items())
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "list":
+        print(_list(args.what, args.json))
+        return 0
+    params = {k.replace("_", "-"): v for k, v in vars(args).items() if k not in ("command", "json") and v is not None}
+    if "config" in params:
+        try:
+            with open(params["config"], encoding="utf-8") as fh:
+                params["config"] = fh.read()
+        except OSError as e:
+            print(f"error: config: cannot read {params['config']}: {e.strerror}", file=sys.stderr)
+            return 2
+    try:
+        result = api.run(args.command, params)
+    except api.InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, ensure_ascii=False, indent=1) if args.json else _table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

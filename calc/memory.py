@@ -1,0 +1,293 @@
+"""GPU memory: weights by format, KV cache, the activation peak of a forward pass, runtime overhead, and the
+KV-cache budget of a serving engine that follows vLLM's rules.
+
+All byte counts are exact integers where the inputs allow; "per GPU" figures account for tensor parallelism.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .model import ModelSpec, param_counts
+from .units import GiB
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """How one weight is stored. ``bits`` includes the format's scale/zero-point overhead, per weight."""
+
+    bits: float
+    compute_dtype: str  # the tensor-core dtype the matmuls run in: bf16, fp16, fp8, int8 or fp4
+    label: str
+    gguf: bool = False  # llama.cpp GGUF: embeddings and lm_head are quantized too; norms stay fp32
+
+
+# Policy for embeddings and lm_head: the non-GGUF quantized formats (fp8, int8, int4, nf4, mxfp4, nvfp4)
+# quantize the linear layers inside the transformer blocks and keep the input embedding, lm_head, norms,
+# biases and MoE routers in 16 bits, as vLLM, AutoAWQ, GPTQ and bitsandbytes checkpoints do by default.
+# GGUF files quantize the embedding and output matrices too (llama.cpp's recipes, see _gguf_bytes).
+WEIGHT_FORMATS = {
+    "bf16": WeightFormat(16, "bf16", "BF16"),
+    "fp16": WeightFormat(16, "fp16", "FP16"),
+    # FP8 E4M3 with per-tensor or per-channel scales: the scales are < 0.01 % of the bytes and left out.
+    "fp8": WeightFormat(8, "fp8", "FP8 (W8A8)"),
+    "int8": WeightFormat(8, "int8", "INT8 (W8A8, per-channel scales)"),
+    # GPTQ/AWQ group-wise INT4, group size 128: one fp16 scale and one packed 4-bit zero point per group.
+    "int4": WeightFormat(4 + (16 + 4) / 128, "bf16", "INT4 group-wise g128 (W4A16, GPTQ/AWQ)"),
+    # bitsandbytes NF4, blocksize 64 with one fp32 absmax per block (the default, without double quant).
+    "nf4": WeightFormat(4 + 32 / 64, "bf16", "NF4 (bitsandbytes, blocksize 64)"),
+    # GGUF Q8_0: blocks of 32 int8 weights plus one fp16 scale = 34 bytes per 32 weights.
+    "q8_0": WeightFormat(34 * 8 / 32, "bf16", "GGUF Q8_0", gguf=True),
+    # GGUF Q4_K_M: a mix of Q4_K (4.5 bits) and Q6_K (6.5625 bits) tensors, see _gguf_bytes.
+    "q4_k_m": WeightFormat(4.5, "bf16", "GGUF Q4_K_M", gguf=True),
+    # OCP Microscaling MXFP4: blocks of 32 FP4 (E2M1) values share one 8-bit power-of-two scale.
+    "mxfp4": WeightFormat(4 + 8 / 32, "fp4", "MXFP4 (OCP MX, block 32)"),
+    # NVIDIA NVFP4: blocks of 16 FP4 values share one FP8 (E4M3) scale (+ one fp32 per tensor, negligible).
+    "nvfp4": WeightFormat(4 + 8 / 16, "fp4", "NVFP4 (block 16)"),
+}
+
+# KV-cache element sizes. fp8 / int8 caches keep per-tensor scales whose size is negligible.
+KV_DTYPES = {"bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "fp32": 4}
+
+ACTIVATION_BYTES = 2  # bf16/fp16 activations
+
+# Runtime overhead outside the PyTorch allocator: CUDA context and kernels (~0.5 GiB with lazy loading),
+# cuBLAS/NCCL workspaces and allocator slack. An assumption, not a measurement: override it per run.
+DEFAULT_OVERHEAD_BYTES = 1 * GiB
+
+# vLLM defaults (vllm.config: CacheConfig.block_size, gpu_memory_utilization; SchedulerConfig)
+VLLM_BLOCK_SIZE = 16
+VLLM_GPU_MEMORY_UTILIZATION = 0.9
+VLLM_MAX_NUM_BATCHED_TOKENS = 8192
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Weights
+
+
+_Q4_K_BITS = 144 * 8 / 256  # Q4_K: 256-weight super-block = 128 B of 4-bit quants + 12 B scales/mins + 4 B
+_Q6_K_BITS = 210 * 8 / 256  # Q6_K: 256-weight super-block = 192 B of 6-bit quants + 16 B scales + 2 B
+
+
+def _use_more_bits(i: int, n: int) -> bool:
+    """llama.cpp's rule (src/llama-quant.cpp) for which layers get Q6_K in the *_K_M recipes."""
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def _gguf_bytes(m: ModelSpec, fmt_name: str) -> float:
+    """Bytes of a GGUF file's tensors. Norms and biases are fp32; routers (ffn_gate_inp) fp32 too.
+
+    Q8_0 stores every matrix as Q8_0. Q4_K_M stores matrices as Q4_K except: output.weight (lm_head, or the
+    tied embedding) as Q6_K, and attn_v / ffn_down as Q6_K in the layers picked by ``_use_more_bits``.
+    (llama.cpp has a few model-specific extra rules, e.g. for 70B-class attn_v; they change < 1 %.)
+    """
+    c = param_counts(m)
+    small = 4 * (c["norms"] + c["biases"] + c["router"])
+    if fmt_name == "q8_0":
+        bits = WEIGHT_FORMATS["q8_0"].bits
+        return small + bits / 8 * (c["embedding"] + c["lm_head"] + c["layer_linear"] + c["expert_linear"])
+    # q4_k_m: split each layer's matrices into (v, down) and the rest
+    h, n = m.hidden_size, m.num_hidden_layers
+    v_per_layer = 0 if m.is_mla else h * m.num_key_value_heads * m.head_dim
+    total_bits = 0.0
+    for i in range(n):
+        if m.moe_layers[i]:
+            down = h * (m.num_experts * m.moe_intermediate_size + m.shared_expert_intermediate_size)
+        else:
+            down = h * m.intermediate_size
+        more = _use_more_bits(i, n)
+        total_bits += (v_per_layer + down) * (_Q6_K_BITS if more else _Q4_K_BITS)
+    v_down_all = n * v_per_layer + sum(
+        h * (m.num_experts * m.moe_intermediate_size + m.shared_expert_intermediate_size) if moe else h * m.intermediate_size
+        for moe in m.moe_layers
+    )
+    rest = c["layer_linear"] + c["expert_linear"] - v_down_all
+    total_bits += rest * _Q4_K_BITS
+    if m.tie_word_embeddings:  # the embedding doubles as output.weight and is quantized as such
+        total_bits += c["embedding"] * _Q6_K_BITS
+    else:
+        total_bits += c["embedding"] * _Q4_K_BITS + c["lm_head"] * _Q6_K_BITS
+    return small + total_bits / 8
+
+
+def weights_bytes(m: ModelSpec, fmt: str = "bf16") -> int:
+    """Bytes to hold all weights (every expert of a MoE) in the given format. See WEIGHT_FORMATS for the policy."""
+    f = WEIGHT_FORMATS[fmt]
+    if f.gguf:
+        return math.ceil(_gguf_bytes(m, fmt))
+    c = param_counts(m)
+    quantized = c["layer_linear"] + c["expert_linear"]
+    kept_16bit = c["total"] - quantized
+    return math.ceil(quantized * f.bits / 8 + kept_16bit * 2)
+
+
+def weights_bytes_per_gpu(m: ModelSpec, fmt: str, tp: int) -> int:
+    """Tensor parallelism splits every matrix (embedding and lm_head vocab-parallel) across ``tp`` GPUs;
+    norms are replicated but tiny, so they are split here too (< 0.01 % error)."""
+    return math.ceil(weights_bytes(m, fmt) / tp)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# KV cache
+
+
+def kv_heads_per_gpu(m: ModelSpec, tp: int) -> int:
+    """K/V heads each tensor-parallel rank stores. With tp > num_key_value_heads the heads are replicated
+    (vLLM gives every rank at least one), so the per-GPU cache stops shrinking."""
+    return max(1, m.num_key_value_heads // tp)
+
+
+def kv_bytes_per_token_layer(m: ModelSpec, kv_dtype: str, tp: int = 1) -> int:
+    """Cache bytes one token adds to one layer on one GPU.
+
+    MHA/GQA/MQA: K and V, each kv_heads × head_dim.  MLA (DeepSeek): one latent vector of kv_lora_rank plus
+    the shared RoPE key of qk_rope_head_dim (576 values for V3); it is not split by TP, every rank keeps it.
+    """
+    elem = KV_DTYPES[kv_dtype]
+    if m.is_mla:
+        return (m.kv_lora_rank + m.qk_rope_head_dim) * elem
+    return 2 * kv_heads_per_gpu(m, tp) * m.head_dim * elem
+
+
+def kv_bytes_per_token(m: ModelSpec, kv_dtype: str = "bf16", tp: int = 1) -> int:
+    """Cache bytes per token summed over all layers, per GPU (tp=1: the whole model).
+
+    This is the growth rate while the context is within every sliding window; past a window, that layer's
+    cache stops growing (see kv_cache_bytes)."""
+    return m.num_hidden_layers * kv_bytes_per_token_layer(m, kv_dtype, tp)
+
+
+def cached_tokens(m: ModelSpec, context: int) -> list[int]:
+    """Tokens each layer keeps for one sequence of ``context`` tokens (a sliding-window layer keeps its window)."""
+    return [context if w is None else min(context, w) for w in m.layer_windows]
+
+
+def kv_cache_bytes(m: ModelSpec, kv_dtype: str, batch: int, context: int, tp: int = 1) -> int:
+    """KV cache of ``batch`` sequences of ``context`` tokens each, per GPU."""
+    per_layer = kv_bytes_per_token_layer(m, kv_dtype, tp)
+    return batch * per_layer * sum(cached_tokens(m, context))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Activations
+
+
+def activation_bytes_per_token(m: ModelSpec, tp: int = 1) -> float:
+    """Transient bytes per token at the peak of a plain PyTorch (Hugging Face transformers) forward pass.
+
+    The peak sits in the MLP: gate(x), up(x), act(gate) and act(gate)·up are alive together, four tensors of
+    ``intermediate_size`` each. Calibrated on the H100 reference (tests/data): Llama-3.2-1B over 65,536
+    tokens peaks 4.312 GB above weights + KV; 4 × 8192 × 2 B × 65,536 = 4.295 GB (-0.4 %).
+    MoE layers (an estimate, not calibrated): the routed tokens of the top-k experts, 4 × moe width × k, plus
+    any shared expert. Column-parallel TP splits the intermediate width across ranks.
+    """
+    widths = []
+    if not all(m.moe_layers):
+        widths.append(m.intermediate_size)
+    if any(m.moe_layers):
+        widths.append(m.moe_intermediate_size * m.num_experts_per_tok + m.shared_expert_intermediate_size)
+    return 4 * max(widths) * ACTIVATION_BYTES / tp
+
+
+def activation_peak_bytes(m: ModelSpec, tokens: int, tp: int = 1) -> int:
+    """Peak transient memory of one forward pass over ``tokens`` (= batch × prompt) tokens, per GPU, with no
+    chunking (the whole prompt in one pass; logits only for the last position, as generate() does)."""
+    return math.ceil(tokens * activation_bytes_per_token(m, tp))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The whole picture
+
+
+def memory_report(
+    m: ModelSpec,
+    gpu_memory_bytes: int,
+    weights: str = "bf16",
+    kv_dtype: str = "bf16",
+    batch: int = 1,
+    prompt_len: int = 1024,
+    output_len: int = 256,
+    tp: int = 1,
+    overhead_bytes: int = DEFAULT_OVERHEAD_BYTES,
+    gpu_memory_utilization: float = VLLM_GPU_MEMORY_UTILIZATION,
+    block_size: int = VLLM_BLOCK_SIZE,
+    max_model_len: int | None = None,
+    max_num_batched_tokens: int = VLLM_MAX_NUM_BATCHED_TOKENS,
+) -> dict:
+    """Everything that must fit: weights + KV for batch × (prompt + output) tokens + the prefill activation
+    peak over batch × prompt tokens + runtime overhead; per GPU and in total (× tp). Then the engine view.
+
+    The engine view follows vLLM: it may use ``gpu_memory_utilization`` of the GPU; from that it subtracts
+    weights, the activation peak of a profiling pass over ``max_num_batched_tokens`` and the non-torch
+    overhead; what is left becomes KV blocks of ``block_size`` tokens.
+    """
+    counts = param_counts(m)
+    context = prompt_len + output_len
+    w_gpu = weights_bytes_per_gpu(m, weights, tp)
+    kv_gpu = kv_cache_bytes(m, kv_dtype, batch, context, tp)
+    act_gpu = activation_peak_bytes(m, batch * prompt_len, tp)
+    total_gpu = w_gpu + kv_gpu + act_gpu + overhead_bytes
+
+    # Engine (vLLM) view
+    if max_model_len is None:
+        max_model_len = m.max_position_embeddings
+    budget = int(gpu_memory_utilization * gpu_memory_bytes)
+    profile_act = activation_peak_bytes(m, max_num_batched_tokens, tp)
+    kv_budget = max(0, budget - w_gpu - profile_act - overhead_bytes)
+    # A block holds block_size tokens of every layer; sliding-window layers are sized like full ones here,
+    # which is what vLLM does unless its hybrid allocator is on (it is for Gemma-2 in recent versions).
+    block_bytes = block_size * kv_bytes_per_token(m, kv_dtype, tp)
+    num_blocks = kv_budget // block_bytes
+    max_tokens = num_blocks * block_size
+    blocks_per_request = math.ceil(min(context, max_model_len) / block_size)
+
+    fits = total_gpu <= gpu_memory_bytes
+    return {
+        "params_total": counts["total"],
+        "params_active": counts["active"],
+        "weights_bytes": weights_bytes(m, weights),
+        "weights_bytes_per_gpu": w_gpu,
+        "kv_bytes_per_token": kv_bytes_per_token(m, kv_dtype),
+        "kv_bytes_per_token_per_gpu": kv_bytes_per_token(m, kv_dtype, tp),
+        "kv_cache_bytes": kv_gpu * tp,
+        "kv_cache_bytes_per_gpu": kv_gpu,
+        "activation_peak_bytes": act_gpu * tp,
+        "activation_peak_bytes_per_gpu": act_gpu,
+        "overhead_bytes": overhead_bytes * tp,
+        "overhead_bytes_per_gpu": overhead_bytes,
+        "total_bytes": total_gpu * tp,
+        "total_bytes_per_gpu": total_gpu,
+        "gpu_memory_bytes": gpu_memory_bytes,
+        "fits": fits,
+        "fits_reason": _why(fits, w_gpu, kv_gpu, act_gpu, overhead_bytes, gpu_memory_bytes),
+        "max_concurrency": num_blocks // blocks_per_request if blocks_per_request else 0,
+        "engine_gpu_memory_utilization": gpu_memory_utilization,
+        "engine_block_size": block_size,
+        "engine_max_model_len": max_model_len,
+        "engine_max_num_batched_tokens": max_num_batched_tokens,
+        "engine_kv_budget_bytes_per_gpu": kv_budget,
+        "engine_num_kv_blocks": num_blocks,
+        "engine_max_tokens_in_cache": max_tokens,
+        "engine_max_concurrency_at_max_model_len": max_tokens / max_model_len,
+        "engine_fits_one_max_len_request": max_tokens >= max_model_len,
+    }
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB"
+
+
+def _why(fits: bool, w: int, kv: int, act: int, overhead: int, capacity: int) -> dict:
+    """A one-sentence reason, in both languages."""
+    if fits:
+        free = capacity - (w + kv + act + overhead)
+        return {"en": f"fits with {_gb(free)} to spare per GPU", "zh": f"放得下，每块 GPU 还剩 {_gb(free)}"}
+    if w > capacity:
+        return {"en": f"the weights alone ({_gb(w)} per GPU) exceed GPU memory ({_gb(capacity)}): use a smaller weight format or more GPUs (tp)",
+                "zh": f"仅权重（每块 GPU {_gb(w)}）就超过显存（{_gb(capacity)}）：请换更小的权重格式或增加 GPU 数（tp）"}
+    if w + overhead + kv > capacity:
+        return {"en": f"weights ({_gb(w)}) + KV cache ({_gb(kv)}) + overhead exceed GPU memory ({_gb(capacity)}): shorten the context, lower the batch or use an fp8 KV cache",
+                "zh": f"权重（{_gb(w)}）+ KV 缓存（{_gb(kv)}）+ 运行时开销超过显存（{_gb(capacity)}）：请缩短上下文、减小批大小或使用 fp8 KV 缓存"}
+    return {"en": f"the prefill activation peak ({_gb(act)}) tips it over GPU memory ({_gb(capacity)}): prefill in chunks or lower the batch",
+            "zh": f"预填充的激活峰值（{_gb(act)}）使总量超过显存（{_gb(capacity)}）：请分块预填充或减小批大小"}

@@ -1,0 +1,344 @@
+"""A model's shape, read from a Hugging Face ``config.json``, and its parameter count.
+
+Everything the calculators need about a model is in its published ``config.json``: layer count, widths,
+attention layout (MHA/GQA/MQA, MLA), sliding-window layers, MoE experts. ``from_hf_config`` turns that dict
+into a ``ModelSpec``; ``param_counts`` computes the parameters from the shapes, tensor by tensor, the way
+the Hugging Face ``transformers`` modules lay them out (so the totals can be checked against the model card).
+
+Supported ``model_type`` values: llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, gemma, gemma2,
+deepseek_v2, deepseek_v3. A malformed or unsupported config raises ``ConfigError`` naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Per family: does the checkpoint tie lm_head to the input embedding when config.json does not say?
+# (the default of the family's transformers Config class)
+_TIED_BY_DEFAULT = {
+    "llama": False, "mistral": False, "mixtral": False, "qwen2": False, "qwen2_moe": False, "qwen3": False,
+    "qwen3_moe": False, "gemma": True, "gemma2": True, "deepseek_v2": False, "deepseek_v3": False,
+}
+SUPPORTED_MODEL_TYPES = tuple(_TIED_BY_DEFAULT)
+
+
+class ConfigError(ValueError):
+    """A config.json that cannot describe a model: ``field`` names the offending key."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"config.json field '{field}': {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The shapes that decide memory and FLOPs. Names follow config.json where one exists."""
+
+    name: str
+    model_type: str
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int  # per attention head; need not equal hidden_size / num_attention_heads (Qwen3, Gemma)
+    intermediate_size: int  # dense MLP width (Mixtral: the width of each expert)
+    vocab_size: int
+    tie_word_embeddings: bool
+    max_position_embeddings: int
+    # Attention layout
+    qkv_bias: bool = False  # Qwen2 has biases on q/k/v projections
+    o_bias: bool = False  # Llama's attention_bias=True puts a bias on o_proj as well
+    mlp_bias: bool = False
+    qk_norm: bool = False  # Qwen3: an RMSNorm over each q and k head (head_dim weights each)
+    norms_per_layer: int = 2  # Gemma-2 has four RMSNorms per decoder layer
+    # One entry per layer: the sliding-window length for that layer, or None for full attention.
+    layer_windows: tuple = ()
+    # Multi-head latent attention (DeepSeek-V2/V3); kv_lora_rank == 0 means ordinary attention.
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0  # 0: q is projected directly from the hidden state
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    # Mixture of experts; num_experts == 0 means a dense model.
+    num_experts: int = 0
+    num_experts_per_tok: int = 0
+    moe_intermediate_size: int = 0
+    shared_expert_intermediate_size: int = 0  # total width of the always-on shared expert(s)
+    shared_expert_gate: bool = False  # Qwen2-MoE scales the shared expert by a sigmoid gate (hidden -> 1)
+    router_bias: bool = False  # DeepSeek-V3's e_score_correction_bias (one value per expert)
+    moe_layers: tuple = ()  # one bool per layer: True where the MLP is a MoE block
+    mtp_layers: int = 0  # DeepSeek-V3 multi-token-prediction modules: listed, not counted (not loaded for serving)
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def attention_kind(self) -> str:
+        """'mla', 'mha' (one K/V head per query head), 'mqa' (one K/V head) or 'gqa' (in between)."""
+        if self.is_mla:
+            return "mla"
+        if self.num_key_value_heads == self.num_attention_heads:
+            return "mha"
+        if self.num_key_value_heads == 1:
+            return "mqa"
+        return "gqa"
+
+    @property
+    def qk_head_dim(self) -> int:
+        """Width of one query/key head (MLA: the no-RoPE part plus the RoPE part)."""
+        return self.qk_nope_head_dim + self.qk_rope_head_dim if self.is_mla else self.head_dim
+
+    @property
+    def v_dim(self) -> int:
+        return self.v_head_dim if self.is_mla else self.head_dim
+
+    @property
+    def sliding_window_layers(self) -> int:
+        return sum(1 for w in self.layer_windows if w is not None)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reading config.json
+
+
+def _int(cfg: dict, key: str, default=None, minimum: int = 1) -> int:
+    value = cfg.get(key, default)
+    if value is None:
+        if default is None:
+            raise ConfigError(key, "is required and missing")
+        value = default
+    # bool is a subclass of int; a JSON float like 4096.0 is accepted if whole.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ConfigError(key, f"must be an integer, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ConfigError(key, f"must be ≥ {minimum}, got {value}")
+    return value
+
+
+def _bool(cfg: dict, key: str, default: bool) -> bool:
+    value = cfg.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, got {value!r}")
+    return value
+
+
+def _layer_windows(cfg: dict, model_type: str, n_layers: int) -> tuple:
+    """Which layers attend over a sliding window, and how wide it is.
+
+    Newer transformers versions write the pattern out as ``layer_types``; it wins when present. Otherwise
+    each family's rule from its modeling code:
+      - mistral / mixtral: every layer, when ``sliding_window`` is set (Mistral-7B-v0.1: 4096);
+      - qwen2 / qwen3 / their MoE versions: only with ``use_sliding_window``, on layers ≥ ``max_window_layers``;
+      - gemma2: alternating, starting with a sliding layer (layer 0 local, layer 1 global, ...).
+    """
+    window = cfg.get("sliding_window")
+    if window is not None:
+        window = _int(cfg, "sliding_window")
+    layer_types = cfg.get("layer_types")
+    if layer_types is not None:
+        if not isinstance(layer_types, list) or len(layer_types) != n_layers:
+            raise ConfigError("layer_types", f"must list one entry per layer ({n_layers})")
+        out = []
+        for t in layer_types:
+            if t == "full_attention":
+                out.append(None)
+            elif t == "sliding_attention":
+                if window is None:
+                    raise ConfigError("sliding_window", "is needed by layer_types 'sliding_attention'")
+                out.append(window)
+            else:
+                raise ConfigError("layer_types", f"unknown layer type {t!r}")
+        return tuple(out)
+    if window is None:
+        return (None,) * n_layers
+    if model_type in ("mistral", "mixtral"):
+        return (window,) * n_layers
+    if model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
+        if not _bool(cfg, "use_sliding_window", False):
+            return (None,) * n_layers
+        first = _int(cfg, "max_window_layers", n_layers, minimum=0)
+        return tuple(window if i >= first else None for i in range(n_layers))
+    if model_type == "gemma2":
+        return tuple(window if i % 2 == 0 else None for i in range(n_layers))
+    return (None,) * n_layers
+
+
+def from_hf_config(cfg: dict, name: str | None = None) -> ModelSpec:
+    """Build a ``ModelSpec`` from a Hugging Face config.json dict. Raises ``ConfigError`` naming the field."""
+    if not isinstance(cfg, dict):
+        raise ConfigError("(root)", "config.json must be a JSON object")
+    model_type = cfg.get("model_type")
+    if model_type is None:
+        raise ConfigError("model_type", "is required and missing")
+    if model_type not in _TIED_BY_DEFAULT:
+        raise ConfigError("model_type", f"{model_type!r} is not supported; supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
+
+    hidden = _int(cfg, "hidden_size")
+    n_layers = _int(cfg, "num_hidden_layers")
+    n_heads = _int(cfg, "num_attention_heads")
+    n_kv = _int(cfg, "num_key_value_heads", n_heads)  # absent means plain multi-head attention
+    if n_heads % n_kv:
+        raise ConfigError("num_key_value_heads", f"{n_kv} does not divide num_attention_heads {n_heads}")
+    if cfg.get("head_dim") is not None:
+        head_dim = _int(cfg, "head_dim")
+    elif hidden % n_heads:
+        raise ConfigError("head_dim", f"is missing and hidden_size {hidden} is not a multiple of num_attention_heads {n_heads}")
+    else:
+        head_dim = hidden // n_heads
+    spec = dict(
+        name=name or cfg.get("_name_or_path") or model_type,
+        model_type=model_type,
+        hidden_size=hidden,
+        num_hidden_layers=n_layers,
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_kv,
+        head_dim=head_dim,
+        intermediate_size=_int(cfg, "intermediate_size"),
+        vocab_size=_int(cfg, "vocab_size"),
+        tie_word_embeddings=_bool(cfg, "tie_word_embeddings", _TIED_BY_DEFAULT[model_type]),
+        max_position_embeddings=_int(cfg, "max_position_embeddings", 4096),
+        layer_windows=_layer_windows(cfg, model_type, n_layers),
+    )
+    if model_type in ("qwen2", "qwen2_moe"):
+        spec["qkv_bias"] = True  # Qwen2Attention: q/k/v Linear(bias=True), o_proj without
+    elif model_type in ("llama", "qwen3", "qwen3_moe", "gemma", "gemma2"):
+        spec["qkv_bias"] = spec["o_bias"] = _bool(cfg, "attention_bias", False)
+    if model_type == "llama":
+        spec["mlp_bias"] = _bool(cfg, "mlp_bias", False)
+    if model_type in ("qwen3", "qwen3_moe"):
+        spec["qk_norm"] = True
+    if model_type == "gemma2":
+        spec["norms_per_layer"] = 4  # input, post-attention, pre-feedforward, post-feedforward
+
+    # Mixture of experts
+    if model_type == "mixtral":
+        spec.update(
+            num_experts=_int(cfg, "num_local_experts"),
+            num_experts_per_tok=_int(cfg, "num_experts_per_tok"),
+            moe_intermediate_size=spec["intermediate_size"],
+            moe_layers=(True,) * n_layers,
+        )
+    elif model_type in ("qwen2_moe", "qwen3_moe"):
+        n_exp = _int(cfg, "num_experts")
+        step = _int(cfg, "decoder_sparse_step", 1)
+        dense = cfg.get("mlp_only_layers") or []
+        if not isinstance(dense, list) or not all(isinstance(i, int) for i in dense):
+            raise ConfigError("mlp_only_layers", "must be a list of layer indices")
+        spec.update(
+            num_experts=n_exp,
+            num_experts_per_tok=_int(cfg, "num_experts_per_tok"),
+            moe_intermediate_size=_int(cfg, "moe_intermediate_size"),
+            moe_layers=tuple(i not in dense and (i + 1) % step == 0 for i in range(n_layers)),
+        )
+        if model_type == "qwen2_moe":
+            spec["shared_expert_intermediate_size"] = _int(cfg, "shared_expert_intermediate_size", 0, minimum=0)
+            spec["shared_expert_gate"] = spec["shared_expert_intermediate_size"] > 0
+    elif model_type in ("deepseek_v2", "deepseek_v3"):
+        n_routed = _int(cfg, "n_routed_experts", 0, minimum=0)
+        first_dense = _int(cfg, "first_k_dense_replace", 0, minimum=0)
+        freq = _int(cfg, "moe_layer_freq", 1)
+        moe_inter = _int(cfg, "moe_intermediate_size") if n_routed else 0
+        spec.update(
+            num_experts=n_routed,
+            num_experts_per_tok=_int(cfg, "num_experts_per_tok") if n_routed else 0,
+            moe_intermediate_size=moe_inter,
+            shared_expert_intermediate_size=moe_inter * _int(cfg, "n_shared_experts", 0, minimum=0),
+            # V3 routes with an auxiliary-loss-free bias term per expert (topk_method "noaux_tc")
+            router_bias=cfg.get("topk_method", "noaux_tc" if model_type == "deepseek_v3" else "greedy") == "noaux_tc",
+            moe_layers=tuple(bool(n_routed) and i >= first_dense and i % freq == 0 for i in range(n_layers)),
+            mtp_layers=_int(cfg, "num_nextn_predict_layers", 0, minimum=0),
+        )
+        # Multi-head latent attention: K and V are rebuilt from a small cached latent vector.
+        spec.update(
+            kv_lora_rank=_int(cfg, "kv_lora_rank"),
+            q_lora_rank=_int(cfg, "q_lora_rank", 0, minimum=0),
+            qk_nope_head_dim=_int(cfg, "qk_nope_head_dim"),
+            qk_rope_head_dim=_int(cfg, "qk_rope_head_dim"),
+            v_head_dim=_int(cfg, "v_head_dim"),
+        )
+        spec["o_bias"] = spec["qkv_bias"] = _bool(cfg, "attention_bias", False)
+    if not spec.get("moe_layers"):
+        spec["moe_layers"] = (False,) * n_layers
+    return ModelSpec(**spec)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Parameter count, from the shapes
+
+
+def _attention_params(m: ModelSpec) -> tuple[int, int, int]:
+    """(linear weights, biases, norm weights) of one attention block."""
+    h = m.hidden_size
+    if m.is_mla:
+        # DeepSeek MLA: q = W_qb · norm(W_qa · x); the cached latent c = norm(W_kva · x) plus a shared RoPE key;
+        # K(no-RoPE part) and V are up-projected from c by W_kvb.
+        qk = m.num_attention_heads * m.qk_head_dim
+        if m.q_lora_rank:
+            q = h * m.q_lora_rank + m.q_lora_rank * qk
+            norms = m.q_lora_rank
+        else:
+            q, norms = h * qk, 0
+        kv_a = h * (m.kv_lora_rank + m.qk_rope_head_dim)
+        kv_b = m.kv_lora_rank * m.num_attention_heads * (m.qk_nope_head_dim + m.v_head_dim)
+        o = m.num_attention_heads * m.v_head_dim * h
+        return q + kv_a + kv_b + o, (h if m.o_bias else 0), norms + m.kv_lora_rank
+    q_out = m.num_attention_heads * m.head_dim
+    kv_out = m.num_key_value_heads * m.head_dim
+    linear = h * q_out + 2 * h * kv_out + q_out * h
+    biases = (q_out + 2 * kv_out if m.qkv_bias else 0) + (h if m.o_bias else 0)
+    norms = 2 * m.head_dim if m.qk_norm else 0
+    return linear, biases, norms
+
+
+def param_counts(m: ModelSpec) -> dict:
+    """Parameters by role. ``total`` is what must sit in memory; ``active`` what one token passes through.
+
+    Roles matter for quantization (linear layers are quantized, embeddings/norms/routers usually are not)
+    and for decode traffic (only the routed experts are read). Keys:
+      embedding, lm_head (0 when tied), layer_linear (attention + dense MLP + shared experts),
+      expert_linear (all routed experts), expert_linear_active (the top-k of them, per token),
+      router, biases, norms, total, active.
+    DeepSeek-V3's multi-token-prediction module is not counted (serving engines skip it by default).
+    """
+    h = m.hidden_size
+    att_lin, att_bias, att_norm = _attention_params(m)
+    dense_mlp = 3 * h * m.intermediate_size  # gate, up, down (SwiGLU / GeGLU)
+    dense_mlp_bias = 2 * m.intermediate_size + h if m.mlp_bias else 0
+    expert = 3 * h * m.moe_intermediate_size
+    shared = 3 * h * m.shared_expert_intermediate_size
+    n_moe = sum(m.moe_layers)
+    n_dense = m.num_hidden_layers - n_moe
+    embedding = m.vocab_size * h
+    counts = {
+        "embedding": embedding,
+        "lm_head": 0 if m.tie_word_embeddings else embedding,
+        "layer_linear": m.num_hidden_layers * att_lin + n_dense * dense_mlp + n_moe * shared,
+        "expert_linear": n_moe * m.num_experts * expert,
+        "expert_linear_active": n_moe * m.num_experts_per_tok * expert,
+        "router": n_moe * (m.num_experts * h + (m.num_experts if m.router_bias else 0) + (h if m.shared_expert_gate else 0)),
+        "biases": m.num_hidden_layers * att_bias + n_dense * dense_mlp_bias,
+        "norms": m.num_hidden_layers * (m.norms_per_layer * h + att_norm) + h,  # + the final norm
+    }
+    fixed = sum(v for k, v in counts.items() if not k.startswith("expert"))
+    counts["total"] = fixed + counts["expert_linear"]
+    counts["active"] = fixed + counts["expert_linear_active"]
+    return counts
+
+
+def matmul_params_per_token(m: ModelSpec) -> int:
+    """Weights that take part in a matrix multiply for one token: 2 FLOPs each.
+
+    The input embedding is a table lookup, not a matmul, so it is left out (unless tied: then the same
+    matrix is the lm_head, which is a matmul). Norms and biases are negligible and left out too.
+    """
+    c = param_counts(m)
+    return c["layer_linear"] + c["expert_linear_active"] + c["router"] + (c["lm_head"] or c["embedding"])
