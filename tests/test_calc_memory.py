@@ -1,0 +1,144 @@
+"""Memory formulas, with expected values computed here from published config.json shapes and datasheets.
+
+Includes the book plan's worked example 4.3.3 (Llama-3-70B at 8k context) in bf16, fp8 and int4.
+"""
+
+import math
+
+import pytest
+
+from calc import api, registry
+from calc.memory import (
+    activation_peak_bytes,
+    kv_bytes_per_token,
+    kv_cache_bytes,
+    memory_report,
+    weights_bytes,
+)
+
+GiB = 2**30
+
+# Meta-Llama-3-70B config.json: hidden 8192, 80 layers, 64 heads, 8 KV heads of 128, MLP 28672, vocab 128256
+L70 = dict(h=8192, layers=80, kv=8, hd=128, inter=28672, vocab=128256)
+L70_TOTAL = 80 * (8192 * 8192 * 2 + 2 * 8192 * 1024 + 3 * 8192 * 28672 + 2 * 8192) + 2 * 128256 * 8192 + 8192
+L70_EMB = 2 * 128256 * 8192  # embedding + untied lm_head, kept in 16 bits by the quantized formats
+L70_NORMS = 80 * 2 * 8192 + 8192
+L70_LINEAR = L70_TOTAL - L70_EMB - L70_NORMS
+
+
+class TestWorkedExample433:
+    """Llama-3-70B: how much GPU memory at 8k context?"""
+
+    def test_weights_bf16_fp8_int4(self):
+        m = registry.get_model("llama-3-70b")
+        assert weights_bytes(m, "bf16") == 2 * L70_TOTAL  # 141.1 GB
+        assert weights_bytes(m, "fp8") == L70_LINEAR * 1 + (L70_EMB + L70_NORMS) * 2  # 72.6 GB
+        # int4, group 128: 4 bits + a 16-bit scale and a 4-bit zero per 128 weights = 4.15625 bits
+        assert weights_bytes(m, "int4") == math.ceil(L70_LINEAR * 4.15625 / 8 + (L70_EMB + L70_NORMS) * 2)
+        assert 141.0e9 < weights_bytes(m, "bf16") < 141.2e9
+        assert 72.5e9 < weights_bytes(m, "fp8") < 72.8e9
+        assert 39.6e9 < weights_bytes(m, "int4") < 40.0e9
+
+    def test_kv_cache_at_8k(self):
+        m = registry.get_model("llama-3-70b")
+        per_token = 2 * L70["layers"] * L70["kv"] * L70["hd"] * 2  # K and V, bf16
+        assert per_token == 327_680 == kv_bytes_per_token(m, "bf16")
+        assert kv_cache_bytes(m, "bf16", 1, 8192) == 8192 * per_token == 2_684_354_560
+        assert kv_cache_bytes(m, "fp8", 1, 8192) == 8192 * per_token // 2
+
+    @pytest.mark.parametrize("weights, fits_h100", [("bf16", False), ("fp8", True), ("int4", True)])
+    def test_fits_on_one_h100(self, weights, fits_h100):
+        r = api.run("memory", {"model": "llama-3-70b", "gpu": "h100-sxm", "weights": weights,
+                               "prompt-len": 8192 - 256, "output-len": 256})
+        assert r["kv_cache_bytes"] == 2_684_354_560
+        assert r["gpu_memory_bytes"] == 80 * GiB  # the datasheet's "80 GB" of HBM3 is 80 GiB
+        expected = weights_bytes(registry.get_model("llama-3-70b"), weights) + 2_684_354_560 \
+            + (8192 - 256) * 4 * 28672 * 2 + 1 * GiB
+        assert r["total_bytes"] == expected
+        assert r["fits"] is fits_h100
+        if not fits_h100:
+            assert "weights alone" in r["fits_reason"]["en"] and "权重" in r["fits_reason"]["zh"]
+
+    def test_bf16_needs_two_h100s(self):
+        r = api.run("memory", {"model": "llama-3-70b", "gpu": "h100-sxm", "tp": 2, "prompt-len": 7936, "output-len": 256})
+        assert r["weights_bytes_per_gpu"] == L70_TOTAL  # half of 2 bytes × params
+        assert r["kv_cache_bytes_per_gpu"] == 2_684_354_560 // 2  # 4 of 8 KV heads per GPU
+        assert r["fits"] is True
+
+
+def test_kv_per_token_mha_gqa_mqa_mla():
+    cfg = registry.hf_config("llama-3.1-8b")  # 32 layers, 32 heads of 128
+    from calc.model import from_hf_config
+    mha = from_hf_config({**cfg, "num_key_value_heads": 32})
+    mqa = from_hf_config({**cfg, "num_key_value_heads": 1})
+    assert kv_bytes_per_token(mha) == 2 * 32 * 32 * 128 * 2 == 524_288
+    assert kv_bytes_per_token(registry.get_model("llama-3.1-8b")) == 2 * 32 * 8 * 128 * 2 == 131_072
+    assert kv_bytes_per_token(mqa) == 2 * 32 * 1 * 128 * 2
+    # DeepSeek-V3 MLA: a 512-wide latent plus a 64-wide RoPE key per layer, 61 layers
+    assert kv_bytes_per_token(registry.get_model("deepseek-v3"), "bf16") == 61 * (512 + 64) * 2 == 70_272
+    assert kv_bytes_per_token(registry.get_model("deepseek-v3"), "fp8") == 61 * 576
+
+
+def test_sliding_window_caps_the_cache():
+    mistral = registry.get_model("mistral-7b")  # every layer: 4096-token window
+    per_layer_token = 2 * 8 * 128 * 2
+    assert kv_cache_bytes(mistral, "bf16", 1, 32768) == 32 * 4096 * per_layer_token
+    assert kv_cache_bytes(mistral, "bf16", 1, 1000) == 32 * 1000 * per_layer_token
+    gemma = registry.get_model("gemma-2-9b")  # 21 local layers (window 4096) + 21 global, 8 KV heads of 256
+    per_layer_token = 2 * 8 * 256 * 2
+    assert kv_cache_bytes(gemma, "bf16", 2, 8192) == 2 * per_layer_token * (21 * 4096 + 21 * 8192)
+
+
+def test_tensor_parallel_kv_split_and_replication():
+    m = registry.get_model("llama-3.1-70b")  # 8 KV heads
+    one = kv_bytes_per_token(m, "bf16", tp=1)
+    assert kv_bytes_per_token(m, "bf16", tp=8) == one // 8
+    assert kv_bytes_per_token(m, "bf16", tp=16) == one // 8  # 16 ranks, 8 heads: each keeps one (replicated)
+    ds = registry.get_model("deepseek-v3")  # MLA latent is not split across ranks
+    assert kv_bytes_per_token(ds, "bf16", tp=8) == kv_bytes_per_token(ds, "bf16", tp=1)
+
+
+def test_activation_peak_rule():
+    m = registry.get_model("llama-3.1-8b")
+    assert activation_peak_bytes(m, 4096) == 4096 * 4 * 14336 * 2
+    assert activation_peak_bytes(m, 4096, tp=2) == 4096 * 4 * 14336 * 2 // 2
+
+
+def test_gguf_sizes_against_published_files():
+    # Llama-3.1-8B GGUF: "A 16-bit Llama-3.1-8B weighs 14.96 GB. The Q4_K_M build ... is 4.57 GB"
+    # (https://www.runyard.dev/blog/q4-k-m-vs-q5-k-m-vs-q6-k-vs-q8-0-quantization-quality-loss; their GB are
+    # GiB: 8.03e9 params × 2 B = 14.96 GiB).
+    m = registry.get_model("llama-3.1-8b")
+    assert weights_bytes(m, "bf16") / GiB == pytest.approx(14.96, abs=0.005)
+    assert weights_bytes(m, "q4_k_m") / GiB == pytest.approx(4.57, rel=0.02)
+    # Q8_0 is 34 bytes per 32 weights for every matrix, norms in fp32
+    c = 8_030_261_248 - 65 * 4096
+    assert weights_bytes(m, "q8_0") == math.ceil(c * 34 / 32 + 65 * 4096 * 4)
+
+
+def test_fp4_formats_and_nf4_overheads():
+    m = registry.get_model("llama-3.1-8b")
+    kept = 2 * 128256 * 4096 + 65 * 4096
+    linear = 8_030_261_248 - kept
+    for fmt, bits in (("mxfp4", 4.25), ("nvfp4", 4.5), ("nf4", 4.5), ("int8", 8)):
+        assert weights_bytes(m, fmt) == math.ceil(linear * bits / 8 + kept * 2)
+
+
+def test_vllm_engine_view_by_hand():
+    m = registry.get_model("llama-3.1-8b")
+    cap = 80 * GiB
+    r = memory_report(m, cap, prompt_len=1000, output_len=1000, max_model_len=8192, overhead_bytes=GiB)
+    budget = int(0.9 * cap) - 16_060_522_496 - 8192 * 4 * 14336 * 2 - GiB
+    blocks = budget // (16 * 131_072)
+    assert r["engine_kv_budget_bytes_per_gpu"] == budget
+    assert r["engine_num_kv_blocks"] == blocks
+    assert r["engine_max_tokens_in_cache"] == blocks * 16
+    assert r["max_concurrency"] == blocks // math.ceil(2000 / 16)
+    assert r["engine_max_concurrency_at_max_model_len"] == pytest.approx(blocks * 16 / 8192)
+
+
+def test_moe_memory_counts_every_expert():
+    r = api.run("memory", {"model": "mixtral-8x7b", "gpu": "h100-sxm"})
+    assert r["weights_bytes"] == 2 * 46_702_792_704  # all 8 experts must be resident
+    assert r["params_active"] < r["params_total"] / 3
+    assert r["fits"] is False and "weights alone" in r["fits_reason"]["en"]

@@ -1,0 +1,147 @@
+"""Model shapes from config.json and parameter counts, checked against hand counts and published totals."""
+
+import json
+
+import pytest
+
+from calc import registry
+from calc.model import ConfigError, from_hf_config, matmul_params_per_token, param_counts
+
+
+def test_llama_3_1_8b_count_by_hand():
+    # meta-llama/Llama-3.1-8B config.json: hidden 4096, 32 layers, 32 heads, 8 KV heads, MLP 14336, vocab 128256, untied
+    h, L, inter, vocab, kv_out = 4096, 32, 14336, 128256, 8 * 128
+    attention = h * h + 2 * h * kv_out + h * h  # q, k, v, o
+    mlp = 3 * h * inter
+    norms = 2 * h
+    expected = L * (attention + mlp + norms) + 2 * vocab * h + h
+    assert expected == 8_030_261_248  # the figure Hugging Face shows as "8.03B params"
+    assert param_counts(registry.get_model("llama-3.1-8b"))["total"] == expected
+
+
+def test_qwen2_biases_and_gemma2_norms_by_hand():
+    # Qwen2.5-7B: q/k/v carry biases (3584 + 2 × 512 per layer)
+    m = registry.get_model("qwen2.5-7b")
+    h, L = 3584, 28
+    per_layer = (h * h + 3584) + 2 * (h * 512 + 512) + h * h + 3 * h * 18944 + 2 * h
+    assert param_counts(m)["total"] == L * per_layer + 2 * 152064 * h + h
+    # Gemma-2-9B: four norms per layer, head_dim 256 (16 × 256 = 4096 ≠ hidden 3584), tied embeddings
+    g = registry.get_model("gemma-2-9b")
+    h, L = 3584, 42
+    per_layer = h * 4096 + 2 * h * 2048 + 4096 * h + 3 * h * 14336 + 4 * h
+    assert param_counts(g)["total"] == L * per_layer + 256000 * h + h
+
+
+def test_deepseek_v3_mla_moe_by_hand():
+    # 61 layers, first 3 dense (MLP 18432), 58 MoE: 256 routed experts (width 2048) + 1 shared, top-8
+    h, H = 7168, 128
+    attention = (h * 1536 + 1536 * H * (128 + 64)) + h * (512 + 64) + 512 * H * (128 + 128) + H * 128 * h
+    att_norms = 1536 + 512
+    expert = 3 * h * 2048
+    moe_layer = attention + att_norms + 256 * expert + expert + 256 * h + 256 + 2 * h
+    dense_layer = attention + att_norms + 3 * h * 18432 + 2 * h
+    total = 3 * dense_layer + 58 * moe_layer + 2 * 129280 * h + h
+    counts = param_counts(registry.get_model("deepseek-v3"))
+    assert counts["total"] == total
+    assert counts["active"] == total - 58 * (256 - 8) * expert
+
+
+@pytest.mark.parametrize("preset", registry.list_models())
+def test_totals_match_published(preset):
+    entry = registry.model_entry(preset)
+    published = entry["published_params"]
+    counts = param_counts(registry.get_model(preset))
+    # model cards round (often truncate) to 3 significant digits: 1 % covers it
+    assert counts["total"] == pytest.approx(published["total"], rel=0.01)
+    if "active" in published:  # "37B activated" etc. are rounded to 2 digits
+        assert counts["active"] == pytest.approx(published["active"], rel=0.03)
+    if "non_embedding" in published:
+        non_emb = counts["total"] - counts["embedding"] - counts["lm_head"]
+        assert non_emb == pytest.approx(published["non_embedding"], rel=0.01)
+
+
+def test_moe_active_below_total_and_dense_equal():
+    for preset in ("mixtral-8x7b", "qwen3-235b-a22b", "deepseek-v3"):
+        c = param_counts(registry.get_model(preset))
+        assert c["active"] < c["total"] / 3
+    c = param_counts(registry.get_model("llama-3.1-70b"))
+    assert c["active"] == c["total"]
+
+
+def test_matmul_params_exclude_the_embedding_lookup():
+    m = registry.get_model("llama-3.1-8b")
+    assert matmul_params_per_token(m) == param_counts(m)["total"] - 128256 * 4096 - 65 * 4096  # minus table, norms
+    tied = registry.get_model("llama-3.2-1b")  # tied: the embedding is the lm_head matmul
+    assert matmul_params_per_token(tied) == param_counts(tied)["total"] - (16 * 2 + 1) * 2048
+
+
+def test_head_dim_is_respected():
+    m = registry.get_model("qwen3-32b")
+    assert m.head_dim == 128 and m.num_attention_heads * m.head_dim == 8192 != m.hidden_size
+
+
+def test_sliding_window_patterns():
+    assert registry.get_model("mistral-7b").layer_windows == (4096,) * 32
+    g = registry.get_model("gemma-2-9b")
+    assert g.layer_windows[:4] == (4096, None, 4096, None) and g.sliding_window_layers == 21
+    # Qwen2.5 ships sliding_window but use_sliding_window=false: no window at all
+    assert registry.get_model("qwen2.5-7b").sliding_window_layers == 0
+    cfg = registry.hf_config("qwen2.5-7b")
+    cfg.update(use_sliding_window=True, sliding_window=4096, max_window_layers=20)
+    m = from_hf_config(cfg)
+    assert m.layer_windows == (None,) * 20 + (4096,) * 8
+    cfg["layer_types"] = ["sliding_attention", "full_attention"] * 14  # explicit pattern wins
+    assert from_hf_config(cfg).layer_windows[:2] == (4096, None)
+
+
+def test_attention_kinds():
+    cfg = registry.hf_config("llama-3.1-8b")
+    assert from_hf_config(cfg).attention_kind == "gqa"
+    assert from_hf_config({**cfg, "num_key_value_heads": 32}).attention_kind == "mha"
+    assert from_hf_config({**cfg, "num_key_value_heads": 1}).attention_kind == "mqa"
+    assert registry.get_model("deepseek-v3").attention_kind == "mla"
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"hidden_size": None}, "hidden_size"),
+    ({"num_hidden_layers": "32"}, "num_hidden_layers"),
+    ({"num_hidden_layers": 0}, "num_hidden_layers"),
+    ({"num_key_value_heads": 5}, "num_key_value_heads"),
+    ({"model_type": "bert"}, "model_type"),
+    ({"tie_word_embeddings": "no"}, "tie_word_embeddings"),
+    ({"layer_types": ["full_attention"]}, "layer_types"),
+])
+def test_malformed_config_names_the_field(change, field):
+    cfg = registry.hf_config("llama-3.1-8b")
+    for k, v in change.items():
+        if v is None:
+            del cfg[k]
+        else:
+            cfg[k] = v
+    with pytest.raises(ConfigError) as err:
+        from_hf_config(cfg)
+    assert err.value.field == field and field in str(err.value)
+    assert isinstance(err.value, ValueError)
+
+
+def test_head_dim_missing_and_indivisible():
+    cfg = {**registry.hf_config("llama-3.1-8b"), "hidden_size": 4001}
+    with pytest.raises(ConfigError, match="head_dim"):
+        from_hf_config(cfg)
+
+
+def test_mixtral_and_qwen3_moe_fields():
+    mx = registry.get_model("mixtral-8x7b")
+    assert (mx.num_experts, mx.num_experts_per_tok, mx.moe_intermediate_size) == (8, 2, 14336)
+    q = registry.get_model("qwen3-235b-a22b")
+    assert (q.num_experts, q.num_experts_per_tok, q.moe_intermediate_size, sum(q.moe_layers)) == (128, 8, 1536, 94)
+    cfg = {**registry.hf_config("qwen3-235b-a22b"), "mlp_only_layers": [0, 1]}
+    assert sum(from_hf_config(cfg).moe_layers) == 92
+
+
+def test_hf_config_is_a_fresh_copy_of_the_data_file():
+    cfg = registry.hf_config("llama-3.1-8b")
+    cfg["hidden_size"] = 1
+    assert registry.hf_config("llama-3.1-8b")["hidden_size"] == 4096
+    with open(registry.DATA / "models" / "llama-3.1-8b.json", encoding="utf-8") as fh:
+        assert json.load(fh)["config"] == registry.hf_config("llama-3.1-8b")
