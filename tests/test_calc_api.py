@@ -1,0 +1,182 @@
+"""The shared contract: api.run / api.fields / InputError, the CLI wrapper, and registry helpers."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from calc import api, registry
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRED = {
+    "memory": ["params_total", "params_active", "weights_bytes", "kv_bytes_per_token", "kv_cache_bytes",
+               "activation_peak_bytes", "overhead_bytes", "total_bytes", "fits", "max_concurrency"],
+    "perf": ["prefill_s", "ttft_s", "tpot_s", "decode_tok_per_s", "throughput_tok_per_s", "bound"],
+    "cost": ["usd_per_million_output_tokens", "usd_per_million_input_tokens", "usd_per_request"],
+    "roi": ["payback_months", "roi_12m", "roi_24m"],
+}
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "calc", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("command", api.COMMANDS)
+def test_defaults_work_and_carry_the_contract_fields(command):
+    r = api.run(command, {"model": "llama-3.1-8b", "gpu": "h100-sxm"})
+    assert set(REQUIRED[command]) <= set(r)
+    json.dumps(r, allow_nan=False)  # plain JSON: no NaN / Infinity
+
+
+def test_memory_default_example():
+    r = api.run("memory", {"model": "llama-3.1-8b", "gpu": "h100-sxm"})
+    assert r["weights_bytes"] == 2 * 8_030_261_248
+    assert r["kv_cache_bytes"] == 1 * (1024 + 256) * 131_072  # batch × (prompt + output) tokens
+    assert r["total_bytes"] == r["weights_bytes"] + r["kv_cache_bytes"] + r["activation_peak_bytes"] + r["overhead_bytes"]
+
+
+def test_strings_and_numbers_give_the_same_result():
+    as_text = api.run("perf", {"model": "qwen2.5-7b", "gpu": "h200", "batch": "8", "prompt-len": "512", "tp": "1",
+                               "mem-efficiency": "0.9", "weights": "fp8", "kv-dtype": "fp8"})
+    as_numbers = api.run("perf", {"model": "qwen2.5-7b", "gpu": "h200", "batch": 8, "prompt-len": 512, "tp": 1,
+                                  "mem-efficiency": 0.9, "weights": "fp8", "kv-dtype": "fp8"})
+    assert as_text == as_numbers
+    assert api.run("memory", {"batch": ""}) == api.run("memory", {})  # an empty form field means the default
+
+
+def test_input_error_lists_every_bad_field_in_both_languages():
+    with pytest.raises(api.InputError) as err:
+        api.run("memory", {"model": "gpt-9", "batch": "0", "prompt-len": "abc", "gpu-memory-utilization": "1.5",
+                           "bogus": 1})
+    errors = err.value.errors
+    assert set(errors) == {"model", "batch", "prompt-len", "gpu-memory-utilization", "bogus"}
+    assert errors["batch"]["en"].startswith("batch must be an integer ≥ 1")
+    assert errors["batch"]["zh"].startswith("批大小必须是 ≥ 1")
+    assert "llama-3.1-8b" in errors["model"]["en"]  # lists valid presets
+    assert all(set(msg) == {"en", "zh"} for msg in errors.values())
+    assert isinstance(err.value, ValueError) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [True, 1.5, float("nan"), float("inf"), "1e3x", -1, [1]])
+def test_bad_batch_values(bad):
+    with pytest.raises(api.InputError) as err:
+        api.run("memory", {"batch": bad})
+    assert set(err.value.errors) == {"batch"}
+
+
+def test_tp_must_divide_heads():
+    with pytest.raises(api.InputError) as err:
+        api.run("memory", {"model": "llama-3.1-8b", "tp": 3})
+    assert "32 attention heads" in err.value.errors["tp"]["en"]
+    with pytest.raises(api.InputError):  # 28 heads and 4 KV heads: tp 7 divides the heads but not the KV heads
+        api.run("memory", {"model": "qwen2.5-7b", "tp": 7})
+
+
+def test_config_json_text_or_dict_overrides_the_preset():
+    cfg = registry.hf_config("qwen3-8b")
+    from_text = api.run("memory", {"model": "llama-3.1-8b", "config": json.dumps(cfg)})
+    from_dict = api.run("memory", {"config": cfg})
+    preset = api.run("memory", {"model": "qwen3-8b"})
+    for r in (from_text, from_dict):
+        assert r["weights_bytes"] == preset["weights_bytes"] and r["kv_bytes_per_token"] == preset["kv_bytes_per_token"]
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "JSON object"),
+    ('{"model_type": "llama", "hidden_size": 4096}', "num_hidden_layers"),
+    ('{"model_type": "t5"}', "model_type"),
+    ("__import__('os')", "not valid JSON"),  # parsed, never evaluated
+])
+def test_malformed_config_is_a_clear_error(text, needle):
+    with pytest.raises(api.InputError) as err:
+        api.run("memory", {"config": text})
+    assert needle in err.value.errors["config"]["en"]
+    assert err.value.errors["config"]["zh"]
+
+
+def test_fields_describe_the_form():
+    names = {f["name"]: f for f in api.fields("memory")}
+    assert {"model", "config", "gpu", "weights", "kv-dtype", "batch", "prompt-len", "output-len", "tp",
+            "gpu-memory-utilization", "max-model-len"} <= set(names)
+    assert names["model"]["kind"] == "choice" and names["model"]["default"] == "llama-3.1-8b"
+    assert {c["value"] for c in names["model"]["choices"]} == set(registry.list_models())
+    assert {c["value"] for c in names["gpu"]["choices"]} == set(registry.list_gpus())
+    assert names["batch"]["min"] == 1 and names["config"]["kind"] == "json"
+    for f in names.values():
+        assert set(f["label"]) == {"en", "zh"} and set(f["help"]) == {"en", "zh"}
+        assert f["kind"] in ("choice", "int", "float", "text", "json")
+    assert "gpu-price" in {f["name"] for f in api.fields("cost")}
+    assert "gpu-price" not in names
+    # every documented default is accepted by run() as is
+    for command in api.COMMANDS:
+        defaults = {f["name"]: f["default"] for f in api.fields(command) if f["default"] is not None}
+        if command in ("cost", "roi"):
+            assert api.run(command, defaults)["usd_per_request"] > 0
+        else:
+            api.run(command, defaults)
+
+
+def test_cli_json_is_run():
+    p = _cli("memory", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--weights", "fp8", "--batch", "4", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == api.run("memory", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "weights": "fp8", "batch": "4"})
+
+
+def test_cli_table_shows_gb_and_gib():
+    p = _cli("memory", "--model", "llama-3.1-8b")
+    assert p.returncode == 0
+    assert "16.06 GB (14.96 GiB)" in p.stdout
+
+
+def test_cli_config_path(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(registry.hf_config("mistral-7b")))
+    p = _cli("perf", "--config", str(path), "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["tpot_s"] == api.run("perf", {"model": "mistral-7b"})["tpot_s"]
+
+
+@pytest.mark.parametrize("args", [
+    ["memory", "--batch", "0"], ["memory", "--model", "nope"], ["memory", "--frobnicate", "1"], ["fly"],
+    ["perf", "--config", "/no/such/file.json"], ["list", "cats"],
+])
+def test_cli_bad_arguments_exit_nonzero_with_one_line(args):
+    p = _cli(*args)
+    assert p.returncode != 0
+    assert p.stderr.strip().count("\n") == 0 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("error:")
+
+
+@pytest.mark.parametrize("what", ["models", "gpus", "prices"])
+def test_cli_list(what):
+    p = _cli("list", what, "--json")
+    assert p.returncode == 0
+    keys = set(json.loads(p.stdout))
+    assert keys == set({"models": registry.list_models, "gpus": registry.list_gpus, "prices": registry.list_prices}[what]())
+
+
+@pytest.mark.parametrize("device, key", [
+    ("NVIDIA H100 80GB HBM3", "h100-sxm"), ("NVIDIA H100 PCIe", "h100-pcie"), ("NVIDIA H200", "h200"),
+    ("NVIDIA A100-SXM4-80GB", "a100-80gb"), ("NVIDIA A100-SXM4-40GB", "a100-40gb"), ("NVIDIA L40S", "l40s"),
+    ("NVIDIA L4", "l4"), ("NVIDIA A10", "a10"), ("NVIDIA GeForce RTX 4090", "rtx-4090"),
+    ("NVIDIA GeForce RTX 5090", "rtx-5090"), ("NVIDIA B200", "b200"), ("AMD Instinct MI300X", "mi300x"),
+    ("NVIDIA H20", "h20"),
+    ("NVIDIA A10G", None), ("NVIDIA A100 80GB PCIe", None), ("NVIDIA H100 NVL", None), ("Tesla T4", None),
+])
+def test_match_gpu(device, key):
+    assert registry.match_gpu(device) == key
+
+
+def test_lookup_paths():
+    assert registry.lookup("gpu.h100-sxm.memory_bandwidth_bytes_per_s") == 3.35e12
+    assert registry.lookup("gpu.h100-sxm.memory_bytes") == 80 * 2**30
+    assert registry.lookup("model.llama-3.1-8b.num_key_value_heads") == 8
+    assert registry.lookup("model.llama-3.1-8b.params_total") == 8_030_261_248
+    assert registry.lookup("model.llama-3.1-8b.rope_theta") == 500000.0
+    assert registry.lookup("price.openai-gpt-4o.usd_per_million_output_tokens") == 10.0
+    for bad in ("gpu.h100-sxm.nope", "gpu.nope.memory_bytes", "cpu.x.y", "gpu.h100-sxm"):
+        with pytest.raises(KeyError):
+            registry.lookup(bad)

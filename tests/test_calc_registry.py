@@ -1,0 +1,72 @@
+"""Every registry entry carries a source and a date; dense and sparse figures are never mixed."""
+
+import re
+
+import pytest
+
+from calc import registry
+
+DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
+REQUIRED_GPUS = {"h100-sxm", "h100-pcie", "h200", "h20", "a100-40gb", "a100-80gb", "l40s", "l4", "a10",
+                 "rtx-4090", "rtx-5090", "b200", "mi300x"}
+REQUIRED_MODELS = {"llama-3.2-1b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "qwen2.5-7b", "qwen2.5-72b",
+                   "qwen3-8b", "qwen3-32b", "qwen3-235b-a22b", "deepseek-v3", "mixtral-8x7b", "mistral-7b",
+                   "gemma-2-9b"}
+
+
+def test_required_entries_present():
+    assert REQUIRED_GPUS <= set(registry.list_gpus())
+    assert REQUIRED_MODELS <= set(registry.list_models())
+    assert all(k == k.lower() for k in registry.list_models() + registry.list_gpus())
+
+
+@pytest.mark.parametrize("key", registry.list_gpus())
+def test_gpu_entry(key):
+    g = registry.get_gpu(key)
+    assert g.source.startswith("https://") and DATE.match(g.as_of)
+    # the datasheet capacity, read as GiB (DRAM convention): "80 GB HBM3" -> 80 × 2^30 bytes
+    assert g.memory_bytes == int(float(g.memory_datasheet.split()[0]) * 2**30)
+    assert g.memory_bandwidth_bytes_per_s > 1e11 and g.bf16_dense_flops > 1e13
+    for dense, sparse in (("bf16_dense_flops", "bf16_sparse_flops"), ("fp8_dense_flops", "fp8_sparse_flops"),
+                          ("int8_dense_ops", "int8_sparse_ops"), ("fp4_dense_flops", "fp4_sparse_flops")):
+        d, s = getattr(g, dense), getattr(g, sparse)
+        if d is not None and s is not None:
+            # 2:4 sparsity doubles the peak (the L40S datasheet's 362.05 | 733 TFLOPS pair is off by 1.2 %)
+            assert s == pytest.approx(2 * d, rel=0.02), (dense, sparse)
+    if g.usd_per_hour_low is not None:
+        assert 0 < g.usd_per_hour_low <= g.usd_per_hour_high
+        assert g.price_source.startswith("https://") and DATE.match(g.price_as_of)
+    assert g.form_factor and g.tdp_watts > 0
+
+
+def test_datasheet_values_spot_checks():
+    h100 = registry.get_gpu("h100-sxm")
+    assert (h100.memory_bandwidth_bytes_per_s, h100.bf16_sparse_flops, h100.fp8_sparse_flops, h100.tdp_watts) == \
+        (3.35e12, 1979e12, 3958e12, 700)
+    assert registry.get_gpu("h200").memory_bandwidth_bytes_per_s == 4.8e12
+    assert registry.get_gpu("a100-80gb").fp8_dense_flops is None  # Ampere has no FP8
+    assert registry.get_gpu("mi300x").bf16_dense_flops == 1307.4e12
+
+
+@pytest.mark.parametrize("key", registry.list_models())
+def test_model_entry(key):
+    e = registry.model_entry(key)
+    assert e["preset"] == key
+    assert e["source"].startswith("https://huggingface.co/") and e["source"].endswith("/config.json")
+    assert DATE.match(e["as_of"])
+    assert e["published_params"]["total"] > 1e9 and e["published_params"]["url"].startswith("https://")
+    assert e["config"]["model_type"]
+
+
+@pytest.mark.parametrize("key", registry.list_prices())
+def test_price_entry(key):
+    p = registry.get_price(key)
+    assert p["source"].startswith("https://") and DATE.match(p["as_of"])
+    assert 0 < p["usd_per_million_input_tokens"] <= p["usd_per_million_output_tokens"]
+
+
+def test_unknown_keys_name_valid_ones():
+    with pytest.raises(KeyError, match="h100-sxm"):
+        registry.get_gpu("h1000")
+    with pytest.raises(KeyError, match="llama-3.1-8b"):
+        registry.get_model("llama-9")
