@@ -7,20 +7,18 @@ All byte counts are exact integers where the inputs allow; "per GPU" figures acc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from .model import ModelSpec, param_counts
 from .units import GiB
 
 
-@dataclass(frozen=True)
 class WeightFormat:
-    """How one weight is stored. ``bits`` includes the format's scale/zero-point overhead, per weight."""
+    """How one weight is stored. ``bits`` includes the format's scale/zero-point overhead, per weight;
+    ``compute_dtype`` is the tensor-core dtype the matmuls run in (bf16, fp16, fp8, int8 or fp4); ``gguf``:
+    a llama.cpp GGUF recipe, where embeddings and lm_head are quantized too and norms stay fp32."""
 
-    bits: float
-    compute_dtype: str  # the tensor-core dtype the matmuls run in: bf16, fp16, fp8, int8 or fp4
-    label: str
-    gguf: bool = False  # llama.cpp GGUF: embeddings and lm_head are quantized too; norms stay fp32
+    def __init__(self, bits: float, compute_dtype: str, label: str, gguf: bool = False):
+        self.bits, self.compute_dtype, self.label, self.gguf = bits, compute_dtype, label, gguf
 
 
 # Policy for embeddings and lm_head: the non-GGUF quantized formats (fp8, int8, int4, nf4, mxfp4, nvfp4)

@@ -11,8 +11,6 @@ deepseek_v2, deepseek_v3. A malformed or unsupported config raises ``ConfigError
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 # Per family: does the checkpoint tie lm_head to the input embedding when config.json does not say?
 # (the default of the family's transformers Config class)
 _TIED_BY_DEFAULT = {
@@ -20,6 +18,7 @@ _TIED_BY_DEFAULT = {
     "qwen3_moe": False, "gemma": True, "gemma2": True, "deepseek_v2": False, "deepseek_v3": False,
 }
 SUPPORTED_MODEL_TYPES = tuple(_TIED_BY_DEFAULT)
+REQUIRED = object()  # marks a ModelSpec field without a default
 
 
 class ConfigError(ValueError):
@@ -31,44 +30,63 @@ class ConfigError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
 class ModelSpec:
-    """The shapes that decide memory and FLOPs. Names follow config.json where one exists."""
+    """The shapes that decide memory and FLOPs. Names follow config.json where one exists.
 
-    name: str
-    model_type: str
-    hidden_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    head_dim: int  # per attention head; need not equal hidden_size / num_attention_heads (Qwen3, Gemma)
-    intermediate_size: int  # dense MLP width (Mixtral: the width of each expert)
-    vocab_size: int
-    tie_word_embeddings: bool
-    max_position_embeddings: int
-    # Attention layout
-    qkv_bias: bool = False  # Qwen2 has biases on q/k/v projections
-    o_bias: bool = False  # Llama's attention_bias=True puts a bias on o_proj as well
-    mlp_bias: bool = False
-    qk_norm: bool = False  # Qwen3: an RMSNorm over each q and k head (head_dim weights each)
-    norms_per_layer: int = 2  # Gemma-2 has four RMSNorms per decoder layer
-    # One entry per layer: the sliding-window length for that layer, or None for full attention.
-    layer_windows: tuple = ()
-    # Multi-head latent attention (DeepSeek-V2/V3); kv_lora_rank == 0 means ordinary attention.
-    kv_lora_rank: int = 0
-    q_lora_rank: int = 0  # 0: q is projected directly from the hidden state
-    qk_nope_head_dim: int = 0
-    qk_rope_head_dim: int = 0
-    v_head_dim: int = 0
-    # Mixture of experts; num_experts == 0 means a dense model.
-    num_experts: int = 0
-    num_experts_per_tok: int = 0
-    moe_intermediate_size: int = 0
-    shared_expert_intermediate_size: int = 0  # total width of the always-on shared expert(s)
-    shared_expert_gate: bool = False  # Qwen2-MoE scales the shared expert by a sigmoid gate (hidden -> 1)
-    router_bias: bool = False  # DeepSeek-V3's e_score_correction_bias (one value per expert)
-    moe_layers: tuple = ()  # one bool per layer: True where the MLP is a MoE block
-    mtp_layers: int = 0  # DeepSeek-V3 multi-token-prediction modules: listed, not counted (not loaded for serving)
+    A plain read-only record (a class, not a dataclass: importing dataclasses costs the browser ~20 ms).
+    """
+
+    # field -> default; REQUIRED fields have none
+    _FIELDS = {
+        "name": REQUIRED,
+        "model_type": REQUIRED,
+        "hidden_size": REQUIRED,
+        "num_hidden_layers": REQUIRED,
+        "num_attention_heads": REQUIRED,
+        "num_key_value_heads": REQUIRED,
+        "head_dim": REQUIRED,  # per attention head; need not equal hidden_size / num_attention_heads (Qwen3, Gemma)
+        "intermediate_size": REQUIRED,  # dense MLP width (Mixtral: the width of each expert)
+        "vocab_size": REQUIRED,
+        "tie_word_embeddings": REQUIRED,
+        "max_position_embeddings": REQUIRED,
+        # attention layout
+        "qkv_bias": False,  # Qwen2 has biases on q/k/v projections
+        "o_bias": False,  # Llama's attention_bias=True puts a bias on o_proj as well
+        "mlp_bias": False,
+        "qk_norm": False,  # Qwen3: an RMSNorm over each q and k head (head_dim weights each)
+        "norms_per_layer": 2,  # Gemma-2 has four RMSNorms per decoder layer
+        "layer_windows": (),  # one entry per layer: its sliding-window length, or None for full attention
+        # multi-head latent attention (DeepSeek-V2/V3); kv_lora_rank == 0 means ordinary attention
+        "kv_lora_rank": 0,
+        "q_lora_rank": 0,  # 0: q is projected directly from the hidden state
+        "qk_nope_head_dim": 0,
+        "qk_rope_head_dim": 0,
+        "v_head_dim": 0,
+        # mixture of experts; num_experts == 0 means a dense model
+        "num_experts": 0,
+        "num_experts_per_tok": 0,
+        "moe_intermediate_size": 0,
+        "shared_expert_intermediate_size": 0,  # total width of the always-on shared expert(s)
+        "shared_expert_gate": False,  # Qwen2-MoE scales the shared expert by a sigmoid gate (hidden -> 1)
+        "router_bias": False,  # DeepSeek-V3's e_score_correction_bias (one value per expert)
+        "moe_layers": (),  # one bool per layer: True where the MLP is a MoE block
+        "mtp_layers": 0,  # DeepSeek-V3 multi-token-prediction modules: listed, not counted (not loaded for serving)
+    }
+
+    def __init__(self, **values):
+        unknown = set(values) - set(self._FIELDS)
+        if unknown:
+            raise TypeError(f"unknown ModelSpec fields: {sorted(unknown)}")
+        for name, default in self._FIELDS.items():
+            if name not in values and default is REQUIRED:
+                raise TypeError(f"ModelSpec needs {name}")
+            object.__setattr__(self, name, values.get(name, default))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("ModelSpec is read-only")
+
+    def __repr__(self):
+        return f"ModelSpec({self.name!r}, {self.model_type}, {self.num_hidden_layers} layers)"
 
     @property
     def is_mla(self) -> bool:

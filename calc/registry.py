@@ -14,52 +14,62 @@ from __future__ import annotations
 
 import copy
 import json
-import re
-from dataclasses import dataclass, fields
+import os
 from functools import cache
-from pathlib import Path
 
 from .model import ModelSpec, from_hf_config, param_counts
 
-DATA = Path(__file__).parent / "data"
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
-@dataclass(frozen=True)
 class GPU:
-    """One accelerator. FLOPS are per second, dense unless the name says sparse; bytes are bytes."""
+    """One accelerator. FLOPS are per second, dense unless the name says sparse; bytes are bytes.
 
-    key: str
-    name: str
-    vendor: str
-    form_factor: str
-    architecture: str
-    memory_datasheet: str  # the datasheet wording, e.g. "80 GB HBM3"
-    memory_bytes: int  # capacity: the datasheet's GB read as GiB (DRAM convention), see data/gpus.json
-    memory_type: str
-    memory_bandwidth_bytes_per_s: float
-    bf16_dense_flops: float | None
-    bf16_sparse_flops: float | None
-    fp16_dense_flops: float | None
-    fp16_sparse_flops: float | None
-    fp8_dense_flops: float | None  # None: no FP8 tensor cores (Ampere)
-    fp8_sparse_flops: float | None
-    int8_dense_ops: float | None
-    int8_sparse_ops: float | None
-    fp4_dense_flops: float | None  # None before Blackwell
-    fp4_sparse_flops: float | None
-    interconnect: str
-    interconnect_bytes_per_s: float | None  # GPU-to-GPU, both directions together, as datasheets quote it
-    host_interface: str
-    tdp_watts: float | None
-    source: str
-    as_of: str
-    usd_per_hour_low: float | None = None
-    usd_per_hour_high: float | None = None
-    price_source: str | None = None
-    price_as_of: str | None = None
-    price_note: str = ""
-    source_date: str = ""
-    note: str = ""
+    The attributes are FIELDS, read from data/gpus.json (None where a figure does not exist or was not
+    sourced), plus ``key``. A plain class rather than a dataclass, to keep calc's import cheap in the browser.
+    """
+
+    FIELDS = (
+        "name",
+        "vendor",
+        "form_factor",
+        "architecture",
+        "memory_datasheet",  # the datasheet wording, e.g. "80 GB HBM3"
+        "memory_bytes",  # capacity: the datasheet's GB read as GiB (DRAM convention), see data/gpus.json
+        "memory_type",
+        "memory_bandwidth_bytes_per_s",
+        "bf16_dense_flops",
+        "bf16_sparse_flops",
+        "fp16_dense_flops",
+        "fp16_sparse_flops",
+        "fp8_dense_flops",  # None: no FP8 tensor cores (Ampere)
+        "fp8_sparse_flops",
+        "int8_dense_ops",
+        "int8_sparse_ops",
+        "fp4_dense_flops",  # None before Blackwell
+        "fp4_sparse_flops",
+        "interconnect",
+        "interconnect_bytes_per_s",  # GPU-to-GPU, both directions together, as datasheets quote it
+        "host_interface",
+        "tdp_watts",
+        "source",
+        "as_of",
+        "usd_per_hour_low",
+        "usd_per_hour_high",
+        "price_source",
+        "price_as_of",
+        "price_note",
+        "source_date",
+        "note",
+    )
+
+    def __init__(self, key: str, entry: dict):
+        self.key = key
+        for name in self.FIELDS:
+            setattr(self, name, entry.get(name))
+
+    def __repr__(self):
+        return f"GPU({self.key!r})"
 
     @property
     def usd_per_hour(self) -> float | None:
@@ -74,16 +84,20 @@ class GPU:
                 "int8": self.int8_dense_ops, "fp4": self.fp4_dense_flops}[dtype]
 
 
+def _read(name: str) -> dict:
+    with open(os.path.join(DATA, name), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
 @cache
 def _gpus() -> dict:
-    raw = json.loads((DATA / "gpus.json").read_text(encoding="utf-8"))["gpus"]
-    names = {f.name for f in fields(GPU)}
-    return {k: GPU(key=k, **{f: v for f, v in e.items() if f in names}) for k, e in raw.items()}
+    return {k: GPU(k, e) for k, e in _read("gpus.json")["gpus"].items()}
 
 
 @cache
 def _model_files() -> dict:
-    return {p.stem: p for p in sorted((DATA / "models").glob("*.json"))}
+    folder = os.path.join(DATA, "models")
+    return {f[:-5]: os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".json")}
 
 
 @cache
@@ -92,12 +106,13 @@ def model_entry(name: str) -> dict:
     path = _model_files().get(name)
     if path is None:
         raise KeyError(_unknown("model", name, list_models()))
-    return json.loads(path.read_text(encoding="utf-8"))
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
 
 
 @cache
 def _prices() -> dict:
-    return json.loads((DATA / "prices.json").read_text(encoding="utf-8"))["prices"]
+    return _read("prices.json")["prices"]
 
 
 def _unknown(kind: str, name: str, valid: list) -> str:
@@ -169,6 +184,8 @@ def match_gpu(device_name: str) -> str | None:
     "NVIDIA H100 80GB HBM3" -> "h100-sxm"; "NVIDIA H100 PCIe" -> "h100-pcie"; "NVIDIA H200" -> "h200";
     "NVIDIA A100-SXM4-80GB" -> "a100-80gb". Variants with other specs (H100 NVL, A100 PCIe, A10G) -> None.
     """
+    import re  # only needed here; kept out of the import path the browser pays for
+
     text = re.sub(r"[-_]", " ", device_name.lower())
     for pattern, key in _DEVICE_PATTERNS:
         if re.search(pattern, text):

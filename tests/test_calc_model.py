@@ -1,6 +1,7 @@
 """Model shapes from config.json and parameter counts, checked against hand counts and published totals."""
 
 import json
+import os
 
 import pytest
 
@@ -143,5 +144,5 @@ def test_hf_config_is_a_fresh_copy_of_the_data_file():
     cfg = registry.hf_config("llama-3.1-8b")
     cfg["hidden_size"] = 1
     assert registry.hf_config("llama-3.1-8b")["hidden_size"] == 4096
-    with open(registry.DATA / "models" / "llama-3.1-8b.json", encoding="utf-8") as fh:
+    with open(os.path.join(registry.DATA, "models", "llama-3.1-8b.json"), encoding="utf-8") as fh:
         assert json.load(fh)["config"] == registry.hf_config("llama-3.1-8b")
