@@ -85,23 +85,16 @@ def _gguf_bytes(m: ModelSpec, fmt_name: str) -> float:
     if fmt_name == "q8_0":
         bits = WEIGHT_FORMATS["q8_0"].bits
         return small + bits / 8 * (c["embedding"] + c["lm_head"] + c["layer_linear"] + c["expert_linear"])
-    # q4_k_m: split each layer's matrices into (v, down) and the rest
+    # q4_k_m: each layer's attn_v and ffn_down at Q6_K where _use_more_bits says so, every other matrix Q4_K
     h, n = m.hidden_size, m.num_hidden_layers
     v_per_layer = 0 if m.is_mla else h * m.num_key_value_heads * m.head_dim
-    total_bits = 0.0
-    for i in range(n):
-        if m.moe_layers[i]:
-            down = h * (m.num_experts * m.moe_intermediate_size + m.shared_expert_intermediate_size)
-        else:
-            down = h * m.intermediate_size
-        more = _use_more_bits(i, n)
-        total_bits += (v_per_layer + down) * (_Q6_K_BITS if more else _Q4_K_BITS)
-    v_down_all = n * v_per_layer + sum(
-        h * (m.num_experts * m.moe_intermediate_size + m.shared_expert_intermediate_size) if moe else h * m.intermediate_size
-        for moe in m.moe_layers
-    )
-    rest = c["layer_linear"] + c["expert_linear"] - v_down_all
-    total_bits += rest * _Q4_K_BITS
+    total_bits, v_down_all = 0.0, 0
+    for i, moe in enumerate(m.moe_layers):
+        down = h * (m.num_experts * m.moe_intermediate_size + m.shared_expert_intermediate_size) if moe \
+            else h * m.intermediate_size
+        total_bits += (v_per_layer + down) * (_Q6_K_BITS if _use_more_bits(i, n) else _Q4_K_BITS)
+        v_down_all += v_per_layer + down
+    total_bits += (c["layer_linear"] + c["expert_linear"] - v_down_all) * _Q4_K_BITS
     if m.tie_word_embeddings:  # the embedding doubles as output.weight and is quantized as such
         total_bits += c["embedding"] * _Q6_K_BITS
     else:

@@ -77,7 +77,9 @@ def weight_bytes_read(m: ModelSpec, fmt: str, tokens: int) -> float:
     c = param_counts(m)
     bytes_per_param = total / c["total"]
     if not m.tie_word_embeddings:
-        total -= (c["embedding"] - min(tokens, m.vocab_size) * m.hidden_size) * 2  # embeddings are 16-bit
+        # embeddings stay 16-bit except in GGUF files, where the average bytes per weight is close enough
+        emb_bytes = bytes_per_param if WEIGHT_FORMATS[fmt].gguf else 2
+        total -= (c["embedding"] - min(tokens, m.vocab_size) * m.hidden_size) * emb_bytes
     expert_bytes = c["expert_linear"] * bytes_per_param
     return total - expert_bytes * (1.0 - experts_touched_fraction(m, tokens))
 
