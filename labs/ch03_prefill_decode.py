@@ -1,0 +1,660 @@
+"""Lab for chapter 3: where the time of one request goes, prefill versus decode.
+
+Measures, on one GPU (or a CPU, labelled as such):
+  - prefill time and TTFT for prompt lengths 128..8k at batch 1, and for a small batch sweep;
+  - TPOT of four decode paths: Hugging Face generate (eager, dynamic cache), generate with a static cache and
+    torch.compile, and a hand-written static-cache loop (as in gpt-fast) run eagerly and as a CUDA graph;
+  - how the time of a request splits between prefill and decode for several output lengths;
+  - decode throughput over batch size, and memory-bandwidth utilization (MBU) of each decode path.
+Data goes to <out>/data/<device>.json (with provenance), figures to <out>/figures/<device>-<name>_{zh,en}.svg.
+
+    python labs/ch03_prefill_decode.py                 # Llama-3.1-8B shape, random weights, bf16, on the GPU
+    python labs/ch03_prefill_decode.py --quick         # tiny model on the CPU, seconds (the test suite runs this)
+    python labs/ch03_prefill_decode.py --plot-only     # re-render figures from the data files in <out>/data/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from itertools import pairwise
+from pathlib import Path
+
+import common
+import torch
+import torch.nn.functional as F
+
+LAB = "ch03-prefill-decode"
+DEFAULT_OUT = common.REPO / "docs" / "assets" / "labs" / LAB
+QUICK_OUT = common.REPO / "labs" / ".quick-out" / LAB
+PATHS = ("static-graph", "static", "hf-eager", "hf-compile")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The hand-written decode path: a preallocated KV cache and a step of fixed shape, replayed as a CUDA graph.
+
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class StaticDecoder:
+    """Greedy decoding with a static KV cache, the way gpt-fast does it.
+
+    It runs the Hugging Face model's own modules (projections, norms, MLP, rotary embedding) and does the
+    attention and cache bookkeeping itself. Every tensor of a decode step has a fixed shape and address, so
+    the step can be captured once as a CUDA graph and replayed: one launch per token instead of hundreds of
+    kernel launches, which is what keeps eager decoding CPU-bound.
+    """
+
+    def __init__(self, model, batch: int, max_len: int):
+        cfg = model.config
+        if cfg.model_type not in ("llama", "qwen2"):
+            raise SystemExit(f"error: the static decoder knows llama and qwen2 layers, not {cfg.model_type!r}")
+        self.model, self.max_len = model, max_len
+        self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        weight = model.lm_head.weight
+        shape = (batch, self.n_kv, max_len, self.head_dim)
+        self.k_cache = [torch.zeros(shape, dtype=weight.dtype, device=weight.device) for _ in range(cfg.num_hidden_layers)]
+        self.v_cache = [torch.zeros_like(k) for k in self.k_cache]
+        self.positions = torch.arange(max_len, device=weight.device)
+        # The decode step reads and writes only these buffers, so a captured graph stays valid between calls.
+        self.token = torch.zeros(batch, 1, dtype=torch.long, device=weight.device)
+        self.pos = torch.zeros(1, dtype=torch.long, device=weight.device)
+        self.graph = None
+
+    def forward(self, tokens, pos):
+        """Logits of the last position for `tokens` [batch, T] at absolute positions `pos` [T]; fills the cache."""
+        m = self.model.model
+        x = m.embed_tokens(tokens)
+        cos, sin = m.rotary_emb(x, pos.unsqueeze(0))
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # broadcast over heads
+        for i, layer in enumerate(m.layers):
+            x = x + self.attention(layer.self_attn, layer.input_layernorm(x), cos, sin, pos, i)
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        return self.model.lm_head(m.norm(x[:, -1:]))[:, -1]
+
+    def attention(self, attn, x, cos, sin, pos, layer):
+        b, t, _ = x.shape
+        q = attn.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+        k = attn.k_proj(x).view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
+        v = attn.v_proj(x).view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        k_cache, v_cache = self.k_cache[layer], self.v_cache[layer]
+        k_cache.index_copy_(2, pos, k)
+        v_cache.index_copy_(2, pos, v)
+        if t > 1:  # prefill, always from position 0: causal attention over the prompt
+            out = F.scaled_dot_product_attention(q, k_cache[:, :, :t], v_cache[:, :, :t], is_causal=True, enable_gqa=True)
+        else:
+            # Decode: one query per head against the whole (fixed-size) cache; positions after `pos` are masked.
+            # The query heads sharing a KV head attend as one group, so the cache is read once, not copied per head.
+            group = self.n_heads // self.n_kv
+            mask = (self.positions <= pos).view(1, 1, 1, -1)
+            q = q.reshape(b, self.n_kv, group, self.head_dim)
+            out = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=mask).view(b, self.n_heads, 1, self.head_dim)
+        return attn.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+
+    def prefill(self, prompt):
+        """Run the prompt, fill the cache, leave the first generated token in `self.token`. Returns its logits."""
+        if prompt.shape[1] >= self.max_len:
+            raise ValueError(f"prompt of {prompt.shape[1]} tokens does not fit a cache of {self.max_len}")
+        logits = self.forward(prompt, self.positions[: prompt.shape[1]])
+        self.token.copy_(logits.argmax(-1, keepdim=True))
+        self.pos.fill_(prompt.shape[1])
+        return logits
+
+    def step(self):
+        """One decode step on the static buffers: token at `pos` in, next token out, `pos` advanced."""
+        logits = self.forward(self.token, self.pos)
+        self.token.copy_(logits.argmax(-1, keepdim=True))
+        self.pos.add_(1)
+        return logits
+
+    def capture(self):
+        """Record one decode step as a CUDA graph (after warm-up on a side stream, as capture requires)."""
+        saved = self.token.clone(), self.pos.clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                self.step()
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.graph_logits = self.step()
+        self.token.copy_(saved[0])
+        self.pos.copy_(saved[1])  # the warm-up wrote cache slots that the real steps overwrite again
+
+    def generate(self, prompt, new_tokens: int, use_graph: bool):
+        """Greedy tokens [batch, new_tokens], TTFT in s, and the time of each later decode step in s."""
+        device = prompt.device
+        if use_graph and self.graph is None:
+            self.capture()
+        common.sync(device)
+        t0 = time.perf_counter()
+        self.prefill(prompt)
+        tokens = [self.token.clone()]
+        common.sync(device)
+        ttft = time.perf_counter() - t0
+        cuda = device.type == "cuda"
+        marks = [torch.cuda.Event(enable_timing=True) if cuda else None for _ in range(new_tokens)]
+        host = [0.0] * new_tokens
+        for i in range(new_tokens - 1):
+            if cuda:
+                marks[i].record()
+            host[i] = time.perf_counter()
+            self.graph.replay() if use_graph else self.step()
+            tokens.append(self.token.clone())
+        if cuda:
+            marks[-1].record()
+        common.sync(device)
+        host[-1] = time.perf_counter()
+        if cuda:
+            steps = [a.elapsed_time(b) / 1e3 for a, b in pairwise(marks)]
+        else:
+            steps = [b - a for a, b in pairwise(host)]
+        return torch.cat(tokens, dim=1), ttft, steps
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The Hugging Face paths: generate(), timed by its streamer hook
+
+
+class TokenClock:
+    """A generate() streamer that timestamps tokens: put() gets the prompt first, then each new token."""
+
+    def __init__(self, device):
+        self.device, self.times = device, []
+
+    def put(self, value):
+        common.sync(self.device)
+        self.times.append(time.perf_counter())
+
+    def end(self):
+        pass
+
+
+def hf_generate(model, prompt, new_tokens: int, static_cache: bool):
+    clock = TokenClock(prompt.device)
+    common.sync(prompt.device)
+    t0 = time.perf_counter()
+    out = model.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=new_tokens,
+        do_sample=False,
+        eos_token_id=None,  # run exactly new_tokens steps; see common.build_model
+        streamer=clock,
+        cache_implementation="static" if static_cache else None,  # on a GPU this also compiles the decode step
+    )
+    stamps = clock.times[1:]  # times[0] is generate() handing over the prompt
+    if out.shape[1] - prompt.shape[1] != new_tokens or len(stamps) != new_tokens:
+        raise RuntimeError(f"generate() made {out.shape[1] - prompt.shape[1]} tokens, {len(stamps)} timestamps; "
+                           f"expected {new_tokens}")
+    steps = [b - a for a, b in pairwise(stamps)]
+    return out[:, prompt.shape[1]:], stamps[0] - t0, steps
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Measurements: each returns the measured fields of one data point
+
+
+def random_prompt(model, batch, length, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, model.config.vocab_size, (batch, length), generator=g).to(device)
+
+
+@torch.inference_mode()
+def measure_prefill(model, batch, prompt_len, device, warmup, repeats):
+    """One forward pass over the prompt, keeping the KV cache (what a server does before the first token).
+
+    prefill_s: the forward pass alone (CUDA events on a GPU); ttft_s: the same pass + picking the first token +
+    copying it to the host (wall clock): the compute part of time-to-first-token.
+    """
+    prompt = random_prompt(model, batch, prompt_len, device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    prefill, ttft = [], []
+    for i in range(warmup + repeats):
+        common.sync(device)
+        t0 = time.perf_counter()
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+        logits = model(input_ids=prompt, use_cache=True, logits_to_keep=1).logits
+        if cuda:
+            end.record()
+        t1 = time.perf_counter()
+        logits[:, -1].argmax(-1).cpu()
+        t2 = time.perf_counter()
+        if i >= warmup:
+            prefill.append(start.elapsed_time(end) / 1e3 if cuda else t1 - t0)
+            ttft.append(t2 - t0)
+    fields = {"prefill_s": common.summarize(prefill), "ttft_s": common.summarize(ttft)}
+    if cuda:
+        fields["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
+    return fields
+
+
+@torch.inference_mode()
+def run_decode_path(model, path, batch, prompt_len, new_tokens, device, decoders):
+    """Generate `new_tokens` greedily on one path. Returns tokens, TTFT (s), decode step times (s)."""
+    prompt = random_prompt(model, batch, prompt_len, device)
+    if path.startswith("hf-"):
+        return hf_generate(model, prompt, new_tokens, static_cache=path == "hf-compile")
+    key = (batch, prompt_len + new_tokens)
+    if key not in decoders:  # one cache (and CUDA graph) per shape, reused across repeats
+        decoders.clear()
+        common.free_memory(device)
+        decoders[key] = StaticDecoder(model, batch, max_len=prompt_len + new_tokens)
+    return decoders[key].generate(prompt, new_tokens, use_graph=path == "static-graph")
+
+
+def measure_decode(model, path, batch, prompt_len, new_tokens, device, warmup, repeats, decoders):
+    t0 = time.perf_counter()
+    for _ in range(warmup):  # the first hf-compile call compiles: tens of seconds
+        run_decode_path(model, path, batch, prompt_len, new_tokens, device, decoders)
+    warmup_s = time.perf_counter() - t0
+    ttft, tpot, decode, tokens = [], [], [], None
+    for _ in range(repeats):
+        tokens, first, steps = run_decode_path(model, path, batch, prompt_len, new_tokens, device, decoders)
+        ttft.append(first)
+        decode.append(sum(steps))
+        tpot.append(sum(steps) / len(steps))
+    context = prompt_len + new_tokens / 2  # mean KV length read by a decode step
+    bytes_per_step = common.decode_bytes_per_step(model, batch, round(context))
+    tpot_s = common.summarize(tpot)
+    return {
+        "ttft_s": common.summarize(ttft),
+        "tpot_s": tpot_s,
+        "decode_s": common.summarize(decode),
+        "decode_tok_per_s": batch / tpot_s["median"],
+        "bytes_per_step": bytes_per_step,
+        "achieved_GBps": bytes_per_step / tpot_s["median"] / 1e9,
+        "warmup_s": warmup_s,
+        "first_tokens": tokens[0, :8].tolist(),
+    }
+
+
+def measure_split(model, path, prompt_len, output_lens, device, warmup, repeats, decoders):
+    """Prefill vs decode time of one request (batch 1) for several output lengths, from one run each."""
+    longest = max(output_lens)
+    for _ in range(warmup):
+        run_decode_path(model, path, 1, prompt_len, longest, device, decoders)
+    ttft, decode = [], {n: [] for n in output_lens}
+    for _ in range(repeats):
+        _, first, steps = run_decode_path(model, path, 1, prompt_len, longest, device, decoders)
+        ttft.append(first)
+        for n in output_lens:  # the first token comes from prefill; n tokens need n - 1 decode steps
+            decode[n].append(sum(steps[: n - 1]))
+    return {"ttft_s": common.summarize(ttft),
+            "decode_s": {str(n): common.summarize(v) for n, v in decode.items()}}
+
+
+def predict(point, prov, model_params):
+    """calc's prediction for a point (stored next to the measurement), or None: no calc, CPU, unknown GPU."""
+    gpu = prov.get("calc_gpu_key")
+    if not gpu or point.get("kind") not in ("prefill", "decode", "split"):
+        return None
+    output_len = point.get("new_tokens") or max(point.get("output_lens", [1]))
+    return common.calc_predict("perf", {**model_params, "gpu": gpu, "batch": point.get("batch", 1),
+                                        "prompt-len": point["prompt_len"], "output-len": output_len,
+                                        "weights": prov["model"]["weights"], "kv-dtype": prov["model"]["weights"]})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Figures, from the data file alone
+
+TEXT = {
+    "prefill": {"zh": "预填充（prefill）", "en": "prefill"},
+    "decode": {"zh": "解码（decode）", "en": "decode"},
+    "seconds": {"zh": "时间（秒）", "en": "time (s)"},
+    "output_len": {"zh": "输出长度（token）", "en": "output length (tokens)"},
+    "prompt_len": {"zh": "提示长度（token）", "en": "prompt length (tokens)"},
+    "batch": {"zh": "批大小", "en": "batch size"},
+    "decode_share": {"zh": "解码占总时间的比例（%）", "en": "decode share of request time (%)"},
+    "split_title": {"zh": "一次请求的时间：预填充与解码（批大小 1，{path}）",
+                    "en": "Time of one request: prefill vs decode (batch 1, {path})"},
+    "prompt": {"zh": "提示 {p}", "en": "prompt {p}"},
+    "split_x": {"zh": "提示长度（token）；柱顶数字为输出长度", "en": "prompt length (tokens); output length on top of each bar"},
+    "tok_s": {"zh": "吞吐（token/秒）", "en": "throughput (tokens/s)"},
+    "tp_title_len": {"zh": "批大小 1：吞吐随提示长度", "en": "Batch 1: throughput vs prompt length"},
+    "tp_title_batch": {"zh": "吞吐随批大小（提示 {p}）", "en": "Throughput vs batch size (prompt {p})"},
+    "prefill_tps": {"zh": "预填充 token/秒", "en": "prefill tokens/s"},
+    "decode_tps": {"zh": "解码 token/秒（{path}）", "en": "decode tokens/s ({path})"},
+    "ttft": {"zh": "TTFT（毫秒）", "en": "TTFT (ms)"},
+    "tpot": {"zh": "TPOT（毫秒）", "en": "TPOT (ms)"},
+    "measured": {"zh": "实测", "en": "measured"},
+    "predicted": {"zh": "calc 预测", "en": "calc prediction"},
+    "ttft_title": {"zh": "TTFT 随提示长度（批大小 1）", "en": "TTFT vs prompt length (batch 1)"},
+    "tpot_title": {"zh": "TPOT 随批大小（提示 {p}，{path}）", "en": "TPOT vs batch size (prompt {p}, {path})"},
+    "no_prediction": {"zh": "无 calc 预测：{why}", "en": "no calc prediction: {why}"},
+    "why_cpu": {"zh": "CPU 运行（calc 只为 GPU 建模）", "en": "CPU run (calc models GPUs only)"},
+    "why_gpu": {"zh": "calc 的登记表里没有这块 GPU", "en": "this GPU is not in calc's registry"},
+    "why_none": {"zh": "calc 未给出该量", "en": "calc gave no value for this quantity"},
+    "mbu_title": {"zh": "解码的显存带宽利用率（MBU），批大小 1，提示 {p}",
+                  "en": "Memory-bandwidth utilization (MBU) of decode, batch 1, prompt {p}"},
+    "mbu_axis": {"zh": "每步读取字节 / TPOT，占带宽的 %", "en": "bytes read per step / TPOT, % of bandwidth"},
+    "of_copy": {"zh": "占实测拷贝带宽 {bw:.0f} GB/s", "en": "of measured copy bandwidth {bw:.0f} GB/s"},
+    "of_sheet": {"zh": "占标称带宽 {bw:.0f} GB/s", "en": "of datasheet bandwidth {bw:.0f} GB/s"},
+    "oom": {"zh": "显存不足", "en": "OOM"},
+}
+PATH_NAMES = {
+    "static-graph": {"zh": "静态缓存 + CUDA Graph", "en": "static cache + CUDA graph"},
+    "static": {"zh": "静态缓存（逐核启动）", "en": "static cache (eager launches)"},
+    "hf-eager": {"zh": "HF generate（动态缓存）", "en": "HF generate (dynamic cache)"},
+    "hf-compile": {"zh": "HF generate（静态缓存 + compile）", "en": "HF generate (static cache + compile)"},
+}
+
+
+def t(key, lang, **kw):
+    return TEXT[key][lang].format(**kw)
+
+
+def measured(points, kind, **match):
+    return [p for p in points if p.get("kind") == kind and not p.get("oom") and not p.get("skipped")
+            and all(p.get(k) == v for k, v in match.items())]
+
+
+def fast_path(points):
+    """The fastest decode path present in the data (the CUDA graph on a GPU, the static loop on a CPU)."""
+    for path in PATHS:
+        if measured(points, "decode", path=path) or measured(points, "split", path=path):
+            return path
+    return None
+
+
+def no_prediction_reason(prov, lang):
+    if prov["device"]["kind"] == "cpu":
+        return t("no_prediction", lang, why=t("why_cpu", lang))
+    if not prov.get("calc_gpu_key"):
+        return t("no_prediction", lang, why=t("why_gpu", lang))
+    return t("no_prediction", lang, why=t("why_none", lang))
+
+
+def plot(data, lang):
+    import matplotlib.pyplot as plt
+
+    prov, points = data["provenance"], data["points"]
+    model = prov["model"]
+    footer = f"{common.describe_run(prov)} · {model['label']} {model['weights']}, random weights"
+    figures = {}
+    fast = fast_path(points)
+    fast_name = PATH_NAMES[fast][lang] if fast else ""
+
+    # 1. Prefill vs decode split of one request
+    splits = sorted(measured(points, "split"), key=lambda p: p["prompt_len"])
+    if splits:
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        outs = splits[0]["output_lens"]
+        width = 0.8 / len(outs)
+        for i, p in enumerate(splits):
+            for j, n in enumerate(outs):
+                x = i + (j - (len(outs) - 1) / 2) * width
+                pre, dec = p["ttft_s"]["median"], p["decode_s"][str(n)]["median"]
+                ax.bar(x, pre, width * 0.9, color="#4C72B0", label=t("prefill", lang) if i == j == 0 else None)
+                ax.bar(x, dec, width * 0.9, bottom=pre, color="#DD8452", label=t("decode", lang) if i == j == 0 else None)
+                ax.text(x, pre + dec, str(n), ha="center", va="bottom", fontsize=6.5)
+            ax2.plot(outs, [100 * p["decode_s"][str(n)]["median"] / (p["ttft_s"]["median"] + p["decode_s"][str(n)]["median"])
+                            for n in outs], marker="o", label=t("prompt", lang, p=p["prompt_len"]))
+        ax.set_xticks(range(len(splits)), [str(p["prompt_len"]) for p in splits])
+        ax.set_xlabel(t("split_x", lang))
+        ax.set_ylabel(t("seconds", lang))
+        ax.legend()
+        common.log_axis(ax2, "x", outs, base=2)
+        ax2.set_ylim(0, 100)
+        ax2.set_xlabel(t("output_len", lang))
+        ax2.set_ylabel(t("decode_share", lang))
+        ax2.legend(fontsize=7)
+        fig.suptitle(t("split_title", lang, path=PATH_NAMES[splits[0]["path"]][lang]))
+        figures["time-split"] = (fig, footer)
+
+    # 2. Prefill tokens/s vs decode tokens/s
+    prefill_b1 = sorted(measured(points, "prefill", batch=1), key=lambda p: p["prompt_len"])
+    if prefill_b1:
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        ax.plot([p["prompt_len"] for p in prefill_b1], [p["prompt_len"] / p["prefill_s"]["median"] for p in prefill_b1],
+                marker="o", label=t("prefill_tps", lang))
+        dec1 = measured(points, "decode", path=fast, batch=1)
+        if dec1:
+            ax.axhline(dec1[0]["decode_tok_per_s"], color="#DD8452", ls="--", label=t("decode_tps", lang, path=fast_name))
+        common.log_axis(ax, "x", [p["prompt_len"] for p in prefill_b1], base=2)
+        common.log_axis(ax, "y")
+        ax.set_xlabel(t("prompt_len", lang))
+        ax.set_ylabel(t("tok_s", lang))
+        ax.set_title(t("tp_title_len", lang))
+        ax.legend(fontsize=7)
+        batch_prompt = prov["settings"]["batch_prompt_len"]
+        pre_b = sorted(measured(points, "prefill", prompt_len=batch_prompt), key=lambda p: p["batch"])
+        dec_b = sorted(measured(points, "decode", path=fast, prompt_len=prov["settings"]["decode_prompt_len"]),
+                       key=lambda p: p["batch"])
+        ax2.plot([p["batch"] for p in pre_b], [p["batch"] * p["prompt_len"] / p["prefill_s"]["median"] for p in pre_b],
+                 marker="o", label=t("prefill_tps", lang))
+        ax2.plot([p["batch"] for p in dec_b], [p["decode_tok_per_s"] for p in dec_b], marker="s", color="#DD8452",
+                 label=t("decode_tps", lang, path=fast_name))
+        common.log_axis(ax2, "x", [p["batch"] for p in pre_b + dec_b], base=2)
+        common.log_axis(ax2, "y")
+        ax2.set_xlabel(t("batch", lang))
+        ax2.set_ylabel(t("tok_s", lang))
+        ax2.set_title(t("tp_title_batch", lang, p=batch_prompt))
+        ax2.legend(fontsize=7)
+        figures["throughput"] = (fig, footer)
+
+    # 3. Measured vs predicted TTFT and TPOT
+    dec_b = sorted(measured(points, "decode", path=fast, prompt_len=prov["settings"]["decode_prompt_len"]),
+                   key=lambda p: p["batch"])
+    if prefill_b1 and dec_b:
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        any_prediction = False
+        for a, pts, x_key, field, unit_key in ((ax, prefill_b1, "prompt_len", "ttft_s", "ttft"),
+                                                (ax2, dec_b, "batch", "tpot_s", "tpot")):
+            xs = [p[x_key] for p in pts]
+            med = [1e3 * p[field]["median"] for p in pts]
+            err = [[m - 1e3 * p[field]["p10"] for m, p in zip(med, pts, strict=True)], [1e3 * p[field]["p90"] - m for m, p in zip(med, pts, strict=True)]]
+            a.errorbar(xs, med, yerr=err, marker="o", capsize=2, label=t("measured", lang))
+            pred = [(p[x_key], 1e3 * p["predicted"][field]) for p in pts if (p.get("predicted") or {}).get(field) is not None]
+            if pred:
+                any_prediction = True
+                a.plot(*zip(*pred, strict=True), ls="--", marker="x", color="#C44E52", label=t("predicted", lang))
+            common.log_axis(a, "x", xs, base=2)
+            common.log_axis(a, "y")
+            a.set_ylabel(t(unit_key, lang))
+            a.legend(fontsize=7)
+        ax.set_xlabel(t("prompt_len", lang))
+        ax.set_title(t("ttft_title", lang))
+        ax2.set_xlabel(t("batch", lang))
+        ax2.set_title(t("tpot_title", lang, p=prov["settings"]["decode_prompt_len"], path=fast_name))
+        note = footer if any_prediction else footer + "\n" + no_prediction_reason(prov, lang)
+        figures["ttft-tpot"] = (fig, note)
+
+    # 4. MBU of each decode path
+    copy = next(iter(measured(points, "copy_bandwidth")), None)
+    paths = [p for path in PATHS for p in measured(points, "decode", path=path, batch=1,
+                                                   prompt_len=prov["settings"]["decode_prompt_len"])]
+    if copy and paths:
+        sheet = (prov.get("datasheet") or {}).get("memory_bandwidth_bytes_per_s")
+        fig, ax = plt.subplots(figsize=(8, 0.6 + 0.7 * len(paths)))
+        ys = range(len(paths))
+        pct_copy = [100 * p["achieved_GBps"] / copy["GBps"] for p in paths]
+        ax.barh([y + 0.18 for y in ys], pct_copy, 0.34, color="#4C72B0", label=t("of_copy", lang, bw=copy["GBps"]))
+        for y, v, p in zip(ys, pct_copy, paths, strict=True):
+            ax.text(v + 1, y + 0.18, f"{v:.0f}% · {p['decode_tok_per_s']:.1f} tok/s", va="center", fontsize=7)
+        if sheet:
+            pct_sheet = [100 * p["achieved_GBps"] * 1e9 / sheet for p in paths]
+            ax.barh([y - 0.18 for y in ys], pct_sheet, 0.34, color="#8C8C8C", label=t("of_sheet", lang, bw=sheet / 1e9))
+            for y, v in zip(ys, pct_sheet, strict=True):
+                ax.text(v + 1, y - 0.18, f"{v:.0f}%", va="center", fontsize=7)
+        ax.set_yticks(list(ys), [PATH_NAMES[p["path"]][lang] for p in paths])
+        ax.invert_yaxis()
+        ax.set_xlim(0, 120)
+        ax.set_xlabel(t("mbu_axis", lang))
+        ax.set_title(t("mbu_title", lang, p=prov["settings"]["decode_prompt_len"]))
+        ax.legend(fontsize=7, loc="lower right")
+        figures["mbu"] = (fig, footer)
+    return figures
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    ap.add_argument("--quick", action="store_true", help="tiny model on the CPU, small sweeps (seconds)")
+    ap.add_argument("--model-preset", default="llama-3.1-8b", help="model shape from calc's registry (random weights)")
+    ap.add_argument("--model", help="a checkpoint instead: local path or Hugging Face hub id")
+    ap.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if present)")
+    ap.add_argument("--dtype", choices=sorted(common.DTYPES), default="bf16")
+    ap.add_argument("--prompt-lens", type=common.int_list, default=[128, 256, 512, 1024, 2048, 4096, 8192],
+                    help="prefill sweep at batch 1")
+    ap.add_argument("--batches", type=common.int_list, default=[1, 2, 4, 8, 16], help="prefill batch sweep")
+    ap.add_argument("--batch-prompt-len", type=int, default=512, help="prompt length of the prefill batch sweep")
+    ap.add_argument("--paths", default=",".join(PATHS), help=f"decode paths to compare, from {','.join(PATHS)}")
+    ap.add_argument("--no-compile", action="store_true", help="skip the hf-compile path (its compile takes ~1 min)")
+    ap.add_argument("--decode-prompt-len", type=int, default=512)
+    ap.add_argument("--decode-tokens", type=int, default=128, help="tokens generated per decode measurement")
+    ap.add_argument("--decode-batches", type=common.int_list, default=[1, 4, 16, 64], help="decode batch sweep (fast path)")
+    ap.add_argument("--split-prompt-lens", type=common.int_list, default=[128, 512, 2048, 8192])
+    ap.add_argument("--output-lens", type=common.int_list, default=[16, 64, 256], help="output lengths of the split")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--budget-s", type=float, help="stop measuring after this many seconds (points left are skipped)")
+    ap.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_OUT.relative_to(common.REPO)}; "
+                                             f"with --quick {QUICK_OUT.relative_to(common.REPO)})")
+    ap.add_argument("--note", help="free text stored in the provenance, e.g. what machine this is")
+    ap.add_argument("--plot-only", action="store_true", help="only re-render figures from <out>/data/*.json")
+    ap.add_argument("--repredict", action="store_true", help="with --plot-only: refresh calc predictions in the data")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.model_preset = None
+        for name, value in dict(prompt_lens=[16, 32, 64], batches=[1, 2], batch_prompt_len=16, decode_prompt_len=16,
+                                decode_tokens=8, decode_batches=[1, 2], split_prompt_lens=[16, 64], output_lens=[2, 4, 8],
+                                repeats=2, device=args.device or "cpu").items():
+            if getattr(args, name) == ap.get_default(name):
+                setattr(args, name, value)
+    args.paths = [p for p in args.paths.split(",") if p]
+    unknown = sorted(set(args.paths) - set(PATHS))
+    if unknown:
+        ap.error(f"--paths: unknown path(s) {', '.join(unknown)}; choose from {', '.join(PATHS)}")
+    if args.no_compile and "hf-compile" in args.paths:
+        args.paths.remove("hf-compile")
+    if min(args.output_lens) < 2 or args.decode_tokens < 2:
+        ap.error("--output-lens and --decode-tokens need at least 2 tokens (one from prefill, one decode step)")
+    if args.repeats < 1 or args.warmup < 0:
+        ap.error("--repeats must be >= 1 and --warmup >= 0")
+    if args.repredict and not args.plot_only:
+        ap.error("--repredict goes with --plot-only")
+    args.out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
+    return args
+
+
+def plot_only(args) -> int:
+    files = sorted((args.out / "data").glob("*.json"))
+    if not files:
+        print(f"error: no data files in {args.out / 'data'}", file=sys.stderr)
+        return 2
+    for path in files:
+        data = common.load_data(path)
+        if args.repredict:
+            prov = data["provenance"]
+            for point in data["points"]:
+                point["predicted"] = predict(point, prov, prov["model"]["calc_params"])
+            common.save_data(path, data)
+        for fig in common.render_all(plot, data, args.out / "figures", common.device_tag(data["provenance"])):
+            print(f"figure: {fig}")
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if args.plot_only:
+        return plot_only(args)
+    device = common.pick_device(args.device)
+    dtype = common.DTYPES[args.dtype]
+    torch.manual_seed(0)
+
+    config = None if args.model else common.model_config(args.model_preset, args.quick)
+    label = "tiny (--quick)" if args.quick else args.model or args.model_preset
+    print(f"building {label} ({args.dtype}) on {device} ...", flush=True)
+    model = common.build_model(config, device, dtype, checkpoint=args.model)
+    with torch.inference_mode():  # first-call costs (kernel selection, lazy init) stay out of every sweep
+        model(input_ids=random_prompt(model, 1, 16, device))
+    prov = common.provenance(LAB, Path(__file__).name, argv, device, args.note)
+    calc_params = {"model": args.model_preset} if args.model_preset and not args.model else {"config": model.config.to_dict()}
+    prov["model"] = {"label": label, "config": config or model.config.to_dict(), "weights": args.dtype,
+                     "params": sum(p.numel() for p in model.parameters()), "weight_bytes": common.weight_bytes(model),
+                     "calc_params": calc_params}
+    prov["datasheet"] = common.gpu_datasheet(prov["calc_gpu_key"])
+    prov["settings"] = {k: v for k, v in vars(args).items() if k not in ("out", "plot_only", "repredict", "note")}
+    if device.type == "cpu" and "static-graph" in args.paths:
+        args.paths.remove("static-graph")  # CUDA graphs need a GPU; the same loop runs eagerly as "static"
+    if device.type == "cpu" and "hf-compile" in args.paths:
+        args.paths.remove("hf-compile")  # generate() compiles only on accelerators
+    prov["settings"]["paths"] = args.paths
+    tag = common.device_tag(prov)
+    data_path = args.out / "data" / f"{tag}.json"
+    data = common.DataFile(data_path, prov, args.budget_s)
+    print(f"data: {data_path}", flush=True)
+
+    def measure(point, fn, *fn_args):
+        point = data.measure(point, lambda: fn(*fn_args), device, progress=f"[{len(data.doc['points']) + 1}]")
+        if not point.get("oom") and not point.get("skipped"):
+            point["predicted"] = predict(point, prov, calc_params)
+            data.write()
+        return point
+
+    decoders = {}  # the static decoder of the current shape, so repeats reuse its cache and CUDA graph
+    status = "complete"
+    try:
+        copy_bytes = (1 << 20) if args.quick else (1 << 30)
+        measure({"kind": "copy_bandwidth"}, common.copy_gbps, device, copy_bytes)
+        shapes = [(1, p) for p in args.prompt_lens] + [(b, args.batch_prompt_len) for b in args.batches]
+        for batch, prompt_len in dict.fromkeys(shapes):
+            measure({"kind": "prefill", "batch": batch, "prompt_len": prompt_len},
+                    measure_prefill, model, batch, prompt_len, device, args.warmup, args.repeats)
+        for path in args.paths:
+            point = measure({"kind": "decode", "path": path, "batch": 1, "prompt_len": args.decode_prompt_len,
+                             "new_tokens": args.decode_tokens},
+                            measure_decode, model, path, 1, args.decode_prompt_len, args.decode_tokens, device,
+                            # hf-compile: the first call compiles, the next records its CUDA graphs
+                            max(args.warmup, 2 if path == "hf-compile" else 1), args.repeats, decoders)
+            decoders.clear()
+            common.free_memory(device)
+            if "achieved_GBps" in point:
+                copy = data.doc["points"][0].get("GBps")
+                print(f"    {path}: {point['decode_tok_per_s']:.1f} tok/s, TPOT {1e3 * point['tpot_s']['median']:.2f} ms, "
+                      f"{point['achieved_GBps']:.0f} GB/s = {100 * point['achieved_GBps'] / copy:.0f}% of measured copy "
+                      f"bandwidth" + (f", {100 * point['achieved_GBps'] * 1e9 / prov['datasheet']['memory_bandwidth_bytes_per_s']:.0f}% "
+                                      f"of datasheet" if (prov["datasheet"] or {}).get("memory_bandwidth_bytes_per_s") else ""),
+                      flush=True)
+        fast = next((p for p in PATHS if p in args.paths and p.startswith("static")), None)
+        if fast:
+            for prompt_len in args.split_prompt_lens:
+                measure({"kind": "split", "path": fast, "batch": 1, "prompt_len": prompt_len, "output_lens": args.output_lens},
+                        measure_split, model, fast, prompt_len, args.output_lens, device, args.warmup, args.repeats, decoders)
+            for batch in args.decode_batches:
+                if batch == 1:
+                    continue  # measured above with the other paths
+                measure({"kind": "decode", "path": fast, "batch": batch, "prompt_len": args.decode_prompt_len,
+                         "new_tokens": args.decode_tokens},
+                        measure_decode, model, fast, batch, args.decode_prompt_len, args.decode_tokens, device,
+                        args.warmup, args.repeats, decoders)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        print("\ninterrupted: keeping the points measured so far", flush=True)
+    except BaseException as e:  # keep what was measured, say why it stopped, then fail loudly
+        data.finish(f"failed: {type(e).__name__}: {e}"[:300])
+        raise
+    data.finish(status)
+    print(f"data: {data_path} ({len(data.doc['points'])} points, {status})", flush=True)
+    common.plot_safely(plot, data_path, args.out / "figures")
+    return 130 if status == "interrupted" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,582 @@
+"""Helpers shared by the labs: model construction, timing, provenance, NVML sampling, data files, figures.
+
+Each lab is a script that reads top to bottom; only what two labs need lives here.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # a lab runs as `python labs/x.py`; calc/ sits at the repository root
+    sys.path.insert(0, str(REPO))
+
+# Not a real model: small enough for the test suite to run every lab on a CPU in seconds, but with the
+# features of the real ones (grouped-query attention, Llama-3 RoPE scaling, tied embeddings).
+QUICK_CONFIG = {
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "vocab_size": 512,
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 500000.0,
+    "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 256},
+    "tie_word_embeddings": True,
+}
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Arguments, device, model
+
+
+def int_list(text: str) -> list[int]:
+    """argparse type for "128,256,512"."""
+    import argparse
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def pick_device(name: str | None) -> torch.device:
+    """`None` means the GPU if there is one. Asking for a GPU that is not there is an error, not a fallback."""
+    if name is None:
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {name}: this torch build sees no CUDA GPU (torch {torch.__version__})")
+    if device.type not in ("cuda", "cpu"):
+        raise SystemExit(f"error: --device {name}: only cuda and cpu are supported")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def model_config(preset: str | None, quick: bool) -> dict:
+    """The published config.json fields of a model. Real shapes come from calc's registry (one source of truth)."""
+    if quick:
+        return dict(QUICK_CONFIG)
+    try:
+        from calc.registry import hf_config
+    except ImportError as e:
+        raise SystemExit(f"error: calc's model registry is not importable ({e}); use --quick or --model PATH") from None
+    try:
+        return dict(hf_config(preset))
+    except KeyError:
+        raise SystemExit(f"error: --model-preset {preset!r} is not in calc's registry") from None
+
+
+def build_model(config: dict | None, device: torch.device, dtype: torch.dtype, checkpoint: str | None = None):
+    """A causal LM on `device`: random weights from `config`, or a real `checkpoint` (local path or hub id).
+
+    Random weights are enough here: timings and memory do not depend on weight values. Building under
+    `torch.device(device)` allocates the weights on the GPU directly instead of copying them there.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if checkpoint:
+        model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype, attn_implementation="sdpa")
+        model = model.to(device)
+    else:
+        cfg = AutoConfig.for_model(**config)
+        with torch.device(device):
+            model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation="sdpa")
+    model.eval()
+    # Generate exactly the requested number of tokens: no EOS stop (random weights emit anything). Not
+    # min_new_tokens, whose logits processor costs tens of ms per step.
+    gen = model.generation_config
+    gen.eos_token_id = None
+    gen.pad_token_id = 0
+    gen.do_sample = False
+    for unused in ("temperature", "top_p", "top_k"):
+        setattr(gen, unused, None)
+    return model
+
+
+def weight_bytes(model) -> int:
+    """Bytes of the parameters (a tied embedding counted once)."""
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def decode_bytes_per_step(model, batch: int, context: int) -> int:
+    """Bytes one decode step must read: every weight matrix once, plus the KV cache of `context` tokens.
+
+    The input embedding is a table look-up (one row per token), so an untied embedding table is not read.
+    """
+    cfg = model.config
+    nbytes = weight_bytes(model)
+    emb = model.get_input_embeddings().weight
+    if emb.data_ptr() != model.get_output_embeddings().weight.data_ptr():
+        nbytes -= emb.numel() * emb.element_size()
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    kv_per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * head_dim * emb.element_size()
+    return nbytes + batch * context * kv_per_token
+
+
+def free_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Timing
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_it(fn, device: torch.device, warmup: int = 1, repeats: int = 5) -> list[float]:
+    """Seconds per call of `fn`, after `warmup` calls: CUDA events on a GPU, perf_counter on a CPU."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def summarize(samples: list[float]) -> dict:
+    """Median with spread; the raw samples are kept so any other statistic can be computed later."""
+    import numpy as np
+
+    a = np.asarray(samples, dtype=float)
+    return {
+        "median": float(np.median(a)),
+        "p10": float(np.percentile(a, 10)),
+        "p90": float(np.percentile(a, 90)),
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "n": int(a.size),
+        "samples": [float(x) for x in a],
+    }
+
+
+def copy_gbps(device: torch.device, nbytes: int = 1 << 30, repeats: int = 10) -> dict:
+    """Device-to-device copy bandwidth, counting read + write bytes (2 x buffer per copy), as STREAM does."""
+    src = torch.empty(nbytes, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    src.fill_(1)
+    times = time_it(lambda: dst.copy_(src), device, warmup=2, repeats=repeats)
+    src = dst = None  # noqa: F841 (free the buffers before the next measurement)
+    free_memory(device)
+    return {"buffer_bytes": nbytes, "seconds": summarize(times), "GBps": 2 * nbytes / min(times) / 1e9}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Provenance
+
+
+def _nvml():
+    """The pynvml module (package nvidia-ml-py), initialised; raises if NVML is not usable here."""
+    import pynvml
+
+    pynvml.nvmlInit()
+    return pynvml
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git() -> dict:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--", "labs", "calc"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def device_info(device: torch.device) -> dict:
+    """What the numbers were measured on. No hostname; for a CPU the model and core count."""
+    if device.type == "cpu":
+        return {"kind": "cpu", "name": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    props = torch.cuda.get_device_properties(device)
+    info = {
+        "kind": "cuda",
+        "name": props.name,
+        "count": torch.cuda.device_count(),
+        "compute_capability": f"{props.major}.{props.minor}",
+        "sm_count": props.multi_processor_count,
+        "memory_bytes": props.total_memory,
+        "host_cpu": _cpu_model(),
+        "host_cores": os.cpu_count(),
+    }
+    try:
+        nv = _nvml()
+        h = nv.nvmlDeviceGetHandleByIndex(device.index or 0)
+        info.update(
+            driver=nv.nvmlSystemGetDriverVersion(),
+            power_limit_w=nv.nvmlDeviceGetEnforcedPowerLimit(h) / 1000,
+            sm_clock_max_mhz=nv.nvmlDeviceGetMaxClockInfo(h, nv.NVML_CLOCK_SM),
+            mem_clock_max_mhz=nv.nvmlDeviceGetMaxClockInfo(h, nv.NVML_CLOCK_MEM),
+            sm_clock_mhz=nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM),
+            mem_clock_mhz=nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_MEM),
+            nvml="available",
+        )
+    except Exception as e:  # NVML missing or not permitted: say so, measure anyway
+        info["nvml"] = f"unavailable: {type(e).__name__}: {e}"
+    return info
+
+
+def provenance(lab: str, script: str, argv: list[str], device: torch.device, note: str | None = None) -> dict:
+    """Everything needed to know what a number means and to rerun it: device, software, commit, command."""
+    import transformers
+
+    dev = device_info(device)
+    return {
+        "lab": lab,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": shlex.join(["python", f"labs/{script}", *argv]),
+        "git": _git(),
+        "software": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "transformers": transformers.__version__,
+        },
+        "machine": {"os": platform.platform(terse=True), "cpu": _cpu_model(), "cpu_cores": os.cpu_count()},
+        "device": dev,
+        "calc_gpu_key": match_gpu(dev["name"]) if dev["kind"] == "cuda" else None,
+        "note": note,
+    }
+
+
+def device_tag(prov: dict) -> str:
+    """File-name tag of a run: calc's GPU key (e.g. h100-sxm), else a slug of the GPU name, else "cpu"."""
+    dev = prov["device"]
+    if dev["kind"] == "cpu":
+        return "cpu"
+    return prov.get("calc_gpu_key") or "".join(c if c.isalnum() else "-" for c in dev["name"].lower()).strip("-")
+
+
+def describe_run(prov: dict) -> str:
+    """One line naming device, software and date, for figure footers and the docs' provenance lines."""
+    dev, sw = prov["device"], prov["software"]
+    if dev["kind"] == "cpu":
+        where = f"CPU run: {dev['name']}, {dev['cores']} cores (no GPU)"
+    else:
+        where = f"{dev['name']}" + (f", {dev['power_limit_w']:.0f} W limit" if "power_limit_w" in dev else "")
+        where += f", driver {dev.get('driver', '?')}, CUDA {sw['cuda']}"
+    return f"{where} · torch {sw['torch']} · transformers {sw['transformers']} · {prov['date'][:10]}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# calc: predictions and GPU datasheets (absent or unknown GPU -> None, and the figure says so)
+
+
+def match_gpu(name: str) -> str | None:
+    try:
+        from calc.registry import match_gpu as match
+    except ImportError:
+        return None
+    try:
+        return match(name)
+    except Exception:
+        return None
+
+
+def gpu_datasheet(key: str | None) -> dict | None:
+    """calc's registry entry of a GPU (bandwidth, dense FLOPS per precision, source URL), or None."""
+    if not key:
+        return None
+    try:
+        import dataclasses
+
+        from calc import registry
+
+        return dataclasses.asdict(registry.get_gpu(key))
+    except (ImportError, KeyError):
+        return None
+
+
+def calc_predict(command: str, params: dict) -> dict | None:
+    """calc.api.run(command, params), or None when calc is missing or has no model for these inputs."""
+    try:
+        from calc import api
+    except ImportError:
+        return None
+    try:
+        return api.run(command, {k: v for k, v in params.items() if v is not None})
+    except Exception as e:
+        print(f"  (calc {command} gave no prediction: {type(e).__name__}: {e})", flush=True)
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NVML sampler
+
+
+class NvmlSampler:
+    """Samples one GPU's utilization, memory, power, clocks and throttle reasons in a background thread.
+
+    Without NVML (a CPU run, or no driver) `available` is False and `reason` says why; nothing raises.
+    """
+
+    def __init__(self, index: int = 0, interval_s: float = 0.05):
+        self.interval_s, self.samples, self.marks = interval_s, [], []
+        self.available, self.reason = False, None
+        try:
+            self.nv = _nvml()
+            self.handle = self.nv.nvmlDeviceGetHandleByIndex(index)
+            self.available = True
+        except Exception as e:
+            self.reason = f"{type(e).__name__}: {e}"
+        self._stop = threading.Event()
+        self._thread = None
+        self.t0 = time.perf_counter()
+
+    def now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def mark(self, label: str) -> None:
+        """A phase boundary on the same clock as the samples."""
+        self.marks.append({"t": self.now(), "label": label})
+
+    def sample(self) -> dict:
+        nv, h = self.nv, self.handle
+        util = nv.nvmlDeviceGetUtilizationRates(h)
+        mem = nv.nvmlDeviceGetMemoryInfo(h)
+        reasons = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or nv.nvmlDeviceGetCurrentClocksThrottleReasons
+        return {
+            "t": self.now(),
+            "gpu_util_pct": util.gpu,
+            "mem_util_pct": util.memory,
+            "mem_used_bytes": mem.used,
+            "power_w": nv.nvmlDeviceGetPowerUsage(h) / 1000,
+            "sm_clock_mhz": nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM),
+            "mem_clock_mhz": nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_MEM),
+            "throttle_reasons": int(reasons(h)),
+        }
+
+    def _run(self):
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.samples.append(self.sample())
+            except Exception as e:  # a failing query ends sampling, not the measurement
+                self.reason = f"sampling stopped: {type(e).__name__}: {e}"
+                return
+
+    def __enter__(self):
+        if self.available:
+            self.t0 = time.perf_counter()
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def result(self) -> dict:
+        return {
+            "available": self.available,
+            "reason": self.reason,
+            "interval_s": self.interval_s,
+            "samples": self.samples,
+            "marks": self.marks,
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data files: written after every point, so an interrupted or OOM-hit sweep keeps what it measured
+
+
+class DataFile:
+    """One JSON file per run: {"provenance": ..., "status": ..., "points": [...]}, rewritten atomically."""
+
+    def __init__(self, path: Path, prov: dict, budget_s: float | None = None):
+        self.path = Path(path)
+        self.doc = {"provenance": prov, "status": "running", "points": []}
+        self.deadline = time.monotonic() + budget_s if budget_s else None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.write()
+
+    def write(self) -> None:
+        save_data(self.path, self.doc)
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def measure(self, point: dict, measure, device: torch.device, progress: str = "") -> dict:
+        """Run `measure()` (returns the measured fields), add them to `point`, write the file.
+
+        A CUDA out-of-memory error becomes a point with "oom": true; memory is freed and the sweep goes on.
+        Past the time budget the point is recorded as skipped.
+        """
+        t0 = time.perf_counter()
+        label = " ".join(f"{k}={v}" for k, v in point.items())
+        if self.out_of_time():
+            point["skipped"] = "time budget"
+            print(f"{progress} {label}: skipped (time budget)", flush=True)
+        else:
+            print(f"{progress} {label} ...", end="", flush=True)
+            oom = None
+            try:
+                point.update(measure())
+            except torch.cuda.OutOfMemoryError as e:
+                oom = str(e).splitlines()[0][:300]
+            if oom is not None:  # outside the except block, so the traceback's tensors are already gone
+                point.update(oom=True, error=oom)
+                free_memory(device)
+            print(f" {'OOM' if oom else 'done'} ({time.perf_counter() - t0:.1f} s)", flush=True)
+        self.doc["points"].append(point)
+        self.write()
+        return point
+
+    def finish(self, status: str = "complete") -> None:
+        self.doc["status"] = status
+        self.write()
+
+
+def load_data(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def save_data(path: Path, doc: dict) -> None:
+    """Write via a temporary file and rename, so a kill mid-write never leaves half a file."""
+    tmp = Path(path).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Figures: deterministic SVG, Chinese and English
+
+CJK_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei",
+                "PingFang SC", "SimHei")
+
+
+def cjk_font() -> str | None:
+    from matplotlib import font_manager
+
+    for family in CJK_FAMILIES:
+        try:
+            font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+            return family
+        except ValueError:
+            continue
+    return None
+
+
+def plot_languages() -> list[str]:
+    """English always; Chinese only with a CJK font (else its glyphs would render as empty boxes)."""
+    if cjk_font():
+        return ["zh", "en"]
+    print("note: no CJK font found (Debian: apt-get install fonts-noto-cjk); Chinese figures skipped. "
+          "Re-render them later with --plot-only.", flush=True)
+    return ["en"]
+
+
+def style(lang: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcdefaults()
+    plt.rcParams.update({
+        "svg.hashsalt": "llm-inference-book",  # stable element ids: re-rendering gives the same bytes
+        "svg.fonttype": "path",
+        "font.family": [cjk_font(), "DejaVu Sans"] if lang == "zh" else ["DejaVu Sans"],
+        "axes.unicode_minus": False,
+        "font.size": 9,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "figure.dpi": 100,
+    })
+
+
+def save_figure(fig, path: Path, footer: str) -> Path:
+    """SVG with a provenance footer and no timestamp, so the same data always gives the same file."""
+    import matplotlib.pyplot as plt
+
+    fig.text(0.01, -0.01, footer, fontsize=6.5, color="#555", ha="left", va="top")  # below the axes labels
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def log_axis(ax, axis: str, ticks=None, base: float = 10) -> None:
+    """Log scale labelled with plain numbers (512, not 2^9); `ticks` pins the labels to the measured values."""
+    from matplotlib import ticker
+
+    getattr(ax, f"set_{axis}scale")("log", base=base)
+    a = getattr(ax, f"{axis}axis")
+    if ticks is not None:
+        a.set_major_locator(ticker.FixedLocator(sorted(set(ticks))))
+    else:
+        a.set_major_locator(ticker.LogLocator(base=base, subs=(1.0, 2.0, 5.0)))
+    a.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    a.set_minor_formatter(ticker.NullFormatter())
+
+
+def render_all(plot_one, data: dict, fig_dir: Path, tag: str) -> list[Path]:
+    """Call `plot_one(data, lang)` -> {name: figure} for each language and save `<tag>-<name>_<lang>.svg`."""
+    written = []
+    for lang in plot_languages():
+        style(lang)
+        for name, (fig, footer) in plot_one(data, lang).items():
+            written.append(save_figure(fig, Path(fig_dir) / f"{tag}-{name}_{lang}.svg", footer))
+    return written
+
+
+def plot_safely(plot_one, data_path: Path, fig_dir: Path) -> list[Path]:
+    """After a measurement run: a plotting failure is reported, never allowed to lose the run."""
+    try:
+        data = load_data(data_path)
+        written = render_all(plot_one, data, fig_dir, device_tag(data["provenance"]))
+        for p in written:
+            print(f"figure: {p}")
+        return written
+    except Exception as e:
+        print(f"warning: plotting failed ({type(e).__name__}: {e}); the data is safe in {data_path}. "
+              f"Re-render with --plot-only.", flush=True)
+        return []
