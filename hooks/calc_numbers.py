@@ -1,7 +1,7 @@
 """Evaluate calc expressions written in the Markdown, so numbers in the text come from calc/.
 
     {{ calc memory.weights_bytes model=llama-3.1-8b weights=bf16 | GB:2 }}   ->  16.06 GB
-    {{ calc perf.tpot_s model=llama-3.1-8b gpu=h100-sxm | ms:1 }}           ->  4.8 ms
+    {{ calc perf.tpot_s model=llama-3.1-8b gpu=h100-sxm | ms:1 }}           ->  5.1 ms
     {{ calc gpu.h100-sxm.memory_bandwidth_bytes_per_s | TB/s:2 }}          ->  3.35 TB/s
 
 Before the `|`: either `<command>.<json field>` and the parameters the CLI takes (flag names without dashes),

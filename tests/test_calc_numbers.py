@@ -1,0 +1,82 @@
+"""hooks/calc_numbers.py: numbers in the text are evaluated by calc at build time."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from mkdocs.exceptions import PluginError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
+import calc_numbers  # noqa: E402
+
+LLAMA_31_8B_PARAMS = 8_030_261_248  # published total (model card: 8.03B); weights in bf16 = 2 bytes each
+
+
+def test_memory_field_from_calc():
+    text = calc_numbers.render("{{ calc memory.weights_bytes model=llama-3.1-8b weights=bf16 | GB:2 }}")
+    assert text == f"{2 * LLAMA_31_8B_PARAMS / 1e9:.2f} GB" == "16.06 GB"
+
+
+def test_binary_and_decimal_units_differ():
+    gb = calc_numbers.render("{{ calc memory.weights_bytes model=llama-3.1-8b weights=bf16 | GB:2 }}")
+    gib = calc_numbers.render("{{ calc memory.weights_bytes model=llama-3.1-8b weights=bf16 | GiB:2 }}")
+    assert gib == f"{2 * LLAMA_31_8B_PARAMS / 2**30:.2f} GiB" == "14.96 GiB"
+    assert gb != gib
+
+
+def test_registry_path():
+    # NVIDIA H100 SXM datasheet: 3.35 TB/s HBM3.
+    assert calc_numbers.render("{{ calc gpu.h100-sxm.memory_bandwidth_bytes_per_s | TB/s:2 }}") == "3.35 TB/s"
+
+
+def test_parameters_reach_calc():
+    fp8 = calc_numbers.render("{{ calc memory.weights_bytes model=llama-3.1-8b weights=fp8 | GB:1 }}")
+    bf16 = calc_numbers.render("{{ calc memory.weights_bytes model=llama-3.1-8b weights=bf16 | GB:1 }}")
+    assert float(fp8.split()[0]) < float(bf16.split()[0])
+
+
+@pytest.mark.parametrize(
+    "value, fmt, expected",
+    [
+        (8_030_261_248, "params:2", "8.03B"),
+        (1234567, "int", "1,234,567"),
+        (0.0051262, "ms:1", "5.1 ms"),
+        (0.2034, "usd:3", "$0.203"),
+        (0.883, "%:1", "88.3%"),
+        (3.14159, "raw:3", "3.142"),
+        (2**30, "GiB:0", "1 GiB"),
+    ],
+)
+def test_formats(value, fmt, expected):
+    assert calc_numbers.format_value(value, fmt) == expected
+
+
+def test_prose_around_expressions_is_kept_and_code_fences_are_not_evaluated():
+    markdown = "\n".join([
+        "带宽 {{ calc gpu.h100-sxm.memory_bandwidth_bytes_per_s | TB/s:2 }}，权重……",
+        "```",
+        "{{ calc memory.weights_bytes model=llama-3.1-8b | GB:2 }}",
+        "```",
+    ])
+    lines = calc_numbers.render(markdown).split("\n")
+    assert lines[0] == "带宽 3.35 TB/s，权重……"
+    assert lines[2] == "{{ calc memory.weights_bytes model=llama-3.1-8b | GB:2 }}"
+
+
+@pytest.mark.parametrize(
+    "expression, message",
+    [
+        ("{{ calc memory.no_such_field model=llama-3.1-8b | GB:2 }}", "no field"),
+        ("{{ calc memory.weights_bytes model=no-such-model | GB:2 }}", "no-such-model"),
+        ("{{ calc memory.weights_bytes model=llama-3.1-8b | furlongs:2 }}", "unknown format"),
+        ("{{ calc memory.weights_bytes model=llama-3.1-8b }}", "malformed"),
+        ("{{ calc memory.weights_bytes llama | GB:2 }}", "name=value"),
+        ("{{ calc memory.fits model=llama-3.1-8b | GB:2 }}", "not a number"),
+    ],
+)
+def test_bad_expressions_fail_the_build_with_the_page_named(expression, message):
+    with pytest.raises(PluginError) as err:
+        calc_numbers.render(expression, "zh/ch03/index.md")
+    assert "zh/ch03/index.md" in str(err.value) and message in str(err.value)
