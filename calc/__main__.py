@@ -1,6 +1,7 @@
 """Command line: a thin wrapper over ``calc.api.run``.
 
     python -m calc memory --model llama-3.1-8b --gpu h100-sxm [--weights fp8] [--json]
+    python -m calc memory --model path/to/config.json --gpu h100-sxm
     python -m calc perf|cost|roi ...
     python -m calc list models|gpus|prices
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from . import api, registry
@@ -112,6 +114,10 @@ def main(argv=None) -> int:
         print(_list(args.what, args.json))
         return 0
     params = {k.replace("_", "-"): v for k, v in vars(args).items() if k not in ("command", "json") and v is not None}
+    # `--model` takes a preset name or a path to a Hugging Face config.json (the contract the docs use).
+    model = params.get("model", "")
+    if "config" not in params and (model.endswith(".json") or os.sep in model or os.path.isfile(model)):
+        params["config"] = params.pop("model")
     if "config" in params:
         try:
             with open(params["config"], encoding="utf-8") as fh:
@@ -124,7 +130,11 @@ def main(argv=None) -> int:
     except api.InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(result, ensure_ascii=False, indent=1) if args.json else _table(result))
+    try:
+        print(json.dumps(result, ensure_ascii=False, indent=1) if args.json else _table(result))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `python -m calc ... | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -139,7 +139,25 @@ def test_cli_config_path(tmp_path):
     assert json.loads(p.stdout)["tpot_s"] == api.run("perf", {"model": "mistral-7b"})["tpot_s"]
 
 
+def test_cli_model_accepts_a_config_json_path(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(registry.hf_config("qwen2.5-7b")))
+    p = _cli("memory", "--model", str(path), "--gpu", "h100-sxm", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["weights_bytes"] == api.run("memory", {"model": "qwen2.5-7b"})["weights_bytes"]
+
+
+def test_cli_survives_a_closed_pipe():
+    # `python -m calc perf --json | head -1`: the reader leaves early; no traceback, exit 0.
+    proc = subprocess.Popen([sys.executable, "-m", "calc", "perf", "--json"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    proc.stdout.close()  # before calc has written anything: its print meets a closed pipe
+    assert proc.wait(timeout=60) == 0
+    assert b"Traceback" not in proc.stderr.read()
+
+
 @pytest.mark.parametrize("args", [
+    ["memory", "--model", "missing/config.json"],
     ["memory", "--batch", "0"], ["memory", "--model", "nope"], ["memory", "--frobnicate", "1"], ["fly"],
     ["perf", "--config", "/no/such/file.json"], ["list", "cats"],
 ])
