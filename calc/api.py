@@ -261,6 +261,9 @@ def _warnings(v: dict) -> list[dict]:
     if context > spec.max_position_embeddings:
         out.append(_t(f"prompt + output ({context}) exceeds the model's max_position_embeddings ({spec.max_position_embeddings})",
                       f"提示 + 输出（{context}）超过模型的 max_position_embeddings（{spec.max_position_embeddings}）"))
+    if gpu.unverified:
+        out.append(_t(f"{gpu.name}: no public datasheet confirms {', '.join(gpu.unverified)}; the figures are secondary reports",
+                      f"{gpu.name}：{', '.join(gpu.unverified)} 没有公开数据手册可以核实，数值来自二手报道"))
     wanted = mem.WEIGHT_FORMATS[v["weights"]].compute_dtype
     if not gpu.peak_flops(wanted):
         out.append(_t(f"{gpu.name} has no {wanted.upper()} tensor cores: {v['weights']} weights are computed in 16 bits",

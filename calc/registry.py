@@ -60,6 +60,8 @@ class GPU:
         "price_as_of",
         "price_note",
         "source_date",
+        "checked_via",  # a secondary page the figures were checked against, where the primary was unreachable
+        "unverified",  # names of fields no primary source confirms (e.g. H20: no public datasheet)
         "note",
     )
 

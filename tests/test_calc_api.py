@@ -198,3 +198,10 @@ def test_lookup_paths():
     for bad in ("gpu.h100-sxm.nope", "gpu.nope.memory_bytes", "cpu.x.y", "gpu.h100-sxm"):
         with pytest.raises(KeyError):
             registry.lookup(bad)
+
+
+def test_unverified_gpu_figures_are_flagged_in_both_languages():
+    # The H20 has no public NVIDIA datasheet: a result built on it says so; a datasheet-backed GPU does not.
+    h20 = api.run("perf", {"gpu": "h20"})["warnings"]
+    assert any("datasheet" in w["en"] and "数据手册" in w["zh"] for w in h20)
+    assert not any("datasheet" in w["en"] for w in api.run("perf", {"gpu": "h100-sxm"})["warnings"])
