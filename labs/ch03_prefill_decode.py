@@ -86,12 +86,13 @@ class StaticDecoder:
         k_cache, v_cache = self.k_cache[layer], self.v_cache[layer]
         k_cache.index_copy_(2, pos, k)
         v_cache.index_copy_(2, pos, v)
-        if t > 1:  # prefill, always from position 0: causal attention over the prompt
-            out = F.scaled_dot_product_attention(q, k_cache[:, :, :t], v_cache[:, :, :t], is_causal=True, enable_gqa=True)
+        group = self.n_heads // self.n_kv
+        if t > 1:  # prefill, always from position 0: causal attention over the prompt (flash attention)
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             # Decode: one query per head against the whole (fixed-size) cache; positions after `pos` are masked.
             # The query heads sharing a KV head attend as one group, so the cache is read once, not copied per head.
-            group = self.n_heads // self.n_kv
             mask = (self.positions <= pos).view(1, 1, 1, -1)
             q = q.reshape(b, self.n_kv, group, self.head_dim)
             out = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=mask).view(b, self.n_heads, 1, self.head_dim)
@@ -356,7 +357,7 @@ def t(key, lang, **kw):
 
 
 def measured(points, kind, **match):
-    return [p for p in points if p.get("kind") == kind and not p.get("oom") and not p.get("skipped")
+    return [p for p in points if p.get("kind") == kind and not p.get("oom") and not p.get("skipped") and not p.get("error")
             and all(p.get(k) == v for k, v in match.items())]
 
 
@@ -501,6 +502,17 @@ def plot(data, lang):
 # ---------------------------------------------------------------------------------------------------------
 
 
+def report_mbu(point, copy_gbps, datasheet):
+    """Print what share of the memory bandwidth a decode path reaches (the chapter's benchmark number)."""
+    if "achieved_GBps" not in point or not copy_gbps:
+        return
+    line = (f"    {point['path']}: {point['decode_tok_per_s']:.1f} tok/s, TPOT {1e3 * point['tpot_s']['median']:.2f} ms, "
+            f"{point['achieved_GBps']:.0f} GB/s = {100 * point['achieved_GBps'] / copy_gbps:.0f}% of measured copy bandwidth")
+    if (datasheet or {}).get("memory_bandwidth_bytes_per_s"):
+        line += f", {100 * point['achieved_GBps'] * 1e9 / datasheet['memory_bandwidth_bytes_per_s']:.0f}% of datasheet"
+    print(line, flush=True)
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n\n".join(__doc__.split("\n\n")[1:]))
@@ -603,7 +615,7 @@ def main(argv=None) -> int:
 
     def measure(point, fn, *fn_args):
         point = data.measure(point, lambda: fn(*fn_args), device, progress=f"[{len(data.doc['points']) + 1}]")
-        if not point.get("oom") and not point.get("skipped"):
+        if not point.get("oom") and not point.get("skipped") and not point.get("error"):
             point["predicted"] = predict(point, prov, calc_params)
             data.write()
         return point
@@ -617,21 +629,19 @@ def main(argv=None) -> int:
         for batch, prompt_len in dict.fromkeys(shapes):
             measure({"kind": "prefill", "batch": batch, "prompt_len": prompt_len},
                     measure_prefill, model, batch, prompt_len, device, args.warmup, args.repeats)
-        for path in args.paths:
+        for path in [p for p in args.paths if p != "hf-compile"]:
             point = measure({"kind": "decode", "path": path, "batch": 1, "prompt_len": args.decode_prompt_len,
                              "new_tokens": args.decode_tokens},
                             measure_decode, model, path, 1, args.decode_prompt_len, args.decode_tokens, device,
-                            # hf-compile: the first call compiles, the next records its CUDA graphs
-                            max(args.warmup, 2 if path == "hf-compile" else 1), args.repeats, decoders)
+                            max(args.warmup, 1), args.repeats, decoders)
             decoders.clear()
             common.free_memory(device)
-            if "achieved_GBps" in point:
-                copy = data.doc["points"][0].get("GBps")
-                print(f"    {path}: {point['decode_tok_per_s']:.1f} tok/s, TPOT {1e3 * point['tpot_s']['median']:.2f} ms, "
-                      f"{point['achieved_GBps']:.0f} GB/s = {100 * point['achieved_GBps'] / copy:.0f}% of measured copy "
-                      f"bandwidth" + (f", {100 * point['achieved_GBps'] * 1e9 / prov['datasheet']['memory_bandwidth_bytes_per_s']:.0f}% "
-                                      f"of datasheet" if (prov["datasheet"] or {}).get("memory_bandwidth_bytes_per_s") else ""),
-                      flush=True)
+            report_mbu(point, data.doc["points"][0].get("GBps"), prov["datasheet"])
+        first = {p["path"]: p.get("first_tokens") for p in data.doc["points"] if p.get("kind") == "decode"}
+        if first.get("static") and first.get("static-graph"):  # same kernels, so the graph must give the same tokens
+            prov["checks"] = {"graph_tokens_match_eager": first["static"] == first["static-graph"]}
+            data.write()
+            print(f"    CUDA graph tokens match the eager static loop: {prov['checks']['graph_tokens_match_eager']}")
         fast = next((p for p in PATHS if p in args.paths and p.startswith("static")), None)
         if fast:
             for prompt_len in args.split_prompt_lens:
@@ -644,6 +654,14 @@ def main(argv=None) -> int:
                          "new_tokens": args.decode_tokens},
                         measure_decode, model, fast, batch, args.decode_prompt_len, args.decode_tokens, device,
                         args.warmup, args.repeats, decoders)
+        decoders.clear()
+        common.free_memory(device)
+        if "hf-compile" in args.paths:  # last: its compile takes a minute and leaves compiled state behind
+            point = measure({"kind": "decode", "path": "hf-compile", "batch": 1, "prompt_len": args.decode_prompt_len,
+                             "new_tokens": args.decode_tokens},
+                            measure_decode, model, "hf-compile", 1, args.decode_prompt_len, args.decode_tokens, device,
+                            max(args.warmup, 2), args.repeats, decoders)  # call 1 compiles, call 2 records graphs
+            report_mbu(point, data.doc["points"][0].get("GBps"), prov["datasheet"])
     except KeyboardInterrupt:
         status = "interrupted"
         print("\ninterrupted: keeping the points measured so far", flush=True)

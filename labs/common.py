@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -222,6 +223,13 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def _git() -> dict:
     def git(*args):
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -280,7 +288,9 @@ def provenance(lab: str, script: str, argv: list[str], device: torch.device, not
             "cuda": torch.version.cuda,
             "transformers": transformers.__version__,
         },
-        "machine": {"os": platform.platform(terse=True), "cpu": _cpu_model(), "cpu_cores": os.cpu_count()},
+        "machine": {"os": platform.platform(terse=True), "cpu": _cpu_model(), "cpu_cores": os.cpu_count(),
+                    # other processes competing for the CPU make host-side timings (and a CPU run) slower
+                    "load_average_at_start": _load_average()},
         "device": dev,
         "calc_gpu_key": match_gpu(dev["name"]) if dev["kind"] == "cuda" else None,
         "note": note,
@@ -326,11 +336,9 @@ def gpu_datasheet(key: str | None) -> dict | None:
     if not key:
         return None
     try:
-        import dataclasses
-
         from calc import registry
 
-        return dataclasses.asdict(registry.get_gpu(key))
+        return dict(vars(registry.get_gpu(key)))  # key + the registry's fields, each with its source
     except (ImportError, KeyError):
         return None
 
@@ -447,7 +455,8 @@ class DataFile:
     def measure(self, point: dict, measure, device: torch.device, progress: str = "") -> dict:
         """Run `measure()` (returns the measured fields), add them to `point`, write the file.
 
-        A CUDA out-of-memory error becomes a point with "oom": true; memory is freed and the sweep goes on.
+        A CUDA out-of-memory error becomes a point with "oom": true, any other error a point with "error";
+        memory is freed and the sweep goes on.
         Past the time budget the point is recorded as skipped.
         """
         t0 = time.perf_counter()
@@ -457,21 +466,29 @@ class DataFile:
             print(f"{progress} {label}: skipped (time budget)", flush=True)
         else:
             print(f"{progress} {label} ...", end="", flush=True)
-            oom = None
+            oom = error = None
             try:
                 point.update(measure())
             except torch.cuda.OutOfMemoryError as e:
                 oom = str(e).splitlines()[0][:300]
+            except Exception as e:  # one broken point (an unsupported shape, an API change) must not end the sweep
+                error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+                traceback.print_exc()
             if oom is not None:  # outside the except block, so the traceback's tensors are already gone
                 point.update(oom=True, error=oom)
+            elif error is not None:
+                point["error"] = error
+            if oom or error:
                 free_memory(device)
-            print(f" {'OOM' if oom else 'done'} ({time.perf_counter() - t0:.1f} s)", flush=True)
+            print(f" {'OOM' if oom else 'ERROR ' + error if error else 'done'} ({time.perf_counter() - t0:.1f} s)",
+                  flush=True)
         self.doc["points"].append(point)
         self.write()
         return point
 
     def finish(self, status: str = "complete") -> None:
         self.doc["status"] = status
+        self.doc["provenance"]["machine"]["load_average_at_end"] = _load_average()
         self.write()
 
 

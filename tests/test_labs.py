@@ -1,0 +1,349 @@
+"""The GPU labs, exercised on the CPU: --quick runs end to end, the data carries its provenance, committed
+figures are exactly what the committed data renders to, the hand-written decode loop agrees with Hugging
+Face, and OOM, Ctrl-C, plotting failures and bad arguments are handled as documented.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("matplotlib")
+
+ROOT = Path(__file__).resolve().parent.parent
+LABS = ROOT / "labs"
+sys.path.insert(0, str(LABS))
+
+import ch03_prefill_decode as ch03  # noqa: E402
+import ch04_gpu_basics as ch04  # noqa: E402
+import common  # noqa: E402
+
+FIGURES = {ch03: {"time-split", "throughput", "ttft-tpot", "mbu"}, ch04: {"matmul-tflops", "bandwidth", "memory"}}
+STATS = {"median", "p10", "p90", "min", "max", "n", "samples"}
+
+
+def run_quick(lab, out: Path, *extra) -> tuple[int, dict]:
+    rc = lab.main(["--quick", "--out", str(out), *extra])
+    return rc, json.loads((out / "data" / "cpu.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def quick03(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ch03")
+    rc, data = run_quick(ch03, out)
+    return rc, data, out
+
+
+@pytest.fixture(scope="module")
+def quick04(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ch04")
+    rc, data = run_quick(ch04, out)
+    return rc, data, out
+
+
+def check_provenance(prov: dict, lab):
+    assert prov["lab"] == lab.LAB
+    assert prov["date"].endswith("Z") and prov["date"][:2] == "20"
+    assert prov["command"].startswith(f"python labs/{Path(lab.__file__).name} --quick --out ")
+    assert set(prov["git"]) == {"commit", "dirty"}
+    assert prov["software"]["torch"] == torch.__version__
+    assert prov["software"]["transformers"] and prov["software"]["python"]
+    assert prov["machine"]["cpu"] and prov["machine"]["cpu_cores"] >= 1
+    dev = prov["device"]
+    assert dev["kind"] == "cpu" and dev["cores"] >= 1 and dev["name"]
+    assert prov["calc_gpu_key"] is None and prov["datasheet"] is None  # a CPU run is never matched to a GPU
+    assert prov["model"]["config"]["hidden_size"] == common.QUICK_CONFIG["hidden_size"]
+    assert prov["model"]["weights"] == "bf16" and prov["model"]["params"] > 0
+    import socket
+
+    assert socket.gethostname() not in json.dumps(prov)  # machine described, not named
+
+
+def test_ch03_quick_data(quick03):
+    rc, data, _ = quick03
+    assert rc == 0 and data["status"] == "complete"
+    check_provenance(data["provenance"], ch03)
+    points = data["points"]
+    assert not [p for p in points if p.get("error") or p.get("oom") or p.get("skipped")]
+    kinds = {p["kind"] for p in points}
+    assert kinds == {"copy_bandwidth", "prefill", "decode", "split"}
+    settings = data["provenance"]["settings"]
+    prefill = [p for p in points if p["kind"] == "prefill"]
+    assert {(p["batch"], p["prompt_len"]) for p in prefill} >= {(1, n) for n in settings["prompt_lens"]}
+    for p in prefill:
+        assert set(p["prefill_s"]) == STATS and p["prefill_s"]["n"] == settings["repeats"]
+        assert 0 < p["prefill_s"]["median"] <= p["ttft_s"]["median"] * 1.5
+    decode = {p["path"]: p for p in points if p["kind"] == "decode" and p["batch"] == 1}
+    assert set(decode) == {"static", "hf-eager"}  # the CPU has neither CUDA graphs nor generate()'s compile
+    for p in decode.values():
+        assert p["tpot_s"]["n"] == settings["repeats"] and p["decode_tok_per_s"] > 0
+        assert p["bytes_per_step"] > data["provenance"]["model"]["weight_bytes"] // 2
+        assert len(p["first_tokens"]) == 8
+    split = [p for p in points if p["kind"] == "split"]
+    for p in split:
+        medians = [p["decode_s"][str(n)]["median"] for n in p["output_lens"]]
+        assert medians == sorted(medians)  # more output tokens, more decode time
+
+
+def test_ch03_quick_figures(quick03):
+    _, _, out = quick03
+    names = {f.name for f in (out / "figures").glob("*.svg")}
+    langs = ["zh", "en"] if common.cjk_font() else ["en"]
+    assert names == {f"cpu-{n}_{lang}.svg" for n in FIGURES[ch03] for lang in langs}
+    svg = (out / "figures" / "cpu-ttft-tpot_en.svg").read_text()
+    assert "<svg" in svg and "Date" not in svg
+
+
+def test_ch04_quick_data(quick04):
+    rc, data, out = quick04
+    assert rc == 0 and data["status"] == "complete"
+    check_provenance(data["provenance"], ch04)
+    points = data["points"]
+    assert {p["kind"] for p in points} == {"matmul", "bandwidth", "memory", "trace"}
+    assert not [p for p in points if p.get("error") or p.get("oom")]
+    assert all(p["precision"] == "bf16" for p in points if p["kind"] == "matmul")  # no FP8 on a CPU
+    for p in points:
+        if p["kind"] == "matmul":
+            assert p["TFLOPS"] == pytest.approx(2 * p["m"] * p["n"] * p["k"] / p["seconds"]["min"] / 1e12)
+        if p["kind"] == "bandwidth":
+            assert p["GBps"] > 0 and p["bytes_moved"] == (2 if p["op"] == "copy" else 1) * p["buffer_bytes"]
+    # The KV cache a prefill keeps is exactly 2 (K and V) x layers x KV heads x head_dim x bytes x tokens.
+    cfg = common.QUICK_CONFIG
+    per_token = 2 * cfg["num_hidden_layers"] * cfg["num_key_value_heads"] * cfg["head_dim"] * 2
+    for p in (p for p in points if p["kind"] == "memory"):
+        assert p["kv_cache_tensor_bytes"] == per_token * p["batch"] * p["context"]
+    trace = next(p for p in points if p["kind"] == "trace")
+    assert trace["nvml"]["available"] is False and trace["nvml"]["reason"]  # recorded, not an error
+    assert trace["phase_calls"]["prefill"] >= 1 and trace["phase_calls"]["decode"] >= 1
+    names = {f.name for f in (out / "figures").glob("*.svg")}
+    langs = ["zh", "en"] if common.cjk_font() else ["en"]
+    assert names == {f"cpu-{n}_{lang}.svg" for n in FIGURES[ch04] for lang in langs}  # no NVML, no trace figure
+
+
+# --- committed figures are what the committed data renders to -------------------------------------------
+
+COMMITTED = sorted((ROOT / "docs" / "assets" / "labs").glob("*/data/*.json"))
+
+
+@pytest.mark.parametrize("data_path", COMMITTED, ids=[p.relative_to(ROOT).as_posix() for p in COMMITTED])
+def test_committed_figures_rerender_identically(data_path, tmp_path):
+    lab = {ch03.LAB: ch03, ch04.LAB: ch04}[data_path.parent.parent.name]
+    assert common.cjk_font(), "Chinese figures need a CJK font: apt-get install fonts-noto-cjk"
+    data = common.load_data(data_path)
+    tag = common.device_tag(data["provenance"])
+    rendered = common.render_all(lab.plot, data, tmp_path, tag)
+    assert rendered
+    committed_dir = data_path.parent.parent / "figures"
+    committed = {p.name for p in committed_dir.glob(f"{tag}-*.svg")}
+    assert {p.name for p in rendered} == committed, "figures and data out of step: rerun with --plot-only"
+    for p in rendered:
+        assert p.read_bytes() == (committed_dir / p.name).read_bytes(), f"{p.name} differs: rerun with --plot-only"
+
+
+def test_every_committed_figure_has_data():
+    figures = sorted((ROOT / "docs" / "assets" / "labs").glob("*/figures/*.svg"))
+    for fig in figures:
+        tag = fig.name.split("-")[0]
+        data = fig.parent.parent / "data"
+        assert any(common.device_tag(common.load_data(d)["provenance"]) == tag for d in data.glob("*.json")), fig
+
+
+def test_svg_output_is_deterministic(quick03, tmp_path):
+    _, data, _ = quick03
+    first = common.render_all(ch03.plot, data, tmp_path / "a", "cpu")
+    second = common.render_all(ch03.plot, data, tmp_path / "b", "cpu")
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
+# --- the hand-written static-cache decode loop agrees with Hugging Face ---------------------------------
+
+
+@pytest.mark.parametrize("model_type", ["llama", "qwen2"])
+def test_static_decoder_matches_hf_dynamic_cache(model_type):
+    from transformers import DynamicCache
+
+    torch.manual_seed(0)
+    config = dict(common.QUICK_CONFIG, model_type=model_type)
+    if model_type == "qwen2":  # Qwen2: q/k/v biases, plain RoPE
+        config.pop("rope_scaling")
+        config["tie_word_embeddings"] = False
+    model = common.build_model(config, torch.device("cpu"), torch.float32)
+    for p in model.parameters():  # non-trivial biases and norm weights, so a dropped term would show
+        if p.dim() == 1:
+            p.data.normal_(0, 0.1)
+    prompt = torch.randint(0, config["vocab_size"], (2, 11))
+    steps = 6
+    decoder = ch03.StaticDecoder(model, batch=2, max_len=11 + steps + 3)  # a few unused (masked) cache slots
+    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    with torch.inference_mode():
+        mine = [decoder.prefill(prompt)]
+        for _ in range(steps - 1):
+            mine.append(decoder.step())
+        cache = DynamicCache(config=model.config)
+        out = model(input_ids=prompt, use_cache=True, **{cache_kw: cache})
+        ref = [out.logits[:, -1]]
+        for _ in range(steps - 1):
+            out = model(input_ids=ref[-1].argmax(-1, keepdim=True), use_cache=True, **{cache_kw: cache})
+            ref.append(out.logits[:, -1])
+    mine, ref = torch.stack(mine, 1), torch.stack(ref, 1)
+    torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-5)
+    assert torch.equal(mine.argmax(-1), ref.argmax(-1))
+    assert decoder.pos.item() == 11 + steps - 1
+
+
+def test_static_decoder_generate_returns_greedy_tokens():
+    torch.manual_seed(0)
+    model = common.build_model(common.QUICK_CONFIG, torch.device("cpu"), torch.float32)
+    prompt = torch.randint(0, 512, (1, 9))
+    tokens, ttft, steps = ch03.StaticDecoder(model, 1, 9 + 5).generate(prompt, 5, use_graph=False)
+    with torch.inference_mode():
+        hf = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=5, do_sample=False)
+    assert torch.equal(tokens, hf[:, 9:])
+    assert ttft > 0 and len(steps) == 4 and min(steps) > 0
+
+
+# --- OOM, Ctrl-C, plotting failures ---------------------------------------------------------------------
+
+
+def test_oom_becomes_a_point_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
+    real = ch03.measure_prefill
+
+    def prefill_or_oom(model, batch, prompt_len, *args):
+        if prompt_len == 32:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+        return real(model, batch, prompt_len, *args)
+
+    monkeypatch.setattr(ch03, "measure_prefill", prefill_or_oom)
+    monkeypatch.setattr(ch03, "plot", lambda data, lang: 1 / 0)  # plotting breaks: the run must still succeed
+    rc, data = run_quick(ch03, tmp_path, "--paths", "static", "--split-prompt-lens", "16")
+    assert rc == 0 and data["status"] == "complete"
+    oom = [p for p in data["points"] if p.get("oom")]
+    assert [(p["kind"], p["prompt_len"]) for p in oom] == [("prefill", 32)]
+    assert "out of memory" in oom[0]["error"] and "prefill_s" not in oom[0]
+    later = data["points"][data["points"].index(oom[0]) + 1:]
+    assert {"prefill", "decode", "split"} <= {p["kind"] for p in later}
+    assert "plotting failed" in capsys.readouterr().out
+
+
+def test_other_errors_become_points_too(tmp_path, monkeypatch):
+    monkeypatch.setattr(ch04, "measure_bandwidth", lambda *a: (_ for _ in ()).throw(RuntimeError("no such kernel")))
+    rc, data = run_quick(ch04, tmp_path, "--parts", "bandwidth,memory")
+    assert rc == 0
+    assert {p["error"] for p in data["points"] if p["kind"] == "bandwidth"} == {"RuntimeError: no such kernel"}
+    assert [p for p in data["points"] if p["kind"] == "memory" and "kv_cache_tensor_bytes" in p]
+
+
+def test_interrupted_sweep_keeps_its_data(tmp_path, monkeypatch):
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ch03, "measure_decode", interrupt)
+    rc, data = run_quick(ch03, tmp_path)
+    assert rc == 130 and data["status"] == "interrupted"
+    kinds = [p["kind"] for p in data["points"]]
+    assert kinds.count("prefill") == 4 and "decode" not in kinds  # everything before Ctrl-C, nothing after
+    assert not list((tmp_path / "data").glob("*.tmp"))
+
+
+def test_time_budget_skips_the_rest(tmp_path):
+    rc, data = run_quick(ch04, tmp_path, "--parts", "bandwidth", "--budget-s", "1e-9")
+    assert rc == 0 and data["points"] and all(p.get("skipped") == "time budget" for p in data["points"])
+
+
+def test_missing_cjk_font_renders_english_only(quick03, tmp_path, monkeypatch, capsys):
+    _, data, _ = quick03
+    monkeypatch.setattr(common, "cjk_font", lambda: None)
+    written = common.render_all(ch03.plot, data, tmp_path, "cpu")
+    assert written and all(p.name.endswith("_en.svg") for p in written)
+    assert "Chinese figures skipped" in capsys.readouterr().out
+
+
+def test_plot_only_rerenders_from_data(quick03, tmp_path):
+    _, data, _ = quick03
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cpu.json").write_text(json.dumps(data))
+    assert ch03.main(["--plot-only", "--out", str(tmp_path)]) == 0
+    assert {p.name for p in (tmp_path / "figures").glob("*_en.svg")} == {f"cpu-{n}_en.svg" for n in FIGURES[ch03]}
+
+
+def test_gpu_shaped_data_renders_every_figure(quick03, quick04, tmp_path):
+    """The GPU-only parts of the figures (datasheet lines, calc overlays, NVML trace, OOM marks) on synthetic
+    data shaped like a GPU run, so a real GPU session cannot be the first to execute them."""
+    gpu = {"kind": "cuda", "name": "NVIDIA H100 80GB HBM3", "count": 1, "driver": "580", "power_limit_w": 700.0,
+           "memory_bytes": 85 * 10**9, "l2_cache_bytes": 50 * 2**20}
+    sheet = {"memory_bandwidth_bytes_per_s": 3.35e12, "bf16_dense_flops": 989.5e12, "fp8_dense_flops": 1979e12}
+    d3 = copy.deepcopy(quick03[1])
+    d3["provenance"].update(device=gpu, calc_gpu_key="h100-sxm", datasheet=sheet)
+    for p in d3["points"]:
+        if p["kind"] in ("prefill", "decode"):
+            p["predicted"] = {"ttft_s": 0.001, "tpot_s": 0.001}
+    figs = ch03.plot(d3, "en")
+    assert set(figs) == FIGURES[ch03]
+    assert "no calc prediction" not in figs["ttft-tpot"][1]
+    d4 = copy.deepcopy(quick04[1])
+    d4["provenance"].update(device=gpu, calc_gpu_key="h100-sxm", datasheet=sheet)
+    mem = [p for p in d4["points"] if p["kind"] == "memory"]
+    mem[0].update(allocated_before_bytes=10**9, allocated_after_bytes=2 * 10**9, peak_allocated_bytes=3 * 10**9,
+                  nvml_used_bytes=4 * 10**9, predicted={"weights_bytes": 10**9, "kv_cache_bytes": 10**9,
+                                                        "activation_peak_bytes": 10**9, "overhead_bytes": 10**9})
+    mem[1].update(oom=True, predicted={"weights_bytes": 10**9, "kv_cache_bytes": 9 * 10**10})
+    trace = next(p for p in d4["points"] if p["kind"] == "trace")
+    trace["nvml"].update(available=True, samples=[
+        {"t": i / 10, "gpu_util_pct": 100, "mem_util_pct": 50, "mem_used_bytes": 2e10, "power_w": 300 + i,
+         "sm_clock_mhz": 1980, "mem_clock_mhz": 2619, "throttle_reasons": 0} for i in range(30)],
+        marks=[{"t": 0, "label": "idle"}, {"t": 0.5, "label": "prefill"}, {"t": 1.5, "label": "decode"},
+               {"t": 2.5, "label": "idle-after"}, {"t": 3, "label": "end"}])
+    d4["points"] += [dict(p, precision="fp8", TFLOPS=2 * p["TFLOPS"]) for p in d4["points"] if p["kind"] == "matmul"]
+    figs = ch04.plot(d4, "en")
+    assert set(figs) == FIGURES[ch04] | {"nvml-trace"}
+    assert "no datasheet value" not in figs["matmul-tflops"][1] and "no calc prediction" not in figs["memory"][1]
+    for name, (fig, footer) in figs.items():
+        common.save_figure(fig, tmp_path / f"{name}.svg", footer)
+
+
+# --- command line -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", ["ch03_prefill_decode.py", "ch04_gpu_basics.py"])
+def test_help(script):
+    proc = subprocess.run([sys.executable, str(LABS / script), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert "--quick" in proc.stdout and "--out" in proc.stdout and "--plot-only" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "lab, argv, message",
+    [
+        (ch03, ["--prompt-lens", "128,abc"], "comma-separated integers"),
+        (ch03, ["--batches", "0"], "positive integers"),
+        (ch03, ["--paths", "static,warp-drive"], "unknown path(s) warp-drive"),
+        (ch03, ["--decode-tokens", "1"], "at least 2 tokens"),
+        (ch03, ["--repredict"], "goes with --plot-only"),
+        (ch04, ["--memory-points", "4096"], "batch x context pairs"),
+        (ch04, ["--parts", "matmul,vibes"], "unknown part(s) vibes"),
+        (ch04, ["--dtype", "int3"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_exit_nonzero_with_a_message(lab, argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        lab.main(["--quick", *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_gpu_and_missing_data_are_clear_errors(tmp_path, capsys):
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="sees no CUDA GPU"):
+            ch03.main(["--quick", "--device", "cuda", "--out", str(tmp_path)])
+    assert ch04.main(["--plot-only", "--out", str(tmp_path / "empty")]) == 2
+    assert "no data files" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="not in calc's registry"):
+        ch03.main(["--model-preset", "gpt-17", "--device", "cpu", "--out", str(tmp_path)])
