@@ -1,0 +1,313 @@
+// The calculators on the page: read the form, ask the Python worker (worker.js) for a view, show it.
+//
+// Loaded once per tab (extra_javascript, a module); Material's instant navigation keeps this context, so the
+// worker started by the first calculator page (hooks/calculators.py writes a tiny boot script into each
+// widget) is reused by every later one. window.__calc holds that shared state: {worker, created, ...}.
+//
+// Everything shown comes from calc.web.view() in Python, as data: labels, formatted values, errors, and the
+// chart as a tree of SVG nodes. It is put on the page with textContent / createElementNS only, so nothing a
+// reader types or puts in the URL is ever parsed as HTML.
+
+const calc = (window.__calc = window.__calc || {});
+calc.created = calc.created || 0;
+
+const TEXT = {
+  zh: {
+    static: "显示的是构建时算好的默认结果。正在浏览器中载入 Python，就绪后修改输入即可实时重算……",
+    stale: "正在浏览器中载入 Python，以计算链接里的这组输入（下方暂为默认输入的结果）……",
+    computing: "计算中……",
+    live: "已就绪：结果由浏览器中的 calc/ 实时计算。",
+    invalid: "请先修正标出的输入。",
+    failed: "Python 没有启动，无法重新计算：",
+    bug: "计算出错（calc 内部错误）：",
+  },
+  en: {
+    static: "Showing the result for the default inputs, computed at build time. Loading Python in your browser; then any change recomputes live…",
+    stale: "Loading Python in your browser to compute the inputs from the link (below: the result for the default inputs)…",
+    computing: "Computing…",
+    live: "Live: calc/ computes these results in your browser.",
+    invalid: "Please correct the marked inputs.",
+    failed: "Python did not start, so nothing can be recomputed: ",
+    bug: "The calculation failed (an internal error in calc): ",
+  },
+};
+
+// ------------------------------------------------------------------------------------------------------
+// The worker
+
+let nextId = 0;
+const pending = new Map();
+
+function scopeUrl(path) {
+  return new URL(path, window.__md_scope || location.href).href;
+}
+
+function ensureWorker(widget) {
+  const d = widget.dataset;
+  if (!calc.worker) {
+    calc.created += 1;
+    calc.startedAt = performance.now();
+    calc.worker = new Worker(scopeUrl(d.worker), { type: "module" });
+    calc.worker.postMessage({ type: "init", archive: scopeUrl(d.archive), stdlib: scopeUrl(d.stdlib) });
+  }
+  if (!calc.listening) {
+    calc.listening = true;
+    calc.worker.addEventListener("message", (event) => {
+      const msg = event.data;
+      const done = pending.get(msg.id);
+      if (!done) return;
+      pending.delete(msg.id);
+      calc.timings = msg.timings;
+      if (msg.type === "failed" && !calc.failed && !("imported" in (msg.timings || {}))) {
+        calc.failed = msg.message;
+        console.error("calculators: Python did not start:", msg.message);
+      }
+      done(msg);
+    });
+    calc.worker.addEventListener("error", (event) => {
+      event.preventDefault();
+      calc.failed = `worker: ${event.message || "could not be loaded"}`;
+      console.error("calculators:", calc.failed);
+      for (const [id, done] of pending) {
+        pending.delete(id);
+        done({ type: "failed", id, message: calc.failed });
+      }
+    });
+  }
+  return calc.worker;
+}
+
+function compute(widget, params) {
+  const worker = ensureWorker(widget);
+  if (calc.failed) return Promise.resolve({ type: "failed", message: calc.failed });
+  const id = ++nextId;
+  return new Promise((resolve) => {
+    pending.set(id, resolve);
+    worker.postMessage({ type: "compute", id, command: widget.dataset.command, params, lang: widget.dataset.lang });
+  });
+}
+
+// ------------------------------------------------------------------------------------------------------
+// Rendering (data in, DOM out; never innerHTML)
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const SVG_TAGS = new Set(["svg", "g", "title", "rect", "line", "polyline", "path", "circle", "text"]);
+const SVG_ATTRS = new Set([
+  "viewBox", "class", "role", "x", "y", "width", "height", "x1", "x2", "y1", "y2", "points", "d", "cx", "cy",
+  "r", "text-anchor", "dominant-baseline", "transform",
+]);
+
+function svgNode(node) {
+  if (!SVG_TAGS.has(node.tag)) return document.createComment("");
+  const el = document.createElementNS(SVG_NS, node.tag);
+  for (const [key, value] of Object.entries(node.attrs || {})) {
+    if (SVG_ATTRS.has(key) || key.startsWith("data-") || key.startsWith("aria-")) el.setAttribute(key, value);
+  }
+  if (node.text != null) el.textContent = node.text;
+  for (const child of node.children || []) el.appendChild(svgNode(child));
+  return el;
+}
+
+function rawText(value) {
+  if (value !== null && typeof value === "object") return JSON.stringify(value);
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+function fillRows(tbody, rows) {
+  const fresh = document.createDocumentFragment();
+  for (const row of rows) {
+    const tr = document.createElement("tr");
+    tr.dataset.field = row.field;
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = row.label;
+    const td = document.createElement("td");
+    td.className = "calc__value";
+    td.setAttribute("data-testid", row.field);
+    td.dataset.value = rawText(row.value);
+    td.textContent = row.display;
+    const alt = document.createElement("td");
+    alt.className = "calc__alt";
+    alt.textContent = row.alt;
+    tr.append(th, td, alt);
+    fresh.appendChild(tr);
+  }
+  tbody.replaceChildren(fresh);
+}
+
+function setStatus(widget, state, text) {
+  const status = widget.querySelector("[data-testid=status]");
+  status.dataset.state = state;
+  status.textContent = text;
+  widget.dataset.state = state;
+}
+
+function showErrors(widget, errors) {
+  const form = widget.querySelector("form");
+  const general = [];
+  for (const el of widget.querySelectorAll(".calc__error")) {
+    el.hidden = true;
+    el.textContent = "";
+  }
+  for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  for (const [name, message] of Object.entries(errors || {})) {
+    const slot = widget.querySelector(`.calc__field[data-field="${CSS.escape(name)}"] .calc__error`);
+    if (slot) {
+      slot.textContent = message;
+      slot.hidden = false;
+      const input = form.elements.namedItem(name);
+      if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
+      const details = slot.closest("details");
+      if (details) details.open = true;
+    } else {
+      general.push(`${name}: ${message}`);
+    }
+  }
+  if (general.length) {
+    const slot = widget.querySelector("[data-testid=error-form]");
+    slot.textContent = general.join("; ");
+    slot.hidden = false;
+  }
+}
+
+function render(widget, reply) {
+  const t = TEXT[widget.dataset.lang] || TEXT.en;
+  const form = widget.querySelector("form");
+  if (reply.type === "failed") {
+    if (calc.failed) {
+      form.dataset.state = "error";
+      setStatus(widget, "error", t.failed + reply.message);
+    } else {
+      form.dataset.state = "ready";
+      console.error("calculators:", reply.message);
+      setStatus(widget, "error", t.bug + reply.message);
+    }
+    return;
+  }
+  form.dataset.state = "ready";
+  const view = reply.view;
+  if (!view.ok) {
+    showErrors(widget, view.errors);
+    setStatus(widget, "invalid", t.invalid);
+    return;
+  }
+  showErrors(widget, {});
+  fillRows(widget.querySelector("[data-testid=results] tbody"), view.rows);
+  fillRows(widget.querySelector("[data-testid=details] tbody"), view.details);
+  const warnings = widget.querySelector("[data-testid=warnings]");
+  warnings.replaceChildren(...view.warnings.map((w) => Object.assign(document.createElement("li"), { textContent: w })));
+  warnings.hidden = view.warnings.length === 0;
+  const figure = widget.querySelector(".calc__chart");
+  if (figure) figure.replaceChildren(svgNode(view.chart));
+  setStatus(widget, "live", t.live);
+}
+
+// ------------------------------------------------------------------------------------------------------
+// The form and the URL
+
+function readParams(form) {
+  const params = {};
+  for (const el of form.elements) {
+    if (el.name) params[el.name] = el.value;
+  }
+  return params;
+}
+
+function setValue(form, name, value) {
+  const el = form.elements.namedItem(name);
+  if (!el || !("value" in el)) return false;
+  if (el.tagName === "SELECT" && ![...el.options].some((o) => o.value === value)) {
+    const option = document.createElement("option"); // kept as typed: Python says what is wrong with it
+    option.value = value;
+    option.textContent = value;
+    el.appendChild(option);
+  }
+  el.value = value;
+  if (el.tagName === "TEXTAREA" && value) {
+    const details = el.closest("details");
+    if (details) details.open = true;
+  }
+  return true;
+}
+
+function queryFor(params, defaults) {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== (defaults[name] ?? "")) query.set(name, value);
+  }
+  return query.toString();
+}
+
+function writeUrl(query) {
+  const url = location.pathname + (query ? `?${query}` : "") + location.hash;
+  if (url !== location.pathname + location.search + location.hash) {
+    history.replaceState(history.state, "", url);
+    // The language switcher links carry the query too (docs/assets/js/lang-switch.js sets them per page).
+    for (const link of document.querySelectorAll(".md-select__link[hreflang]")) {
+      const target = new URL(link.href, location.href);
+      target.search = query ? `?${query}` : "";
+      link.setAttribute("href", target.pathname + target.search + target.hash);
+    }
+  }
+}
+
+function mount(widget) {
+  if (widget.dataset.mounted) return;
+  widget.dataset.mounted = "true";
+  const form = widget.querySelector("form");
+  const defaults = JSON.parse(widget.dataset.defaults);
+  const t = TEXT[widget.dataset.lang] || TEXT.en;
+  const sync = widget.hasAttribute("data-url-sync");
+
+  if (sync) {
+    let changed = false;
+    for (const [name, value] of new URLSearchParams(location.search)) {
+      if (name in defaults && setValue(form, name, value) && value !== defaults[name]) changed = true;
+    }
+    if (changed) setStatus(widget, "stale", t.stale);
+  }
+
+  let inFlight = false;
+  let dirty = false;
+  let changedAt = null;
+  async function run() {
+    if (inFlight) {
+      dirty = true;
+      return;
+    }
+    inFlight = true;
+    widget.dataset.busy = "true";
+    const params = readParams(form);
+    if (sync) writeUrl(queryFor(params, defaults));
+    const reply = await compute(widget, params);
+    inFlight = false;
+    if (dirty) {
+      dirty = false;
+      run();
+      return;
+    }
+    if (!widget.isConnected) return;
+    render(widget, reply);
+    widget.dataset.renders = String(Number(widget.dataset.renders || 0) + 1);
+    widget.dataset.busy = "false";
+    if (changedAt !== null) {
+      calc.lastRecomputeMs = performance.now() - changedAt;
+      changedAt = null;
+    }
+    if (calc.readyAt === undefined && reply.type === "result") calc.readyAt = performance.now();
+  }
+  const onChange = () => {
+    changedAt ??= performance.now();
+    run();
+  };
+  form.addEventListener("input", onChange); // fires for text, textarea and select alike
+  form.addEventListener("submit", (event) => event.preventDefault());
+  run();
+}
+
+function mountAll() {
+  for (const widget of document.querySelectorAll(".calc[data-command]")) mount(widget);
+}
+
+if (typeof document$ !== "undefined") document$.subscribe(mountAll);
+else mountAll();
