@@ -382,7 +382,8 @@ def plot(data, lang):
 
     prov, points = data["provenance"], data["points"]
     model = prov["model"]
-    footer = f"{common.describe_run(prov)} · {model['label']} {model['weights']}, random weights"
+    footer = f"{common.describe_run(prov)} · {model['label']} {model['weights']}"
+    footer += ", random weights" if model.get("random_weights", True) else ""
     figures = {}
     fast = fast_path(points)
     fast_name = PATH_NAMES[fast][lang] if fast else ""
@@ -599,6 +600,7 @@ def main(argv=None) -> int:
     prov = common.provenance(LAB, Path(__file__).name, argv, device, args.note)
     calc_params = {"model": args.model_preset} if args.model_preset and not args.model else {"config": model.config.to_dict()}
     prov["model"] = {"label": label, "config": config or model.config.to_dict(), "weights": args.dtype,
+                     "random_weights": not args.model,
                      "params": sum(p.numel() for p in model.parameters()), "weight_bytes": common.weight_bytes(model),
                      "calc_params": calc_params}
     prov["datasheet"] = common.gpu_datasheet(prov["calc_gpu_key"])

@@ -469,6 +469,7 @@ def main(argv=None) -> int:
             calc_params = ({"model": args.model_preset} if args.model_preset and not args.model
                            else {"config": model.config.to_dict()})
             prov["model"] = {"label": label, "config": config or model.config.to_dict(), "weights": args.dtype,
+                             "random_weights": not args.model,
                              "params": sum(p.numel() for p in model.parameters()),
                              "weight_bytes": common.weight_bytes(model), "calc_params": calc_params}
             data.write()
