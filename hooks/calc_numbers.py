@@ -14,12 +14,21 @@ from __future__ import annotations
 
 import re
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo's calc/, also without `pip -e`
+ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def _import_calc():
+    # The repo's calc/, also without `pip install -e`. At call time: MkDocs restores sys.path after loading hooks.
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from calc import api, registry
+
+    return api, registry
 
 EXPRESSION = re.compile(r"\{\{\s*calc\s+(?P<body>[^|{}]+?)\s*\|\s*(?P<format>[^\s{}|]+)\s*\}\}")
 LEFTOVER = re.compile(r"\{\{\s*calc\s")
@@ -41,10 +50,9 @@ FORMATS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _run(command: str, params: tuple[tuple[str, str], ...]) -> dict:
-    from calc import api
-
+    api, _ = _import_calc()
     return api.run(command, dict(params))
 
 
@@ -67,8 +75,7 @@ def evaluate(body: str) -> object:
         return result[rest]
     if params:
         raise ValueError(f"registry path '{target}' takes no parameters")
-    from calc import registry
-
+    _, registry = _import_calc()
     return registry.lookup(target)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -108,6 +109,18 @@ def test_no_resource_from_another_host(site_dir):
         for tag, src in _parse(path).resources:
             if urlsplit(src).scheme in ("http", "https") or src.startswith("//"):
                 offenders.append(f"{rel}: <{tag}> {src}")
+    assert not offenders, "\n".join(offenders[:50])
+
+
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S)
+
+
+def test_no_inline_script_names_another_host(site_dir):
+    # e.g. nbconvert's template imports mermaid from cdnjs at run time (removed by hooks/notebooks.py).
+    offenders = []
+    for rel, path in _pages(site_dir):
+        for script in INLINE_SCRIPT.findall(path.read_text(encoding="utf-8")):
+            offenders += [f"{rel}: {url}" for url in re.findall(r"https?://[^\s\"'`)]+", script)]
     assert not offenders, "\n".join(offenders[:50])
 
 
