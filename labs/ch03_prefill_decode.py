@@ -147,7 +147,10 @@ class StaticDecoder:
             if cuda:
                 marks[i].record()
             host[i] = time.perf_counter()
-            self.graph.replay() if use_graph else self.step()
+            if use_graph:
+                self.graph.replay()
+            else:
+                self.step()
             tokens.append(self.token.clone())
         if cuda:
             marks[-1].record()

@@ -273,6 +273,32 @@ def test_plot_only_rerenders_from_data(quick03, tmp_path):
     assert {p.name for p in (tmp_path / "figures").glob("*_en.svg")} == {f"cpu-{n}_en.svg" for n in FIGURES[ch03]}
 
 
+def test_repredict_stores_calc_predictions(quick03, quick04, tmp_path):
+    from calc import api
+
+    gpu = {"kind": "cuda", "name": "NVIDIA H100 80GB HBM3", "count": 1, "memory_bytes": 85 * 10**9}
+    for lab, data in ((ch03, quick03[1]), (ch04, quick04[1])):
+        data = copy.deepcopy(data)
+        data["provenance"].update(device=gpu, calc_gpu_key="h100-sxm")
+        data["provenance"]["model"]["calc_params"] = {"model": "llama-3.2-1b"}
+        out = tmp_path / lab.LAB
+        (out / "data").mkdir(parents=True)
+        common.save_data(out / "data" / "h100-sxm.json", data)
+        assert lab.main(["--plot-only", "--repredict", "--out", str(out)]) == 0
+        points = common.load_data(out / "data" / "h100-sxm.json")["points"]
+        if lab is ch03:
+            p = next(p for p in points if p["kind"] == "prefill")
+            want = api.run("perf", {"model": "llama-3.2-1b", "gpu": "h100-sxm", "batch": p["batch"],
+                                    "prompt-len": p["prompt_len"], "output-len": 1})
+            assert p["predicted"]["ttft_s"] == want["ttft_s"]
+            assert (out / "figures" / "h100-sxm-ttft-tpot_en.svg").exists()
+        else:
+            p = next(p for p in points if p["kind"] == "memory")
+            want = api.run("memory", {"model": "llama-3.2-1b", "gpu": "h100-sxm", "batch": p["batch"],
+                                      "prompt-len": p["context"], "output-len": 1})
+            assert p["predicted"]["kv_cache_bytes"] == want["kv_cache_bytes"] > 0
+
+
 def test_gpu_shaped_data_renders_every_figure(quick03, quick04, tmp_path):
     """The GPU-only parts of the figures (datasheet lines, calc overlays, NVML trace, OOM marks) on synthetic
     data shaped like a GPU run, so a real GPU session cannot be the first to execute them."""
