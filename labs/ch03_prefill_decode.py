@@ -482,7 +482,7 @@ def plot(data, lang):
                                                    prompt_len=prov["settings"]["decode_prompt_len"])]
     if copy and paths:
         sheet = (prov.get("datasheet") or {}).get("memory_bandwidth_bytes_per_s")
-        fig, ax = plt.subplots(figsize=(8, 0.6 + 0.7 * len(paths)))
+        fig, ax = plt.subplots(figsize=(8, 1.0 + 0.7 * len(paths)))
         ys = range(len(paths))
         pct_copy = [100 * p["achieved_GBps"] / copy["GBps"] for p in paths]
         ax.barh([y + 0.18 for y in ys], pct_copy, 0.34, color="#4C72B0", label=t("of_copy", lang, bw=copy["GBps"]))
@@ -498,7 +498,7 @@ def plot(data, lang):
         ax.set_xlim(0, 120)
         ax.set_xlabel(t("mbu_axis", lang))
         ax.set_title(t("mbu_title", lang, p=prov["settings"]["decode_prompt_len"]))
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         figures["mbu"] = (fig, footer)
     return figures
 
@@ -530,7 +530,7 @@ def parse_args(argv):
     ap.add_argument("--batches", type=common.int_list, default=[1, 2, 4, 8, 16], help="prefill batch sweep")
     ap.add_argument("--batch-prompt-len", type=int, default=512, help="prompt length of the prefill batch sweep")
     ap.add_argument("--paths", default=",".join(PATHS), help=f"decode paths to compare, from {','.join(PATHS)}")
-    ap.add_argument("--no-compile", action="store_true", help="skip the hf-compile path (its compile takes ~1 min)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the hf-compile path (it compiles first, which takes a while)")
     ap.add_argument("--decode-prompt-len", type=int, default=512)
     ap.add_argument("--decode-tokens", type=int, default=128, help="tokens generated per decode measurement")
     ap.add_argument("--decode-batches", type=common.int_list, default=[1, 4, 16, 64], help="decode batch sweep (fast path)")

@@ -287,7 +287,8 @@ def plot(data, lang):
         l2 = prov["device"].get("l2_cache_bytes")
         if l2:
             ax.axvline(l2 / 2**20, ls=":", color="#C44E52", label=t("l2", lang, v=l2 / 2**20))
-        common.log_axis(ax, "x", base=2)
+        sizes = sorted({p["buffer_bytes"] / 2**20 for p in measured(points, "bandwidth")})
+        common.log_axis(ax, "x", sizes[:: 1 + len(sizes) // 10], base=2)
         common.log_axis(ax, "y")
         ax.set_xlabel(t("buffer", lang))
         ax.set_ylabel(t("gbps", lang))
@@ -314,7 +315,7 @@ def plot(data, lang):
                     ax.bar(i - 0.2, v, 0.38, bottom=bottom, color=dict(parts)[key], label=t(key, lang) if i == 0 else None)
                     bottom += v
             if p.get("oom"):
-                ax.text(i + 0.2, 1, t("oom", lang), ha="center", va="bottom", color="#C44E52", rotation=90)
+                ax.text(i + 0.2, 0, " " + t("oom", lang), ha="center", va="bottom", color="#C44E52", rotation=90)
                 continue
             if p.get("peak_allocated_bytes") is not None:
                 weights = p["allocated_before_bytes"] / 1e9
@@ -331,6 +332,7 @@ def plot(data, lang):
         capacity = prov["device"].get("memory_bytes")
         if capacity:
             ax.axhline(capacity / 1e9, ls="--", color="#C44E52", label=t("capacity", lang))
+        ax.set_xlim(-0.6, len(mem_points) - 0.4)
         ax.set_xticks(range(len(mem_points)), [f"{p['batch']}×{p['context']}" for p in mem_points])
         ax.set_xlabel(t("point", lang) + " · " + t("pred_bar", lang) + " · " + t("meas_bar", lang))
         ax.set_ylabel(t("gb", lang))

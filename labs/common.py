@@ -113,8 +113,6 @@ def build_model(config: dict | None, device: torch.device, dtype: torch.dtype, c
     gen.eos_token_id = None
     gen.pad_token_id = 0
     gen.do_sample = False
-    for unused in ("temperature", "top_p", "top_k"):
-        setattr(gen, unused, None)
     return model
 
 
@@ -554,7 +552,9 @@ def save_figure(fig, path: Path, footer: str) -> Path:
     """SVG with a provenance footer and no timestamp, so the same data always gives the same file."""
     import matplotlib.pyplot as plt
 
-    fig.text(0.01, -0.01, footer, fontsize=6.5, color="#555", ha="left", va="top")  # below the axes labels
+    fig.canvas.draw()  # find the lowest drawn element (x labels, legends) and put the footer under it
+    lowest = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()
+    fig.text(0.01, lowest - 0.02, footer, fontsize=6.5, color="#555", ha="left", va="top")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="svg", metadata={"Date": None}, bbox_inches="tight")
     plt.close(fig)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Both labs' full default sweeps on one GPU, in one command: about 5 minutes on an H100, never more than ~7.
+# Both labs' full default sweeps on one GPU, in one command: an estimated 5 minutes on an H100 (not yet
+# timed on one), never more than about 7 (each lab has a budget and a hard stop).
 #
 #   bash labs/run_gpu.sh            # from the repository root or anywhere
 #
@@ -10,7 +11,7 @@
 # Without a CJK font the Chinese figures are skipped; re-render them anywhere with --plot-only.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-py=${PYTHON:-python3}
+py=${PYTHON:-$(command -v python3 || command -v python)}
 log=$(mktemp -t labs-run-XXXX.log)
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
