@@ -380,12 +380,12 @@ def shape_list(text: str) -> list[tuple[int, int]]:
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=common.HelpFormatter,
                                  epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     ap.add_argument("--quick", action="store_true", help="tiny model on the CPU, small sweeps (seconds)")
     ap.add_argument("--model-preset", default="llama-3.1-8b", help="model shape from calc's registry (random weights)")
     ap.add_argument("--model", help="a checkpoint instead: local path or Hugging Face hub id")
-    ap.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if present)")
+    ap.add_argument("--device", help="cuda, cuda:1 or cpu; None: cuda if present")
     ap.add_argument("--dtype", choices=sorted(common.DTYPES), default="bf16", help="weights and KV cache of the model")
     ap.add_argument("--parts", default=",".join(PARTS), help=f"what to measure, from {','.join(PARTS)}")
     ap.add_argument("--square-sizes", type=common.int_list, default=[256, 512, 1024, 2048, 4096, 8192, 16384])

@@ -5,6 +5,7 @@ Each lab is a script that reads top to bottom; only what two labs need lives her
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -50,10 +51,12 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 # Arguments, device, model
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the module docstring's layout and shows every option's default."""
+
+
 def int_list(text: str) -> list[int]:
     """argparse type for "128,256,512"."""
-    import argparse
-
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
