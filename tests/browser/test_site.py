@@ -47,9 +47,18 @@ def test_chapter3_renders(page, path, lang, title):
 
 
 def test_mermaid_diagram_renders_to_svg(page):
+    # Material draws each diagram into a closed shadow root; open it for the test so the SVG can be inspected.
+    page.add_init_script(
+        "const attach = Element.prototype.attachShadow;"
+        "Element.prototype.attachShadow = function (init) { return attach.call(this, {...init, mode: 'open'}); };"
+    )
     _open(page, "/ch03/")
     page.wait_for_selector(".mermaid svg", timeout=15_000)
-    assert page.locator(".mermaid svg").first.bounding_box()["height"] > 50
+    svg = page.locator(".mermaid svg").first
+    assert svg.bounding_box()["height"] > 50
+    text = svg.text_content()
+    assert "Syntax error" not in text
+    assert "预填充" in text or "prefill" in text.lower(), text[:300]  # the flow's own labels, not an error box
 
 
 def test_switcher_keeps_the_page_after_in_site_navigation(page):
@@ -84,8 +93,18 @@ def test_switcher_keeps_the_section(page):
 )
 def test_search_finds_the_chapter(page, start, query, expected):
     _open(page, start)
-    page.click("label.md-header__button[for=__search]")
+    page.click("input.md-search__input")
     page.fill("input.md-search__input", query)
+    page.keyboard.press("End")  # a key event: Material's search listens for keyboard input
     page.wait_for_selector(".md-search-result__item", timeout=15_000)
     hrefs = page.eval_on_selector_all(".md-search-result__item a", "els => els.map(e => e.href)")
     assert any(expected in h for h in hrefs), hrefs
+
+
+@pytest.mark.parametrize("path", ["/ch03/practice/", "/en/ch03/practice/"])
+def test_notebook_page_renders_with_its_outputs(page, path):
+    # mkdocs-jupyter output, rendered in both languages (hooks/notebooks.py) with its saved CPU outputs.
+    _open(page, path)
+    assert page.locator(".jp-CodeCell").count() >= 3
+    assert page.locator(".jp-OutputArea-output").count() >= 3
+    assert "{" not in page.locator("article h1").first.inner_text()  # a page, not the raw .ipynb JSON
