@@ -14,11 +14,12 @@ browser calls), then goes live when Python is ready. A full calculator keeps its
 Build outputs (site/assets/calc/):
 - calc-<hash>.zip: the calc package (sources, data, and bytecode in __pycache__), which the worker unpacks
   into site-packages;
-- python_stdlib-<hash>.zip: Pyodide's standard library as bytecode. Pyodide ships the stdlib as .py
-  sources, so every start-up would compile ~200 modules in WebAssembly; compiled once here instead (by
-  Pyodide itself under Node, so the bytecode is exactly its CPython's), Python starts in about half the time.
-Both are compiled in the background while the pages build, and cached in node_modules/.cache/calculators/
-(the stdlib once per Pyodide version, calc whenever it changes).
+- python_stdlib-<hash>.zip: Pyodide's standard library with the modules that start-up and calc import as
+  bytecode. Pyodide ships the stdlib as .py sources, so each start would compile ~200 modules in
+  WebAssembly; compiled once here instead (by Pyodide itself under Node, so the bytecode is exactly its
+  CPython's), Python starts in about half the time. Every other module stays a source file: still there.
+Both are named by their content and cached in node_modules/.cache/calculators/; Node runs (a few seconds)
+only when calc or Pyodide changed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import html
 import io
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -124,100 +126,116 @@ def _digest(*parts: bytes) -> str:
     return h.hexdigest()[:12]
 
 
-# Compiles Python sources to bytecode inside Pyodide under Node, so the magic number and the bytecode are
-# exactly those of the browser's CPython. Unchecked hash-based pycs (PEP 552) are used as they are. Each job:
-# [source zip, output zip, mode]; "stdlib": every .py becomes a sourceless .pyc (what zipimport loads);
-# "package": the sources stay and __pycache__/<name>.<cache_tag>.pyc is added next to them. Deterministic.
+# Runs under Node in Pyodide itself, so the bytecode is exactly that of the browser's CPython (magic number
+# included): starts Pyodide, unpacks calc, imports calc.web and computes a view of every calculator (valid
+# and invalid inputs, both languages), then notes every stdlib module that was imported. Writes
+# - calc.zip: calc's sources and data, plus __pycache__/<module>.<cache_tag>.pyc for each module;
+# - stdlib.zip: Pyodide's python_stdlib.zip with those modules as bytecode (.pyc only) and every other module
+#   left as source (still importable, compiled only if something ever imports it).
+# Unchecked hash-based pycs (PEP 552) are used as they are; fixed timestamps make the output reproducible.
 NODE_COMPILE = r"""
 import { loadPyodide } from "%(pyodide_mjs)s";
 import fs from "node:fs";
-const jobs = JSON.parse(process.argv[2]);
-const py = await loadPyodide({ indexURL: "%(index_url)s", stdout: () => {}, stderr: (s) => console.error(s) });
-for (const [src, out, mode] of jobs) {
-  py.FS.writeFile("/tmp/in.zip", fs.readFileSync(src));
-  py.globals.set("mode", mode);
-  py.runPython(`
-import importlib.util, marshal, posixpath, sys, zipfile
+const [stdlibIn, calcIn, stdlibOut, calcOut] = process.argv.slice(2);
+let sitePackages;
+const py = await loadPyodide({
+  indexURL: "%(index_url)s",
+  fsInit: async (_fs, info) => { sitePackages = info.sitePackages; },
+  stdout: () => {}, stderr: (s) => console.error(s),
+});
+py.FS.writeFile("/tmp/stdlib.zip", fs.readFileSync(stdlibIn));
+py.FS.writeFile("/tmp/calc.zip", fs.readFileSync(calcIn));
+py.unpackArchive(new Uint8Array(fs.readFileSync(calcIn)), "zip", { extractDir: sitePackages });
+py.runPython(`
+import importlib.util, json, marshal, posixpath, sys, zipfile
+import calc.web as web
+from calc import api
+for command in api.COMMANDS:
+    for lang in ("zh", "en"):
+        web.view_json(json.dumps({"command": command, "params": {}, "lang": lang}))
+        web.view_json(json.dumps({"command": command, "params": {"batch": "-1", "config": "{"}, "lang": lang}))
+web.view("memory", {"config": json.dumps({"model_type": "llama"})}, "en")
+zip_prefix = next(p for p in sys.path if p.endswith(".zip")) + "/"  # /lib/python3XX.zip
+used = set()
+for module in list(sys.modules.values()):
+    origin = getattr(getattr(module, "__spec__", None), "origin", None) or ""
+    if origin.startswith(zip_prefix) and origin.endswith(".py"):
+        used.add(origin[len(zip_prefix):])
+
 def pyc(data, name):
     code = compile(data, name, "exec", dont_inherit=True)
     return importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little") + importlib.util.source_hash(data) + marshal.dumps(code)
+
 def entry(name, info):
     zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
     zi.compress_type = zipfile.ZIP_DEFLATED
     zi.external_attr = info.external_attr
     return zi
-src = zipfile.ZipFile("/tmp/in.zip")
-with zipfile.ZipFile("/tmp/out.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
+
+with zipfile.ZipFile("/tmp/stdlib.zip") as src, zipfile.ZipFile("/tmp/stdlib.out", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
     for info in src.infolist():
         data, name = src.read(info), info.filename
-        if name.endswith(".py") and mode == "stdlib":
+        if name in used:
             out.writestr(entry(name[:-3] + ".pyc", info), pyc(data, name))
-            continue
+        else:
+            out.writestr(entry(name, info), data)
+with zipfile.ZipFile("/tmp/calc.zip") as src, zipfile.ZipFile("/tmp/calc.out", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
+    for info in src.infolist():
+        data, name = src.read(info), info.filename
         out.writestr(entry(name, info), data)
         if name.endswith(".py"):
             head, tail = posixpath.split(name)
             cached = posixpath.join(head, "__pycache__", f"{tail[:-3]}.{sys.implementation.cache_tag}.pyc")
             out.writestr(entry(cached, info), pyc(data, name))
 `);
-  fs.writeFileSync(out, py.FS.readFile("/tmp/out.zip"));
-}
+fs.writeFileSync(stdlibOut, py.FS.readFile("/tmp/stdlib.out"));
+fs.writeFileSync(calcOut, py.FS.readFile("/tmp/calc.out"));
 """
 
 
-def _pyodide_key() -> bytes:
+def compile_for_pyodide(source: bytes) -> dict:
+    """{"calc": name, "stdlib": name} of the compiled archives in CACHE_DIR, each named by its content hash.
+    Runs NODE_COMPILE (a few seconds) only when calc, Pyodide or this script changed since the last build."""
     stdlib = PYODIDE_DIR / "python_stdlib.zip"
     if not stdlib.exists():
         raise PluginError("node_modules/pyodide is missing: run `npm ci` first.")
-    return _digest(stdlib.read_bytes(), (PYODIDE_DIR / "package.json").read_bytes(), NODE_COMPILE.encode()).encode()
-
-
-class Compiler:
-    """Runs NODE_COMPILE for the zips not in the cache yet, in the background while the pages build."""
-
-    def __init__(self, jobs: list[tuple[bytes | Path, Path, str]]):
-        self.jobs = [(src, target, mode) for src, target, mode in jobs if not target.exists()]
-        self.proc = None
-        self.tmp = None
-        if not self.jobs:
-            return
-        node = shutil.which("node")
-        if node is None:
-            raise PluginError("hooks/calculators.py needs Node.js (the one `npm ci` used) to compile Python for Pyodide")
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        self.tmp = tempfile.TemporaryDirectory()
-        tmp = Path(self.tmp.name)
+    key = _digest(source, stdlib.read_bytes(), (PYODIDE_DIR / "package.json").read_bytes(), NODE_COMPILE.encode())
+    manifest = CACHE_DIR / f"build-{key}.json"
+    if manifest.exists():
+        names = json.loads(manifest.read_text())
+        if all((CACHE_DIR / n).exists() for n in names.values()):
+            os.utime(manifest)
+            return names
+    node = shutil.which("node")
+    if node is None:
+        raise PluginError("hooks/calculators.py needs Node.js (the one `npm ci` used) to compile Python for Pyodide")
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
         script = tmp / "compile.mjs"
         script.write_text(NODE_COMPILE % {"pyodide_mjs": (PYODIDE_DIR / "pyodide.mjs").as_posix(),
                                           "index_url": PYODIDE_DIR.as_posix() + "/"})
-        args = []
-        for i, (src, _target, mode) in enumerate(self.jobs):
-            if isinstance(src, bytes):
-                (tmp / f"in{i}.zip").write_bytes(src)
-                src = tmp / f"in{i}.zip"
-            args.append([str(src), str(tmp / f"out{i}.zip"), mode])
-        self.proc = subprocess.Popen([node, str(script), json.dumps(args)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-
-    def wait(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            _, err = self.proc.communicate(timeout=600)
-            tmp = Path(self.tmp.name)
-            for i, (_, target, _) in enumerate(self.jobs):
-                out = tmp / f"out{i}.zip"
-                if self.proc.returncode != 0 or not out.exists():
-                    raise PluginError(f"compiling Python for Pyodide failed:\n{err[-2000:]}")
-                shutil.move(str(out), target)
-                log.info("calculators: compiled %s", target.relative_to(ROOT))
-        finally:
-            self.proc = None
-            self.tmp.cleanup()
-        # keep the cache small: the stdlib of the current Pyodide and the last few calc archives
-        for pattern, keep in (("python_stdlib-*.zip", 1), ("calc-*.zip", 4)):
-            old = sorted(CACHE_DIR.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)[keep:]
-            for path in old:
-                path.unlink()
+        (tmp / "calc.zip").write_bytes(source)
+        outs = {"stdlib": tmp / "stdlib.out", "calc": tmp / "calc.out"}
+        proc = subprocess.run([node, str(script), str(stdlib), str(tmp / "calc.zip"), str(outs["stdlib"]), str(outs["calc"])],
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0 or not all(p.exists() for p in outs.values()):
+            raise PluginError(f"compiling Python for Pyodide failed:\n{proc.stderr[-3000:]}")
+        names = {}
+        for kind, prefix in (("calc", "calc"), ("stdlib", "python_stdlib")):
+            data = outs[kind].read_bytes()
+            names[kind] = f"{prefix}-{_digest(data)}.zip"
+            (CACHE_DIR / names[kind]).write_bytes(data)
+    manifest.write_text(json.dumps(names))
+    log.info("calculators: compiled calc and Pyodide's stdlib for the browser (%s, %s)", names["calc"], names["stdlib"])
+    # keep the cache small: the newest few builds
+    for old in sorted(CACHE_DIR.glob("build-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)[4:]:
+        old.unlink()
+    keep = {n for m in CACHE_DIR.glob("build-*.json") for n in json.loads(m.read_text()).values()}
+    for old in CACHE_DIR.glob("*.zip"):
+        if old.name not in keep:
+            old.unlink()
+    return names
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -226,23 +244,18 @@ class Compiler:
 
 def on_config(config):
     api, web = _calc()
-    source = calc_archive()
-    pyodide_key = _pyodide_key()
-    calc_name = f"calc-{_digest(source, pyodide_key)}.zip"
-    stdlib_name = f"python_stdlib-{_digest(pyodide_key)}.zip"
-    worker_v = _digest(WORKER_JS.read_bytes(), calc_name.encode(), stdlib_name.encode())[:8]
-    previous = _state.get("compiler")
-    if previous is not None:
-        previous.wait()
+    names = compile_for_pyodide(calc_archive())
+    # calc loads no package: an empty package index spares fetching and parsing Pyodide's (120 kB)
+    lock_file = json.loads((PYODIDE_DIR / "pyodide-lock.json").read_text(encoding="utf-8"))
+    lock = json.dumps({"info": lock_file["info"], "packages": {}}, sort_keys=True).encode()
+    names["lock"] = f"pyodide-lock-{_digest(lock)}.json"
+    worker_v = _digest(WORKER_JS.read_bytes(), *(n.encode() for n in sorted(names.values())))[:8]
     _state.update(
         api=api, web=web,
-        archive_name=calc_name,
-        stdlib_name=stdlib_name,
+        archive_name=names["calc"],
+        stdlib_name=names["stdlib"],
+        lock_name=names["lock"], lock=lock,
         worker=f"assets/js/calculators/worker.js?v={worker_v}",
-        compiler=Compiler([
-            (PYODIDE_DIR / "python_stdlib.zip", CACHE_DIR / stdlib_name, "stdlib"),
-            (source, CACHE_DIR / calc_name, "package"),
-        ]),
     )
     return config
 
@@ -315,7 +328,6 @@ def on_page_content(content, page, config, files):
 
 
 def on_post_build(config):
-    _state["compiler"].wait()
     out = Path(config["site_dir"]) / ASSET_DIR
     out.mkdir(parents=True, exist_ok=True)
     written = _state.setdefault("written", set())
@@ -323,6 +335,8 @@ def on_post_build(config):
         if not (out / name).exists():
             shutil.copyfile(CACHE_DIR / name, out / name)
         written.add(name)
+    (out / _state["lock_name"]).write_bytes(_state["lock"])
+    written.add(_state["lock_name"])
     # Archives from earlier runs (a reused site_dir) go; those this process wrote stay, since each language is
     # a build of its own and calc may have changed in between (every page names the archive it was built with).
     for old in out.iterdir():
@@ -378,6 +392,11 @@ def rows_html(rows: list[dict]) -> str:
     return "".join(out)
 
 
+def _no_alt(rows: list[dict]) -> str:
+    """The class of a table whose third column (GiB and other alternative units) would be empty."""
+    return "" if any(r["alt"] for r in rows) else " calc__results--no-alt"
+
+
 def _raw(value) -> str:
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False)
@@ -429,11 +448,12 @@ def render_widget(spec: dict, lang: str, n: int, page) -> str:
         '<div class="calc__output">'
         f'<p class="calc__status" data-testid="status" data-state="static" aria-live="polite">{_e(ui["loading"])}</p>'
         f'<ul class="calc__warnings" data-testid="warnings"{"" if warnings else " hidden"}>{warnings}</ul>'
-        f'<table class="calc__results" data-testid="results"><caption>{_e(ui["results"])}</caption>'
+        f'<table class="calc__results{_no_alt(view["rows"])}" data-testid="results">'
+        f'<caption elementtiming="calc-result">{_e(ui["results"])}</caption>'
         f'<thead><tr><th scope="col">{_e(ui["quantity"])}</th><th scope="col">{_e(ui["value"])}</th>'
         f'<th scope="col">{_e(ui["binary"])}</th></tr></thead><tbody>{rows_html(view["rows"])}</tbody></table>'
         f'<details class="calc__details"><summary>{_e(ui["details"])}</summary>'
-        f'<table class="calc__results" data-testid="details"><tbody>{rows_html(view["details"])}</tbody></table></details>'
+        f'<table class="calc__results{_no_alt(view["details"])}" data-testid="details"><tbody>{rows_html(view["details"])}</tbody></table></details>'
         "</div>"
     )
     chart = ""
@@ -453,6 +473,7 @@ def render_widget(spec: dict, lang: str, n: int, page) -> str:
         "worker": _state["worker"],
         "archive": f"{ASSET_DIR}/{_state['archive_name']}",
         "stdlib": f"{ASSET_DIR}/{_state['stdlib_name']}",
+        "lock": f"{ASSET_DIR}/{_state['lock_name']}",
     }
     attrs = " ".join(f'data-{k}="{_e(v)}"' for k, v in data.items())
     url_sync = " data-url-sync" if mode == "full" else ""
@@ -462,7 +483,7 @@ def render_widget(spec: dict, lang: str, n: int, page) -> str:
             "c.created=(c.created||0)+1;c.startedAt=performance.now();"
             "c.worker=new Worker(new URL(d.worker,__md_scope),{type:'module'});"
             "c.worker.postMessage({type:'init',archive:new URL(d.archive,__md_scope).href,"
-            "stdlib:new URL(d.stdlib,__md_scope).href})"
+            "stdlib:new URL(d.stdlib,__md_scope).href,lock:new URL(d.lock,__md_scope).href})"
             "})(window.__calc=window.__calc||{},document.currentScript.parentElement.dataset)</script>")
     return (f'<div class="calc calc--{mode}" {attrs}{url_sync} data-testid="calculator">'
             f'<noscript><p class="calc__status">{_e(ui["noscript"])}</p></noscript>'

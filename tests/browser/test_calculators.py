@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from calc import api, registry, web
 
@@ -63,8 +64,11 @@ def _instant_navigation(page) -> None:
     site_url = "http://127.0.0.1:8000/"
 
     def rewrite(route):
-        response = route.fetch()
-        route.fulfill(response=response, body=response.text().replace(site_url, page.base + "/"))
+        try:
+            response = route.fetch()
+            route.fulfill(response=response, body=response.text().replace(site_url, page.base + "/"))
+        except PlaywrightError:  # the page closed meanwhile (end of a test)
+            pass
 
     page.route("**/sitemap.xml", rewrite)
 

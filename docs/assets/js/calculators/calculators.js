@@ -48,7 +48,7 @@ function ensureWorker(widget) {
     calc.created += 1;
     calc.startedAt = performance.now();
     calc.worker = new Worker(scopeUrl(d.worker), { type: "module" });
-    calc.worker.postMessage({ type: "init", archive: scopeUrl(d.archive), stdlib: scopeUrl(d.stdlib) });
+    calc.worker.postMessage({ type: "init", archive: scopeUrl(d.archive), stdlib: scopeUrl(d.stdlib), lock: scopeUrl(d.lock) });
   }
   if (!calc.listening) {
     calc.listening = true;
@@ -133,6 +133,7 @@ function fillRows(tbody, rows) {
     fresh.appendChild(tr);
   }
   tbody.replaceChildren(fresh);
+  tbody.closest("table").classList.toggle("calc__results--no-alt", rows.every((row) => !row.alt));
 }
 
 function setStatus(widget, state, text) {

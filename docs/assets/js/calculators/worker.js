@@ -2,7 +2,8 @@
 //
 // Started once per tab by the first page that holds a calculator (see hooks/calculators.py) and reused across
 // Material's instant navigation. Messages:
-//   in:  {type: "init", archive, stdlib}          the calc archive and the compiled stdlib (absolute URLs)
+//   in:  {type: "init", archive, stdlib, lock}    the calc archive, the compiled stdlib and an empty package
+//                                                 index (absolute URLs; see hooks/calculators.py)
 //        {type: "compute", id, command, params, lang}
 //   out: {type: "result", id, view, timings}       view: what calc.web.view() returns
 //        {type: "failed", id, message, timings}    Python did not start, or calc raised something unexpected
@@ -10,24 +11,25 @@
 import { loadPyodide } from "../../vendor/pyodide/pyodide.mjs";
 
 const t0 = performance.now();
-const origin = performance.timeOrigin;
 const timings = { origin: Math.round(performance.timeOrigin) };
 let booting = null;
+let pyodide = null;
 let viewJson = null;
 
 function mark(name) {
   timings[name] = Math.round(performance.now() - t0);
 }
 
-async function boot({ archive, stdlib }) {
+async function boot({ archive, stdlib, lock }) {
   const archiveBytes = fetch(archive).then((r) => {
     if (!r.ok) throw new Error(`${archive}: HTTP ${r.status}`);
     return r.arrayBuffer();
   });
   let sitePackages = null;
-  const pyodide = await loadPyodide({
+  pyodide = await loadPyodide({
     indexURL: new URL("../../vendor/pyodide/", import.meta.url).href,
     stdLibURL: stdlib,
+    lockFileURL: lock,
     fsInit: async (_fs, info) => {
       sitePackages = info.sitePackages;
       mark("wasm");
@@ -46,6 +48,17 @@ self.onmessage = async (event) => {
   const msg = event.data;
   if (msg.type === "init") {
     booting ??= boot(msg);
+    return;
+  }
+  if (msg.type === "modules") {
+    // for scripts/bench_calculators.py: the stdlib modules imported from source (compiled in the browser)
+    await booting;
+    const names = pyodide.runPython(
+      "import sys\n" +
+      "[n for n, m in list(sys.modules.items()) if (getattr(getattr(m, '__spec__', None), 'origin', '') or '').endswith('.py')" +
+      " and '.zip/' in m.__spec__.origin]",
+    ).toJs();
+    self.postMessage({ type: "modules", id: msg.id, fromSource: names });
     return;
   }
   if (msg.type !== "compute") return;
