@@ -347,6 +347,34 @@ def on_post_build(config):
 # ---------------------------------------------------------------------------------------------------------
 # The widget
 
+# Starts the calculators' worker once per tab, while the page is still being parsed: from <head> on a page
+# with a calculator (see on_post_page), and from each widget, since Material's instant navigation re-runs the
+# scripts in the content (not those in <head>) on every page it shows; hence the guard. d: the asset paths
+# (relative to the site root, __md_scope). Chromium starts a worker only once the page's main thread is free
+# for a moment, and the site's large scripts at the end of <body> keep it busy for about a second on a slow
+# machine: started from <head>, the worker is running before they are.
+BOOT = ("(function(c,d){if(c.worker||typeof Worker==='undefined'||!window.__md_scope)return;"
+        "c.created=(c.created||0)+1;c.startedAt=performance.now();"
+        "c.worker=new Worker(new URL(d.worker,__md_scope),{type:'module'});"
+        "c.worker.postMessage({type:'init',archive:new URL(d.archive,__md_scope).href,"
+        "stdlib:new URL(d.stdlib,__md_scope).href,lock:new URL(d.lock,__md_scope).href})})")
+
+
+def _assets() -> dict:
+    return {
+        "worker": _state["worker"],
+        "archive": f"{ASSET_DIR}/{_state['archive_name']}",
+        "stdlib": f"{ASSET_DIR}/{_state['stdlib_name']}",
+        "lock": f"{ASSET_DIR}/{_state['lock_name']}",
+    }
+
+
+def on_post_page(output, page, config):
+    if not getattr(page, "calc_slots", None) or "</head>" not in output:
+        return output
+    boot = f"<script>{BOOT}(window.__calc=window.__calc||{{}},{json.dumps(_assets())})</script>"
+    return output.replace("</head>", boot + "</head>", 1)
+
 
 def _e(text) -> str:
     return html.escape(str(text), quote=True)
@@ -470,21 +498,11 @@ def render_widget(spec: dict, lang: str, n: int, page) -> str:
     data = {
         "calc": spec["kind"], "command": command, "lang": lang, "mode": mode,
         "defaults": json.dumps(defaults, ensure_ascii=False, separators=(",", ":")),
-        "worker": _state["worker"],
-        "archive": f"{ASSET_DIR}/{_state['archive_name']}",
-        "stdlib": f"{ASSET_DIR}/{_state['stdlib_name']}",
-        "lock": f"{ASSET_DIR}/{_state['lock_name']}",
+        **_assets(),
     }
     attrs = " ".join(f'data-{k}="{_e(v)}"' for k, v in data.items())
     url_sync = " data-url-sync" if mode == "full" else ""
-    # Start the worker while the page is still being parsed (before the site's other scripts); Material's
-    # instant navigation re-runs this on every page that holds a calculator, hence the guard.
-    boot = ("<script>(function(c,d){if(c.worker||typeof Worker==='undefined'||!window.__md_scope)return;"
-            "c.created=(c.created||0)+1;c.startedAt=performance.now();"
-            "c.worker=new Worker(new URL(d.worker,__md_scope),{type:'module'});"
-            "c.worker.postMessage({type:'init',archive:new URL(d.archive,__md_scope).href,"
-            "stdlib:new URL(d.stdlib,__md_scope).href,lock:new URL(d.lock,__md_scope).href})"
-            "})(window.__calc=window.__calc||{},document.currentScript.parentElement.dataset)</script>")
+    boot = f"<script>{BOOT}(window.__calc=window.__calc||{{}},document.currentScript.parentElement.dataset)</script>"
     return (f'<div class="calc calc--{mode}" {attrs}{url_sync} data-testid="calculator">'
             f'<noscript><p class="calc__status">{_e(ui["noscript"])}</p></noscript>'
             + "".join(form) + results + chart + link + boot + "</div>")

@@ -13,7 +13,7 @@ Measures, on /calculators/vram/ (targets from issue 4):
 - instant navigation to another calculator: click -> live (the worker is reused)
 With --ablation it also runs the start-up variants the hook replaced (served by rerouting requests, so the
 same build is measured): Pyodide's stdlib as sources, calc without bytecode, Pyodide's full package index,
-and the worker started by the module script instead of the widget's inline boot script.
+and the worker started later: by the widget's boot script only (not from <head>), or by the module script.
 
 This is a script, not a test: the numbers depend on the machine (report them with its CPU count).
 """
@@ -102,8 +102,12 @@ def _variant_routes(context, site: Path, base: str, variant: set[str]) -> None:
         def rewrite_page(route):
             response = route.fetch()
             body = response.text()
-            if "late-worker" in variant:
-                body = re.sub(r"<script>\(function\(c,d\)\{if\(c\.worker.*?</script>", "", body, flags=re.S)
+            boot = r"<script>\(function\(c,d\)\{if\(c\.worker.*?</script>"
+            if "late-worker" in variant:  # neither boot script: calculators.js starts the worker on mount
+                body = re.sub(boot, "", body, flags=re.S)
+            if "widget-boot" in variant:  # only the widget's boot script, not the one in <head>
+                head, sep, rest = body.partition("</head>")
+                body = re.sub(boot, "", head, flags=re.S) + sep + rest
             if "no-mermaid" in variant:  # not a change of ours: how much the site's other scripts cost
                 body = re.sub(r'<script src="[^"]*mermaid\.min\.js"></script>', "", body)
             route.fulfill(response=response, body=body)
@@ -247,7 +251,7 @@ def main(argv=None) -> int:
     parser.add_argument("--recomputes", type=int, default=30, help="input changes timed in the first run")
     parser.add_argument("--ablation", action="store_true", help="also measure the start-up variants the hook replaced")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME",
-                        help="measure only this variant (repeatable, combined): late-worker, full-lock, source-calc, "
+                        help="measure only this variant (repeatable, combined): late-worker, widget-boot, full-lock, source-calc, "
                              "source-stdlib, no-mermaid (the site without Mermaid, for comparison)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
@@ -256,7 +260,7 @@ def main(argv=None) -> int:
     site = args.site or _build_site()
     variants = [set(args.variant)]
     if args.ablation:
-        variants += [{"late-worker"}, {"full-lock"}, {"source-calc"}, {"source-stdlib"},
+        variants += [{"widget-boot"}, {"late-worker"}, {"full-lock"}, {"source-calc"}, {"source-stdlib"},
                      {"source-stdlib", "source-calc", "full-lock", "late-worker"}]
     results = []
     for variant in variants:

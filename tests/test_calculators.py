@@ -346,6 +346,10 @@ def test_prerendered_page_equals_the_cli(site_dir, lang, name):
     # Material re-runs the inline <script>s of the content after instant navigation (as plain scripts): the
     # widget's one script is the worker's boot, and no data hides in a <script type=...>
     assert widget["scripts"][:1] == [{}]
+    # the same boot, with the same assets, runs from <head> too (the worker starts before the page's scripts)
+    head = _page_file(site_dir, lang, name).read_text(encoding="utf-8").split("</head>")[0]
+    assets = json.loads(re.search(r"<script>\(function\(c,d\).*\}\)\(window\.__calc=window\.__calc\|\|\{\},(\{.*?\})\)</script>", head).group(1))
+    assert assets == {k: widget["attrs"][f"data-{k}"] for k in ("worker", "archive", "stdlib", "lock")}
 
 
 def test_embedded_example_equals_the_cli(site_dir):

@@ -26,6 +26,7 @@ async function boot({ archive, stdlib, lock }) {
     return r.arrayBuffer();
   });
   let sitePackages = null;
+  mark("start"); // this module and Pyodide's loader are running
   pyodide = await loadPyodide({
     indexURL: new URL("../../vendor/pyodide/", import.meta.url).href,
     stdLibURL: stdlib,
