@@ -1,8 +1,9 @@
 // The calculators on the page: read the form, ask the Python worker (worker.js) for a view, show it.
 //
 // Loaded once per tab (extra_javascript, a module); Material's instant navigation keeps this context, so the
-// worker started by the first calculator page (hooks/calculators.py writes a tiny boot script into each
-// widget) is reused by every later one. window.__calc holds that shared state: {worker, created, ...}.
+// worker started on the first calculator page is reused by every later one. hooks/calculators.py writes a tiny
+// boot script (into <head> and into each widget) that starts the worker before this module runs; the module
+// starts it itself if that did not happen. window.__calc holds the shared state: {worker, created, ...}.
 //
 // Everything shown comes from calc.web.view() in Python, as data: labels, formatted values, errors, and the
 // chart as a tree of SVG nodes. It is put on the page with textContent / createElementNS only, so nothing a
@@ -15,7 +16,6 @@ const TEXT = {
   zh: {
     static: "显示的是构建时算好的默认结果。正在浏览器中载入 Python，就绪后修改输入即可实时重算……",
     stale: "正在浏览器中载入 Python，以计算链接里的这组输入（下方暂为默认输入的结果）……",
-    computing: "计算中……",
     live: "已就绪：结果由浏览器中的 calc/ 实时计算。",
     invalid: "请先修正标出的输入。",
     failed: "Python 没有启动，无法重新计算：",
@@ -24,7 +24,6 @@ const TEXT = {
   en: {
     static: "Showing the result for the default inputs, computed at build time. Loading Python in your browser; then any change recomputes live…",
     stale: "Loading Python in your browser to compute the inputs from the link (below: the result for the default inputs)…",
-    computing: "Computing…",
     live: "Live: calc/ computes these results in your browser.",
     invalid: "Please correct the marked inputs.",
     failed: "Python did not start, so nothing can be recomputed: ",
