@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,72 +154,87 @@ def _instant_nav(page) -> float:
     return page.evaluate("performance.now() - window.__navStart")
 
 
-def run(site: Path, runs: int, variant: set[str], recomputes: int) -> dict:
+def _one_round(browser, site: Path, base: str, variant: set[str], extras: int, acc: dict) -> None:
+    """One cold load in a fresh context, then a warm one in the same context; with extras > 0 also the
+    recompute latency (extras input changes), instant navigation, and which stdlib modules were compiled."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    _variant_routes(context, site, base, variant)
+    context.add_init_script(FIRST_RESULT)
+    sizes: list[tuple[str, int]] = []
+
+    def finished(request):
+        response = request.response()
+        n = request.sizes()["responseBodySize"]
+        if n <= 0 and response is not None:
+            n = int(response.headers.get("content-length") or 0)
+        sizes.append((request.url, max(n, 0)))
+
+    context.on("requestfinished", finished)
+    errors: list[str] = []
+    page = context.new_page()
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    acc["cold"].append(_load(page, base + PAGE))
+    acc["bytes_all"].append(sum(n for _, n in sizes))
+    acc["bytes_calc"].append(sum(n for u, n in sizes if any(a in u for a in CALC_ASSETS)))
+    if extras:
+        acc["modules"] = page.evaluate("""() => new Promise(resolve => {
+          const w = window.__calc.worker;
+          w.addEventListener('message', e => { if (e.data.type === 'modules') resolve(e.data.fromSource); });
+          w.postMessage({type: 'modules', id: 'bench'}); })""")
+        acc["recompute"] += _recompute(page, extras)
+        acc["nav"].append(_instant_nav(page))
+    page.close()
+    page = context.new_page()  # same context: HTTP cache and compiled wasm warm
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    acc["warm"].append(_load(page, base + PAGE))
+    context.close()
+    if errors:
+        raise SystemExit(f"console errors: {errors}")
+
+
+def run(site: Path, runs: int, variants: list[set[str]], recomputes: int) -> list[dict]:
+    """Rounds of one cold + one warm load per variant, the variants interleaved (A B C A B C ...) so that
+    other load on the machine affects them alike."""
     from playwright.sync_api import sync_playwright
 
     base = _serve(site)
-    rows, warm, recompute, nav, modules = [], [], [], [], None
-    bytes_all, bytes_calc = [], []
+    accs = [{"cold": [], "warm": [], "recompute": [], "nav": [], "modules": None, "bytes_all": [], "bytes_calc": []}
+            for _ in variants]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
         for i in range(runs):
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            _variant_routes(context, site, base, variant)
-            context.add_init_script(FIRST_RESULT)
-            sizes: list[tuple[str, int]] = []
-
-            def finished(request, sizes=sizes):
-                response = request.response()
-                n = request.sizes()["responseBodySize"]
-                if n <= 0 and response is not None:
-                    n = int(response.headers.get("content-length") or 0)
-                sizes.append((request.url, max(n, 0)))
-
-            context.on("requestfinished", finished)
-            page = context.new_page()
-            errors = []
-            page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
-            rows.append(_load(page, base + PAGE))
-            bytes_all.append(sum(n for _, n in sizes))
-            bytes_calc.append(sum(n for u, n in sizes if any(a in u for a in CALC_ASSETS)))
-            if i == 0:
-                modules = page.evaluate("""() => new Promise(resolve => {
-                  const w = window.__calc.worker;
-                  w.addEventListener('message', e => { if (e.data.type === 'modules') resolve(e.data.fromSource); });
-                  w.postMessage({type: 'modules', id: 'bench'}); })""")
-                recompute = _recompute(page, recomputes)
-                nav.append(_instant_nav(page))
-            page.close()
-            page = context.new_page()  # same context: HTTP cache and compiled wasm warm
-            page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
-            warm.append(_load(page, base + PAGE))
-            context.close()
-            if errors:
-                raise SystemExit(f"console errors: {errors}")
+            for j, (variant, acc) in enumerate(zip(variants, accs, strict=True)):
+                print(f"  round {i + 1}/{runs}: {', '.join(sorted(variant)) or 'as built'}", file=sys.stderr, flush=True)
+                _one_round(browser, site, base, variant, recomputes if i == 0 and j == 0 else 0, acc)
         browser.close()
 
     def med(values):
         values = [v for v in values if isinstance(v, (int, float))]
         return round(statistics.median(values)) if values else None
 
-    keys = rows[0].keys()
-    return {
-        "variant": sorted(variant) or ["as built"],
-        "runs": runs,
-        "cold": {k: med([r[k] for r in rows]) for k in keys},
-        "cold_runs_live_ms": [r["live_ms"] for r in rows],
-        "warm": {k: med([r[k] for r in warm]) for k in keys},
-        "recompute_ms": {"median": round(statistics.median(recompute), 1) if recompute else None,
-                         "p95": round(sorted(recompute)[int(0.95 * (len(recompute) - 1))], 1) if recompute else None,
-                         "n": len(recompute)},
-        "instant_nav_to_live_ms": round(nav[0]) if nav else None,
-        "bytes_cold": {"all": med(bytes_all), "calculators": med(bytes_calc)},
-        "stdlib_modules_compiled_in_browser": modules,
-    }
+    results = []
+    for variant, acc in zip(variants, accs, strict=True):
+        rows, warm, recompute, nav = acc["cold"], acc["warm"], acc["recompute"], acc["nav"]
+        keys = rows[0].keys()
+        results.append({
+            "variant": sorted(variant) or ["as built"],
+            "runs": runs,
+            "cold": {k: med([r[k] for r in rows]) for k in keys},
+            "cold_runs_live_ms": [r["live_ms"] for r in rows],
+            "warm": {k: med([r[k] for r in warm]) for k in keys},
+            "recompute_ms": {"median": round(statistics.median(recompute), 1) if recompute else None,
+                             "p95": round(sorted(recompute)[int(0.95 * (len(recompute) - 1))], 1) if recompute else None,
+                             "n": len(recompute)},
+            "instant_nav_to_live_ms": round(nav[0]) if nav else None,
+            "bytes_cold": {"all": med(acc["bytes_all"]), "calculators": med(acc["bytes_calc"])},
+            "stdlib_modules_compiled_in_browser": acc["modules"],
+        })
+    return results
 
 
-def _report(results: list[dict]) -> str:
-    lines = [f"machine: {os.cpu_count()} CPUs; page {PAGE}; medians of {results[0]['runs']} runs"]
+def _report(results: list[dict], load: tuple = ()) -> str:
+    lines = [f"machine: {os.cpu_count()} CPUs; page {PAGE}; medians of {results[0]['runs']} runs"
+             + (f" (variants interleaved); load average {load[0]:.2f} before, {load[1]:.2f} after" if load else "")]
     for r in results:
         c, w = r["cold"], r["warm"]
         lines.append(f"\n== {', '.join(r['variant'])}")
@@ -262,13 +276,10 @@ def main(argv=None) -> int:
     if args.ablation:
         variants += [{"widget-boot"}, {"late-worker"}, {"full-lock"}, {"source-calc"}, {"source-stdlib"},
                      {"source-stdlib", "source-calc", "full-lock", "late-worker"}]
-    results = []
-    for variant in variants:
-        print(f"measuring: {', '.join(sorted(variant)) or 'as built'} ...", file=sys.stderr, flush=True)
-        started = time.time()
-        results.append(run(site, args.runs, variant, args.recomputes if not variant else 0))
-        print(f"  done in {time.time() - started:.0f} s", file=sys.stderr, flush=True)
-    print(json.dumps(results, indent=1) if args.json else _report(results))
+    load_before = os.getloadavg()
+    results = run(site, args.runs, variants, args.recomputes)
+    load = (load_before[0], os.getloadavg()[0])
+    print(json.dumps({"load_average": load, "results": results}, indent=1) if args.json else _report(results, load))
     return 0
 
 

@@ -166,31 +166,76 @@ def test_calculators_go_live_and_match_the_cli(page, lang):
     gib = page.inner_text(".calc tr[data-field=total_bytes] .calc__alt")
     assert gb == f"{result['total_bytes'] / 1e9:,.2f} GB" and gib == f"{result['total_bytes'] / 2**30:,.2f} GiB"
 
+    links = {"vram": page.url}
+    _check_bad_input(page, lang, "memory", changes, "tp", "3")  # 3 does not divide Llama-70B's 64 heads
+
     _go(page, "performance")
     changes = {"model": "qwen3-8b", "batch": "64", "gpu": "a100-80gb", "output-len": "512"}
     _set_inputs(page, changes)
     result = _assert_matches_cli(page, "perf", changes)
+    assert _query(page) == changes
     current = page.get_attribute(".calc svg [data-series=tpot-current]", "data-value")
     assert float(current) == result["tpot_s"]
     warnings = page.eval_on_selector_all(".calc [data-testid=warnings] li", "els => els.map(e => e.textContent)")
     assert warnings == [w[lang] for w in result["warnings"]]
+    links["performance"] = page.url
+    _check_bad_input(page, lang, "perf", changes, "batch", "0")
 
     _go(page, "cost")
     changes = {"api": "openai-gpt-4o", "requests-per-s": "5", "gpu-price": "2.5", "batch": "32"}
     _set_inputs(page, changes)
     _assert_matches_cli(page, "cost", changes)
+    assert _query(page) == changes
+    links["cost"] = page.url
+    _check_bad_input(page, lang, "cost", changes, "gpu-price", "-2")
 
     _go(page, "roi")
     changes = {"api": "openai-gpt-4o", "batch": "32", "engineering-cost": "50000", "hardware-cost": "10000"}
     _set_inputs(page, changes)
     result = _assert_matches_cli(page, "roi", changes)
+    assert _query(page) == changes
     assert result["payback_months"] is not None
     assert page.get_attribute(".calc svg [data-series=payback]", "data-value") == str(result["payback_months"])
+    links["roi"] = page.url
+    _check_bad_input(page, lang, "roi", changes, "engineering-cost", "lots")
+
+    # Each copied link brings back its inputs and result (opened in the site; a full load: see the URL test).
+    for name in ("vram", "performance", "cost", "roi"):
+        _follow(page, links[name])
+        params = _query(page)
+        for field, value in params.items():
+            assert page.input_value(f".calc [data-testid='{field}']") == value
+        _assert_matches_cli(page, web.PAGES[name], params)
 
     # One worker for the whole walk, and never a full reload.
     assert page.evaluate("window.__calc.created") == 1
     assert page.evaluate("window.__sameDocument") is True
     _no_bad_numbers(page)
+
+
+def _check_bad_input(page, lang: str, command: str, changes: dict, name: str, value: str) -> None:
+    """A bad value: calc's message, in the page's language, next to the field; no result shown. Then back."""
+    _set_inputs(page, {name: value})
+    with pytest.raises(api.InputError) as err:
+        api.run(command, {**changes, name: value})
+    assert page.inner_text(f".calc [data-testid=error-{name}]") == err.value.errors[name][lang]
+    assert page.get_attribute(f".calc [data-testid='{name}']", "aria-invalid") == "true"
+    assert not page.is_visible(".calc [data-testid=results]")
+    _no_bad_numbers(page)
+    _set_inputs(page, {name: changes.get(name, "")})
+    assert page.is_hidden(f".calc [data-testid=error-{name}]")
+    _assert_matches_cli(page, command, changes)
+
+
+def _follow(page, url: str) -> None:
+    """Follow a link to url from the current page, as a reader would (instant navigation)."""
+    page.evaluate("""url => { const a = Object.assign(document.createElement('a'), {href: url, id: '__follow'});
+                              a.textContent = 'follow'; document.querySelector('article').append(a); }""", url)
+    page.click("#__follow")
+    page.wait_for_url(url)
+    name = re.search(r"/calculators/(\w+)/", url).group(1)
+    page.wait_for_selector(f".calc[data-calc={name}] form[data-state=ready]", timeout=LIVE_TIMEOUT)
+    page.wait_for_function("document.querySelector('.calc').dataset.busy === 'false'")
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
