@@ -7,7 +7,7 @@
 Measures, on /calculators/vram/ (targets from issue 4):
 - result visible: navigation start -> the prerendered result table painted in the viewport   (<= 0.5 s)
 - live, cold cache: navigation start -> the first result computed by Python in the browser   (<= 5 s)
-- live, warm cache: the same after a reload (HTTP cache and V8's compiled-wasm cache warm)
+- live, warm cache: the same page opened again in the same browser profile (HTTP cache, compiled code)
 - recompute: an input event -> the new result on screen, while live                          (<= 50 ms)
 - bytes transferred (cold), all and the calculators' own (Pyodide, stdlib, calc)
 - instant navigation to another calculator: click -> live (the worker is reused)
@@ -154,10 +154,16 @@ def _instant_nav(page) -> float:
     return page.evaluate("performance.now() - window.__navStart")
 
 
-def _one_round(browser, site: Path, base: str, variant: set[str], extras: int, acc: dict) -> None:
-    """One cold load in a fresh context, then a warm one in the same context; with extras > 0 also the
-    recompute latency (extras input changes), instant navigation, and which stdlib modules were compiled."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def _one_round(pw, site: Path, base: str, variant: set[str], extras: int, acc: dict) -> None:
+    """One cold load in a new browser profile, then a warm one in the same profile; with extras > 0 also the
+    recompute latency (extras input changes), instant navigation, and which stdlib modules were compiled.
+    A real profile on disk, not an incognito context: Chromium keeps no compiled code (V8's code cache, which
+    holds compiled WebAssembly too) for incognito profiles, so "warm" would only mean the HTTP cache."""
+    profile = tempfile.TemporaryDirectory(prefix="bench-profile-")
+    context = pw.chromium.launch_persistent_context(
+        profile.name, executable_path=CHROMIUM, viewport={"width": 1280, "height": 900},
+        args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync"])
     _variant_routes(context, site, base, variant)
     context.add_init_script(FIRST_RESULT)
     sizes: list[tuple[str, int]] = []
@@ -184,10 +190,11 @@ def _one_round(browser, site: Path, base: str, variant: set[str], extras: int, a
         acc["recompute"] += _recompute(page, extras)
         acc["nav"].append(_instant_nav(page))
     page.close()
-    page = context.new_page()  # same context: HTTP cache and compiled wasm warm
+    page = context.new_page()  # same profile: HTTP cache and compiled code warm
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
     acc["warm"].append(_load(page, base + PAGE))
     context.close()
+    profile.cleanup()
     if errors:
         raise SystemExit(f"console errors: {errors}")
 
@@ -201,12 +208,10 @@ def run(site: Path, runs: int, variants: list[set[str]], recomputes: int) -> lis
     accs = [{"cold": [], "warm": [], "recompute": [], "nav": [], "modules": None, "bytes_all": [], "bytes_calc": []}
             for _ in variants]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
         for i in range(runs):
             for j, (variant, acc) in enumerate(zip(variants, accs, strict=True)):
                 print(f"  round {i + 1}/{runs}: {', '.join(sorted(variant)) or 'as built'}", file=sys.stderr, flush=True)
-                _one_round(browser, site, base, variant, recomputes if i == 0 and j == 0 else 0, acc)
-        browser.close()
+                _one_round(pw, site, base, variant, recomputes if i == 0 and j == 0 else 0, acc)
 
     def med(values):
         values = [v for v in values if isinstance(v, (int, float))]
