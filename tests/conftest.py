@@ -77,6 +77,24 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         ".zip": "application/zip",
     }
 
+    # The site is built for site_url (mkdocs.yml). Material's instant navigation only intercepts links listed in
+    # sitemap.xml, and keeps the sitemap's port: serve the sitemaps as a deployment at this server's origin would.
+    built_for = "http://127.0.0.1:8000/"
+
+    def do_GET(self):
+        if not self.path.split("?")[0].endswith("sitemap.xml"):
+            return super().do_GET()
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            return super().do_GET()
+        host, port = self.server.server_address[:2]
+        body = path.read_bytes().replace(self.built_for.encode(), f"http://{host}:{port}/".encode())
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, format, *args):  # keep test output readable
         pass
 
@@ -135,6 +153,7 @@ def page(browser, site_url):
     """A fresh page whose external requests are blocked and recorded; the test fails at teardown if the
     page requested another host, got an HTTP error from the local server, or logged a console error."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(60_000)  # two browsers (xdist) share two cores; Pyodide's start is CPU-bound
     watch = Watch()
 
     def route(route):

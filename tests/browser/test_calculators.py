@@ -18,7 +18,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Error as PlaywrightError
 
 from calc import api, registry, web
 
@@ -53,26 +52,6 @@ def _path(lang: str, rest: str) -> str:
     return ("/en/" if lang == "en" else "/") + rest
 
 
-def _instant_navigation(page) -> None:
-    """Let Material's instant navigation work on the test server's port.
-
-    Material only navigates instantly to URLs listed in sitemap.xml, and resolves those URLs to the page's
-    protocol and host name but keeps their port: the sitemap says 127.0.0.1:8000 (site_url), the test server
-    listens elsewhere, so every in-site click would be a full reload. Serve the sitemaps as a deployment whose
-    site_url matches would, with the test server's origin.
-    """
-    site_url = "http://127.0.0.1:8000/"
-
-    def rewrite(route):
-        try:
-            response = route.fetch()
-            route.fulfill(response=response, body=response.text().replace(site_url, page.base + "/"))
-        except PlaywrightError:  # the page closed meanwhile (end of a test)
-            pass
-
-    page.route("**/sitemap.xml", rewrite)
-
-
 def _open(page, path: str) -> None:
     """Open a page and note what the calculator showed before any script ran, and before Python was ready."""
     page.add_init_script(
@@ -86,7 +65,6 @@ def _open(page, path: str) -> None:
         "new MutationObserver(ms => { for (const m of ms) if (m.target.dataset.testid === 'status')"
         " window.__statusHistory.push(m.target.dataset.state); })"
         ".observe(document, {subtree: true, attributes: true, attributeFilter: ['data-state']});")
-    _instant_navigation(page)
     page.goto(page.base + path, wait_until="domcontentloaded")
 
 

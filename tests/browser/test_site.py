@@ -63,10 +63,12 @@ def test_mermaid_diagram_renders_to_svg(page):
 
 def test_switcher_keeps_the_page_after_in_site_navigation(page):
     _open(page, "/")
+    page.evaluate("window.__sameDocument = true")
     # Instant navigation: the header is not re-rendered, so this is the case that used to break.
     _click_link(page, "ch03/")
     page.wait_for_url(re.compile(r"/ch03/$"))
     page.wait_for_load_state("networkidle")
+    assert page.evaluate("window.__sameDocument === true"), "the click reloaded the page: no instant navigation"
     _switch_language(page, "en")
     assert page.url == page.base + "/en/ch03/"
     assert page.get_attribute("html", "lang") == "en"
@@ -108,3 +110,18 @@ def test_notebook_page_renders_with_its_outputs(page, path):
     assert page.locator(".jp-CodeCell").count() >= 3
     assert page.locator(".jp-OutputArea-output").count() >= 3
     assert "{" not in page.locator("article h1").first.inner_text()  # a page, not the raw .ipynb JSON
+
+
+def test_a_search_result_in_the_other_language_opens_that_language(page):
+    # The index holds both languages; crossing over must be a full load, or the header, tabs and
+    # <html lang> would stay in the language the reader came from.
+    _open(page, "/")
+    page.click("input.md-search__input")
+    page.fill("input.md-search__input", "prefill")
+    page.keyboard.press("End")
+    page.wait_for_selector(".md-search-result__item a[href*='/en/']", timeout=15_000)
+    page.locator(".md-search-result__item a[href*='/en/']").first.click()
+    page.wait_for_url(re.compile(r"/en/"))
+    page.wait_for_load_state("networkidle")
+    assert page.get_attribute("html", "lang") == "en"
+    assert "Home" in page.locator(".md-tabs").inner_text()
