@@ -11,6 +11,8 @@ deepseek_v2, deepseek_v3. A malformed or unsupported config raises ``ConfigError
 
 from __future__ import annotations
 
+import math
+
 # Per family: does the checkpoint tie lm_head to the input embedding when config.json does not say?
 # (the default of the family's transformers Config class)
 _TIED_BY_DEFAULT = {
@@ -125,18 +127,29 @@ class ModelSpec:
 # Reading config.json
 
 
-def _int(cfg: dict, key: str, default=None, minimum: int = 1) -> int:
+# A pasted config.json is untrusted input: bound every integer so that no value can make a computation
+# overflow, exhaust memory or run for long (some structures hold one entry per layer). The bounds are far
+# above any published model (the largest has ~130 layers and a ~260k vocabulary).
+MAX_CONFIG_INT = 10**9
+MAX_LAYERS = 10_000
+
+
+def _int(cfg: dict, key: str, default=None, minimum: int = 1, maximum: int = MAX_CONFIG_INT) -> int:
     value = cfg.get(key, default)
     if value is None:
         if default is None:
             raise ConfigError(key, "is required and missing")
         value = default
-    # bool is a subclass of int; a JSON float like 4096.0 is accepted if whole.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    # bool is a subclass of int; a JSON float like 4096.0 is accepted if whole (json.loads also reads
+    # Infinity and NaN, which are not).
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not math.isfinite(value)) or value != int(value)):
         raise ConfigError(key, f"must be an integer, got {value!r}")
     value = int(value)
     if value < minimum:
         raise ConfigError(key, f"must be ≥ {minimum}, got {value}")
+    if value > maximum:
+        raise ConfigError(key, f"must be ≤ {maximum:,}, got {value:,}")
     return value
 
 
@@ -197,11 +210,11 @@ def from_hf_config(cfg: dict, name: str | None = None) -> ModelSpec:
     model_type = cfg.get("model_type")
     if model_type is None:
         raise ConfigError("model_type", "is required and missing")
-    if model_type not in _TIED_BY_DEFAULT:
+    if not isinstance(model_type, str) or model_type not in _TIED_BY_DEFAULT:
         raise ConfigError("model_type", f"{model_type!r} is not supported; supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
 
     hidden = _int(cfg, "hidden_size")
-    n_layers = _int(cfg, "num_hidden_layers")
+    n_layers = _int(cfg, "num_hidden_layers", maximum=MAX_LAYERS)
     n_heads = _int(cfg, "num_attention_heads")
     n_kv = _int(cfg, "num_key_value_heads", n_heads)  # absent means plain multi-head attention
     if n_heads % n_kv:

@@ -49,6 +49,7 @@ def site_build(tmp_path_factory) -> SiteBuild:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not rc_file.exists():
             env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+            env.pop("SITE_URL", None)  # the server below rewrites the default site_url's sitemap
             proc = subprocess.run(
                 [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
                 cwd=ROOT, env=env, capture_output=True, text=True,

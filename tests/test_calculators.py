@@ -219,13 +219,14 @@ def test_a_pasted_config_gives_a_result_or_a_message(preset, changes):
         assert set(view["errors"]) <= {f["name"] for f in api.fields("memory")}
 
 
-# Found by the test above with wider values; calc/model.py does not bound them yet. In the browser these show
-# "internal error" (TypeError), or hang / exhaust the worker's memory (a tuple per layer).
-@pytest.mark.xfail(strict=True, reason="calc: config.json values are not bounded or type-checked (reported)")
+# Found by the test above with wider values: in the browser these showed "internal error" (TypeError), or hung /
+# exhausted the worker's memory (a tuple per layer), until calc/model.py bounded every integer.
 @pytest.mark.parametrize("changes", [
     {"model_type": [1, 2]},
     {"num_hidden_layers": 9.223372036854776e18},
     {"num_hidden_layers": 10**12},
+    {"num_hidden_layers": float("inf")},  # json.dumps writes Infinity, and json.loads reads it back
+    {"hidden_size": 10**15},
 ])
 def test_absurd_configs_give_a_message(changes):
     from calc import registry
