@@ -61,6 +61,19 @@ def test_mermaid_diagram_renders_to_svg(page):
     assert "预填充" in text or "prefill" in text.lower(), text[:300]  # the flow's own labels, not an error box
 
 
+def test_mermaid_loads_only_where_a_diagram_is_and_after_instant_navigation(page):
+    requested = []
+    page.on("request", lambda r: "mermaid.min.js" in r.url and requested.append(r.url))
+    _open(page, "/glossary/")
+    assert requested == []  # no diagram, no 3 MB of mermaid
+    page.evaluate("window.__sameDocument = true")
+    _click_link(page, "ch03/")  # instant navigation to a page with a diagram
+    page.wait_for_url(re.compile(r"/ch03/$"))
+    page.wait_for_function("document.querySelector('.mermaid') && document.querySelector('.mermaid').getBoundingClientRect().height > 50")
+    assert page.evaluate("window.__sameDocument === true")
+    assert len(requested) == 1 and requested[0].startswith(page.base)
+
+
 def test_switcher_keeps_the_page_after_in_site_navigation(page):
     _open(page, "/")
     page.evaluate("window.__sameDocument = true")
