@@ -591,21 +591,14 @@ def main(argv=None) -> int:
     if args.plot_only:
         return plot_only(args)
     device = common.pick_device(args.device)
-    dtype = common.DTYPES[args.dtype]
     torch.manual_seed(0)
 
-    config = None if args.model else common.model_config(args.model_preset, args.quick)
-    label = "tiny (--quick)" if args.quick else args.model or args.model_preset
-    print(f"building {label} ({args.dtype}) on {device} ...", flush=True)
-    model = common.build_model(config, device, dtype, checkpoint=args.model)
+    model, model_entry = common.load_lab_model(args, device)
     with torch.inference_mode():  # first-call costs (kernel selection, lazy init) stay out of every sweep
         model(input_ids=random_prompt(model, 1, 16, device))
     prov = common.provenance(LAB, Path(__file__).name, argv, device, args.note)
-    calc_params = {"model": args.model_preset} if args.model_preset and not args.model else {"config": model.config.to_dict()}
-    prov["model"] = {"label": label, "config": config or model.config.to_dict(), "weights": args.dtype,
-                     "random_weights": not args.model,
-                     "params": sum(p.numel() for p in model.parameters()), "weight_bytes": common.weight_bytes(model),
-                     "calc_params": calc_params}
+    prov["model"] = model_entry
+    calc_params = model_entry["calc_params"]
     prov["datasheet"] = common.gpu_datasheet(prov["calc_gpu_key"])
     prov["settings"] = {k: v for k, v in vars(args).items() if k not in ("out", "plot_only", "repredict", "note")}
     if device.type == "cpu" and "static-graph" in args.paths:

@@ -464,16 +464,7 @@ def main(argv=None) -> int:
     try:
         model = None
         if "memory" in args.parts or "trace" in args.parts or "matmul" in args.parts:
-            config = None if args.model else common.model_config(args.model_preset, args.quick)
-            label = "tiny (--quick)" if args.quick else args.model or args.model_preset
-            print(f"building {label} ({args.dtype}) on {device} ...", flush=True)
-            model = common.build_model(config, device, common.DTYPES[args.dtype], checkpoint=args.model)
-            calc_params = ({"model": args.model_preset} if args.model_preset and not args.model
-                           else {"config": model.config.to_dict()})
-            prov["model"] = {"label": label, "config": config or model.config.to_dict(), "weights": args.dtype,
-                             "random_weights": not args.model,
-                             "params": sum(p.numel() for p in model.parameters()),
-                             "weight_bytes": common.weight_bytes(model), "calc_params": calc_params}
+            model, prov["model"] = common.load_lab_model(args, device)
             data.write()
         if "matmul" in args.parts:
             precisions = ["bf16"] + (["fp8"] if has_fp8(device) else [])

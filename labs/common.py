@@ -124,6 +124,21 @@ def weight_bytes(model) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
+def load_lab_model(args, device: torch.device):
+    """The model a lab measures, from its --model-preset / --quick / --model / --dtype arguments, and the
+    provenance entry that describes it, including the parameters calc needs to predict for the same model."""
+    config = None if args.model else model_config(args.model_preset, args.quick)
+    label = "tiny (--quick)" if args.quick else args.model or args.model_preset
+    print(f"building {label} ({args.dtype}) on {device} ...", flush=True)
+    model = build_model(config, device, DTYPES[args.dtype], checkpoint=args.model)
+    # calc knows the presets by name; anything else (the tiny config, a checkpoint) it reads as a config.json
+    calc_params = {"model": args.model_preset} if config and not args.quick else {"config": model.config.to_dict()}
+    entry = {"label": label, "config": config or model.config.to_dict(), "weights": args.dtype,
+             "random_weights": not args.model, "params": sum(p.numel() for p in model.parameters()),
+             "weight_bytes": weight_bytes(model), "calc_params": calc_params}
+    return model, entry
+
+
 def decode_bytes_per_step(model, batch: int, context: int) -> int:
     """Bytes one decode step must read: every weight matrix once, plus the KV cache of `context` tokens.
 

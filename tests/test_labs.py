@@ -62,6 +62,8 @@ def check_provenance(prov: dict, lab):
     assert prov["calc_gpu_key"] is None and prov["datasheet"] is None  # a CPU run is never matched to a GPU
     assert prov["model"]["config"]["hidden_size"] == common.QUICK_CONFIG["hidden_size"]
     assert prov["model"]["weights"] == "bf16" and prov["model"]["params"] > 0
+    # calc predicts for the model that ran: the tiny config, not the default preset's name
+    assert prov["model"]["calc_params"]["config"]["hidden_size"] == common.QUICK_CONFIG["hidden_size"]
     import socket
 
     assert socket.gethostname() not in json.dumps(prov)  # machine described, not named
