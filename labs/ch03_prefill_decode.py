@@ -568,28 +568,15 @@ def parse_args(argv):
     return args
 
 
-def plot_only(args) -> int:
-    files = sorted((args.out / "data").glob("*.json"))
-    if not files:
-        print(f"error: no data files in {args.out / 'data'}", file=sys.stderr)
-        return 2
-    for path in files:
-        data = common.load_data(path)
-        if args.repredict:
-            prov = data["provenance"]
-            for point in data["points"]:
-                point["predicted"] = predict(point, prov, prov["model"]["calc_params"])
-            common.save_data(path, data)
-        for fig in common.render_all(plot, data, args.out / "figures", common.device_tag(data["provenance"])):
-            print(f"figure: {fig}")
-    return 0
+def refresh_prediction(point, prov) -> None:
+    point["predicted"] = predict(point, prov, prov["model"]["calc_params"])
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.plot_only:
-        return plot_only(args)
+        return common.plot_only(args.out, plot, refresh_prediction if args.repredict else None)
     device = common.pick_device(args.device)
     torch.manual_seed(0)
 

@@ -603,6 +603,25 @@ def render_all(plot_one, data: dict, fig_dir: Path, tag: str) -> list[Path]:
     return written
 
 
+def plot_only(out: Path, plot_one, refresh_prediction=None) -> int:
+    """--plot-only: re-render every data file under out/data/ into out/figures/. With refresh_prediction
+    (a lab's `function(point, provenance)`, i.e. --repredict), calc's predictions in the data are refreshed
+    first; measured values are never touched."""
+    files = sorted((out / "data").glob("*.json"))
+    if not files:
+        print(f"error: no data files in {out / 'data'}", file=sys.stderr)
+        return 2
+    for path in files:
+        data = load_data(path)
+        if refresh_prediction:
+            for point in data["points"]:
+                refresh_prediction(point, data["provenance"])
+            save_data(path, data)
+        for fig in render_all(plot_one, data, out / "figures", device_tag(data["provenance"])):
+            print(f"figure: {fig}")
+    return 0
+
+
 def plot_safely(plot_one, data_path: Path, fig_dir: Path) -> list[Path]:
     """After a measurement run: a plotting failure is reported, never allowed to lose the run."""
     try:
