@@ -214,6 +214,9 @@ def _follow(page, url: str) -> None:
     name = re.search(r"/calculators/(\w+)/", url).group(1)
     page.wait_for_selector(f".calc[data-calc={name}] form[data-state=ready]", timeout=LIVE_TIMEOUT)
     page.wait_for_function("document.querySelector('.calc').dataset.busy === 'false'")
+    # The address bar is the share link: nothing (such as Material's anchor tracking) may add to it.
+    assert page.url == url
+    assert page.evaluate("window.scrollY") == 0
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
