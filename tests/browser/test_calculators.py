@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from calc import api, registry, web
+from tests.browser import reader
 
 pytestmark = pytest.mark.browser
 
@@ -109,7 +110,7 @@ def _query(page) -> dict:
 
 def _go(page, name: str) -> None:
     """In-site navigation to another calculator (Material's instant navigation: no reload)."""
-    page.locator(f"a[href$='calculators/{name}/']:visible").first.click()
+    reader.click(page, page.locator(f"a[href$='calculators/{name}/']:visible").first)
     page.wait_for_url(re.compile(rf"/calculators/{name}/$"))
     page.wait_for_selector(f".calc[data-calc='{name}'] form[data-state=ready]", timeout=LIVE_TIMEOUT)
     page.wait_for_function("document.querySelector('.calc').dataset.busy === 'false'")
@@ -209,7 +210,7 @@ def _follow(page, url: str) -> None:
     """Follow a link to url from the current page, as a reader would (instant navigation)."""
     page.evaluate("""url => { const a = Object.assign(document.createElement('a'), {href: url, id: '__follow'});
                               a.textContent = 'follow'; document.querySelector('article').append(a); }""", url)
-    page.click("#__follow")
+    reader.click(page, page.locator("#__follow"))
     page.wait_for_url(url)
     name = re.search(r"/calculators/(\w+)/", url).group(1)
     page.wait_for_selector(f".calc[data-calc={name}] form[data-state=ready]", timeout=LIVE_TIMEOUT)
@@ -314,7 +315,7 @@ def test_compact_calculator_embedded_in_a_page(page):
     _assert_matches_cli(page, "memory", {**params, "batch": "4"})
     assert urlsplit(page.url).query == ""  # a compact calculator leaves the URL alone
 
-    page.click(".calc [data-testid=open-full]")
+    reader.click(page, page.locator(".calc [data-testid=open-full]"))
     page.wait_for_url(re.compile(r"/calculators/vram/\?"))
     page.wait_for_selector(".calc[data-mode=full] form[data-state=ready]", timeout=LIVE_TIMEOUT)
     page.wait_for_function("document.querySelector('.calc').dataset.busy === 'false'")

@@ -10,6 +10,8 @@ import re
 
 import pytest
 
+from tests.browser import reader
+
 pytestmark = pytest.mark.browser
 
 
@@ -20,7 +22,7 @@ def _open(page, path: str) -> None:
 
 def _click_link(page, href_suffix: str) -> None:
     """Click the first visible in-site link whose href ends with href_suffix (tabs, sidebar or content)."""
-    page.locator(f"a[href$='{href_suffix}']:visible").first.click()
+    reader.click(page, page.locator(f"a[href$='{href_suffix}']:visible").first)
 
 
 def _switch_language(page, lang: str) -> None:
