@@ -15,8 +15,7 @@ import json
 import os
 import sys
 
-from . import api, registry
-from .units import bytes_both, format_value
+from . import api, registry, web
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,33 +46,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _format(key: str, value) -> str:
-    if isinstance(value, dict) and set(value) == {"en", "zh"}:
-        return value["en"]
-    if isinstance(value, bool) or value is None:
-        return format_value(value)
-    if not isinstance(value, (int, float)):
-        return str(value)
-    if key.endswith("bytes_per_s"):
-        return format_value(value, "GB/s:1")
-    if "bytes_per_token" in key:
-        return f"{value:,} B ({format_value(value, 'KiB:1')})"
-    if "_bytes" in key:
-        return bytes_both(value)
-    if "tok_per_s" in key:
-        return format_value(value, "tok/s:1")
-    if key.endswith("_s"):
-        return format_value(value, "ms:3")
-    if key in ("peak_flops", "effective_flops"):
-        return format_value(value, "TFLOPS:1")
-    if "flops" in key and "per_byte" not in key:
-        return f"{value / 1e12:,.3f} TFLOP"
-    if "usd" in key:
-        return format_value(value, "$:6" if abs(value) < 0.01 else "$:2")
-    if key.startswith("params"):
-        return format_value(value, "B_params:3") + f" ({value:,})"
-    if isinstance(value, float):
-        return f"{value:,.4g}"
-    return f"{value:,}"
+    # The same formatter as the browser's result tables (calc/web.py), so a number reads the same everywhere:
+    # the unit follows the field (bytes, s, tok/s, req/s, $), sizes in GB with GiB in brackets.
+    shown, alternative = web.format_value(key, value, "en")
+    return f"{shown} ({alternative})" if alternative else shown
 
 
 def _table(result: dict) -> str:

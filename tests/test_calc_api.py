@@ -131,6 +131,17 @@ def test_cli_table_shows_gb_and_gib():
     assert "16.06 GB (14.96 GiB)" in p.stdout
 
 
+def test_cli_table_reads_like_the_browser():
+    # One formatter for both: a request rate is a rate (it once printed as "1,000.000 ms" from its "_s" ending).
+    p = _cli("cost", "--model", "llama-3.2-1b", "--gpu", "h100-sxm", "--requests-per-s", "2.5")
+    assert p.returncode == 0, p.stderr
+    lines = dict(line.split(None, 1) for line in p.stdout.splitlines() if line and not line.startswith(" "))
+    assert lines["requests_per_s"].strip() == "2.500 req/s"
+    assert lines["utilization"].strip() == "100.0%"
+    result = api.run("cost", {"model": "llama-3.2-1b", "gpu": "h100-sxm", "requests-per-s": "2.5"})
+    assert lines["monthly_requests"].strip() == f"{round(result['monthly_requests']):,} requests"
+
+
 def test_cli_config_path(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(registry.hf_config("mistral-7b")))
