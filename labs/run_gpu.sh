@@ -7,12 +7,14 @@
 # Data (JSON with provenance) lands in docs/assets/labs/<lab>/data/<gpu>.json and figures next to it in
 # figures/. Each lab writes its data point by point and has its own time budget (--budget-s) plus a hard stop
 # (timeout sends Ctrl-C, which keeps every finished point), so one slow part cannot eat the other's time.
-# If $OUT is set (a folder that is copied back from a remote GPU machine), data, figures and the log go there too.
+# If $OUT is set (a folder copied back from a remote GPU machine), this run's data files and the log go there,
+# flat: $OUT/<lab>.<gpu>.json and $OUT/run_gpu.log.
 # Without a CJK font the Chinese figures are skipped; re-render them anywhere with --plot-only.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-$(command -v python3 || command -v python)}
 log=$(mktemp -t labs-run-XXXX.log)
+started=$(mktemp -t labs-started-XXXX)  # data files newer than this were written by this run
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 {
@@ -31,9 +33,12 @@ for lab in ch03-prefill-decode ch04-gpu-basics; do
   ls -l docs/assets/labs/$lab/data/ docs/assets/labs/$lab/figures/ 2>/dev/null
 done
 if [ -n "${OUT:-}" ]; then
-  mkdir -p "$OUT/labs"
-  cp -r docs/assets/labs/ch03-prefill-decode docs/assets/labs/ch04-gpu-basics "$OUT/labs/" 2>/dev/null
-  cp "$log" "$OUT/labs/run_gpu.log"
-  echo "copied to $OUT/labs/ (data, figures, run_gpu.log)"
+  # Flat and few: the remote machine returns at most 8 files, 2 folders down. The data files are what
+  # matter (figures re-render from them anywhere with --plot-only), plus this log.
+  for lab in ch03-prefill-decode ch04-gpu-basics; do
+    find docs/assets/labs/$lab/data -name '*.json' -newer "$started" -exec sh -c 'cp "$1" "$2/$3.$(basename "$1")"' _ {} "$OUT" "$lab" \;
+  done
+  cp "$log" "$OUT/run_gpu.log"
+  echo "copied to $OUT: $(ls "$OUT" | tr '\n' ' ')"
 fi
 echo "log: $log"
