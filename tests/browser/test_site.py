@@ -7,6 +7,7 @@ any other host, gets an HTTP error from the local server, or logs a console erro
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -93,6 +94,27 @@ def test_switcher_keeps_the_page_after_in_site_navigation(page):
     _switch_language(page, "zh")
     assert page.url == page.base + "/glossary/"
     assert page.get_attribute("html", "lang") == "zh"
+
+
+def test_a_link_clicked_while_scrolling_opens_the_next_page_at_its_top(page):
+    # Material saves the scroll offset 100 ms after the last scroll (debounced). A click sooner, with a next
+    # page slower than that to arrive, used to open the next page at the old page's offset
+    # (docs/assets/js/instant-scroll.js). The glossary is held back 400 ms to make the timing certain.
+    def slow(route):
+        time.sleep(0.4)
+        route.continue_()
+
+    _open(page, "/ch03/")
+    page.evaluate("window.__sameDocument = true")
+    page.route(re.compile(r"/glossary/$"), slow)
+    page.evaluate("""() => { window.scrollTo(0, 3000);
+                             document.querySelector("a[href$='glossary/']").click(); }""")
+    page.wait_for_url(re.compile(r"/glossary/$"))
+    page.wait_for_function("document.querySelector('article h1') && location.pathname.endsWith('/glossary/')"
+                           " && document.title.length > 0")
+    page.wait_for_timeout(300)  # past Material's 100 ms debounce and its scroll restoration
+    assert page.evaluate("window.__sameDocument === true")  # instant navigation, not a reload
+    assert page.evaluate("window.scrollY") == 0
 
 
 def test_switcher_keeps_the_section(page):
