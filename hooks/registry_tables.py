@@ -1,0 +1,136 @@
+"""Print calc's registries as tables, so a reader sees every spec, shape and price the calculators use.
+
+    {{ registry gpus }}     GPUs: memory, bandwidth, dense peaks, interconnect, TDP, $/GPU-hour, sources
+    {{ registry models }}   model presets: shape, parameters (computed by calc, and as published), KV per token
+    {{ registry prices }}   API prices per 1M tokens, with their dates
+
+Each directive stands alone on its line and becomes a Markdown table in the page's language. The values are
+read from calc/ at build time (the same data the calculators, the labs and the tests read), so the page cannot
+drift from them. An unknown registry name fails the build.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+DIRECTIVE = re.compile(r"^\{\{[ \t]*registry[ \t]+(?P<name>[\w-]+)[ \t]*\}\}[ \t]*$", re.MULTILINE)
+
+
+def _calc():
+    if ROOT not in sys.path:  # the repo's calc/, also without `pip install -e` (MkDocs resets sys.path)
+        sys.path.insert(0, ROOT)
+    from calc import api, registry, units
+
+    return api, registry, units
+
+
+def _lang(page) -> str:
+    locale = getattr(page.file, "locale", None)
+    if locale in ("zh", "en"):
+        return locale
+    return "en" if page.file.src_uri.startswith("en/") else "zh"
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _flops(value, units) -> str:
+    return "—" if value is None else units.format_value(value, "TFLOPS:0").replace(" TFLOPS", "")
+
+
+def gpus_table(lang: str) -> str:
+    _, registry, units = _calc()
+    zh = lang == "zh"
+    header = (["GPU", "显存", "显存带宽", "BF16 稠密 TFLOPS", "FP8 稠密 TFLOPS", "GPU 互联", "TDP", "云租价 $/GPU·h", "来源"]
+              if zh else
+              ["GPU", "Memory", "Memory bandwidth", "BF16 dense TFLOPS", "FP8 dense TFLOPS", "GPU interconnect", "TDP",
+               "Cloud price $/GPU-h", "Sources"])
+    rows = []
+    for key in registry.list_gpus():
+        g = registry.get_gpu(key)
+        name = f"{g.name} (`{key}`)" + (" †" if getattr(g, "unverified", None) else "")
+        memory = f"{units.format_value(g.memory_bytes, 'GiB:0')} = {units.format_value(g.memory_bytes, 'GB:2')}"
+        link = f"{g.interconnect}, {units.format_value(g.interconnect_bytes_per_s, 'GB/s:0')}" \
+            if g.interconnect_bytes_per_s else (g.interconnect or "—")
+        if g.usd_per_hour_low is None:
+            price = "—"
+        else:
+            price = f"{g.usd_per_hour_low:.2f}–{g.usd_per_hour_high:.2f} ({g.price_as_of})"
+        sources = [f"[{'规格' if zh else 'specs'}]({g.source}) ({g.as_of})"]
+        if getattr(g, "checked_via", None):
+            sources.append(f"[{'核对' if zh else 'checked via'}]({g.checked_via})")
+        if g.price_source:
+            sources.append(f"[{'价格' if zh else 'price'}]({g.price_source})")
+        rows.append([name, memory, units.format_value(g.memory_bandwidth_bytes_per_s, "TB/s:2"),
+                     _flops(g.bf16_dense_flops, units), _flops(g.fp8_dense_flops, units), link,
+                     f"{g.tdp_watts} W" if g.tdp_watts else "—", price, " · ".join(sources)])
+    return _table(header, rows)
+
+
+def models_table(lang: str) -> str:
+    api, registry, units = _calc()
+    zh = lang == "zh"
+    header = (["模型", "层数", "hidden", "注意力头 Q/KV", "head_dim", "注意力", "参数量（calc）", "激活参数（calc）",
+               "公布的参数量", "KV/token（BF16）", "来源"]
+              if zh else
+              ["Model", "Layers", "Hidden", "Heads Q/KV", "head_dim", "Attention", "Parameters (calc)",
+               "Active (calc)", "Published", "KV per token (BF16)", "Source"])
+    rows = []
+    for key in registry.list_models():
+        entry, spec = registry.model_entry(key), registry.get_model(key)
+        result = api.run("memory", {"model": key, "kv-dtype": "bf16"})
+        published = entry.get("published_params") or {}
+        shown = units.format_value(published["total"], "B_params:1") if published.get("total") else "—"
+        if published.get("active") and published.get("active") != published.get("total"):
+            shown += " / " + units.format_value(published["active"], "B_params:1")
+        if published.get("url"):
+            shown = f"[{shown}]({published['url']})"
+        rows.append([f"{entry['name']} (`{key}`)", spec.num_hidden_layers, f"{spec.hidden_size:,}",
+                     f"{spec.num_attention_heads}/{spec.num_key_value_heads}",
+                     f"{spec.qk_head_dim}/{spec.v_head_dim} (q·k/v)" if spec.is_mla else spec.head_dim,
+                     result["attention"].upper(), units.format_value(result["params_total"], "B_params:2"),
+                     units.format_value(result["params_active"], "B_params:2"), shown,
+                     units.format_value(result["kv_bytes_per_token"], "KiB:1"),
+                     f"[config.json]({entry['source']}) ({entry['as_of']})"])
+    return _table(header, rows)
+
+
+def prices_table(lang: str) -> str:
+    _, registry, _ = _calc()
+    zh = lang == "zh"
+    header = (["API", "输入 $/1M token", "输出 $/1M token", "价格日期", "核对日期", "来源"] if zh else
+              ["API", "Input $/1M tokens", "Output $/1M tokens", "Price dated", "Checked", "Source"])
+    rows = []
+    for key in registry.list_prices():
+        p = registry.get_price(key)
+        source = f"[{'官方' if zh else 'official'}]({p['source']})"
+        if p.get("checked_via"):
+            source += f" · [{'核对' if zh else 'checked via'}]({p['checked_via']})"
+        rows.append([f"{p['provider']} {p['model']} (`{key}`)", f"{p['usd_per_million_input_tokens']:.2f}",
+                     f"{p['usd_per_million_output_tokens']:.2f}", p.get("source_date") or "—", p["as_of"], source])
+    return _table(header, rows)
+
+
+TABLES = {"gpus": gpus_table, "models": models_table, "prices": prices_table}
+
+
+def on_page_markdown(markdown, page, config, files):
+    def expand(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in TABLES:
+            raise PluginError(f"{page.file.src_uri}: unknown registry {name!r}; known: {', '.join(TABLES)}")
+        return TABLES[name](_lang(page))
+
+    return DIRECTIVE.sub(expand, markdown)

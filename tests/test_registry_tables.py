@@ -1,0 +1,87 @@
+"""hooks/registry_tables.py: the data page prints calc's registries, every entry, with the values calc uses."""
+
+from __future__ import annotations
+
+import html
+import re
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from mkdocs.exceptions import PluginError
+
+from calc import registry
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
+import registry_tables  # noqa: E402
+
+
+def _rows(table: str) -> dict:
+    """First cell's `key` -> the row's cells."""
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        rows[re.search(r"`([^`]+)`", cells[0]).group(1)] = cells
+    return rows
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_every_entry_has_a_row(lang):
+    assert set(_rows(registry_tables.gpus_table(lang))) == set(registry.list_gpus())
+    assert set(_rows(registry_tables.models_table(lang))) == set(registry.list_models())
+    assert set(_rows(registry_tables.prices_table(lang))) == set(registry.list_prices())
+
+
+def test_gpu_row_values():
+    row = _rows(registry_tables.gpus_table("en"))["h100-sxm"]
+    # NVIDIA H100 SXM datasheet: 80 GB HBM3 (read as GiB, the DRAM convention), 3.35 TB/s, 989.5 dense BF16 TFLOPS
+    # (1,979 with sparsity), 1,979 dense FP8, 700 W.
+    assert row[1] == f"80 GiB = {80 * 2**30 / 1e9:.2f} GB"
+    assert row[2] == "3.35 TB/s"
+    assert row[3:5] == ["990", "1,979"]
+    assert row[6] == "700 W"
+    gpu = registry.get_gpu("h100-sxm")
+    assert row[7] == f"{gpu.usd_per_hour_low:.2f}–{gpu.usd_per_hour_high:.2f} ({gpu.price_as_of})"
+    assert gpu.source in row[8] and gpu.price_source in row[8]
+
+
+def test_missing_values_and_unverified_entries_are_marked():
+    rows = _rows(registry_tables.gpus_table("zh"))
+    assert registry.get_gpu("l4").usd_per_hour_low is None and rows["l4"][7] == "—"
+    assert registry.get_gpu("a100-80gb").fp8_dense_flops is None and rows["a100-80gb"][4] == "—"  # no FP8 on Ampere
+    assert rows["h20"][0].endswith("†") and not rows["h100-sxm"][0].endswith("†")
+
+
+def test_model_rows_are_calc_counts():
+    rows = _rows(registry_tables.models_table("en"))
+    # Llama-3.1-8B config.json: 32 layers, hidden 4096, 32 query / 8 KV heads of 128; KV per token in BF16 =
+    # 2 (K and V) x 32 layers x 8 heads x 128 x 2 bytes = 131,072 B = 128 KiB.
+    assert rows["llama-3.1-8b"][1:5] == ["32", "4,096", "32/8", "128"]
+    assert rows["llama-3.1-8b"][9] == f"{2 * 32 * 8 * 128 * 2 / 1024:.1f} KiB"
+    assert rows["llama-3.1-8b"][6] == "8.03B"
+    # DeepSeek-V3 (MLA): q·k head 128 + 64 = 192, v head 128; 671B total, 37B active.
+    assert rows["deepseek-v3"][4] == "192/128 (q·k/v)"
+    assert rows["deepseek-v3"][5] == "MLA"
+    assert rows["deepseek-v3"][6].startswith("671.") and rows["deepseek-v3"][7].startswith("37.")
+
+
+def test_unknown_registry_fails_the_build():
+    page = SimpleNamespace(file=SimpleNamespace(locale="en", src_uri="en/x.md"))
+    with pytest.raises(PluginError, match="unknown registry 'gpu'"):
+        registry_tables.on_page_markdown("{{ registry gpu }}\n", page, None, None)
+
+
+def test_the_text_after_a_table_stays_text():
+    page = SimpleNamespace(file=SimpleNamespace(locale="en", src_uri="en/x.md"))
+    out = registry_tables.on_page_markdown("{{ registry prices }}\n\n## Next {#next}\n", page, None, None)
+    assert out.endswith("|\n\n## Next {#next}\n")
+
+
+@pytest.mark.parametrize("page", ["calculators/data/index.html", "en/calculators/data/index.html"])
+def test_data_page_lists_every_entry(site_dir, page):
+    text = html.unescape((site_dir / page).read_text(encoding="utf-8"))
+    assert "{{ registry" not in text
+    for key in registry.list_gpus() + registry.list_models() + registry.list_prices():
+        assert f"<code>{key}</code>" in text, key
+    assert re.search(r'<h2 id="models"', text) and re.search(r'<h2 id="api-prices"', text)  # headings, not table rows
