@@ -385,8 +385,8 @@ def plot(data, lang):
 
     prov, points = data["provenance"], data["points"]
     model = prov["model"]
-    footer = f"{common.describe_run(prov)} · {model['label']} {model['weights']}"
-    footer += ", random weights" if model.get("random_weights", True) else ""
+    footer = f"{common.describe_run(prov, lang)} · {model['label']} {model['weights']}"
+    footer += ("，随机权重" if lang == "zh" else ", random weights") if model.get("random_weights", True) else ""
     figures = {}
     fast = fast_path(points)
     fast_name = PATH_NAMES[fast][lang] if fast else ""

@@ -242,7 +242,7 @@ def plot(data, lang):
     prov, points = data["provenance"], data["points"]
     sheet = prov.get("datasheet") or {}
     why = t("why_cpu", lang) if prov["device"]["kind"] == "cpu" else t("why_gpu", lang)
-    footer = common.describe_run(prov)
+    footer = common.describe_run(prov, lang)
     figures = {}
     colors = {"bf16": "#4C72B0", "fp8": "#DD8452"}
 

@@ -321,14 +321,19 @@ def device_tag(prov: dict) -> str:
     return prov.get("calc_gpu_key") or "".join(c if c.isalnum() else "-" for c in dev["name"].lower()).strip("-")
 
 
-def describe_run(prov: dict) -> str:
-    """One line naming device, software and date, for figure footers and the docs' provenance lines."""
+def describe_run(prov: dict, lang: str = "en") -> str:
+    """One line naming device, software and date, for figure footers (in the figure's language)."""
     dev, sw = prov["device"], prov["software"]
+    zh = lang == "zh"
     if dev["kind"] == "cpu":
-        where = f"CPU run: {dev['name']}, {dev['cores']} cores (no GPU)"
+        where = (f"CPU 运行：{dev['name']}，{dev['cores']} 核（无 GPU）" if zh else
+                 f"CPU run: {dev['name']}, {dev['cores']} cores (no GPU)")
     else:
-        where = f"{dev['name']}" + (f", {dev['power_limit_w']:.0f} W limit" if "power_limit_w" in dev else "")
-        where += f", driver {dev.get('driver', '?')}, CUDA {sw['cuda']}"
+        sep = "，" if zh else ", "
+        where = dev["name"]
+        if "power_limit_w" in dev:
+            where += sep + (f"功耗上限 {dev['power_limit_w']:.0f} W" if zh else f"{dev['power_limit_w']:.0f} W limit")
+        where += sep + (f"驱动 {dev.get('driver', '?')}" if zh else f"driver {dev.get('driver', '?')}") + f"{sep}CUDA {sw['cuda']}"
     return f"{where} · torch {sw['torch']} · transformers {sw['transformers']} · {prov['date'][:10]}"
 
 

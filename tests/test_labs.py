@@ -374,3 +374,13 @@ def test_missing_gpu_and_missing_data_are_clear_errors(tmp_path, capsys):
     assert "no data files" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="not in calc's registry"):
         ch03.main(["--model-preset", "gpt-17", "--device", "cpu", "--out", str(tmp_path)])
+
+
+def test_figure_footer_speaks_the_figure_language(quick03):
+    prov = copy.deepcopy(quick03[1]["provenance"])
+    assert common.describe_run(prov, "zh").startswith("CPU 运行：") and "（无 GPU）" in common.describe_run(prov, "zh")
+    assert common.describe_run(prov, "en").startswith("CPU run: ") and "(no GPU)" in common.describe_run(prov, "en")
+    prov["device"] = {"kind": "cuda", "name": "NVIDIA H100 80GB HBM3", "driver": "580.1", "power_limit_w": 700.0}
+    prov["software"]["cuda"] = "13.0"
+    assert common.describe_run(prov, "zh").startswith("NVIDIA H100 80GB HBM3，功耗上限 700 W，驱动 580.1，CUDA 13.0 · torch")
+    assert common.describe_run(prov, "en").startswith("NVIDIA H100 80GB HBM3, 700 W limit, driver 580.1, CUDA 13.0 · torch")
