@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
 def _format(key: str, value) -> str:
     # The same formatter as the browser's result tables (calc/web.py), so a number reads the same everywhere:
     # the unit follows the field (bytes, s, tok/s, req/s, $), sizes in GB with GiB in brackets.
+    if key.endswith("_source") and isinstance(value, str):
+        return value  # the whole URL on a terminal; the browser shows the host as a link
     shown, alternative = web.format_value(key, value, "en")
     return f"{shown} ({alternative})" if alternative else shown
 

@@ -163,6 +163,7 @@ UI = {
     "requests": _t("个请求", "requests"),
     "blocks": _t("块", "blocks"),
     "tokens": _t("token", "tokens"),
+    "your_input": _t("你输入的价格", "your input"),
 }
 
 GB, GiB = 1e9, 2**30
@@ -206,6 +207,10 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
         if field == "payback_months":
             return UI["never"][lang], ""
         return UI["none"][lang], ""
+    if isinstance(value, str) and field.endswith("_source"):
+        if value == "input":
+            return UI["your_input"][lang], ""
+        return (_host(value) if value.startswith("https://") else value), ""
     if isinstance(value, str):
         words = VALUE_WORDS.get(value)
         return (words[lang] if words and field in ("bound", "prefill_bound", "attention") else value), ""
@@ -256,6 +261,17 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
     return (f"{x:,.2f}" if abs(x) >= 1 else f"{x:.4g}"), ""
 
 
+def _host(url: str) -> str:
+    """"https://www.example.com/a/b" -> "example.com": a source link reads as where it points."""
+    host = url.split("://", 1)[1].split("/", 1)[0]
+    return host[4:] if host.startswith("www.") else host
+
+
+def _link(field: str, value) -> str:
+    """The address a source output links to ("" for anything else: only https URLs from the registry)."""
+    return value if field.endswith("_source") and isinstance(value, str) and value.startswith("https://") else ""
+
+
 def _row(field: str, result: dict, lang: str) -> dict:
     value = result[field]
     if field == "fits" and isinstance(result.get("fits_reason"), dict):
@@ -263,7 +279,8 @@ def _row(field: str, result: dict, lang: str) -> dict:
         alt = ""
     else:
         display, alt = format_value(field, value, lang)
-    return {"field": field, "label": label(field, lang), "value": value, "display": display, "alt": alt}
+    return {"field": field, "label": label(field, lang), "value": value, "display": display, "alt": alt,
+            "href": _link(field, value)}
 
 
 def rows(command: str, result: dict, lang: str) -> tuple[list[dict], list[dict]]:

@@ -416,8 +416,14 @@ def rows_html(rows: list[dict]) -> str:
     for r in rows:
         out.append(f'<tr data-field="{_e(r["field"])}"><th scope="row">{_e(r["label"])}</th>'
                    f'<td class="calc__value" data-testid="{_e(r["field"])}" data-value="{_e(_raw(r["value"]))}">'
-                   f'{_e(r["display"])}</td><td class="calc__alt">{_e(r["alt"])}</td></tr>')
+                   f'{_value_html(r)}</td><td class="calc__alt">{_e(r["alt"])}</td></tr>')
     return "".join(out)
+
+
+def _value_html(row: dict) -> str:
+    if row.get("href"):  # a registry source: a link that opens the page the number came from
+        return f'<a href="{_e(row["href"])}" rel="noopener" target="_blank">{_e(row["display"])}</a>'
+    return _e(row["display"])
 
 
 def _no_alt(rows: list[dict]) -> str:

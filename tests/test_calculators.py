@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calc import api, web
+from calc import api, registry, web
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGS = ("zh", "en")
@@ -133,8 +133,6 @@ def test_chart_is_plain_svg_data():
 
 
 def test_chart_markup_escapes_text():
-    from calc import registry
-
     config = registry.hf_config("llama-3.2-1b")
     config["_name_or_path"] = '<img src=x onerror="alert(1)">'
     view = web.view("cost", {"config": json.dumps(config)}, "en")
@@ -380,3 +378,21 @@ def test_archives_are_built_and_named_by_content(site_dir):
         assert {"json/__init__.pyc", "json/decoder.pyc", "_pyodide/__init__.pyc", "zipfile/__init__.pyc"} <= names
         assert "antigravity.py" in names and "json/__init__.py" not in names
         assert {n[:-1] if n.endswith(".pyc") else n for n in names} == set(up.namelist())
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_price_source_is_a_link_to_the_registry_source(lang):
+    result = api.run("cost", {"gpu": "b200"})
+    row = next(r for r in web.rows("cost", result, lang)[1] if r["field"] == "gpu_price_source")
+    source = registry.get_gpu("b200").price_source
+    assert row["value"] == row["href"] == source and source.startswith("https://")
+    assert row["display"] == source.split("/")[2].removeprefix("www.")
+    own = api.run("cost", {"gpu": "b200", "gpu-price": "3"})
+    row = next(r for r in web.rows("cost", own, lang)[1] if r["field"] == "gpu_price_source")
+    assert row["href"] == "" and row["display"] == {"zh": "你输入的价格", "en": "your input"}[lang]
+
+
+def test_only_https_sources_become_links():
+    assert web._link("gpu_price_source", "javascript:alert(1)") == ""
+    assert web._link("gpu_price_source", "http://example.com/") == ""
+    assert web._link("usd_per_hour", "https://example.com/") == ""  # only *_source outputs are links

@@ -161,11 +161,15 @@ def test_calculators_go_live_and_match_the_cli(page, lang):
     _check_bad_input(page, lang, "perf", changes, "batch", "0")
 
     _go(page, "cost")
+    # The registry's price source is a link, live as in the prerender (the default GPU has a dated price).
+    source = registry.get_gpu(api.run("cost", {})["gpu"]).price_source
+    assert page.get_attribute(".calc [data-testid=gpu_price_source] a", "href") == source
     changes = {"api": "openai-gpt-4o", "requests-per-s": "5", "gpu-price": "2.5", "batch": "32"}
     _set_inputs(page, changes)
     _assert_matches_cli(page, "cost", changes)
     assert _query(page) == changes
     links["cost"] = page.url
+    assert page.locator(".calc [data-testid=gpu_price_source] a").count() == 0  # the reader's own price: no link
     _check_bad_input(page, lang, "cost", changes, "gpu-price", "-2")
 
     _go(page, "roi")

@@ -124,7 +124,14 @@ function fillRows(tbody, rows) {
     td.className = "calc__value";
     td.setAttribute("data-testid", row.field);
     td.dataset.value = rawText(row.value);
-    td.textContent = row.display;
+    if (row.href) {
+      // A registry source: calc only sets href to an https URL from its own data (calc/web.py _link).
+      const link = Object.assign(document.createElement("a"), { href: row.href, rel: "noopener", target: "_blank" });
+      link.textContent = row.display;
+      td.replaceChildren(link);
+    } else {
+      td.textContent = row.display;
+    }
     const alt = document.createElement("td");
     alt.className = "calc__alt";
     alt.textContent = row.alt;
