@@ -385,6 +385,8 @@ def _field_html(field: dict, value: str, lang: str, uid: str, web) -> str:
     fid = f"{uid}-{name}"
     label = field["label"][lang]
     unit = field.get("unit")
+    if unit == "tokens":
+        unit = web.UI["tokens"][lang]  # Chinese text writes "token", with no plural
     help_text = field["help"][lang]
     attrs = f'id="{fid}" name="{_e(name)}" data-testid="{_e(name)}" aria-describedby="{fid}-help {fid}-error"'
     if field["kind"] == "choice":

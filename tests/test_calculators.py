@@ -396,3 +396,10 @@ def test_only_https_sources_become_links():
     assert web._link("gpu_price_source", "javascript:alert(1)") == ""
     assert web._link("gpu_price_source", "http://example.com/") == ""
     assert web._link("usd_per_hour", "https://example.com/") == ""  # only *_source outputs are links
+
+
+def test_units_next_to_the_inputs_are_in_the_page_language(site_dir):
+    zh = (site_dir / "calculators" / "vram" / "index.html").read_text(encoding="utf-8")
+    en = (site_dir / "en" / "calculators" / "vram" / "index.html").read_text(encoding="utf-8")
+    assert 'calc__unit">token<' in zh and 'calc__unit">tokens<' not in zh
+    assert 'calc__unit">tokens<' in en
