@@ -359,15 +359,10 @@ def t(key, lang, **kw):
     return TEXT[key][lang].format(**kw)
 
 
-def measured(points, kind, **match):
-    return [p for p in points if p.get("kind") == kind and not p.get("oom") and not p.get("skipped") and not p.get("error")
-            and all(p.get(k) == v for k, v in match.items())]
-
-
 def fast_path(points):
     """The fastest decode path present in the data (the CUDA graph on a GPU, the static loop on a CPU)."""
     for path in PATHS:
-        if measured(points, "decode", path=path) or measured(points, "split", path=path):
+        if common.measured(points, "decode", path=path) or common.measured(points, "split", path=path):
             return path
     return None
 
@@ -392,7 +387,7 @@ def plot(data, lang):
     fast_name = PATH_NAMES[fast][lang] if fast else ""
 
     # 1. Prefill vs decode split of one request
-    splits = sorted(measured(points, "split"), key=lambda p: p["prompt_len"])
+    splits = sorted(common.measured(points, "split"), key=lambda p: p["prompt_len"])
     if splits:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
         outs = splits[0]["output_lens"]
@@ -419,12 +414,12 @@ def plot(data, lang):
         figures["time-split"] = (fig, footer)
 
     # 2. Prefill tokens/s vs decode tokens/s
-    prefill_b1 = sorted(measured(points, "prefill", batch=1), key=lambda p: p["prompt_len"])
+    prefill_b1 = sorted(common.measured(points, "prefill", batch=1), key=lambda p: p["prompt_len"])
     if prefill_b1:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
         ax.plot([p["prompt_len"] for p in prefill_b1], [p["prompt_len"] / p["prefill_s"]["median"] for p in prefill_b1],
                 marker="o", label=t("prefill_tps", lang))
-        dec1 = measured(points, "decode", path=fast, batch=1)
+        dec1 = common.measured(points, "decode", path=fast, batch=1)
         if dec1:
             ax.axhline(dec1[0]["decode_tok_per_s"], color="#DD8452", ls="--", label=t("decode_tps", lang, path=fast_name))
         common.log_axis(ax, "x", [p["prompt_len"] for p in prefill_b1], base=2)
@@ -434,8 +429,8 @@ def plot(data, lang):
         ax.set_title(t("tp_title_len", lang))
         ax.legend(fontsize=7)
         batch_prompt = prov["settings"]["batch_prompt_len"]
-        pre_b = sorted(measured(points, "prefill", prompt_len=batch_prompt), key=lambda p: p["batch"])
-        dec_b = sorted(measured(points, "decode", path=fast, prompt_len=prov["settings"]["decode_prompt_len"]),
+        pre_b = sorted(common.measured(points, "prefill", prompt_len=batch_prompt), key=lambda p: p["batch"])
+        dec_b = sorted(common.measured(points, "decode", path=fast, prompt_len=prov["settings"]["decode_prompt_len"]),
                        key=lambda p: p["batch"])
         ax2.plot([p["batch"] for p in pre_b], [p["batch"] * p["prompt_len"] / p["prefill_s"]["median"] for p in pre_b],
                  marker="o", label=t("prefill_tps", lang))
@@ -450,7 +445,7 @@ def plot(data, lang):
         figures["throughput"] = (fig, footer)
 
     # 3. Measured vs predicted TTFT and TPOT
-    dec_b = sorted(measured(points, "decode", path=fast, prompt_len=prov["settings"]["decode_prompt_len"]),
+    dec_b = sorted(common.measured(points, "decode", path=fast, prompt_len=prov["settings"]["decode_prompt_len"]),
                    key=lambda p: p["batch"])
     if prefill_b1 and dec_b:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -477,8 +472,8 @@ def plot(data, lang):
         figures["ttft-tpot"] = (fig, note)
 
     # 4. MBU of each decode path
-    copy = next(iter(measured(points, "copy_bandwidth")), None)
-    paths = [p for path in PATHS for p in measured(points, "decode", path=path, batch=1,
+    copy = next(iter(common.measured(points, "copy_bandwidth")), None)
+    paths = [p for path in PATHS for p in common.measured(points, "decode", path=path, batch=1,
                                                    prompt_len=prov["settings"]["decode_prompt_len"])]
     if copy and paths:
         sheet = (prov.get("datasheet") or {}).get("memory_bandwidth_bytes_per_s")
@@ -600,7 +595,7 @@ def main(argv=None) -> int:
 
     def measure(point, fn, *fn_args):
         point = data.measure(point, lambda: fn(*fn_args), device, progress=f"[{len(data.doc['points']) + 1}]")
-        if not point.get("oom") and not point.get("skipped") and not point.get("error"):
+        if common.succeeded(point):
             point["predicted"] = predict(point, prov, calc_params)
             data.write()
         return point

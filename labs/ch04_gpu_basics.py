@@ -231,11 +231,6 @@ def t(key, lang, **kw):
     return TEXT[key][lang].format(**kw)
 
 
-def measured(points, kind, **match):
-    return [p for p in points if p.get("kind") == kind and not p.get("oom") and not p.get("skipped")
-            and not p.get("error") and all(p.get(k) == v for k, v in match.items())]
-
-
 def plot(data, lang):
     import matplotlib.pyplot as plt
 
@@ -247,11 +242,11 @@ def plot(data, lang):
     colors = {"bf16": "#4C72B0", "fp8": "#DD8452"}
 
     # 1. Matmul TFLOPS vs the datasheet
-    if measured(points, "matmul"):
+    if common.measured(points, "matmul"):
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         for ax, shape in zip(axes, ("square", "mlp"), strict=True):
             for precision in ("bf16", "fp8"):
-                pts = sorted(measured(points, "matmul", shape=shape, precision=precision), key=lambda p: p["m"])
+                pts = sorted(common.measured(points, "matmul", shape=shape, precision=precision), key=lambda p: p["m"])
                 if pts:
                     ax.plot([p["m"] for p in pts], [p["TFLOPS"] for p in pts], marker="o", color=colors[precision],
                             label=precision.upper())
@@ -259,13 +254,13 @@ def plot(data, lang):
                 if peak and pts:
                     ax.axhline(peak / 1e12, ls="--", color=colors[precision], alpha=0.7,
                                label=t("sheet", lang, p=precision.upper(), v=peak / 1e12))
-            xs = [p["m"] for p in measured(points, "matmul", shape=shape)]
+            xs = [p["m"] for p in common.measured(points, "matmul", shape=shape)]
             if xs:
                 common.log_axis(ax, "x", xs, base=2)
             common.log_axis(ax, "y")
             ax.set_ylabel(t("tflops", lang))
             ax.legend(fontsize=7)
-        mlp = next(iter(measured(points, "matmul", shape="mlp")), None)
+        mlp = next(iter(common.measured(points, "matmul", shape="mlp")), None)
         axes[0].set_title(t("square", lang))
         axes[0].set_xlabel(t("n", lang))
         if mlp:
@@ -275,10 +270,10 @@ def plot(data, lang):
         figures["matmul-tflops"] = (fig, note)
 
     # 2. Bandwidth vs buffer size
-    if measured(points, "bandwidth"):
+    if common.measured(points, "bandwidth"):
         fig, ax = plt.subplots(figsize=(8, 4))
         for op, color in (("copy", "#4C72B0"), ("read", "#55A868")):
-            pts = sorted(measured(points, "bandwidth", op=op), key=lambda p: p["buffer_bytes"])
+            pts = sorted(common.measured(points, "bandwidth", op=op), key=lambda p: p["buffer_bytes"])
             ax.plot([p["buffer_bytes"] / 2**20 for p in pts], [p["GBps"] for p in pts], marker="o", color=color,
                     label=t(op, lang))
         if sheet.get("memory_bandwidth_bytes_per_s"):
@@ -287,7 +282,7 @@ def plot(data, lang):
         l2 = prov["device"].get("l2_cache_bytes")
         if l2:
             ax.axvline(l2 / 2**20, ls=":", color="#C44E52", label=t("l2", lang, v=l2 / 2**20))
-        sizes = sorted({p["buffer_bytes"] / 2**20 for p in measured(points, "bandwidth")})
+        sizes = sorted({p["buffer_bytes"] / 2**20 for p in common.measured(points, "bandwidth")})
         common.log_axis(ax, "x", sizes[:: 1 + len(sizes) // 10], base=2)
         common.log_axis(ax, "y")
         ax.set_xlabel(t("buffer", lang))
@@ -342,7 +337,7 @@ def plot(data, lang):
         figures["memory"] = (fig, note)
 
     # 4. NVML trace (GPU only)
-    trace = next(iter(measured(points, "trace")), None)
+    trace = next(iter(common.measured(points, "trace")), None)
     samples = (trace or {}).get("nvml", {}).get("samples") or []
     if samples:
         marks = trace["nvml"]["marks"]

@@ -513,6 +513,16 @@ class DataFile:
         self.write()
 
 
+def succeeded(point: dict) -> bool:
+    """A point that holds a measurement: not out of memory, not skipped by the time budget, no error."""
+    return not (point.get("oom") or point.get("skipped") or point.get("error"))
+
+
+def measured(points: list[dict], kind: str, **match) -> list[dict]:
+    """The points of one kind that hold a measurement, optionally matching fields (e.g. path="static")."""
+    return [p for p in points if p.get("kind") == kind and succeeded(p) and all(p.get(k) == v for k, v in match.items())]
+
+
 def load_data(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
