@@ -13,22 +13,10 @@ build with the page and the expression named. Fenced code blocks are left alone,
 from __future__ import annotations
 
 import re
-import sys
 from functools import cache
-from pathlib import Path
 
+import hook_support  # hooks/hook_support.py: MkDocs loads hooks with their folder on sys.path
 from mkdocs.exceptions import PluginError
-
-ROOT = str(Path(__file__).resolve().parent.parent)
-
-
-def _import_calc():
-    # The repo's calc/, also without `pip install -e`. At call time: MkDocs restores sys.path after loading hooks.
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
-    from calc import api, registry
-
-    return api, registry
 
 EXPRESSION = re.compile(r"\{\{\s*calc\s+(?P<body>[^|{}]+?)\s*\|\s*(?P<format>[^\s{}|]+)\s*\}\}")
 LEFTOVER = re.compile(r"\{\{\s*calc\s")
@@ -52,7 +40,7 @@ FORMATS = {
 
 @cache
 def _run(command: str, params: tuple[tuple[str, str], ...]) -> dict:
-    api, _ = _import_calc()
+    api, _ = hook_support.calc_modules("api", "registry")
     return api.run(command, dict(params))
 
 
@@ -75,7 +63,7 @@ def evaluate(body: str) -> object:
         return result[rest]
     if params:
         raise ValueError(f"registry path '{target}' takes no parameters")
-    _, registry = _import_calc()
+    _, registry = hook_support.calc_modules("api", "registry")
     return registry.lookup(target)
 
 

@@ -33,11 +33,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+import hook_support  # hooks/hook_support.py: MkDocs loads hooks with their folder on sys.path
 from mkdocs.exceptions import PluginError
 from mkdocs.utils import get_relative_url
 
@@ -91,17 +91,7 @@ _state: dict = {}
 
 
 # ---------------------------------------------------------------------------------------------------------
-# calc, fresh on every build (mkdocs serve rebuilds in the same process), from the repo (also without `pip -e`)
-
-
-def _calc():
-    for name in [m for m in sys.modules if m == "calc" or m.startswith("calc.")]:
-        del sys.modules[name]
-    if str(ROOT) not in sys.path:  # MkDocs restores sys.path after loading the hooks
-        sys.path.insert(0, str(ROOT))
-    from calc import api, web
-
-    return api, web
+# calc/ for the browser: an archive, compiled for Pyodide's CPython
 
 
 def calc_archive() -> bytes:
@@ -243,7 +233,8 @@ def compile_for_pyodide(source: bytes) -> dict:
 
 
 def on_config(config):
-    api, web = _calc()
+    # Fresh on every build: `mkdocs serve` rebuilds in the same process.
+    api, web = hook_support.fresh_calc_modules("api", "web")
     names = compile_for_pyodide(calc_archive())
     # calc loads no package: an empty package index spares fetching and parsing Pyodide's (120 kB)
     lock_file = json.loads((PYODIDE_DIR / "pyodide-lock.json").read_text(encoding="utf-8"))
@@ -258,13 +249,6 @@ def on_config(config):
         worker=f"assets/js/calculators/worker.js?v={worker_v}",
     )
     return config
-
-
-def _lang(page) -> str:
-    locale = getattr(page.file, "locale", None)
-    if locale in ("zh", "en"):
-        return locale
-    return "en" if page.file.src_uri.startswith("en/") else "zh"
 
 
 def parse_snippet(body: str, where: str) -> dict:
@@ -318,7 +302,7 @@ def on_page_content(content, page, config, files):
     slots = getattr(page, "calc_slots", None)
     if not slots:
         return content
-    lang = _lang(page)
+    lang = hook_support.page_lang(page)
 
     def expand(m: re.Match) -> str:
         n = int(m.group(1))

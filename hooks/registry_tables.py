@@ -12,28 +12,11 @@ drift from them. An unknown registry name fails the build.
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
+import hook_support  # hooks/hook_support.py: MkDocs loads hooks with their folder on sys.path
 from mkdocs.exceptions import PluginError
 
-ROOT = str(Path(__file__).resolve().parent.parent)
 DIRECTIVE = re.compile(r"^\{\{[ \t]*registry[ \t]+(?P<name>[\w-]+)[ \t]*\}\}[ \t]*$", re.MULTILINE)
-
-
-def _calc():
-    if ROOT not in sys.path:  # the repo's calc/, also without `pip install -e` (MkDocs resets sys.path)
-        sys.path.insert(0, ROOT)
-    from calc import api, registry, units
-
-    return api, registry, units
-
-
-def _lang(page) -> str:
-    locale = getattr(page.file, "locale", None)
-    if locale in ("zh", "en"):
-        return locale
-    return "en" if page.file.src_uri.startswith("en/") else "zh"
 
 
 def _cell(text) -> str:
@@ -51,7 +34,7 @@ def _flops(value, units) -> str:
 
 
 def gpus_table(lang: str) -> str:
-    _, registry, units = _calc()
+    registry, units = hook_support.calc_modules("registry", "units")
     zh = lang == "zh"
     header = (["GPU", "显存", "显存带宽", "BF16 稠密 TFLOPS", "FP8 稠密 TFLOPS", "GPU 互联", "TDP", "云租价 $/GPU·h", "来源"]
               if zh else
@@ -80,7 +63,7 @@ def gpus_table(lang: str) -> str:
 
 
 def models_table(lang: str) -> str:
-    api, registry, units = _calc()
+    api, registry, units = hook_support.calc_modules("api", "registry", "units")
     zh = lang == "zh"
     header = (["模型", "层数", "hidden", "注意力头 Q/KV", "head_dim", "注意力", "参数量（calc）", "激活参数（calc）",
                "公布的参数量", "KV/token（BF16）", "来源"]
@@ -108,7 +91,7 @@ def models_table(lang: str) -> str:
 
 
 def prices_table(lang: str) -> str:
-    _, registry, _ = _calc()
+    (registry,) = hook_support.calc_modules("registry")
     zh = lang == "zh"
     header = (["API", "输入 $/1M token", "输出 $/1M token", "价格日期", "核对日期", "来源"] if zh else
               ["API", "Input $/1M tokens", "Output $/1M tokens", "Price dated", "Checked", "Source"])
@@ -131,6 +114,6 @@ def on_page_markdown(markdown, page, config, files):
         name = m.group("name")
         if name not in TABLES:
             raise PluginError(f"{page.file.src_uri}: unknown registry {name!r}; known: {', '.join(TABLES)}")
-        return TABLES[name](_lang(page))
+        return TABLES[name](hook_support.page_lang(page))
 
     return DIRECTIVE.sub(expand, markdown)

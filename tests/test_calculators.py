@@ -29,6 +29,8 @@ PAGES = {"vram": "memory", "performance": "perf", "cost": "cost", "roi": "roi"}
 
 
 def _load_hook():
+    if str(ROOT / "hooks") not in sys.path:  # as MkDocs loads a hook: its folder on sys.path (hook_support.py)
+        sys.path.insert(0, str(ROOT / "hooks"))
     spec = importlib.util.spec_from_file_location("calculators_hook", ROOT / "hooks" / "calculators.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
