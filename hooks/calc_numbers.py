@@ -102,5 +102,12 @@ def render(markdown: str, where: str = "") -> str:
     return "\n".join(out)
 
 
+def on_config(config):
+    # `mkdocs serve` rebuilds in one process and re-imports calc each build (hooks/calculators.py): results
+    # cached in an earlier build would keep numbers from before an edit to calc/ or its data.
+    _run.cache_clear()
+    return config
+
+
 def on_page_markdown(markdown, page, config, files):
     return render(markdown, page.file.src_uri)

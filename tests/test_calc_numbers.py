@@ -80,3 +80,16 @@ def test_bad_expressions_fail_the_build_with_the_page_named(expression, message)
     with pytest.raises(PluginError) as err:
         calc_numbers.render(expression, "zh/ch03/index.md")
     assert "zh/ch03/index.md" in str(err.value) and message in str(err.value)
+
+
+def test_each_build_starts_with_fresh_results(monkeypatch):
+    # Under `mkdocs serve` the hook stays loaded across rebuilds; an edit to calc's data must reach the next one.
+    expr = "{{ calc memory.weights_bytes model=llama-3.1-8b weights=bf16 | raw:0 }}"
+    calc_numbers.on_config({})
+    before = calc_numbers.render(expr)
+    api, = calc_numbers.hook_support.calc_modules("api")
+    monkeypatch.setattr(api, "run", lambda command, params: {"weights_bytes": 1.0})
+    assert calc_numbers.render(expr) == before  # cached within a build
+    calc_numbers.on_config({})
+    assert calc_numbers.render(expr) == "1"  # a new build asks calc again
+    calc_numbers.on_config({})
