@@ -15,7 +15,6 @@ Data goes to <out>/data/<device>.json (with provenance), figures to <out>/figure
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from itertools import pairwise
@@ -513,13 +512,7 @@ def report_mbu(point, copy_gbps, datasheet):
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=common.HelpFormatter,
-                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    ap.add_argument("--quick", action="store_true", help="tiny model on the CPU, small sweeps (seconds)")
-    ap.add_argument("--model-preset", default="llama-3.1-8b", help="model shape from calc's registry (random weights)")
-    ap.add_argument("--model", help="a checkpoint instead: local path or Hugging Face hub id")
-    ap.add_argument("--device", help="cuda, cuda:1 or cpu; None: cuda if present")
-    ap.add_argument("--dtype", choices=sorted(common.DTYPES), default="bf16")
+    ap = common.lab_parser(__doc__, DEFAULT_OUT, QUICK_OUT)
     ap.add_argument("--prompt-lens", type=common.int_list, default=[128, 256, 512, 1024, 2048, 4096, 8192],
                     help="prefill sweep at batch 1")
     ap.add_argument("--batches", type=common.int_list, default=[1, 2, 4, 8, 16], help="prefill batch sweep")
@@ -533,20 +526,9 @@ def parse_args(argv):
     ap.add_argument("--output-lens", type=common.int_list, default=[16, 64, 256], help="output lengths of the split")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--budget-s", type=float, help="stop measuring after this many seconds (points left are skipped)")
-    ap.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_OUT.relative_to(common.REPO)}; "
-                                             f"with --quick {QUICK_OUT.relative_to(common.REPO)})")
-    ap.add_argument("--note", help="free text stored in the provenance, e.g. what machine this is")
-    ap.add_argument("--plot-only", action="store_true", help="only re-render figures from <out>/data/*.json")
-    ap.add_argument("--repredict", action="store_true", help="with --plot-only: refresh calc predictions in the data")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.model_preset = None
-        for name, value in dict(prompt_lens=[16, 32, 64], batches=[1, 2], batch_prompt_len=16, decode_prompt_len=16,
-                                decode_tokens=8, decode_batches=[1, 2], split_prompt_lens=[16, 64], output_lens=[2, 4, 8],
-                                repeats=2, device=args.device or "cpu").items():
-            if getattr(args, name) == ap.get_default(name):
-                setattr(args, name, value)
+    args = common.finish_lab_args(ap, ap.parse_args(argv), dict(
+        prompt_lens=[16, 32, 64], batches=[1, 2], batch_prompt_len=16, decode_prompt_len=16, decode_tokens=8,
+        decode_batches=[1, 2], split_prompt_lens=[16, 64], output_lens=[2, 4, 8], repeats=2), DEFAULT_OUT, QUICK_OUT)
     args.paths = [p for p in args.paths.split(",") if p]
     unknown = sorted(set(args.paths) - set(PATHS))
     if unknown:
@@ -557,9 +539,6 @@ def parse_args(argv):
         ap.error("--output-lens and --decode-tokens need at least 2 tokens (one from prefill, one decode step)")
     if args.repeats < 1 or args.warmup < 0:
         ap.error("--repeats must be >= 1 and --warmup >= 0")
-    if args.repredict and not args.plot_only:
-        ap.error("--repredict goes with --plot-only")
-    args.out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
     return args
 
 
@@ -601,8 +580,7 @@ def main(argv=None) -> int:
         return point
 
     decoders = {}  # the static decoder of the current shape, so repeats reuse its cache and CUDA graph
-    status = "complete"
-    try:
+    with data.running():
         copy_bytes = (1 << 20) if args.quick else (1 << 30)
         measure({"kind": "copy_bandwidth"}, common.copy_gbps, device, copy_bytes)
         shapes = [(1, p) for p in args.prompt_lens] + [(b, args.batch_prompt_len) for b in args.batches]
@@ -642,16 +620,8 @@ def main(argv=None) -> int:
                             measure_decode, model, "hf-compile", 1, args.decode_prompt_len, args.decode_tokens, device,
                             max(args.warmup, 2), args.repeats, decoders)  # call 1 compiles, call 2 records graphs
             report_mbu(point, data.doc["points"][0].get("GBps"), prov["datasheet"])
-    except KeyboardInterrupt:
-        status = "interrupted"
-        print("\ninterrupted: keeping the points measured so far", flush=True)
-    except BaseException as e:  # keep what was measured, say why it stopped, then fail loudly
-        data.finish(f"failed: {type(e).__name__}: {e}"[:300])
-        raise
-    data.finish(status)
-    print(f"data: {data_path} ({len(data.doc['points'])} points, {status})", flush=True)
     common.plot_safely(plot, data_path, args.out / "figures")
-    return 130 if status == "interrupted" else 0
+    return 130 if data.doc["status"] == "interrupted" else 0
 
 
 if __name__ == "__main__":

@@ -375,13 +375,7 @@ def shape_list(text: str) -> list[tuple[int, int]]:
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=common.HelpFormatter,
-                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    ap.add_argument("--quick", action="store_true", help="tiny model on the CPU, small sweeps (seconds)")
-    ap.add_argument("--model-preset", default="llama-3.1-8b", help="model shape from calc's registry (random weights)")
-    ap.add_argument("--model", help="a checkpoint instead: local path or Hugging Face hub id")
-    ap.add_argument("--device", help="cuda, cuda:1 or cpu; None: cuda if present")
-    ap.add_argument("--dtype", choices=sorted(common.DTYPES), default="bf16", help="weights and KV cache of the model")
+    ap = common.lab_parser(__doc__, DEFAULT_OUT, QUICK_OUT)
     ap.add_argument("--parts", default=",".join(PARTS), help=f"what to measure, from {','.join(PARTS)}")
     ap.add_argument("--square-sizes", type=common.int_list, default=[256, 512, 1024, 2048, 4096, 8192, 16384])
     ap.add_argument("--token-counts", type=common.int_list, default=[1, 4, 16, 64, 256, 1024, 4096, 16384],
@@ -392,19 +386,9 @@ def parse_args(argv):
                     help="batch x context points of the memory comparison (the last one may not fit: that is recorded)")
     ap.add_argument("--phase-s", type=float, default=8.0, help="seconds of each phase of the NVML trace")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--budget-s", type=float, help="stop measuring after this many seconds (points left are skipped)")
-    ap.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_OUT.relative_to(common.REPO)}; "
-                                             f"with --quick {QUICK_OUT.relative_to(common.REPO)})")
-    ap.add_argument("--note", help="free text stored in the provenance, e.g. what machine this is")
-    ap.add_argument("--plot-only", action="store_true", help="only re-render figures from <out>/data/*.json")
-    ap.add_argument("--repredict", action="store_true", help="with --plot-only: refresh calc predictions in the data")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.model_preset = None
-        for name, value in dict(square_sizes=[16, 32, 64], token_counts=[1, 8, 32], min_buffer_kib=64, max_buffer_mib=1,
-                                memory_points=[(1, 16), (2, 32)], phase_s=0.2, repeats=2, device=args.device or "cpu").items():
-            if getattr(args, name) == ap.get_default(name):
-                setattr(args, name, value)
+    args = common.finish_lab_args(ap, ap.parse_args(argv), dict(
+        square_sizes=[16, 32, 64], token_counts=[1, 8, 32], min_buffer_kib=64, max_buffer_mib=1,
+        memory_points=[(1, 16), (2, 32)], phase_s=0.2, repeats=2), DEFAULT_OUT, QUICK_OUT)
     args.parts = [p for p in args.parts.split(",") if p]
     unknown = sorted(set(args.parts) - set(PARTS))
     if unknown:
@@ -413,9 +397,6 @@ def parse_args(argv):
         ap.error("--repeats must be >= 1 and --phase-s > 0")
     if args.min_buffer_kib < 1 or args.max_buffer_mib * 1024 < args.min_buffer_kib:
         ap.error("--min-buffer-kib must be >= 1 and not above --max-buffer-mib")
-    if args.repredict and not args.plot_only:
-        ap.error("--repredict goes with --plot-only")
-    args.out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
     return args
 
 
@@ -443,8 +424,7 @@ def main(argv=None) -> int:
     def measure(point, fn, *fn_args):
         return data.measure(point, lambda: fn(*fn_args), device, progress=f"[{len(data.doc['points']) + 1}]")
 
-    status = "complete"
-    try:
+    with data.running():
         model = None
         if "memory" in args.parts or "trace" in args.parts or "matmul" in args.parts:
             model, prov["model"] = common.load_lab_model(args, device)
@@ -480,16 +460,8 @@ def main(argv=None) -> int:
             nvml = point.get("nvml") or {}
             if not nvml.get("available", True):
                 print(f"    NVML unavailable ({nvml.get('reason')}): phases ran, nothing was sampled", flush=True)
-    except KeyboardInterrupt:
-        status = "interrupted"
-        print("\ninterrupted: keeping the points measured so far", flush=True)
-    except BaseException as e:  # keep what was measured, say why it stopped, then fail loudly
-        data.finish(f"failed: {type(e).__name__}: {e}"[:300])
-        raise
-    data.finish(status)
-    print(f"data: {data_path} ({len(data.doc['points'])} points, {status})", flush=True)
     common.plot_safely(plot, data_path, args.out / "figures")
-    return 130 if status == "interrupted" else 0
+    return 130 if data.doc["status"] == "interrupted" else 0
 
 
 if __name__ == "__main__":

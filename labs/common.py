@@ -6,6 +6,7 @@ Each lab is a script that reads top to bottom; only what two labs need lives her
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -53,6 +54,40 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """--help keeps the module docstring's layout and shows every option's default."""
+
+
+def lab_parser(doc: str, default_out: Path, quick_out: Path) -> argparse.ArgumentParser:
+    """The argument parser of a lab, with the options every lab has; the lab adds its own sweeps.
+
+    `doc` is the lab's module docstring: its first paragraph describes the lab, the rest is the --help epilog."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=HelpFormatter,
+                                 epilog="\n\n".join(doc.split("\n\n")[1:]))
+    ap.add_argument("--quick", action="store_true", help="tiny model on the CPU, small sweeps (seconds)")
+    ap.add_argument("--model-preset", default="llama-3.1-8b", help="model shape from calc's registry (random weights)")
+    ap.add_argument("--model", help="a checkpoint instead: local path or Hugging Face hub id")
+    ap.add_argument("--device", help="cuda, cuda:1 or cpu; None: cuda if present")
+    ap.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="weights and KV cache of the model")
+    ap.add_argument("--budget-s", type=float, help="stop measuring after this many seconds (points left are skipped)")
+    ap.add_argument("--out", type=Path, help=f"output folder (default {default_out.relative_to(REPO)}; "
+                                             f"with --quick {quick_out.relative_to(REPO)})")
+    ap.add_argument("--note", help="free text stored in the provenance, e.g. what machine this is")
+    ap.add_argument("--plot-only", action="store_true", help="only re-render figures from <out>/data/*.json")
+    ap.add_argument("--repredict", action="store_true", help="with --plot-only: refresh calc predictions in the data")
+    return ap
+
+
+def finish_lab_args(ap: argparse.ArgumentParser, args, quick_values: dict, default_out: Path, quick_out: Path):
+    """The checks and defaults every lab shares. With --quick: the tiny model on the CPU, and `quick_values`
+    for each option the reader left at its default."""
+    if args.quick:
+        args.model_preset = None
+        for name, value in {**quick_values, "device": args.device or "cpu"}.items():
+            if getattr(args, name) == ap.get_default(name):
+                setattr(args, name, value)
+    if args.repredict and not args.plot_only:
+        ap.error("--repredict goes with --plot-only")
+    args.out = args.out or (quick_out if args.quick else default_out)
+    return args
 
 
 def int_list(text: str) -> list[int]:
@@ -511,6 +546,22 @@ class DataFile:
         self.doc["status"] = status
         self.doc["provenance"]["machine"]["load_average_at_end"] = _load_average()
         self.write()
+
+    @contextlib.contextmanager
+    def running(self):
+        """Around a lab's sweep: Ctrl-C keeps the points measured so far (status "interrupted"); any other
+        failure is written into the file's status and raised; otherwise the status is "complete"."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            print("\ninterrupted: keeping the points measured so far", flush=True)
+            self.finish("interrupted")
+        except BaseException as e:  # keep what was measured, say why it stopped, then fail loudly
+            self.finish(f"failed: {type(e).__name__}: {e}"[:300])
+            raise
+        else:
+            self.finish("complete")
+        print(f"data: {self.path} ({len(self.doc['points'])} points, {self.doc['status']})", flush=True)
 
 
 def succeeded(point: dict) -> bool:
