@@ -2,11 +2,15 @@
 
 Measures, on one GPU (or a CPU, labelled as such):
   - prefill time and TTFT for prompt lengths 128..8k at batch 1, and for a small batch sweep;
-  - TPOT of four decode paths: Hugging Face generate (eager, dynamic cache), generate with a static cache and
-    torch.compile, and a hand-written static-cache loop (as in gpt-fast) run eagerly and as a CUDA graph;
+  - TPOT of the decode paths: Hugging Face generate (eager, dynamic cache); a hand-written static-cache loop
+    (as in gpt-fast) run eagerly, as a CUDA graph, and compiled by torch.compile then captured as a CUDA graph;
+    opt-in, generate with a static cache and transformers' own torch.compile (hf-compile);
   - how the time of a request splits between prefill and decode for several output lengths;
-  - decode throughput over batch size, and memory-bandwidth utilization (MBU) of each decode path.
-Data goes to <out>/data/<device>.json (with provenance), figures to <out>/figures/<device>-<name>_{zh,en}.svg.
+  - decode throughput over batch size, and memory-bandwidth utilization (MBU) of each decode path, against the
+    measured read-only bandwidth (median; the method of the ch04 lab).
+Data goes to <out>/data/ch03-<device>.json (with provenance), figures to <out>/figures/ch03-<device>-<name>_{zh,en}.svg.
+A fast path (CUDA graph, compiled step) is checked against the eager step right after capture; if its logits
+differ, the lab stops with an error instead of measuring a wrong computation.
 
     python labs/ch03_prefill_decode.py                 # Llama-3.1-8B shape, random weights, bf16, on the GPU
     python labs/ch03_prefill_decode.py --quick         # tiny model on the CPU, seconds (the test suite runs this)
@@ -27,7 +31,9 @@ import torch.nn.functional as F
 LAB = "ch03-prefill-decode"
 DEFAULT_OUT = common.REPO / "docs" / "assets" / "labs" / LAB
 QUICK_OUT = common.REPO / "labs" / ".quick-out" / LAB
-PATHS = ("static-graph", "static", "hf-eager", "hf-compile")
+# Decode paths, fastest first. hf-compile is opt-in (--paths): transformers compiles for about a minute first.
+PATHS = ("compile-graph", "static-graph", "static", "hf-eager", "hf-compile")
+DEFAULT_PATHS = ("compile-graph", "static-graph", "static", "hf-eager")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -39,19 +45,48 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-class StaticDecoder:
-    """Greedy decoding with a static KV cache, the way gpt-fast does it.
+def fuse_projections(model) -> None:
+    """One weight matrix for q/k/v and one for gate/up in every layer, so a decode step reads each with one
+    GEMV launch instead of three (two). The model's own q/k/v and gate/up weights become views into the fused
+    matrices: no extra memory, and the Hugging Face paths keep working on the same bytes. Idempotent."""
+    for layer in model.model.layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        if hasattr(attn, "qkv_weight"):
+            continue
+        for owner, names, fused in ((attn, ("q_proj", "k_proj", "v_proj"), "qkv"), (mlp, ("gate_proj", "up_proj"), "gate_up")):
+            mods = [getattr(owner, n) for n in names]
+            for kind in ("weight", "bias"):
+                parts = [getattr(m, kind) for m in mods]
+                if any(p is None for p in parts):
+                    setattr(owner, f"{fused}_{kind}", None)
+                    continue
+                whole = torch.cat([p.detach() for p in parts])
+                setattr(owner, f"{fused}_{kind}", whole)
+                for m, piece in zip(mods, whole.split([p.shape[0] for p in parts]), strict=True):
+                    setattr(m, kind, torch.nn.Parameter(piece, requires_grad=False))
+            owner.fused_sizes = [m.out_features for m in mods]
 
-    It runs the Hugging Face model's own modules (projections, norms, MLP, rotary embedding) and does the
-    attention and cache bookkeeping itself. Every tensor of a decode step has a fixed shape and address, so
-    the step can be captured once as a CUDA graph and replayed: one launch per token instead of hundreds of
-    kernel launches, which is what keeps eager decoding CPU-bound.
+
+class GraphMismatch(common.LabAbort):
+    """The captured step does not compute what the eager step computes: every later number would be wrong."""
+
+
+class StaticDecoder:
+    """Greedy decoding with a static KV cache, the way gpt-fast (https://github.com/pytorch-labs/gpt-fast) does it.
+
+    It runs the Hugging Face model's weights with its own loop: fused q/k/v and gate/up projections, the
+    attention and cache bookkeeping, the causal mask and rotary cos/sin computed once per step (not per layer).
+    Every tensor of a decode step has a fixed shape and address, so the step can be captured once as a CUDA
+    graph and replayed: one launch per token instead of one per kernel, which is what keeps eager decoding
+    CPU-bound. With `compile_step`, torch.compile (Inductor) first fuses the norms, rotary and elementwise
+    work into few kernels, and the compiled step is what the graph captures.
     """
 
-    def __init__(self, model, batch: int, max_len: int):
+    def __init__(self, model, batch: int, max_len: int, compile_step: bool = False):
         cfg = model.config
         if cfg.model_type not in ("llama", "qwen2"):
             raise SystemExit(f"error: the static decoder knows llama and qwen2 layers, not {cfg.model_type!r}")
+        fuse_projections(model)
         self.model, self.max_len = model, max_len
         self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
@@ -64,6 +99,8 @@ class StaticDecoder:
         self.token = torch.zeros(batch, 1, dtype=torch.long, device=weight.device)
         self.pos = torch.zeros(1, dtype=torch.long, device=weight.device)
         self.graph = None
+        # Fixed shapes (dynamic=False): one compilation, and nothing in the step changes shape between calls.
+        self.decode_logits = torch.compile(self.forward, fullgraph=True, dynamic=False) if compile_step else self.forward
 
     def forward(self, tokens, pos):
         """Logits of the last position for `tokens` [batch, T] at absolute positions `pos` [T]; fills the cache."""
@@ -71,30 +108,38 @@ class StaticDecoder:
         x = m.embed_tokens(tokens)
         cos, sin = m.rotary_emb(x, pos.unsqueeze(0))
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # broadcast over heads
+        # Decode (one token): positions after `pos` hold no keys yet and are masked. Once per step, not per layer.
+        mask = (self.positions <= pos).view(1, 1, 1, -1) if tokens.shape[1] == 1 else None
         for i, layer in enumerate(m.layers):
-            x = x + self.attention(layer.self_attn, layer.input_layernorm(x), cos, sin, pos, i)
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
+            x = x + self.attention(layer.self_attn, layer.input_layernorm(x), cos, sin, pos, mask, i)
+            x = x + self.mlp(layer.mlp, layer.post_attention_layernorm(x))
         return self.model.lm_head(m.norm(x[:, -1:]))[:, -1]
 
-    def attention(self, attn, x, cos, sin, pos, layer):
+    @staticmethod
+    def mlp(mlp, x):
+        gate, up = F.linear(x, mlp.gate_up_weight, mlp.gate_up_bias).split(mlp.fused_sizes, dim=-1)
+        return mlp.down_proj(mlp.act_fn(gate) * up)
+
+    def attention(self, attn, x, cos, sin, pos, mask, layer):
         b, t, _ = x.shape
-        q = attn.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
-        k = attn.k_proj(x).view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
-        v = attn.v_proj(x).view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
+        q, k, v = F.linear(x, attn.qkv_weight, attn.qkv_bias).split(attn.fused_sizes, dim=-1)
+        q = q.reshape(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+        k = k.reshape(b, t, self.n_kv, self.head_dim).transpose(1, 2)
+        v = v.reshape(b, t, self.n_kv, self.head_dim).transpose(1, 2)
         q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
         k_cache, v_cache = self.k_cache[layer], self.v_cache[layer]
         k_cache.index_copy_(2, pos, k)
         v_cache.index_copy_(2, pos, v)
         group = self.n_heads // self.n_kv
-        if t > 1:  # prefill, always from position 0: causal attention over the prompt (flash attention)
+        if mask is None:  # prefill, always from position 0: causal attention over the prompt
             k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            # Decode: one query per head against the whole (fixed-size) cache; positions after `pos` are masked.
-            # The query heads sharing a KV head attend as one group, so the cache is read once, not copied per head.
-            mask = (self.positions <= pos).view(1, 1, 1, -1)
+            # Decode: one query per head against the whole (fixed-size) cache. The query heads sharing a KV head
+            # attend as one group, so the cache is read once, not copied per head. reshape, not view: with a
+            # boolean mask PyTorch may pick the memory-efficient kernel, whose output is not contiguous.
             q = q.reshape(b, self.n_kv, group, self.head_dim)
-            out = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=mask).view(b, self.n_heads, 1, self.head_dim)
+            out = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=mask).reshape(b, self.n_heads, 1, self.head_dim)
         return attn.o_proj(out.transpose(1, 2).reshape(b, t, -1))
 
     def prefill(self, prompt):
@@ -108,18 +153,30 @@ class StaticDecoder:
 
     def step(self):
         """One decode step on the static buffers: token at `pos` in, next token out, `pos` advanced."""
+        logits = self.decode_logits(self.token, self.pos)
+        self.token.copy_(logits.argmax(-1, keepdim=True))
+        self.pos.add_(1)
+        return logits
+
+    def eager_step(self):
+        """The same step without compile or graph: the reference the fast paths are checked against."""
         logits = self.forward(self.token, self.pos)
         self.token.copy_(logits.argmax(-1, keepdim=True))
         self.pos.add_(1)
         return logits
 
+    def replay(self):
+        self.graph.replay()
+        return self.graph_logits
+
     def capture(self):
-        """Record one decode step as a CUDA graph (after warm-up on a side stream, as capture requires)."""
+        """Record one decode step as a CUDA graph (after warm-up on a side stream, as capture requires; the
+        warm-up also triggers torch.compile's compilation, so the graph holds the compiled kernels)."""
         saved = self.token.clone(), self.pos.clone()
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
-            for _ in range(2):
+            for _ in range(3):
                 self.step()
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
@@ -128,11 +185,33 @@ class StaticDecoder:
         self.token.copy_(saved[0])
         self.pos.copy_(saved[1])  # the warm-up wrote cache slots that the real steps overwrite again
 
+    def check_fast_path(self, prompt, fast_step, steps: int = 4, tolerance: float = 0.02):
+        """Fail fast: the fast step (graph replay, compiled step) must give the eager step's logits.
+
+        Both runs start from the same prompt; each decode step's logits are compared by relative L2 error.
+        bf16 rounding differs between fused and unfused kernels by far less than `tolerance`; a stale buffer,
+        a wrong cache slot or a miscompiled kernel gives errors of order 1. Raises GraphMismatch, which ends
+        the lab, instead of recording wrong points for the rest of the sweep. Returns the worst error seen.
+        """
+        runs = []
+        for step in (self.eager_step, fast_step):
+            self.prefill(prompt)
+            runs.append([step().float().clone() for _ in range(steps)])
+        worst = 0.0
+        for i, (ref, fast) in enumerate(zip(*runs, strict=True)):
+            err = ((fast - ref).norm() / ref.norm().clamp_min(1e-12)).item()
+            worst = max(worst, err) if err == err else float("inf")  # NaN counts as a mismatch
+            if not err <= tolerance:
+                raise GraphMismatch(f"decode step {i + 1}: the fast path's logits differ from the eager step's by "
+                                    f"{err:.3g} (relative L2; tolerance {tolerance}). Not measuring a wrong computation.")
+        return worst
+
     def generate(self, prompt, new_tokens: int, use_graph: bool):
         """Greedy tokens [batch, new_tokens], TTFT in s, and the time of each later decode step in s."""
         device = prompt.device
         if use_graph and self.graph is None:
             self.capture()
+            self.graph_check_error = self.check_fast_path(prompt, self.replay)
         common.sync(device)
         t0 = time.perf_counter()
         self.prefill(prompt)
@@ -249,31 +328,35 @@ def run_decode_path(model, path, batch, prompt_len, new_tokens, device, decoders
     prompt = random_prompt(model, batch, prompt_len, device)
     if path.startswith("hf-"):
         return hf_generate(model, prompt, new_tokens, static_cache=path == "hf-compile")
-    key = (batch, prompt_len + new_tokens)
-    if key not in decoders:  # one cache (and CUDA graph) per shape, reused across repeats
+    key = (path, batch, prompt_len + new_tokens)
+    if key not in decoders:  # one cache (and CUDA graph, compiled step) per path and shape, reused across repeats
         decoders.clear()
         common.free_memory(device)
-        decoders[key] = StaticDecoder(model, batch, max_len=prompt_len + new_tokens)
-    return decoders[key].generate(prompt, new_tokens, use_graph=path == "static-graph")
+        decoders[key] = StaticDecoder(model, batch, max_len=prompt_len + new_tokens, compile_step=path == "compile-graph")
+    return decoders[key].generate(prompt, new_tokens, use_graph=path.endswith("-graph"))
 
 
 def measure_decode(model, path, batch, prompt_len, new_tokens, device, warmup, repeats, decoders):
+    """TPOT is the median of every decode step of every repeat: a one-off stall (the allocator growing, a
+    graph re-recorded, the OS scheduling something else) stays in the samples but not in the median.
+    The mean per repeat is kept too (`tpot_mean_s`), for readers who want what a user would average."""
     t0 = time.perf_counter()
-    for _ in range(warmup):  # the first hf-compile call compiles: tens of seconds
+    for _ in range(warmup):  # compile-graph and hf-compile compile in their first call: tens of seconds
         run_decode_path(model, path, batch, prompt_len, new_tokens, device, decoders)
     warmup_s = time.perf_counter() - t0
-    ttft, tpot, decode, tokens = [], [], [], None
+    ttft, steps_all, decode, tokens = [], [], [], None
     for _ in range(repeats):
         tokens, first, steps = run_decode_path(model, path, batch, prompt_len, new_tokens, device, decoders)
         ttft.append(first)
         decode.append(sum(steps))
-        tpot.append(sum(steps) / len(steps))
+        steps_all.extend(steps)
     context = prompt_len + new_tokens / 2  # mean KV length read by a decode step
     bytes_per_step = common.decode_bytes_per_step(model, batch, round(context))
-    tpot_s = common.summarize(tpot)
-    return {
+    tpot_s = common.summarize(steps_all)
+    fields = {
         "ttft_s": common.summarize(ttft),
         "tpot_s": tpot_s,
+        "tpot_mean_s": sum(steps_all) / len(steps_all),
         "decode_s": common.summarize(decode),
         "decode_tok_per_s": batch / tpot_s["median"],
         "bytes_per_step": bytes_per_step,
@@ -281,6 +364,10 @@ def measure_decode(model, path, batch, prompt_len, new_tokens, device, warmup, r
         "warmup_s": warmup_s,
         "first_tokens": tokens[0, :8].tolist(),
     }
+    check = getattr(next(iter(decoders.values()), None), "graph_check_error", None)
+    if check is not None:
+        fields["graph_check_rel_error"] = check  # fast path vs eager step, relative L2 of the logits
+    return fields
 
 
 def measure_split(model, path, prompt_len, output_lens, device, warmup, repeats, decoders):
@@ -342,14 +429,15 @@ TEXT = {
     "mbu_title": {"zh": "解码的显存带宽利用率（MBU），批大小 1，提示 {p}",
                   "en": "Memory-bandwidth utilization (MBU) of decode, batch 1, prompt {p}"},
     "mbu_axis": {"zh": "每步读取字节 / TPOT，占带宽的 %", "en": "bytes read per step / TPOT, % of bandwidth"},
-    "of_copy": {"zh": "占实测拷贝带宽 {bw:.0f} GB/s", "en": "of measured copy bandwidth {bw:.0f} GB/s"},
+    "of_read": {"zh": "占实测只读带宽 {bw:.0f} GB/s（中位数）", "en": "of measured read bandwidth {bw:.0f} GB/s (median)"},
     "of_sheet": {"zh": "占标称带宽 {bw:.0f} GB/s", "en": "of datasheet bandwidth {bw:.0f} GB/s"},
     "oom": {"zh": "显存不足", "en": "OOM"},
 }
 PATH_NAMES = {
     "static-graph": {"zh": "静态缓存 + CUDA Graph", "en": "static cache + CUDA graph"},
-    "static": {"zh": "静态缓存（逐核启动）", "en": "static cache (eager launches)"},
+    "static": {"zh": "静态缓存（逐个启动 kernel）", "en": "static cache (eager launches)"},
     "hf-eager": {"zh": "HF generate（动态缓存）", "en": "HF generate (dynamic cache)"},
+    "compile-graph": {"zh": "静态缓存 + torch.compile + CUDA Graph", "en": "static cache + torch.compile + CUDA graph"},
     "hf-compile": {"zh": "HF generate（静态缓存 + compile）", "en": "HF generate (static cache + compile)"},
 }
 
@@ -359,9 +447,10 @@ def t(key, lang, **kw):
 
 
 def fast_path(points):
-    """The fastest decode path present in the data (the CUDA graph on a GPU, the static loop on a CPU)."""
-    for path in PATHS:
-        if common.measured(points, "decode", path=path) or common.measured(points, "split", path=path):
+    """The path of the split and the batch sweep: the fastest one that needs no compile (the CUDA graph on a
+    GPU, the static loop on a CPU)."""
+    for path in ("static-graph", "static"):
+        if common.measured(points, "split", path=path) or common.measured(points, "decode", path=path):
             return path
     return None
 
@@ -471,16 +560,16 @@ def plot(data, lang):
         figures["ttft-tpot"] = (fig, note)
 
     # 4. MBU of each decode path
-    copy = next(iter(common.measured(points, "copy_bandwidth")), None)
+    read = next(iter(common.measured(points, "bandwidth", op="read")), None)
     paths = [p for path in PATHS for p in common.measured(points, "decode", path=path, batch=1,
                                                    prompt_len=prov["settings"]["decode_prompt_len"])]
-    if copy and paths:
+    if read and paths:
         sheet = (prov.get("datasheet") or {}).get("memory_bandwidth_bytes_per_s")
         fig, ax = plt.subplots(figsize=(8, 1.0 + 0.7 * len(paths)))
         ys = range(len(paths))
-        pct_copy = [100 * p["achieved_GBps"] / copy["GBps"] for p in paths]
-        ax.barh([y + 0.18 for y in ys], pct_copy, 0.34, color="#4C72B0", label=t("of_copy", lang, bw=copy["GBps"]))
-        for y, v, p in zip(ys, pct_copy, paths, strict=True):
+        pct_read = [100 * p["achieved_GBps"] / read["GBps"] for p in paths]
+        ax.barh([y + 0.18 for y in ys], pct_read, 0.34, color="#4C72B0", label=t("of_read", lang, bw=read["GBps"]))
+        for y, v, p in zip(ys, pct_read, paths, strict=True):
             ax.text(v + 1, y + 0.18, f"{v:.0f}% · {p['decode_tok_per_s']:.1f} tok/s", va="center", fontsize=7)
         if sheet:
             pct_sheet = [100 * p["achieved_GBps"] * 1e9 / sheet for p in paths]
@@ -500,12 +589,13 @@ def plot(data, lang):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def report_mbu(point, copy_gbps, datasheet):
+def report_mbu(point, read_gbps, datasheet):
     """Print what share of the memory bandwidth a decode path reaches (the chapter's benchmark number)."""
-    if "achieved_GBps" not in point or not copy_gbps:
+    if "achieved_GBps" not in point or not read_gbps:
         return
     line = (f"    {point['path']}: {point['decode_tok_per_s']:.1f} tok/s, TPOT {1e3 * point['tpot_s']['median']:.2f} ms, "
-            f"{point['achieved_GBps']:.0f} GB/s = {100 * point['achieved_GBps'] / copy_gbps:.0f}% of measured copy bandwidth")
+            f"{point['achieved_GBps']:.0f} GB/s = MBU {100 * point['achieved_GBps'] / read_gbps:.0f}% of the measured "
+            f"read bandwidth ({read_gbps:.0f} GB/s, median)")
     if (datasheet or {}).get("memory_bandwidth_bytes_per_s"):
         line += f", {100 * point['achieved_GBps'] * 1e9 / datasheet['memory_bandwidth_bytes_per_s']:.0f}% of datasheet"
     print(line, flush=True)
@@ -517,15 +607,19 @@ def parse_args(argv):
                     help="prefill sweep at batch 1")
     ap.add_argument("--batches", type=common.int_list, default=[1, 2, 4, 8, 16], help="prefill batch sweep")
     ap.add_argument("--batch-prompt-len", type=int, default=512, help="prompt length of the prefill batch sweep")
-    ap.add_argument("--paths", default=",".join(PATHS), help=f"decode paths to compare, from {','.join(PATHS)}")
-    ap.add_argument("--no-compile", action="store_true", help="skip the hf-compile path (it compiles first, which takes a while)")
+    ap.add_argument("--paths", default=",".join(DEFAULT_PATHS),
+                    help=f"decode paths to compare, from {','.join(PATHS)} (hf-compile: add it to opt in; it compiles "
+                         "for about a minute first)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the compiling paths (compile-graph, hf-compile)")
     ap.add_argument("--decode-prompt-len", type=int, default=512)
     ap.add_argument("--decode-tokens", type=int, default=128, help="tokens generated per decode measurement")
-    ap.add_argument("--decode-batches", type=common.int_list, default=[1, 4, 16, 64], help="decode batch sweep (fast path)")
+    ap.add_argument("--decode-batches", type=common.int_list, default=[1, 4, 16, 64],
+                    help="decode batch sweep (on the fastest path that needs no compile)")
     ap.add_argument("--split-prompt-lens", type=common.int_list, default=[128, 512, 2048, 8192])
     ap.add_argument("--output-lens", type=common.int_list, default=[16, 64, 256], help="output lengths of the split")
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of each decode run (TPOT: median of all steps)")
+    ap.add_argument("--prefill-repeats", type=int, default=5, help="timed repeats of each prefill")
     args = common.finish_lab_args(ap, ap.parse_args(argv), dict(
         prompt_lens=[16, 32, 64], batches=[1, 2], batch_prompt_len=16, decode_prompt_len=16, decode_tokens=8,
         decode_batches=[1, 2], split_prompt_lens=[16, 64], output_lens=[2, 4, 8], repeats=2), DEFAULT_OUT, QUICK_OUT)
@@ -533,12 +627,12 @@ def parse_args(argv):
     unknown = sorted(set(args.paths) - set(PATHS))
     if unknown:
         ap.error(f"--paths: unknown path(s) {', '.join(unknown)}; choose from {', '.join(PATHS)}")
-    if args.no_compile and "hf-compile" in args.paths:
-        args.paths.remove("hf-compile")
+    if args.no_compile:
+        args.paths = [p for p in args.paths if p not in ("compile-graph", "hf-compile")]
     if min(args.output_lens) < 2 or args.decode_tokens < 2:
         ap.error("--output-lens and --decode-tokens need at least 2 tokens (one from prefill, one decode step)")
-    if args.repeats < 1 or args.warmup < 0:
-        ap.error("--repeats must be >= 1 and --warmup >= 0")
+    if args.repeats < 1 or args.prefill_repeats < 1 or args.warmup < 0:
+        ap.error("--repeats and --prefill-repeats must be >= 1 and --warmup >= 0")
     return args
 
 
@@ -550,7 +644,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.plot_only:
-        return common.plot_only(args.out, plot, refresh_prediction if args.repredict else None)
+        return common.plot_only(args.out, LAB, plot, refresh_prediction if args.repredict else None)
     device = common.pick_device(args.device)
     torch.manual_seed(0)
 
@@ -562,13 +656,12 @@ def main(argv=None) -> int:
     calc_params = model_entry["calc_params"]
     prov["datasheet"] = common.gpu_datasheet(prov["calc_gpu_key"])
     prov["settings"] = {k: v for k, v in vars(args).items() if k not in ("out", "plot_only", "repredict", "note")}
-    if device.type == "cpu" and "static-graph" in args.paths:
-        args.paths.remove("static-graph")  # CUDA graphs need a GPU; the same loop runs eagerly as "static"
-    if device.type == "cpu" and "hf-compile" in args.paths:
-        args.paths.remove("hf-compile")  # generate() compiles only on accelerators
+    if device.type == "cpu":  # CUDA graphs need a GPU (the same loop runs eagerly as "static"); generate()
+        # compiles only on accelerators
+        args.paths = [p for p in args.paths if p not in ("compile-graph", "static-graph", "hf-compile")]
     prov["settings"]["paths"] = args.paths
-    tag = common.device_tag(prov)
-    data_path = args.out / "data" / f"{tag}.json"
+    prov["settings"]["mbu_bandwidth"] = "read-only pass over a 1 GiB buffer (--quick: 1 MiB), median of 10"
+    data_path = args.out / "data" / f"{common.data_stem(prov)}.json"
     data = common.DataFile(data_path, prov, args.budget_s)
     print(f"data: {data_path}", flush=True)
 
@@ -579,47 +672,43 @@ def main(argv=None) -> int:
             data.write()
         return point
 
-    decoders = {}  # the static decoder of the current shape, so repeats reuse its cache and CUDA graph
+    def decode(path, batch, warmup):
+        return measure({"kind": "decode", "path": path, "batch": batch, "prompt_len": args.decode_prompt_len,
+                        "new_tokens": args.decode_tokens},
+                       measure_decode, model, path, batch, args.decode_prompt_len, args.decode_tokens, device,
+                       warmup, args.repeats, decoders)
+
+    decoders = {}  # the static decoder of the current path and shape, so repeats reuse its cache and CUDA graph
     with data.running():
-        copy_bytes = (1 << 20) if args.quick else (1 << 30)
-        measure({"kind": "copy_bandwidth"}, common.copy_gbps, device, copy_bytes)
+        bandwidth = measure({"kind": "bandwidth", "op": "read"}, common.memory_bandwidth, device,
+                            (1 << 20) if args.quick else (1 << 30))
+        read_gbps = bandwidth.get("GBps")
         shapes = [(1, p) for p in args.prompt_lens] + [(b, args.batch_prompt_len) for b in args.batches]
         for batch, prompt_len in dict.fromkeys(shapes):
             measure({"kind": "prefill", "batch": batch, "prompt_len": prompt_len},
-                    measure_prefill, model, batch, prompt_len, device, args.warmup, args.repeats)
+                    measure_prefill, model, batch, prompt_len, device, args.warmup, args.prefill_repeats)
+        # Batch 1 on every path: the MBU comparison. The compiled step compiles in its warm-up (about a minute for
+        # the 8B shape), once for batch 1 only; hf-compile, opt-in, goes last for the same reason.
         for path in [p for p in args.paths if p != "hf-compile"]:
-            point = measure({"kind": "decode", "path": path, "batch": 1, "prompt_len": args.decode_prompt_len,
-                             "new_tokens": args.decode_tokens},
-                            measure_decode, model, path, 1, args.decode_prompt_len, args.decode_tokens, device,
-                            max(args.warmup, 1), args.repeats, decoders)
+            point = decode(path, 1, max(args.warmup, 1))
             decoders.clear()
             common.free_memory(device)
-            report_mbu(point, data.doc["points"][0].get("GBps"), prov["datasheet"])
-        first = {p["path"]: p.get("first_tokens") for p in data.doc["points"] if p.get("kind") == "decode"}
-        if first.get("static") and first.get("static-graph"):  # same kernels, so the graph must give the same tokens
-            prov["checks"] = {"graph_tokens_match_eager": first["static"] == first["static-graph"]}
-            data.write()
-            print(f"    CUDA graph tokens match the eager static loop: {prov['checks']['graph_tokens_match_eager']}")
-        fast = next((p for p in PATHS if p in args.paths and p.startswith("static")), None)
+            report_mbu(point, read_gbps, prov["datasheet"])
+        # The split and the batch sweep run on the fastest path that needs no compile (one compile per batch
+        # size would cost more than the whole sweep).
+        fast = next((p for p in ("static-graph", "static") if p in args.paths), None)
         if fast:
             for prompt_len in args.split_prompt_lens:
                 measure({"kind": "split", "path": fast, "batch": 1, "prompt_len": prompt_len, "output_lens": args.output_lens},
                         measure_split, model, fast, prompt_len, args.output_lens, device, args.warmup, args.repeats, decoders)
             for batch in args.decode_batches:
-                if batch == 1:
-                    continue  # measured above with the other paths
-                measure({"kind": "decode", "path": fast, "batch": batch, "prompt_len": args.decode_prompt_len,
-                         "new_tokens": args.decode_tokens},
-                        measure_decode, model, fast, batch, args.decode_prompt_len, args.decode_tokens, device,
-                        args.warmup, args.repeats, decoders)
+                if batch != 1:  # batch 1 was measured above with the other paths
+                    decode(fast, batch, args.warmup)
         decoders.clear()
         common.free_memory(device)
         if "hf-compile" in args.paths:  # last: its compile takes a minute and leaves compiled state behind
-            point = measure({"kind": "decode", "path": "hf-compile", "batch": 1, "prompt_len": args.decode_prompt_len,
-                             "new_tokens": args.decode_tokens},
-                            measure_decode, model, "hf-compile", 1, args.decode_prompt_len, args.decode_tokens, device,
-                            max(args.warmup, 2), args.repeats, decoders)  # call 1 compiles, call 2 records graphs
-            report_mbu(point, data.doc["points"][0].get("GBps"), prov["datasheet"])
+            point = decode("hf-compile", 1, max(args.warmup, 2))  # call 1 compiles, call 2 records graphs
+            report_mbu(point, read_gbps, prov["datasheet"])
     common.plot_safely(plot, data_path, args.out / "figures")
     return 130 if data.doc["status"] == "interrupted" else 0
 

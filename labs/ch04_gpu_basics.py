@@ -7,7 +7,7 @@ Measures, on one GPU (or a CPU with --quick, labelled as such):
   - memory bandwidth over buffer size, copy (read + write) and read-only: the L2 plateau and the HBM level;
   - memory of a model at several batch x context points: calc's prediction vs torch's allocator vs NVML;
   - an NVML trace (utilization, power, clocks, memory) over a prefill-heavy and a decode-heavy phase.
-Data goes to <out>/data/<device>.json (with provenance), figures to <out>/figures/<device>-<name>_{zh,en}.svg.
+Data goes to <out>/data/ch04-<device>.json (with provenance), figures to <out>/figures/ch04-<device>-<name>_{zh,en}.svg.
 
     python labs/ch04_gpu_basics.py                 # Llama-3.1-8B shape, random weights, bf16, on the GPU
     python labs/ch04_gpu_basics.py --quick         # tiny model on the CPU, seconds (the test suite runs this)
@@ -42,6 +42,7 @@ def has_fp8(device) -> bool:
 def repeat_to(fn, seconds_each: float, device):
     """`fn` repeated enough times that one timed call lasts about `seconds_each`; a CUDA graph on a GPU, so
     kernel-launch time does not hide how fast small kernels really are. Returns (callable, count)."""
+    fn()  # warm: the first call picks kernels and allocates workspaces, and would make the count far too small
     common.sync(device)
     t0 = time.perf_counter()
     fn()
@@ -83,22 +84,14 @@ def measure_matmul(m, n, k, precision, device, repeats):
 
 @torch.inference_mode()
 def measure_bandwidth(nbytes, op, device, repeats):
-    """GB/s of a copy (read + write counted, as STREAM does) or a read (a sum) over a buffer of `nbytes`."""
-    src = torch.ones(nbytes // 4, device=device, dtype=torch.float32)
-    if op == "copy":
-        dst = torch.empty_like(src)
-
-        def fn():
-            dst.copy_(src)
-    else:
-        acc = torch.zeros((), device=device, dtype=torch.float32)
-
-        def fn():
-            torch.sum(src, dim=0, out=acc)
+    """GB/s of a copy (read + write counted, as STREAM does) or a read (a sum) over a buffer of `nbytes`:
+    the median repeat (`GBps`) and the best one (`GBps_best`)."""
+    fn, moved = common.bandwidth_op(nbytes, op, device)
     many, count = repeat_to(fn, 0.02 if device.type == "cuda" else 0.005, device)
     times = [t / count for t in common.time_it(many, device, warmup=1, repeats=repeats)]
-    moved = (2 if op == "copy" else 1) * src.numel() * 4
-    return {"bytes_moved": moved, "seconds": common.summarize(times), "GBps": moved / min(times) / 1e9}
+    stats = common.summarize(times)
+    return {"bytes_moved": moved, "seconds": stats, "GBps": moved / stats["median"] / 1e9,
+            "GBps_best": moved / stats["min"] / 1e9}
 
 
 def cache_tensor_bytes(cache) -> int:
@@ -172,6 +165,24 @@ def measure_trace(model, device, phase_s, prefill_shape, decode_tokens):
             "nvml": sampler.result()}
 
 
+FITTING_POINTS = [(1, 4096), (1, 32768), (8, 4096), (16, 8192)]
+
+
+def memory_points(prov, model_params) -> list[tuple[int, int]]:
+    """The default batch x context points: four that fit any 80 GB+ GPU, and one at batch 32 that calc says
+    needs at least 15 % more than this GPU shows, so the comparison always shows where the wall is (an OOM
+    point) whatever the GPU's size (80 GB H100, 141 GB H200)."""
+    capacity = prov["device"].get("memory_bytes")
+    if capacity:
+        for context in range(4096, 131072 + 1, 2048):
+            pred = common.calc_predict("memory", {**model_params, "gpu": prov.get("calc_gpu_key") or "h100-sxm",
+                                                  "batch": 32, "prompt-len": context, "output-len": 1,
+                                                  "weights": prov["model"]["weights"], "kv-dtype": prov["model"]["weights"]})
+            if pred and pred["total_bytes_per_gpu"] > 1.15 * capacity:
+                return [*FITTING_POINTS, (32, context)]
+    return [*FITTING_POINTS, (32, 16384)]
+
+
 def predict_memory(point, prov):
     gpu = prov.get("calc_gpu_key")
     if not gpu or point.get("kind") != "memory":
@@ -208,6 +219,7 @@ TEXT = {
     "overhead": {"zh": "运行时开销", "en": "runtime overhead"},
     "pred_bar": {"zh": "左：calc 预测", "en": "left: calc prediction"},
     "meas_bar": {"zh": "右：torch 实测", "en": "right: measured by torch"},
+    "meas_only": {"zh": "实测（斜线）", "en": "measured (hatched)"},
     "nvml_used": {"zh": "NVML 已用显存", "en": "NVML memory used"},
     "capacity": {"zh": "显存容量", "en": "GPU memory"},
     "oom": {"zh": "显存不足", "en": "OOM"},
@@ -296,21 +308,27 @@ def plot(data, lang):
     mem_points = [p for p in points if p.get("kind") == "memory" and not p.get("skipped")]
     if mem_points:
         fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(mem_points) + 2), 4.2))
-        parts = (("weights", "#4C72B0"), ("kv", "#DD8452"), ("act", "#55A868"), ("overhead", "#8C8C8C"))
-        any_prediction = False
+        colors = {"weights": "#4C72B0", "kv": "#DD8452", "act": "#55A868", "overhead": "#8C8C8C"}
+        labelled = set()  # the legend names each part once, and only parts that are drawn (height > 0)
+
+        def stack(x, values, **bar):
+            bottom = 0
+            for key, v in values:
+                if v > 0:
+                    ax.bar(x, v, 0.38, bottom=bottom, color=colors[key], label=None if key in labelled else t(key, lang), **bar)
+                    labelled.add(key)
+                    bottom += v
+
+        any_prediction = any(p.get("predicted") for p in mem_points)
         for i, p in enumerate(mem_points):
             pred = p.get("predicted") or {}
             if pred:
-                any_prediction = True
-                bottom = 0
-                for key, field in zip(("weights", "kv", "act", "overhead"),
-                                      ("weights_bytes", "kv_cache_bytes", "activation_peak_bytes", "overhead_bytes"),
-                                      strict=True):
-                    v = (pred.get(field) or 0) / 1e9
-                    ax.bar(i - 0.2, v, 0.38, bottom=bottom, color=dict(parts)[key], label=t(key, lang) if i == 0 else None)
-                    bottom += v
+                stack(i - 0.2, [(key, (pred.get(field) or 0) / 1e9) for key, field in (
+                    ("weights", "weights_bytes"), ("kv", "kv_cache_bytes"), ("act", "activation_peak_bytes"),
+                    ("overhead", "overhead_bytes"))])
+            x = i + 0.2 if any_prediction else i
             if p.get("oom"):
-                ax.text(i + 0.2, 0, " " + t("oom", lang), ha="center", va="bottom", color="#C44E52", rotation=90)
+                ax.text(x, 0, " " + t("oom", lang), ha="center", va="bottom", color="#C44E52", rotation=90)
                 continue
             if p.get("peak_allocated_bytes") is not None:
                 weights = p["allocated_before_bytes"] / 1e9
@@ -318,18 +336,18 @@ def plot(data, lang):
                 act = (p["peak_allocated_bytes"] - p["allocated_after_bytes"]) / 1e9
             else:  # CPU: only the KV tensors are known
                 weights, kv, act = prov["model"]["weight_bytes"] / 1e9, p["kv_cache_tensor_bytes"] / 1e9, 0
-            for j, (key, v) in enumerate((("weights", weights), ("kv", kv), ("act", act))):
-                ax.bar(i + 0.2, v, 0.38, bottom=weights * (j > 0) + kv * (j > 1), color=dict(parts)[key],
-                       hatch="//", edgecolor="white", label=t(key, lang) if i == 0 and not pred else None)
+            stack(x, [("weights", weights), ("kv", kv), ("act", act)], hatch="//", edgecolor="white")
             if p.get("nvml_used_bytes"):
-                ax.plot(i + 0.2, p["nvml_used_bytes"] / 1e9, marker="_", markersize=18, color="black",
-                        label=t("nvml_used", lang) if i == 0 else None)
+                ax.plot(x, p["nvml_used_bytes"] / 1e9, marker="_", markersize=18, color="black",
+                        label=None if "nvml" in labelled else t("nvml_used", lang))
+                labelled.add("nvml")
         capacity = prov["device"].get("memory_bytes")
         if capacity:
             ax.axhline(capacity / 1e9, ls="--", color="#C44E52", label=t("capacity", lang))
         ax.set_xlim(-0.6, len(mem_points) - 0.4)
         ax.set_xticks(range(len(mem_points)), [f"{p['batch']}×{p['context']}" for p in mem_points])
-        ax.set_xlabel(t("point", lang) + " · " + t("pred_bar", lang) + " · " + t("meas_bar", lang))
+        ax.set_xlabel(t("point", lang) + (" · " + t("pred_bar", lang) + " · " + t("meas_bar", lang) if any_prediction
+                                          else " · " + t("meas_only", lang)))
         ax.set_ylabel(t("gb", lang))
         ax.set_title(t("mem_title", lang, model=prov["model"]["label"]))
         ax.legend(fontsize=7)
@@ -382,9 +400,10 @@ def parse_args(argv):
                     help="M of the MLP matmul sweep")
     ap.add_argument("--min-buffer-kib", type=int, default=64)
     ap.add_argument("--max-buffer-mib", type=int, default=4096)
-    ap.add_argument("--memory-points", type=shape_list, default=shape_list("1x4096,1x32768,8x4096,16x8192,32x16384"),
-                    help="batch x context points of the memory comparison (the last one may not fit: that is recorded)")
-    ap.add_argument("--phase-s", type=float, default=8.0, help="seconds of each phase of the NVML trace")
+    ap.add_argument("--memory-points", type=shape_list,
+                    help="batch x context points of the memory comparison; default: 1x4096,1x32768,8x4096,16x8192 and "
+                         "one at batch 32 that calc says exceeds this GPU's memory (recorded as OOM)")
+    ap.add_argument("--phase-s", type=float, default=5.0, help="seconds of each phase of the NVML trace")
     ap.add_argument("--repeats", type=int, default=5)
     args = common.finish_lab_args(ap, ap.parse_args(argv), dict(
         square_sizes=[16, 32, 64], token_counts=[1, 8, 32], min_buffer_kib=64, max_buffer_mib=1,
@@ -409,7 +428,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.plot_only:
-        return common.plot_only(args.out, plot, refresh_prediction if args.repredict else None)
+        return common.plot_only(args.out, LAB, plot, refresh_prediction if args.repredict else None)
     device = common.pick_device(args.device)
     torch.manual_seed(0)
     prov = common.provenance(LAB, Path(__file__).name, argv, device, args.note)
@@ -417,7 +436,7 @@ def main(argv=None) -> int:
         prov["device"]["l2_cache_bytes"] = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", None)
     prov["datasheet"] = common.gpu_datasheet(prov["calc_gpu_key"])
     prov["settings"] = {k: v for k, v in vars(args).items() if k not in ("out", "plot_only", "repredict", "note")}
-    data_path = args.out / "data" / f"{common.device_tag(prov)}.json"
+    data_path = args.out / "data" / f"{common.data_stem(prov)}.json"
     data = common.DataFile(data_path, prov, args.budget_s)
     print(f"data: {data_path}", flush=True)
 
@@ -448,7 +467,8 @@ def main(argv=None) -> int:
                     measure({"kind": "bandwidth", "op": op, "buffer_bytes": nbytes}, measure_bandwidth, nbytes, op,
                             device, args.repeats)
         if "memory" in args.parts:
-            for batch, context in args.memory_points:
+            prov["settings"]["memory_points"] = points = args.memory_points or memory_points(prov, prov["model"]["calc_params"])
+            for batch, context in points:
                 point = measure({"kind": "memory", "batch": batch, "context": context}, measure_memory, model, batch,
                                 context, device)
                 point["predicted"] = predict_memory(point, prov)

@@ -241,15 +241,37 @@ def summarize(samples: list[float]) -> dict:
     }
 
 
-def copy_gbps(device: torch.device, nbytes: int = 1 << 30, repeats: int = 10) -> dict:
-    """Device-to-device copy bandwidth, counting read + write bytes (2 x buffer per copy), as STREAM does."""
-    src = torch.empty(nbytes, dtype=torch.uint8, device=device)
-    dst = torch.empty_like(src)
-    src.fill_(1)
-    times = time_it(lambda: dst.copy_(src), device, warmup=2, repeats=repeats)
-    src = dst = None  # noqa: F841 (free the buffers before the next measurement)
+def bandwidth_op(nbytes: int, op: str, device: torch.device):
+    """A copy (read + write counted, as STREAM does) or a read-only pass (a sum) over a buffer of `nbytes`.
+    Returns (fn, bytes moved per call). ch04 sweeps this over buffer sizes; ch03 divides its MBU by it."""
+    src = torch.ones(nbytes // 4, device=device, dtype=torch.float32)
+    if op == "copy":
+        dst = torch.empty_like(src)
+
+        def fn():
+            dst.copy_(src)
+    elif op == "read":
+        acc = torch.zeros((), device=device, dtype=torch.float32)
+
+        def fn():
+            torch.sum(src, dim=0, out=acc)
+    else:
+        raise ValueError(f"bandwidth op {op!r}: expected copy or read")
+    return fn, (2 if op == "copy" else 1) * src.numel() * 4
+
+
+def memory_bandwidth(device: torch.device, nbytes: int = 1 << 30, op: str = "read", repeats: int = 10) -> dict:
+    """What a decode step can hope for: the median GB/s of a read-only pass over a buffer far larger than L2.
+
+    Decode reads weights and KV and writes almost nothing, so MBU divides by a read bandwidth, and by the median
+    (a typical run), not the best one."""
+    fn, moved = bandwidth_op(nbytes, op, device)
+    times = time_it(fn, device, warmup=2, repeats=repeats)
+    fn = None  # free the buffer before the next measurement
     free_memory(device)
-    return {"buffer_bytes": nbytes, "seconds": summarize(times), "GBps": 2 * nbytes / min(times) / 1e9}
+    med = summarize(times)
+    return {"op": op, "buffer_bytes": nbytes, "bytes_moved": moved, "seconds": med,
+            "GBps": moved / med["median"] / 1e9, "GBps_best": moved / med["min"] / 1e9}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -281,14 +303,35 @@ def _load_average() -> list[float] | None:
         return None
 
 
-def _git() -> dict:
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+def source_sha256() -> str:
+    """One hash of the code that produced the numbers (labs/*.py, calc/**): identifies the version even on a
+    copy of the tree without .git; anyone can recompute it from a checkout."""
+    import hashlib
 
+    h = hashlib.sha256()
+    files = sorted([*(REPO / "labs").glob("*.py"), *(p for p in (REPO / "calc").rglob("*") if p.suffix in (".py", ".json"))])
+    for path in files:
+        h.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _git() -> dict:
+    """The commit the code came from. Without a git checkout (a copy of the tree on a rented GPU machine) the
+    commit comes from LAB_GIT_COMMIT (run_gpu.sh's caller sets it) and `dirty` is unknown: null."""
+    def git(*args):
+        run = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
+        if run.returncode:
+            raise subprocess.SubprocessError(run.stderr.strip())
+        return run.stdout.strip()
+
+    info = {"source_sha256": source_sha256()}
     try:
-        return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--", "labs", "calc"))}
+        info.update(commit=git("rev-parse", "HEAD") or None, dirty=bool(git("status", "--porcelain", "--", "labs", "calc")),
+                    commit_from="git")
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        env = os.environ.get("LAB_GIT_COMMIT", "").strip() or None
+        info.update(commit=env, dirty=None, commit_from="LAB_GIT_COMMIT" if env else None)
+    return info
 
 
 def device_info(device: torch.device) -> dict:
@@ -346,6 +389,17 @@ def provenance(lab: str, script: str, argv: list[str], device: torch.device, not
         "calc_gpu_key": match_gpu(dev["name"]) if dev["kind"] == "cuda" else None,
         "note": note,
     }
+
+
+def data_stem(prov: dict) -> str:
+    """File-name stem of a run: the lab's chapter and the device, e.g. ch03-h100-sxm. Two labs writing into one
+    --out folder never overwrite each other, and --plot-only knows which files are its lab's."""
+    return f"{lab_prefix(prov['lab'])}-{device_tag(prov)}"
+
+
+def lab_prefix(lab: str) -> str:
+    """ "ch03-prefill-decode" -> "ch03" """
+    return lab.split("-", 1)[0]
 
 
 def device_tag(prov: dict) -> str:
@@ -492,6 +546,11 @@ class NvmlSampler:
 # Data files: written after every point, so an interrupted or OOM-hit sweep keeps what it measured
 
 
+class LabAbort(RuntimeError):
+    """An error that makes every later point meaningless (e.g. a CUDA graph that computes something else):
+    DataFile.measure lets it through, so the lab stops loudly instead of recording error points."""
+
+
 class DataFile:
     """One JSON file per run: {"provenance": ..., "status": ..., "points": [...]}, rewritten atomically."""
 
@@ -525,6 +584,9 @@ class DataFile:
             oom = error = None
             try:
                 point.update(measure())
+            except LabAbort:
+                print(" ABORT", flush=True)
+                raise
             except torch.cuda.OutOfMemoryError as e:
                 oom = str(e).splitlines()[0][:300]
             except Exception as e:  # one broken point (an unsupported shape, an API change) must not end the sweep
@@ -592,9 +654,12 @@ CJK_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "WenQu
                 "PingFang SC", "SimHei")
 
 
-def cjk_font() -> str | None:
-    from matplotlib import font_manager
+# Where Debian (fonts-noto-cjk), Fedora and macOS put a CJK font, for a font cache older than the font.
+CJK_FILES = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",
+             "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc", "/System/Library/Fonts/PingFang.ttc")
 
+
+def _known_cjk_family(font_manager) -> str | None:
     for family in CJK_FAMILIES:
         try:
             font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
@@ -602,6 +667,21 @@ def cjk_font() -> str | None:
         except ValueError:
             continue
     return None
+
+
+def cjk_font() -> str | None:
+    """A CJK font family matplotlib can use, or None. matplotlib caches its font list on first use; a font
+    installed after that (apt-get install fonts-noto-cjk after the first plot) is not in the cache, so the
+    known font files are added to the running font manager before giving up."""
+    from matplotlib import font_manager
+
+    family = _known_cjk_family(font_manager)
+    if family is None:
+        for path in CJK_FILES:
+            if Path(path).is_file():
+                font_manager.fontManager.addfont(path)
+        family = _known_cjk_family(font_manager)
+    return family
 
 
 def plot_languages() -> list[str]:
@@ -651,16 +731,45 @@ def log_axis(ax, axis: str, ticks=None, base: float = 10) -> None:
 
     getattr(ax, f"set_{axis}scale")("log", base=base)
     a = getattr(ax, f"{axis}axis")
-    if ticks is not None:
-        a.set_major_locator(ticker.FixedLocator(sorted(set(ticks))))
-    else:
-        a.set_major_locator(ticker.LogLocator(base=base, subs=(1.0, 2.0, 5.0)))
+    if ticks is None:  # data within a narrow range (5.2 to 6.9 ms) would get one labelled tick or none
+        lim = ax.dataLim
+        lo, hi = (lim.x0, lim.x1) if axis == "x" else (lim.y0, lim.y1)
+        ticks = log_ticks(lo, hi, base)
+    a.set_major_locator(ticker.FixedLocator(sorted(set(ticks))))
     a.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     a.set_minor_formatter(ticker.NullFormatter())
 
 
+def log_ticks(lo: float, hi: float, base: float = 10, at_least: int = 3) -> list[float]:
+    """Tick values for a log axis over [lo, hi]: 1-2-5 per decade, finer when that gives fewer than
+    `at_least` ticks inside the range; always one tick at or below lo and one at or above hi."""
+    import math
+
+    if not (lo > 0 and hi > 0 and math.isfinite(lo) and math.isfinite(hi)):
+        return [1.0]
+    lo, hi = min(lo, hi), max(lo, hi)
+    steps = ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)) if base == 10 else ((1,),)
+    for subs in steps:
+        candidates = sorted({round(s * base ** e, 12) for e in range(math.floor(math.log(lo, base)) - 1,
+                                                                      math.ceil(math.log(hi, base)) + 2) for s in subs})
+        inside = [v for v in candidates if lo <= v <= hi]
+        if len(inside) >= at_least:
+            below = [v for v in candidates if v < lo][-1:]
+            above = [v for v in candidates if v > hi][:1]
+            return below + inside + above
+    # still too narrow: evenly spaced in log space, with as few significant digits as keep them apart
+    n = at_least + 1
+    raw = [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
+    for digits in range(2, 8):
+        ticks = sorted({float(f"{v:.{digits}g}") for v in raw})
+        if len(ticks) == n:
+            break
+    return [min(ticks[0], lo), *ticks[1:-1], max(ticks[-1], hi)]
+
+
 def render_all(plot_one, data: dict, fig_dir: Path, tag: str) -> list[Path]:
-    """Call `plot_one(data, lang)` -> {name: figure} for each language and save `<tag>-<name>_<lang>.svg`."""
+    """Call `plot_one(data, lang)` -> {name: figure} for each language and save `<tag>-<name>_<lang>.svg`
+    (`tag` is data_stem(provenance), e.g. ch03-cpu)."""
     written = []
     for lang in plot_languages():
         style(lang)
@@ -669,13 +778,13 @@ def render_all(plot_one, data: dict, fig_dir: Path, tag: str) -> list[Path]:
     return written
 
 
-def plot_only(out: Path, plot_one, refresh_prediction=None) -> int:
-    """--plot-only: re-render every data file under out/data/ into out/figures/. With refresh_prediction
-    (a lab's `function(point, provenance)`, i.e. --repredict), calc's predictions in the data are refreshed
-    first; measured values are never touched."""
-    files = sorted((out / "data").glob("*.json"))
+def plot_only(out: Path, lab: str, plot_one, refresh_prediction=None) -> int:
+    """--plot-only: re-render this lab's data files under out/data/ (<chapter>-*.json) into out/figures/. With
+    refresh_prediction (a lab's `function(point, provenance)`, i.e. --repredict), calc's predictions in the data
+    are refreshed first; measured values are never touched."""
+    files = sorted((out / "data").glob(f"{lab_prefix(lab)}-*.json"))
     if not files:
-        print(f"error: no data files in {out / 'data'}", file=sys.stderr)
+        print(f"error: no {lab_prefix(lab)}-*.json data files in {out / 'data'}", file=sys.stderr)
         return 2
     for path in files:
         data = load_data(path)
@@ -683,7 +792,7 @@ def plot_only(out: Path, plot_one, refresh_prediction=None) -> int:
             for point in data["points"]:
                 refresh_prediction(point, data["provenance"])
             save_data(path, data)
-        for fig in render_all(plot_one, data, out / "figures", device_tag(data["provenance"])):
+        for fig in render_all(plot_one, data, out / "figures", data_stem(data["provenance"])):
             print(f"figure: {fig}")
     return 0
 
@@ -692,7 +801,7 @@ def plot_safely(plot_one, data_path: Path, fig_dir: Path) -> list[Path]:
     """After a measurement run: a plotting failure is reported, never allowed to lose the run."""
     try:
         data = load_data(data_path)
-        written = render_all(plot_one, data, fig_dir, device_tag(data["provenance"]))
+        written = render_all(plot_one, data, fig_dir, data_stem(data["provenance"]))
         for p in written:
             print(f"figure: {p}")
         return written

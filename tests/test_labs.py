@@ -32,7 +32,7 @@ STATS = {"median", "p10", "p90", "min", "max", "n", "samples"}
 
 def run_quick(lab, out: Path, *extra) -> tuple[int, dict]:
     rc = lab.main(["--quick", "--out", str(out), *extra])
-    return rc, json.loads((out / "data" / "cpu.json").read_text())
+    return rc, json.loads((out / "data" / f"{lab.LAB[:4]}-cpu.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,8 @@ def check_provenance(prov: dict, lab):
     assert prov["lab"] == lab.LAB
     assert prov["date"].endswith("Z") and prov["date"][:2] == "20"
     assert prov["command"].startswith(f"python labs/{Path(lab.__file__).name} --quick --out ")
-    assert set(prov["git"]) == {"commit", "dirty"}
+    assert {"commit", "dirty", "commit_from", "source_sha256"} <= set(prov["git"])
+    assert prov["git"]["source_sha256"] == common.source_sha256()
     assert prov["software"]["torch"] == torch.__version__
     assert prov["software"]["transformers"] and prov["software"]["python"]
     assert prov["machine"]["cpu"] and prov["machine"]["cpu_cores"] >= 1
@@ -76,17 +77,23 @@ def test_ch03_quick_data(quick03):
     points = data["points"]
     assert not [p for p in points if p.get("error") or p.get("oom") or p.get("skipped")]
     kinds = {p["kind"] for p in points}
-    assert kinds == {"copy_bandwidth", "prefill", "decode", "split"}
+    assert kinds == {"bandwidth", "prefill", "decode", "split"}
+    bandwidth = next(p for p in points if p["kind"] == "bandwidth")
+    assert bandwidth["op"] == "read" and bandwidth["GBps"] == pytest.approx(
+        bandwidth["bytes_moved"] / bandwidth["seconds"]["median"] / 1e9)  # MBU divides by the median read
     settings = data["provenance"]["settings"]
     prefill = [p for p in points if p["kind"] == "prefill"]
     assert {(p["batch"], p["prompt_len"]) for p in prefill} >= {(1, n) for n in settings["prompt_lens"]}
     for p in prefill:
-        assert set(p["prefill_s"]) == STATS and p["prefill_s"]["n"] == settings["repeats"]
+        assert set(p["prefill_s"]) == STATS and p["prefill_s"]["n"] == settings["prefill_repeats"] >= 5
         assert 0 < p["prefill_s"]["median"] <= p["ttft_s"]["median"] * 1.5
     decode = {p["path"]: p for p in points if p["kind"] == "decode" and p["batch"] == 1}
     assert set(decode) == {"static", "hf-eager"}  # the CPU has neither CUDA graphs nor generate()'s compile
     for p in decode.values():
-        assert p["tpot_s"]["n"] == settings["repeats"] and p["decode_tok_per_s"] > 0
+        # TPOT is the median over every decode step of every repeat, not a mean per repeat
+        steps = settings["repeats"] * (settings["decode_tokens"] - 1)
+        assert p["tpot_s"]["n"] == steps and p["decode_tok_per_s"] == pytest.approx(1 / p["tpot_s"]["median"])
+        assert p["tpot_mean_s"] == pytest.approx(sum(p["tpot_s"]["samples"]) / steps)
         assert p["bytes_per_step"] > data["provenance"]["model"]["weight_bytes"] // 2
         assert len(p["first_tokens"]) == 8
     split = [p for p in points if p["kind"] == "split"]
@@ -99,8 +106,8 @@ def test_ch03_quick_figures(quick03):
     _, _, out = quick03
     names = {f.name for f in (out / "figures").glob("*.svg")}
     langs = ["zh", "en"] if common.cjk_font() else ["en"]
-    assert names == {f"cpu-{n}_{lang}.svg" for n in FIGURES[ch03] for lang in langs}
-    svg = (out / "figures" / "cpu-ttft-tpot_en.svg").read_text()
+    assert names == {f"ch03-cpu-{n}_{lang}.svg" for n in FIGURES[ch03] for lang in langs}
+    svg = (out / "figures" / "ch03-cpu-ttft-tpot_en.svg").read_text()
     assert "<svg" in svg and "Date" not in svg
 
 
@@ -116,7 +123,9 @@ def test_ch04_quick_data(quick04):
         if p["kind"] == "matmul":
             assert p["TFLOPS"] == pytest.approx(2 * p["m"] * p["n"] * p["k"] / p["seconds"]["min"] / 1e12)
         if p["kind"] == "bandwidth":
-            assert p["GBps"] > 0 and p["bytes_moved"] == (2 if p["op"] == "copy" else 1) * p["buffer_bytes"]
+            assert p["bytes_moved"] == (2 if p["op"] == "copy" else 1) * p["buffer_bytes"]
+            assert p["GBps"] == pytest.approx(p["bytes_moved"] / p["seconds"]["median"] / 1e9)
+            assert p["GBps"] <= p["GBps_best"]
     # The KV cache a prefill keeps is exactly 2 (K and V) x layers x KV heads x head_dim x bytes x tokens.
     cfg = common.QUICK_CONFIG
     per_token = 2 * cfg["num_hidden_layers"] * cfg["num_key_value_heads"] * cfg["head_dim"] * 2
@@ -127,7 +136,7 @@ def test_ch04_quick_data(quick04):
     assert trace["phase_calls"]["prefill"] >= 1 and trace["phase_calls"]["decode"] >= 1
     names = {f.name for f in (out / "figures").glob("*.svg")}
     langs = ["zh", "en"] if common.cjk_font() else ["en"]
-    assert names == {f"cpu-{n}_{lang}.svg" for n in FIGURES[ch04] for lang in langs}  # no NVML, no trace figure
+    assert names == {f"ch04-cpu-{n}_{lang}.svg" for n in FIGURES[ch04] for lang in langs}  # no NVML, no trace figure
 
 
 # --- committed figures are what the committed data renders to -------------------------------------------
@@ -140,7 +149,8 @@ def test_committed_figures_rerender_identically(data_path, tmp_path):
     lab = {ch03.LAB: ch03, ch04.LAB: ch04}[data_path.parent.parent.name]
     assert common.cjk_font(), "Chinese figures need a CJK font: apt-get install fonts-noto-cjk"
     data = common.load_data(data_path)
-    tag = common.device_tag(data["provenance"])
+    tag = common.data_stem(data["provenance"])
+    assert data_path.name == f"{tag}.json"  # the file name says which lab and device it holds
     rendered = common.render_all(lab.plot, data, tmp_path, tag)
     assert rendered
     committed_dir = data_path.parent.parent / "figures"
@@ -153,7 +163,7 @@ def test_committed_figures_rerender_identically(data_path, tmp_path):
 def test_every_committed_figure_has_data():
     figures = sorted((ROOT / "docs" / "assets" / "labs").glob("*/figures/*.svg"))
     for fig in figures:
-        tags = [common.device_tag(common.load_data(d)["provenance"]) for d in (fig.parent.parent / "data").glob("*.json")]
+        tags = [common.data_stem(common.load_data(d)["provenance"]) for d in (fig.parent.parent / "data").glob("*.json")]
         assert any(fig.name.startswith(tag + "-") for tag in tags), f"{fig} has no data file"
 
 
@@ -209,6 +219,94 @@ def test_static_decoder_generate_returns_greedy_tokens():
         hf = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=5, do_sample=False)
     assert torch.equal(tokens, hf[:, 9:])
     assert ttft > 0 and len(steps) == 4 and min(steps) > 0
+
+
+def test_decode_attention_survives_a_non_contiguous_sdpa_output(monkeypatch):
+    """On a GPU, SDPA with a boolean mask may run the memory-efficient kernel, whose output is not contiguous;
+    `.view` on it raises. Feed that layout on the CPU: the decoder must give the same logits."""
+    torch.manual_seed(0)
+    model = common.build_model(common.QUICK_CONFIG, torch.device("cpu"), torch.float32)
+    prompt = torch.randint(0, 512, (2, 7))
+
+    def decode():
+        decoder = ch03.StaticDecoder(model, 2, 12)
+        with torch.inference_mode():
+            decoder.prefill(prompt)
+            return torch.stack([decoder.step() for _ in range(3)])
+
+    expected = decode()
+    real = torch.nn.functional.scaled_dot_product_attention
+    seen = []
+
+    def strided(*args, **kwargs):
+        out = real(*args, **kwargs)
+        out = out.transpose(-1, -2).contiguous().transpose(-1, -2)  # same values, memory-efficient-kernel layout
+        seen.append(out.is_contiguous())
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", strided)
+    torch.testing.assert_close(decode(), expected)
+    assert seen and not any(seen)
+
+
+def test_fast_path_check_catches_a_wrong_step_and_passes_a_right_one():
+    torch.manual_seed(0)
+    model = common.build_model(common.QUICK_CONFIG, torch.device("cpu"), torch.bfloat16)
+    prompt = torch.randint(0, 512, (1, 9))
+    decoder = ch03.StaticDecoder(model, 1, 20)
+    with torch.inference_mode():
+        assert decoder.check_fast_path(prompt, decoder.step) == 0.0
+
+        def stale_position():  # a graph that never advanced `pos` would rewrite one cache slot forever
+            logits = decoder.forward(decoder.token, decoder.pos)
+            decoder.token.copy_(logits.argmax(-1, keepdim=True))
+            return logits
+
+        with pytest.raises(ch03.GraphMismatch, match="decode step 2"):
+            decoder.check_fast_path(prompt, stale_position)
+
+
+def test_a_fast_path_mismatch_stops_the_lab_and_keeps_the_data(tmp_path, monkeypatch):
+    def mismatch(*args):
+        raise ch03.GraphMismatch("decode step 1: the fast path's logits differ")
+
+    monkeypatch.setattr(ch03, "measure_decode", mismatch)
+    with pytest.raises(ch03.GraphMismatch):
+        ch03.main(["--quick", "--out", str(tmp_path)])
+    data = common.load_data(tmp_path / "data" / "ch03-cpu.json")
+    assert data["status"].startswith("failed: GraphMismatch")
+    assert [p["kind"] for p in data["points"]].count("prefill") == 4 and "decode" not in {p["kind"] for p in data["points"]}
+
+
+@pytest.mark.slow
+def test_compiled_decode_step_matches_the_eager_step():
+    """The compile-graph path's compiled half, on the CPU (Inductor's C++ backend; about a minute on 2 cores):
+    torch.compile(fullgraph=True) must trace the whole step and give the eager step's logits and tokens."""
+    torch.manual_seed(0)
+    model = common.build_model(common.QUICK_CONFIG, torch.device("cpu"), torch.bfloat16)
+    prompt = torch.randint(0, 512, (1, 9))
+    with torch.inference_mode():
+        compiled = ch03.StaticDecoder(model, 1, 20, compile_step=True)
+        assert compiled.check_fast_path(prompt, compiled.step, steps=4) < 0.02
+        tokens, _, steps = compiled.generate(prompt, 6, use_graph=False)
+        eager, _, _ = ch03.StaticDecoder(model, 1, 20).generate(prompt, 6, use_graph=False)
+    assert torch.equal(tokens, eager) and len(steps) == 5
+
+
+def test_fused_projections_share_memory_and_keep_hugging_face_exact():
+    torch.manual_seed(0)
+    model = common.build_model(common.QUICK_CONFIG, torch.device("cpu"), torch.float32)
+    prompt = torch.randint(0, 512, (1, 9))
+    with torch.inference_mode():
+        before = model(input_ids=prompt).logits
+        nbytes = common.weight_bytes(model)
+        ch03.fuse_projections(model)
+        ch03.fuse_projections(model)  # idempotent
+        torch.testing.assert_close(model(input_ids=prompt).logits, before, rtol=0, atol=0)
+    attn = model.model.layers[0].self_attn
+    assert common.weight_bytes(model) == nbytes
+    assert attn.q_proj.weight.data_ptr() == attn.qkv_weight.data_ptr()  # a view, not a copy
+    assert attn.qkv_weight.shape[0] == sum(attn.fused_sizes)
 
 
 # --- OOM, Ctrl-C, plotting failures ---------------------------------------------------------------------
@@ -270,9 +368,21 @@ def test_missing_cjk_font_renders_english_only(quick03, tmp_path, monkeypatch, c
 def test_plot_only_rerenders_from_data(quick03, tmp_path):
     _, data, _ = quick03
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "cpu.json").write_text(json.dumps(data))
+    (tmp_path / "data" / "ch03-cpu.json").write_text(json.dumps(data))
     assert ch03.main(["--plot-only", "--out", str(tmp_path)]) == 0
-    assert {p.name for p in (tmp_path / "figures").glob("*_en.svg")} == {f"cpu-{n}_en.svg" for n in FIGURES[ch03]}
+    assert {p.name for p in (tmp_path / "figures").glob("*_en.svg")} == {f"ch03-cpu-{n}_en.svg" for n in FIGURES[ch03]}
+
+
+def test_two_labs_share_one_out_folder(quick03, quick04, tmp_path):
+    """Both labs write into one --out: neither overwrites the other's data, and each --plot-only renders only
+    its own lab's files (ch03's plot on ch04's data used to crash)."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "ch03-cpu.json").write_text(json.dumps(quick03[1]))
+    (tmp_path / "data" / "ch04-cpu.json").write_text(json.dumps(quick04[1]))
+    assert ch03.main(["--plot-only", "--out", str(tmp_path)]) == 0
+    assert ch04.main(["--plot-only", "--out", str(tmp_path)]) == 0
+    names = {p.name for p in (tmp_path / "figures").glob("*_en.svg")}
+    assert names == {f"{lab.LAB[:4]}-cpu-{n}_en.svg" for lab in (ch03, ch04) for n in FIGURES[lab]}
 
 
 def test_repredict_stores_calc_predictions(quick03, quick04, tmp_path):
@@ -285,15 +395,16 @@ def test_repredict_stores_calc_predictions(quick03, quick04, tmp_path):
         data["provenance"]["model"]["calc_params"] = {"model": "llama-3.2-1b"}
         out = tmp_path / lab.LAB
         (out / "data").mkdir(parents=True)
-        common.save_data(out / "data" / "h100-sxm.json", data)
+        name = f"{lab.LAB[:4]}-h100-sxm"
+        common.save_data(out / "data" / f"{name}.json", data)
         assert lab.main(["--plot-only", "--repredict", "--out", str(out)]) == 0
-        points = common.load_data(out / "data" / "h100-sxm.json")["points"]
+        points = common.load_data(out / "data" / f"{name}.json")["points"]
         if lab is ch03:
             p = next(p for p in points if p["kind"] == "prefill")
             want = api.run("perf", {"model": "llama-3.2-1b", "gpu": "h100-sxm", "batch": p["batch"],
                                     "prompt-len": p["prompt_len"], "output-len": 1})
             assert p["predicted"]["ttft_s"] == want["ttft_s"]
-            assert (out / "figures" / "h100-sxm-ttft-tpot_en.svg").exists()
+            assert (out / "figures" / f"{name}-ttft-tpot_en.svg").exists()
         else:
             p = next(p for p in points if p["kind"] == "memory")
             want = api.run("memory", {"model": "llama-3.2-1b", "gpu": "h100-sxm", "batch": p["batch"],
@@ -371,9 +482,83 @@ def test_missing_gpu_and_missing_data_are_clear_errors(tmp_path, capsys):
         with pytest.raises(SystemExit, match="sees no CUDA GPU"):
             ch03.main(["--quick", "--device", "cuda", "--out", str(tmp_path)])
     assert ch04.main(["--plot-only", "--out", str(tmp_path / "empty")]) == 2
-    assert "no data files" in capsys.readouterr().err
+    assert "no ch04-*.json data files" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="not in calc's registry"):
         ch03.main(["--model-preset", "gpt-17", "--device", "cpu", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("lo, hi", [(5.2, 6.9), (0.8, 1.3), (3, 3000), (1.01, 1.02), (0.004, 0.0051)])
+def test_log_ticks_label_a_narrow_range(lo, hi):
+    ticks = common.log_ticks(lo, hi)
+    assert len([v for v in ticks if lo <= v <= hi]) >= 2
+    assert ticks == sorted(ticks) and ticks[0] <= lo * 1.0001 and ticks[-1] >= hi * 0.9999
+
+
+def test_tpot_panel_has_readable_ticks(quick03):
+    """The ch03 TPOT panel's log y axis over a narrow range showed a single labelled tick."""
+    data = copy.deepcopy(quick03[1])
+    for p in data["points"]:
+        if p["kind"] == "decode":
+            p["tpot_s"].update(median=0.0055 + 0.0001 * p["batch"], p10=0.0052, p90=0.0069)
+    common.style("en")
+    fig, _ = ch03.plot(data, "en")["ttft-tpot"]
+    fig.canvas.draw()
+    ax = fig.axes[1]
+    lo, hi = ax.get_ylim()
+    labelled = [t for t in ax.yaxis.get_major_ticks() if lo <= t.get_loc() <= hi and t.label1.get_text()]
+    assert len(labelled) >= 3
+
+
+def test_memory_legend_names_only_drawn_bars(quick04):
+    common.style("en")
+    fig, _ = ch04.plot(quick04[1], "en")["memory"]
+    ax = fig.axes[0]
+    colors = {tuple(p.get_facecolor()) for p in ax.patches if p.get_height() > 0}
+    from matplotlib.colors import to_rgba
+
+    assert to_rgba("#55A868") not in colors  # no activation bar on a CPU run ...
+    assert ax.get_legend_handles_labels()[1] == ["weights", "KV cache"]  # ... so the legend does not name one
+    assert "calc prediction" not in ax.get_xlabel()  # no prediction bars were drawn
+
+
+@pytest.mark.parametrize("gpu, capacity", [("h100-sxm", 85_031_714_816), ("h200", 150_110_011_392)])
+def test_memory_sweep_always_reaches_past_the_gpu(gpu, capacity):
+    from calc import api
+
+    prov = {"device": {"memory_bytes": capacity}, "calc_gpu_key": gpu, "model": {"weights": "bf16"}}
+    points = ch04.memory_points(prov, {"model": "llama-3.1-8b"})
+
+    def total(batch, context):
+        return api.run("memory", {"model": "llama-3.1-8b", "gpu": gpu, "batch": batch, "prompt-len": context,
+                                  "output-len": 1})["total_bytes_per_gpu"]
+
+    assert all(total(*p) < capacity for p in points[:-1])
+    assert total(*points[-1]) > 1.15 * capacity
+
+
+def test_provenance_without_git_takes_the_commit_from_the_environment(monkeypatch):
+    class NoRepo:
+        returncode, stdout, stderr = 128, "", "fatal: not a git repository"
+
+    monkeypatch.setattr(common.subprocess, "run", lambda *a, **k: NoRepo())
+    monkeypatch.delenv("LAB_GIT_COMMIT", raising=False)
+    assert common._git() == {"commit": None, "dirty": None, "commit_from": None, "source_sha256": common.source_sha256()}
+    monkeypatch.setenv("LAB_GIT_COMMIT", "eed150a")
+    info = common._git()
+    assert (info["commit"], info["dirty"], info["commit_from"]) == ("eed150a", None, "LAB_GIT_COMMIT")
+
+
+def test_cjk_font_is_found_with_a_font_cache_older_than_the_font(monkeypatch):
+    """matplotlib's cached font list may predate `apt-get install fonts-noto-cjk`: the font is still used."""
+    from matplotlib import font_manager
+
+    if not any(Path(p).is_file() for p in common.CJK_FILES):
+        pytest.skip("no CJK font file installed at a known path")
+    stale = copy.copy(font_manager.fontManager)
+    stale.ttflist = [f for f in font_manager.fontManager.ttflist if "CJK" not in f.name and "CJK" not in f.fname]
+    monkeypatch.setattr(font_manager, "fontManager", stale)
+    monkeypatch.setattr(font_manager, "findfont", stale.findfont)
+    assert common.cjk_font() in common.CJK_FAMILIES
 
 
 def test_figure_footer_speaks_the_figure_language(quick03):
