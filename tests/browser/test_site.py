@@ -64,6 +64,25 @@ def test_mermaid_diagram_renders_to_svg(page):
     assert "预填充" in text or "prefill" in text.lower(), text[:300]  # the flow's own labels, not an error box
 
 
+@pytest.mark.parametrize(
+    "path, label",
+    [("/ch02/", "观察到的症状"), ("/en/ch02/", "Observed symptom")],
+)
+def test_chapter2_decision_tree_renders_in_both_languages(page, path, label):
+    # Figure 2-1 is a larger flowchart than chapter 3's, with Chinese labels on the Chinese page.
+    page.add_init_script(
+        "const attach = Element.prototype.attachShadow;"
+        "Element.prototype.attachShadow = function (init) { return attach.call(this, {...init, mode: 'open'}); };"
+    )
+    _open(page, path)
+    page.wait_for_selector(".mermaid svg", timeout=15_000)
+    svg = page.locator(".mermaid svg").first
+    assert svg.bounding_box()["height"] > 200
+    text = svg.text_content()
+    assert "Syntax error" not in text
+    assert label in text, text[:300]
+
+
 def test_mermaid_loads_only_where_a_diagram_is_and_after_instant_navigation(page):
     requested = []
     page.on("request", lambda r: "mermaid.min.js" in r.url and requested.append(r.url))
@@ -144,7 +163,12 @@ def test_switcher_keeps_the_section(page):
 
 @pytest.mark.parametrize(
     "start, query, expected",
-    [("/", "预填充", "/ch03/"), ("/en/", "prefill", "/en/ch03/")],
+    [
+        ("/", "预填充", "/ch03/"),
+        ("/en/", "prefill", "/en/ch03/"),
+        ("/", "前缀缓存", "/ch02/"),
+        ("/en/", "decision tree", "/en/ch02/"),
+    ],
 )
 def test_search_finds_the_chapter(page, start, query, expected):
     _open(page, start)
