@@ -75,16 +75,16 @@ def models_table(lang: str) -> str:
         entry, spec = registry.model_entry(key), registry.get_model(key)
         result = api.run("memory", {"model": key, "kv-dtype": "bf16"})
         published = entry.get("published_params") or {}
-        shown = units.format_value(published["total"], "B_params:1") if published.get("total") else "—"
+        shown = units.format_value(published["total"], "params:1") if published.get("total") else "—"
         if published.get("active") and published.get("active") != published.get("total"):
-            shown += " / " + units.format_value(published["active"], "B_params:1")
+            shown += " / " + units.format_value(published["active"], "params:1")
         if published.get("url"):
             shown = f"[{shown}]({published['url']})"
         rows.append([f"{entry['name']} (`{key}`)", spec.num_hidden_layers, f"{spec.hidden_size:,}",
                      f"{spec.num_attention_heads}/{spec.num_key_value_heads}",
                      f"{spec.qk_head_dim}/{spec.v_head_dim} (q·k/v)" if spec.is_mla else spec.head_dim,
-                     result["attention"].upper(), units.format_value(result["params_total"], "B_params:2"),
-                     units.format_value(result["params_active"], "B_params:2"), shown,
+                     result["attention"].upper(), units.format_value(result["params_total"], "params:2"),
+                     units.format_value(result["params_active"], "params:2"), shown,
                      units.format_value(result["kv_bytes_per_token"], "KiB:1"),
                      f"[config.json]({entry['source']}) ({entry['as_of']})"])
     return _table(header, rows)
