@@ -34,7 +34,8 @@ _UNITS = {
     "tok/s": (1, 1, " tok/s"), "req/s": (1, 1, " req/s"),
     # counts
     "params": (1, 1e9, "B"),  # parameter counts: 8.03B
-    "int": (1, 1, ""),  # a whole number with thousands separators (digits default to 0)
+    "num": (1, 1, ""),  # a plain number with thousands separators
+    "int": (1, 1, ""),  # the same, rounded to a whole number (digits default to 0)
     # money, ratios
     "usd": (1, 1, ""),  # $1,234.50; a negative amount is -$12.50
     "%": (100, 1, "%"),  # a fraction: 0.42 -> 42.0%
@@ -66,6 +67,8 @@ def format_number(value: float, spec: str = "raw:2") -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"value {value!r} is not a number")
     multiply, divide, suffix = _UNITS[unit]
+    if unit == "int" and isinstance(value, int):
+        return f"{value:,}"  # exact, however large
     number = value * multiply / divide
     if unit == "raw":
         return f"{number:.{digits}f}"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 
-from . import api
+from . import api, units
 
 LANGS = ("zh", "en")
 # calculator page -> calc command
@@ -166,7 +166,7 @@ UI = {
     "your_input": _t("你输入的价格", "your input"),
 }
 
-GB, GiB = 1e9, 2**30
+GB = units.GB
 
 
 def label(field: str, lang: str) -> str:
@@ -175,30 +175,27 @@ def label(field: str, lang: str) -> str:
 
 
 def _num(x: float, digits: int) -> str:
-    return f"{x:,.{digits}f}"
+    return units.format_number(x, f"num:{digits}")
 
 
 def _usd(x: float) -> str:
-    digits = 2 if abs(x) >= 1 or x == 0 else (4 if abs(x) >= 0.01 else 6)
-    text = _num(abs(x), digits)
-    return ("-$" if x < 0 else "$") + text
+    """Money with the digits its size needs: $1,234.50, $0.0123, $0.000045."""
+    return units.format_number(x, "usd:" + ("2" if abs(x) >= 1 or x == 0 else ("4" if abs(x) >= 0.01 else "6")))
 
 
-def _scaled(x: float, units: list[tuple[float, str]], digits: int = 2) -> str:
-    """The largest unit the value reaches (the first one when none)."""
-    for divisor, suffix in units:
-        if abs(x) >= divisor:
-            return _num(x / divisor, digits) + suffix
-    divisor, suffix = units[-1]
-    return _num(x / divisor, digits) + suffix
+# FLOP counts: the largest unit the value reaches (the smallest when none)
+_FLOP_UNITS = ((1e15, "PFLOP"), (1e12, "TFLOP"), (1e9, "GFLOP"), (1e6, "MFLOP"))
 
 
-_FLOP_UNITS = [(1e15, " PFLOP"), (1e12, " TFLOP"), (1e9, " GFLOP"), (1e6, " MFLOP")]
+def _flop_count(x: float) -> str:
+    unit = next((u for size, u in _FLOP_UNITS if abs(x) >= size), _FLOP_UNITS[-1][1])
+    return units.format_number(x, f"{unit}:2")
 
 
 def format_value(field: str, value, lang: str) -> tuple[str, str]:
     """(display, alternative) for one output: e.g. ("16.06 GB", "14.96 GiB"). Never NaN, Infinity or a sign
-    on a size: a missing or non-finite number shows as an em dash."""
+    on a size: a missing or non-finite number shows as an em dash. Numbers go through calc/units.py, the
+    formatter the chapter text uses too; the unit follows the field's name."""
     if isinstance(value, dict) and set(value) >= {"en", "zh"}:
         return value[lang], ""
     if isinstance(value, bool):
@@ -216,49 +213,49 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
         return (words[lang] if words and field in ("bound", "prefill_bound", "attention") else value), ""
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return UI["none"][lang], ""
-    x = value
+    x, fmt = value, units.format_number
     if field.endswith("bytes_per_s"):
-        return _num(x / 1e9, 1) + " GB/s", ""
+        return fmt(x, "GB/s:1"), ""
     if "bytes_per_token" in field:
         if x < 0:
             return UI["none"][lang], ""
-        return _num(x / 1e3, 2) + " KB", _num(x / 2**10, 2) + " KiB"
+        return fmt(x, "KB:2"), fmt(x, "KiB:2")
     if "bytes" in field:
         if x < 0:
             return UI["none"][lang], ""
-        return _num(x / GB, 2) + " GB", _num(x / GiB, 2) + " GiB"
+        return fmt(x, "GB:2"), fmt(x, "GiB:2")
     if "tok_per_s" in field:
-        return _num(x, 1) + " tok/s", ""
+        return fmt(x, "tok/s:1"), ""
     if field.startswith("requests_per_s"):
-        return _num(x, 3) + " req/s", ""
+        return fmt(x, "req/s:3"), ""
     if field.endswith("_s"):
-        return (_num(x, 3) + " s") if abs(x) >= 1 else (_num(x * 1e3, 2) + " ms"), ""
+        return fmt(x, "s:3") if abs(x) >= 1 else fmt(x, "ms:2"), ""
     if field in ("peak_flops", "effective_flops"):
-        return _num(x / 1e12, 1) + " TFLOPS", ""
+        return fmt(x, "TFLOPS:1"), ""
     if "flops_per_byte" in field:
-        return _num(x, 1) + " FLOP/B", ""
+        return fmt(x, "FLOP/B:1"), ""
     if "flops" in field:
-        return _scaled(x, _FLOP_UNITS), ""
+        return _flop_count(x), ""
     if "usd" in field:
         return _usd(x), ""
     if field.startswith("roi_"):
-        return _num(x * 100, 1) + "%", ""
+        return fmt(x, "%:1"), ""
     if "efficiency" in field or field in ("utilization", "engine_gpu_memory_utilization"):
-        return _num(x * 100, 1) + "%", ""
+        return fmt(x, "%:1"), ""
     if field.startswith("params"):
-        return _num(x / 1e9, 2) + "B", f"{int(x):,}"
+        return fmt(x, "params:2"), fmt(int(x), "int")
     if field == "payback_months":
-        return f"{_num(x, 1)} {UI['months'][lang]}", ""
+        return f"{fmt(x, 'num:1')} {UI['months'][lang]}", ""
     if field in ("monthly_requests", "break_even_requests_per_month"):
-        return f"{_num(x, 0)} {UI['requests'][lang]}", ""
+        return f"{fmt(x, 'int')} {UI['requests'][lang]}", ""
     if field in ("engine_max_tokens_in_cache", "engine_block_size", "engine_max_model_len",
                  "engine_max_num_batched_tokens", "prompt_len", "output_len"):
-        return f"{_num(x, 0)} {UI['tokens'][lang]}", ""
+        return f"{fmt(x, 'int')} {UI['tokens'][lang]}", ""
     if field == "engine_num_kv_blocks":
-        return f"{_num(x, 0)} {UI['blocks'][lang]}", ""
+        return f"{fmt(x, 'int')} {UI['blocks'][lang]}", ""
     if isinstance(x, int):
-        return f"{x:,}", ""
-    return (f"{x:,.2f}" if abs(x) >= 1 else f"{x:.4g}"), ""
+        return fmt(x, "int"), ""
+    return (fmt(x, "num:2") if abs(x) >= 1 else f"{x:.4g}"), ""
 
 
 def _host(url: str) -> str:

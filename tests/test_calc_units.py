@@ -33,6 +33,7 @@ import calc_numbers  # noqa: E402
         (8_030_261_248, "params:2", "8.03B"),
         (1234567, "int", "1,234,567"),
         (1234.5, "int", "1,234"),  # half to even, as Python rounds
+        (2**60 + 1, "int", "1,152,921,504,606,846,977"),  # exact
         (0.2034, "usd:3", "$0.203"),
         (-12.5, "usd:2", "-$12.50"),
         (1234.5, "usd", "$1,234.50"),
@@ -40,6 +41,7 @@ import calc_numbers  # noqa: E402
         (2.5, "x:1", "2.5×"),
         (31415.9265, "raw:3", "31415.927"),  # no thousands separator: it goes into math
         (7, "raw", "7.00"),
+        (1234567.891, "num:1", "1,234,567.9"),
     ],
 )
 def test_format_number(value, spec, expected):
