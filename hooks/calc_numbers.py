@@ -15,12 +15,10 @@ from __future__ import annotations
 import re
 from functools import cache
 
-import hook_support  # hooks/hook_support.py: MkDocs loads hooks with their folder on sys.path
-from mkdocs.exceptions import PluginError
+import directives  # hooks/directives.py (MkDocs loads hooks with their folder on sys.path)
+import hook_support
 
-EXPRESSION = re.compile(r"\{\{\s*calc\s+(?P<body>[^|{}]+?)\s*\|\s*(?P<format>[^\s{}|]+)\s*\}\}")
-LEFTOVER = re.compile(r"\{\{\s*calc\s")
-FENCE = re.compile(r"^\s*(```|~~~)")
+EXPRESSION = re.compile(r"(?P<body>[^|]+?)\s*\|\s*(?P<format>[^\s|]+)")
 COMMANDS = ("memory", "perf", "cost", "roi")
 
 @cache
@@ -58,23 +56,16 @@ def format_value(value: object, fmt: str) -> str:
     return units.format_number(value, fmt)
 
 
-def render(markdown: str, where: str = "") -> str:
-    out, in_fence = [], False
-    for line in markdown.split("\n"):
-        if FENCE.match(line):
-            in_fence = not in_fence
-        if not in_fence and "{{" in line:
-            def substitute(m: re.Match) -> str:
-                try:
-                    return format_value(evaluate(m.group("body")), m.group("format"))
-                except Exception as exc:  # calc's ValueError/KeyError, or a malformed expression
-                    raise PluginError(f"{where}: cannot evaluate '{m.group(0)}': {exc}") from exc
+def expression(text: str) -> str:
+    """The text of one `{{ calc <text> }}`, e.g. "gpu.h100-sxm.memory_bandwidth_bytes_per_s | TB/s:2" -> "3.35 TB/s"."""
+    m = EXPRESSION.fullmatch(text)
+    if not m:
+        raise ValueError("malformed calc expression (no '| unit:digits'?)")
+    return format_value(evaluate(m.group("body")), m.group("format"))
 
-            line = EXPRESSION.sub(substitute, line)
-            if LEFTOVER.search(line):
-                raise PluginError(f"{where}: malformed calc expression (no '| unit:digits'?) in: {line.strip()}")
-        out.append(line)
-    return "\n".join(out)
+
+def render(markdown: str, where: str = "") -> str:
+    return directives.expand(markdown, "calc", expression, where)
 
 
 def on_config(config):

@@ -37,7 +37,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import hook_support  # hooks/hook_support.py: MkDocs loads hooks with their folder on sys.path
+import directives  # hooks/directives.py (MkDocs loads hooks with their folder on sys.path)
+import hook_support
 from mkdocs.exceptions import PluginError
 from mkdocs.utils import get_relative_url
 
@@ -51,9 +52,6 @@ CACHE_DIR = ROOT / "node_modules" / ".cache" / "calculators"
 WORKER_JS = ROOT / "docs" / "assets" / "js" / "calculators" / "worker.js"
 ASSET_DIR = "assets/calc"  # under site_dir
 
-SNIPPET = re.compile(r"^(?P<indent>[ \t]{0,3})\{\{\s*calculator\s+(?P<body>[^{}]*?)\s*\}\}\s*$")
-LEFTOVER = re.compile(r"\{\{\s*calculator\b")
-FENCE = re.compile(r"^\s*(```|~~~)")
 SLOT = '<div data-calc-slot="{n}"></div>'
 SLOT_RE = re.compile(r'(?:<p>)?<div data-calc-slot="(\d+)"></div>(?:</p>)?')
 
@@ -277,25 +275,15 @@ def parse_snippet(body: str, where: str) -> dict:
 
 
 def on_page_markdown(markdown, page, config, files):
-    slots, out, in_fence = [], [], False
-    for line in markdown.split("\n"):
-        if FENCE.match(line):
-            in_fence = not in_fence
-        if not in_fence and "{{" in line:
-            m = SNIPPET.match(line)
-            if m:
-                spec = parse_snippet(m.group("body"), page.file.src_uri)
-                out.append("")
-                out.append(SLOT.format(n=len(slots)))
-                out.append("")
-                slots.append(spec)
-                continue
-            if LEFTOVER.search(line):
-                raise PluginError(f"{page.file.src_uri}: a calculator snippet must stand alone on its line: "
-                                  f"{line.strip()}")
-        out.append(line)
+    slots = []
+
+    def slot(body: str) -> str:
+        slots.append(parse_snippet(body, page.file.src_uri))
+        return "\n" + SLOT.format(n=len(slots) - 1) + "\n"
+
+    markdown = directives.expand(markdown, "calculator", slot, page.file.src_uri, alone=True)
     page.calc_slots = slots
-    return "\n".join(out)
+    return markdown
 
 
 def on_page_content(content, page, config, files):

@@ -11,12 +11,9 @@ drift from them. An unknown registry name fails the build.
 
 from __future__ import annotations
 
-import re
-
-import hook_support  # hooks/hook_support.py: MkDocs loads hooks with their folder on sys.path
+import directives  # hooks/directives.py (MkDocs loads hooks with their folder on sys.path)
+import hook_support
 from mkdocs.exceptions import PluginError
-
-DIRECTIVE = re.compile(r"^\{\{[ \t]*registry[ \t]+(?P<name>[\w-]+)[ \t]*\}\}[ \t]*$", re.MULTILINE)
 
 
 def _cell(text) -> str:
@@ -110,10 +107,11 @@ TABLES = {"gpus": gpus_table, "models": models_table, "prices": prices_table}
 
 
 def on_page_markdown(markdown, page, config, files):
-    def expand(m: re.Match) -> str:
-        name = m.group("name")
+    where = page.file.src_uri
+
+    def table(name: str) -> str:
         if name not in TABLES:
-            raise PluginError(f"{page.file.src_uri}: unknown registry {name!r}; known: {', '.join(TABLES)}")
+            raise PluginError(f"{where}: unknown registry {name!r}; known: {', '.join(TABLES)}")
         return TABLES[name](hook_support.page_lang(page))
 
-    return DIRECTIVE.sub(expand, markdown)
+    return directives.expand(markdown, "registry", table, where, alone=True)
