@@ -23,6 +23,7 @@ EXAMPLES = [
     "{{ calc memory.weights_bytes model=llama-3.1-8b weights=bf16 | GB:2 }}",
     "{{ calculator vram model=llama-3.1-70b weights=fp8 }}",
     "{{ registry gpus }}",
+    "{{ provenance ch03-prefill-decode/data/cpu.json }}",
 ]
 
 
@@ -53,12 +54,20 @@ def _calculators_hook():
     return module
 
 
+def _provenance_hook():
+    spec = importlib.util.spec_from_file_location("lab_provenance_hook_directives", ROOT / "hooks" / "lab_provenance.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _expanders():
-    calculators = _calculators_hook()
+    calculators, provenance = _calculators_hook(), _provenance_hook()
     return {
         "calc": lambda md: calc_numbers.render(md, "en/x.md"),
         "calculator": lambda md: calculators.on_page_markdown(md, _page(), None, None),
         "registry": lambda md: registry_tables.on_page_markdown(md, _page(), None, None),
+        "provenance": lambda md: provenance.on_page_markdown(md, _page(), {"docs_dir": str(ROOT / "docs")}, None),
     }
 
 
