@@ -77,6 +77,12 @@ def format_number(value: float, spec: str = "raw:2") -> str:
     return f"{number:,.{digits}f}{suffix}"
 
 
+def format_usd(value: float) -> str:
+    """Money with the digits its size needs: $1,234.50, $0.0123, $0.000045."""
+    digits = 2 if abs(value) >= 1 or value == 0 else (4 if abs(value) >= 0.01 else 6)
+    return format_number(value, f"usd:{digits}")
+
+
 def format_value(value, spec: str = "raw:2") -> str:
     """Like format_number, for any value in a report: None prints as an em dash, a bool as yes/no, text as is."""
     _spec(spec)  # an unknown unit is an error whatever the value

@@ -59,32 +59,6 @@ SLOT_RE = re.compile(r'(?:<p>)?<div data-calc-slot="(\d+)"></div>(?:</p>)?')
 ADVANCED = {"overhead-gib", "gpu-memory-utilization", "block-size", "max-model-len", "max-num-batched-tokens",
             "mem-efficiency", "compute-efficiency"}
 
-UI = {
-    "zh": {
-        "more": "更多参数（引擎与效率假设）",
-        "config": "或粘贴 config.json（填写后优先于模型预设）",
-        "results": "结果",
-        "quantity": "项目", "value": "数值", "binary": "二进制单位",
-        "details": "全部输出",
-        "loading": "显示的是构建时算好的默认结果。正在浏览器中载入 Python，就绪后修改输入即可实时重算……",
-        "open": "在完整计算器中打开",
-        "chart": "图",
-        "noscript": "启用 JavaScript 后可修改输入并实时计算；下面是默认输入的结果。",
-    },
-    "en": {
-        "more": "More inputs (engine and efficiency assumptions)",
-        "config": "Or paste a config.json (overrides the model preset)",
-        "results": "Results",
-        "quantity": "Quantity", "value": "Value", "binary": "Binary units",
-        "details": "All outputs",
-        "loading": "Showing the result for the default inputs, computed at build time. "
-                   "Loading Python in your browser; then any change recomputes live…",
-        "open": "Open in the full calculator",
-        "chart": "Chart",
-        "noscript": "Enable JavaScript to change the inputs; below is the result for the default inputs.",
-    },
-}
-
 _state: dict = {}
 
 
@@ -373,7 +347,7 @@ def _field_html(field: dict, value: str, lang: str, uid: str, web) -> str:
         mode = "numeric" if field["kind"] == "int" else "decimal"
         placeholder = ""
         if field.get("default") is None:
-            placeholder = f' placeholder="{_e("自动" if lang == "zh" else "auto")}"'
+            placeholder = f' placeholder="{_e(web.UI["auto"][lang])}"'
         control = (f'<input type="text" inputmode="{mode}" autocomplete="off" {attrs} '
                    f'value="{_e(value)}"{placeholder}>')
     unit_html = f'<span class="calc__unit">{_e(unit)}</span>' if unit else ""
@@ -422,7 +396,7 @@ def render_widget(spec: dict, lang: str, n: int, page) -> str:
     view = web.view(command, params, lang)
     if not view["ok"]:
         raise PluginError(f"{where}: calculator {spec['kind']} {spec['params']}: {view['errors']}")
-    ui = UI[lang]
+    ui = {key: words[lang] for key, words in web.UI.items()}  # calc/strings.py: every word the widget shows
     uid = f"calc{n}"
 
     main_fields, more_fields, config_field = [], [], None
@@ -454,7 +428,7 @@ def render_widget(spec: dict, lang: str, n: int, page) -> str:
     warnings = "".join(f"<li>{_e(w)}</li>" for w in view["warnings"])
     results = (
         '<div class="calc__output">'
-        f'<p class="calc__status" data-testid="status" data-state="static" aria-live="polite">{_e(ui["loading"])}</p>'
+        f'<p class="calc__status" data-testid="status" data-state="static" aria-live="polite">{_e(ui["static"])}</p>'
         f'<ul class="calc__warnings" data-testid="warnings"{"" if warnings else " hidden"}>{warnings}</ul>'
         f'<table class="calc__results{_no_alt(view["rows"])}" data-testid="results">'
         f'<caption elementtiming="calc-result">{_e(ui["results"])}</caption>'
@@ -466,7 +440,7 @@ def render_widget(spec: dict, lang: str, n: int, page) -> str:
     )
     chart = ""
     if mode == "full":
-        chart = f'<figure class="calc__chart" data-testid="chart-figure">{web.svg_markup(view["chart"])}</figure>'
+        chart = f'<figure class="calc__chart" data-testid="chart-figure">{web.charts.svg_markup(view["chart"])}</figure>'
     link = ""
     if mode == "compact":
         prefix = "en/" if lang == "en" else ""
@@ -478,6 +452,7 @@ def render_widget(spec: dict, lang: str, n: int, page) -> str:
     data = {
         "calc": spec["kind"], "command": command, "lang": lang, "mode": mode,
         "defaults": json.dumps(defaults, ensure_ascii=False, separators=(",", ":")),
+        "text": json.dumps(web.page_script_text(lang), ensure_ascii=False, separators=(",", ":")),
         **_assets(),
     }
     attrs = " ".join(f'data-{k}="{_e(v)}"' for k, v in data.items())

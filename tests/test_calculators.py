@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calc import api, registry, web
+from calc import api, charts, registry, web
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGS = ("zh", "en")
@@ -138,7 +138,7 @@ def test_chart_markup_escapes_text():
     config = registry.hf_config("llama-3.2-1b")
     config["_name_or_path"] = '<img src=x onerror="alert(1)">'
     view = web.view("cost", {"config": json.dumps(config)}, "en")
-    markup = web.svg_markup(view["chart"])
+    markup = charts.svg_markup(view["chart"])
     assert "<img" not in markup
 
 
@@ -154,7 +154,7 @@ def test_chart_series_follow_the_result():
     current = [n for n in perf["chart"]["children"] if n["attrs"].get("data-series") == "tpot-current"]
     assert current and float(current[0]["attrs"]["data-value"]) == perf["result"]["tpot_s"]
     roi = web.view("roi", {"api": "openai-gpt-4o", "batch": "32"}, "en")
-    s = web.roi_series(roi["result"])
+    s = charts.roi_series(roi["result"])
     assert s["cumulative"][12] == pytest.approx(12 * roi["result"]["monthly_savings_usd"])
     assert roi["result"]["payback_months"] is not None and roi["result"]["payback_months"] <= s["months"]
 
