@@ -5,7 +5,8 @@ GB = 10^9 bytes and GiB = 2^30 bytes. Both are shown side by side and never mixe
 ``format_number(x, "GB:2")`` turns a number into text by a ``unit:digits`` spec; it is what the chapter text's
 ``{{ calc … | GB:2 }}`` expressions (hooks/calc_numbers.py), the registry tables (hooks/registry_tables.py) and
 the calculators' result tables (calc/web.py, in CPython at build time and in the browser) all call.
-``format_value`` does the same for any value a report may hold (None, yes/no, text), for tables.
+``format_value`` does the same for any value a report may hold (None, yes/no, text), for tables, and
+``format_usd`` prints money with the digits its size needs.
 """
 
 from __future__ import annotations

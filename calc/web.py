@@ -49,6 +49,7 @@ NOT_ROWS = {"throughput_curve", "api_comparison", "warnings", "fits_reason",
             "model", "gpu", "weights", "kv_dtype", "batch", "prompt_len", "output_len", "tp", "api", "utilization",
             "requests_per_s"}
 
+
 def label(field: str, lang: str) -> str:
     entry = LABELS.get(field)
     return entry[lang] if entry else field
