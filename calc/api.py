@@ -20,6 +20,7 @@ from . import memory as mem
 from . import perf as perf_mod
 from . import registry
 from .model import ConfigError, ModelSpec, from_hf_config
+from .strings import INPUTS, t
 from .units import GiB
 
 COMMANDS = ("memory", "perf", "cost", "roi")
@@ -29,19 +30,16 @@ DEFAULT_API = "openai-gpt-4o-mini"
 
 
 class InputError(ValueError):
-    """Bad parameters. ``errors`` maps each bad field (CLI flag name) to {"en": ..., "zh": ...}."""
+    """Bad parameters. ``errors`` maps each bad field (CLI flag name) to {"zh": ..., "en": ...}."""
 
     def __init__(self, errors: dict):
         self.errors = errors
         super().__init__("; ".join(f"{name}: {msg['en']}" for name, msg in errors.items()))
 
 
-def _t(en: str, zh: str) -> dict:
-    return {"en": en, "zh": zh}
-
-
-def _f(name, kind, default, label, help, unit=None, min=None, max=None, choices=None, commands=COMMANDS):
-    field = {"name": name, "kind": kind, "default": default, "label": label, "help": help}
+def _f(name, kind, default, unit=None, min=None, max=None, choices=None, commands=COMMANDS):
+    """One input; its label and help, in both languages, come from calc/strings.py."""
+    field = {"name": name, "kind": kind, "default": default, "label": INPUTS[name]["label"], "help": INPUTS[name]["help"]}
     if unit:
         field["unit"] = unit
     if min is not None:
@@ -64,80 +62,37 @@ def _all_fields() -> tuple:
                    ((k, registry.get_price(k)) for k in registry.list_prices())]
     cost_roi = ("cost", "roi")
     return (
-        _f("model", "choice", DEFAULT_MODEL, _t("Model", "模型"),
-           _t("A preset from the model registry (published config.json)", "模型注册表中的预设（来自公开的 config.json）"),
-           choices=model_choices),
-        _f("config", "json", None, _t("config.json", "config.json"),
-           _t("A Hugging Face config.json (JSON text); overrides the model preset when given",
-              "Hugging Face 的 config.json（JSON 文本）；填写后优先于模型预设"), ),
-        _f("gpu", "choice", DEFAULT_GPU, _t("GPU", "GPU"), _t("An accelerator from the GPU registry", "GPU 注册表中的加速卡"),
-           choices=gpu_choices),
-        _f("weights", "choice", "bf16", _t("Weight format", "权重格式"),
-           _t("How weights are stored; embeddings and lm_head stay 16-bit except in GGUF",
-              "权重的存储格式；除 GGUF 外，嵌入层和 lm_head 保持 16 位"), choices=weight_choices),
-        _f("kv-dtype", "choice", "bf16", _t("KV cache dtype", "KV 缓存精度"),
-           _t("Element type of the KV cache", "KV 缓存的元素类型"), choices=kv_choices),
-        _f("batch", "int", 1, _t("Batch size", "批大小"), _t("Requests processed together", "同时处理的请求数"),
-           min=1, max=65536),
-        _f("prompt-len", "int", 1024, _t("Prompt length", "提示长度"), _t("Input tokens per request", "每个请求的输入 token 数"),
-           unit="tokens", min=1, max=10_000_000),
-        _f("output-len", "int", 256, _t("Output length", "输出长度"), _t("Generated tokens per request", "每个请求生成的 token 数"),
-           unit="tokens", min=1, max=10_000_000),
-        _f("tp", "int", 1, _t("Tensor parallel GPUs", "张量并行 GPU 数"),
-           _t("GPUs one model is split across (tensor parallelism)", "一个模型切分到的 GPU 数（张量并行）"), min=1, max=1024),
-        _f("overhead-gib", "float", mem.DEFAULT_OVERHEAD_BYTES / GiB, _t("Runtime overhead", "运行时开销"),
-           _t("Per GPU: CUDA context, workspaces, allocator slack (an assumption; adjust to your stack)",
-              "每块 GPU：CUDA 上下文、工作区、分配器余量（假设值，请按实际环境调整）"),
-           unit="GiB", min=0, max=1024, commands=("memory",)),
-        _f("gpu-memory-utilization", "float", mem.VLLM_GPU_MEMORY_UTILIZATION, _t("GPU memory utilization", "显存利用率上限"),
-           _t("vLLM's gpu_memory_utilization: the share of GPU memory the engine may use",
-              "vLLM 的 gpu_memory_utilization：引擎可使用的显存比例"), min=0.01, max=1.0, commands=("memory",)),
-        _f("block-size", "int", mem.VLLM_BLOCK_SIZE, _t("KV block size", "KV 块大小"),
-           _t("Tokens per paged KV-cache block (vLLM default 16)", "分页 KV 缓存每块的 token 数（vLLM 默认 16）"),
-           unit="tokens", min=1, max=1024, commands=("memory",)),
-        _f("max-model-len", "int", None, _t("Max model length", "最大模型长度"),
-           _t("vLLM's max_model_len; empty: the model's max_position_embeddings",
-              "vLLM 的 max_model_len；留空则取模型的 max_position_embeddings"),
-           unit="tokens", min=1, max=10_000_000, commands=("memory",)),
-        _f("max-num-batched-tokens", "int", mem.VLLM_MAX_NUM_BATCHED_TOKENS, _t("Max batched tokens", "最大批处理 token 数"),
-           _t("Tokens in vLLM's profiling forward pass, which sets the activation reserve",
-              "vLLM 预估激活显存时一次前向处理的 token 数"), unit="tokens", min=1, max=10_000_000, commands=("memory",)),
-        _f("mem-efficiency", "float", perf_mod.MEMORY_EFFICIENCY, _t("Memory bandwidth efficiency", "显存带宽效率"),
-           _t("Achievable / datasheet bandwidth; default from the H100 reference copy (2957.5 GB/s of 3.35 TB/s)",
-              "可达带宽 / 标称带宽；默认值来自 H100 实测拷贝（2957.5 GB/s，标称 3.35 TB/s）"),
-           min=0.01, max=1.0, commands=("perf", "cost", "roi")),
-        _f("compute-efficiency", "float", perf_mod.COMPUTE_EFFICIENCY, _t("Compute efficiency", "算力效率"),
-           _t("Achievable / datasheet dense FLOPS; default from the H100 reference matmul (755.4 of 989.5 TFLOPS)",
-              "可达算力 / 标称稠密算力；默认值来自 H100 实测矩阵乘（755.4 / 989.5 TFLOPS）"),
-           min=0.01, max=1.0, commands=("perf", "cost", "roi")),
-        _f("gpu-price", "float", None, _t("GPU price", "GPU 单价"),
-           _t("USD per GPU-hour; empty: the middle of the registry's dated cloud price range",
-              "每 GPU 小时的美元价格；留空则取注册表中带日期的云价格区间中值"),
-           unit="USD/h", min=0, max=1000, commands=cost_roi),
-        _f("utilization", "float", 1.0, _t("Utilization", "利用率"),
-           _t("Share of paid GPU time spent serving (1 = always busy)", "付费 GPU 时间中用于服务的比例（1 = 始终满载）"),
-           min=0.01, max=1.0, commands=cost_roi),
-        _f("requests-per-s", "float", 1.0, _t("Request rate", "请求速率"), _t("Average requests per second", "平均每秒请求数"),
-           unit="req/s", min=0.000001, max=1_000_000, commands=cost_roi),
-        _f("api", "choice", DEFAULT_API, _t("API to compare", "对比的 API"),
-           _t("A dated API list price to compare with", "用于对比的 API 标价（带日期）"), choices=api_choices, commands=cost_roi),
-        _f("engineering-cost", "float", 20000.0, _t("Engineering cost", "工程投入"),
-           _t("One-off engineering cost in USD (an example value: enter yours)", "一次性工程成本，美元（示例值，请填入实际值）"),
-           unit="USD", min=0, max=1e12, commands=("roi",)),
-        _f("hardware-cost", "float", 0.0, _t("Hardware cost", "硬件投入"),
-           _t("One-off hardware purchase in USD (0 when renting)", "一次性硬件采购成本，美元（租用则为 0）"),
-           unit="USD", min=0, max=1e12, commands=("roi",)),
-        _f("monthly-savings", "float", None, _t("Monthly savings", "每月节省"),
-           _t("USD per month; empty: API bill minus self-hosted bill at the request rate",
-              "每月节省的美元；留空则按请求速率计算：API 费用减去自建费用"),
-           unit="USD", min=-1e12, max=1e12, commands=("roi",)),
+        _f("model", "choice", DEFAULT_MODEL, choices=model_choices),
+        _f("config", "json", None),
+        _f("gpu", "choice", DEFAULT_GPU, choices=gpu_choices),
+        _f("weights", "choice", "bf16", choices=weight_choices),
+        _f("kv-dtype", "choice", "bf16", choices=kv_choices),
+        _f("batch", "int", 1, min=1, max=65536),
+        _f("prompt-len", "int", 1024, unit="tokens", min=1, max=10_000_000),
+        _f("output-len", "int", 256, unit="tokens", min=1, max=10_000_000),
+        _f("tp", "int", 1, min=1, max=1024),
+        _f("overhead-gib", "float", mem.DEFAULT_OVERHEAD_BYTES / GiB, unit="GiB", min=0, max=1024, commands=("memory",)),
+        _f("gpu-memory-utilization", "float", mem.VLLM_GPU_MEMORY_UTILIZATION, min=0.01, max=1.0, commands=("memory",)),
+        _f("block-size", "int", mem.VLLM_BLOCK_SIZE, unit="tokens", min=1, max=1024, commands=("memory",)),
+        _f("max-model-len", "int", None, unit="tokens", min=1, max=10_000_000, commands=("memory",)),
+        _f("max-num-batched-tokens", "int", mem.VLLM_MAX_NUM_BATCHED_TOKENS, unit="tokens", min=1, max=10_000_000, commands=("memory",)),
+        _f("mem-efficiency", "float", perf_mod.MEMORY_EFFICIENCY, min=0.01, max=1.0, commands=("perf", "cost", "roi")),
+        _f("compute-efficiency", "float", perf_mod.COMPUTE_EFFICIENCY, min=0.01, max=1.0, commands=("perf", "cost", "roi")),
+        _f("gpu-price", "float", None, unit="USD/h", min=0, max=1000, commands=cost_roi),
+        _f("utilization", "float", 1.0, min=0.01, max=1.0, commands=cost_roi),
+        _f("requests-per-s", "float", 1.0, unit="req/s", min=0.000001, max=1_000_000, commands=cost_roi),
+        _f("api", "choice", DEFAULT_API, choices=api_choices, commands=cost_roi),
+        _f("engineering-cost", "float", 20000.0, unit="USD", min=0, max=1e12, commands=("roi",)),
+        _f("hardware-cost", "float", 0.0, unit="USD", min=0, max=1e12, commands=("roi",)),
+        _f("monthly-savings", "float", None, unit="USD", min=-1e12, max=1e12, commands=("roi",)),
     )
 
 
 def fields(command: str) -> list[dict]:
     """The form definition of a command: name, kind, default, choices, min/max, label/help (en, zh), unit."""
     if command not in COMMANDS:
-        raise InputError({"command": _t(f"command must be one of {', '.join(COMMANDS)}", f"命令必须是 {', '.join(COMMANDS)} 之一")})
+        raise InputError({"command": t(f"命令必须是 {', '.join(COMMANDS)} 之一",
+                                       f"command must be one of {', '.join(COMMANDS)}")})
     out = []
     for f in _all_fields():
         if command in f["commands"]:
@@ -162,7 +117,7 @@ def _parse(field: dict, raw) -> tuple[object, dict | None]:
         valid = [c["value"] for c in field["choices"]]
         if raw not in valid:
             few = ", ".join(valid[:6]) + (", ..." if len(valid) > 6 else "")
-            return None, _t(f"unknown {name} {raw!r}; valid: {few}", f"未知的{zh} {raw!r}；可选：{few}")
+            return None, t(f"未知的{zh} {raw!r}；可选：{few}", f"unknown {name} {raw!r}; valid: {few}")
         return raw, None
     if kind == "json":
         if isinstance(raw, Mapping):
@@ -170,9 +125,9 @@ def _parse(field: dict, raw) -> tuple[object, dict | None]:
         try:
             value = json.loads(raw)  # parsed, never evaluated
         except (TypeError, ValueError) as e:
-            return None, _t(f"config is not valid JSON ({e})", f"config 不是合法的 JSON（{e}）")
+            return None, t(f"config 不是合法的 JSON（{e}）", f"config is not valid JSON ({e})")
         if not isinstance(value, dict):
-            return None, _t("config must be a JSON object", "config 必须是 JSON 对象")
+            return None, t("config 必须是 JSON 对象", "config must be a JSON object")
         return value, None
     lo, hi = field.get("min"), field.get("max")
     if kind == "int":
@@ -202,22 +157,22 @@ def _parse(field: dict, raw) -> tuple[object, dict | None]:
     if value is None or (lo is not None and value < lo) or (hi is not None and value > hi):
         rng_en = f" ≥ {lo}" + (f" and ≤ {hi:g}" if hi is not None else "")
         rng_zh = f" ≥ {lo}" + (f" 且 ≤ {hi:g}" if hi is not None else "")
-        return None, _t(f"{name} must be {what_en}{rng_en}", f"{zh}必须是{rng_zh} 的{what_zh}")
+        return None, t(f"{zh}必须是{rng_zh} 的{what_zh}", f"{name} must be {what_en}{rng_en}")
     return value, None
 
 
 def _resolve(command: str, params: Mapping) -> dict:
     if command not in COMMANDS:
-        raise InputError({"command": _t(f"command must be one of {', '.join(COMMANDS)}, got {command!r}",
-                                        f"命令必须是 {', '.join(COMMANDS)} 之一，收到 {command!r}")})
+        raise InputError({"command": t(f"命令必须是 {', '.join(COMMANDS)} 之一，收到 {command!r}",
+                                       f"command must be one of {', '.join(COMMANDS)}, got {command!r}")})
     if not isinstance(params, Mapping):
-        raise InputError({"params": _t("params must be a mapping of flag names to values", "参数必须是“参数名→值”的映射")})
+        raise InputError({"params": t("参数必须是“参数名→值”的映射", "params must be a mapping of flag names to values")})
     known = {f["name"]: f for f in fields(command)}
     errors, values = {}, {}
     for name in params:
         if name not in known:
-            errors[name] = _t(f"unknown parameter for {command}; known: {', '.join(known)}",
-                              f"{command} 命令没有这个参数；可用参数：{', '.join(known)}")
+            errors[name] = t(f"{command} 命令没有这个参数；可用参数：{', '.join(known)}",
+                             f"unknown parameter for {command}; known: {', '.join(known)}")
     for name, field in known.items():
         value, err = _parse(field, params.get(name))
         if err:
@@ -233,22 +188,23 @@ def _resolve(command: str, params: Mapping) -> dict:
         else:
             spec = registry.get_model(values["model"])
     except ConfigError as e:
-        raise InputError({"config": _t(str(e), f"config.json 字段 '{e.field}' 有误：{e.message}")}) from None
+        raise InputError({"config": t(f"config.json 字段 '{e.field}' 有误：{e.message}", str(e))}) from None
     values["spec"] = spec
     values["gpu_spec"] = registry.get_gpu(values["gpu"])
 
     tp = values["tp"]
     if spec.num_attention_heads % tp:
-        errors["tp"] = _t(f"tp {tp} does not divide the model's {spec.num_attention_heads} attention heads",
-                          f"tp={tp} 不能整除模型的 {spec.num_attention_heads} 个注意力头")
+        errors["tp"] = t(f"tp={tp} 不能整除模型的 {spec.num_attention_heads} 个注意力头",
+                         f"tp {tp} does not divide the model's {spec.num_attention_heads} attention heads")
     elif not spec.is_mla and spec.num_key_value_heads % tp and tp % spec.num_key_value_heads:
-        errors["tp"] = _t(f"tp {tp} and the model's {spec.num_key_value_heads} KV heads must divide one another",
-                          f"tp={tp} 与模型的 {spec.num_key_value_heads} 个 KV 头必须能互相整除")
+        errors["tp"] = t(f"tp={tp} 与模型的 {spec.num_key_value_heads} 个 KV 头必须能互相整除",
+                         f"tp {tp} and the model's {spec.num_key_value_heads} KV heads must divide one another")
     elif tp > 1 and not values["gpu_spec"].interconnect_bytes_per_s:
-        errors["tp"] = _t(f"{values['gpu']} has no GPU-to-GPU bandwidth in the registry", f"注册表中 {values['gpu']} 没有 GPU 间带宽数据")
+        errors["tp"] = t(f"注册表中 {values['gpu']} 没有 GPU 间带宽数据",
+                         f"{values['gpu']} has no GPU-to-GPU bandwidth in the registry")
     if command in ("cost", "roi") and values["gpu-price"] is None and values["gpu_spec"].usd_per_hour is None:
-        errors["gpu-price"] = _t(f"the registry has no dated price for {values['gpu']}; enter a USD per GPU-hour price",
-                                 f"注册表中没有 {values['gpu']} 的带日期价格；请填写每 GPU 小时的美元价格")
+        errors["gpu-price"] = t(f"注册表中没有 {values['gpu']} 的带日期价格；请填写每 GPU 小时的美元价格",
+                                f"the registry has no dated price for {values['gpu']}; enter a USD per GPU-hour price")
     if errors:
         raise InputError(errors)
     return values
@@ -259,15 +215,15 @@ def _warnings(v: dict) -> list[dict]:
     out = []
     context = v["prompt-len"] + v["output-len"]
     if context > spec.max_position_embeddings:
-        out.append(_t(f"prompt + output ({context}) exceeds the model's max_position_embeddings ({spec.max_position_embeddings})",
-                      f"提示 + 输出（{context}）超过模型的 max_position_embeddings（{spec.max_position_embeddings}）"))
+        out.append(t(f"提示 + 输出（{context}）超过模型的 max_position_embeddings（{spec.max_position_embeddings}）",
+                     f"prompt + output ({context}) exceeds the model's max_position_embeddings ({spec.max_position_embeddings})"))
     if gpu.unverified:
-        out.append(_t(f"{gpu.name}: no public datasheet confirms {', '.join(gpu.unverified)}; the figures are secondary reports",
-                      f"{gpu.name}：{', '.join(gpu.unverified)} 没有公开数据手册可以核实，数值来自二手报道"))
+        out.append(t(f"{gpu.name}：{', '.join(gpu.unverified)} 没有公开数据手册可以核实，数值来自二手报道",
+                     f"{gpu.name}: no public datasheet confirms {', '.join(gpu.unverified)}; the figures are secondary reports"))
     wanted = mem.WEIGHT_FORMATS[v["weights"]].compute_dtype
     if not gpu.peak_flops(wanted):
-        out.append(_t(f"{gpu.name} has no {wanted.upper()} tensor cores: {v['weights']} weights are computed in 16 bits",
-                      f"{gpu.name} 没有 {wanted.upper()} 张量核心：{v['weights']} 权重按 16 位计算"))
+        out.append(t(f"{gpu.name} 没有 {wanted.upper()} 张量核心：{v['weights']} 权重按 16 位计算",
+                     f"{gpu.name} has no {wanted.upper()} tensor cores: {v['weights']} weights are computed in 16 bits"))
     return out
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 
 from .model import ModelSpec, param_counts
-from .units import GiB
+from .strings import t
+from .units import GiB, format_number
 
 
 class WeightFormat:
@@ -266,19 +267,22 @@ def memory_report(
 
 
 def _gb(n: int) -> str:
-    return f"{n / 1e9:.2f} GB"
+    return format_number(n, "GB:2")
 
 
 def _why(fits: bool, w: int, kv: int, act: int, overhead: int, capacity: int) -> dict:
     """A one-sentence reason, in both languages."""
     if fits:
         free = capacity - (w + kv + act + overhead)
-        return {"en": f"fits with {_gb(free)} to spare per GPU", "zh": f"放得下，每块 GPU 还剩 {_gb(free)}"}
+        return t(f"放得下，每块 GPU 还剩 {_gb(free)}", f"fits with {_gb(free)} to spare per GPU")
     if w > capacity:
-        return {"en": f"the weights alone ({_gb(w)} per GPU) exceed GPU memory ({_gb(capacity)}): use a smaller weight format or more GPUs (tp)",
-                "zh": f"仅权重（每块 GPU {_gb(w)}）就超过显存（{_gb(capacity)}）：请换更小的权重格式或增加 GPU 数（tp）"}
+        return t(f"仅权重（每块 GPU {_gb(w)}）就超过显存（{_gb(capacity)}）：请换更小的权重格式或增加 GPU 数（tp）",
+                 f"the weights alone ({_gb(w)} per GPU) exceed GPU memory ({_gb(capacity)}): use a smaller weight "
+                 "format or more GPUs (tp)")
     if w + overhead + kv > capacity:
-        return {"en": f"weights ({_gb(w)}) + KV cache ({_gb(kv)}) + overhead exceed GPU memory ({_gb(capacity)}): shorten the context, lower the batch or use an fp8 KV cache",
-                "zh": f"权重（{_gb(w)}）+ KV 缓存（{_gb(kv)}）+ 运行时开销超过显存（{_gb(capacity)}）：请缩短上下文、减小批大小或使用 fp8 KV 缓存"}
-    return {"en": f"the prefill activation peak ({_gb(act)}) tips it over GPU memory ({_gb(capacity)}): prefill in chunks or lower the batch",
-            "zh": f"预填充的激活峰值（{_gb(act)}）使总量超过显存（{_gb(capacity)}）：请分块预填充或减小批大小"}
+        return t(f"权重（{_gb(w)}）+ KV 缓存（{_gb(kv)}）+ 运行时开销超过显存（{_gb(capacity)}）：请缩短上下文、减小批大小或使用 fp8 KV 缓存",
+                 f"weights ({_gb(w)}) + KV cache ({_gb(kv)}) + overhead exceed GPU memory ({_gb(capacity)}): "
+                 "shorten the context, lower the batch or use an fp8 KV cache")
+    return t(f"预填充的激活峰值（{_gb(act)}）使总量超过显存（{_gb(capacity)}）：请分块预填充或减小批大小",
+             f"the prefill activation peak ({_gb(act)}) tips it over GPU memory ({_gb(capacity)}): prefill in chunks "
+             "or lower the batch")

@@ -1,7 +1,12 @@
-"""Units and number formatting, shared by the CLI tables and the chapter build hook.
+"""Units and number formatting: the one formatter behind every number calc shows.
 
 GB = 10^9 bytes and GiB = 2^30 bytes. Both are shown side by side and never mixed in one comparison.
-``format_value(x, "GB:2")`` is the formatter behind ``{{ calc ... | GB:2 }}`` in the chapter text.
+
+``format_number(x, "GB:2")`` turns a number into text by a ``unit:digits`` spec; it is what the chapter text's
+``{{ calc … | GB:2 }}`` expressions (hooks/calc_numbers.py), the registry tables (hooks/registry_tables.py) and
+the calculators' result tables (calc/web.py, in CPython at build time and in the browser) all call.
+``format_value`` does the same for any value a report may hold (None, yes/no, text), for tables, and
+``format_usd`` prints money with the digits its size needs.
 """
 
 from __future__ import annotations
@@ -9,48 +14,88 @@ from __future__ import annotations
 GB = 1e9
 GiB = 2**30
 
-# unit name -> (divisor, suffix printed after the number)
+# unit -> (multiply by, divide by, suffix printed after the number). Units below the base unit multiply
+# (ms: × 1000, exact where ÷ 0.001 is not); the others divide. Decimal units are powers of 1000 and binary ones
+# powers of 1024: never mixed.
 _UNITS = {
-    "B": (1, " B"),
-    "KB": (1e3, " KB"), "MB": (1e6, " MB"), "GB": (1e9, " GB"), "TB": (1e12, " TB"),
-    "KiB": (2**10, " KiB"), "MiB": (2**20, " MiB"), "GiB": (2**30, " GiB"), "TiB": (2**40, " TiB"),
-    "GB/s": (1e9, " GB/s"), "TB/s": (1e12, " TB/s"),
-    "TFLOPS": (1e12, " TFLOPS"), "PFLOPS": (1e15, " PFLOPS"), "TOPS": (1e12, " TOPS"),
-    "s": (1, " s"), "ms": (1e-3, " ms"), "us": (1e-6, " µs"), "min": (60, " min"), "h": (3600, " h"),
-    "K": (1e3, "K"), "M": (1e6, "M"), "B_params": (1e9, "B"), "T_params": (1e12, "T"),  # counts: 8.03B params
-    "tok/s": (1, " tok/s"), "USD": (1, ""), "$": (1, ""), "x": (1, "×"),
-    "%": (0.01, "%"),  # a fraction 0.42 -> "42.0%"
-    "raw": (1, ""),
+    # bytes
+    "B": (1, 1, " B"),
+    "KB": (1, 1e3, " KB"), "MB": (1, 1e6, " MB"), "GB": (1, 1e9, " GB"), "TB": (1, 1e12, " TB"),
+    "KiB": (1, 2**10, " KiB"), "MiB": (1, 2**20, " MiB"), "GiB": (1, 2**30, " GiB"), "TiB": (1, 2**40, " TiB"),
+    # bandwidth
+    "GB/s": (1, 1e9, " GB/s"), "TB/s": (1, 1e12, " TB/s"),
+    # work (a count of floating-point operations), peak rates, arithmetic intensity
+    "MFLOP": (1, 1e6, " MFLOP"), "GFLOP": (1, 1e9, " GFLOP"), "TFLOP": (1, 1e12, " TFLOP"),
+    "PFLOP": (1, 1e15, " PFLOP"),
+    "TFLOPS": (1, 1e12, " TFLOPS"), "PFLOPS": (1, 1e15, " PFLOPS"), "TOPS": (1, 1e12, " TOPS"),
+    "FLOP/B": (1, 1, " FLOP/B"),
+    # time
+    "s": (1, 1, " s"), "ms": (1e3, 1, " ms"), "us": (1e6, 1, " µs"), "min": (1, 60, " min"), "h": (1, 3600, " h"),
+    # throughput
+    "tok/s": (1, 1, " tok/s"), "req/s": (1, 1, " req/s"),
+    # counts
+    "params": (1, 1e9, "B"),  # parameter counts: 8.03B
+    "num": (1, 1, ""),  # a plain number with thousands separators
+    "int": (1, 1, ""),  # the same, rounded to a whole number (digits default to 0)
+    # money, ratios
+    "usd": (1, 1, ""),  # $1,234.50; a negative amount is -$12.50
+    "%": (100, 1, "%"),  # a fraction: 0.42 -> 42.0%
+    "x": (1, 1, "×"),
+    # the bare number, without thousands separators: for use inside math
+    "raw": (1, 1, ""),
 }
 UNITS = tuple(_UNITS)
 
 
-def format_value(value, spec: str = "raw:2") -> str:
-    """Format ``value`` by a ``unit:digits`` spec, e.g. ``format_value(16.06e9, "GB:2") == "16.06 GB"``.
-
-    ``$`` / ``USD`` put a dollar sign in front; ``raw`` prints the bare number (for use inside math).
-    Thousands are separated with commas. ``None`` prints as an em dash.
-    """
+def _spec(spec: str) -> tuple[str, int]:
     unit, _, digits = spec.partition(":")
     if unit not in _UNITS:
-        raise ValueError(f"unknown unit {unit!r}; known: {', '.join(UNITS)}")
+        raise ValueError(f"unknown format '{unit}' (known: {', '.join(UNITS)})")
+    if not digits:
+        return unit, 0 if unit == "int" else 2
     try:
-        n = int(digits) if digits else 2
+        return unit, int(digits)
     except ValueError:
-        raise ValueError(f"digits must be an integer in {spec!r}") from None
+        raise ValueError(f"digits must be an integer in '{spec}'") from None
+
+
+def format_number(value: float, spec: str = "raw:2") -> str:
+    """``value`` by a ``unit:digits`` spec, e.g. ``format_number(16.06e9, "GB:2") == "16.06 GB"``.
+
+    Thousands are separated with commas, except by ``raw``. ``usd`` puts the dollar sign in front. Anything that
+    is not a number (None, a bool, text) raises ValueError, as does an unknown unit."""
+    unit, digits = _spec(spec)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"value {value!r} is not a number")
+    multiply, divide, suffix = _UNITS[unit]
+    if unit == "int" and isinstance(value, int):
+        return f"{value:,}"  # exact, however large
+    number = value * multiply / divide
+    if unit == "raw":
+        return f"{number:.{digits}f}"
+    if unit == "usd":
+        return ("-$" if number < 0 else "$") + f"{abs(number):,.{digits}f}"
+    return f"{number:,.{digits}f}{suffix}"
+
+
+def format_usd(value: float) -> str:
+    """Money with the digits its size needs: $1,234.50, $0.0123, $0.000045."""
+    digits = 2 if abs(value) >= 1 or value == 0 else (4 if abs(value) >= 0.01 else 6)
+    return format_number(value, f"usd:{digits}")
+
+
+def format_value(value, spec: str = "raw:2") -> str:
+    """Like format_number, for any value in a report: None prints as an em dash, a bool as yes/no, text as is."""
+    _spec(spec)  # an unknown unit is an error whatever the value
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if not isinstance(value, (int, float)):
         return str(value)
-    divisor, suffix = _UNITS[unit]
-    text = f"{value / divisor:,.{n}f}"
-    if unit in ("$", "USD"):
-        return ("-$" + text[1:]) if text.startswith("-") else "$" + text
-    return text + suffix
+    return format_number(value, spec)
 
 
 def bytes_both(n: float, digits: int = 2) -> str:
     """``"16.06 GB (14.96 GiB)"``: decimal first, binary in brackets, the way the CLI tables print bytes."""
-    return f"{format_value(n, f'GB:{digits}')} ({format_value(n, f'GiB:{digits}')})"
+    return f"{format_number(n, f'GB:{digits}')} ({format_number(n, f'GiB:{digits}')})"

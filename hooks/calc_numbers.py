@@ -6,8 +6,8 @@
 
 Before the `|`: either `<command>.<json field>` and the parameters the CLI takes (flag names without dashes),
 evaluated with calc.api.run(); or a registry path `gpu.<key>.<field>` / `model.<key>.<field>`, read with
-calc.registry.lookup(). After it: `unit:digits` (see FORMATS). An expression that calc rejects fails the
-build with the page and the expression named. Fenced code blocks are left alone, so the syntax can be shown.
+calc.registry.lookup(). After it: `unit:digits`, formatted by calc/units.py, calc's one number formatter (its
+_UNITS lists the units). An expression that calc rejects fails the build with the page and the expression named. Fenced code blocks are left alone, so the syntax can be shown.
 """
 
 from __future__ import annotations
@@ -15,28 +15,11 @@ from __future__ import annotations
 import re
 from functools import cache
 
-import hook_support  # hooks/hook_support.py: MkDocs loads hooks with their folder on sys.path
-from mkdocs.exceptions import PluginError
+import directives  # hooks/directives.py (MkDocs loads hooks with their folder on sys.path)
+import hook_support
 
-EXPRESSION = re.compile(r"\{\{\s*calc\s+(?P<body>[^|{}]+?)\s*\|\s*(?P<format>[^\s{}|]+)\s*\}\}")
-LEFTOVER = re.compile(r"\{\{\s*calc\s")
-FENCE = re.compile(r"^\s*(```|~~~)")
+EXPRESSION = re.compile(r"(?P<body>[^|]+?)\s*\|\s*(?P<format>[^\s|]+)")
 COMMANDS = ("memory", "perf", "cost", "roi")
-
-# unit -> (divisor, suffix). Decimal units are powers of 1000, binary ones of 1024: never mixed.
-FORMATS = {
-    "B": (1, " B"), "KB": (1e3, " KB"), "MB": (1e6, " MB"), "GB": (1e9, " GB"), "TB": (1e12, " TB"),
-    "KiB": (2**10, " KiB"), "MiB": (2**20, " MiB"), "GiB": (2**30, " GiB"), "TiB": (2**40, " TiB"),
-    "GB/s": (1e9, " GB/s"), "TB/s": (1e12, " TB/s"),
-    "TFLOPS": (1e12, " TFLOPS"), "PFLOPS": (1e15, " PFLOPS"),
-    "s": (1, " s"), "ms": (1e-3, " ms"), "us": (1e-6, " µs"),
-    "tok/s": (1, " tok/s"), "req/s": (1, " req/s"),
-    "params": (1e9, "B"),  # parameter counts: 8.03B
-    "%": (0.01, "%"),
-    "x": (1, "×"),
-    "usd": (1, ""), "raw": (1, ""), "int": (1, ""),
-}
-
 
 @cache
 def _run(command: str, params: tuple[tuple[str, str], ...]) -> dict:
@@ -68,38 +51,21 @@ def evaluate(body: str) -> object:
 
 
 def format_value(value: object, fmt: str) -> str:
-    unit, _, digits_text = fmt.partition(":")
-    if unit not in FORMATS:
-        raise ValueError(f"unknown format '{unit}' (known: {', '.join(FORMATS)})")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"value {value!r} is not a number")
-    digits = int(digits_text) if digits_text else (0 if unit == "int" else 2)
-    divisor, suffix = FORMATS[unit]
-    number = value / divisor
-    if unit == "int":
-        return f"{round(number):,}"
-    if unit == "usd":
-        return f"${number:,.{digits}f}"
-    return f"{number:,.{digits}f}{suffix}" if unit != "raw" else f"{number:.{digits}f}"
+    """A number as the text shows it, by calc's one formatter (calc/units.py): e.g. "GB:2" -> "16.06 GB"."""
+    (units,) = hook_support.calc_modules("units")
+    return units.format_number(value, fmt)
+
+
+def expression(text: str) -> str:
+    """The text of one `{{ calc <text> }}`, e.g. "gpu.h100-sxm.memory_bandwidth_bytes_per_s | TB/s:2" -> "3.35 TB/s"."""
+    m = EXPRESSION.fullmatch(text)
+    if not m:
+        raise ValueError("malformed calc expression (no '| unit:digits'?)")
+    return format_value(evaluate(m.group("body")), m.group("format"))
 
 
 def render(markdown: str, where: str = "") -> str:
-    out, in_fence = [], False
-    for line in markdown.split("\n"):
-        if FENCE.match(line):
-            in_fence = not in_fence
-        if not in_fence and "{{" in line:
-            def substitute(m: re.Match) -> str:
-                try:
-                    return format_value(evaluate(m.group("body")), m.group("format"))
-                except Exception as exc:  # calc's ValueError/KeyError, or a malformed expression
-                    raise PluginError(f"{where}: cannot evaluate '{m.group(0)}': {exc}") from exc
-
-            line = EXPRESSION.sub(substitute, line)
-            if LEFTOVER.search(line):
-                raise PluginError(f"{where}: malformed calc expression (no '| unit:digits'?) in: {line.strip()}")
-        out.append(line)
-    return "\n".join(out)
+    return directives.expand(markdown, "calc", expression, where)
 
 
 def on_config(config):

@@ -11,49 +11,30 @@ parameters are the CLI's flag names without dashes, and become the form's defaul
 result for its defaults at once (computed here, at build time, by calc.web.view — the very function the
 browser calls), then goes live when Python is ready. A full calculator keeps its inputs in the URL query.
 
-Build outputs (site/assets/calc/):
-- calc-<hash>.zip: the calc package (sources, data, and bytecode in __pycache__), which the worker unpacks
-  into site-packages;
-- python_stdlib-<hash>.zip: Pyodide's standard library with the modules that start-up and calc import as
-  bytecode. Pyodide ships the stdlib as .py sources, so each start would compile ~200 modules in
-  WebAssembly; compiled once here instead (by Pyodide itself under Node, so the bytecode is exactly its
-  CPython's), Python starts in about half the time. Every other module stays a source file: still there.
-Both are named by their content and cached in node_modules/.cache/calculators/; Node runs (a few seconds)
-only when calc or Pyodide changed.
+Build outputs (site/assets/calc/): calc and Pyodide's standard library compiled for the browser, and an empty
+package index, all made by hooks/pyodide_bundle.py; this hook writes them into the site and names them in
+every page with a calculator. The widget's words come from calc/strings.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
-import io
 import json
-import logging
-import os
 import re
 import shutil
-import subprocess
-import tempfile
-import zipfile
 from pathlib import Path
 
-import hook_support  # hooks/hook_support.py: MkDocs loads hooks with their folder on sys.path
+import directives  # hooks/directives.py (MkDocs loads hooks with their folder on sys.path)
+import hook_support
+import pyodide_bundle  # hooks/pyodide_bundle.py: calc for the browser
 from mkdocs.exceptions import PluginError
 from mkdocs.utils import get_relative_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
-log = logging.getLogger("mkdocs.hooks.calculators")
-
-CALC_DIR = ROOT / "calc"
-PYODIDE_DIR = ROOT / "node_modules" / "pyodide"
-CACHE_DIR = ROOT / "node_modules" / ".cache" / "calculators"
 WORKER_JS = ROOT / "docs" / "assets" / "js" / "calculators" / "worker.js"
 ASSET_DIR = "assets/calc"  # under site_dir
 
-SNIPPET = re.compile(r"^(?P<indent>[ \t]{0,3})\{\{\s*calculator\s+(?P<body>[^{}]*?)\s*\}\}\s*$")
-LEFTOVER = re.compile(r"\{\{\s*calculator\b")
-FENCE = re.compile(r"^\s*(```|~~~)")
 SLOT = '<div data-calc-slot="{n}"></div>'
 SLOT_RE = re.compile(r'(?:<p>)?<div data-calc-slot="(\d+)"></div>(?:</p>)?')
 
@@ -61,171 +42,7 @@ SLOT_RE = re.compile(r'(?:<p>)?<div data-calc-slot="(\d+)"></div>(?:</p>)?')
 ADVANCED = {"overhead-gib", "gpu-memory-utilization", "block-size", "max-model-len", "max-num-batched-tokens",
             "mem-efficiency", "compute-efficiency"}
 
-UI = {
-    "zh": {
-        "more": "更多参数（引擎与效率假设）",
-        "config": "或粘贴 config.json（填写后优先于模型预设）",
-        "results": "结果",
-        "quantity": "项目", "value": "数值", "binary": "二进制单位",
-        "details": "全部输出",
-        "loading": "显示的是构建时算好的默认结果。正在浏览器中载入 Python，就绪后修改输入即可实时重算……",
-        "open": "在完整计算器中打开",
-        "chart": "图",
-        "noscript": "启用 JavaScript 后可修改输入并实时计算；下面是默认输入的结果。",
-    },
-    "en": {
-        "more": "More inputs (engine and efficiency assumptions)",
-        "config": "Or paste a config.json (overrides the model preset)",
-        "results": "Results",
-        "quantity": "Quantity", "value": "Value", "binary": "Binary units",
-        "details": "All outputs",
-        "loading": "Showing the result for the default inputs, computed at build time. "
-                   "Loading Python in your browser; then any change recomputes live…",
-        "open": "Open in the full calculator",
-        "chart": "Chart",
-        "noscript": "Enable JavaScript to change the inputs; below is the result for the default inputs.",
-    },
-}
-
 _state: dict = {}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# calc/ for the browser: an archive, compiled for Pyodide's CPython
-
-
-def calc_archive() -> bytes:
-    """calc/ as a zip (sources and data, fixed timestamps: the same tree gives the same bytes)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        for path in sorted(CALC_DIR.rglob("*")):
-            rel = path.relative_to(CALC_DIR.parent).as_posix()
-            if not path.is_file() or "__pycache__" in path.parts or path.suffix not in (".py", ".json"):
-                continue
-            info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, path.read_bytes())
-    return buf.getvalue()
-
-
-def _digest(*parts: bytes) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(hashlib.sha256(p).digest())
-    return h.hexdigest()[:12]
-
-
-# Runs under Node in Pyodide itself, so the bytecode is exactly that of the browser's CPython (magic number
-# included): starts Pyodide, unpacks calc, imports calc.web and computes a view of every calculator (valid
-# and invalid inputs, both languages), then notes every stdlib module that was imported. Writes
-# - calc.zip: calc's sources and data, plus __pycache__/<module>.<cache_tag>.pyc for each module;
-# - stdlib.zip: Pyodide's python_stdlib.zip with those modules as bytecode (.pyc only) and every other module
-#   left as source (still importable, compiled only if something ever imports it).
-# Unchecked hash-based pycs (PEP 552) are used as they are; fixed timestamps make the output reproducible.
-NODE_COMPILE = r"""
-import { loadPyodide } from "%(pyodide_mjs)s";
-import fs from "node:fs";
-const [stdlibIn, calcIn, stdlibOut, calcOut] = process.argv.slice(2);
-let sitePackages;
-const py = await loadPyodide({
-  indexURL: "%(index_url)s",
-  fsInit: async (_fs, info) => { sitePackages = info.sitePackages; },
-  stdout: () => {}, stderr: (s) => console.error(s),
-});
-py.FS.writeFile("/tmp/stdlib.zip", fs.readFileSync(stdlibIn));
-py.FS.writeFile("/tmp/calc.zip", fs.readFileSync(calcIn));
-py.unpackArchive(new Uint8Array(fs.readFileSync(calcIn)), "zip", { extractDir: sitePackages });
-py.runPython(`
-import importlib.util, json, marshal, posixpath, sys, zipfile
-import calc.web as web
-from calc import api
-for command in api.COMMANDS:
-    for lang in ("zh", "en"):
-        web.view_json(json.dumps({"command": command, "params": {}, "lang": lang}))
-        web.view_json(json.dumps({"command": command, "params": {"batch": "-1", "config": "{"}, "lang": lang}))
-web.view("memory", {"config": json.dumps({"model_type": "llama"})}, "en")
-zip_prefix = next(p for p in sys.path if p.endswith(".zip")) + "/"  # /lib/python3XX.zip
-used = set()
-for module in list(sys.modules.values()):
-    origin = getattr(getattr(module, "__spec__", None), "origin", None) or ""
-    if origin.startswith(zip_prefix) and origin.endswith(".py"):
-        used.add(origin[len(zip_prefix):])
-
-def pyc(data, name):
-    code = compile(data, name, "exec", dont_inherit=True)
-    return importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little") + importlib.util.source_hash(data) + marshal.dumps(code)
-
-def entry(name, info):
-    zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    zi.compress_type = zipfile.ZIP_DEFLATED
-    zi.external_attr = info.external_attr
-    return zi
-
-with zipfile.ZipFile("/tmp/stdlib.zip") as src, zipfile.ZipFile("/tmp/stdlib.out", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
-    for info in src.infolist():
-        data, name = src.read(info), info.filename
-        if name in used:
-            out.writestr(entry(name[:-3] + ".pyc", info), pyc(data, name))
-        else:
-            out.writestr(entry(name, info), data)
-with zipfile.ZipFile("/tmp/calc.zip") as src, zipfile.ZipFile("/tmp/calc.out", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
-    for info in src.infolist():
-        data, name = src.read(info), info.filename
-        out.writestr(entry(name, info), data)
-        if name.endswith(".py"):
-            head, tail = posixpath.split(name)
-            cached = posixpath.join(head, "__pycache__", f"{tail[:-3]}.{sys.implementation.cache_tag}.pyc")
-            out.writestr(entry(cached, info), pyc(data, name))
-`);
-fs.writeFileSync(stdlibOut, py.FS.readFile("/tmp/stdlib.out"));
-fs.writeFileSync(calcOut, py.FS.readFile("/tmp/calc.out"));
-"""
-
-
-def compile_for_pyodide(source: bytes) -> dict:
-    """{"calc": name, "stdlib": name} of the compiled archives in CACHE_DIR, each named by its content hash.
-    Runs NODE_COMPILE (a few seconds) only when calc, Pyodide or this script changed since the last build."""
-    stdlib = PYODIDE_DIR / "python_stdlib.zip"
-    if not stdlib.exists():
-        raise PluginError("node_modules/pyodide is missing: run `npm ci` first.")
-    key = _digest(source, stdlib.read_bytes(), (PYODIDE_DIR / "package.json").read_bytes(), NODE_COMPILE.encode())
-    manifest = CACHE_DIR / f"build-{key}.json"
-    if manifest.exists():
-        names = json.loads(manifest.read_text())
-        if all((CACHE_DIR / n).exists() for n in names.values()):
-            os.utime(manifest)
-            return names
-    node = shutil.which("node")
-    if node is None:
-        raise PluginError("hooks/calculators.py needs Node.js (the one `npm ci` used) to compile Python for Pyodide")
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        script = tmp / "compile.mjs"
-        script.write_text(NODE_COMPILE % {"pyodide_mjs": (PYODIDE_DIR / "pyodide.mjs").as_posix(),
-                                          "index_url": PYODIDE_DIR.as_posix() + "/"})
-        (tmp / "calc.zip").write_bytes(source)
-        outs = {"stdlib": tmp / "stdlib.out", "calc": tmp / "calc.out"}
-        proc = subprocess.run([node, str(script), str(stdlib), str(tmp / "calc.zip"), str(outs["stdlib"]), str(outs["calc"])],
-                              capture_output=True, text=True, timeout=600)
-        if proc.returncode != 0 or not all(p.exists() for p in outs.values()):
-            raise PluginError(f"compiling Python for Pyodide failed:\n{proc.stderr[-3000:]}")
-        names = {}
-        for kind, prefix in (("calc", "calc"), ("stdlib", "python_stdlib")):
-            data = outs[kind].read_bytes()
-            names[kind] = f"{prefix}-{_digest(data)}.zip"
-            (CACHE_DIR / names[kind]).write_bytes(data)
-    manifest.write_text(json.dumps(names))
-    log.info("calculators: compiled calc and Pyodide's stdlib for the browser (%s, %s)", names["calc"], names["stdlib"])
-    # keep the cache small: the newest few builds
-    for old in sorted(CACHE_DIR.glob("build-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)[4:]:
-        old.unlink()
-    keep = {n for m in CACHE_DIR.glob("build-*.json") for n in json.loads(m.read_text()).values()}
-    for old in CACHE_DIR.glob("*.zip"):
-        if old.name not in keep:
-            old.unlink()
-    return names
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -235,12 +52,9 @@ def compile_for_pyodide(source: bytes) -> dict:
 def on_config(config):
     # Fresh on every build: `mkdocs serve` rebuilds in the same process.
     api, web = hook_support.fresh_calc_modules("api", "web")
-    names = compile_for_pyodide(calc_archive())
-    # calc loads no package: an empty package index spares fetching and parsing Pyodide's (120 kB)
-    lock_file = json.loads((PYODIDE_DIR / "pyodide-lock.json").read_text(encoding="utf-8"))
-    lock = json.dumps({"info": lock_file["info"], "packages": {}}, sort_keys=True).encode()
-    names["lock"] = f"pyodide-lock-{_digest(lock)}.json"
-    worker_v = _digest(WORKER_JS.read_bytes(), *(n.encode() for n in sorted(names.values())))[:8]
+    names = pyodide_bundle.compile_for_pyodide(pyodide_bundle.calc_archive())
+    names["lock"], lock = pyodide_bundle.package_lock()
+    worker_v = pyodide_bundle.digest(WORKER_JS.read_bytes(), *(n.encode() for n in sorted(names.values())))[:8]
     _state.update(
         api=api, web=web,
         archive_name=names["calc"],
@@ -277,25 +91,15 @@ def parse_snippet(body: str, where: str) -> dict:
 
 
 def on_page_markdown(markdown, page, config, files):
-    slots, out, in_fence = [], [], False
-    for line in markdown.split("\n"):
-        if FENCE.match(line):
-            in_fence = not in_fence
-        if not in_fence and "{{" in line:
-            m = SNIPPET.match(line)
-            if m:
-                spec = parse_snippet(m.group("body"), page.file.src_uri)
-                out.append("")
-                out.append(SLOT.format(n=len(slots)))
-                out.append("")
-                slots.append(spec)
-                continue
-            if LEFTOVER.search(line):
-                raise PluginError(f"{page.file.src_uri}: a calculator snippet must stand alone on its line: "
-                                  f"{line.strip()}")
-        out.append(line)
+    slots = []
+
+    def slot(body: str) -> str:
+        slots.append(parse_snippet(body, page.file.src_uri))
+        return "\n" + SLOT.format(n=len(slots) - 1) + "\n"
+
+    markdown = directives.expand(markdown, "calculator", slot, page.file.src_uri, alone=True)
     page.calc_slots = slots
-    return "\n".join(out)
+    return markdown
 
 
 def on_page_content(content, page, config, files):
@@ -317,7 +121,7 @@ def on_post_build(config):
     written = _state.setdefault("written", set())
     for name in (_state["archive_name"], _state["stdlib_name"]):
         if not (out / name).exists():
-            shutil.copyfile(CACHE_DIR / name, out / name)
+            shutil.copyfile(pyodide_bundle.CACHE_DIR / name, out / name)
         written.add(name)
     (out / _state["lock_name"]).write_bytes(_state["lock"])
     written.add(_state["lock_name"])
@@ -385,7 +189,7 @@ def _field_html(field: dict, value: str, lang: str, uid: str, web) -> str:
         mode = "numeric" if field["kind"] == "int" else "decimal"
         placeholder = ""
         if field.get("default") is None:
-            placeholder = f' placeholder="{_e("自动" if lang == "zh" else "auto")}"'
+            placeholder = f' placeholder="{_e(web.UI["auto"][lang])}"'
         control = (f'<input type="text" inputmode="{mode}" autocomplete="off" {attrs} '
                    f'value="{_e(value)}"{placeholder}>')
     unit_html = f'<span class="calc__unit">{_e(unit)}</span>' if unit else ""
@@ -434,7 +238,7 @@ def render_widget(spec: dict, lang: str, n: int, page) -> str:
     view = web.view(command, params, lang)
     if not view["ok"]:
         raise PluginError(f"{where}: calculator {spec['kind']} {spec['params']}: {view['errors']}")
-    ui = UI[lang]
+    ui = {key: words[lang] for key, words in web.UI.items()}  # calc/strings.py: every word the widget shows
     uid = f"calc{n}"
 
     main_fields, more_fields, config_field = [], [], None
@@ -466,7 +270,7 @@ def render_widget(spec: dict, lang: str, n: int, page) -> str:
     warnings = "".join(f"<li>{_e(w)}</li>" for w in view["warnings"])
     results = (
         '<div class="calc__output">'
-        f'<p class="calc__status" data-testid="status" data-state="static" aria-live="polite">{_e(ui["loading"])}</p>'
+        f'<p class="calc__status" data-testid="status" data-state="static" aria-live="polite">{_e(ui["static"])}</p>'
         f'<ul class="calc__warnings" data-testid="warnings"{"" if warnings else " hidden"}>{warnings}</ul>'
         f'<table class="calc__results{_no_alt(view["rows"])}" data-testid="results">'
         f'<caption elementtiming="calc-result">{_e(ui["results"])}</caption>'
@@ -478,7 +282,7 @@ def render_widget(spec: dict, lang: str, n: int, page) -> str:
     )
     chart = ""
     if mode == "full":
-        chart = f'<figure class="calc__chart" data-testid="chart-figure">{web.svg_markup(view["chart"])}</figure>'
+        chart = f'<figure class="calc__chart" data-testid="chart-figure">{web.charts.svg_markup(view["chart"])}</figure>'
     link = ""
     if mode == "compact":
         prefix = "en/" if lang == "en" else ""
@@ -490,6 +294,7 @@ def render_widget(spec: dict, lang: str, n: int, page) -> str:
     data = {
         "calc": spec["kind"], "command": command, "lang": lang, "mode": mode,
         "defaults": json.dumps(defaults, ensure_ascii=False, separators=(",", ":")),
+        "text": json.dumps(web.page_script_text(lang), ensure_ascii=False, separators=(",", ":")),
         **_assets(),
     }
     attrs = " ".join(f'data-{k}="{_e(v)}"' for k, v in data.items())

@@ -11,24 +11,24 @@ from __future__ import annotations
 
 import re
 
+import directives  # hooks/directives.py (MkDocs loads hooks with their folder on sys.path)
+
 CJK = r"\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef"
 ENDS_CJK = re.compile(rf"[{CJK}]$")
 STARTS_CJK = re.compile(rf"^[{CJK}]")
-FENCE = re.compile(r"^\s*(```|~~~)")
 NEW_BLOCK = re.compile(r"^(?:[-*+]\s|\d+[.)]\s|\||#|>|!!!|\?\?\?|<|\$\$|\{\{|:)")
 
 
 def join_cjk_lines(markdown: str) -> str:
     out: list[str] = []
-    in_fence = False
-    for line in markdown.split("\n"):
-        if FENCE.match(line):
-            in_fence = not in_fence
+    lines = markdown.split("\n")
+    for line, code in zip(lines, directives.fenced(lines), strict=True):
+        if code:
             out.append(line)
             continue
         stripped = line.lstrip()
         prev = out[-1].rstrip() if out else ""
-        if (not in_fence and out and stripped and prev and not prev.lstrip().startswith(("|", "#"))
+        if (out and stripped and prev and not prev.lstrip().startswith(("|", "#"))
                 and ENDS_CJK.search(prev) and STARTS_CJK.match(stripped) and not NEW_BLOCK.match(stripped)):
             out[-1] = prev + stripped
             continue

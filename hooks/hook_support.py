@@ -1,4 +1,4 @@
-"""What several hooks need: the repo's calc/ and the language of a page. Not a hook itself.
+"""What several hooks need: the repo's calc/ and labs/ modules, and the language of a page. Not a hook itself.
 
 MkDocs puts this folder on sys.path while it loads a hook, so a hook imports this module at its top.
 """
@@ -6,6 +6,7 @@ MkDocs puts this folder on sys.path while it loads a hook, so a hook imports thi
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -26,6 +27,16 @@ def fresh_calc_modules(*names: str) -> tuple:
     for name in [m for m in sys.modules if m == "calc" or m.startswith("calc.")]:
         del sys.modules[name]
     return calc_modules(*names)
+
+
+def lab_module(name: str):
+    """A module of labs/ that needs no torch (e.g. lab_module("describe")), read from disk on every call, so
+    `mkdocs serve` shows an edit at once. Loaded by its path: labs/ is not a package, and not put on sys.path."""
+    path = Path(ROOT) / "labs" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_book_labs_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def page_lang(page) -> str:

@@ -11,12 +11,9 @@ drift from them. An unknown registry name fails the build.
 
 from __future__ import annotations
 
-import re
-
-import hook_support  # hooks/hook_support.py: MkDocs loads hooks with their folder on sys.path
+import directives  # hooks/directives.py (MkDocs loads hooks with their folder on sys.path)
+import hook_support
 from mkdocs.exceptions import PluginError
-
-DIRECTIVE = re.compile(r"^\{\{[ \t]*registry[ \t]+(?P<name>[\w-]+)[ \t]*\}\}[ \t]*$", re.MULTILINE)
 
 
 def _cell(text) -> str:
@@ -75,16 +72,16 @@ def models_table(lang: str) -> str:
         entry, spec = registry.model_entry(key), registry.get_model(key)
         result = api.run("memory", {"model": key, "kv-dtype": "bf16"})
         published = entry.get("published_params") or {}
-        shown = units.format_value(published["total"], "B_params:1") if published.get("total") else "—"
+        shown = units.format_value(published["total"], "params:1") if published.get("total") else "—"
         if published.get("active") and published.get("active") != published.get("total"):
-            shown += " / " + units.format_value(published["active"], "B_params:1")
+            shown += " / " + units.format_value(published["active"], "params:1")
         if published.get("url"):
             shown = f"[{shown}]({published['url']})"
         rows.append([f"{entry['name']} (`{key}`)", spec.num_hidden_layers, f"{spec.hidden_size:,}",
                      f"{spec.num_attention_heads}/{spec.num_key_value_heads}",
                      f"{spec.qk_head_dim}/{spec.v_head_dim} (q·k/v)" if spec.is_mla else spec.head_dim,
-                     result["attention"].upper(), units.format_value(result["params_total"], "B_params:2"),
-                     units.format_value(result["params_active"], "B_params:2"), shown,
+                     result["attention"].upper(), units.format_value(result["params_total"], "params:2"),
+                     units.format_value(result["params_active"], "params:2"), shown,
                      units.format_value(result["kv_bytes_per_token"], "KiB:1"),
                      f"[config.json]({entry['source']}) ({entry['as_of']})"])
     return _table(header, rows)
@@ -110,10 +107,11 @@ TABLES = {"gpus": gpus_table, "models": models_table, "prices": prices_table}
 
 
 def on_page_markdown(markdown, page, config, files):
-    def expand(m: re.Match) -> str:
-        name = m.group("name")
+    where = page.file.src_uri
+
+    def table(name: str) -> str:
         if name not in TABLES:
-            raise PluginError(f"{page.file.src_uri}: unknown registry {name!r}; known: {', '.join(TABLES)}")
+            raise PluginError(f"{where}: unknown registry {name!r}; known: {', '.join(TABLES)}")
         return TABLES[name](hook_support.page_lang(page))
 
-    return DIRECTIVE.sub(expand, markdown)
+    return directives.expand(markdown, "registry", table, where, alone=True)

@@ -26,6 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # a lab runs as `python labs/x.py`; calc/ sits at the repository root
     sys.path.insert(0, str(REPO))
 
+# How a run is described in words (figure footers; the site build writes the line under a figure with the same
+# module, which has no torch): labs/describe.py, next to this file.
+from describe import describe_run  # noqa: E402, F401
+
 # Not a real model: small enough for the test suite to run every lab on a CPU in seconds, but with the
 # features of the real ones (grouped-query attention, Llama-3 RoPE scaling, tied embeddings).
 QUICK_CONFIG = {
@@ -408,22 +412,6 @@ def device_tag(prov: dict) -> str:
     if dev["kind"] == "cpu":
         return "cpu"
     return prov.get("calc_gpu_key") or "".join(c if c.isalnum() else "-" for c in dev["name"].lower()).strip("-")
-
-
-def describe_run(prov: dict, lang: str = "en") -> str:
-    """One line naming device, software and date, for figure footers (in the figure's language)."""
-    dev, sw = prov["device"], prov["software"]
-    zh = lang == "zh"
-    if dev["kind"] == "cpu":
-        where = (f"CPU 运行：{dev['name']}，{dev['cores']} 核（无 GPU）" if zh else
-                 f"CPU run: {dev['name']}, {dev['cores']} cores (no GPU)")
-    else:
-        sep = "，" if zh else ", "
-        where = dev["name"]
-        if "power_limit_w" in dev:
-            where += sep + (f"功耗上限 {dev['power_limit_w']:.0f} W" if zh else f"{dev['power_limit_w']:.0f} W limit")
-        where += sep + (f"驱动 {dev.get('driver', '?')}" if zh else f"driver {dev.get('driver', '?')}") + f"{sep}CUDA {sw['cuda']}"
-    return f"{where} · torch {sw['torch']} · transformers {sw['transformers']} · {prov['date'][:10]}"
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -88,9 +88,9 @@ def _variant_routes(context, site: Path, base: str, variant: set[str]) -> None:
                       lambda route: route.fulfill(body=body, content_type="application/zip"))
     if "source-calc" in variant:
         sys.path.insert(0, str(ROOT / "hooks"))
-        import calculators  # hooks/calculators.py
+        import pyodide_bundle  # hooks/pyodide_bundle.py
 
-        body_calc = calculators.calc_archive()
+        body_calc = pyodide_bundle.calc_archive()
         context.route(re.compile(r".*/calc-[0-9a-f]+\.zip$"),
                       lambda route: route.fulfill(body=body_calc, content_type="application/zip"))
     if "full-lock" in variant:

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calc import api, registry, web
+from calc import api, charts, registry, web
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGS = ("zh", "en")
@@ -138,7 +138,7 @@ def test_chart_markup_escapes_text():
     config = registry.hf_config("llama-3.2-1b")
     config["_name_or_path"] = '<img src=x onerror="alert(1)">'
     view = web.view("cost", {"config": json.dumps(config)}, "en")
-    markup = web.svg_markup(view["chart"])
+    markup = charts.svg_markup(view["chart"])
     assert "<img" not in markup
 
 
@@ -154,7 +154,7 @@ def test_chart_series_follow_the_result():
     current = [n for n in perf["chart"]["children"] if n["attrs"].get("data-series") == "tpot-current"]
     assert current and float(current[0]["attrs"]["data-value"]) == perf["result"]["tpot_s"]
     roi = web.view("roi", {"api": "openai-gpt-4o", "batch": "32"}, "en")
-    s = web.roi_series(roi["result"])
+    s = charts.roi_series(roi["result"])
     assert s["cumulative"][12] == pytest.approx(12 * roi["result"]["monthly_savings_usd"])
     assert roi["result"]["payback_months"] is not None and roi["result"]["payback_months"] <= s["months"]
 
@@ -286,14 +286,30 @@ def test_snippet_with_input_calc_rejects_fails_the_build():
         hook.render_widget(spec, "en", 0, _Page())
 
 
+def _browser_modules() -> set[str]:
+    """calc's modules the worker imports: calc.web and all it imports, in a fresh interpreter."""
+    code = "import sys, calc.web; print(' '.join(m for m in sys.modules if m == 'calc' or m.startswith('calc.')))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return set(proc.stdout.split())
+
+
 def test_calc_archive_is_reproducible_and_complete():
-    hook = _load_hook()
-    a, b = hook.calc_archive(), hook.calc_archive()
+    _load_hook()  # puts hooks/ on sys.path, as MkDocs does
+    import pyodide_bundle
+
+    a, b = pyodide_bundle.calc_archive(), pyodide_bundle.calc_archive()
     assert a == b
     names = zipfile.ZipFile(io.BytesIO(a)).namelist()
     assert "calc/web.py" in names and "calc/api.py" in names and "calc/data/gpus.json" in names
     assert any(n.startswith("calc/data/models/") for n in names)
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    # every module the browser imports is in it (the archive takes every .py under calc/, new ones included)
+    modules = _browser_modules()
+    assert {"calc.web", "calc.api", "calc.charts", "calc.strings", "calc.units"} <= modules
+    for module in modules:
+        path = module.replace(".", "/")
+        assert f"{path}.py" in names or f"{path}/__init__.py" in names, module
 
 
 # --- the built site ---------------------------------------------------------------------------------------
@@ -373,6 +389,8 @@ def test_archives_are_built_and_named_by_content(site_dir):
         names = zf.namelist()
         assert "calc/web.py" in names and "calc/data/prices.json" in names
         assert "calc/__pycache__/web.cpython-314.pyc" in names  # compiled for Pyodide's CPython 3.14
+        for module in _browser_modules() - {"calc"}:  # each module the worker imports, compiled
+            assert f"calc/__pycache__/{module.split('.')[1]}.cpython-314.pyc" in names, module
         assert zf.read("calc/web.py") == (ROOT / "calc" / "web.py").read_bytes()
     with zipfile.ZipFile(site_dir / stdlib) as zf, zipfile.ZipFile(ROOT / "node_modules/pyodide/python_stdlib.zip") as up:
         names = set(zf.namelist())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -16,8 +17,9 @@ import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ZH, EN = DOCS / "zh", DOCS / "en"
+sys.path.insert(0, str(DOCS.parent / "hooks"))
+import directives  # noqa: E402  hooks/directives.py: what the build counts as code
 
-FENCE = re.compile(r"^\s*(```|~~~)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
 HEADING_ID = re.compile(r"\{[^}]*#([\w-]+)[^}]*\}\s*$")
 IMAGE = re.compile(r"!\[[^\]]*\]\(\s*([^)\s]+)[^)]*\)|<img[^>]*\ssrc=\"([^\"]+)\"")
@@ -29,14 +31,8 @@ LINK_TARGET = re.compile(r"\]\([^)]*\)|\{[^}]*#[\w-]+[^}]*\}|<[^>]+>")
 
 def _strip_code(markdown: str) -> list[str]:
     """Lines outside fenced code blocks (mermaid labels are language, code is identical by construction)."""
-    lines, in_fence = [], False
-    for line in markdown.splitlines():
-        if FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        if not in_fence:
-            lines.append(line)
-    return lines
+    lines = markdown.splitlines()
+    return [line for line, code in zip(lines, directives.fenced(lines), strict=True) if not code]
 
 
 def _numbers(text: str) -> list[str]:

@@ -12,24 +12,11 @@
 const calc = (window.__calc = window.__calc || {});
 calc.created = calc.created || 0;
 
-const TEXT = {
-  zh: {
-    static: "显示的是构建时算好的默认结果。正在浏览器中载入 Python，就绪后修改输入即可实时重算……",
-    stale: "正在浏览器中载入 Python，以计算链接里的这组输入（下方暂为默认输入的结果）……",
-    live: "已就绪：结果由浏览器中的 calc/ 实时计算。",
-    invalid: "请先修正标出的输入。",
-    failed: "Python 没有启动，无法重新计算：",
-    bug: "计算出错（calc 内部错误）：",
-  },
-  en: {
-    static: "Showing the result for the default inputs, computed at build time. Loading Python in your browser; then any change recomputes live…",
-    stale: "Loading Python in your browser to compute the inputs from the link (below: the result for the default inputs)…",
-    live: "Live: calc/ computes these results in your browser.",
-    invalid: "Please correct the marked inputs.",
-    failed: "Python did not start, so nothing can be recomputed: ",
-    bug: "The calculation failed (an internal error in calc): ",
-  },
-};
+// The words this script shows (the status line) come with each widget, in its language: data-text, written by
+// hooks/calculators.py from calc/strings.py, the one table of the calculators' words.
+function text(widget) {
+  return JSON.parse(widget.dataset.text);
+}
 
 // ------------------------------------------------------------------------------------------------------
 // The worker
@@ -178,7 +165,7 @@ function showErrors(widget, errors) {
 }
 
 function render(widget, reply) {
-  const t = TEXT[widget.dataset.lang] || TEXT.en;
+  const t = text(widget);
   const form = widget.querySelector("form");
   if (reply.type === "failed") {
     if (calc.failed) {
@@ -263,7 +250,7 @@ function mount(widget) {
   widget.dataset.mounted = "true";
   const form = widget.querySelector("form");
   const defaults = JSON.parse(widget.dataset.defaults);
-  const t = TEXT[widget.dataset.lang] || TEXT.en;
+  const t = text(widget);
   const sync = widget.hasAttribute("data-url-sync");
 
   if (sync) {

@@ -1,0 +1,306 @@
+"""Every word the calculators show, in Chinese and English, in one place:
+
+- INPUTS: the form, a label and a help line per input (calc/api.py's fields; the CLI's --help uses the English);
+- LABELS: the result tables, a label per output (calc/web.py); the inputs a report echoes back are labelled
+  as on the form, from INPUTS;
+- VALUE_WORDS: outputs that are words ("memory" as the bound of a step);
+- UI: everything else: the widget around the form (hooks/calculators.py), the status line the page script
+  shows (docs/assets/js/calculators/calculators.js, which reads the PAGE_SCRIPT entries from the widget's
+  data-text attribute, written by the hook from this table), units that are words, and the charts' text
+  (calc/charts.py).
+
+Messages that carry numbers (calc's input errors, warnings, whether a model fits) are written where they are
+computed, with the same t(zh, en). Chinese comes first, as everywhere in the book. This module ships to the
+browser with the rest of calc/ and needs nothing else.
+"""
+
+from __future__ import annotations
+
+LANGS = ("zh", "en")
+
+
+def t(zh: str, en: str) -> dict:
+    """One string in both languages: ``t("批大小", "Batch size")["en"] == "Batch size"``."""
+    return {"zh": zh, "en": en}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The form: one entry per input, keyed by the CLI's flag name (calc/api.py defines kind, default and range).
+
+INPUTS = {
+    "model": {
+        "label": t("模型", "Model"),
+        "help": t("模型注册表中的预设（来自公开的 config.json）",
+                  "A preset from the model registry (published config.json)"),
+    },
+    "config": {
+        "label": t("config.json", "config.json"),
+        "help": t("Hugging Face 的 config.json（JSON 文本）；填写后优先于模型预设",
+                  "A Hugging Face config.json (JSON text); overrides the model preset when given"),
+    },
+    "gpu": {
+        "label": t("GPU", "GPU"),
+        "help": t("GPU 注册表中的加速卡",
+                  "An accelerator from the GPU registry"),
+    },
+    "weights": {
+        "label": t("权重格式", "Weight format"),
+        "help": t("权重的存储格式；除 GGUF 外，嵌入层和 lm_head 保持 16 位",
+                  "How weights are stored; embeddings and lm_head stay 16-bit except in GGUF"),
+    },
+    "kv-dtype": {
+        "label": t("KV 缓存精度", "KV cache dtype"),
+        "help": t("KV 缓存的元素类型",
+                  "Element type of the KV cache"),
+    },
+    "batch": {
+        "label": t("批大小", "Batch size"),
+        "help": t("同时处理的请求数",
+                  "Requests processed together"),
+    },
+    "prompt-len": {
+        "label": t("提示长度", "Prompt length"),
+        "help": t("每个请求的输入 token 数",
+                  "Input tokens per request"),
+    },
+    "output-len": {
+        "label": t("输出长度", "Output length"),
+        "help": t("每个请求生成的 token 数",
+                  "Generated tokens per request"),
+    },
+    "tp": {
+        "label": t("张量并行 GPU 数", "Tensor-parallel GPUs"),
+        "help": t("一个模型切分到的 GPU 数（张量并行）",
+                  "GPUs one model is split across (tensor parallelism)"),
+    },
+    "overhead-gib": {
+        "label": t("运行时开销", "Runtime overhead"),
+        "help": t("每块 GPU：CUDA 上下文、工作区、分配器余量（假设值，请按实际环境调整）",
+                  "Per GPU: CUDA context, workspaces, allocator slack (an assumption; adjust to your stack)"),
+    },
+    "gpu-memory-utilization": {
+        "label": t("显存利用率上限", "GPU memory utilization"),
+        "help": t("vLLM 的 gpu_memory_utilization：引擎可使用的显存比例",
+                  "vLLM's gpu_memory_utilization: the share of GPU memory the engine may use"),
+    },
+    "block-size": {
+        "label": t("KV 块大小", "KV block size"),
+        "help": t("分页 KV 缓存每块的 token 数（vLLM 默认 16）",
+                  "Tokens per paged KV-cache block (vLLM default 16)"),
+    },
+    "max-model-len": {
+        "label": t("最大模型长度", "Max model length"),
+        "help": t("vLLM 的 max_model_len；留空则取模型的 max_position_embeddings",
+                  "vLLM's max_model_len; empty: the model's max_position_embeddings"),
+    },
+    "max-num-batched-tokens": {
+        "label": t("最大批处理 token 数", "Max batched tokens"),
+        "help": t("vLLM 预估激活显存时一次前向处理的 token 数",
+                  "Tokens in vLLM's profiling forward pass, which sets the activation reserve"),
+    },
+    "mem-efficiency": {
+        "label": t("显存带宽效率", "Memory bandwidth efficiency"),
+        "help": t("可达带宽 / 标称带宽；默认值来自 H100 实测拷贝（2957.5 GB/s，标称 3.35 TB/s）",
+                  "Achievable / datasheet bandwidth; default from the H100 reference copy (2957.5 GB/s of 3.35 TB/s)"),
+    },
+    "compute-efficiency": {
+        "label": t("算力效率", "Compute efficiency"),
+        "help": t("可达算力 / 标称稠密算力；默认值来自 H100 实测矩阵乘（755.4 / 989.5 TFLOPS）",
+                  "Achievable / datasheet dense FLOPS; default from the H100 reference matmul (755.4 of 989.5 TFLOPS)"),
+    },
+    "gpu-price": {
+        "label": t("GPU 单价", "GPU price"),
+        "help": t("每 GPU 小时的美元价格；留空则取注册表中带日期的云价格区间中值",
+                  "USD per GPU-hour; empty: the middle of the registry's dated cloud price range"),
+    },
+    "utilization": {
+        "label": t("利用率", "Utilization"),
+        "help": t("付费 GPU 时间中用于服务的比例（1 = 始终满载）",
+                  "Share of paid GPU time spent serving (1 = always busy)"),
+    },
+    "requests-per-s": {
+        "label": t("请求速率", "Request rate"),
+        "help": t("平均每秒请求数",
+                  "Average requests per second"),
+    },
+    "api": {
+        "label": t("对比的 API", "API to compare"),
+        "help": t("用于对比的 API 标价（带日期）",
+                  "A dated API list price to compare with"),
+    },
+    "engineering-cost": {
+        "label": t("工程投入", "Engineering cost"),
+        "help": t("一次性工程成本，美元（示例值，请填入实际值）",
+                  "One-off engineering cost in USD (an example value: enter yours)"),
+    },
+    "hardware-cost": {
+        "label": t("硬件投入", "Hardware cost"),
+        "help": t("一次性硬件采购成本，美元（租用则为 0）",
+                  "One-off hardware purchase in USD (0 when renting)"),
+    },
+    "monthly-savings": {
+        "label": t("每月节省", "Monthly savings"),
+        "help": t("每月节省的美元；留空则按请求速率计算：API 费用减去自建费用",
+                  "USD per month; empty: API bill minus self-hosted bill at the request rate"),
+    },
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# The result tables: one label per output field.
+
+# Inputs a report echoes back (the CLI prints them with the result), labelled as on the form.
+ECHOED_INPUTS = ("model", "gpu", "weights", "kv-dtype", "batch", "prompt-len", "output-len", "tp", "utilization",
+                 "requests-per-s", "api")
+
+LABELS = {
+    # the inputs a report echoes: labelled as on the form
+    **{name.replace("-", "_"): INPUTS[name]["label"] for name in ECHOED_INPUTS},
+    "attention": t("注意力结构", "Attention layout"),
+    # memory
+    "params_total": t("参数量（总）", "Parameters (total)"),
+    "params_active": t("参数量（每 token 激活）", "Parameters (active per token)"),
+    "weights_bytes": t("权重", "Weights"),
+    "weights_bytes_per_gpu": t("权重（每块 GPU）", "Weights (per GPU)"),
+    "kv_bytes_per_token": t("每 token 的 KV 缓存", "KV cache per token"),
+    "kv_bytes_per_token_per_gpu": t("每 token 的 KV 缓存（每块 GPU）", "KV cache per token (per GPU)"),
+    "kv_cache_bytes": t("KV 缓存", "KV cache"),
+    "kv_cache_bytes_per_gpu": t("KV 缓存（每块 GPU）", "KV cache (per GPU)"),
+    "activation_peak_bytes": t("激活峰值", "Activation peak"),
+    "activation_peak_bytes_per_gpu": t("激活峰值（每块 GPU）", "Activation peak (per GPU)"),
+    "overhead_bytes": t("运行时开销", "Runtime overhead"),
+    "overhead_bytes_per_gpu": t("运行时开销（每块 GPU）", "Runtime overhead (per GPU)"),
+    "total_bytes": t("合计", "Total"),
+    "total_bytes_per_gpu": t("合计（每块 GPU）", "Total (per GPU)"),
+    "gpu_memory_bytes": t("GPU 显存容量", "GPU memory"),
+    "fits": t("放得下吗", "Fits?"),
+    "fits_reason": t("说明", "Reason"),
+    "max_concurrency": t("最大并发请求数（此长度）", "Max concurrent requests (this length)"),
+    "engine_gpu_memory_utilization": t("引擎显存利用率上限", "Engine GPU memory utilization"),
+    "engine_block_size": t("引擎 KV 块大小", "Engine KV block size"),
+    "engine_max_model_len": t("引擎最大模型长度", "Engine max model length"),
+    "engine_max_num_batched_tokens": t("引擎最大批处理 token 数", "Engine max batched tokens"),
+    "engine_kv_budget_bytes_per_gpu": t("引擎 KV 缓存预算（每块 GPU）", "Engine KV cache budget (per GPU)"),
+    "engine_num_kv_blocks": t("引擎 KV 块数", "Engine KV blocks"),
+    "engine_max_tokens_in_cache": t("引擎可缓存 token 数", "Engine tokens in cache"),
+    "engine_max_concurrency_at_max_model_len": t("引擎并发（按最大模型长度）", "Engine concurrency at max model length"),
+    "engine_fits_one_max_len_request": t("引擎放得下一个最长请求", "Engine fits one max-length request"),
+    # perf
+    "compute_dtype": t("计算精度", "Compute dtype"),
+    "peak_flops": t("峰值算力（稠密）", "Peak FLOPS (dense)"),
+    "effective_flops": t("有效算力", "Effective FLOPS"),
+    "effective_bandwidth_bytes_per_s": t("有效显存带宽", "Effective memory bandwidth"),
+    "memory_efficiency": t("显存带宽效率", "Memory bandwidth efficiency"),
+    "compute_efficiency": t("算力效率", "Compute efficiency"),
+    "prefill_flops": t("预填充计算量", "Prefill FLOPs"),
+    "prefill_bytes": t("预填充读写字节", "Prefill bytes moved"),
+    "prefill_s": t("预填充时间", "Prefill time"),
+    "prefill_bound": t("预填充瓶颈", "Prefill bound"),
+    "ttft_s": t("TTFT（首 token 时延）", "TTFT (time to first token)"),
+    "decode_flops_per_step": t("每步解码计算量", "Decode FLOPs per step"),
+    "decode_bytes_per_step": t("每步解码读写字节", "Decode bytes per step"),
+    "tpot_s": t("TPOT（每输出 token 时间）", "TPOT (time per output token)"),
+    "bound": t("解码瓶颈", "Decode bound"),
+    "decode_tok_per_s": t("解码吞吐（整批）", "Decode throughput (whole batch)"),
+    "decode_tok_per_s_per_request": t("解码速度（每个请求）", "Decode speed (per request)"),
+    "e2e_s": t("端到端时延（E2EL）", "End-to-end latency (E2EL)"),
+    "throughput_tok_per_s": t("输出吞吐（含预填充）", "Output throughput (incl. prefill)"),
+    "allreduce_s_per_step": t("每步 all-reduce 时间", "All-reduce time per step"),
+    "ridge_flops_per_byte": t("屋脊点（标称）", "Ridge point (datasheet)"),
+    "ridge_flops_per_byte_effective": t("屋脊点（有效）", "Ridge point (effective)"),
+    "critical_batch": t("临界批大小", "Critical batch size"),
+    "critical_batch_weights_only": t("临界批大小（仅权重）", "Critical batch size (weights only)"),
+    # cost
+    "usd_per_gpu_hour": t("每 GPU 小时价格", "Price per GPU-hour"),
+    "usd_per_hour": t("每小时费用（一个副本）", "Cost per hour (one replica)"),
+    "usd_per_million_input_tokens": t("每百万输入 token 成本", "Cost per 1M input tokens"),
+    "usd_per_million_output_tokens": t("每百万输出 token 成本", "Cost per 1M output tokens"),
+    "usd_per_request": t("自建：每请求成本", "Self-hosted: cost per request"),
+    "requests_per_s_per_replica": t("每副本请求容量", "Requests per replica"),
+    "replicas_needed": t("所需副本数", "Replicas needed"),
+    "gpus_needed": t("所需 GPU 数", "GPUs needed"),
+    "monthly_cost_usd": t("自建：每月费用", "Self-hosted: monthly cost"),
+    "monthly_requests": t("每月请求数", "Requests per month"),
+    "gpu_price_source": t("GPU 价格来源", "GPU price source"),
+    "gpu_price_as_of": t("GPU 价格日期", "GPU price as of"),
+    "api_usd_per_request": t("API：每请求费用", "API: cost per request"),
+    "api_monthly_cost_usd": t("API：每月费用", "API: monthly cost"),
+    "monthly_savings_usd": t("每月节省（API − 自建）", "Monthly savings (API − self-hosted)"),
+    # roi
+    "one_off_usd": t("一次性投入", "One-off investment"),
+    "payback_months": t("回本时间", "Payback time"),
+    "roi_12m": t("12 个月 ROI", "ROI after 12 months"),
+    "roi_24m": t("24 个月 ROI", "ROI after 24 months"),
+    "net_12m_usd": t("12 个月净收益", "Net after 12 months"),
+    "net_24m_usd": t("24 个月净收益", "Net after 24 months"),
+    "break_even_requests_per_month": t("盈亏平衡请求量（每月）", "Break-even requests per month"),
+}
+
+VALUE_WORDS = {
+    "memory": t("显存带宽", "memory bandwidth"),
+    "compute": t("算力", "compute"),
+    "gqa": t("GQA（分组查询注意力）", "GQA (grouped-query attention)"),
+    "mha": t("MHA（多头注意力）", "MHA (multi-head attention)"),
+    "mqa": t("MQA（多查询注意力）", "MQA (multi-query attention)"),
+    "mla": t("MLA（多头潜在注意力）", "MLA (multi-head latent attention)"),
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# Everything else.
+
+UI = {
+    # values
+    "yes": t("是", "yes"),
+    "no": t("否", "no"),
+    "none": t("—", "—"),
+    "months": t("个月", "months"),
+    "never": t("不回本（每月没有节省）", "never (no monthly savings)"),
+    "requests": t("个请求", "requests"),
+    "blocks": t("块", "blocks"),
+    "tokens": t("token", "tokens"),  # Chinese text writes "token", with no plural
+    "your_input": t("你输入的价格", "your input"),
+    "auto": t("自动", "auto"),  # the placeholder of an input whose default calc works out
+    # the widget (hooks/calculators.py)
+    "more": t("更多参数（引擎与效率假设）", "More inputs (engine and efficiency assumptions)"),
+    "config": t("或粘贴 config.json（填写后优先于模型预设）", "Or paste a config.json (overrides the model preset)"),
+    "results": t("结果", "Results"),
+    "quantity": t("项目", "Quantity"),
+    "value": t("数值", "Value"),
+    "binary": t("二进制单位", "Binary units"),
+    "details": t("全部输出", "All outputs"),
+    "open": t("在完整计算器中打开", "Open in the full calculator"),
+    "noscript": t("启用 JavaScript 后可修改输入并实时计算；下面是默认输入的结果。",
+                  "Enable JavaScript to change the inputs; below is the result for the default inputs."),
+    # the status line: written by the hook ("static"), then by the page script (all of PAGE_SCRIPT)
+    "static": t("显示的是构建时算好的默认结果。正在浏览器中载入 Python，就绪后修改输入即可实时重算……",
+                "Showing the result for the default inputs, computed at build time. "
+                "Loading Python in your browser; then any change recomputes live…"),
+    "stale": t("正在浏览器中载入 Python，以计算链接里的这组输入（下方暂为默认输入的结果）……",
+               "Loading Python in your browser to compute the inputs from the link "
+               "(below: the result for the default inputs)…"),
+    "live": t("已就绪：结果由浏览器中的 calc/ 实时计算。", "Live: calc/ computes these results in your browser."),
+    "invalid": t("请先修正标出的输入。", "Please correct the marked inputs."),
+    "failed": t("Python 没有启动，无法重新计算：", "Python did not start, so nothing can be recomputed: "),
+    "bug": t("计算出错（calc 内部错误）：", "The calculation failed (an internal error in calc): "),
+    # the charts (calc/charts.py)
+    "memory_title": t("每块 GPU 的显存构成（GB）", "Memory per GPU (GB)"),
+    "memory_weights": t("权重", "Weights"),
+    "memory_kv": t("KV 缓存", "KV cache"),
+    "memory_activations": t("激活峰值", "Activations"),
+    "memory_overhead": t("运行时开销", "Overhead"),
+    "memory_capacity": t("GPU 显存", "GPU memory"),
+    "perf_title": t("批大小对时延与吞吐的影响", "Latency and throughput vs batch size"),
+    "perf_tpot": t("TPOT（ms）", "TPOT (ms)"),
+    "perf_throughput": t("解码吞吐（tok/s）", "Decode throughput (tok/s)"),
+    "perf_note": t("批大小（对数坐标）；空心点：显存带宽瓶颈，实心点：算力瓶颈；大圆点：当前输入",
+                   "Batch size (log scale); hollow: memory-bound, filled: compute-bound; large dot: your input"),
+    "cost_title": t("每百万 token 成本（按本请求的输入/输出比例，美元）",
+                    "Cost per 1M tokens at this input/output mix (USD)"),
+    "cost_self": t("自建", "Self-hosted"),
+    "roi_title": t("累计节省与一次性投入（美元）", "Cumulative savings vs one-off investment (USD)"),
+    "roi_investment": t("一次性投入", "One-off investment"),
+    "roi_payback": t("回本", "Payback"),
+    "roi_months": t("月份", "Months"),
+}
+
+# The UI entries the page script needs (the status line), handed to it in the widget's data-text attribute.
+PAGE_SCRIPT = ("static", "stale", "live", "invalid", "failed", "bug")

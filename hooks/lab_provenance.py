@@ -1,0 +1,64 @@
+"""Write each lab figure's provenance line from the run's data file, never by hand:
+
+    <figure markdown="span">
+      ![…](../../assets/labs/ch03-prefill-decode/figures/cpu-mbu_zh.svg)
+      <figcaption>…</figcaption>
+    </figure>
+    {{ provenance ch03-prefill-decode/data/cpu.json }}
+
+The directive stands on a line of its own, right after the figure, and names the data file the figure was
+drawn from, relative to docs/assets/labs/. It becomes `<p class="provenance" markdown>…</p>` in the page's
+language: device, software, model, date and the command (shortened), with a link to the data file, which
+holds the full command and everything else. The words come from labs/describe.py, the module that also writes
+the figures' own footers, so a figure and the line under it describe one run. A missing or unreadable data
+file fails the build, naming the page.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from pathlib import Path, PurePosixPath
+
+import directives  # hooks/directives.py (MkDocs loads hooks with their folder on sys.path)
+import hook_support
+from mkdocs.exceptions import PluginError
+
+LAB_ASSETS = "assets/labs"  # under docs_dir
+
+
+def data_path(text: str) -> PurePosixPath:
+    """`<lab>/data/<run>.json`, checked: relative, inside docs/assets/labs/, a lab's data folder."""
+    path = PurePosixPath(text)
+    if (path.is_absolute() or ".." in path.parts or len(path.parts) != 3 or path.parts[1] != "data"
+            or path.suffix != ".json"):
+        raise ValueError(f"'{text}' is not a lab data file: write <lab>/data/<run>.json, relative to {LAB_ASSETS}/")
+    return path
+
+
+def line(data: dict, lang: str, href: str) -> str:
+    """The provenance paragraph for one run (Markdown inside HTML, which md_in_html renders)."""
+    describe = hook_support.lab_module("describe")
+    model = data["provenance"].get("model") or {}
+    name = None
+    (registry,) = hook_support.calc_modules("registry")
+    if model.get("label") in registry.list_models():
+        name = registry.model_entry(model["label"])["name"]  # llama-3.2-1b -> Llama-3.2-1B
+    return f'<p class="provenance" markdown>{describe.provenance_line(data, lang, href, name)}</p>'
+
+
+def on_page_markdown(markdown, page, config, files):
+    where = page.file.src_uri
+    lang = hook_support.page_lang(page)
+
+    def provenance(text: str) -> str:
+        path = data_path(text)
+        file = Path(config["docs_dir"]) / LAB_ASSETS / path
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PluginError(f"{where}: {{{{ provenance {text} }}}}: cannot read {file}: {exc}") from exc
+        href = posixpath.relpath(f"{LAB_ASSETS}/{path}", posixpath.dirname(where) or ".")
+        return line(data, lang, href)
+
+    return directives.expand(markdown, "provenance", provenance, where, alone=True)

@@ -1,0 +1,97 @@
+"""A lab run in words, in Chinese or English, from the provenance its data file records:
+
+- describe_run(prov, lang): the footer of each figure (device, software, date);
+- provenance_line(data, lang, href): the line under a figure on a page, written by the site build from
+  `{{ provenance <lab>/data/<run>.json }}` (hooks/lab_provenance.py): the same, plus the model and the
+  command, with a link to the data file.
+
+Standard library only: the site build imports this module, and the build has no torch. labs/common.py
+re-exports describe_run for the labs.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+# The options that say what was measured; the rest of a command (sweeps, repeats, --out) is in the data file.
+KEY_OPTIONS = ("--quick", "--device", "--model-preset", "--model")
+
+
+def device_text(prov: dict, lang: str = "en") -> str:
+    """What ran: "AMD EPYC, 2 cores", or "NVIDIA H100 80GB HBM3, 700 W limit, driver 580.1, CUDA 13.0"."""
+    dev, sw = prov["device"], prov["software"]
+    zh = lang == "zh"
+    if dev["kind"] == "cpu":
+        return f"{dev['name']}，{dev['cores']} 核" if zh else f"{dev['name']}, {dev['cores']} cores"
+    sep = "，" if zh else ", "
+    where = dev["name"]
+    if "power_limit_w" in dev:
+        where += sep + (f"功耗上限 {dev['power_limit_w']:.0f} W" if zh else f"{dev['power_limit_w']:.0f} W limit")
+    driver = dev.get("driver", "?")
+    return where + sep + (f"驱动 {driver}" if zh else f"driver {driver}") + f"{sep}CUDA {sw['cuda']}"
+
+
+def software_text(prov: dict) -> str:
+    sw = prov["software"]
+    return f"torch {sw['torch']} · transformers {sw['transformers']}"
+
+
+def describe_run(prov: dict, lang: str = "en") -> str:
+    """One line naming device, software and date, for figure footers (in the figure's language)."""
+    where = device_text(prov, lang)
+    if prov["device"]["kind"] == "cpu":
+        where = f"CPU 运行：{where}（无 GPU）" if lang == "zh" else f"CPU run: {where} (no GPU)"
+    return f"{where} · {software_text(prov)} · {prov['date'][:10]}"
+
+
+def model_text(model: dict, lang: str = "en", name: str | None = None) -> str:
+    """"Llama-3.2-1B shape, bf16, random weights": the model a lab built (``name``: how to call it; by default
+    its label, e.g. the preset's key)."""
+    zh = lang == "zh"
+    name = name or model["label"]
+    if model.get("random_weights", True):
+        return f"{name} 结构，{model['weights']}，随机权重" if zh else f"{name} shape, {model['weights']}, random weights"
+    return f"{name}，{model['weights']}" if zh else f"{name}, {model['weights']}"
+
+
+def short_command(command: str) -> str:
+    """The command with only the options that say what ran (KEY_OPTIONS), "…" for the rest."""
+    words = shlex.split(command)
+    kept, dropped, i = words[:2], False, 2  # python labs/<script>.py
+    while i < len(words):
+        word = words[i]
+        name = word.split("=", 1)[0]
+        takes_value = "=" not in word and i + 1 < len(words) and not words[i + 1].startswith("--")
+        if name in KEY_OPTIONS:
+            kept += words[i:i + 2] if takes_value else [word]
+        else:
+            dropped = True
+        i += 2 if takes_value else 1
+    return shlex.join(kept) + (" …" if dropped else "")
+
+
+def _code(text: str) -> str:
+    """Markdown inline code holding ``text`` (a backtick in it takes a longer fence)."""
+    ticks = "``" if "`" in text else "`"
+    pad = " " if ticks == "``" else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def provenance_line(data: dict, lang: str, href: str, model_name: str | None = None) -> str:
+    """The provenance of a lab's data file as one line of Markdown, in ``lang``, linking to the file at ``href``:
+    device, software, model, date, the command (shortened; the full one is in the file)."""
+    prov = data["provenance"]
+    zh = lang == "zh"
+    where = device_text(prov, lang)
+    if prov["device"]["kind"] == "cpu":
+        where = ("在 CPU 上测得，不是 GPU：" if zh else "Measured on a CPU, not a GPU: ") + where
+    parts = [where, software_text(prov)]
+    if prov.get("model"):
+        parts.append(model_text(prov["model"], lang, model_name))
+    parts.append(prov["date"][:10])
+    status = data.get("status")
+    if status and status != "complete":
+        parts.append(f"运行未完成（{status}）" if zh else f"run incomplete ({status})")
+    link = (f"（完整命令见[数据文件]({href})）" if zh else f" (full command in the [data file]({href}))")
+    parts.append(_code(short_command(prov["command"])) + link)
+    return " · ".join(parts)

@@ -1,0 +1,191 @@
+"""Lab provenance on the pages: every lab figure is followed by the provenance of the data it was drawn from,
+written by the build from the data file ({{ provenance … }}, hooks/lab_provenance.py, labs/describe.py)."""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from mkdocs.exceptions import PluginError
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+LABS = DOCS / "assets" / "labs"
+sys.path.insert(0, str(ROOT / "hooks"))
+import hook_support  # noqa: E402
+import lab_provenance  # noqa: E402
+
+describe = hook_support.lab_module("describe")
+
+FIGURE = re.compile(r"assets/labs/(?P<lab>[\w-]+)/figures/(?P<name>[\w.-]+?)_(?:zh|en)\.svg")
+DIRECTIVE = re.compile(r"^\{\{\s*provenance\s+(?P<path>\S+)\s*\}\}$")
+
+
+def _data_files() -> list[Path]:
+    return sorted(LABS.glob("*/data/*.json"))
+
+
+def _cpu_data() -> dict:
+    return json.loads((LABS / "ch03-prefill-decode" / "data" / "cpu.json").read_text(encoding="utf-8"))
+
+
+def _gpu_data() -> dict:
+    data = copy.deepcopy(_cpu_data())
+    data["provenance"]["device"] = {"kind": "cuda", "name": "NVIDIA H100 80GB HBM3", "driver": "580.1",
+                                    "power_limit_w": 700.0}
+    data["provenance"]["software"]["cuda"] = "13.0"
+    data["provenance"]["command"] = ("python labs/ch03_prefill_decode.py --model-preset llama-3.1-8b --out /x "
+                                     "--note 'a b'")
+    data["provenance"]["model"]["label"] = "llama-3.1-8b"
+    return data
+
+
+def _page(src_uri: str):
+    return SimpleNamespace(file=SimpleNamespace(src_uri=src_uri, locale=src_uri[:2]))
+
+
+def _figures_and_what_follows(markdown: str):
+    """(figure path match, the first non-blank line after the figure) for every lab figure on a page."""
+    lines = markdown.split("\n")
+    for i, line in enumerate(lines):
+        m = FIGURE.search(line)
+        if not m:
+            continue
+        end = i
+        if any("<figure" in lines[j] for j in range(max(0, i - 2), i)):  # inside <figure>…</figure>
+            end = next(j for j in range(i, len(lines)) if "</figure>" in lines[j])
+        after = next((lines[j].strip() for j in range(end + 1, len(lines)) if lines[j].strip()), "")
+        yield m, after
+
+
+# --- the pages -------------------------------------------------------------------------------------------
+
+
+def test_every_lab_figure_on_a_page_is_followed_by_its_datas_provenance():
+    seen = 0
+    for page in sorted(DOCS.rglob("*.md")):
+        for figure, after in _figures_and_what_follows(page.read_text(encoding="utf-8")):
+            seen += 1
+            where = f"{page.relative_to(DOCS)}: {figure.group(0)}"
+            directive = DIRECTIVE.match(after)
+            assert directive, f"{where} is not followed by a {{{{ provenance … }}}} line (found: {after[:60]!r})"
+            path = Path(directive.group("path"))
+            # the data file the figure was drawn from: the same lab, and the figure is named after the run
+            assert path.parts[0] == figure.group("lab"), where
+            assert figure.group("name").startswith(path.stem + "-"), f"{where} is not drawn from {path}"
+            assert (LABS / path).exists(), where
+    assert seen, "no lab figure found on any page"
+
+
+def test_no_provenance_line_is_typed_by_hand():
+    for page in sorted(DOCS.rglob("*.md")):
+        assert 'class="provenance"' not in page.read_text(encoding="utf-8"), page
+
+
+def test_built_pages_show_each_figures_provenance(site_dir):
+    pages = 0
+    for path in sorted(site_dir.rglob("*.html")):
+        text = path.read_text(encoding="utf-8")
+        for m in re.finditer(r'<img[^>]*src="(?P<src>[^"]*assets/labs/[^"]+/figures/[^"]+\.svg)"', text):
+            pages += 1
+            rest = text[m.end():]
+            nxt = re.search(r'<p class="provenance">(?P<body>.*?)</p>', rest, re.S)
+            assert nxt and "<img" not in rest[:nxt.start()], f"{path}: {m.group('src')} has no provenance"
+            href = re.search(r'<a href="([^"]+/data/[^"]+\.json)"', nxt.group("body")).group(1)
+            data_file = (path.parent / href).resolve()
+            assert data_file.exists(), href
+            prov = json.loads(data_file.read_text(encoding="utf-8"))["provenance"]
+            shown = html.unescape(re.sub(r"<[^>]+>", "", nxt.group("body")))
+            lang = "en" if path.relative_to(site_dir).parts[0] == "en" else "zh"
+            assert describe.device_text(prov, lang) in shown and prov["date"][:10] in shown
+            assert f"torch {prov['software']['torch']}" in shown
+    assert pages
+
+
+# --- the words ------------------------------------------------------------------------------------------
+
+
+def test_cpu_run_line_in_both_languages():
+    data = _cpu_data()
+    zh = describe.provenance_line(data, "zh", "../x.json", "Llama-3.2-1B")
+    en = describe.provenance_line(data, "en", "../x.json", "Llama-3.2-1B")
+    assert zh == ("在 CPU 上测得，不是 GPU：AMD EPYC，2 核 · torch 2.13.0+cpu · transformers 5.24.0 · "
+                  "Llama-3.2-1B 结构，bf16，随机权重 · 2026-11-26 · "
+                  "`python labs/ch03_prefill_decode.py --device cpu --model-preset llama-3.2-1b …`"
+                  "（完整命令见[数据文件](../x.json)）")
+    assert en == ("Measured on a CPU, not a GPU: AMD EPYC, 2 cores · torch 2.13.0+cpu · transformers 5.24.0 · "
+                  "Llama-3.2-1B shape, bf16, random weights · 2026-11-26 · "
+                  "`python labs/ch03_prefill_decode.py --device cpu --model-preset llama-3.2-1b …`"
+                  " (full command in the [data file](../x.json))")
+
+
+def test_gpu_run_line_names_the_gpu_like_the_figure_footer():
+    data = _gpu_data()
+    for lang in ("zh", "en"):
+        line = describe.provenance_line(data, lang, "d.json")
+        assert line.startswith(describe.device_text(data["provenance"], lang) + " · torch")
+        assert describe.describe_run(data["provenance"], lang).startswith(describe.device_text(data["provenance"], lang))
+        assert "`python labs/ch03_prefill_decode.py --model-preset llama-3.1-8b …`" in line
+        assert "CPU" not in line
+    assert describe.provenance_line(data, "en", "d.json").startswith(
+        "NVIDIA H100 80GB HBM3, 700 W limit, driver 580.1, CUDA 13.0 · torch")
+
+
+def test_an_unfinished_run_says_so():
+    data = _cpu_data()
+    data["status"] = "interrupted"
+    assert "run incomplete (interrupted)" in describe.provenance_line(data, "en", "d.json")
+    assert "运行未完成（interrupted）" in describe.provenance_line(data, "zh", "d.json")
+
+
+@pytest.mark.parametrize("command, short", [
+    ("python labs/a.py --quick --out /tmp/x", "python labs/a.py --quick …"),
+    ("python labs/a.py --device=cuda --repeats 3", "python labs/a.py --device=cuda …"),
+    ("python labs/a.py --model /ckpt/m --device cuda", "python labs/a.py --model /ckpt/m --device cuda"),
+    ("python labs/a.py --note 'it`s' --device cpu", "python labs/a.py --device cpu …"),
+])
+def test_short_command_keeps_what_says_what_ran(command, short):
+    assert describe.short_command(command) == short
+
+
+def test_describe_needs_no_torch():
+    # the site build imports labs/describe.py; torch is a lab dependency, not a build one
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None; "
+            f"sys.path.insert(0, {str(ROOT / 'hooks')!r}); import hook_support; "
+            "print(hook_support.lab_module('describe').describe_run)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- the hook -------------------------------------------------------------------------------------------
+
+
+def test_the_directive_becomes_the_line_with_a_link_relative_to_the_page():
+    config = {"docs_dir": str(DOCS)}
+    md = "![f](../../assets/labs/ch03-prefill-decode/figures/cpu-mbu_en.svg)\n{{ provenance ch03-prefill-decode/data/cpu.json }}\n"
+    out = lab_provenance.on_page_markdown(md, _page("en/labs/ch03-prefill-decode.md"), config, None)
+    line = out.split("\n")[1]
+    assert line.startswith('<p class="provenance" markdown>Measured on a CPU, not a GPU: AMD EPYC, 2 cores · ')
+    assert "Llama-3.2-1B shape" in line  # the registry's name for the preset the run built
+    assert "[data file](../../assets/labs/ch03-prefill-decode/data/cpu.json)" in line and line.endswith("</p>")
+    out = lab_provenance.on_page_markdown(md, _page("zh/ch03/index.md"), config, None)
+    assert "[数据文件](../../assets/labs/ch03-prefill-decode/data/cpu.json)" in out
+
+
+@pytest.mark.parametrize("path, message", [
+    ("ch03-prefill-decode/data/nope.json", "cannot read"),
+    ("ch03-prefill-decode/figures/cpu-mbu_en.svg", "not a lab data file"),
+    ("../../calc/data/gpus.json", "not a lab data file"),
+    ("/etc/passwd", "not a lab data file"),
+])
+def test_a_bad_data_file_fails_the_build_naming_the_page(path, message):
+    with pytest.raises(PluginError, match=message) as err:
+        lab_provenance.on_page_markdown(f"{{{{ provenance {path} }}}}", _page("zh/x.md"), {"docs_dir": str(DOCS)}, None)
+    assert "zh/x.md" in str(err.value)
