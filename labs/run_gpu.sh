@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Both labs' default sweeps on one GPU, in one command, in at most 4 minutes on an H100/H200 (not yet timed
-# on one), so a second try fits in a 15-minute rental: each lab has a budget (points past it are recorded as
+# The labs' default sweeps on one GPU, in one command: ch03 + ch04 in at most 4 minutes, ch06 in at most 2
+# more, on an H100/H200 (not yet timed on one), so a second try fits in a 15-minute rental: each lab has a budget (points past it are recorded as
 # skipped) and a hard stop (timeout sends Ctrl-C, which keeps every finished point), so one slow part cannot
 # eat the other's time. ch03's compiled path compiles for about a minute; transformers' own compile path
 # (hf-compile) is opt-in: python labs/ch03_prefill_decode.py --paths compile-graph,static-graph,hf-compile
@@ -28,16 +28,19 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
   echo "== ch04: GPU basics (matmul TFLOPS, bandwidth vs buffer size, memory vs calc, NVML trace)"
   timeout --signal=INT --kill-after=10 60 "$py" labs/ch04_gpu_basics.py --budget-s 45
   echo "== ch04 exit code $?"
+  echo "== ch06: KV cache (memory vs calc for GQA/MHA, dynamic/contiguous/paged/FP8/INT8 decode, prefix reuse, fragmentation replay)"
+  timeout --signal=INT --kill-after=10 130 "$py" labs/ch06_kv_cache.py --budget-s 110
+  echo "== ch06 exit code $?"
 } 2>&1 | tee "$log"
 
 echo "== where things went"
-for lab in ch03-prefill-decode ch04-gpu-basics; do
+for lab in ch03-prefill-decode ch04-gpu-basics ch06-kv-cache; do
   ls -l docs/assets/labs/$lab/data/ docs/assets/labs/$lab/figures/ 2>/dev/null
 done
 if [ -n "${OUT:-}" ]; then
   # Flat and few: the remote machine returns at most 8 files, 2 folders down. The data files are what
   # matter (figures re-render from them anywhere with --plot-only), plus this log.
-  for lab in ch03-prefill-decode ch04-gpu-basics; do
+  for lab in ch03-prefill-decode ch04-gpu-basics ch06-kv-cache; do
     find docs/assets/labs/$lab/data -name '*.json' -newer "$started" -exec cp {} "$OUT/" \;
   done
   cp "$log" "$OUT/run_gpu.log"

@@ -146,7 +146,9 @@ COMMITTED = sorted((ROOT / "docs" / "assets" / "labs").glob("*/data/*.json"))
 
 @pytest.mark.parametrize("data_path", COMMITTED, ids=[p.relative_to(ROOT).as_posix() for p in COMMITTED])
 def test_committed_figures_rerender_identically(data_path, tmp_path):
-    lab = {ch03.LAB: ch03, ch04.LAB: ch04}[data_path.parent.parent.name]
+    lab = {ch03.LAB: ch03, ch04.LAB: ch04}.get(data_path.parent.parent.name)
+    if lab is None:  # a later chapter's lab checks its own figures (tests/test_chNN_lab.py)
+        pytest.skip(f"{data_path.parent.parent.name}: checked by its own test file")
     assert common.cjk_font(), "Chinese figures need a CJK font: apt-get install fonts-noto-cjk"
     data = common.load_data(data_path)
     tag = common.data_stem(data["provenance"])
