@@ -344,39 +344,30 @@ def measure_memory(model, batch, context, device):
     return fields
 
 
-def time_steps(decoder, context, steps, warmup, device):
-    """Decode `warmup + steps` tokens after a prompt of `context`; the time of each timed step."""
-    times = []
-    token = torch.zeros(decoder.cache_batch, 1, dtype=torch.long, device=device)
-    for i in range(warmup + steps):
-        common.sync(device)
-        t0 = time.perf_counter()
-        logits = decoder.forward(token, context + i)
-        token = logits.argmax(-1, keepdim=True)
-        common.sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return times
-
-
 @torch.inference_mode()
-def measure_decode(model, kind, batch, context, steps, warmup, device, block_size):
-    """Prefill `context` tokens into a cache of this kind, then time single decode steps."""
+def measure_decode(model, caches, batch, context, steps, warmup, device, block_size):
+    """Prefill `context` tokens into one cache of each kind, then time single decode steps, round robin: step i
+    of every cache before step i + 1 of any, so a slow stretch of the machine (another process on a shared CPU,
+    a clock change) hits every cache alike. Returns, per cache, the time of each step and the cache's bytes."""
     common.free_memory(device)
     max_len = context + warmup + steps
-    decoder = KVDecoder(model, make_cache(kind, model, batch, max_len, block_size))
-    decoder.cache_batch = batch
-    decoder.forward(random_tokens(model, batch, context, device), 0)
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-    times = time_steps(decoder, context, steps, warmup, device)
-    step = common.summarize(times)
-    fields = {"step_s": step, "cache_bytes": decoder.cache.nbytes()}
-    if cuda:  # what a step allocates on top of the cache: the gathered copy (paged), the new tensors (dynamic)
-        fields["step_transient_bytes"] = torch.cuda.max_memory_allocated(device) - base
-    del decoder
+    decoders = {}
+    for kind in caches:
+        decoders[kind] = KVDecoder(model, make_cache(kind, model, batch, max_len, block_size))
+        decoders[kind].forward(random_tokens(model, batch, context, device), 0)
+    tokens = {kind: torch.zeros(batch, 1, dtype=torch.long, device=device) for kind in caches}
+    times = {kind: [] for kind in caches}
+    for i in range(warmup + steps):
+        for kind, decoder in decoders.items():
+            common.sync(device)
+            t0 = time.perf_counter()
+            tokens[kind] = decoder.forward(tokens[kind], context + i).argmax(-1, keepdim=True)
+            common.sync(device)
+            if i >= warmup:
+                times[kind].append(time.perf_counter() - t0)
+    fields = {"by_cache": {kind: {"step_s": common.summarize(times[kind]), "cache_bytes": decoders[kind].cache.nbytes()}
+                           for kind in caches}}
+    del decoders
     common.free_memory(device)
     return fields
 
@@ -523,12 +514,15 @@ def predict(point, prov):
         return out or None
     if not gpu:
         return None
-    if kind == "decode":
-        kv = {"contiguous-fp8": "fp8", "contiguous-int8": "int8"}.get(point["cache"], weights)
-        pred = common.calc_predict("perf", {**prov["model"]["calc_params"], "gpu": gpu, "batch": point["batch"],
-                                            "prompt-len": point["context"], "output-len": 2, "weights": weights,
-                                            "kv-dtype": kv})
-        return pred and {"tpot_s": pred["tpot_s"], "decode_bytes_per_step": pred["decode_bytes_per_step"]}
+    if kind == "decode":  # the bandwidth model's TPOT for a bf16 and an 8-bit KV cache at this context
+        out = {}
+        for kv in (weights, "fp8"):
+            pred = common.calc_predict("perf", {**prov["model"]["calc_params"], "gpu": gpu, "batch": point["batch"],
+                                                "prompt-len": point["context"], "output-len": 2, "weights": weights,
+                                                "kv-dtype": kv})
+            if pred:
+                out[kv] = {"tpot_s": pred["tpot_s"], "decode_bytes_per_step": pred["decode_bytes_per_step"]}
+        return out or None
     if kind == "prefix":
         out = {}
         for name, length in (("ttft_cold_s", point["prefix_len"] + point["suffix_len"]),
@@ -652,16 +646,17 @@ def plot(data, lang):
         contexts = sorted({p["context"] for p in dec})
         any_pred = False
         for cache in CACHES:
-            pts = sorted((p for p in dec if p["cache"] == cache), key=lambda p: p["context"])
+            pts = sorted((p for p in dec if cache in p["by_cache"]), key=lambda p: p["context"])
             if not pts:
                 continue
-            ax.plot([p["context"] for p in pts], [1e3 * p["step_s"]["median"] for p in pts], marker="o",
+            ax.plot([p["context"] for p in pts], [1e3 * p["by_cache"][cache]["step_s"]["median"] for p in pts], marker="o",
                     color=COLORS[cache], label=CACHE_NAMES[cache][lang])
-            pred = [(p["context"], 1e3 * p["predicted"]["tpot_s"]) for p in pts if (p.get("predicted") or {}).get("tpot_s")]
-            if pred and cache in ("contiguous", "contiguous-fp8"):
+        for kv, cache in ((model["weights"], "contiguous"), ("fp8", "contiguous-fp8")):
+            pred = [(p["context"], 1e3 * p["predicted"][kv]["tpot_s"]) for p in dec if (p.get("predicted") or {}).get(kv)]
+            if pred:
                 any_pred = True
-                ax.plot(*zip(*pred, strict=True), ls="--", color=COLORS[cache], lw=1,
-                        label=f"{t('predicted', lang)} ({'FP8' if cache.endswith('fp8') else 'bf16'} KV)")
+                ax.plot(*zip(*sorted(pred), strict=True), ls="--", color=COLORS[cache], lw=1,
+                        label=f"{t('predicted', lang)} ({kv.upper()} KV)")
         common.log_axis(ax, "x", contexts, base=2)
         common.log_axis(ax, "y")
         ax.set_xlabel(t("context", lang))
@@ -771,6 +766,7 @@ def parse_args(argv):
     ap.add_argument("--suffix-len", type=int, default=128, help="the request's own tokens after the shared prefix")
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats of each prefix measurement")
     ap.add_argument("--max-len", type=int, default=4096, help="what a reserve-max allocator reserves per request")
+    ap.add_argument("--threads", type=int, help="CPU runs: torch threads (1 keeps timings steadier on a shared machine)")
     args = common.finish_lab_args(ap, ap.parse_args(argv), dict(
         memory_points=[(1, 64), (2, 128)], contexts=[32, 128], steps=4, warmup=1, quant_context=64, quant_steps=4,
         prefix_lens=[32, 64], suffix_len=8, repeats=2), DEFAULT_OUT, QUICK_OUT)
@@ -797,6 +793,8 @@ def main(argv=None) -> int:
     if args.plot_only:
         return common.plot_only(args.out, LAB, plot, refresh_prediction if args.repredict else None)
     device = common.pick_device(args.device)
+    if args.threads and device.type == "cpu":
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     model, model_entry = common.load_lab_model(args, device)
@@ -832,11 +830,10 @@ def main(argv=None) -> int:
                 raise common.LabAbort(f"the paged cache's logits differ from Hugging Face's by {point['rel_error']:.3g}")
         if "decode" in args.parts:
             for context in args.contexts:
-                for cache in args.caches:
-                    measure({"kind": "decode", "cache": cache, "batch": args.decode_batch, "context": context,
-                             "steps": args.steps},
-                            measure_decode, model, cache, args.decode_batch, context, args.steps, args.warmup, device,
-                            args.block_size)
+                measure({"kind": "decode", "caches": args.caches, "batch": args.decode_batch, "context": context,
+                         "steps": args.steps},
+                        measure_decode, model, args.caches, args.decode_batch, context, args.steps, args.warmup, device,
+                        args.block_size)
         if "quant" in args.parts:
             for kv_dtype in ("fp8", "int8"):
                 measure({"kind": "quant", "kv_dtype": kv_dtype, "context": args.quant_context, "steps": args.quant_steps},
