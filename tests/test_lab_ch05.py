@@ -204,6 +204,8 @@ def test_serve_end_to_end_on_the_cpu_engine(tmp_path):
     runs = point["completions"]
     assert len(runs) == 2 and all(r["completion_tokens"] == 32 and r["ttft_s"] > 0 for r in runs)
     assert point["server_metrics"]["requests"] == 2 and point["output_tok_per_s"] > 0
+    bench = point["bench"]  # `vllm bench serve`, run through the launcher (the CPU build's `vllm` command cannot)
+    assert "error" not in bench and bench["completed"] == 8 and bench["median_tpot_ms"] > 0 and bench["median_ttft_ms"] > 0
     # the server's own log line and calc agree exactly on the CPU (the budget is given, calc sizes the token)
     assert point["log"]["kv_pool"] == "CPU" and point["log"]["kv_cache_tokens"] == point["predicted"]["kv_cache_tokens"]
     assert point["log"]["max_concurrency"] == pytest.approx(point["predicted"]["max_concurrency"], rel=1e-3)
@@ -222,5 +224,6 @@ def test_committed_data_is_a_complete_run(data_path):
     assert data["status"] == "complete"
     serve = [p for p in data["points"] if p["kind"] == "serve"]
     assert serve and all(p.get("completions") and not p.get("error") for p in serve)
+    assert all(not p.get("bench", {}).get("error") for p in serve)
     if data["provenance"]["device"]["kind"] == "cpu":
         assert serve[0]["log"]["kv_cache_tokens"] == serve[0]["predicted"]["kv_cache_tokens"]
