@@ -158,6 +158,14 @@ def on_config(config):
     return config
 
 
+def on_pre_build(config):
+    # `mkdocs serve` rebuilds in this process: forget the last build's definitions for the language now built
+    language = config.theme["language"]
+    if language in LANGS:
+        _defined_at[language] = {}
+        _glossary_rows.pop(language, None)
+
+
 def on_nav(nav, config, files):
     for i, page in enumerate(nav.pages):
         _nav_order[page.url] = i
