@@ -32,6 +32,25 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("连续批处理", "glossary/#continuous-batching"),
         ("显存计算器", "calculators/vram/"),
         ("投资回报", "calculators/roi/"),
+        # chapter 1
+        ("LLMflation", "ch01/"),
+        ("Klarna", "ch01/"),
+        ("盈亏平衡请求量", "ch01/"),
+        ("开放权重模型", "ch01/"),
+        # chapter 2
+        ("效率矩阵", "ch02/"),
+        ("决策树", "ch02/"),
+        ("学习路径", "ch02/"),
+        ("前缀缓存", "ch02/"),
+        # chapter 4
+        ("张量核心", "ch04/"),
+        ("寄存器堆", "ch04/"),
+        ("降频原因", "ch04/"),
+        ("DCGM", "ch04/"),
+        # chapter 5
+        ("vllm serve", "ch05/"),
+        ("HF_HUB_OFFLINE", "ch05/"),
+        ("驱动", "ch05/"),
     ],
     "en": [
         ("arithmetic intensity", "ch03/#why-decode-is-slow"),
@@ -53,5 +72,24 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("continuous batching", "glossary/#continuous-batching"),
         ("VRAM calculator", "calculators/vram/"),
         ("ROI", "calculators/roi/"),
+        # chapter 1
+        ("LLMflation", "ch01/"),
+        ("break-even", "ch01/"),
+        ("blended price", "ch01/"),
+        ("open-weight", "ch01/"),
+        # chapter 2
+        ("efficiency matrix", "ch02/"),
+        ("decision tree", "ch02/"),
+        ("learning path", "ch02/"),
+        ("prefix caching", "ch02/"),
+        # chapter 4
+        ("Tensor Core", "ch04/"),
+        ("launch-bound", "ch04/"),
+        ("occupancy", "ch04/"),
+        ("clock event reasons", "ch04/"),
+        # chapter 5
+        ("NVIDIA Container Toolkit", "ch05/"),
+        ("vllm bench serve", "ch05/"),
+        ("minor version compatibility", "ch05/"),
     ],
 }
