@@ -1,10 +1,10 @@
 """Write each lab figure's provenance line from the run's data file, never by hand:
 
     <figure markdown="span">
-      ![…](../../assets/labs/ch03-prefill-decode/figures/cpu-mbu_zh.svg)
+      ![…](../../assets/labs/ch03-prefill-decode/figures/ch03-cpu-mbu_zh.svg)
       <figcaption>…</figcaption>
     </figure>
-    {{ provenance ch03-prefill-decode/data/cpu.json }}
+    {{ provenance ch03-prefill-decode/data/ch03-cpu.json }}
 
 The directive stands on a line of its own, right after the figure, and names the data file the figure was
 drawn from, relative to docs/assets/labs/. It becomes `<p class="provenance" markdown>…</p>` in the page's

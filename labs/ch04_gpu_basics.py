@@ -184,13 +184,20 @@ def memory_points(prov, model_params) -> list[tuple[int, int]]:
 
 
 def predict_memory(point, prov):
-    gpu = prov.get("calc_gpu_key")
-    if not gpu or point.get("kind") != "memory":
+    """calc's memory breakdown for a point. Without a GPU calc knows (a CPU run), only the device-independent
+    parts are kept: the weights and the KV cache formulas (4.3.1, 4.3.2); activations and runtime overhead
+    model a GPU's allocator and CUDA context."""
+    if point.get("kind") != "memory":
         return None
+    gpu = prov.get("calc_gpu_key")
     weights = prov["model"]["weights"]
-    return common.calc_predict("memory", {**prov["model"]["calc_params"], "gpu": gpu, "batch": point["batch"],
-                                          "prompt-len": point["context"], "output-len": 1,
+    pred = common.calc_predict("memory", {**prov["model"]["calc_params"], "gpu": gpu or "h100-sxm",
+                                          "batch": point["batch"], "prompt-len": point["context"], "output-len": 1,
                                           "weights": weights, "kv-dtype": weights})
+    if pred and not gpu:
+        pred = {"weights_bytes": pred["weights_bytes"], "kv_cache_bytes": pred["kv_cache_bytes"],
+                "basis": "formulas only (no GPU): weights and KV cache"}
+    return pred
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -203,15 +210,21 @@ TEXT = {
     "tokens": {"zh": "token 数 M（即批大小 × 序列长度）", "en": "tokens M (batch × sequence length)"},
     "mlp": {"zh": "MLP 矩阵乘 M×{k} 乘 {k}×{n}", "en": "MLP matmul M×{k} by {k}×{n}"},
     "sheet": {"zh": "{p} 标称 {v:.0f}", "en": "{p} datasheet {v:.0f}"},
-    "bw_title": {"zh": "显存带宽随缓冲区大小", "en": "Memory bandwidth vs buffer size"},
+    "bw_title": {"zh": "显存带宽随缓冲区大小", "en": "GPU memory bandwidth vs buffer size"},
+    "bw_title_cpu": {"zh": "内存带宽随缓冲区大小（CPU）", "en": "Host memory bandwidth vs buffer size (CPU)"},
     "buffer": {"zh": "缓冲区大小（MiB）", "en": "buffer size (MiB)"},
     "gbps": {"zh": "带宽（GB/s）", "en": "bandwidth (GB/s)"},
     "copy": {"zh": "拷贝（读 + 写）", "en": "copy (read + write)"},
     "read": {"zh": "只读（求和）", "en": "read only (sum)"},
     "bw_sheet": {"zh": "标称带宽 {v:.0f} GB/s", "en": "datasheet {v:.0f} GB/s"},
     "l2": {"zh": "L2 缓存 {v:.0f} MiB", "en": "L2 cache {v:.0f} MiB"},
-    "mem_title": {"zh": "显存：calc 预测与实测（{model}）", "en": "Memory: calc prediction vs measured ({model})"},
-    "gb": {"zh": "显存（GB）", "en": "memory (GB)"},
+    "l2_half": {"zh": "L2 的一半：拷贝读写两倍缓冲区", "en": "half of L2: a copy touches 2 × the buffer"},
+    "mem_title": {"zh": "显存：calc 预测与实测（{model}）", "en": "GPU memory: calc prediction vs measured ({model})"},
+    "mem_title_cpu": {"zh": "内存：calc 公式与实测（{model}，CPU）", "en": "Host memory: calc formulas vs measured ({model}, CPU)"},
+    "gb": {"zh": "显存（GB）", "en": "GPU memory (GB)"},
+    "gb_cpu": {"zh": "内存（GB）", "en": "memory (GB)"},
+    "formula_only": {"zh": "无 GPU：calc 只给出权重与 KV 缓存的公式值（激活与运行时开销属于 GPU 分配器）",
+                     "en": "no GPU: calc gives the weights and KV cache formulas only (activations and runtime overhead are a GPU allocator's)"},
     "point": {"zh": "批大小 × 上下文", "en": "batch × context"},
     "weights": {"zh": "权重", "en": "weights"},
     "kv": {"zh": "KV 缓存", "en": "KV cache"},
@@ -294,12 +307,14 @@ def plot(data, lang):
         l2 = prov["device"].get("l2_cache_bytes")
         if l2:
             ax.axvline(l2 / 2**20, ls=":", color="#C44E52", label=t("l2", lang, v=l2 / 2**20))
+            ax.axvline(l2 / 2**21, ls=(0, (1, 3)), color="#C44E52", alpha=0.6, label=t("l2_half", lang))
         sizes = sorted({p["buffer_bytes"] / 2**20 for p in common.measured(points, "bandwidth")})
         common.log_axis(ax, "x", sizes[:: 1 + len(sizes) // 10], base=2)
         common.log_axis(ax, "y")
         ax.set_xlabel(t("buffer", lang))
         ax.set_ylabel(t("gbps", lang))
-        ax.set_title(t("bw_title", lang))
+        cpu = prov["device"]["kind"] == "cpu"
+        ax.set_title(t("bw_title_cpu" if cpu else "bw_title", lang))
         ax.legend(fontsize=7)
         note = footer if sheet else footer + "\n" + t("no_sheet", lang, why=why)
         figures["bandwidth"] = (fig, note)
@@ -348,10 +363,13 @@ def plot(data, lang):
         ax.set_xticks(range(len(mem_points)), [f"{p['batch']}×{p['context']}" for p in mem_points])
         ax.set_xlabel(t("point", lang) + (" · " + t("pred_bar", lang) + " · " + t("meas_bar", lang) if any_prediction
                                           else " · " + t("meas_only", lang)))
-        ax.set_ylabel(t("gb", lang))
-        ax.set_title(t("mem_title", lang, model=prov["model"]["label"]))
+        cpu = prov["device"]["kind"] == "cpu"
+        ax.set_ylabel(t("gb_cpu" if cpu else "gb", lang))
+        ax.set_title(t("mem_title_cpu" if cpu else "mem_title", lang, model=prov["model"]["label"]))
         ax.legend(fontsize=7)
         note = footer if any_prediction else footer + "\n" + t("no_pred", lang, why=why)
+        if any((p.get("predicted") or {}).get("basis") for p in mem_points):
+            note += "\n" + t("formula_only", lang)
         figures["memory"] = (fig, note)
 
     # 4. NVML trace (GPU only)

@@ -23,7 +23,7 @@ EXAMPLES = [
     "{{ calc memory.weights_bytes model=llama-3.1-8b weights=bf16 | GB:2 }}",
     "{{ calculator vram model=llama-3.1-70b weights=fp8 }}",
     "{{ registry gpus }}",
-    "{{ provenance ch03-prefill-decode/data/cpu.json }}",
+    "{{ provenance ch03-prefill-decode/data/ch03-cpu.json }}",
 ]
 
 

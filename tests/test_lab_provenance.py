@@ -33,7 +33,7 @@ def _data_files() -> list[Path]:
 
 
 def _cpu_data() -> dict:
-    return json.loads((LABS / "ch03-prefill-decode" / "data" / "cpu.json").read_text(encoding="utf-8"))
+    return json.loads((LABS / "ch03-prefill-decode" / "data" / "ch03-cpu.json").read_text(encoding="utf-8"))
 
 
 def _gpu_data() -> dict:
@@ -169,19 +169,19 @@ def test_describe_needs_no_torch():
 
 def test_the_directive_becomes_the_line_with_a_link_relative_to_the_page():
     config = {"docs_dir": str(DOCS)}
-    md = "![f](../../assets/labs/ch03-prefill-decode/figures/cpu-mbu_en.svg)\n{{ provenance ch03-prefill-decode/data/cpu.json }}\n"
+    md = "![f](../../assets/labs/ch03-prefill-decode/figures/ch03-cpu-mbu_en.svg)\n{{ provenance ch03-prefill-decode/data/ch03-cpu.json }}\n"
     out = lab_provenance.on_page_markdown(md, _page("en/labs/ch03-prefill-decode.md"), config, None)
     line = out.split("\n")[1]
     assert line.startswith('<p class="provenance" markdown>Measured on a CPU, not a GPU: AMD EPYC, 2 cores · ')
     assert "Llama-3.2-1B shape" in line  # the registry's name for the preset the run built
-    assert "[data file](../../assets/labs/ch03-prefill-decode/data/cpu.json)" in line and line.endswith("</p>")
+    assert "[data file](../../assets/labs/ch03-prefill-decode/data/ch03-cpu.json)" in line and line.endswith("</p>")
     out = lab_provenance.on_page_markdown(md, _page("zh/ch03/index.md"), config, None)
-    assert "[数据文件](../../assets/labs/ch03-prefill-decode/data/cpu.json)" in out
+    assert "[数据文件](../../assets/labs/ch03-prefill-decode/data/ch03-cpu.json)" in out
 
 
 @pytest.mark.parametrize("path, message", [
     ("ch03-prefill-decode/data/nope.json", "cannot read"),
-    ("ch03-prefill-decode/figures/cpu-mbu_en.svg", "not a lab data file"),
+    ("ch03-prefill-decode/figures/ch03-cpu-mbu_en.svg", "not a lab data file"),
     ("../../calc/data/gpus.json", "not a lab data file"),
     ("/etc/passwd", "not a lab data file"),
 ])

@@ -518,7 +518,12 @@ def test_memory_legend_names_only_drawn_bars(quick04):
 
     assert to_rgba("#55A868") not in colors  # no activation bar on a CPU run ...
     assert ax.get_legend_handles_labels()[1] == ["weights", "KV cache"]  # ... so the legend does not name one
-    assert "calc prediction" not in ax.get_xlabel()  # no prediction bars were drawn
+    # On a CPU calc still predicts the device-independent parts (the formulas of 4.3.1 and 4.3.2), drawn on the left
+    assert "calc prediction" in ax.get_xlabel() and "Host memory" in ax.get_title()
+    for p in (p for p in quick04[1]["points"] if p["kind"] == "memory"):
+        # the formula (calc counts the prompt plus the one token generated) = the KV tensors torch holds
+        assert p["predicted"]["kv_cache_bytes"] == p["kv_cache_tensor_bytes"] // p["context"] * (p["context"] + 1)
+        assert set(p["predicted"]) == {"weights_bytes", "kv_cache_bytes", "basis"}
 
 
 @pytest.mark.parametrize("gpu, capacity", [("h100-sxm", 85_031_714_816), ("h200", 150_110_011_392)])

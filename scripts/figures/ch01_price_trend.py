@@ -1,6 +1,7 @@
 """Chapter 1's price-trend figure: USD per 1M tokens at a fixed capability level, over time.
 
-Reads the sourced data file (docs/assets/data/ch01-price-trend.json), fits the rate of decline per
+The series are list prices of selected OpenAI models (and of DeepSeek-V3 on DeepSeek's own API) that reach a
+fixed MMLU level, not the cheapest model on the market at each time. Reads the sourced data file (docs/assets/data/ch01-price-trend.json), fits the rate of decline per
 capability level (least squares through log10 of the blended price against time, points with in_fit true),
 writes that fit back into the data file's "fit" block, and renders the figure in Chinese and English with
 labs/common.py's style, so re-rendering the same data gives the same bytes.
@@ -28,26 +29,32 @@ FIG_DIR = REPO / "docs" / "assets" / "figures"
 NAME = "ch01-price-trend"
 LANGS = ("zh", "en")
 REQUIRED = ("model", "provider", "level", "usd_per_million_input_tokens", "usd_per_million_output_tokens",
-            "date", "source", "as_of", "in_fit")
+            "date", "date_basis", "source", "as_of", "in_fit")
+# what a point's date is: the model's release (its price already in force), a later price change, the first day of
+# public access, or only the announcement (when the day it became available was not found)
+DATE_BASES = ("release", "price change", "public access", "announced")
 STYLE = {"gpt-3.5": ("#1f77b4", "o"), "gpt-4": ("#d62728", "s"), "frontier": ("#7f7f7f", "^")}
 TEXT = {
     "zh": {
-        "title": "固定能力水平下每百万 token 的 API 标价（3:1 混合输入/输出价格，对数坐标）",
         "y": "美元 / 百万 token（混合价）",
-        "x": "价格生效日期",
+        "x": "模型以该价格可用的日期（发布日或调价日；个别为公告日，见数据文件的 date_basis）",
         "fit": "拟合线：每年降为约 1/{factor:.1f}",
-        "footer": ("数据：{file}（每个点附厂商价格页或其副本的链接与查阅日期 {as_of}）；混合价权重见 Epoch AI；\n"
-                   "次级来源：a16z “LLMflation”（2024-11）、Epoch AI（2025-03）。"
-                   "命令：python scripts/figures/ch01_price_trend.py"),
+        "title": "所选 OpenAI 模型与 DeepSeek-V3 的 API 标价（固定能力水平；3:1 混合输入/输出价格，对数坐标）",
+        "reasoning": "空心：推理模型，输出含不可见的推理 token",
+        "footer": ("数据：{file}（每个点附厂商价格页链接，多数经第三方页面核对，查阅日期 {as_of}）；不是每个时间点全市场最便宜的模型；\n"
+                   "MMLU 为厂商自报、设置不一；混合价权重见 Epoch AI。次级来源：a16z “LLMflation”（2024-11）、Epoch AI（2025-03）。\n"
+                   "命令：python scripts/figures/ch01_price_trend.py · matplotlib {mpl}"),
     },
     "en": {
-        "title": "API list price per 1M tokens at a fixed capability level (3:1 blend of input/output, log scale)",
         "y": "USD per 1M tokens (blended)",
-        "x": "Date the price took effect",
+        "x": "Date the model became available at this price (release or price change; a few: announcement, see date_basis)",
         "fit": "fitted line: about {factor:.1f}x cheaper per year",
-        "footer": ("Data: {file} (each point links a vendor price page or a copy of it, read {as_of}); blend weights "
-                   "per Epoch AI;\nsecondary sources: a16z 'LLMflation' (2024-11), Epoch AI (2025-03). "
-                   "Command: python scripts/figures/ch01_price_trend.py"),
+        "title": "API list prices of selected OpenAI models and DeepSeek-V3 at a fixed capability level (3:1 blend, log scale)",
+        "reasoning": "hollow: reasoning model, output includes hidden reasoning tokens",
+        "footer": ("Data: {file} (each point links a vendor price page, most checked through third-party pages, read {as_of}); "
+                   "not the cheapest model\non the market at each time; MMLU as reported by vendors, settings differ; blend "
+                   "weights per Epoch AI. Secondary sources: a16z 'LLMflation' (2024-11),\nEpoch AI (2025-03). "
+                   "Command: python scripts/figures/ch01_price_trend.py · matplotlib {mpl}"),
     },
 }
 
@@ -70,6 +77,8 @@ def validate(data: dict) -> list[str]:
         for key in ("source", "checked_via", "mmlu_source"):
             if p.get(key) and not str(p[key]).startswith("https://"):
                 problems.append(f"{where}: {key} is not an https URL")
+        if p.get("date_basis") not in DATE_BASES:
+            problems.append(f"{where}: date_basis {p.get('date_basis')!r} is not one of {', '.join(DATE_BASES)}")
         for key in ("date", "as_of"):
             try:
                 date.fromisoformat(str(p.get(key)))
@@ -136,31 +145,64 @@ def compute_fit(data: dict) -> dict:
     return out
 
 
+# where each label sits relative to its point (offset in points, horizontal alignment), so that no label is struck
+# through by a line; presentation only, keyed by (level, model)
+LABEL_POS = {
+    ("gpt-3.5", "text-davinci-003"): ((-6, -3), "right"),
+    ("gpt-3.5", "gpt-3.5-turbo"): ((6, -9), "left"),
+    ("gpt-3.5", "gpt-3.5-turbo-0125"): ((-6, -10), "right"),
+    ("gpt-3.5", "gpt-4o-mini"): ((-6, -10), "right"),
+    ("gpt-3.5", "gpt-4.1-nano"): ((6, -3), "left"),
+    ("gpt-4", "gpt-4 (8K)"): ((-6, -12), "right"),
+    ("gpt-4", "gpt-4-turbo-2024-04-09"): ((5, 5), "left"),
+    ("gpt-4", "gpt-4o (2024-05-13)"): ((6, -2), "left"),
+    ("gpt-4", "gpt-4o (2024-08-06)"): ((6, -2), "left"),
+    ("gpt-4", "DeepSeek-V3 (deepseek-chat)"): ((6, -9), "left"),
+    ("gpt-4", "gpt-4.1-mini"): ((6, 3), "left"),
+    ("frontier", "GPT-3 davinci"): ((6, 5), "left"),
+    ("frontier", "o1-preview"): ((0, 8), "center"),
+    ("frontier", "gpt-4.5-preview"): ((-6, 6), "right"),
+}
+
+
 def plot(data: dict, lang: str):
     """The figure and its footer, for labs.common.save_figure."""
+    import matplotlib
     import matplotlib.pyplot as plt
     from matplotlib import dates as mdates
     from matplotlib import ticker
+    from matplotlib.lines import Line2D
 
     t = TEXT[lang]
-    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    fig, ax = plt.subplots(figsize=(7.6, 4.6))
     for level, meta in data["levels"].items():
         color, marker = STYLE.get(level, ("#333", "o"))
         pts = sorted((p for p in data["points"] if p["level"] == level), key=lambda p: p["date"])
         xs = [date.fromisoformat(p["date"]) for p in pts]
         ys = [blended(p, data["blend"]) for p in pts]
         style = "--" if level == "frontier" else "-"
-        ax.plot(xs, ys, linestyle=style, marker=marker, color=color, alpha=0.9, lw=1.0, ms=5,
-                label=meta[f"label_{lang}"])
+        ax.plot(xs, ys, linestyle=style, color=color, alpha=0.9, lw=1.0, label=meta[f"label_{lang}"])
         for p, x, y in zip(pts, xs, ys, strict=True):
+            hollow = p.get("reasoning", False)
+            ax.plot([x], [y], linestyle="none", marker=marker, ms=5, color=color,
+                    markerfacecolor="white" if hollow else color)
             if level == "frontier" and any(q["level"] != level and q["model"] == p["model"] for q in data["points"]):
                 continue  # the same point is already labelled in its fixed-level series
-            ax.annotate(p["model"], (x, y), textcoords="offset points", xytext=(5, 3), fontsize=6.5, color=color)
+            offset, align = LABEL_POS.get((level, p["model"]), ((5, 3), "left"))
+            ax.annotate(p["model"], (x, y), textcoords="offset points", xytext=offset, ha=align, fontsize=6.5,
+                        color=color)
         fit = data.get("fit", {}).get(level)
         if fit:
             x0, x1 = date.fromisoformat(fit["from"]), date.fromisoformat(fit["to"])
             ax.plot([x0, x1], [fit["fit_usd_at_from"], fit["fit_usd_at_to"]], linestyle=":", color=color, lw=1.6,
                     label=t["fit"].format(factor=fit["factor_per_year"]))
+    if any(p.get("reasoning") for p in data["points"]):
+        color, marker = STYLE["frontier"]
+        handles, labels = ax.get_legend_handles_labels()
+        handles.append(Line2D([], [], linestyle="none", marker=marker, ms=5, color=color, markerfacecolor="white"))
+        labels.append(t["reasoning"])
+    else:
+        handles, labels = ax.get_legend_handles_labels()
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0,)))
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
@@ -168,12 +210,12 @@ def plot(data: dict, lang: str):
     ax.xaxis.set_major_locator(mdates.YearLocator())
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
     ax.set_xlim(date(2021, 7, 1), date(2025, 12, 31))
-    ax.set_ylim(0.1, 300)
+    ax.set_ylim(0.05, 400)
     ax.set_ylabel(t["y"])
-    ax.set_xlabel(t["x"])
-    ax.set_title(t["title"], fontsize=9)
-    ax.legend(fontsize=6.5, loc="lower left")
-    footer = t["footer"].format(file=DATA.relative_to(REPO).as_posix(), as_of=data["as_of"])
+    ax.set_xlabel(t["x"], fontsize=7.5)
+    ax.set_title(t["title"], fontsize=8.5)
+    ax.legend(handles, labels, fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
+    footer = t["footer"].format(file=DATA.relative_to(REPO).as_posix(), as_of=data["as_of"], mpl=matplotlib.__version__)
     return fig, footer
 
 
@@ -182,7 +224,9 @@ def figure_paths(fig_dir: Path = FIG_DIR) -> dict[str, Path]:
 
 
 def render(data: dict, fig_dir: Path = FIG_DIR) -> list[Path]:
-    sys.path.insert(0, str(REPO))
+    for folder in (REPO, REPO / "labs"):  # labs/common.py imports its sibling describe.py by name
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
     from labs import common
 
     if not common.cjk_font():
