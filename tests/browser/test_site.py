@@ -1,4 +1,4 @@
-"""The book in a real browser: chapter 3 in both languages, the language switcher, search, mermaid.
+"""The book in a real browser: chapter 3 in both languages, the language switcher, mermaid (search: test_search.py).
 
 Every test runs through the `page` fixture (tests/conftest.py), which fails the test if the page requests
 any other host, gets an HTTP error from the local server, or logs a console error.
@@ -176,25 +176,6 @@ def test_switcher_keeps_the_section(page):
     assert page.url == page.base + f"/en/ch03/#{section}"
 
 
-@pytest.mark.parametrize(
-    "start, query, expected",
-    [
-        ("/", "预填充", "/ch03/"),
-        ("/en/", "prefill", "/en/ch03/"),
-        ("/", "前缀缓存", "/ch02/"),
-        ("/en/", "decision tree", "/en/ch02/"),
-    ],
-)
-def test_search_finds_the_chapter(page, start, query, expected):
-    _open(page, start)
-    page.click("input.md-search__input")
-    page.fill("input.md-search__input", query)
-    page.keyboard.press("End")  # a key event: Material's search listens for keyboard input
-    page.wait_for_selector(".md-search-result__item", timeout=15_000)
-    hrefs = page.eval_on_selector_all(".md-search-result__item a", "els => els.map(e => e.href)")
-    assert any(expected in h for h in hrefs), hrefs
-
-
 @pytest.mark.parametrize("path", ["/ch03/practice/", "/en/ch03/practice/"])
 def test_notebook_page_renders_with_its_outputs(page, path):
     # mkdocs-jupyter output, rendered in both languages (hooks/notebooks.py) with its saved CPU outputs.
@@ -202,18 +183,3 @@ def test_notebook_page_renders_with_its_outputs(page, path):
     assert page.locator(".jp-CodeCell").count() >= 3
     assert page.locator(".jp-OutputArea-output").count() >= 3
     assert "{" not in page.locator("article h1").first.inner_text()  # a page, not the raw .ipynb JSON
-
-
-def test_a_search_result_in_the_other_language_opens_that_language(page):
-    # The index holds both languages; crossing over must be a full load, or the header, tabs and
-    # <html lang> would stay in the language the reader came from.
-    _open(page, "/")
-    page.click("input.md-search__input")
-    page.fill("input.md-search__input", "prefill")
-    page.keyboard.press("End")
-    page.wait_for_selector(".md-search-result__item a[href*='/en/']", timeout=15_000)
-    page.locator(".md-search-result__item a[href*='/en/']").first.click()
-    page.wait_for_url(re.compile(r"/en/"))
-    page.wait_for_load_state("networkidle")
-    assert page.get_attribute("html", "lang") == "en"
-    assert "Home" in page.locator(".md-tabs").inner_text()

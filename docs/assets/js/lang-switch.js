@@ -4,9 +4,9 @@
 //    does not re-render the header, so links written at build time would go stale (hooks/i18n_switcher.py).
 //    Every page exists in both languages under the same path — zh at the site root, en under en/ — and
 //    headings carry the same ids in both, so the hash is kept too.
-// 2. A click that crosses languages (the switcher, a search result from the other language, a link in the
-//    text) is a full page load. Instant navigation swaps only the content and would leave the header, tabs,
-//    search and <html lang> in the old language.
+// 2. A click that crosses languages (the switcher, a link in the text) is a full page load. Instant navigation
+//    swaps only the content and would leave the header, tabs, search and <html lang> in the old language.
+//    (Search lists only the page's own language: hooks/search_index.py.)
 (function () {
   const root = new URL(__md_scope.pathname, location.href).pathname; // the site root, e.g. "/"
   const rest = (pathname) => (pathname.startsWith(root) ? pathname.slice(root.length) : "");

@@ -1,0 +1,57 @@
+"""What the site search must list first, per language: the table tests/browser/test_search.py types in.
+
+One row per query: (query, where the first result must lead). `where` is a path under the language's root
+(中文 "/", English "/en/"): "ch03/#latency" means the first result is chapter 3 and, within it, the section
+with id "latency" ranks first; "calculators/vram/" means the first result is that page, whichever of its
+sections ranks first.
+
+When a chapter lands, add its key terms in both languages. A glossary term should lead to the section that
+defines it: where the term is in **bold** (or a heading that begins with it); until a chapter defines it, to
+its row in the glossary ("glossary/#<row id>"). hooks/search_index.py explains how.
+"""
+
+from __future__ import annotations
+
+SEARCHES: dict[str, list[tuple[str, str]]] = {
+    "zh": [
+        ("算术强度", "ch03/#why-decode-is-slow"),
+        ("首 token 时间", "ch03/#latency"),
+        ("首token时间", "ch03/#latency"),
+        ("TTFT", "ch03/#latency"),
+        ("TPOT", "ch03/#latency"),
+        ("KV 缓存", "ch03/#attention"),
+        ("kv cache", "ch03/#attention"),  # the English term on a Chinese page
+        ("预填充", "ch03/#prefill"),
+        ("prefill", "ch03/#prefill"),
+        ("解码", "ch03/#decode"),
+        ("受带宽限制", "ch03/#why-decode-is-slow"),
+        ("因果掩码", "ch03/#attention"),
+        ("有效吞吐", "ch03/#throughput"),
+        ("MBU", "ch03/#utilization"),
+        ("量化", "glossary/#quantization"),
+        ("连续批处理", "glossary/#continuous-batching"),
+        ("显存计算器", "calculators/vram/"),
+        ("投资回报", "calculators/roi/"),
+    ],
+    "en": [
+        ("arithmetic intensity", "ch03/#why-decode-is-slow"),
+        ("Arithmetic Intensity", "ch03/#why-decode-is-slow"),
+        ("time to first token", "ch03/#latency"),
+        ("TTFT", "ch03/#latency"),
+        ("KV cache", "ch03/#attention"),
+        ("prefill", "ch03/#prefill"),
+        ("decode", "ch03/#decode"),
+        ("memory-bound", "ch03/#why-decode-is-slow"),
+        ("memory bound", "ch03/#why-decode-is-slow"),
+        ("causal mask", "ch03/#attention"),
+        ("goodput", "ch03/#throughput"),
+        ("MBU", "ch03/#utilization"),
+        ("roofline", "glossary/#roofline"),  # stemmed index, unstemmed query: 0 results before
+        ("intensity", "glossary/#arithmetic-intensity"),
+        ("quantization", "glossary/#quantization"),
+        ("quantized", "glossary/#quantization"),  # a different ending of the same stem
+        ("continuous batching", "glossary/#continuous-batching"),
+        ("VRAM calculator", "calculators/vram/"),
+        ("ROI", "calculators/roi/"),
+    ],
+}
