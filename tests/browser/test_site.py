@@ -69,7 +69,7 @@ def test_mermaid_diagram_renders_to_svg(page):
     [("/ch02/", "观察到的症状"), ("/en/ch02/", "Observed symptom")],
 )
 def test_chapter2_decision_tree_renders_in_both_languages(page, path, label):
-    # Figure 2-1 is a larger flowchart than chapter 3's, with Chinese labels on the Chinese page.
+    # Figure 2-2 is a larger flowchart than chapter 3's, with Chinese labels on the Chinese page.
     page.add_init_script(
         "const attach = Element.prototype.attachShadow;"
         "Element.prototype.attachShadow = function (init) { return attach.call(this, {...init, mode: 'open'}); };"
@@ -81,6 +81,21 @@ def test_chapter2_decision_tree_renders_in_both_languages(page, path, label):
     text = svg.text_content()
     assert "Syntax error" not in text
     assert label in text, text[:300]
+
+
+@pytest.mark.parametrize("path, lang", [("/ch02/", "zh"), ("/en/ch02/", "en")])
+def test_chapter2_prefill_figure_loads_in_its_language(page, path, lang):
+    # Figure 2-1 (measured vs calc prefill) is an SVG from docs/assets/figures, in the page's language, with its
+    # provenance line linking the data file underneath.
+    _open(page, path)
+    img = page.locator(f"article img[src*='ch02-prefill-reference_{lang}.svg']")
+    assert img.count() == 1
+    img.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "src => { const i = document.querySelector(`article img[src*='${src}']`); return i && i.complete && i.naturalWidth > 0; }",
+        arg=f"ch02-prefill-reference_{lang}.svg", timeout=10_000)
+    assert img.bounding_box()["width"] > 300
+    assert page.locator("p.provenance a[href*='ch02-prefill-reference.json']").count() == 1
 
 
 def test_mermaid_loads_only_where_a_diagram_is_and_after_instant_navigation(page):
