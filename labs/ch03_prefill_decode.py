@@ -432,6 +432,8 @@ TEXT = {
     "of_read": {"zh": "占实测只读带宽 {bw:.0f} GB/s（中位数）", "en": "of measured read bandwidth {bw:.0f} GB/s (median)"},
     "of_sheet": {"zh": "占标称带宽 {bw:.0f} GB/s", "en": "of datasheet bandwidth {bw:.0f} GB/s"},
     "oom": {"zh": "显存不足", "en": "OOM"},
+    "mbu_over": {"zh": "超过 100%：这台机器上一次只读遍历（torch.sum）跑不出矩阵乘法读内存的速度，这个分母不是上限，比值不是利用率",
+                 "en": "above 100%: on this machine a read-only pass (torch.sum) reads memory more slowly than the matrix multiplies do, so this denominator is no ceiling and the ratio is not a utilization"},
 }
 PATH_NAMES = {
     "static-graph": {"zh": "静态缓存 + CUDA Graph", "en": "static cache + CUDA graph"},
@@ -578,11 +580,12 @@ def plot(data, lang):
                 ax.text(v + 1, y - 0.18, f"{v:.0f}%", va="center", fontsize=7)
         ax.set_yticks(list(ys), [PATH_NAMES[p["path"]][lang] for p in paths])
         ax.invert_yaxis()
-        ax.set_xlim(0, 120)
         ax.set_xlabel(t("mbu_axis", lang))
         ax.set_title(t("mbu_title", lang, p=prov["settings"]["decode_prompt_len"]))
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-        figures["mbu"] = (fig, footer)
+        over = max(pct_read) > 100
+        ax.set_xlim(0, max(120, 1.15 * max(pct_read)))
+        figures["mbu"] = (fig, footer + ("\n" + t("mbu_over", lang) if over else ""))
     return figures
 
 
