@@ -1033,8 +1033,8 @@ def plot(data: dict, lang: str) -> dict:
     ax1.set_xlabel("自发出请求起的时间（ms）" if zh else "time since the request was sent (ms)")
     ax1.set_ylabel("已收到的 token 数" if zh else "tokens received")
     tps = p.get("output_tok_per_s")
-    ax1.set_title((f"流式补全：token 到达客户端的时间（单流 1/平均 TPOT = {tps:.0f} token/s，服务器测得）" if zh else
-                   f"Streaming completions: token arrivals at the client (per stream, 1/mean server TPOT = {tps:.0f} tok/s)")
+    ax1.set_title((f"token 到达客户端的时间（单流 1/平均 TPOT = {tps:.0f} token/s，服务器测得）" if zh else
+                   f"Token arrivals at the client (per stream: 1/mean server TPOT = {tps:.0f} tok/s)")
                   if tps else "", fontsize=9)
     ax1.legend(fontsize=7, loc="lower right")
     logged = p["log"].get("kv_cache_tokens")
