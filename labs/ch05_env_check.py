@@ -17,7 +17,7 @@ else this interpreter if it has vLLM, else ./.venv-engine (made by `bash scripts
 Data goes to <out>/data/<device>.json (with provenance), figures to <out>/figures/<device>-serve_{zh,en}.svg.
 
     python labs/ch05_env_check.py check             # the table; seconds
-    python labs/ch05_env_check.py                   # check + serve (a minute or two on a CPU)
+    python labs/ch05_env_check.py                   # check + serve (a few minutes on a CPU)
     python labs/ch05_env_check.py --quick           # check + a short serve where an engine exists
     python labs/ch05_env_check.py serve --engine-python /path/to/venv/bin/python --gpu-memory-utilization 0.5
     python labs/ch05_env_check.py --plot-only       # re-render figures from the data files in <out>/data/
