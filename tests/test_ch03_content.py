@@ -1,6 +1,6 @@
 """Chapter 3's content fixes (issue 8) stay fixed: one E2EL formula everywhere, no mention of the book's plan,
 FlashAttention never offered as a decode-bytes saving, and the numbers the pages state without a calc placeholder
-(calc's empty critical batch, the CPU lab's 11.3x, the kernel count of an eager decode step) still hold.
+(calc's empty critical batch, the CPU lab data, the kernel count of an eager decode step) still hold.
 
 Each checker is first shown to catch the error the review found, on a small sample.
 """
@@ -173,7 +173,7 @@ def test_fp8_decode_bytes_do_not_halve_and_batch_64_stays_memory_bound():
     assert b64["bound"] == "memory" and 1 < b64["tpot_s"] / bf16["tpot_s"] < 2
 
 
-# --- the CPU lab data behind "11.3 times, not 16" -------------------------------------------------------------
+# --- the CPU lab data behind the pages -------------------------------------------------------------
 
 
 def test_cpu_decode_throughput_ratio_stated_on_the_pages():
@@ -240,3 +240,28 @@ def test_eager_decode_step_kernel_count_matches_the_lab_page():
     for lang, words in (("zh", f"每层 {PER_LAYER} 个"), ("en", f"{PER_LAYER} in all")):
         page = (DOCS / lang / "labs/ch03-prefill-decode.md").read_text(encoding="utf-8")
         assert PER_STEP in page and words in page
+
+
+def test_cpu_results_table_is_the_data():
+    """The lab page's results table and the captions' shares are the committed CPU data, rounded as printed."""
+    files = sorted((DOCS / "assets/labs/ch03-prefill-decode/data").glob("*.json"))
+    data = next(d for d in (json.loads(f.read_text()) for f in files) if d["provenance"]["device"]["kind"] == "cpu")
+    points = data["points"]
+
+    def one(kind, **match):
+        found = [p for p in points if p["kind"] == kind and all(p.get(k) == v for k, v in match.items())]
+        assert len(found) == 1, (kind, match)
+        return found[0]
+
+    prefill = one("prefill", batch=1, prompt_len=512)["prefill_s"]["median"]
+    b1, b16 = one("decode", path="static", batch=1), one("decode", path="static", batch=16)
+    split = one("split", prompt_len=512)
+    shares = " / ".join(f"{100 * v['median'] / (split['ttft_s']['median'] + v['median']):.0f}%"
+                        for v in split["decode_s"].values())
+    expected = [f"{prefill:.2f}", f"{512 / prefill:.0f}", f"{1e3 * b1['tpot_s']['median']:.1f}",
+                f"{b1['decode_tok_per_s']:.1f}", f"{b16['decode_tok_per_s']:.1f}", shares,
+                f"{(512 / prefill) / b1['decode_tok_per_s']:.0f}"]
+    for lang in LANGS:
+        page = (DOCS / lang / "labs/ch03-prefill-decode.md").read_text(encoding="utf-8")
+        for value in expected:
+            assert value in page, f"{lang} lab page should state {value}"
