@@ -41,10 +41,10 @@ PARTS = ("memory", "decode", "quant", "prefix", "fragmentation")
 CACHES = ("dynamic", "contiguous", "paged", "contiguous-fp8", "contiguous-int8")
 KV_DTYPES = ("bf16", "fp8", "int8")
 
-# A sample of real request lengths: the first 40 successful rows (request tokens, response tokens) of
+# A sample of real request lengths: the first 40 rows (request tokens, response tokens) of
 # BurstGPT_1.csv, conversation logs of ChatGPT and GPT-4 on Azure OpenAI (Wang et al., BurstGPT, 2024,
 # https://arxiv.org/abs/2401.17644; data CC-BY-4.0, https://huggingface.co/datasets/lzzmm/BurstGPT, read in
-# the dataset viewer 2026-11-29). Rows with 0 response tokens are failed requests and were left out.
+# the dataset viewer 2026-11-29), the 2 failed ones (0 response tokens) dropped: 38 requests.
 BURSTGPT_SAMPLE = (
     (472, 18), (1087, 230), (417, 276), (1360, 647), (185, 215), (586, 293), (37, 1656), (54, 503), (1528, 414),
     (89, 370), (549, 362), (172, 69), (969, 206), (97, 137), (1574, 501), (253, 239), (23, 344), (509, 207),
@@ -53,9 +53,13 @@ BURSTGPT_SAMPLE = (
     (1741, 428), (1306, 267),
 )
 BURSTGPT_SOURCE = "https://huggingface.co/datasets/lzzmm/BurstGPT"
-# What the PagedAttention paper measured in the systems before it (Kwon et al., SOSP 2023, section 1):
-# only 20.4 %-38.2 % of the KV cache memory held token states.
-PAPER_UTILIZATION = {"low_pct": 20.4, "high_pct": 38.2, "source": "https://arxiv.org/abs/2309.06180"}
+# What the PagedAttention paper measured for its three Orca baselines (Kwon et al., SOSP 2023, Figure 2 and
+# section 6.1): Orca reimplemented by the authors with a buddy allocator, reserving the maximum length of 2048
+# (Max), up to twice the output (Pow2) or exactly the output (Oracle): 20.4 %, 26.8 % and 38.2 % of the KV
+# cache memory held token states. Not "earlier systems" in general, and not comparable one to one with the
+# replay here (no power-of-two rounding, no external fragmentation, another max length and workload).
+PAPER_UTILIZATION = {"low_pct": 20.4, "high_pct": 38.2, "source": "https://arxiv.org/abs/2309.06180",
+                     "baselines": {"Orca (Max)": 20.4, "Orca (Pow2)": 26.8, "Orca (Oracle)": 38.2}}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -415,18 +419,22 @@ def measure_prefix(model, prefix_len, suffix_len, repeats, device, block_size):
     total = prefix_len + suffix_len
     blocks = 2 * math.ceil(total / block_size) + 2
 
-    def ttft(fn):
+    def ttft(setup, fn):
+        """Only the prefill is timed: setup() (a fresh block pool, or the new request's block table) runs first."""
         times = []
         for _ in range(repeats + 1):  # the first call warms up
+            state = setup()
             common.sync(device)
             t0 = time.perf_counter()
-            logits = fn()
+            logits = fn(state)
             logits.argmax(-1).cpu()
             times.append(time.perf_counter() - t0)
         return logits, common.summarize(times[1:])
 
-    def cold():
-        decoder = KVDecoder(model, make_cache("paged", model, 1, total, block_size, num_blocks=blocks))
+    def cold_setup():  # a new pool per request: building it (torch.zeros) stays out of the timer
+        return KVDecoder(model, make_cache("paged", model, 1, total, block_size, num_blocks=blocks))
+
+    def cold(decoder):
         return decoder.forward(prompt, 0)
 
     # The earlier request: its prefix sits in the pool's first blocks.
@@ -434,16 +442,21 @@ def measure_prefix(model, prefix_len, suffix_len, repeats, device, block_size):
     KVDecoder(model, cache).forward(prefix, 0)
     owner = list(cache.tables[0])
 
-    def warm():
-        cached = cache.share_prefix(owner, prefix_len)  # a new request: the prefix's full blocks, shared
+    def warm_setup():  # a new request: the prefix's full blocks, shared (a block-table update, not timed)
+        return cache.share_prefix(owner, prefix_len)
+
+    def warm(cached):
+        # The suffix attends to the cached prefix with an explicit mask (attend()): on a GPU SDPA then cannot
+        # take its flash kernel, which the cold path's is_causal can, so the warm time is pessimistic there.
         return KVDecoder(model, cache).forward(prompt[:, cached:], cached)
 
-    cold_logits, cold_s = ttft(cold)
-    warm_logits, warm_s = ttft(warm)
+    cold_logits, cold_s = ttft(cold_setup, cold)
+    warm_logits, warm_s = ttft(warm_setup, warm)
     reused = (prefix_len // block_size) * block_size
     err = ((warm_logits.float() - cold_logits.float()).norm() / cold_logits.float().norm()).item()
     return {"ttft_cold_s": cold_s, "ttft_warm_s": warm_s, "reused_tokens": reused, "prefilled_warm": total - reused,
-            "rel_error": err, "shared_blocks": reused // block_size}
+            "rel_error": err, "shared_blocks": reused // block_size,
+            "timed": "the prefill only, until the first token is on the host; the block pool is built before the timer"}
 
 
 def replay_fragmentation(requests, allocator, max_len, block_size=16) -> dict:
@@ -545,19 +558,25 @@ def refresh_prediction(point, prov) -> None:
 
 TEXT = {
     "measured": {"zh": "实测", "en": "measured"},
+    "tensor_bytes": {"zh": "K、V 张量字节数（形状 × 元素大小）", "en": "K, V tensor bytes (shape × element size)"},
+    "alloc_delta": {"zh": "分配器增量（预填充前后）", "en": "allocator delta (after − before prefill)"},
     "predicted": {"zh": "calc 预测", "en": "calc prediction"},
     "gqa": {"zh": "GQA（{n} 个 KV 头）", "en": "GQA ({n} KV heads)"},
     "mha": {"zh": "MHA（{n} 个 KV 头）", "en": "MHA ({n} KV heads)"},
     "tokens_cached": {"zh": "缓存中的 token 数（批大小 × 上下文）", "en": "tokens in the cache (batch × context)"},
     "kv_size": {"zh": "KV 缓存（{unit}）", "en": "KV cache ({unit})"},
-    "mem_title": {"zh": "KV 缓存：Hugging Face 实际分配的张量 vs calc 的公式", "en": "KV cache: the tensors Hugging Face holds vs calc's formula"},
+    "mem_title": {"zh": "KV 缓存：Hugging Face 缓存中 K、V 张量的字节数 vs calc 的公式",
+                  "en": "KV cache: bytes of the K, V tensors in Hugging Face's cache vs calc's formula"},
     "context": {"zh": "上下文长度（token）", "en": "context length (tokens)"},
-    "step_ms": {"zh": "每步解码时间（毫秒，中位数）", "en": "time per decode step (ms, median)"},
+    "step_ms": {"zh": "每步解码时间（毫秒，中位数；竖线 p10–p90）", "en": "time per decode step (ms, median; bars p10–p90)"},
     "decode_title": {"zh": "解码一步的时间随上下文增长（批大小 {b}）", "en": "Time of one decode step vs context (batch {b})"},
     "util_pct": {"zh": "KV 显存利用率（%）", "en": "KV memory utilization (%)"},
     "frag_title": {"zh": "{n} 个真实请求（BurstGPT 样本）的 KV 显存利用率", "en": "KV memory utilization replaying {n} real requests (BurstGPT sample)"},
-    "paper_band": {"zh": "PagedAttention 论文：此前系统 20.4–38.2%", "en": "PagedAttention paper: earlier systems 20.4–38.2%"},
-    "ttft_ms": {"zh": "TTFT（毫秒，中位数）", "en": "TTFT (ms, median)"},
+    "paper_band": {"zh": "vLLM 论文图 2：作者自建的三个 Orca 基线\n（Max 20.4%、Pow2 26.8%、Oracle 38.2%）",
+                   "en": "vLLM paper, Fig. 2: the authors' three Orca baselines\n(Max 20.4%, Pow2 26.8%, Oracle 38.2%)"},
+    "frag_note": {"zh": "纯算术重放，与设备和模型无关 · max_len = {m} · BurstGPT_1.csv 的 {n} 个请求",
+                  "en": "arithmetic replay, independent of device and model · max_len = {m} · {n} requests of BurstGPT_1.csv"},
+    "ttft_ms": {"zh": "TTFT（毫秒，中位数；只计预填充）", "en": "TTFT (ms, median; prefill only)"},
     "prefix_len": {"zh": "共享前缀长度（token）", "en": "shared prefix length (tokens)"},
     "prefix_title": {"zh": "前缀缓存：首 token 时间（后缀 {s} 个 token）", "en": "Prefix caching: time to first token ({s}-token suffix)"},
     "cold": {"zh": "不复用（整段预填充）", "en": "no reuse (prefill everything)"},
@@ -623,7 +642,12 @@ def plot(data, lang):
             xs = [p["batch"] * p["context"] for p in ok]
             xs_all += [p["batch"] * p["context"] for p in pts]
             ax.plot(xs, [p["kv_cache_tensor_bytes"] / scale for p in ok], marker=marker, ls="none", color=color, ms=7,
-                    label=f"{label} · {t('measured', lang)}")
+                    label=f"{label} · {t('tensor_bytes', lang)}")
+            delta = [(p["batch"] * p["context"], p["allocated_delta_bytes"] / scale) for p in ok
+                     if p.get("allocated_delta_bytes") is not None]
+            if delta:  # GPU runs: what the allocator really holds more after the prefill (cache + one row of logits)
+                ax.plot(*zip(*delta, strict=True), marker=marker, ls="none", mfc="none", color=color, ms=12, mew=1.2,
+                        label=f"{label} · {t('alloc_delta', lang)}")
             pred = [(p["batch"] * p["context"], p["predicted"]["kv_cache_bytes"] / scale) for p in pts if p.get("predicted")]
             if pred:
                 ax.plot(*zip(*pred, strict=True), ls="--", color=color, lw=1, label=f"{label} · {t('predicted', lang)}")
@@ -649,8 +673,12 @@ def plot(data, lang):
             pts = sorted((p for p in dec if cache in p["by_cache"]), key=lambda p: p["context"])
             if not pts:
                 continue
-            ax.plot([p["context"] for p in pts], [1e3 * p["by_cache"][cache]["step_s"]["median"] for p in pts], marker="o",
-                    color=COLORS[cache], label=CACHE_NAMES[cache][lang])
+            stats = [p["by_cache"][cache]["step_s"] for p in pts]
+            med = [1e3 * st["median"] for st in stats]
+            err = [[m - 1e3 * st["p10"] for m, st in zip(med, stats, strict=True)],
+                   [1e3 * st["p90"] - m for m, st in zip(med, stats, strict=True)]]
+            ax.errorbar([p["context"] for p in pts], med, yerr=err, marker="o", ms=4, capsize=3, lw=1.2, elinewidth=0.8,
+                        color=COLORS[cache], label=CACHE_NAMES[cache][lang])
         for kv, cache in ((model["weights"], "contiguous"), ("fp8", "contiguous-fp8")):
             pred = [(p["context"], 1e3 * p["predicted"][kv]["tpot_s"]) for p in dec if (p.get("predicted") or {}).get(kv)]
             if pred:
@@ -674,15 +702,15 @@ def plot(data, lang):
         bars = ax.barh(range(len(frag)), vals, color=["#C44E52", "#DD8452", "#55A868", "#4C72B0"][: len(frag)])
         for bar, v in zip(bars, vals, strict=True):
             ax.text(v + 1, bar.get_y() + bar.get_height() / 2, f"{v:.1f}%", va="center", fontsize=8)
-        ref = prov["settings"].get("paper_utilization") or PAPER_UTILIZATION
-        ax.axvspan(ref["low_pct"], ref["high_pct"], color="#8C8C8C", alpha=0.2, label=t("paper_band", lang))
+        ax.axvspan(PAPER_UTILIZATION["low_pct"], PAPER_UTILIZATION["high_pct"], color="#8C8C8C", alpha=0.2,
+                   label=t("paper_band", lang))
         ax.set_yticks(range(len(frag)), labels)
         ax.invert_yaxis()
         ax.set_xlim(0, 110)
         ax.set_xlabel(t("util_pct", lang))
         ax.set_title(t("frag_title", lang, n=frag[0]["requests"]))
-        ax.legend(fontsize=7, loc="lower right")
-        note = footer + ("\n" + f"max_len = {frag[0]['max_len']}")
+        ax.legend(fontsize=7, loc="upper right")
+        note = t("frag_note", lang, m=frag[0]["max_len"], n=frag[0]["requests"])  # no device, no model: arithmetic
         figures["fragmentation"] = (fig, note)
 
     # 4. Prefix caching
