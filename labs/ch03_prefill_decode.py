@@ -188,15 +188,24 @@ class StaticDecoder:
     def check_fast_path(self, prompt, fast_step, steps: int = 4, tolerance: float = 0.02):
         """Fail fast: the fast step (graph replay, compiled step) must give the eager step's logits.
 
-        Both runs start from the same prompt; each decode step's logits are compared by relative L2 error.
-        bf16 rounding differs between fused and unfused kernels by far less than `tolerance`; a stale buffer,
-        a wrong cache slot or a miscompiled kernel gives errors of order 1. Raises GraphMismatch, which ends
-        the lab, instead of recording wrong points for the rest of the sweep. Returns the worst error seen.
+        Both runs start from the same prompt, and the fast run is fed the eager run's tokens: with random weights
+        the top logits are close, so one rounding difference could pick another token and every later step would
+        then differ for a harmless reason. Each step's logits are compared by relative L2 error. bf16 rounding
+        differs between fused and unfused kernels by far less than `tolerance`; a stale buffer, a wrong cache slot
+        or a miscompiled kernel gives errors of order 1. Raises GraphMismatch, which ends the lab, instead of
+        recording wrong points for the rest of the sweep. Returns the worst error seen.
         """
-        runs = []
-        for step in (self.eager_step, fast_step):
-            self.prefill(prompt)
-            runs.append([step().float().clone() for _ in range(steps)])
+        self.prefill(prompt)
+        ref_logits, ref_tokens = [], []
+        for _ in range(steps):
+            ref_logits.append(self.eager_step().float().clone())
+            ref_tokens.append(self.token.clone())
+        self.prefill(prompt)
+        fast_logits = []
+        for i in range(steps):
+            fast_logits.append(fast_step().float().clone())
+            self.token.copy_(ref_tokens[i])  # same input to the next step as the eager run had
+        runs = (ref_logits, fast_logits)
         worst = 0.0
         for i, (ref, fast) in enumerate(zip(*runs, strict=True)):
             err = ((fast - ref).norm() / ref.norm().clamp_min(1e-12)).item()
@@ -339,7 +348,7 @@ def run_decode_path(model, path, batch, prompt_len, new_tokens, device, decoders
 def measure_decode(model, path, batch, prompt_len, new_tokens, device, warmup, repeats, decoders):
     """TPOT is the median of every decode step of every repeat: a one-off stall (the allocator growing, a
     graph re-recorded, the OS scheduling something else) stays in the samples but not in the median.
-    The mean per repeat is kept too (`tpot_mean_s`), for readers who want what a user would average."""
+    The mean of all steps is kept too (`tpot_mean_s`): the book's TPOT definition, (E2E − TTFT) / (N − 1), is a mean."""
     t0 = time.perf_counter()
     for _ in range(warmup):  # compile-graph and hf-compile compile in their first call: tens of seconds
         run_decode_path(model, path, batch, prompt_len, new_tokens, device, decoders)
@@ -413,7 +422,8 @@ TEXT = {
     "split_x": {"zh": "提示长度（token）；柱顶数字为输出长度", "en": "prompt length (tokens); output length on top of each bar"},
     "tok_s": {"zh": "吞吐（token/秒）", "en": "throughput (tokens/s)"},
     "tp_title_len": {"zh": "批大小 1：吞吐随提示长度", "en": "Batch 1: throughput vs prompt length"},
-    "tp_title_batch": {"zh": "吞吐随批大小（提示 {p}）", "en": "Throughput vs batch size (prompt {p})"},
+    "tp_title_batch": {"zh": "吞吐随批大小（预填充提示 {p}，解码提示 {d}）",
+                       "en": "Throughput vs batch size (prefill prompt {p}, decode prompt {d})"},
     "prefill_tps": {"zh": "预填充 token/秒", "en": "prefill tokens/s"},
     "decode_tps": {"zh": "解码 token/秒（{path}）", "en": "decode tokens/s ({path})"},
     "ttft": {"zh": "TTFT（毫秒）", "en": "TTFT (ms)"},
@@ -426,10 +436,10 @@ TEXT = {
     "why_cpu": {"zh": "CPU 运行（calc 只为 GPU 建模）", "en": "CPU run (calc models GPUs only)"},
     "why_gpu": {"zh": "calc 的登记表里没有这块 GPU", "en": "this GPU is not in calc's registry"},
     "why_none": {"zh": "calc 未给出该量", "en": "calc gave no value for this quantity"},
-    "mbu_title": {"zh": "解码的显存带宽利用率（MBU），批大小 1，提示 {p}",
-                  "en": "Memory-bandwidth utilization (MBU) of decode, batch 1, prompt {p}"},
+    "mbu_title": {"zh": "解码的模型带宽利用率（MBU），批大小 1，提示 {p}",
+                  "en": "Model bandwidth utilization (MBU) of decode, batch 1, prompt {p}"},
     "mbu_axis": {"zh": "每步读取字节 / TPOT，占带宽的 %", "en": "bytes read per step / TPOT, % of bandwidth"},
-    "of_read": {"zh": "占实测只读带宽 {bw:.0f} GB/s（中位数）", "en": "of measured read bandwidth {bw:.0f} GB/s (median)"},
+    "of_read": {"zh": "占实测只读带宽 {bw:.3g} GB/s（中位数）", "en": "of measured read bandwidth {bw:.3g} GB/s (median)"},
     "of_sheet": {"zh": "占标称带宽 {bw:.0f} GB/s", "en": "of datasheet bandwidth {bw:.0f} GB/s"},
     "oom": {"zh": "显存不足", "en": "OOM"},
     "mbu_over": {"zh": "超过 100%：这台机器上一次只读遍历（torch.sum）跑不出矩阵乘法读内存的速度，这个分母不是上限，比值不是利用率",
@@ -437,7 +447,7 @@ TEXT = {
 }
 PATH_NAMES = {
     "static-graph": {"zh": "静态缓存 + CUDA Graph", "en": "static cache + CUDA graph"},
-    "static": {"zh": "静态缓存（逐个启动 kernel）", "en": "static cache (eager launches)"},
+    "static": {"zh": "静态缓存（逐个启动内核）", "en": "static cache (eager launches)"},
     "hf-eager": {"zh": "HF generate（动态缓存）", "en": "HF generate (dynamic cache)"},
     "compile-graph": {"zh": "静态缓存 + torch.compile + CUDA Graph", "en": "static cache + torch.compile + CUDA graph"},
     "hf-compile": {"zh": "HF generate（静态缓存 + compile）", "en": "HF generate (static cache + compile)"},
@@ -530,7 +540,7 @@ def plot(data, lang):
         common.log_axis(ax2, "y")
         ax2.set_xlabel(t("batch", lang))
         ax2.set_ylabel(t("tok_s", lang))
-        ax2.set_title(t("tp_title_batch", lang, p=batch_prompt))
+        ax2.set_title(t("tp_title_batch", lang, p=batch_prompt, d=prov["settings"]["decode_prompt_len"]))
         ax2.legend(fontsize=7)
         figures["throughput"] = (fig, footer)
 
@@ -690,28 +700,30 @@ def main(argv=None) -> int:
         for batch, prompt_len in dict.fromkeys(shapes):
             measure({"kind": "prefill", "batch": batch, "prompt_len": prompt_len},
                     measure_prefill, model, batch, prompt_len, device, args.warmup, args.prefill_repeats)
-        # Batch 1 on every path: the MBU comparison. The compiled step compiles in its warm-up (about a minute for
-        # the 8B shape), once for batch 1 only; hf-compile, opt-in, goes last for the same reason.
-        for path in [p for p in args.paths if p != "hf-compile"]:
-            point = decode(path, 1, max(args.warmup, 1))
-            decoders.clear()
+        # The split and the batch sweep run on the fastest path that needs no compile (one compile per batch
+        # size would cost more than the whole sweep): they come first, with that path at batch 1, because the
+        # chapter's figures need them. Then batch 1 on the other paths for the MBU comparison; the compiled paths
+        # last, since each compiles in its warm-up (about a minute for the 8B shape) and may meet the time budget.
+        fast = next((p for p in ("static-graph", "static") if p in args.paths), None)
+
+        def decode_b1(path):
+            point = decode(path, 1, max(args.warmup, 1 if path != "hf-compile" else 2))  # hf-compile: call 1
+            decoders.clear()  # compiles, call 2 records its graphs
             common.free_memory(device)
             report_mbu(point, read_gbps, prov["datasheet"])
-        # The split and the batch sweep run on the fastest path that needs no compile (one compile per batch
-        # size would cost more than the whole sweep).
-        fast = next((p for p in ("static-graph", "static") if p in args.paths), None)
+
         if fast:
+            decode_b1(fast)
             for prompt_len in args.split_prompt_lens:
                 measure({"kind": "split", "path": fast, "batch": 1, "prompt_len": prompt_len, "output_lens": args.output_lens},
                         measure_split, model, fast, prompt_len, args.output_lens, device, args.warmup, args.repeats, decoders)
             for batch in args.decode_batches:
-                if batch != 1:  # batch 1 was measured above with the other paths
+                if batch != 1:  # batch 1 was measured above
                     decode(fast, batch, args.warmup)
-        decoders.clear()
-        common.free_memory(device)
-        if "hf-compile" in args.paths:  # last: its compile takes a minute and leaves compiled state behind
-            point = decode("hf-compile", 1, max(args.warmup, 2))  # call 1 compiles, call 2 records graphs
-            report_mbu(point, read_gbps, prov["datasheet"])
+            decoders.clear()
+            common.free_memory(device)
+        for path in sorted((p for p in args.paths if p != fast), key=lambda p: p in ("compile-graph", "hf-compile")):
+            decode_b1(path)
     common.plot_safely(plot, data_path, args.out / "figures")
     return 130 if data.doc["status"] == "interrupted" else 0
 

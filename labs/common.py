@@ -752,7 +752,7 @@ def log_ticks(lo: float, hi: float, base: float = 10, at_least: int = 3) -> list
         ticks = sorted({float(f"{v:.{digits}g}") for v in raw})
         if len(ticks) == n:
             break
-    return [min(ticks[0], lo), *ticks[1:-1], max(ticks[-1], hi)]
+    return ticks  # the first and last may sit just inside the data: the axis still shows the data's ends
 
 
 def render_all(plot_one, data: dict, fig_dir: Path, tag: str) -> list[Path]:

@@ -119,7 +119,9 @@ def test_built_pages_show_each_figures_provenance(site_dir):
 
 
 def test_cpu_run_line_in_both_languages():
-    data = _cpu_data()
+    data = _cpu_data()  # the committed run, with the machine and date pinned so a rerun of the lab keeps this test
+    data["provenance"]["device"]["name"] = "AMD EPYC"
+    data["provenance"]["date"] = "2026-11-26T23:50:22Z"
     zh = describe.provenance_line(data, "zh", "../x.json", "Llama-3.2-1B")
     en = describe.provenance_line(data, "en", "../x.json", "Llama-3.2-1B")
     assert zh == ("在 CPU 上测得，不是 GPU：AMD EPYC，2 核 · torch 2.13.0+cpu · transformers 5.24.0 · "
@@ -178,7 +180,8 @@ def test_the_directive_becomes_the_line_with_a_link_relative_to_the_page():
     md = "![f](../../assets/labs/ch03-prefill-decode/figures/ch03-cpu-mbu_en.svg)\n{{ provenance ch03-prefill-decode/data/ch03-cpu.json }}\n"
     out = lab_provenance.on_page_markdown(md, _page("en/labs/ch03-prefill-decode.md"), config, None)
     line = out.split("\n")[1]
-    assert line.startswith('<p class="provenance" markdown>Measured on a CPU, not a GPU: AMD EPYC, 2 cores · ')
+    device = describe.device_text(_cpu_data()["provenance"], "en")  # e.g. "AMD EPYC, 2 cores"
+    assert line.startswith(f'<p class="provenance" markdown>Measured on a CPU, not a GPU: {device} · ')
     assert "Llama-3.2-1B shape" in line  # the registry's name for the preset the run built
     assert "[data file](../../assets/labs/ch03-prefill-decode/data/ch03-cpu.json)" in line and line.endswith("</p>")
     out = lab_provenance.on_page_markdown(md, _page("zh/ch03/index.md"), config, None)

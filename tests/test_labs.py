@@ -494,7 +494,8 @@ def test_missing_gpu_and_missing_data_are_clear_errors(tmp_path, capsys):
 def test_log_ticks_label_a_narrow_range(lo, hi):
     ticks = common.log_ticks(lo, hi)
     assert len([v for v in ticks if lo <= v <= hi]) >= 2
-    assert ticks == sorted(ticks) and ticks[0] <= lo * 1.0001 and ticks[-1] >= hi * 0.9999
+    assert ticks == sorted(ticks)
+    assert all(float(f"{v:.4g}") == v for v in ticks)  # labels a reader can read: no 474.745
 
 
 def test_tpot_panel_has_readable_ticks(quick03):
