@@ -22,8 +22,8 @@ py=${PYTHON:-$(command -v python3 || command -v python)}
 
 # name  folder  script  budget_s  hard_stop_s  what
 LABS="
-ch03 ch03-prefill-decode ch03_prefill_decode.py 140 160 prefill vs decode (Llama-3.1-8B shape, bf16, batch 1..64, four decode paths; MBU of each)
-ch04 ch04-gpu-basics ch04_gpu_basics.py 45 60 GPU basics (matmul TFLOPS, bandwidth vs buffer size, memory vs calc, NVML trace)
+ch03 ch03-prefill-decode ch03_prefill_decode.py 145 165 prefill vs decode (Llama-3.1-8B shape, bf16, batch 1..64, four decode paths; MBU of each)
+ch04 ch04-gpu-basics ch04_gpu_basics.py 40 55 GPU basics (matmul TFLOPS, bandwidth vs buffer size, memory vs calc, NVML trace)
 ch06 ch06-kv-cache ch06_kv_cache.py 110 130 KV cache (memory vs calc, contiguous/paged/8-bit decode, prefix reuse, fragmentation replay)
 "
 chosen=("$@")

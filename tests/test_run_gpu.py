@@ -60,7 +60,7 @@ def test_default_run_hands_back_this_runs_data_flat(tree):
     log = (out / "run_gpu.log").read_text()
     assert "== ch03 exit code 0" in log and "== ch04 exit code 0" in log and "ch06" not in log
     assert '"--budget-s 140"' not in log  # the budget reaches the lab as its own argument
-    assert "--budget-s 140" in (out / "ch03-h200.json").read_text()
+    assert "--budget-s 145" in (out / "ch03-h200.json").read_text()
 
 
 def test_named_labs_only(tree):
