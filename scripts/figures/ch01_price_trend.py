@@ -23,11 +23,13 @@ import sys
 from datetime import date
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+import figure_support  # this folder's shared drawing (both languages, the labs' figure style)
+
+REPO = figure_support.REPO
 DATA = REPO / "docs" / "assets" / "data" / "ch01-price-trend.json"
-FIG_DIR = REPO / "docs" / "assets" / "figures"
+FIG_DIR = figure_support.FIG_DIR
 NAME = "ch01-price-trend"
-LANGS = ("zh", "en")
+LANGS = figure_support.LANGS
 REQUIRED = ("model", "provider", "level", "usd_per_million_input_tokens", "usd_per_million_output_tokens",
             "date", "date_basis", "source", "as_of", "in_fit")
 # what a point's date is: the model's release (its price already in force), a later price change, the first day of
@@ -220,23 +222,11 @@ def plot(data: dict, lang: str):
 
 
 def figure_paths(fig_dir: Path = FIG_DIR) -> dict[str, Path]:
-    return {lang: fig_dir / f"{NAME}_{lang}.svg" for lang in LANGS}
+    return figure_support.figure_paths(NAME, fig_dir)
 
 
 def render(data: dict, fig_dir: Path = FIG_DIR) -> list[Path]:
-    for folder in (REPO, REPO / "labs"):  # labs/common.py imports its sibling describe.py by name
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
-    from labs import common
-
-    if not common.cjk_font():
-        raise SystemExit("error: no CJK font for the Chinese figure (Debian: apt-get install fonts-noto-cjk)")
-    written = []
-    for lang, path in figure_paths(fig_dir).items():
-        common.style(lang)
-        fig, footer = plot(data, lang)
-        written.append(common.save_figure(fig, path, footer))
-    return written
+    return figure_support.render(plot, data, NAME, fig_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

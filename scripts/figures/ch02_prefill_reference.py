@@ -19,12 +19,14 @@ import json
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+import figure_support  # this folder's shared drawing (both languages, the labs' figure style)
+
+REPO = figure_support.REPO
 REFERENCE = REPO / "tests" / "data" / "h100-llama8b-2026-11-26.json"
 DATA = REPO / "docs" / "assets" / "data" / "ch02-prefill-reference.json"
-FIG_DIR = REPO / "docs" / "assets" / "figures"
+FIG_DIR = figure_support.FIG_DIR
 NAME = "ch02-prefill-reference"
-LANGS = ("zh", "en")
+LANGS = figure_support.LANGS
 CALC_INPUTS = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "weights": "bf16", "batch": "1"}
 # calc's line: powers of two and the points half-way between them (in log space, roughly), 128 to 8192 tokens
 CURVE_LENGTHS = (128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192)
@@ -168,22 +170,11 @@ def plot(data: dict, lang: str):
 
 
 def figure_paths(fig_dir: Path = FIG_DIR) -> dict[str, Path]:
-    return {lang: fig_dir / f"{NAME}_{lang}.svg" for lang in LANGS}
+    return figure_support.figure_paths(NAME, fig_dir)
 
 
 def render(data: dict, fig_dir: Path = FIG_DIR) -> list[Path]:
-    sys.path.insert(0, str(REPO / "labs"))  # labs/common.py imports its sibling describe.py by name
-    sys.path.insert(0, str(REPO))
-    from labs import common
-
-    if not common.cjk_font():
-        raise SystemExit("error: no CJK font for the Chinese figure (Debian: apt-get install fonts-noto-cjk)")
-    written = []
-    for lang, path in figure_paths(fig_dir).items():
-        common.style(lang)
-        fig, footer = plot(data, lang)
-        written.append(common.save_figure(fig, path, footer))
-    return written
+    return figure_support.render(plot, data, NAME, fig_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
