@@ -1,0 +1,173 @@
+"""Chapter 10's load generator: against a fake OpenAI-compatible server (streaming, a server that dies
+mid-run, a bad URL), its statistics, its figure, and a real CPU vLLM server end to end (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "labs"))
+
+import ch10_serving as ch10  # noqa: E402
+import common  # noqa: E402
+
+METRICS_TEXT = """# HELP vllm:num_requests_running x
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{model_name="fake"} 0.0
+# TYPE vllm:time_to_first_token_seconds histogram
+vllm:time_to_first_token_seconds_sum{model_name="fake"} 1.0
+vllm:time_to_first_token_seconds_count{model_name="fake"} 2.0
+"""
+
+
+class Fake:
+    """An OpenAI-compatible streaming server: `tokens_per_s` per stream; after `die_after` completions it closes
+    every connection without answering (a crashed server behind a live port) and then stops listening."""
+
+    def __init__(self, die_after: int | None = None, delay_s: float = 0.002):
+        self.served = 0
+        self.die_after = die_after
+        self.delay_s = delay_s
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # close-delimited bodies; the chunked path is what vLLM uses
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                if self.path == "/v1/models":
+                    self._send(200, json.dumps({"data": [{"id": "fake"}]}).encode())
+                elif self.path == "/version":
+                    self._send(200, b'{"version": "0.0-fake"}')
+                elif self.path == "/metrics":
+                    self._send(200, METRICS_TEXT.encode())
+                else:
+                    self._send(404, b"{}")
+
+            def _send(self, code, body):
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.served += 1
+                if fake.die_after is not None and fake.served > fake.die_after:
+                    self.wfile.write(b"HTTP/1.0 200 OK\r\n\r\ndata: ")  # cut off mid-stream
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                n = body["max_tokens"]
+                for _ in range(n):
+                    time.sleep(fake.delay_s)
+                    chunk = {"choices": [{"text": "a", "logprobs": {"tokens": ["a"]}}]}
+                    self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                    self.wfile.flush()
+                usage = {"choices": [], "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": n}}
+                self.wfile.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_sweep_against_a_fake_server(tmp_path):
+    fake = Fake()
+    try:
+        rc = ch10.main(["--url", fake.url + "/v1", "--rates", "20,40", "--num-requests", "10", "--output-len", "8",
+                        "--input-len", "16", "--warmup", "1", "--out", str(tmp_path)])
+    finally:
+        fake.close()
+    assert rc == 0
+    data = json.loads((tmp_path / "data" / "ch10-remote-server.json").read_text())
+    assert data["status"] == "complete" and data["provenance"]["server"]["version"] == {"version": "0.0-fake"}
+    assert data["metric_families"] == ["vllm:num_requests_running", "vllm:time_to_first_token_seconds"]
+    rates = [p for p in data["points"] if p["kind"] == "rate"]
+    assert [p["rate"] for p in rates] == [20, 40]
+    for p in rates:
+        assert p["completed"] == 10 and p["failed"] == 0 and p["good"] == 10
+        assert p["p50_ttft_ms"] <= p["p90_ttft_ms"] <= p["p99_ttft_ms"]
+        for r in p["requests"]:  # chapter 3's definitions, exactly
+            assert r["output_tokens"] == r["max_tokens"] and len(r["itl_s"]) == r["output_tokens"] - 1
+            assert r["tpot_s"] == pytest.approx((r["e2e_s"] - r["ttft_s"]) / (r["output_tokens"] - 1))
+            assert 4 <= r["max_tokens"] <= 12 and 8 <= r["prompt_tokens"] <= 24  # uniform, range ratio 0.5
+    assert {f.name for f in (tmp_path / "figures").glob("*.svg")} >= {"ch10-remote-server-latency_en.svg"}
+
+
+def test_a_server_that_dies_mid_run_keeps_the_partial_data(tmp_path, capsys):
+    fake = Fake(die_after=12)
+    try:
+        rc = ch10.main(["--url", fake.url, "--rates", "50,50,50", "--num-requests", "8", "--output-len", "4",
+                        "--warmup", "0", "--out", str(tmp_path)])
+    finally:
+        fake.close()
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "kept in" in err
+    data = json.loads((tmp_path / "data" / "ch10-remote-server.json").read_text())
+    assert data["status"].startswith("failed: ServerGone")
+    first = [p for p in data["points"] if p["kind"] == "rate"][0]
+    assert first["completed"] == 8  # the rate measured before the failure is kept
+    assert sum(p["failed"] for p in data["points"] if p["kind"] == "rate") > 0
+
+
+def test_a_bad_url_is_a_clear_error(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc = ch10.main(["--url", f"http://127.0.0.1:{port}", "--rates", "1", "--num-requests", "1", "--out", str(tmp_path)])
+    assert rc == 1 and "cannot reach an OpenAI-compatible server" in capsys.readouterr().err
+    data = json.loads((tmp_path / "data" / "ch10-remote-server.json").read_text())
+    assert data["status"].startswith("failed") and data["points"] == []
+
+
+def test_arrivals_lengths_and_percentiles():
+    rng = random.Random(0)
+    offsets = ch10.arrival_offsets(rng, 20000, 4.0, "poisson", 1)
+    gaps = [b - a for a, b in zip(offsets, offsets[1:], strict=False)]
+    assert sum(gaps) / len(gaps) == pytest.approx(0.25, rel=0.03)  # mean gap 1/rate
+    assert ch10.arrival_offsets(rng, 6, 4.0, "burst", 3) == [0, 0, 0, 0.75, 0.75, 0.75]  # same mean rate
+    lens = ch10.uniform_lengths(rng, 5000, 100, 0.5)
+    assert min(lens) == 50 and max(lens) == 150
+    assert ch10.percentile([1, 2, 3, 4], 50) == 2.5 and ch10.percentile([5], 99) == 5  # numpy's linear rule
+    res = [{"ttft_s": 0.1, "tpot_s": 0.01, "e2e_s": 0.2, "output_tokens": 11, "itl_s": [0.01] * 10},
+           {"ttft_s": 0.9, "tpot_s": 0.01, "e2e_s": 1.0, "output_tokens": 11, "itl_s": [0.01] * 10},
+           {"error": "x", "output_tokens": 0, "e2e_s": 0.1}]
+    s = ch10.summarize(res, 2.0, {"ttft_ms": 500, "tpot_ms": 50})
+    assert s["completed"] == 2 and s["good"] == 1 and s["goodput_rps"] == 0.5 and s["output_throughput"] == 11
+
+
+def test_help_and_bad_arguments(capsys):
+    with pytest.raises(SystemExit) as exc:
+        ch10.main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert all(o in out for o in ("--quick", "--out", "--plot-only", "--url", "--rates", "--arrival"))
+    for argv, message in ((["--rates", "0,1"], "positive"), (["--output-len", "1"], "at least 2"),
+                          (["--range-ratio", "1"], "[0, 1)"), (["--model", "x"], "does not apply"),
+                          (["--gpu-name", "H100"], "goes with --url")):
+        with pytest.raises(SystemExit) as exc:
+            ch10.main(argv)
+        assert exc.value.code == 2 and message in capsys.readouterr().err
