@@ -277,6 +277,18 @@ def metric_families(text: str) -> list[str]:
     return sorted(names)
 
 
+def histogram_bounds(text: str) -> dict[str, list[float]]:
+    """The bucket upper bounds (le) of each histogram family, as the server exports them: an alert on the share
+    of requests under a threshold is exact only when the threshold is one of them."""
+    import re
+
+    out: dict[str, set] = {}
+    for m in re.finditer(r'^([A-Za-z_:][\w:]*)_bucket\{[^}]*le="([^"]+)"', text, re.M):
+        if m.group(2) != "+Inf":
+            out.setdefault(m.group(1), set()).add(float(m.group(2)))
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The sweep
 
@@ -325,7 +337,9 @@ def sweep(base: str, args, data: common.DataFile, proc=None) -> None:
     print(f"  server: {model}, version {version.get('version', '?')}", flush=True)
     with contextlib.suppress(Exception):  # the metric families the server exports (the dashboard test reads them)
         status, body = asyncio.run(http_get(base + "/metrics"))
-        data.doc["metric_families"] = metric_families(body.decode("utf-8", "replace"))
+        text = body.decode("utf-8", "replace")
+        data.doc["metric_families"] = metric_families(text)
+        data.doc["histogram_bounds"] = histogram_bounds(text)
     slo = {"ttft_ms": args.slo_ttft_ms, "tpot_ms": args.slo_tpot_ms}
     data.doc["slo"] = slo
     if args.warmup:
