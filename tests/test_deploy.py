@@ -1,0 +1,165 @@
+"""deploy/: the Kubernetes manifests against Kubernetes' JSON schemas (offline, kubernetes-validate), the KEDA
+ScaledObject's shape, the Prometheus config and alert rules with promtool (where installed), and every metric the
+Grafana dashboard and the alerts query against what the CPU vLLM server really exports (chapter 10's lab records
+its /metrics in the committed run; tests/test_ch10_lab.py scrapes a live server)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+K8S_VERSION = "1.34.0"  # the schemas the manifests are checked against (kubernetes-validate ships them)
+CRDS = {"keda-scaledobject.yaml"}  # custom resources: no schema in Kubernetes' own set
+MANIFESTS = sorted(p for p in (DEPLOY / "k8s").glob("*.yaml") if p.name not in CRDS)
+CPU_RUN = ROOT / "docs" / "assets" / "labs" / "ch10-serving" / "data" / "ch10-cpu.json"
+# The DCGM exporter's fields the dashboard and alerts may use: those enabled in dcgm-exporter's default counters
+# (etc/default-counters.csv at commit 00d6d34), so they exist without a custom counters file
+DCGM_FIELDS = {"DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_MEM_CLOCK", "DCGM_FI_DEV_MEMORY_TEMP", "DCGM_FI_DEV_GPU_TEMP",
+               "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_PCIE_REPLAY_COUNTER",
+               "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_MEM_COPY_UTIL", "DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_FB_FREE",
+               "DCGM_FI_DEV_FB_USED"}
+
+
+def docs(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=[p.name for p in MANIFESTS])
+def test_manifest_matches_the_kubernetes_schema(path):
+    kv = pytest.importorskip("kubernetes_validate")
+    for doc in docs(path):
+        kv.validate(doc, K8S_VERSION, strict=True)  # strict: an unknown (misspelt) field is an error
+
+
+def test_the_manifests_fit_together():
+    """Selectors match the pod labels, probes and ports agree, GPUs are requested as limits, the autoscalers point
+    at the Deployment and never at CPU."""
+    by_kind = {d["kind"]: d for p in (DEPLOY / "k8s").glob("*.yaml") for d in docs(p)}
+    assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "HorizontalPodAutoscaler",
+            "PersistentVolumeClaim", "ScaledObject"} <= set(by_kind)
+    dep = by_kind["Deployment"]
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    for kind in ("Service", "PodDisruptionBudget"):
+        sel = by_kind[kind]["spec"]["selector"]
+        assert (sel.get("matchLabels") or sel).items() <= labels.items()
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == 1 and "nvidia.com/gpu" not in c["resources"]["requests"]
+    start = c["startupProbe"]
+    assert start["periodSeconds"] * start["failureThreshold"] >= 600  # a model load of minutes
+    assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert any(v["name"] == "dshm" and v["emptyDir"]["medium"] == "Memory" for v in pod["volumes"])
+    config = by_kind["ConfigMap"]["data"]
+    for arg in c["args"]:  # every $(VAR) in the flags is defined by the ConfigMap
+        for var in re.findall(r"\$\((\w+)\)", arg):
+            assert var in config
+    hpa = by_kind["HorizontalPodAutoscaler"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == dep["metadata"]["name"]
+    assert all(m["type"] != "Resource" for m in hpa["metrics"])  # not CPU/memory utilisation
+    keda = by_kind["ScaledObject"]
+    assert keda["apiVersion"] == "keda.sh/v1alpha1" and keda["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
+    (trigger,) = keda["spec"]["triggers"]
+    assert trigger["type"] == "prometheus" and {"serverAddress", "query", "threshold"} <= set(trigger["metadata"])
+
+
+def promql_metrics(expr: str) -> set[str]:
+    return set(re.findall(r"\b(vllm:[a-z_]+|DCGM_FI_[A-Z_]+)", expr))
+
+
+def family(metric: str) -> str:
+    """vllm:x_bucket / _sum / _count / _total -> the family the exposition's # TYPE line names."""
+    return re.sub(r"_(bucket|sum|count|total)$", "", metric)
+
+
+def dashboard_exprs() -> list[str]:
+    dash = json.loads((DEPLOY / "grafana" / "vllm-dashboard.json").read_text())
+    return [t["expr"] for p in dash["panels"] for t in p["targets"]]
+
+
+def alert_exprs() -> list[str]:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    return [r["expr"] for g in rules["groups"] for r in g["rules"]]
+
+
+def recorded() -> set[str]:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    return {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
+
+
+def check_metrics_exist(families: list[str], bounds: dict[str, list[float]]) -> None:
+    exported = set(families)
+    used = set().union(*(promql_metrics(e) for e in dashboard_exprs() + alert_exprs())) - recorded()
+    vllm = {m for m in used if m.startswith("vllm:")}
+    assert vllm, "the dashboard queries no vLLM metric"
+    missing = sorted(m for m in vllm if family(m) not in exported)
+    assert not missing, f"queried but not exported by the server: {missing}"
+    assert {m for m in used if m.startswith("DCGM_")} <= DCGM_FIELDS
+    # a share-under-threshold query is exact only at a bucket bound the server really has
+    for expr in dashboard_exprs() + alert_exprs():
+        for metric, le in re.findall(r'(vllm:[a-z_]+)_bucket\{[^}]*le="([^"]+)"', expr):
+            assert float(le) in bounds[metric], f"{metric} has no bucket at le={le}: {bounds[metric]}"
+
+
+def test_dashboard_and_alerts_query_what_the_committed_cpu_server_exported():
+    if not CPU_RUN.exists():
+        pytest.skip("no committed CPU run of chapter 10's lab yet")
+    data = json.loads(CPU_RUN.read_text())
+    check_metrics_exist(data["metric_families"], data["histogram_bounds"])
+
+
+def test_dashboard_is_valid_grafana_json():
+    dash = json.loads((DEPLOY / "grafana" / "vllm-dashboard.json").read_text())
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)) and dash["uid"]
+    for p in dash["panels"]:
+        assert p["targets"] and all(t["expr"].count("(") == t["expr"].count(")") for t in p["targets"])
+        assert p["datasource"]["uid"] == "prometheus"  # the provisioned data source
+    prov = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    assert prov["datasources"][0]["uid"] == "prometheus"
+
+
+PROMTOOL = shutil.which("promtool")
+NO_PROMTOOL = "promtool is not installed (Debian: apt-get install prometheus)"
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason=NO_PROMTOOL)
+def test_alert_rules_pass_promtool():
+    proc = subprocess.run([PROMTOOL, "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason=NO_PROMTOOL)
+@pytest.mark.parametrize("name", ["prometheus.yml", "prometheus-k8s.yml"])
+def test_prometheus_config_passes_promtool(tmp_path, name):
+    """The scrape configs as mounted (the rule file at /etc/prometheus/alerts.yml, here next to them)."""
+    shutil.copy(DEPLOY / "prometheus" / "alerts.yml", tmp_path / "alerts.yml")
+    text = (DEPLOY / "prometheus" / name).read_text().replace("/etc/prometheus/alerts.yml", "alerts.yml")
+    (tmp_path / name).write_text(text)
+    proc = subprocess.run([PROMTOOL, "check", "config", str(tmp_path / name)], capture_output=True,
+                          text=True, timeout=60)
+    if "kubernetes_sd_configs not found" in proc.stderr:  # Debian builds Prometheus without Kubernetes discovery
+        pytest.skip("this promtool has no Kubernetes service discovery (Debian's build leaves it out)")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_compose_file_wires_the_services():
+    compose = yaml.safe_load((DEPLOY / "compose" / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"vllm", "prometheus", "grafana", "dcgm-exporter"} <= set(services)
+    assert services["vllm"]["ipc"] == "host" and services["vllm"]["healthcheck"]["start_period"] == "600s"
+    targets = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
+    hosts = {t.split(":")[0] for job in targets for sc in job.get("static_configs", []) for t in sc["targets"]}
+    assert hosts <= set(services)  # every static target is a compose service name
+    for svc in ("prometheus", "grafana"):  # every mounted file exists in the repository
+        for vol in services[svc]["volumes"]:
+            src = vol.split(":")[0]
+            assert (DEPLOY / "compose" / src).resolve().exists(), src
