@@ -138,6 +138,15 @@ def test_alert_rules_pass_promtool():
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason=NO_PROMTOOL)
+def test_slo_alerts_fire_on_traffic_that_breaks_the_slo():
+    """deploy/prometheus/alerts_test.yml: 80 % of requests within the TTFT bound pages after 10 minutes, not before;
+    the TPOT and up alerts stay quiet on traffic that meets them."""
+    proc = subprocess.run([PROMTOOL, "test", "rules", "alerts_test.yml"], cwd=DEPLOY / "prometheus",
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason=NO_PROMTOOL)
 @pytest.mark.parametrize("name", ["prometheus.yml", "prometheus-k8s.yml"])
 def test_prometheus_config_passes_promtool(tmp_path, name):
     """The scrape configs as mounted (the rule file at /etc/prometheus/alerts.yml, here next to them)."""
