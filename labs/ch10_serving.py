@@ -603,9 +603,15 @@ def _main(args, argv) -> int:
 
 
 def bench_and_compare(python: str, base: str, tokenizer: str, env: dict, work: Path, args, data) -> None:
+    """`vllm bench serve` at --bench-rate, with the server's own view of the benchmark's requests (its /metrics
+    before and after): each tool is checked against the server on its own run, and the two runs side by side."""
+    before = {} if args.no_server_metrics else asyncio.run(_scrape(base))
     bench = run_bench(python, base, data.doc["provenance"]["server"]["model"], tokenizer, env, work, args)
     lab = next((p for p in data.doc["points"] if p.get("kind") == "rate" and p["rate"] == args.bench_rate), None)
     point = {"kind": "bench", "rate": args.bench_rate, "bench": bench}
+    with contextlib.suppress(Exception):
+        if before:
+            point["server"] = server_view(before, asyncio.run(_scrape(base)))
     if lab and not bench.get("error"):
         point["lab_over_bench"] = compare(bench, lab)
         print("  lab / vllm bench serve at the same rate: " + ", ".join(
