@@ -439,7 +439,10 @@ def plot(data: dict, lang: str) -> dict:
             ax.axhline(limit, color="#c62828", lw=1, ls="--")
             ax.annotate("SLO" if not zh else "SLO 上限", (x[0], limit), xytext=(2, 3), textcoords="offset points",
                         fontsize=8, color="#c62828")
-        ax.set_yscale("log")
+        common.log_axis(ax, "y")
+        for p, xv in zip(pts, x, strict=True):  # which offered rate each point is
+            ax.annotate(f"{p['rate']:g}/s", (xv, p[f"p50_{metric}_ms"]), xytext=(3, -9), textcoords="offset points",
+                        fontsize=6, color="#555")
         ax.set_xlabel("实际输出吞吐（token/s）" if zh else "achieved output throughput (tok/s)")
         ax.set_ylabel(f"{name}（ms）" if zh else f"{name} (ms)")
         ax.set_title(f"{name} 百分位与吞吐" if zh else f"{name} percentiles vs throughput", fontsize=9)
@@ -450,7 +453,7 @@ def plot(data: dict, lang: str) -> dict:
     ax.plot(rates, [p["request_throughput"] for p in pts], "-o", ms=4, label="完成率" if zh else "completed")
     ax.plot(rates, [p["goodput_rps"] for p in pts], "-s", ms=4, color="#2e7d32",
             label="有效吞吐（满足 SLO）" if zh else "goodput (meets SLO)")
-    ax.set_xscale("log", base=2)
+    common.log_axis(ax, "x", ticks=rates, base=2)
     ax.set_xlabel("请求到达率（请求/s）" if zh else "offered request rate (req/s)")
     ax.set_ylabel("请求/s" if zh else "req/s")
     ax.set_title("有效吞吐随到达率变化" if zh else "Goodput vs offered rate", fontsize=9)

@@ -210,15 +210,29 @@ def check_complete_run(data: dict) -> None:
             assert r["tpot_s"] == pytest.approx((r["e2e_s"] - r["ttft_s"]) / (r["output_tokens"] - 1))
         server = p["server"]  # the server counted exactly these requests and tokens
         assert server["requests"] == p["completed"] and server["generation_tokens"] == p["output_tokens"]
-        # The server's TTFT starts when the request reaches the engine, the client's when it leaves: the client's
-        # can only be longer (the HTTP hop and the API server's work come on top)
-        assert server["ttft_s"] * 1e3 <= p["mean_ttft_ms"] * 1.05
+        check_against_server(p["mean_ttft_ms"], p["mean_tpot_ms"], server, e2e_ms=p["mean_e2e_ms"])
     (bench,) = [p for p in data["points"] if p["kind"] == "bench"]
     b = bench["bench"]
     assert "error" not in b, b.get("error")
     lab = next(p for p in rates if p["rate"] == bench["rate"])
     assert b["completed"] == lab["sent"]  # same number of requests, same lengths and SLOs, Poisson at the same rate
     assert all(v is not None and v > 0 for v in bench["lab_over_bench"].values())
+    # vllm bench serve held to the same tolerance against the server on its own run
+    assert bench["server"]["requests"] == b["completed"]
+    check_against_server(b["mean_ttft_ms"], b["mean_tpot_ms"], bench["server"])
+
+
+# The tolerance the chapter states (10.1.4): on one run, a client's mean TPOT (and mean E2EL) within 35 % of the
+# server's own histograms over the same requests, and its mean TTFT never shorter than the server's (the server
+# starts the clock when the request reaches the engine; the client's includes the HTTP hop and the API server).
+TOLERANCE = 0.35
+
+
+def check_against_server(ttft_ms: float, tpot_ms: float, server: dict, e2e_ms: float | None = None) -> None:
+    assert ttft_ms >= server["ttft_s"] * 1e3 * 0.95
+    assert tpot_ms == pytest.approx(server["tpot_s"] * 1e3, rel=TOLERANCE)
+    if e2e_ms is not None:
+        assert e2e_ms == pytest.approx(server["e2el_s"] * 1e3, rel=TOLERANCE)
 
 
 COMMITTED = sorted((ROOT / "docs" / "assets" / "labs" / ch10.LAB / "data").glob("*.json"))

@@ -71,12 +71,13 @@ def test_the_manifests_fit_together():
 
 
 def promql_metrics(expr: str) -> set[str]:
-    return set(re.findall(r"\b(vllm:[a-z_]+|DCGM_FI_[A-Z_]+)", expr))
+    return set(re.findall(r"\b(vllm:[A-Za-z0-9_:]+|DCGM_FI_[A-Z0-9_]+)", expr))
 
 
 def family(metric: str) -> str:
-    """vllm:x_bucket / _sum / _count / _total -> the family the exposition's # TYPE line names."""
-    return re.sub(r"_(bucket|sum|count|total)$", "", metric)
+    """vllm:x_bucket / _sum / _count -> the histogram family the exposition's # TYPE line names (vLLM's
+    multiprocess exposition names a counter's family with its _total suffix)."""
+    return re.sub(r"_(bucket|sum|count)$", "", metric)
 
 
 def dashboard_exprs() -> list[str]:
@@ -104,7 +105,7 @@ def check_metrics_exist(families: list[str], bounds: dict[str, list[float]]) -> 
     assert {m for m in used if m.startswith("DCGM_")} <= DCGM_FIELDS
     # a share-under-threshold query is exact only at a bucket bound the server really has
     for expr in dashboard_exprs() + alert_exprs():
-        for metric, le in re.findall(r'(vllm:[a-z_]+)_bucket\{[^}]*le="([^"]+)"', expr):
+        for metric, le in re.findall(r'(vllm:[A-Za-z0-9_]+)_bucket\{[^}]*le="([^"]+)"', expr):
             assert float(le) in bounds[metric], f"{metric} has no bucket at le={le}: {bounds[metric]}"
 
 
@@ -172,3 +173,9 @@ def test_compose_file_wires_the_services():
         for vol in services[svc]["volumes"]:
             src = vol.split(":")[0]
             assert (DEPLOY / "compose" / src).resolve().exists(), src
+
+
+def test_the_metric_check_catches_a_misspelt_metric():
+    families = ["vllm:time_to_first_token_seconds", "vllm:generation_tokens_total"]
+    with pytest.raises(AssertionError, match="not exported"):
+        check_metrics_exist(families, {"vllm:time_to_first_token_seconds": [0.5]})
