@@ -6,9 +6,12 @@ times follow a Poisson process (exponential gaps, mean 1/rate) or bursts (groups
 once, groups spaced so the mean rate is the same); prompt and output lengths are uniform in
 [len x (1 - r), len x (1 + r)] tokens (r = --range-ratio; the prompt is random token ids, sent as ids so the
 server sees exactly that many; outputs ignore EOS). Each rate is bounded by --num-requests and --duration-s.
-Per request: TTFT, ITL (gaps between token-carrying chunks), TPOT = (E2E - TTFT)/(N - 1), E2E; per rate:
-p50/p90/p99, request and output-token throughput, and goodput (completed requests meeting every SLO, per
-second of the run, as `vllm bench serve --goodput` counts it).
+Per request: TTFT, chunk gaps (a client sees chunks; one chunk may carry several tokens, so its gaps are not the
+engine's ITL), TPOT = (E2EL - TTFT)/(N - 1) with E2EL at the last token, the actual send time and its lag behind
+the schedule; tokens per chunk come from the server's running usage counts (stream_options
+continuous_usage_stats), so no logprobs are asked for. Per rate: p50/p90/p99, the realised offered rate, request
+and output-token throughput and goodput (requests meeting every SLO) over the send window, the send lag, the
+share of sub-millisecond chunk gaps, and the server's queue (running, waiting, KV-cache use) sampled every second.
 
 Two ways to point it at a server:
   (default)   start vLLM here on chapter 5's tiny model (the CPU build from ./.venv-engine, or the CUDA build
@@ -121,23 +124,38 @@ async def _open(url: str, method: str, body: dict | None, timeout: float):
     return reader, writer, status, headers
 
 
-async def _body(reader, headers):
-    """The response body, piece by piece, as it arrives."""
+async def _read(coro, deadline: float | None):
+    """One read, bounded by the deadline (time.perf_counter() value): a server that keeps the connection open but
+    stops sending ends the request with TimeoutError instead of hanging the run."""
+    if deadline is None:
+        return await coro
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        coro.close()
+        raise TimeoutError("no complete answer within --request-timeout-s")
+    try:
+        return await asyncio.wait_for(coro, left)
+    except asyncio.TimeoutError as e:
+        raise TimeoutError("no complete answer within --request-timeout-s (the server stopped sending)") from e
+
+
+async def _body(reader, headers, deadline: float | None = None):
+    """The response body, piece by piece, as it arrives (each read bounded by the deadline)."""
     if "chunked" in headers.get("transfer-encoding", ""):
         while True:
-            size_line = await reader.readline()
+            size_line = await _read(reader.readline(), deadline)
             if not size_line:
                 raise ConnectionError("the connection closed in the middle of the response")
             size = int(size_line.split(b";")[0].strip() or b"0", 16)
             if size == 0:
                 return
             try:
-                data = await reader.readexactly(size + 2)
+                data = await _read(reader.readexactly(size + 2), deadline)
             except asyncio.IncompleteReadError as e:
                 raise ConnectionError("the connection closed in the middle of a chunk") from e
             yield data[:-2]
     else:
-        while data := await reader.read(65536):
+        while data := await _read(reader.read(65536), deadline):
             yield data
 
 
@@ -145,7 +163,7 @@ async def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
     reader, writer, status, headers = await _open(url, "GET", None, timeout)
     try:
         parts = []
-        async for piece in _body(reader, headers):
+        async for piece in _body(reader, headers, time.perf_counter() + timeout):
             parts.append(piece)
         return status, b"".join(parts)
     finally:
@@ -153,21 +171,24 @@ async def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
 
 
 async def stream_request(base: str, model: str, req: dict, timeout: float) -> dict:
-    """One streaming completion. Times are from when the request was sent; a chunk's token count comes from its
-    logprobs (a chunk may carry several tokens, or bytes that do not yet form a whole UTF-8 character)."""
+    """One streaming completion. Times are from when the request was sent. A chunk's token count is the change in
+    the server's running completion_tokens (continuous usage stats): a chunk may carry several tokens, or bytes
+    that do not yet form a whole UTF-8 character. No logprobs are requested, so the server does no extra work."""
     body = {"model": model, "prompt": req["prompt"], "max_tokens": req["max_tokens"], "temperature": 0,
-            "stream": True, "ignore_eos": True, "logprobs": 1, "stream_options": {"include_usage": True}}
+            "stream": True, "ignore_eos": True,
+            "stream_options": {"include_usage": True, "continuous_usage_stats": True}}
     out = {"prompt_tokens": len(req["prompt"]), "max_tokens": req["max_tokens"]}
     t0 = time.perf_counter()
-    arrivals, counts, usage, done = [], [], None, False
+    deadline = t0 + timeout
+    arrivals, counts, usage, done, seen = [], [], None, False, 0
     try:
         reader, writer, status, headers = await _open(base + "/v1/completions", "POST", body, timeout)
         try:
             if status != 200:
-                text = b"".join([p async for p in _body(reader, headers)]).decode("utf-8", "replace")
+                text = b"".join([p async for p in _body(reader, headers, deadline)]).decode("utf-8", "replace")
                 raise RuntimeError(f"HTTP {status}: {text[:200]}")
             buf = b""
-            async for piece in _body(reader, headers):
+            async for piece in _body(reader, headers, deadline):
                 now = time.perf_counter() - t0
                 buf += piece
                 *lines, buf = buf.split(b"\n")
@@ -180,52 +201,98 @@ async def stream_request(base: str, model: str, req: dict, timeout: float) -> di
                         done = True
                         continue
                     chunk = json.loads(payload)
+                    if chunk.get("error"):  # vLLM reports a failure mid-stream as a data chunk, then [DONE]
+                        err = chunk["error"]
+                        raise RuntimeError(f"error chunk: {err.get('message', err) if isinstance(err, dict) else err}")
                     usage = chunk.get("usage") or usage
-                    for choice in chunk.get("choices") or []:
-                        n = len(((choice.get("logprobs") or {}).get("tokens")) or []) or (1 if choice.get("text") else 0)
-                        if n:
+                    if chunk.get("choices"):
+                        total = (chunk.get("usage") or {}).get("completion_tokens")
+                        n = (total - seen) if total is not None else (1 if chunk["choices"][0].get("text") else 0)
+                        seen = total if total is not None else seen + n
+                        if n > 0:
                             arrivals.append(now)
                             counts.append(n)
-                if now > timeout:
-                    raise TimeoutError(f"no complete answer after {timeout:.0f} s")
         finally:
             writer.close()
         if not done:
             raise ConnectionError("the stream ended before [DONE]")
     except Exception as e:
         out["error"] = f"{type(e).__name__}: {e}"[:200]
-    e2e = time.perf_counter() - t0
+    end = time.perf_counter() - t0
     n = (usage or {}).get("completion_tokens") or sum(counts)
-    out.update({"output_tokens": n, "chunks": len(arrivals), "e2e_s": e2e})
+    out.update({"output_tokens": n, "chunks": len(arrivals), "stream_end_s": end,
+                "e2e_s": arrivals[-1] if arrivals else end})
+    if "error" not in out and n != req["max_tokens"]:  # EOS is ignored: fewer tokens means a cut answer
+        out["error"] = f"ShortAnswer: {n} of {req['max_tokens']} tokens"
     if arrivals:
         out["ttft_s"] = arrivals[0]
         out["itl_s"] = [round(b - a, 6) for a, b in zip(arrivals, arrivals[1:], strict=False)]
+        out["tokens_per_chunk"] = counts
         if n > 1 and "error" not in out:
-            out["tpot_s"] = (e2e - arrivals[0]) / (n - 1)
+            out["tpot_s"] = (arrivals[-1] - arrivals[0]) / (n - 1)
     return out
 
 
-async def run_rate(base: str, model: str, workload: list[dict], args) -> tuple[list[dict], float]:
-    """Send the workload on schedule (never after --duration-s), wait for the answers; (results, duration)."""
+QUEUE_GAUGES = {"running": "vllm:num_requests_running", "waiting": "vllm:num_requests_waiting",
+                "kv_cache_usage": "vllm:kv_cache_usage_perc"}
+
+
+async def _gauges(base: str) -> dict:
+    status, body = await http_get(base + "/metrics", timeout=5)
+    out: dict[str, float] = {}
+    if status != 200:
+        return out
+    for line in body.decode("utf-8", "replace").splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        for key, metric in QUEUE_GAUGES.items():
+            if name == metric:
+                with contextlib.suppress(ValueError):
+                    out[key] = out.get(key, 0.0) + float(line.rpartition(" ")[2])
+    return out
+
+
+async def run_rate(base: str, model: str, workload: list[dict], args, sample_queue: bool = True):
+    """Send the workload on schedule (never after --duration-s), wait for the answers; (results, duration, queue
+    samples). Each request records its scheduled and its actual send time: a client that falls behind its schedule
+    would otherwise hide the lateness from every latency (coordinated omission)."""
     t_start = time.perf_counter()
     results: list[dict] = []
+    samples: list[dict] = []
+    stop = asyncio.Event()
 
     async def one(req):
         delay = req["at_s"] - (time.perf_counter() - t_start)
         if delay > 0:
             await asyncio.sleep(delay)
+        sent = time.perf_counter() - t_start
         r = await stream_request(base, model, req, args.request_timeout_s)
-        r["sent_at_s"] = req["at_s"]
+        r["scheduled_at_s"] = req["at_s"]
+        r["sent_at_s"] = sent
+        r["send_lag_s"] = max(0.0, sent - req["at_s"])
         r["done_at_s"] = time.perf_counter() - t_start
         results.append(r)
 
+    async def sampler():
+        while not stop.is_set():
+            with contextlib.suppress(Exception):
+                g = await _gauges(base)
+                if g:
+                    samples.append({"t_s": round(time.perf_counter() - t_start, 3), **g})
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
     tasks = [asyncio.create_task(one(req)) for req in workload if req["at_s"] <= args.duration_s]
+    watcher = asyncio.create_task(sampler()) if sample_queue and not args.no_server_metrics else None
     try:
         await asyncio.gather(*tasks)
     finally:
+        stop.set()
         for t in tasks:
             t.cancel()
-    return sorted(results, key=lambda r: r["sent_at_s"]), time.perf_counter() - t_start
+        if watcher:
+            with contextlib.suppress(Exception):
+                await watcher
+    return sorted(results, key=lambda r: r["sent_at_s"]), time.perf_counter() - t_start, samples
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -243,7 +310,13 @@ def percentile(values: list[float], q: float) -> float | None:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
+SUB_MS = 0.0005  # chunk gaps below this are delivery bunching (a decode step of any engine here takes longer)
+
+
 def summarize(results: list[dict], duration_s: float, slo: dict) -> dict:
+    """Percentiles over every completed request; rates over the send window (first to last actual send), so the
+    drain after the last send does not dilute them: the realised offered rate is (sent - 1) / window, throughput
+    and goodput count the requests that finished inside the window."""
     ok = [r for r in results if "error" not in r]
     out = {"sent": len(results), "completed": len(ok), "failed": len(results) - len(ok), "duration_s": duration_s}
     series = {"ttft": [r["ttft_s"] for r in ok if "ttft_s" in r], "tpot": [r["tpot_s"] for r in ok if "tpot_s" in r],
@@ -256,10 +329,39 @@ def summarize(results: list[dict], duration_s: float, slo: dict) -> dict:
     tokens = sum(r["output_tokens"] for r in ok)
     good = [r for r in ok if r.get("ttft_s", 1e9) * 1e3 <= slo["ttft_ms"]
             and r.get("tpot_s", 0.0) * 1e3 <= slo["tpot_ms"]]
-    out.update({"output_tokens": tokens, "request_throughput": len(ok) / duration_s if duration_s else None,
-                "output_throughput": tokens / duration_s if duration_s else None,
-                "good": len(good), "goodput_rps": len(good) / duration_s if duration_s else None,
-                "good_share": len(good) / len(results) if results else None})
+    out.update({"output_tokens": tokens, "good": len(good), "good_share": len(good) / len(results) if results else None})
+    sends = sorted(r["sent_at_s"] for r in results if "sent_at_s" in r)
+    window = sends[-1] - sends[0] if len(sends) > 1 else 0.0
+    if window > 0:
+        t0, t1 = sends[0], sends[-1]
+        inside = [r for r in ok if t0 <= r.get("done_at_s", -1) <= t1]
+        out.update({"send_window_s": window, "offered_rps": (len(sends) - 1) / window,
+                    "request_throughput": len(inside) / window,
+                    "output_throughput": sum(r["output_tokens"] for r in inside) / window,
+                    "goodput_rps": len([r for r in good if t0 <= r.get("done_at_s", -1) <= t1]) / window})
+    else:  # a single send (or none): fall back to the whole run
+        out.update({"send_window_s": window, "offered_rps": None,
+                    "request_throughput": len(ok) / duration_s if duration_s else None,
+                    "output_throughput": tokens / duration_s if duration_s else None,
+                    "goodput_rps": len(good) / duration_s if duration_s else None})
+    lags = [r["send_lag_s"] for r in results if "send_lag_s" in r]
+    if lags:
+        out["p99_send_lag_ms"] = percentile(lags, 99) * 1e3
+        out["max_send_lag_ms"] = max(lags) * 1e3
+    gaps = series["itl"]
+    chunks = [c for r in ok for c in r.get("tokens_per_chunk", [])]
+    out["sub_ms_gap_share"] = sum(g < SUB_MS for g in gaps) / len(gaps) if gaps else None
+    out["mean_tokens_per_chunk"] = sum(chunks) / len(chunks) if chunks else None
+    return out
+
+
+def queue_summary(samples: list[dict]) -> dict:
+    """Mean, p90 and max of each sampled gauge (running, waiting, KV-cache use) over one rate."""
+    out = {"samples": len(samples)}
+    for key in QUEUE_GAUGES:
+        xs = [s[key] for s in samples if key in s]
+        if xs:
+            out.update({f"mean_{key}": sum(xs) / len(xs), f"p90_{key}": percentile(xs, 90), f"max_{key}": max(xs)})
     return out
 
 
@@ -344,13 +446,13 @@ def sweep(base: str, args, data: common.DataFile, proc=None) -> None:
     data.doc["slo"] = slo
     if args.warmup:
         warm = make_workload(args.warmup, 1e9, args, seed=12345)
-        asyncio.run(run_rate(base, model, warm, args))
+        asyncio.run(run_rate(base, model, warm, args, sample_queue=False))
     for i, rate in enumerate(args.rates):
         workload = make_workload(args.num_requests, rate, args, seed=args.seed + i)
         before = asyncio.run(_scrape(base)) if not args.no_server_metrics else {}
-        results, duration = asyncio.run(run_rate(base, model, workload, args))
+        results, duration, samples = asyncio.run(run_rate(base, model, workload, args))
         point = {"kind": "rate", "rate": rate, "arrival": args.arrival, **summarize(results, duration, slo),
-                 "requests": results}
+                 "queue": queue_summary(samples), "requests": results}
         dead = proc is not None and proc.poll() is not None
         with contextlib.suppress(Exception):
             if not args.no_server_metrics and not dead:
@@ -361,7 +463,12 @@ def sweep(base: str, args, data: common.DataFile, proc=None) -> None:
         fmt = lambda v, d=0: "?" if v is None else f"{v:.{d}f}"  # noqa: E731
         print(f"  rate {rate:g}/s: {p['completed']}/{p['sent']} ok in {duration:.1f} s; TTFT p50 {fmt(p['p50_ttft_ms'])} "
               f"p99 {fmt(p['p99_ttft_ms'])} ms; TPOT p50 {fmt(p['p50_tpot_ms'], 1)} p99 {fmt(p['p99_tpot_ms'], 1)} ms; "
-              f"{fmt(p['output_throughput'])} tok/s; goodput {fmt(p['goodput_rps'], 2)} req/s", flush=True)
+              f"{fmt(p['output_throughput'])} tok/s; goodput {fmt(p['goodput_rps'], 2)} req/s; waiting mean "
+              f"{fmt(p['queue'].get('mean_waiting'), 1)}; send lag p99 {fmt(p.get('p99_send_lag_ms'), 1)} ms",
+              flush=True)
+        if (p.get("max_send_lag_ms") or 0) > 10:
+            print(f"  warning: the client sent up to {p['max_send_lag_ms']:.0f} ms behind its schedule at {rate:g}/s: "
+                  "it is short of CPU; run it on another host", flush=True)
         if dead or (p["sent"] and p["completed"] == 0):
             why = f"the server exited with code {proc.returncode}" if dead else \
                 f"no request at {rate:g}/s completed ({results[0].get('error') if results else 'none sent'})"
@@ -379,18 +486,23 @@ def sweep(base: str, args, data: common.DataFile, proc=None) -> None:
             print(f"  warning: {p['failed']} request(s) failed: {errors[:3]}", flush=True)
 
 
-BENCH_COMPARE = (("median_ttft_ms", "p50_ttft_ms"), ("median_tpot_ms", "p50_tpot_ms"), ("p99_tpot_ms", "p99_tpot_ms"),
-                 ("median_e2el_ms", "p50_e2e_ms"), ("output_throughput", "output_throughput"),
-                 ("request_throughput", "request_throughput"))
+BENCH_COMPARE = (("median_ttft_ms", "p50_ttft_ms"), ("mean_ttft_ms", "mean_ttft_ms"), ("median_tpot_ms", "p50_tpot_ms"),
+                 ("mean_tpot_ms", "mean_tpot_ms"), ("p99_tpot_ms", "p99_tpot_ms"), ("median_e2el_ms", "p50_e2e_ms"),
+                 ("mean_e2el_ms", "mean_e2e_ms"), ("request_throughput", "request_throughput"))
 
 
-def run_bench(python: str, base: str, model: str, tokenizer: str, env: dict, work: Path, args) -> dict:
+def bench_prompts(rate: float, args) -> int:
+    """As many requests as the lab sends at that rate: rate x --duration-s, at most --num-requests."""
+    return max(1, min(args.num_requests, round(rate * args.duration_s)))
+
+
+def run_bench(python: str, base: str, model: str, tokenizer: str, env: dict, work: Path, args, seed: int = 0) -> dict:
     """`vllm bench serve` at --bench-rate (Poisson, its default burstiness 1) with the lab's lengths and SLOs."""
     cmd = ["bench", "serve", "--backend", "vllm", "--base-url", base, "--model", model,
            "--tokenizer", tokenizer, "--dataset-name", "random", "--random-input-len", str(args.input_len),
            "--random-output-len", str(args.output_len), "--random-range-ratio", str(args.range_ratio),
-           "--num-prompts", str(args.num_requests), "--request-rate", str(args.bench_rate), "--ignore-eos",
-           "--seed", "0", "--disable-tqdm", "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles",
+           "--num-prompts", str(bench_prompts(args.bench_rate, args)), "--request-rate", str(args.bench_rate),
+           "--ignore-eos", "--seed", str(seed), "--disable-tqdm", "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles",
            "50,90,99", "--goodput", f"ttft:{args.slo_ttft_ms}", f"tpot:{args.slo_tpot_ms}",
            "--save-result", "--result-dir", str(work), "--result-filename", "bench.json"]
     shown = "vllm " + " ".join(cmd).replace(tokenizer, "<tokenizer>").replace(str(work), "<work>")
@@ -405,9 +517,11 @@ def run_bench(python: str, base: str, model: str, tokenizer: str, env: dict, wor
     if proc.returncode != 0 or not (work / "bench.json").exists():
         return {"command": shown, "error": (proc.stderr or proc.stdout)[-600:]}
     full = json.loads((work / "bench.json").read_text())
-    keep = ("completed", "duration", "request_throughput", "output_throughput", "request_goodput", "mean_ttft_ms",
-            "median_ttft_ms", "p90_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "median_tpot_ms", "p90_tpot_ms",
-            "p99_tpot_ms", "mean_itl_ms", "median_itl_ms", "p99_itl_ms", "median_e2el_ms", "p99_e2el_ms")
+    (work / "bench.json").unlink()
+    keep = ("completed", "duration", "request_throughput", "output_throughput", "total_output_tokens",
+            "request_goodput", "mean_ttft_ms", "median_ttft_ms", "p90_ttft_ms", "p99_ttft_ms", "mean_tpot_ms",
+            "median_tpot_ms", "p90_tpot_ms", "p99_tpot_ms", "mean_itl_ms", "median_itl_ms", "p99_itl_ms",
+            "mean_e2el_ms", "median_e2el_ms", "p99_e2el_ms")
     return {"command": shown, **{k: full.get(k) for k in keep}}
 
 
@@ -441,16 +555,18 @@ def plot(data: dict, lang: str) -> dict:
                         fontsize=8, color="#c62828")
         common.log_axis(ax, "y")
         for p, xv in zip(pts, x, strict=True):  # which offered rate each point is
-            ax.annotate(f"{p['rate']:g}/s", (xv, p[f"p50_{metric}_ms"]), xytext=(3, -9), textcoords="offset points",
-                        fontsize=6, color="#555")
+            ax.annotate(f"{p['rate']:g}/s n={p['completed']}", (xv, p[f"p50_{metric}_ms"]), xytext=(3, 4),
+                        textcoords="offset points", fontsize=6, color="#555")
         ax.set_xlabel("实际输出吞吐（token/s）" if zh else "achieved output throughput (tok/s)")
         ax.set_ylabel(f"{name}（ms）" if zh else f"{name} (ms)")
         ax.set_title(f"{name} 百分位与吞吐" if zh else f"{name} percentiles vs throughput", fontsize=9)
         ax.legend(fontsize=7)
     rates = [p["rate"] for p in pts]
     ax = axes[2]
-    ax.plot(rates, rates, color="#999", lw=0.8, ls=":", label="到达率" if zh else "offered")
-    ax.plot(rates, [p["request_throughput"] for p in pts], "-o", ms=4, label="完成率" if zh else "completed")
+    ax.plot(rates, [p.get("offered_rps") or p["rate"] for p in pts], color="#999", lw=1, ls=":", marker=".",
+            label="实际到达率（请求/s）" if zh else "offered (realised)")
+    ax.plot(rates, [p["request_throughput"] for p in pts], "-o", ms=4,
+            label="完成吞吐（请求/s）" if zh else "completed (req/s)")
     ax.plot(rates, [p["goodput_rps"] for p in pts], "-s", ms=4, color="#2e7d32",
             label="有效吞吐（满足 SLO）" if zh else "goodput (meets SLO)")
     common.log_axis(ax, "x", ticks=rates, base=2)
@@ -462,6 +578,8 @@ def plot(data: dict, lang: str) -> dict:
     prov = data["provenance"]
     footer = ch05.engine_footer(prov, lang) if prov.get("engine") else common.describe_run(prov, lang)
     arrival = pts[0].get("arrival", "poisson")
+    if zh:
+        arrival = {"poisson": "泊松到达", "burst": "突发到达"}.get(arrival, arrival)
     footer += f" · {arrival} · SLO TTFT {slo.get('ttft_ms')} ms, TPOT {slo.get('tpot_ms')} ms"
     return {"latency": (fig, footer)}
 
@@ -488,11 +606,11 @@ def parse_args(argv):
                                   "vLLM here on chapter 5's tiny model")
     ap.add_argument("--engine-python", help="Python with vLLM for the local server and the benchmark (default: as "
                                             "chapter 5's lab: this one if it has vLLM, else ./.venv-engine)")
-    ap.add_argument("--rates", type=float_list, default=[1, 2, 4, 8, 16], help="request rates to sweep (req/s)")
+    ap.add_argument("--rates", type=float_list, default=[1, 2, 4, 8], help="request rates to sweep (req/s)")
     ap.add_argument("--arrival", choices=("poisson", "burst"), default="poisson", help="arrival process")
     ap.add_argument("--burst-size", type=int, default=8, help="with --arrival burst: requests per burst")
-    ap.add_argument("--num-requests", type=int, default=48, help="requests per rate (upper bound)")
-    ap.add_argument("--duration-s", type=float, default=60, help="no request of a rate is sent after this many seconds")
+    ap.add_argument("--num-requests", type=int, default=240, help="requests per rate (upper bound)")
+    ap.add_argument("--duration-s", type=float, default=30, help="no request of a rate is sent after this many seconds")
     ap.add_argument("--input-len", type=int, default=64, help="mean prompt length (tokens)")
     ap.add_argument("--output-len", type=int, default=32, help="mean output length (tokens, EOS ignored)")
     ap.add_argument("--range-ratio", type=float, default=0.5, help="lengths uniform in [len(1-r), len(1+r)]")
@@ -507,9 +625,11 @@ def parse_args(argv):
     ap.add_argument("--bench-python", help="with --url: a Python with vLLM to run `vllm bench serve`")
     ap.add_argument("--bench-tokenizer", help="with --url: the tokenizer `vllm bench serve` needs (hub id or path)")
     ap.add_argument("--bench-timeout-s", type=float, default=300, help="give up on the benchmark after this long")
+    ap.add_argument("--bench-repeats", type=int, default=2, help="bench runs, each after a lab run at the same rate")
     ap.add_argument("--no-server-metrics", action="store_true", help="do not read the server's /metrics")
     ap.add_argument("--gpu-name", help="with --url: the server's GPU, for the data file's name and figure footer")
-    ap.add_argument("--max-num-seqs", type=int, default=16, help="local server: vLLM --max-num-seqs")
+    ap.add_argument("--max-num-seqs", type=int, default=4, help="local server: vLLM --max-num-seqs (low, so that the "
+                                                                 "CPU server saturates at a low rate)")
     ap.add_argument("--kv-cache-gib", type=int, default=1, help="local CPU server: VLLM_CPU_KVCACHE_SPACE (GiB)")
     ap.add_argument("--ready-timeout-s", type=float, default=600, help="local server: give up if not ready by then")
     ap.set_defaults(model_preset=None, dtype="bf16")
@@ -519,7 +639,8 @@ def parse_args(argv):
         if value is not None:
             ap.error(f"{option} does not apply to this lab: the server decides the model and the device "
                      "(--url, or the tiny model started here); each rate is bounded by --num-requests and --duration-s")
-    args = common.finish_lab_args(ap, args, {"rates": [2, 8], "num_requests": 16, "duration_s": 20, "warmup": 2},
+    args = common.finish_lab_args(ap, args, {"rates": [2, 8], "num_requests": 16, "duration_s": 20, "warmup": 2,
+                                             "bench_repeats": 1},
                                   DEFAULT_OUT, QUICK_OUT)
     args.device = None
     if args.num_requests < 1 or args.duration_s <= 0:
@@ -606,23 +727,39 @@ def _main(args, argv) -> int:
 
 
 def bench_and_compare(python: str, base: str, tokenizer: str, env: dict, work: Path, args, data) -> None:
-    """`vllm bench serve` at --bench-rate, with the server's own view of the benchmark's requests (its /metrics
-    before and after): each tool is checked against the server on its own run, and the two runs side by side."""
-    before = {} if args.no_server_metrics else asyncio.run(_scrape(base))
-    bench = run_bench(python, base, data.doc["provenance"]["server"]["model"], tokenizer, env, work, args)
+    """`vllm bench serve` at --bench-rate, alternating with the lab at the same rate (lab in the sweep, bench, lab,
+    bench, ... --bench-repeats times), each run with the server's own view of its requests (/metrics before and
+    after): each tool is checked against the server on its own run, and each bench run against the lab run just
+    before it, so the spread of the ratio shows how much of a difference is the machine's changing load."""
+    model = data.doc["provenance"]["server"]["model"]
+    slo = data.doc["slo"]
     lab = next((p for p in data.doc["points"] if p.get("kind") == "rate" and p["rate"] == args.bench_rate), None)
-    point = {"kind": "bench", "rate": args.bench_rate, "bench": bench}
-    with contextlib.suppress(Exception):
-        if before:
-            point["server"] = server_view(before, asyncio.run(_scrape(base)))
-    if lab and not bench.get("error"):
-        point["lab_over_bench"] = compare(bench, lab)
-        print("  lab / vllm bench serve at the same rate: " + ", ".join(
-            f"{k.split('/')[0]} {v:.2f}" for k, v in point["lab_over_bench"].items() if v), flush=True)
-    elif bench.get("error"):
-        print(f"  bench failed: {bench['error'][-300:]}", flush=True)
-    data.doc["points"].append(point)
-    data.write()
+    for k in range(args.bench_repeats):
+        if k:  # the lab again at the bench rate, between two bench runs
+            n = bench_prompts(args.bench_rate, args)
+            workload = make_workload(n, args.bench_rate, args, seed=args.seed + 1000 + k)
+            before = {} if args.no_server_metrics else asyncio.run(_scrape(base))
+            results, duration, samples = asyncio.run(run_rate(base, model, workload, args))
+            lab = {"kind": "ab-lab", "rate": args.bench_rate, "repeat": k, **summarize(results, duration, slo),
+                   "queue": queue_summary(samples), "requests": results}
+            with contextlib.suppress(Exception):
+                if before:
+                    lab["server"] = server_view(before, asyncio.run(_scrape(base)))
+            data.doc["points"].append(lab)
+        before = {} if args.no_server_metrics else asyncio.run(_scrape(base))
+        bench = run_bench(python, base, model, tokenizer, env, work, args, seed=k)
+        point = {"kind": "bench", "rate": args.bench_rate, "repeat": k, "bench": bench}
+        with contextlib.suppress(Exception):
+            if before:
+                point["server"] = server_view(before, asyncio.run(_scrape(base)))
+        if lab and not bench.get("error"):
+            point["lab_over_bench"] = compare(bench, lab)
+            print(f"  lab / vllm bench serve at the same rate (pair {k}): " + ", ".join(
+                f"{kk.split('/')[0]} {v:.2f}" for kk, v in point["lab_over_bench"].items() if v), flush=True)
+        elif bench.get("error"):
+            print(f"  bench failed: {bench['error'][-300:]}", flush=True)
+        data.doc["points"].append(point)
+        data.write()
 
 
 def local_server(args, data, prov, python: str, info: dict) -> None:

@@ -36,10 +36,11 @@ class Fake:
     """An OpenAI-compatible streaming server: `tokens_per_s` per stream; after `die_after` completions it closes
     every connection without answering (a crashed server behind a live port) and then stops listening."""
 
-    def __init__(self, die_after: int | None = None, delay_s: float = 0.002):
+    def __init__(self, die_after: int | None = None, delay_s: float = 0.002, fail: str | None = None):
         self.served = 0
         self.die_after = die_after
         self.delay_s = delay_s
+        self.fail = fail  # "error": an error chunk after two tokens, then [DONE]; "hang": stop sending, keep open
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -74,9 +75,22 @@ class Fake:
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
                 n = body["max_tokens"]
-                for _ in range(n):
+                assert "logprobs" not in body and body["stream_options"]["continuous_usage_stats"]
+                done = 0
+                for i in range(n):
                     time.sleep(fake.delay_s)
-                    chunk = {"choices": [{"text": "a", "logprobs": {"tokens": ["a"]}}]}
+                    if fake.fail and i == 2:
+                        if fake.fail == "hang":
+                            time.sleep(3)
+                            return
+                        err = {"error": {"message": "engine died", "type": "InternalServerError", "code": 500}}
+                        self.wfile.write(b"data: " + json.dumps(err).encode() + b"\n\ndata: [DONE]\n\n")
+                        return
+                    k = 2 if i % 3 == 0 and done + 2 <= n else 1  # some chunks carry two tokens
+                    if done >= n:
+                        break
+                    done += k
+                    chunk = {"choices": [{"text": "a" * k}], "usage": {"completion_tokens": done}}
                     self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
                     self.wfile.flush()
                 usage = {"choices": [], "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": n}}
@@ -108,10 +122,27 @@ def test_sweep_against_a_fake_server(tmp_path):
         assert p["completed"] == 10 and p["failed"] == 0 and p["good"] == 10
         assert p["p50_ttft_ms"] <= p["p90_ttft_ms"] <= p["p99_ttft_ms"]
         for r in p["requests"]:  # chapter 3's definitions, exactly
-            assert r["output_tokens"] == r["max_tokens"] and len(r["itl_s"]) == r["output_tokens"] - 1
+            assert r["output_tokens"] == r["max_tokens"] == sum(r["tokens_per_chunk"])
+            assert len(r["itl_s"]) == r["chunks"] - 1 and r["e2e_s"] <= r["stream_end_s"]
             assert r["tpot_s"] == pytest.approx((r["e2e_s"] - r["ttft_s"]) / (r["output_tokens"] - 1))
+            assert r["sent_at_s"] >= r["scheduled_at_s"] and r["send_lag_s"] >= 0
             assert 4 <= r["max_tokens"] <= 12 and 8 <= r["prompt_tokens"] <= 24  # uniform, range ratio 0.5
+        assert p["offered_rps"] > 0 and p["mean_tokens_per_chunk"] > 1 and p["queue"]["samples"] >= 0
     assert {f.name for f in (tmp_path / "figures").glob("*.svg")} >= {"ch10-remote-server-latency_en.svg"}
+
+
+@pytest.mark.parametrize("fail", ["error", "hang"])
+def test_an_error_chunk_or_a_silent_server_fails_the_request(tmp_path, fail):
+    fake = Fake(fail=fail)
+    try:
+        rc = ch10.main(["--url", fake.url, "--rates", "20", "--num-requests", "2", "--output-len", "8",
+                        "--warmup", "0", "--request-timeout-s", "1", "--no-server-metrics", "--out", str(tmp_path)])
+    finally:
+        fake.close()
+    data = json.loads((tmp_path / "data" / "ch10-remote-server.json").read_text())
+    reqs = [r for p in data["points"] for r in p["requests"]]
+    assert rc == 1 and reqs and all("error" in r for r in reqs)
+    assert all(("error chunk" if fail == "error" else "TimeoutError") in r["error"] for r in reqs)
 
 
 def test_a_server_that_dies_mid_run_keeps_the_partial_data(tmp_path, capsys):
@@ -152,11 +183,15 @@ def test_arrivals_lengths_and_percentiles():
     lens = ch10.uniform_lengths(rng, 5000, 100, 0.5)
     assert min(lens) == 50 and max(lens) == 150
     assert ch10.percentile([1, 2, 3, 4], 50) == 2.5 and ch10.percentile([5], 99) == 5  # numpy's linear rule
-    res = [{"ttft_s": 0.1, "tpot_s": 0.01, "e2e_s": 0.2, "output_tokens": 11, "itl_s": [0.01] * 10},
-           {"ttft_s": 0.9, "tpot_s": 0.01, "e2e_s": 1.0, "output_tokens": 11, "itl_s": [0.01] * 10},
-           {"error": "x", "output_tokens": 0, "e2e_s": 0.1}]
-    s = ch10.summarize(res, 2.0, {"ttft_ms": 500, "tpot_ms": 50})
-    assert s["completed"] == 2 and s["good"] == 1 and s["goodput_rps"] == 0.5 and s["output_throughput"] == 11
+    res = [{"ttft_s": 0.1, "tpot_s": 0.01, "e2e_s": 0.2, "output_tokens": 11, "itl_s": [0.01] * 10,
+            "sent_at_s": 0.0, "done_at_s": 0.2},
+           {"ttft_s": 0.9, "tpot_s": 0.01, "e2e_s": 1.0, "output_tokens": 11, "itl_s": [0.0001] * 10,
+            "sent_at_s": 0.5, "done_at_s": 1.5},
+           {"error": "x", "output_tokens": 0, "e2e_s": 0.1, "sent_at_s": 2.0, "done_at_s": 2.1}]
+    s = ch10.summarize(res, 2.1, {"ttft_ms": 500, "tpot_ms": 50})
+    # rates over the send window (0 to 2 s): three sends, two finished inside it, one of them within the SLOs
+    assert s["completed"] == 2 and s["good"] == 1 and s["offered_rps"] == 1.0 and s["goodput_rps"] == 0.5
+    assert s["request_throughput"] == 1.0 and s["output_throughput"] == 11 and s["sub_ms_gap_share"] == 0.5
 
 
 def test_help_and_bad_arguments(capsys):
@@ -211,15 +246,24 @@ def check_complete_run(data: dict) -> None:
         server = p["server"]  # the server counted exactly these requests and tokens
         assert server["requests"] == p["completed"] and server["generation_tokens"] == p["output_tokens"]
         check_against_server(p["mean_ttft_ms"], p["mean_tpot_ms"], server, e2e_ms=p["mean_e2e_ms"])
-    (bench,) = [p for p in data["points"] if p["kind"] == "bench"]
-    b = bench["bench"]
-    assert "error" not in b, b.get("error")
-    lab = next(p for p in rates if p["rate"] == bench["rate"])
-    assert b["completed"] == lab["sent"]  # same number of requests, same lengths and SLOs, Poisson at the same rate
-    assert all(v is not None and v > 0 for v in bench["lab_over_bench"].values())
-    # vllm bench serve held to the same tolerance against the server on its own run
-    assert bench["server"]["requests"] == b["completed"]
-    check_against_server(b["mean_ttft_ms"], b["mean_tpot_ms"], bench["server"])
+    for p in data["points"]:
+        if p["kind"] == "ab-lab":  # the lab again at the bench rate, between bench runs
+            assert p["completed"] == p["sent"] == p["server"]["requests"]
+            assert p["server"]["generation_tokens"] == p["output_tokens"]
+            check_against_server(p["mean_ttft_ms"], p["mean_tpot_ms"], p["server"], e2e_ms=p["mean_e2e_ms"])
+    benches = [p for p in data["points"] if p["kind"] == "bench"]
+    assert benches
+    for bench in benches:
+        b = bench["bench"]
+        assert "error" not in b, b.get("error")
+        lab = next(p for p in rates if p["rate"] == bench["rate"])
+        assert b["completed"] == lab["sent"]  # same number of requests, lengths and SLOs, Poisson at the same rate
+        assert all(v is not None and v > 0 for v in bench["lab_over_bench"].values())
+        # vllm bench serve held to the same tolerance against the server on its own run: the same requests and
+        # tokens, mean TPOT and mean E2EL within it
+        assert bench["server"]["requests"] == b["completed"]
+        assert bench["server"]["generation_tokens"] == b["total_output_tokens"]
+        check_against_server(b["mean_ttft_ms"], b["mean_tpot_ms"], bench["server"], e2e_ms=b["mean_e2el_ms"])
 
 
 # The tolerance the chapter states (10.1.4): on one run, a client's mean TPOT (and mean E2EL) within 35 % of the
