@@ -17,15 +17,20 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S_VERSION = "1.34.0"  # the schemas the manifests are checked against (kubernetes-validate ships them)
-CRDS = {"keda-scaledobject.yaml"}  # custom resources: no schema in Kubernetes' own set
-MANIFESTS = sorted(p for p in (DEPLOY / "k8s").glob("*.yaml") if p.name not in CRDS)
+# custom resources (no schema in Kubernetes' own set) and adapter configuration (not a Kubernetes object)
+NOT_K8S = {"scaledobject.yaml", "prometheus-adapter-rules.yaml"}
+ALL_YAML = sorted((DEPLOY / "k8s").rglob("*.yaml"))
+MANIFESTS = [p for p in ALL_YAML if p.name not in NOT_K8S]
 CPU_RUN = ROOT / "docs" / "assets" / "labs" / "ch10-serving" / "data" / "ch10-cpu.json"
 # The DCGM exporter's fields the dashboard and alerts may use: those enabled in dcgm-exporter's default counters
 # (etc/default-counters.csv at commit 00d6d34), so they exist without a custom counters file
 DCGM_FIELDS = {"DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_MEM_CLOCK", "DCGM_FI_DEV_MEMORY_TEMP", "DCGM_FI_DEV_GPU_TEMP",
                "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_PCIE_REPLAY_COUNTER",
                "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_MEM_COPY_UTIL", "DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_FB_FREE",
-               "DCGM_FI_DEV_FB_USED"}
+               "DCGM_FI_DEV_FB_USED",
+               # profiling fields enabled by etc/dcp-metrics-included.csv, the file the GPU Operator's DaemonSet sets
+               # as DCGM_EXPORTER_COLLECTORS (gpu-operator assets/state-dcgm-exporter/0900_daemonset.yaml)
+               "DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "DCGM_FI_PROF_DRAM_ACTIVE"}
 
 
 def docs(path: Path) -> list[dict]:
@@ -42,7 +47,7 @@ def test_manifest_matches_the_kubernetes_schema(path):
 def test_the_manifests_fit_together():
     """Selectors match the pod labels, probes and ports agree, GPUs are requested as limits, the autoscalers point
     at the Deployment and never at CPU."""
-    by_kind = {d["kind"]: d for p in (DEPLOY / "k8s").glob("*.yaml") for d in docs(p)}
+    by_kind = {d["kind"]: d for p in ALL_YAML if p.name != "prometheus-adapter-rules.yaml" for d in docs(p)}
     assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "HorizontalPodAutoscaler",
             "PersistentVolumeClaim", "ScaledObject"} <= set(by_kind)
     dep = by_kind["Deployment"]
@@ -56,6 +61,12 @@ def test_the_manifests_fit_together():
     start = c["startupProbe"]
     assert start["periodSeconds"] * start["failureThreshold"] >= 600  # a model load of minutes
     assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert "replicas" not in dep["spec"]  # the autoscaler owns the count; apply must not reset it
+    # graceful drain: the grace period covers the preStop sleep and vLLM's --shutdown-timeout (default 0 = abort)
+    flags = dict(a.lstrip("-").split("=", 1) for a in c["args"] if a.startswith("--"))
+    assert flags["shutdown-timeout"] == "$(SHUTDOWN_TIMEOUT)" and "max-num-queued-reqs" in flags
+    drain = int(by_kind["ConfigMap"]["data"]["SHUTDOWN_TIMEOUT"])
+    assert drain > 0 and pod["terminationGracePeriodSeconds"] >= c["lifecycle"]["preStop"]["sleep"]["seconds"] + drain
     assert any(v["name"] == "dshm" and v["emptyDir"]["medium"] == "Memory" for v in pod["volumes"])
     config = by_kind["ConfigMap"]["data"]
     for arg in c["args"]:  # every $(VAR) in the flags is defined by the ConfigMap
@@ -64,14 +75,90 @@ def test_the_manifests_fit_together():
     hpa = by_kind["HorizontalPodAutoscaler"]["spec"]
     assert hpa["scaleTargetRef"]["name"] == dep["metadata"]["name"]
     assert all(m["type"] != "Resource" for m in hpa["metrics"])  # not CPU/memory utilisation
+    served = {r["name"]["as"] for r in adapter_rules()}  # every HPA metric is one the adapter rules serve
+    assert {m["pods"]["metric"]["name"] for m in hpa["metrics"]} == served
     keda = by_kind["ScaledObject"]
     assert keda["apiVersion"] == "keda.sh/v1alpha1" and keda["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
-    (trigger,) = keda["spec"]["triggers"]
-    assert trigger["type"] == "prometheus" and {"serverAddress", "query", "threshold"} <= set(trigger["metadata"])
+    for trigger in keda["spec"]["triggers"]:
+        assert trigger["type"] == "prometheus" and {"serverAddress", "query", "threshold"} <= set(trigger["metadata"])
+    # cooldownPeriod only governs scaling to zero: the scale-down policy must be the HPA's behavior, as in hpa.yaml
+    assert keda["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == hpa["behavior"]
+    # concurrency (running + waiting), not the queue alone, drives both autoscalers
+    assert "num_requests_running" in keda["spec"]["triggers"][0]["metadata"]["query"]
+    assert any("num_requests_running" in r["metricsQuery"] for r in adapter_rules())
+
+
+def adapter_rules() -> list[dict]:
+    path = DEPLOY / "k8s" / "autoscaling" / "hpa" / "prometheus-adapter-rules.yaml"
+    return yaml.safe_load(path.read_text())["rules"]
+
+
+def autoscaler_exprs() -> list[str]:
+    keda = docs(DEPLOY / "k8s" / "autoscaling" / "keda" / "scaledobject.yaml")[0]
+    out = [t["metadata"]["query"] for t in keda["spec"]["triggers"]]
+    return out + [r[k] for r in adapter_rules() for k in ("seriesQuery", "metricsQuery")]
+
+
+def scrape_jobs() -> dict[str, dict]:
+    """job name -> {"file": scrape config, "labels": the target labels its relabelling adds}."""
+    out = {}
+    for name in ("prometheus.yml", "prometheus-k8s.yml"):
+        for job in yaml.safe_load((DEPLOY / "prometheus" / name).read_text())["scrape_configs"]:
+            added = {r["target_label"] for r in job.get("relabel_configs", []) if "target_label" in r}
+            out[job["job_name"]] = {"file": name, "labels": {lb for lb in added if not lb.startswith("__")}}
+    return out
+
+
+# Labels the exporters put on their series: vLLM 0.32.0 (vllm/v1/metrics/loggers.py: model_name, engine,
+# finished_reason, reason; histograms' le; prometheus-fastapi-instrumentator's handler, status, method) and the
+# DCGM exporter (gpu, UUID, Hostname, device, modelName), plus Prometheus' own job and instance.
+EXPORTED_LABELS = {"job", "instance", "le", "model_name", "engine", "finished_reason", "reason", "handler", "status",
+                   "method", "gpu", "UUID", "Hostname", "device", "modelName"}
+
+
+def selectors(expr: str) -> list[tuple[str, str, str]]:
+    """(label, operator, value) of every matcher inside {...}, Grafana/adapter template matchers left out."""
+    out = []
+    for body in re.findall(r"\{([^{}]*)\}", expr):
+        for m in re.finditer(r'(\w+)\s*(=~|!=|!~|=)\s*"([^"]*)"', body):
+            out.append(m.groups())
+    return out
+
+
+def test_every_selector_matches_what_the_scrape_configs_produce():
+    """Every job a dashboard panel, alert, KEDA trigger or adapter rule selects exists in a scrape config, and every
+    label it selects or groups by is one the exporters or that job's relabelling produce (a KEDA query on a job
+    that does not exist reads 0 and never scales)."""
+    assert {"namespace", "pod"} <= scrape_jobs()["vllm-pods"]["labels"]  # prometheus-adapter maps series to pods
+    check_selectors({"dashboard": dashboard_exprs(), "alerts": alert_exprs(), "autoscalers": autoscaler_exprs()})
+
+
+def check_selectors(exprs: dict[str, list[str]]) -> None:
+    jobs = scrape_jobs()
+    known = EXPORTED_LABELS | jobs["vllm-pods"]["labels"]
+    for where, group in exprs.items():
+        for expr in group:
+            for label, op, value in selectors(expr):
+                if label == "job" and "$" not in value:
+                    matched = [j for j in jobs if (re.fullmatch(value, j) if op == "=~" else j == value)]
+                    assert matched, f"{where}: job {value!r} is not a scrape job ({sorted(jobs)}): {expr}"
+                assert label in known, f"{where}: no series has label {label!r}: {expr}"
+            for group_by in re.findall(r"\bby\s*\(([^)]*)\)", expr):
+                for label in filter(None, (x.strip() for x in group_by.split(","))):
+                    assert label.startswith("<<") or label in known, f"{where}: no series has label {label!r}"
+    for expr in exprs.get("autoscalers", []):  # the autoscalers run in the cluster: they select the cluster's job
+        assert 'job="vllm-pods"' in expr, expr
+
+
+def test_the_selector_check_catches_a_wrong_job_or_label():
+    with pytest.raises(AssertionError, match="not a scrape job"):
+        check_selectors({"keda": ['sum(vllm:num_requests_waiting{job="vllm"}) + 0', 'sum(x{job="vllm-k8s"})']})
+    with pytest.raises(AssertionError, match="no series has label"):
+        check_selectors({"dashboard": ['sum by (kubernetes_pod_name) (vllm:num_requests_running{job="vllm"})']})
 
 
 def promql_metrics(expr: str) -> set[str]:
-    return set(re.findall(r"\b(vllm:[A-Za-z0-9_:]+|DCGM_FI_[A-Z0-9_]+)", expr))
+    return set(re.findall(r"\b(vllm:[A-Za-z0-9_:]+|DCGM_FI_[A-Z0-9_]+|http_requests_total)\b", expr))
 
 
 def family(metric: str) -> str:
@@ -97,8 +184,8 @@ def recorded() -> set[str]:
 
 def check_metrics_exist(families: list[str], bounds: dict[str, list[float]]) -> None:
     exported = set(families)
-    used = set().union(*(promql_metrics(e) for e in dashboard_exprs() + alert_exprs())) - recorded()
-    vllm = {m for m in used if m.startswith("vllm:")}
+    used = set().union(*(promql_metrics(e) for e in dashboard_exprs() + alert_exprs() + autoscaler_exprs())) - recorded()
+    vllm = {m for m in used if m.startswith(("vllm:", "http_"))}
     assert vllm, "the dashboard queries no vLLM metric"
     missing = sorted(m for m in vllm if family(m) not in exported)
     assert not missing, f"queried but not exported by the server: {missing}"
@@ -165,6 +252,12 @@ def test_compose_file_wires_the_services():
     compose = yaml.safe_load((DEPLOY / "compose" / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {"vllm", "prometheus", "grafana", "dcgm-exporter"} <= set(services)
+    # vllm/vllm-openai's ENTRYPOINT is ["vllm", "serve"] (vLLM's docker/Dockerfile): compose's `command` is appended
+    # to it, so it must start at the model unless the file sets its own entrypoint
+    vllm = services["vllm"]
+    if "entrypoint" not in vllm:
+        assert vllm["command"][0] not in ("vllm", "serve") and not vllm["command"][0].startswith("-"), vllm["command"]
+    assert "--shutdown-timeout" in vllm["command"] and "--max-num-seqs" in vllm["command"]
     assert services["vllm"]["ipc"] == "host" and services["vllm"]["healthcheck"]["start_period"] == "600s"
     targets = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
     hosts = {t.split(":")[0] for job in targets for sc in job.get("static_configs", []) for t in sc["targets"]}
