@@ -21,6 +21,8 @@ cd "$(dirname "$0")/.."
 py=${PYTHON:-$(command -v python3 || command -v python)}
 
 # name  folder  script  budget_s  hard_stop_s  what
+# Chapter 10's lab (ch10_serving.py) is not here: it loads a vLLM server, and the GPU machine this script targets
+# has no vLLM (torch, transformers, nvidia-ml-py, matplotlib only); docs/en/labs/ch10-serving.md says what to run.
 LABS="
 ch03 ch03-prefill-decode ch03_prefill_decode.py 145 165 prefill vs decode (Llama-3.1-8B shape, bf16, batch 1..64, four decode paths; MBU of each)
 ch04 ch04-gpu-basics ch04_gpu_basics.py 40 55 GPU basics (matmul TFLOPS, bandwidth vs buffer size, memory vs calc, NVML trace)

@@ -245,19 +245,22 @@ def check_complete_run(data: dict) -> None:
             assert r["tpot_s"] == pytest.approx((r["e2e_s"] - r["ttft_s"]) / (r["output_tokens"] - 1))
         server = p["server"]  # the server counted exactly these requests and tokens
         assert server["requests"] == p["completed"] and server["generation_tokens"] == p["output_tokens"]
-        check_against_server(p["mean_ttft_ms"], p["mean_tpot_ms"], server, e2e_ms=p["mean_e2e_ms"])
+        if kept_up(p):
+            check_against_server(p["mean_ttft_ms"], p["mean_tpot_ms"], server, e2e_ms=p["mean_e2e_ms"])
+    assert sum(map(kept_up, rates)) >= 1, "the client fell behind its schedule at every rate"
     for p in data["points"]:
         if p["kind"] == "ab-lab":  # the lab again at the bench rate, between bench runs
             assert p["completed"] == p["sent"] == p["server"]["requests"]
             assert p["server"]["generation_tokens"] == p["output_tokens"]
-            check_against_server(p["mean_ttft_ms"], p["mean_tpot_ms"], p["server"], e2e_ms=p["mean_e2e_ms"])
+            if kept_up(p):
+                check_against_server(p["mean_ttft_ms"], p["mean_tpot_ms"], p["server"], e2e_ms=p["mean_e2e_ms"])
     benches = [p for p in data["points"] if p["kind"] == "bench"]
     assert benches
     for bench in benches:
         b = bench["bench"]
         assert "error" not in b, b.get("error")
-        lab = next(p for p in rates if p["rate"] == bench["rate"])
-        assert b["completed"] == lab["sent"]  # same number of requests, lengths and SLOs, Poisson at the same rate
+        s = data["provenance"]["settings"]  # rate x duration requests (the lab's Poisson run sends about as many)
+        assert b["completed"] == min(s["num_requests"], round(bench["rate"] * s["duration_s"]))
         assert all(v is not None and v > 0 for v in bench["lab_over_bench"].values())
         # vllm bench serve held to the same tolerance against the server on its own run: the same requests and
         # tokens, mean TPOT and mean E2EL within it
@@ -270,6 +273,13 @@ def check_complete_run(data: dict) -> None:
 # server's own histograms over the same requests, and its mean TTFT never shorter than the server's (the server
 # starts the clock when the request reaches the engine; the client's includes the HTTP hop and the API server).
 TOLERANCE = 0.35
+# A client whose event loop falls behind sends late and reads late: its own send lag measures that. The tolerance
+# holds only where the lab kept up (every send within MAX_SEND_LAG_S of its schedule); the chapter reports the rest.
+MAX_SEND_LAG_S = 0.5
+
+
+def kept_up(point: dict) -> bool:
+    return (point.get("max_send_lag_ms") or 0) <= MAX_SEND_LAG_S * 1e3
 
 
 def check_against_server(ttft_ms: float, tpot_ms: float, server: dict, e2e_ms: float | None = None) -> None:

@@ -255,8 +255,9 @@ def test_compose_file_wires_the_services():
     # vllm/vllm-openai's ENTRYPOINT is ["vllm", "serve"] (vLLM's docker/Dockerfile): compose's `command` is appended
     # to it, so it must start at the model unless the file sets its own entrypoint
     vllm = services["vllm"]
-    if "entrypoint" not in vllm:
-        assert vllm["command"][0] not in ("vllm", "serve") and not vllm["command"][0].startswith("-"), vllm["command"]
+    entry = vllm.get("entrypoint")
+    assert entry in (None, ["vllm", "serve"])
+    assert vllm["command"][0] not in ("vllm", "serve") and not vllm["command"][0].startswith("-"), vllm["command"]
     assert "--shutdown-timeout" in vllm["command"] and "--max-num-seqs" in vllm["command"]
     assert services["vllm"]["ipc"] == "host" and services["vllm"]["healthcheck"]["start_period"] == "600s"
     targets = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]

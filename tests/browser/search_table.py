@@ -52,6 +52,14 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         # chapter 5
         ("vllm serve", "ch05/"),
         ("驱动", "ch05/"),
+        # chapter 10
+        ("启动探针", "ch10/#deployment"),
+        ("优雅退出", "ch10/#deployment"),
+        ("KEDA", "ch10/#autoscaling"),
+        ("DCGM", "ch10/#dcgm"),
+        ("滚动更新", "ch10/#rollouts"),
+        ("竞价实例", "ch10/#traffic-classes"),
+        ("缩容到零", "ch10/#traffic-classes"),
     ],
     "en": [
         ("arithmetic intensity", "ch03/#why-decode-is-slow"),
@@ -92,5 +100,13 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("NVIDIA Container Toolkit", "ch05/"),
         ("vllm bench serve", "labs/ch05-env-check/"),
         ("minor version compatibility", "ch05/"),
+        # chapter 10
+        ("startup probe", "ch10/#deployment"),
+        ("graceful shutdown", "ch10/#deployment"),
+        ("KEDA", "ch10/#autoscaling"),
+        ("DCGM", "ch10/#dcgm"),
+        ("rolling update", "ch10/#rollouts"),
+        ("spot instances", "ch10/#traffic-classes"),
+        ("scale to zero", "ch10/#traffic-classes"),
     ],
 }
