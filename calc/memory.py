@@ -240,6 +240,8 @@ def memory_report(
         "params_active": counts["active"],
         "weights_bytes": weights_bytes(m, weights),
         "weights_bytes_per_gpu": w_gpu,
+        # the format's bits per quantized weight, scales included (GGUF: the recipe's main type)
+        "weights_bits_per_param": WEIGHT_FORMATS[weights].bits,
         "kv_bytes_per_token": kv_bytes_per_token(m, kv_dtype),
         "kv_bytes_per_token_per_gpu": kv_bytes_per_token(m, kv_dtype, tp),
         "kv_cache_bytes": kv_gpu * tp,

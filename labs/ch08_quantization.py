@@ -313,8 +313,8 @@ def train(cfg: dict, data: torch.Tensor, steps: int, batch: int, lr: float, seed
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % max(1, steps // 20) == 0 or step == steps - 1:
-            log.append([step, float(loss)])
-            print(f"  train step {step + 1}/{steps}: loss {float(loss):.3f} nats/byte", flush=True)
+            log.append([step, float(loss.detach())])
+            print(f"  train step {step + 1}/{steps}: loss {float(loss.detach()):.3f} nats/byte", flush=True)
     return model.eval(), log
 
 
@@ -724,8 +724,8 @@ def parse_args(argv):
                     help=f"comma-separated subset of {','.join(SPEED_FORMATS)}")
     ap.add_argument("--repeats", type=int, default=20, help="timed passes per decode point (prefill: a quarter, >= 3)")
     ap.add_argument("--group-size", type=int, default=128, help="input columns sharing one INT4/INT3 scale")
-    ap.add_argument("--train-steps", type=int, default=300, help="training steps of the small model")
-    ap.add_argument("--train-batch", type=int, default=16, help="windows per training step")
+    ap.add_argument("--train-steps", type=int, default=180, help="training steps of the small model")
+    ap.add_argument("--train-batch", type=int, default=8, help="windows per training step")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW, cosine)")
     ap.add_argument("--seed", type=int, default=0, help="seed of training, sampling and calibration")
     ap.add_argument("--heldout-windows", type=int, default=96, help="held-out windows scored (of ctx bytes each)")
