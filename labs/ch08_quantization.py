@@ -92,8 +92,8 @@ TEXT = {
     "measured": ("实测", "measured"),
     "calc": ("calc 预测", "calc prediction"),
     "skipped": ("未运行", "not run"),
-    "speed_title": ("{model} 的 {layers} 层线性层（随机权重）：存储字节与时间",
-                    "The linear layers of {layers} {model} layers (random weights): bytes stored and time"),
+    "speed_title": ("{model} 结构的线性层，{layers} 层（随机权重）：存储的字节与时间",
+                    "Linear layers of the {model} shape, {layers} layer(s), random weights: bytes stored and time"),
     "no_pred": ("CPU 运行：calc 只为 GPU 预测时间；灰色为未运行的格式",
                 "CPU run: calc predicts times for GPUs only; grey marks formats that did not run"),
 }
