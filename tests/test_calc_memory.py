@@ -142,3 +142,12 @@ def test_moe_memory_counts_every_expert():
     assert r["weights_bytes"] == 2 * 46_702_792_704  # all 8 experts must be resident
     assert r["params_active"] < r["params_total"] / 3
     assert r["fits"] is False and "weights alone" in r["fits_reason"]["en"]
+
+
+def test_weights_bits_per_param_is_the_formats_bits():
+    """memory reports the format's bits per quantized weight, scales included: INT4 g128 = 4 + (16 + 4)/128."""
+    from calc import api
+
+    assert api.run("memory", {"weights": "int4"})["weights_bits_per_param"] == 4 + 20 / 128
+    assert api.run("memory", {"weights": "bf16"})["weights_bits_per_param"] == 16
+    assert api.run("memory", {"weights": "nvfp4"})["weights_bits_per_param"] == 4.5
