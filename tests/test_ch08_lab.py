@@ -286,3 +286,27 @@ def test_committed_cpu_run_is_complete_and_labelled():
     q = next(p for p in data["points"] if p["kind"] == "quality")
     rows = {m["method"]: m for m in q["methods"]}
     assert set(rows) == METHODS and q["params"] > 1_000_000
+
+
+def test_gpu_shaped_data_renders_with_calc_predictions(tmp_path):
+    """A GPU run carries calc's roofline per token count and an FP8 point; the figure draws both (no CPU note)."""
+    import copy
+
+    data = copy.deepcopy(common.load_data(ROOT / "docs" / "assets" / "labs" / ch08.LAB / "data" / "ch08-cpu.json"))
+    data["provenance"]["calc_gpu_key"] = "h200"
+    data["provenance"]["device"] = {"kind": "cuda", "name": "NVIDIA H200"}
+    for p in data["points"]:
+        if p["kind"] != "speed":
+            continue
+        if p["format"] == "fp8":  # as a GPU run would record it
+            p.pop("skipped")
+            p.update({k: v for k, v in next(q for q in data["points"] if q.get("format") == "int8").items()
+                      if k not in ("format", "kind")})
+        for m, bt in p["by_tokens"].items():
+            bt["predicted"] = ch08.predict_speed(p["weight_bytes"], p["params"], int(m), p["format"], "h200")
+            assert bt["predicted"]["seconds"] > 0
+    figs = ch08.plot(data, "en")
+    assert set(figs) == FIGURES
+    assert "calc predicts times for GPUs only" not in figs["speed"][1]
+    for name, (fig, footer) in figs.items():
+        common.save_figure(fig, tmp_path / f"{name}.svg", footer)
