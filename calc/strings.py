@@ -161,6 +161,7 @@ LABELS = {
     "params_active": t("参数量（每 token 激活）", "Parameters (active per token)"),
     "weights_bytes": t("权重", "Weights"),
     "weights_bytes_per_gpu": t("权重（每块 GPU）", "Weights (per GPU)"),
+    "weights_bits_per_param": t("每个权重的位数（含缩放因子）", "Bits per weight (incl. scales)"),
     "kv_bytes_per_token": t("每 token 的 KV 缓存", "KV cache per token"),
     "kv_bytes_per_token_per_gpu": t("每 token 的 KV 缓存（每块 GPU）", "KV cache per token (per GPU)"),
     "kv_cache_bytes": t("KV 缓存", "KV cache"),
