@@ -48,6 +48,13 @@ PARTS = ("quality", "speed")
 SPEED_FORMATS = ("bf16", "fp8", "int4", "int8")  # in order of interest: a time budget skips the last first
 # what each speed format is called in calc (bytes per weight) and the tensor-core dtype its matmul runs in
 CALC_FORMAT = {"bf16": "bf16", "int8": "int8", "int4": "int4", "fp8": "fp8"}
+# What each timed kernel is, per (format, on CUDA?): the labels the data file and the figure carry.
+KERNEL_NOTE = {("bf16", True): "torch matmul (cuBLAS)", ("bf16", False): "torch matmul",
+               ("int8", True): "torch._weight_int8pack_mm: a reference kernel (fp32 CUDA-core math, no tensor cores, "
+                               "weights re-read for every input row); its 16- and prefill-token times measure that kernel",
+               ("int8", False): "torch._weight_int8pack_mm (CPU)",
+               ("int4", True): "torch._weight_int4pack_mm (tinygemm)", ("int4", False): "torch._weight_int4pack_mm_for_cpu",
+               ("fp8", True): "torch._scaled_mm (cuBLASLt FP8)", ("fp8", False): "torch._scaled_mm"}
 COMPUTE_DTYPE = {"bf16": "bf16", "int8": "bf16", "int4": "bf16", "fp8": "fp8"}  # int8/int4 here: weight-only
 # Quality methods: (name, kind, bits, granularity). granularity: "tensor", "channel" or a group size (int).
 QUALITY_METHODS = (
@@ -82,11 +89,12 @@ TEXT = {
     "perplexity": ("留出集困惑度（每字节）", "held-out perplexity (per byte)"),
     "kl": ("与 bf16 的 KL 散度（nats/字节，对数轴）", "KL divergence vs bf16 (nats/byte, log axis)"),
     "method": ("量化方法", "method"),
-    "quality_title": ("自训练的 {params} 参数字节级模型：位数越少、尺度越粗，损失越大",
+    "quality_title": ("自训练的 {params} 参数字节级模型：位数越少、缩放粒度越粗，损失越大",
                       "A {params}-parameter byte-level model trained by the lab: fewer bits, coarser scales, more loss"),
-    "decode1": ("解码，batch 1", "decode, batch 1"),
-    "decode16": ("解码，batch 16", "decode, batch 16"),
-    "prefill": ("预填充 {n} token", "prefill, {n} tokens"),
+    "decode1": ("线性层，1 个 token（解码形状）", "linear layers, 1 token (decode-shaped)"),
+    "decode16": ("线性层，16 个 token（解码形状）", "linear layers, 16 tokens (decode-shaped)"),
+    "prefill": ("线性层，{n} 个 token（预填充形状）", "linear layers, {n} tokens (prefill-shaped)"),
+    "int8_ref": ("int8（torch 参考算子）", "int8 (torch ref. kernel)"),
     "time_ms": ("一次前向中全部线性层的时间（ms）", "all linear layers, one pass (ms)"),
     "bytes": ("权重字节（GB）", "weight bytes (GB)"),
     "measured": ("实测", "measured"),
@@ -500,6 +508,21 @@ class Format:
             return {"w_t": wq.t(), "scale": scale.to(torch.float32).reshape(())}  # column-major [k, n]
         raise ValueError(self.name)
 
+    def prepare_input(self, x: torch.Tensor) -> dict:
+        """The activation as the timed pass sees it. FP8: quantized with a static per-tensor scale, outside the
+        timed pass, as an FP8 checkpoint with calibrated (static) activation scales allows and as engines do by
+        fusing the quantization into the previous kernel; timing the handful of eager kernels of a dynamic scale
+        per linear layer would measure launch overhead, not FP8 (see activation_quant_s for that cost)."""
+        if self.name != "fp8":
+            return {"x": x}
+        xs = (x.abs().max().float() / FP8_E4M3_MAX).clamp(min=1e-12)
+        return {"xq": (x.float() / xs).to(torch.float8_e4m3fn), "xs": xs}
+
+    def mm_prepared(self, inp: dict, s: dict) -> torch.Tensor:
+        if self.name == "fp8":
+            return torch._scaled_mm(inp["xq"], s["w_t"], scale_a=inp["xs"], scale_b=s["scale"], out_dtype=torch.bfloat16)
+        return self.mm(inp["x"], s)
+
     def mm(self, x: torch.Tensor, s: dict) -> torch.Tensor:
         if self.name == "bf16":
             return x @ s["w"].t()
@@ -509,10 +532,8 @@ class Format:
             if self.cuda:
                 return torch._weight_int4pack_mm(x, s["packed"], self.group_size, s["scale_zero"])
             return torch._weight_int4pack_mm_for_cpu(x, s["packed"], self.group_size, s["scale_zero"])
-        if self.name == "fp8":  # dynamic per-tensor activation scale, included in the time (as serving does it)
-            xs = (x.abs().max().float() / FP8_E4M3_MAX).clamp(min=1e-12)
-            xq = (x.float() / xs).to(torch.float8_e4m3fn)
-            return torch._scaled_mm(xq, s["w_t"], scale_a=xs, scale_b=s["scale"], out_dtype=torch.bfloat16)
+        if self.name == "fp8":  # dynamic per-tensor activation scale (the correctness check; not timed this way)
+            return self.mm_prepared(self.prepare_input(x), s)
         raise ValueError(self.name)
 
     def reference(self, w: torch.Tensor, s: dict) -> torch.Tensor:
@@ -558,7 +579,7 @@ def speed_availability(fmt_name: str, device) -> str | None:
     if missing:
         return f"torch {torch.__version__} has no torch.{', torch.'.join(missing)}"
     if fmt_name == "fp8" and device.type == "cpu":
-        return ("CPU: torch._scaled_mm has only a slow reference path here (about 0.3 s for a 16x256x512 product); "
+        return ("CPU: torch._scaled_mm has only a slow reference path here; "
                 "FP8 is timed on GPUs with FP8 tensor cores")
     if fmt_name == "fp8" and device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 9):
         return f"{torch.cuda.get_device_name(device)} has no FP8 tensor cores (compute capability < 8.9)"
@@ -603,19 +624,34 @@ def measure_speed(fmt_name: str, config: dict, layers: int, tokens: list[int], a
     params = sum(n_out * n_in for _, n_out, n_in in linear_shapes(config)) * layers
     nbytes = sum(stored_bytes(s) for _, s in stored)
     by_tokens = {}
+    reference_kernel = fmt.cuda and fmt_name == "int8"  # torch's CUDA int8 weight-only mm: a SIMT reference kernel
     for m in tokens:
         xs = {n_in: torch.randn(m, n_in, device=device, dtype=torch.bfloat16) for n_in, _ in stored}
+        inputs = {n_in: fmt.prepare_input(x) for n_in, x in xs.items()}  # FP8: static scale, quantized here
 
-        def one_pass(xs=xs):
+        def one_pass(inputs=inputs):
             for n_in, s in stored:
-                fmt.mm(xs[n_in], s)
+                fmt.mm_prepared(inputs[n_in], s)
 
         # prefill-sized passes: fewer repeats (weight-only kernels written for small batches can take seconds here)
         warmup, repeats = (2, args.repeats) if m <= 64 else (1, max(3, args.repeats // 4))
         times = common.time_it(one_pass, device, warmup=warmup, repeats=repeats)
-        by_tokens[str(m)] = {"time_s": common.summarize(times),
-                             "predicted": predict_speed(nbytes, params, m, fmt_name, gpu_key)}
-    return {"check_rel_error": check["rel_error"], "params": params, "weight_bytes": nbytes,
+        entry = {"time_s": common.summarize(times),
+                 # the reference kernel re-reads the weights for every row: calc's roofline fits its 1-token pass only
+                 "predicted": None if reference_kernel and m > 1 else predict_speed(nbytes, params, m, fmt_name, gpu_key)}
+        if fmt_name == "fp8":  # what a dynamic per-tensor scale would add, done eagerly per linear layer
+
+            def quant_pass(xs=xs):
+                for n_in, _ in stored:
+                    fmt.prepare_input(xs[n_in])
+
+            entry["activation_quant_s"] = common.summarize(common.time_it(quant_pass, device, warmup=1,
+                                                                          repeats=max(3, args.repeats // 4)))
+        by_tokens[str(m)] = entry
+    return {"kernel": KERNEL_NOTE.get((fmt_name, fmt.cuda)), "timed_activation": (
+                "fp8: static per-tensor scale, activations quantized before the timed pass" if fmt_name == "fp8"
+                else "bf16 activations"),
+            "check_rel_error": check["rel_error"], "params": params, "weight_bytes": nbytes,
             "calc_weight_bytes": calc_weight_bytes(params, fmt_name),
             "calc_bits_per_weight": calc_weight_bytes(1, fmt_name) * 8, "by_tokens": by_tokens}
 
@@ -671,7 +707,8 @@ def plot(data, lang):
         panels = [(str(tokens[0]), t("decode1", lang)), (str(tokens[1]), t("decode16", lang)),
                   (str(tokens[2]), t("prefill", lang, n=tokens[2]))]
         fig, axes = plt.subplots(1, 4, figsize=(11, 3.4))
-        names = [p["format"] for p in speed]
+        names = [t("int8_ref", lang) if p["format"] == "int8" and "reference kernel" in (p.get("kernel") or "")
+                 else p["format"] for p in speed]
         x = range(len(speed))
         for ax, (m, title) in zip(axes[:3], panels, strict=True):
             for i, p in enumerate(speed):
@@ -710,6 +747,13 @@ def plot(data, lang):
 
 # ---------------------------------------------------------------------------------------------------------
 # Main
+
+
+def _with_wall(fn) -> dict:
+    """fn's result with the wall time it took (wall_s), so a run's total time and the GPU budget can be checked."""
+    t0 = time.perf_counter()
+    result = fn()
+    return {**result, "wall_s": round(time.perf_counter() - t0, 2)}
 
 
 def parse_args(argv):
@@ -786,7 +830,8 @@ def main(argv=None) -> int:
 
     with data.running():
         if "quality" in args.parts:
-            data.measure({"kind": "quality"}, lambda: run_quality(args, device), device, progress="[quality]")
+            data.measure({"kind": "quality"}, lambda: _with_wall(lambda: run_quality(args, device)), device,
+                         progress="[quality]")
         if "speed" in args.parts:
             for i, fmt_name in enumerate(args.formats):
                 point = {"kind": "speed", "format": fmt_name}
@@ -799,8 +844,8 @@ def main(argv=None) -> int:
                     data.doc["points"].append(point)
                     data.write()
                     continue
-                data.measure(point, lambda f=fmt_name: measure_speed(f, speed_config, layers, tokens, args, device,
-                                                                     prov["calc_gpu_key"]),
+                data.measure(point, lambda f=fmt_name: _with_wall(lambda: measure_speed(
+                                 f, speed_config, layers, tokens, args, device, prov["calc_gpu_key"])),
                              device, progress=f"[speed {i + 1}/{len(args.formats)}]")
                 common.free_memory(device)
     common.plot_safely(plot, data_path, args.out / "figures")
