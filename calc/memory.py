@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .model import ModelSpec, param_counts
+from .model import ModelSpec, param_counts, unquantized_linear_params
 from .strings import t
 from .units import GiB, format_number
 
@@ -55,9 +55,11 @@ ACTIVATION_BYTES = 2  # bf16/fp16 activations
 # cuBLAS/NCCL workspaces and allocator slack. An assumption, not a measurement: override it per run.
 DEFAULT_OVERHEAD_BYTES = 1 * GiB
 
-# vLLM defaults (vllm.config: CacheConfig.block_size, gpu_memory_utilization; SchedulerConfig)
+# vLLM defaults (vllm/config/cache.py: CacheConfig.DEFAULT_BLOCK_SIZE, gpu_memory_utilization; SchedulerConfig).
+# gpu_memory_utilization: 0.92 in vllm-project/vllm at commit 002f10e0 (2026), applied to what CUDA reports as
+# the GPU's total memory; the engine profile (data/engines.json) carries it with its source.
 VLLM_BLOCK_SIZE = 16
-VLLM_GPU_MEMORY_UTILIZATION = 0.9
+VLLM_GPU_MEMORY_UTILIZATION = 0.92
 VLLM_MAX_NUM_BATCHED_TOKENS = 8192
 
 
@@ -110,6 +112,8 @@ def weights_bytes(m: ModelSpec, fmt: str = "bf16") -> int:
         return math.ceil(_gguf_bytes(m, fmt))
     c = param_counts(m)
     quantized = c["layer_linear"] + c["expert_linear"]
+    if f.bits < 16:  # a checkpoint's quantization_config may keep some of them in 16 bits
+        quantized -= sum(unquantized_linear_params(m).values())
     kept_16bit = c["total"] - quantized
     return math.ceil(quantized * f.bits / 8 + kept_16bit * 2)
 
@@ -202,18 +206,30 @@ def memory_report(
     output_len: int = 256,
     tp: int = 1,
     overhead_bytes: int = DEFAULT_OVERHEAD_BYTES,
-    gpu_memory_utilization: float = VLLM_GPU_MEMORY_UTILIZATION,
+    gpu_memory_utilization: float | None = None,
     block_size: int = VLLM_BLOCK_SIZE,
     max_model_len: int | None = None,
     max_num_batched_tokens: int = VLLM_MAX_NUM_BATCHED_TOKENS,
+    visible_memory_bytes: int | None = None,
+    engine: str | None = None,
 ) -> dict:
     """Everything that must fit: weights + KV for batch × (prompt + output) tokens + the prefill activation
     peak over batch × prompt tokens + runtime overhead; per GPU and in total (× tp). Then the engine view.
 
-    The engine view follows vLLM: it may use ``gpu_memory_utilization`` of the GPU; from that it subtracts
-    weights, the activation peak of a profiling pass over ``max_num_batched_tokens`` and the non-torch
-    overhead; what is left becomes KV blocks of ``block_size`` tokens.
+    ``gpu_memory_bytes`` is the datasheet capacity (shown); ``visible_memory_bytes`` what CUDA reports (the
+    driver and ECC keep the rest), from which whether it fits and the KV budget are computed (default: the
+    datasheet figure). The engine view follows vLLM: it may use ``gpu_memory_utilization`` (None: the
+    ``engine`` profile's fraction, vLLM's default) of the visible memory; from that it subtracts weights, the
+    activation peak of a profiling pass over ``max_num_batched_tokens`` and the non-torch overhead; what is
+    left becomes KV blocks of ``block_size`` tokens. An engine whose rule is SGLang's (mem_fraction_static)
+    keeps the fraction for weights + KV and leaves the rest for activations, so no profiling pass is taken off.
     """
+    from . import engines as engines_mod  # late: engines imports nothing from here, but keep import order cheap
+
+    eng = engines_mod.profile(engine or engines_mod.DEFAULT_ENGINE)
+    if gpu_memory_utilization is None:
+        gpu_memory_utilization = eng.kv_fraction if eng.kv_fraction is not None else VLLM_GPU_MEMORY_UTILIZATION
+    capacity = gpu_memory_bytes if visible_memory_bytes is None else visible_memory_bytes
     counts = param_counts(m)
     context = prompt_len + output_len
     w_gpu = weights_bytes_per_gpu(m, weights, tp)
@@ -224,8 +240,8 @@ def memory_report(
     # Engine (vLLM) view
     if max_model_len is None:
         max_model_len = m.max_position_embeddings
-    budget = int(gpu_memory_utilization * gpu_memory_bytes)
-    profile_act = activation_peak_bytes(m, max_num_batched_tokens, tp)
+    budget = int(gpu_memory_utilization * capacity)
+    profile_act = 0 if eng.kv_rule == "fraction_for_weights_and_kv" else activation_peak_bytes(m, max_num_batched_tokens, tp)
     kv_budget = max(0, budget - w_gpu - profile_act - overhead_bytes)
     # A block holds block_size tokens of every layer; sliding-window layers are sized like full ones here,
     # which is what vLLM does unless its hybrid allocator is on (it is for Gemma-2 in recent versions).
@@ -234,7 +250,7 @@ def memory_report(
     max_tokens = num_blocks * block_size
     blocks_per_request = math.ceil(min(context, max_model_len) / block_size)
 
-    fits = total_gpu <= gpu_memory_bytes
+    fits = total_gpu <= capacity
     return {
         "params_total": counts["total"],
         "params_active": counts["active"],
@@ -251,9 +267,11 @@ def memory_report(
         "total_bytes": total_gpu * tp,
         "total_bytes_per_gpu": total_gpu,
         "gpu_memory_bytes": gpu_memory_bytes,
+        "gpu_visible_memory_bytes": capacity,
         "fits": fits,
-        "fits_reason": _why(fits, w_gpu, kv_gpu, act_gpu, overhead_bytes, gpu_memory_bytes),
+        "fits_reason": _why(fits, w_gpu, kv_gpu, act_gpu, overhead_bytes, capacity),
         "max_concurrency": num_blocks // blocks_per_request if blocks_per_request else 0,
+        "engine": eng.key,
         "engine_gpu_memory_utilization": gpu_memory_utilization,
         "engine_block_size": block_size,
         "engine_max_model_len": max_model_len,

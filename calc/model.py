@@ -73,6 +73,8 @@ class ModelSpec:
         "router_bias": False,  # DeepSeek-V3's e_score_correction_bias (one value per expert)
         "moe_layers": (),  # one bool per layer: True where the MLP is a MoE block
         "mtp_layers": 0,  # DeepSeek-V3 multi-token-prediction modules: listed, not counted (not loaded for serving)
+        # quantization_config.modules_to_not_convert / ignore of a quantized checkpoint: modules kept in 16 bits
+        "unquantized_modules": (),
     }
 
     def __init__(self, **values):
@@ -299,7 +301,72 @@ def from_hf_config(cfg: dict, name: str | None = None) -> ModelSpec:
         spec["o_bias"] = spec["qkv_bias"] = _bool(cfg, "attention_bias", False)
     if not spec.get("moe_layers"):
         spec["moe_layers"] = (False,) * n_layers
+    spec["unquantized_modules"] = _unquantized_modules(cfg)
     return ModelSpec(**spec)
+
+
+def _unquantized_modules(cfg: dict) -> tuple:
+    """The module names (or ``re:`` patterns) a quantized checkpoint keeps in 16 bits: Hugging Face's
+    ``quantization_config.modules_to_not_convert`` (fbgemm_fp8, bitsandbytes, AWQ...), compressed-tensors'
+    ``ignore`` and ``ignored_layers``."""
+    qc = cfg.get("quantization_config")
+    if not isinstance(qc, dict):
+        return ()
+    names = []
+    for key in ("modules_to_not_convert", "ignore", "ignored_layers"):
+        value = qc.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise ConfigError(f"quantization_config.{key}", "must be a list of module names")
+        names.extend(value)
+    return tuple(names)
+
+
+def linear_modules(m: ModelSpec):
+    """(module name, weights) of the linear layers inside the decoder blocks, named as in Hugging Face
+    checkpoints (``model.layers.3.self_attn.q_proj``, ``model.layers.3.mlp.down_proj``). A MoE layer's routed
+    experts come as one entry, ``model.layers.N.mlp.experts``; MLA attention as one, ``model.layers.N.self_attn``."""
+    h = m.hidden_size
+    att_lin = _attention_params(m)[0]
+    q_out, kv_out = m.num_attention_heads * m.head_dim, m.num_key_value_heads * m.head_dim
+    for i, moe in enumerate(m.moe_layers):
+        pre = f"model.layers.{i}."
+        if m.is_mla:
+            yield pre + "self_attn", att_lin
+        else:
+            yield pre + "self_attn.q_proj", h * q_out
+            yield pre + "self_attn.k_proj", h * kv_out
+            yield pre + "self_attn.v_proj", h * kv_out
+            yield pre + "self_attn.o_proj", q_out * h
+        if moe:
+            yield pre + "mlp.experts", m.num_experts * 3 * h * m.moe_intermediate_size
+            if m.shared_expert_intermediate_size:
+                for part in ("gate_proj", "up_proj", "down_proj"):
+                    yield pre + "mlp.shared_experts." + part, h * m.shared_expert_intermediate_size
+        else:
+            for part in ("gate_proj", "up_proj", "down_proj"):
+                yield pre + "mlp." + part, h * m.intermediate_size
+
+
+def _matches(name: str, pattern: str) -> bool:
+    if pattern.startswith("re:"):
+        import re  # only for compressed-tensors patterns
+
+        return re.match(pattern[3:], name) is not None
+    # transformers' rule for modules_to_not_convert: the name appears in the module's dotted path
+    return pattern == name or f".{pattern}." in f".{name}." or name.startswith(pattern + ".") or pattern in name.split(".")
+
+
+def unquantized_linear_params(m: ModelSpec) -> dict:
+    """Weights of the decoder-block linear layers a checkpoint keeps in 16 bits: {"layer": ..., "expert": ...}."""
+    out = {"layer": 0, "expert": 0}
+    if not m.unquantized_modules:
+        return out
+    for name, n in linear_modules(m):
+        if any(_matches(name, p) for p in m.unquantized_modules):
+            out["expert" if name.endswith(".experts") else "layer"] += n
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------

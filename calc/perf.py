@@ -14,6 +14,7 @@ kernels get to a datasheet, which is similar across recent NVIDIA parts but not 
 
 from __future__ import annotations
 
+from . import engines as engines_mod
 from .memory import ACTIVATION_BYTES, WEIGHT_FORMATS, cached_tokens, kv_bytes_per_token_layer, weights_bytes
 from .model import ModelSpec, matmul_params_per_token, param_counts
 from .registry import GPU
@@ -119,54 +120,92 @@ def perf_report(
     prompt_len: int = 1024,
     output_len: int = 256,
     tp: int = 1,
-    memory_efficiency: float = MEMORY_EFFICIENCY,
-    compute_efficiency: float = COMPUTE_EFFICIENCY,
+    memory_efficiency: float | None = None,
+    compute_efficiency: float | None = None,
     curve_batches: tuple = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    engine: str = engines_mod.DEFAULT_ENGINE,
 ) -> dict:
-    """Latency and throughput of a static batch: ``batch`` requests prefilled together, then decoded together.
+    """Latency and throughput of a static batch: ``batch`` requests prefilled together, then decoded together,
+    as ``engine`` (a calc.engines key) runs them; the ``*_ideal*`` fields give the roofline bound ("ideal").
 
-    TTFT = prefill time. TPOT = one decode step at the mean context (prompt + output/2); step time is linear in
-    context, so this is the average over the generation. E2E = TTFT + (output - 1) × TPOT (the first token
-    comes out of the prefill). All figures are per tensor-parallel group of ``tp`` GPUs.
+    Step time = max(FLOPs / achievable FLOPS, bytes / achievable bandwidth) + all-reduces + the engine's fixed
+    cost per step; "achievable" uses the engine's efficiencies for the weight format (``memory_efficiency`` /
+    ``compute_efficiency`` override both, for the engine and the ideal bound). TTFT = the prefill (in chunks
+    where the engine chunks it, one step each) + the engine's decode steps before the first token comes out.
+    TPOT = one decode step at the mean context (prompt + output/2); step time is linear in context, so this is
+    the average over the generation. E2E = TTFT + (output - 1) × TPOT. All figures are per tensor-parallel
+    group of ``tp`` GPUs.
     """
+    eng = engines_mod.profile(engine)
+    ideal = engines_mod.profile("ideal")
+    run = _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, eng, memory_efficiency,
+                   compute_efficiency, curve_batches)
+    best = run if engine == "ideal" else _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, ideal,
+                                                  memory_efficiency, compute_efficiency, ())
+    out = run["report"]
+    out.update({
+        "engine": eng.key,
+        "engine_step_overhead_s": eng.step_overhead_s(batch, tp),
+        "prefill_ideal_s": best["report"]["prefill_s"],
+        "ttft_ideal_s": best["report"]["ttft_s"],
+        "tpot_ideal_s": best["report"]["tpot_s"],
+        "e2e_ideal_s": best["report"]["e2e_s"],
+        "decode_tok_per_s_ideal": best["report"]["decode_tok_per_s"],
+        "throughput_ideal_tok_per_s": best["report"]["throughput_tok_per_s"],
+    })
+    return out
+
+
+def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, eng, memory_efficiency,
+             compute_efficiency, curve_batches) -> dict:
     dtype = compute_dtype(weights, gpu)
-    peak = gpu.peak_flops(dtype) * compute_efficiency * tp
-    bandwidth = gpu.memory_bandwidth_bytes_per_s * memory_efficiency * tp
+    mem_eff = eng.memory_efficiency(weights) if memory_efficiency is None else memory_efficiency
+    comp_eff = eng.compute_efficiency(weights) if compute_efficiency is None else compute_efficiency
+    # FP8/FP4 formats that fall back to 16-bit math on this GPU run weight-only kernels: use the 16-bit figure
+    if dtype != WEIGHT_FORMATS[weights].compute_dtype and compute_efficiency is None:
+        comp_eff = eng.compute_efficiency("bf16")
+    peak = gpu.peak_flops(dtype) * comp_eff * tp
+    bandwidth = gpu.memory_bandwidth_bytes_per_s * mem_eff * tp
 
     def step(b: int, context: int) -> tuple[float, str, float, float]:
         flops = decode_flops(m, b, context)
         nbytes = weight_bytes_read(m, weights, b) + kv_bytes_read(m, kv_dtype, b, context, tp) * tp
         t, bound = _roofline(flops, nbytes, peak, bandwidth)
-        return t + allreduce_s(m, gpu, b, tp), bound, flops, nbytes
+        return t + allreduce_s(m, gpu, b, tp) + eng.step_overhead_s(b, tp), bound, flops, nbytes
 
-    # Prefill: all weights, the prompt's KV written once, 2·params·tokens + attention FLOPs.
+    # Prefill: all weights (once per chunk), the prompt's KV written once, 2·params·tokens + attention FLOPs.
     tokens = batch * prompt_len
+    chunks = 1 if not eng.prefill_chunk_tokens else -(-tokens // eng.prefill_chunk_tokens)
     p_flops = prefill_flops(m, batch, prompt_len)
-    p_bytes = weight_bytes_read(m, weights, tokens) + kv_bytes_read(m, kv_dtype, batch, prompt_len, tp) * tp
+    per_chunk = min(tokens, eng.prefill_chunk_tokens or tokens)
+    p_bytes = (weight_bytes_read(m, weights, per_chunk) * chunks
+               + kv_bytes_read(m, kv_dtype, batch, prompt_len, tp) * tp)
     prefill_s, prefill_bound = _roofline(p_flops, p_bytes, peak, bandwidth)
-    prefill_s += allreduce_s(m, gpu, tokens, tp)
+    prefill_s += allreduce_s(m, gpu, tokens, tp) + chunks * eng.prefill_step_overhead_s(batch, tp)
 
     mean_context = prompt_len + output_len / 2
     tpot, bound, d_flops, d_bytes = step(batch, round(mean_context))
-    e2e = prefill_s + (output_len - 1) * tpot
+    ttft = prefill_s + eng.ttft_decode_steps * step(batch, prompt_len)[0]
+    e2e = ttft + (output_len - 1) * tpot
 
     ridge = gpu.peak_flops(dtype) / gpu.memory_bandwidth_bytes_per_s
     curve = []
     for b in curve_batches:
         t, bnd, _, _ = step(b, round(mean_context))
         curve.append({"batch": b, "tpot_s": t, "decode_tok_per_s": b / t, "bound": bnd})
-    return {
+    report = {
         "compute_dtype": dtype,
         "peak_flops": gpu.peak_flops(dtype) * tp,
         "effective_flops": peak,
         "effective_bandwidth_bytes_per_s": bandwidth,
-        "memory_efficiency": memory_efficiency,
-        "compute_efficiency": compute_efficiency,
+        "memory_efficiency": mem_eff,
+        "compute_efficiency": comp_eff,
         "prefill_flops": p_flops,
         "prefill_bytes": p_bytes,
         "prefill_s": prefill_s,
         "prefill_bound": prefill_bound,
-        "ttft_s": prefill_s,
+        "prefill_chunks": chunks,
+        "ttft_s": ttft,
         "decode_flops_per_step": d_flops,
         "decode_bytes_per_step": d_bytes,
         "tpot_s": tpot,
@@ -183,6 +222,7 @@ def perf_report(
         "critical_batch_weights_only": peak / bandwidth * weights_bytes(m, weights) / param_counts(m)["total"] / 2,
         "throughput_curve": curve,
     }
+    return {"report": report}
 
 
 def critical_batch(step, context: int, limit: int = 1 << 16) -> int | None:

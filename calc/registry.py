@@ -36,6 +36,8 @@ class GPU:
         "architecture",
         "memory_datasheet",  # the datasheet wording, e.g. "80 GB HBM3"
         "memory_bytes",  # capacity: the datasheet's GB read as GiB (DRAM convention), see data/gpus.json
+        "visible_memory_bytes",  # what CUDA reports as total memory (driver and ECC reserves taken off)
+        "visible_memory_source",
         "memory_type",
         "memory_bandwidth_bytes_per_s",
         "bf16_dense_flops",

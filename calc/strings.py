@@ -80,8 +80,15 @@ INPUTS = {
     },
     "gpu-memory-utilization": {
         "label": t("显存利用率上限", "GPU memory utilization"),
-        "help": t("vLLM 的 gpu_memory_utilization：引擎可使用的显存比例",
-                  "vLLM's gpu_memory_utilization: the share of GPU memory the engine may use"),
+        "help": t("vLLM 的 gpu_memory_utilization：引擎可使用的显存比例（乘以 CUDA 可见显存）；留空则取所选引擎的默认值",
+                  "vLLM's gpu_memory_utilization: the share of GPU memory (as CUDA reports it) the engine may use; "
+                  "empty: the chosen engine's default"),
+    },
+    "engine": {
+        "label": t("推理引擎", "Serving engine"),
+        "help": t("按所选引擎的实测校准加上每步固定开销和各权重格式的效率；ideal 为屋脊线理想下界",
+                  "Adds the chosen engine's per-step overhead and per-format efficiencies, calibrated on published "
+                  "measurements; ideal is the roofline bound"),
     },
     "block-size": {
         "label": t("KV 块大小", "KV block size"),
@@ -100,13 +107,15 @@ INPUTS = {
     },
     "mem-efficiency": {
         "label": t("显存带宽效率", "Memory bandwidth efficiency"),
-        "help": t("可达带宽 / 标称带宽；默认值来自 H100 实测拷贝（2957.5 GB/s，标称 3.35 TB/s）",
-                  "Achievable / datasheet bandwidth; default from the H100 reference copy (2957.5 GB/s of 3.35 TB/s)"),
+        "help": t("可达带宽 / 标称带宽；留空则取所选引擎对该权重格式的校准值（ideal：H100 实测拷贝 2957.5 GB/s，标称 3.35 TB/s）",
+                  "Achievable / datasheet bandwidth; empty: the chosen engine's figure for the weight format "
+                  "(ideal: the H100 reference copy, 2957.5 GB/s of 3.35 TB/s)"),
     },
     "compute-efficiency": {
         "label": t("算力效率", "Compute efficiency"),
-        "help": t("可达算力 / 标称稠密算力；默认值来自 H100 实测矩阵乘（755.4 / 989.5 TFLOPS）",
-                  "Achievable / datasheet dense FLOPS; default from the H100 reference matmul (755.4 of 989.5 TFLOPS)"),
+        "help": t("可达算力 / 标称稠密算力；留空则取所选引擎对该权重格式的校准值（ideal：H100 实测矩阵乘 755.4 / 989.5 TFLOPS）",
+                  "Achievable / datasheet dense FLOPS; empty: the chosen engine's figure for the weight format "
+                  "(ideal: the H100 reference matmul, 755.4 of 989.5 TFLOPS)"),
     },
     "gpu-price": {
         "label": t("GPU 单价", "GPU price"),
@@ -171,7 +180,9 @@ LABELS = {
     "overhead_bytes_per_gpu": t("运行时开销（每块 GPU）", "Runtime overhead (per GPU)"),
     "total_bytes": t("合计", "Total"),
     "total_bytes_per_gpu": t("合计（每块 GPU）", "Total (per GPU)"),
-    "gpu_memory_bytes": t("GPU 显存容量", "GPU memory"),
+    "gpu_memory_bytes": t("GPU 显存容量（标称）", "GPU memory (datasheet)"),
+    "gpu_visible_memory_bytes": t("GPU 显存容量（CUDA 可见）", "GPU memory (visible to CUDA)"),
+    "engine": t("推理引擎", "Serving engine"),
     "fits": t("放得下吗", "Fits?"),
     "fits_reason": t("说明", "Reason"),
     "max_concurrency": t("最大并发请求数（此长度）", "Max concurrent requests (this length)"),
@@ -195,10 +206,18 @@ LABELS = {
     "prefill_bytes": t("预填充读写字节", "Prefill bytes moved"),
     "prefill_s": t("预填充时间", "Prefill time"),
     "prefill_bound": t("预填充瓶颈", "Prefill bound"),
-    "ttft_s": t("TTFT（首 token 时延）", "TTFT (time to first token)"),
+    "ttft_s": t("TTFT（首 token 时延，所选引擎典型值）", "TTFT (time to first token, typical with the engine)"),
+    "ttft_ideal_s": t("TTFT（理想下界）", "TTFT (ideal bound)"),
+    "prefill_ideal_s": t("预填充时间（理想下界）", "Prefill time (ideal bound)"),
+    "prefill_chunks": t("预填充步数（分块）", "Prefill steps (chunks)"),
+    "engine_step_overhead_s": t("引擎每步固定开销", "Engine fixed cost per step"),
     "decode_flops_per_step": t("每步解码计算量", "Decode FLOPs per step"),
     "decode_bytes_per_step": t("每步解码读写字节", "Decode bytes per step"),
-    "tpot_s": t("TPOT（每输出 token 时间）", "TPOT (time per output token)"),
+    "tpot_s": t("TPOT（每输出 token 时间，所选引擎典型值）", "TPOT (time per output token, typical with the engine)"),
+    "tpot_ideal_s": t("TPOT（理想下界）", "TPOT (ideal bound)"),
+    "e2e_ideal_s": t("端到端时延（理想下界）", "End-to-end latency (ideal bound)"),
+    "decode_tok_per_s_ideal": t("解码吞吐（整批，理想上界）", "Decode throughput (whole batch, ideal bound)"),
+    "throughput_ideal_tok_per_s": t("输出吞吐（理想上界）", "Output throughput (ideal bound)"),
     "bound": t("解码瓶颈", "Decode bound"),
     "decode_tok_per_s": t("解码吞吐（整批）", "Decode throughput (whole batch)"),
     "decode_tok_per_s_per_request": t("解码速度（每个请求）", "Decode speed (per request)"),
