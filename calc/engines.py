@@ -39,7 +39,7 @@ class EngineProfile:
         o = entry.get("step_overhead", {})
         self.overhead_base_s = float(o.get("base_s", 0.0))
         self.overhead_per_seq_s = float(o.get("per_seq_s", 0.0))
-        self.overhead_per_extra_gpu_s = float(o.get("per_extra_tp_gpu_s", 0.0))
+        self.overhead_multi_gpu_s = float(o.get("multi_gpu_s", 0.0))
         self.prefill_overhead_base_s = float(o.get("prefill_base_s", self.overhead_base_s))
         self._mem = dict(entry["memory_efficiency"])
         self._comp = dict(entry["compute_efficiency"])
@@ -56,15 +56,18 @@ class EngineProfile:
         return f"EngineProfile({self.key!r})"
 
     def step_overhead_s(self, batch: int, tp: int) -> float:
-        """Fixed time per engine step beyond the roofline: launch, scheduling, sampling, detokenisation."""
+        """Fixed time per engine step beyond the roofline: launch, scheduling, sampling, detokenisation, plus
+        a per-sequence term, plus one multi-GPU term when tp > 1 (synchronising the tensor-parallel workers;
+        the all-reduces themselves are in perf.allreduce_s). Fitted at TP 1-2 only: a constant, not a slope
+        in tp, so it does not blow up when extrapolated to TP 8-32."""
         return (self.overhead_base_s + self.overhead_per_seq_s * max(0, batch)
-                + self.overhead_per_extra_gpu_s * max(0, tp - 1))
+                + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
 
     def prefill_step_overhead_s(self, batch: int, tp: int) -> float:
         """Fixed time of one prefill (context) step: its own base cost (input preparation, attention metadata for
         every prompt, sampling the first token), plus the same per-sequence and per-GPU terms as a decode step."""
         return (self.prefill_overhead_base_s + self.overhead_per_seq_s * max(0, batch)
-                + self.overhead_per_extra_gpu_s * max(0, tp - 1))
+                + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
 
     def memory_efficiency(self, fmt: str) -> float:
         """Achieved / datasheet memory bandwidth for weights stored in ``fmt`` (a calc.memory WEIGHT_FORMATS key)."""

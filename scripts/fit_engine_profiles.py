@@ -26,7 +26,7 @@ PARAMS = [
     (("step_overhead", "base_s"), 0.0, 0.05),
     (("step_overhead", "prefill_base_s"), 0.0, 0.05),
     (("step_overhead", "per_seq_s"), 0.0, 0.001),
-    (("step_overhead", "per_extra_tp_gpu_s"), 0.0, 0.01),
+    (("step_overhead", "multi_gpu_s"), 0.0, 0.01),
     (("memory_efficiency", "default"), 0.3, _MEM),
     (("memory_efficiency", "fp8"), 0.3, _MEM),
     (("compute_efficiency", "default"), 0.2, _COMP),
