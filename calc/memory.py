@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from . import engines as engines_mod
 from .model import ModelSpec, param_counts, unquantized_linear_params
 from .strings import t
 from .units import GiB, format_number
@@ -224,8 +225,6 @@ def memory_report(
     left becomes KV blocks of ``block_size`` tokens. An engine whose rule is SGLang's (mem_fraction_static)
     keeps the fraction for weights + KV and leaves the rest for activations, so no profiling pass is taken off.
     """
-    from . import engines as engines_mod  # late: engines imports nothing from here, but keep import order cheap
-
     eng = engines_mod.profile(engine or engines_mod.DEFAULT_ENGINE)
     if gpu_memory_utilization is None:
         gpu_memory_utilization = eng.kv_fraction if eng.kv_fraction is not None else VLLM_GPU_MEMORY_UTILIZATION
