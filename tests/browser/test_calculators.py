@@ -149,7 +149,7 @@ def test_calculators_go_live_and_match_the_cli(page, lang):
     _check_bad_input(page, lang, "memory", changes, "tp", "3")  # 3 does not divide Llama-70B's 64 heads
 
     _go(page, "performance")
-    changes = {"model": "qwen3-8b", "batch": "64", "gpu": "a100-80gb", "output-len": "512"}
+    changes = {"model": "qwen3-8b", "batch": "64", "gpu": "a100-80gb", "output-len": "512", "engine": "trt-llm"}
     _set_inputs(page, changes)
     result = _assert_matches_cli(page, "perf", changes)
     assert _query(page) == changes
@@ -264,7 +264,7 @@ def test_bad_inputs_and_pasted_configs(page, lang):
 
 
 def test_url_round_trip_and_language_switch(page):
-    params = {"model": "qwen3-8b", "batch": "16", "weights": "fp8"}
+    params = {"model": "qwen3-8b", "batch": "16", "weights": "fp8", "engine": "hf"}
     _open(page, "/calculators/performance/?" + "&".join(f"{k}={v}" for k, v in params.items()))
     for name, value in params.items():
         assert page.input_value(f".calc [data-testid='{name}']") == value
