@@ -256,6 +256,8 @@ def weight_parts(m: ModelSpec, fmt: str) -> dict:
     per_layer_small = att_bias + m.norms_per_layer * h + att_norm
     dense_small = 2 * m.intermediate_size + h if m.mlp_bias else 0
     router = c["router"] // n_moe if n_moe else 0
+    if m.expert_bias:  # gpt-oss's per-expert biases stay 16-bit; counted with the router (< 0.1 % of a layer)
+        router += m.num_experts * (2 * m.moe_intermediate_size + h)
     dense_mlp = 3 * h * m.intermediate_size
     shared = 3 * h * m.shared_expert_intermediate_size
     experts = m.num_experts * 3 * h * m.moe_intermediate_size
