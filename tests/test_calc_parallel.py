@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from calc import api, registry
-from calc.memory import WEIGHT_FORMATS, check_parallel, memory_report, per_gpu_table, weight_parts, weights_bytes
+from calc.memory import (
+    WEIGHT_FORMATS,
+    check_parallel,
+    memory_report,
+    per_gpu_table,
+    weight_parts,
+    weights_bytes,
+)
 from calc.model import from_hf_config, param_counts
 from calc.perf import ALLREDUCE_LATENCY_S, perf_report
 
