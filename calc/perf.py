@@ -42,9 +42,12 @@ ALLREDUCE_LATENCY_S = 10e-6
 
 def compute_dtype(fmt: str, gpu: GPU) -> str:
     """The dtype the matmuls run in. W4A16 formats dequantize to 16 bits; formats whose tensor-core dtype
-    the GPU lacks (FP8 on Ampere, FP4 before Blackwell) fall back to 16-bit math (weight-only kernels)."""
+    the GPU lacks (FP8 on Ampere, FP4 before Blackwell) fall back to 16-bit math (weight-only kernels), in FP16
+    where the GPU has no BF16 tensor cores (V100, T4)."""
     dtype = WEIGHT_FORMATS[fmt].compute_dtype
-    return dtype if gpu.peak_flops(dtype) else "bf16"
+    if gpu.peak_flops(dtype):
+        return dtype
+    return "bf16" if gpu.peak_flops("bf16") else "fp16"  # Volta and Turing have FP16 but no BF16 tensor cores
 
 
 def _attention_pairs(context: int, window: int | None) -> float:
