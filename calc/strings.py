@@ -308,6 +308,7 @@ UI = {
     "memory_activations": t("激活峰值", "Activations"),
     "memory_overhead": t("运行时开销", "Overhead"),
     "memory_capacity": t("GPU 显存", "GPU memory"),
+    "memory_stage": t("第 {n} 段（第 {a}–{b} 层）", "Stage {n} (layers {a}–{b})"),
     "perf_title": t("批大小对时延与吞吐的影响", "Latency and throughput vs batch size"),
     "perf_tpot": t("TPOT（ms）", "TPOT (ms)"),
     "perf_throughput": t("解码吞吐（tok/s）", "Decode throughput (tok/s)"),

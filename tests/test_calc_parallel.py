@@ -217,3 +217,17 @@ def test_cli_prints_the_per_gpu_table():
     bad = subprocess.run([sys.executable, "-m", "calc", "perf", "--model", "llama-3.1-8b", "--ep", "2"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "dense" in bad.stderr
+
+
+def test_memory_chart_draws_one_bar_per_stage():
+    from calc import web
+
+    view = web.view("memory", {"model": "llama-3.1-405b", "weights": "fp8", "tp": "8", "pp": "2"}, "en")
+    series = {n["attrs"]["data-series"]: n["attrs"]["data-value"] for n in view["chart"]["children"]
+              if "data-series" in n["attrs"]}
+    for row in view["result"]["per_gpu_table"]:
+        assert series[f"weights-stage{row['stage']}"] == str(row["weights_bytes"])
+        assert series[f"kv-stage{row['stage']}"] == str(row["kv_cache_bytes"])
+    assert series["capacity"] == str(view["result"]["gpu_memory_bytes"])
+    # the echoed inputs pp and ep are on the form, not in the result tables
+    assert not {"pp", "ep", "per_gpu_table"} & {r["field"] for r in view["rows"] + view["details"]}
