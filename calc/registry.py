@@ -166,6 +166,7 @@ def hf_config(name: str) -> dict:
 # Device names as torch.cuda.get_device_name() / nvidia-smi / rocm-smi print them -> registry key.
 # Checked in order; the patterns are anchored on word boundaries so "A10" does not match "A100" or "A10G".
 _DEVICE_PATTERNS = [
+    (r"\bh100\b.*\bnvl\b", "h100-nvl"),
     (r"\bh100\b.*\bpcie\b", "h100-pcie"),
     (r"\bh100\b.*\b(sxm5?|hbm3)\b", "h100-sxm"),
     (r"\bh200\b(?!.*\bnvl\b)", "h200"),
@@ -192,7 +193,7 @@ def match_gpu(device_name: str) -> str | None:
     """Map a device name to a registry key, or None when the card is not in the registry.
 
     "NVIDIA H100 80GB HBM3" -> "h100-sxm"; "NVIDIA H100 PCIe" -> "h100-pcie"; "NVIDIA H200" -> "h200";
-    "NVIDIA A100-SXM4-80GB" -> "a100-80gb"; "NVIDIA A10G" -> "a10g". Variants with other specs (H100 NVL, A100 PCIe) -> None.
+    "NVIDIA A100-SXM4-80GB" -> "a100-80gb"; "NVIDIA A10G" -> "a10g". Variants with other specs (A100 PCIe, V100 PCIe) -> None.
     """
     import re  # only needed here; kept out of the import path the browser pays for
 
