@@ -231,3 +231,14 @@ def test_memory_chart_draws_one_bar_per_stage():
     assert series["capacity"] == str(view["result"]["gpu_memory_bytes"])
     # the echoed inputs pp and ep are on the form, not in the result tables
     assert not {"pp", "ep", "per_gpu_table"} & {r["field"] for r in view["rows"] + view["details"]}
+
+
+def test_deepseek_r1_tp8_weights_against_a_published_log():
+    """vLLM (Habana fork) loading DeepSeek-R1's FP8 checkpoint at TP 8 logged "Pre-loading model weights on hpu:0
+    took 79.41 GiB of device memory" on every rank (https://github.com/HabanaAI/vllm-fork/issues/809, 2025-02-07).
+    calc splits every matrix over the 8 ranks and lands 1.3 % lower; vLLM replicates MLA's small q_a / kv_a
+    projections on every rank (about 0.9 GB in FP8), which calc splits."""
+    m = registry.get_model("deepseek-r1")
+    per_gpu = per_gpu_table(m, "fp8", "bf16", 1, 1024, 1280, tp=8)[0]["weights_bytes"]
+    assert per_gpu / 2**30 == pytest.approx(79.41, rel=0.02)
+    assert per_gpu / 2**30 < 79.41
