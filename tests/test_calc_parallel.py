@@ -22,7 +22,7 @@ from calc.model import from_hf_config, param_counts
 from calc.perf import ALLREDUCE_LATENCY_S, perf_report
 
 ROOT = Path(__file__).resolve().parent.parent
-NEW_MODELS = ["llama-3.3-70b", "deepseek-r1", "qwen3-30b-a3b", "qwen3-14b", "qwen2.5-14b", "qwen2.5-32b",
+NEW_MODELS = ["llama-3.3-70b", "deepseek-r1", "qwen3-30b-a3b", "qwen3-14b", "qwen2.5-14b", "qwen2.5-32b", "mistral-7b-v0.3",
               "gpt-oss-20b", "gpt-oss-120b"]
 
 
