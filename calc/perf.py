@@ -331,6 +331,7 @@ def perf_report(
         "allreduce_s_per_step": sum(x[4]["allreduce"] for x in single_st),
         "all_to_all_s_per_step": sum(x[4]["all_to_all"] for x in single_st),
         "pipeline_handoff_s_per_step": hand(batch),
+        "comm_latency_s_per_call": ALLREDUCE_LATENCY_S,
         "micro_batches": micro,
         "tpot_single_batch_s": single,
         "prefill_pipeline_bubble": p_bubble,

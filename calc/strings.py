@@ -222,6 +222,7 @@ LABELS = {
     "all_to_all_s_per_step": t("每步专家 all-to-all 时间（分发 + 汇总）", "Expert all-to-all time per step (dispatch + combine)"),
     "pipeline_handoff_s_per_step": t("每步流水线段间传递时间", "Pipeline hand-off time per step"),
     "micro_batches": t("微批数", "Micro-batches"),
+    "comm_latency_s_per_call": t("每次通信的固定开销（假设值）", "Fixed cost per communication call (assumed)"),
     "tpot_single_batch_s": t("TPOT（不切微批）", "TPOT (one batch, no micro-batches)"),
     "prefill_pipeline_bubble": t("预填充流水线气泡占比", "Prefill pipeline bubble"),
     "decode_pipeline_bubble": t("解码流水线气泡占比", "Decode pipeline bubble"),

@@ -100,6 +100,8 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
         return fmt(x, "tok/s:1"), ""
     if field.startswith("requests_per_s"):
         return fmt(x, "req/s:3"), ""
+    if field.endswith("_s_per_call"):
+        return fmt(x, "us:1"), ""
     if field.endswith("_s") or field.endswith("_s_per_step"):
         return fmt(x, "s:3") if abs(x) >= 1 else fmt(x, "ms:2"), ""
     if field in ("peak_flops", "effective_flops"):
