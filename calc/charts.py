@@ -94,7 +94,7 @@ def _stages_chart(result: dict, lang: str, fmt) -> dict:
     capacity = result["gpu_memory_bytes"]
     names = {key: name for key, _field, name in MEMORY_PARTS}
     top = max([r["total_bytes"] for r in table] + [capacity]) * 1.05 or 1
-    x0, x1, label_w, h, gap = 20, W - 20, 150, 26, 12
+    x0, x1, label_w, h, gap = 20, W - 20, 205, 26, 12
     bx0 = x0 + label_w
     scale = (x1 - bx0) / top
     title = UI["memory_title"][lang]
