@@ -73,6 +73,8 @@ def _all_fields() -> tuple:
         _f("prompt-len", "int", 1024, unit="tokens", min=1, max=10_000_000),
         _f("output-len", "int", 256, unit="tokens", min=1, max=10_000_000),
         _f("tp", "int", 1, min=1, max=1024),
+        _f("pp", "int", 1, min=1, max=1024),
+        _f("ep", "int", 1, min=1, max=1024),
         _f("engine", "choice", engines_mod.DEFAULT_ENGINE, choices=engine_choices),
         _f("overhead-gib", "float", mem.DEFAULT_OVERHEAD_BYTES / GiB, unit="GiB", min=0, max=1024, commands=("memory",)),
         _f("gpu-memory-utilization", "float", None, min=0.01, max=1.0, commands=("memory",)),
@@ -205,6 +207,26 @@ def _resolve(command: str, params: Mapping) -> dict:
     elif tp > 1 and not values["gpu_spec"].interconnect_bytes_per_s:
         errors["tp"] = t(f"注册表中 {values['gpu']} 没有 GPU 间带宽数据",
                          f"{values['gpu']} has no GPU-to-GPU bandwidth in the registry")
+    pp, ep = values["pp"], values["ep"]
+    if spec.num_hidden_layers % pp:
+        errors["pp"] = t(f"pp={pp} 不能整除模型的 {spec.num_hidden_layers} 层（calc 按层数均分流水线各段）",
+                         f"pp {pp} does not divide the model's {spec.num_hidden_layers} layers "
+                         "(calc splits the layers evenly across pipeline stages)")
+    elif pp > 1 and not values["gpu_spec"].interconnect_bytes_per_s:
+        errors["pp"] = t(f"注册表中 {values['gpu']} 没有 GPU 间带宽数据",
+                         f"{values['gpu']} has no GPU-to-GPU bandwidth in the registry")
+    if ep > 1:
+        if not spec.is_moe:
+            errors["ep"] = t("专家并行（ep > 1）只适用于混合专家（MoE）模型，这个模型是稠密模型",
+                             "expert parallelism (ep > 1) needs a mixture-of-experts model; this model is dense")
+        elif ep > spec.num_experts or spec.num_experts % ep:
+            errors["ep"] = t(f"ep={ep} 必须整除模型的 {spec.num_experts} 个路由专家",
+                             f"ep {ep} must divide the model's {spec.num_experts} routed experts")
+        elif ep % tp and tp % ep:
+            errors["ep"] = t(f"ep={ep} 与 tp={tp} 必须能互相整除", f"ep {ep} and tp {tp} must divide one another")
+        elif not values["gpu_spec"].interconnect_bytes_per_s:
+            errors["ep"] = t(f"注册表中 {values['gpu']} 没有 GPU 间带宽数据",
+                             f"{values['gpu']} has no GPU-to-GPU bandwidth in the registry")
     if command in ("cost", "roi") and values["gpu-price"] is None and values["gpu_spec"].usd_per_hour is None:
         errors["gpu-price"] = t(f"注册表中没有 {values['gpu']} 的带日期价格；请填写每 GPU 小时的美元价格",
                                 f"the registry has no dated price for {values['gpu']}; enter a USD per GPU-hour price")
@@ -241,14 +263,15 @@ def _common(v: dict) -> dict:
 def _perf(v: dict) -> dict:
     return perf_mod.perf_report(
         v["spec"], v["gpu_spec"], v["weights"], v["kv-dtype"], v["batch"], v["prompt-len"], v["output-len"], v["tp"],
-        memory_efficiency=v["mem-efficiency"], compute_efficiency=v["compute-efficiency"], engine=v["engine"])
+        memory_efficiency=v["mem-efficiency"], compute_efficiency=v["compute-efficiency"], pp=v["pp"], ep=v["ep"],
+        engine=v["engine"])
 
 
 def _cost(v: dict) -> dict:
     perf = _perf(v)
     price = v["gpu-price"] if v["gpu-price"] is not None else v["gpu_spec"].usd_per_hour
     api = v["api"]
-    report = cost_mod.cost_report(perf, v["batch"], v["prompt-len"], v["output-len"], price, v["tp"],
+    report = cost_mod.cost_report(perf, v["batch"], v["prompt-len"], v["output-len"], price, perf["gpus"],
                                   utilization=v["utilization"], requests_per_s=v["requests-per-s"],
                                   api_prices={k: registry.get_price(k) for k in registry.list_prices()})
     chosen = next(c for c in report["api_comparison"] if c["api"] == api)
@@ -275,7 +298,7 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
             spec, v["gpu_spec"].memory_bytes, v["weights"], v["kv-dtype"], v["batch"], v["prompt-len"], v["output-len"],
             v["tp"], overhead_bytes=round(v["overhead-gib"] * GiB), gpu_memory_utilization=v["gpu-memory-utilization"],
             block_size=v["block-size"], max_model_len=v["max-model-len"], max_num_batched_tokens=v["max-num-batched-tokens"],
-            visible_memory_bytes=v["gpu_spec"].visible_memory_bytes, engine=v["engine"]))
+            pp=v["pp"], ep=v["ep"], visible_memory_bytes=v["gpu_spec"].visible_memory_bytes, engine=v["engine"]))
     elif command == "perf":
         out.update(_perf(v))
     elif command == "cost":

@@ -73,6 +73,18 @@ INPUTS = {
         "help": t("一个模型切分到的 GPU 数（张量并行）",
                   "GPUs one model is split across (tensor parallelism)"),
     },
+    "pp": {
+        "label": t("流水线并行段数", "Pipeline-parallel stages"),
+        "help": t("把模型的层均分成几段，每段放在自己的一组 GPU 上（流水线并行）；GPU 总数 = max(tp, ep) × pp",
+                  "Stages the layers are split into, each on its own GPUs (pipeline parallelism); "
+                  "GPUs in all = max(tp, ep) × pp"),
+    },
+    "ep": {
+        "label": t("专家并行 GPU 数", "Expert-parallel GPUs"),
+        "help": t("路由专家分布到的 GPU 数（专家并行，仅 MoE）；ep > tp 时注意力按数据并行复制 ep/tp 份",
+                  "GPUs the routed experts are spread over (expert parallelism, MoE only); with ep > tp, attention "
+                  "runs as ep/tp data-parallel replicas"),
+    },
     "overhead-gib": {
         "label": t("运行时开销", "Runtime overhead"),
         "help": t("每块 GPU：CUDA 上下文、工作区、分配器余量（假设值，请按实际环境调整）",
@@ -158,13 +170,15 @@ INPUTS = {
 # The result tables: one label per output field.
 
 # Inputs a report echoes back (the CLI prints them with the result), labelled as on the form.
-ECHOED_INPUTS = ("model", "gpu", "weights", "kv-dtype", "batch", "prompt-len", "output-len", "tp", "utilization",
+ECHOED_INPUTS = ("model", "gpu", "weights", "kv-dtype", "batch", "prompt-len", "output-len", "tp", "pp", "ep", "utilization",
                  "requests-per-s", "api")
 
 LABELS = {
     # the inputs a report echoes: labelled as on the form
     **{name.replace("-", "_"): INPUTS[name]["label"] for name in ECHOED_INPUTS},
     "attention": t("注意力结构", "Attention layout"),
+    "gpus": t("GPU 总数", "GPUs in all"),
+    "attention_replicas": t("注意力数据并行副本数", "Attention data-parallel replicas"),
     # memory
     "params_total": t("参数量（总）", "Parameters (total)"),
     "params_active": t("参数量（每 token 激活）", "Parameters (active per token)"),
@@ -224,6 +238,13 @@ LABELS = {
     "e2e_s": t("端到端时延（E2EL）", "End-to-end latency (E2EL)"),
     "throughput_tok_per_s": t("输出吞吐（含预填充）", "Output throughput (incl. prefill)"),
     "allreduce_s_per_step": t("每步 all-reduce 时间", "All-reduce time per step"),
+    "all_to_all_s_per_step": t("每步专家 all-to-all 时间（分发 + 汇总）", "Expert all-to-all time per step (dispatch + combine)"),
+    "pipeline_handoff_s_per_step": t("每步流水线段间传递时间", "Pipeline hand-off time per step"),
+    "micro_batches": t("微批数", "Micro-batches"),
+    "comm_latency_s_per_call": t("每次通信的固定开销（假设值）", "Fixed cost per communication call (assumed)"),
+    "tpot_single_batch_s": t("TPOT（不切微批）", "TPOT (one batch, no micro-batches)"),
+    "prefill_pipeline_bubble": t("预填充流水线气泡占比", "Prefill pipeline bubble"),
+    "decode_pipeline_bubble": t("解码流水线气泡占比", "Decode pipeline bubble"),
     "ridge_flops_per_byte": t("屋脊点（标称）", "Ridge point (datasheet)"),
     "ridge_flops_per_byte_effective": t("屋脊点（有效）", "Ridge point (effective)"),
     "critical_batch": t("临界批大小", "Critical batch size"),
@@ -307,6 +328,7 @@ UI = {
     "memory_activations": t("激活峰值", "Activations"),
     "memory_overhead": t("运行时开销", "Overhead"),
     "memory_capacity": t("GPU 显存", "GPU memory"),
+    "memory_stage": t("第 {n} 段（第 {a}–{b} 层）", "Stage {n} (layers {a}–{b})"),
     "perf_title": t("批大小对时延与吞吐的影响", "Latency and throughput vs batch size"),
     "perf_tpot": t("TPOT（ms）", "TPOT (ms)"),
     "perf_throughput": t("解码吞吐（tok/s）", "Decode throughput (tok/s)"),

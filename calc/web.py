@@ -47,8 +47,8 @@ MAIN_ROWS = {
 # Outputs shown elsewhere (chart, warnings) or folded into another row, and the inputs the CLI echoes back
 # (already on the form; on a page their data-testid would clash with the input's).
 NOT_ROWS = {"throughput_curve", "api_comparison", "warnings", "fits_reason",
-            "model", "gpu", "weights", "kv_dtype", "batch", "prompt_len", "output_len", "tp", "engine", "api", "utilization",
-            "requests_per_s"}
+            "model", "gpu", "weights", "kv_dtype", "batch", "prompt_len", "output_len", "tp", "pp", "ep", "engine", "api",
+            "utilization", "requests_per_s", "per_gpu_table"}
 
 
 def label(field: str, lang: str) -> str:
@@ -101,7 +101,9 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
         return fmt(x, "tok/s:1"), ""
     if field.startswith("requests_per_s"):
         return fmt(x, "req/s:3"), ""
-    if field.endswith("_s"):
+    if field.endswith("_s_per_call"):
+        return fmt(x, "us:1"), ""
+    if field.endswith("_s") or field.endswith("_s_per_step"):
         return fmt(x, "s:3") if abs(x) >= 1 else fmt(x, "ms:2"), ""
     if field in ("peak_flops", "effective_flops"):
         return fmt(x, "TFLOPS:1"), ""
@@ -111,6 +113,8 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
         return _flop_count(x), ""
     if "usd" in field:
         return units.format_usd(x), ""
+    if field.endswith("_pipeline_bubble"):
+        return fmt(x, "%:1"), ""
     if field.startswith("roi_"):
         return fmt(x, "%:1"), ""
     if "efficiency" in field or field in ("utilization", "engine_gpu_memory_utilization"):

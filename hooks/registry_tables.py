@@ -46,7 +46,8 @@ def gpus_table(lang: str) -> str:
         memory = f"{units.format_value(g.memory_bytes, 'GiB:0')} = {units.format_value(g.memory_bytes, 'GB:2')}"
         if getattr(g, "visible_memory_bytes", None):
             derived = g.visible_memory_source.startswith("derived")
-            memory += f"; CUDA {units.format_value(g.visible_memory_bytes, 'GiB:2')}" + (" ‡" if derived else "")
+            what = "nvidia-smi" if g.visible_memory_source.startswith("nvidia-smi") else "CUDA"
+            memory += f"; {what} {units.format_value(g.visible_memory_bytes, 'GiB:2')}" + (" ‡" if derived else "")
         link = f"{g.interconnect}, {units.format_value(g.interconnect_bytes_per_s, 'GB/s:0')}" \
             if g.interconnect_bytes_per_s else (g.interconnect or "—")
         if g.usd_per_hour_low is None:
