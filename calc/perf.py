@@ -169,6 +169,9 @@ def perf_report(
         "ttft_s": prefill_s,
         "decode_flops_per_step": d_flops,
         "decode_bytes_per_step": d_bytes,
+        # the weight part of one decode step of `batch` tokens, and (MoE) the share of routed experts they touch
+        "decode_weight_bytes_per_step": weight_bytes_read(m, weights, batch),
+        "experts_touched_fraction": experts_touched_fraction(m, batch),
         "tpot_s": tpot,
         "bound": bound,
         "decode_tok_per_s": batch / tpot,

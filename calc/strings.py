@@ -198,6 +198,8 @@ LABELS = {
     "ttft_s": t("TTFT（首 token 时延）", "TTFT (time to first token)"),
     "decode_flops_per_step": t("每步解码计算量", "Decode FLOPs per step"),
     "decode_bytes_per_step": t("每步解码读写字节", "Decode bytes per step"),
+    "decode_weight_bytes_per_step": t("每步解码读取的权重字节", "Decode weight bytes per step"),
+    "experts_touched_fraction": t("每步用到的路由专家比例", "Share of routed experts touched per step"),
     "tpot_s": t("TPOT（每输出 token 时间）", "TPOT (time per output token)"),
     "bound": t("解码瓶颈", "Decode bound"),
     "decode_tok_per_s": t("解码吞吐（整批）", "Decode throughput (whole batch)"),
