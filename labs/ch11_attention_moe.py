@@ -502,7 +502,7 @@ def parse_args(argv):
     ap.add_argument("--bytes-batches", type=common.int_list, default=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
     ap.add_argument("--bytes-trials", type=int, default=20, help="random batches per point of the bytes sweep")
     ap.add_argument("--load-tokens", type=int, default=4096, help="tokens of the load histogram")
-    ap.add_argument("--skew", type=float, default=1.0, help="skewed routing: router bias -skew*ln(1+expert)")
+    ap.add_argument("--skew", type=float, default=0.5, help="skewed routing: router bias -skew*ln(1+expert)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, help="CPU runs: torch threads (1 keeps timings steadier on a shared machine)")
