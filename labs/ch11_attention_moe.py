@@ -246,10 +246,11 @@ def calc_touched_fraction(calc_model: str, tokens: int) -> float | None:
 def measure_moe_time(shape: dict, tokens_list, dtype, device, repeats, warmup) -> dict:
     """Tokens/s of the MoE layer and of a dense layer with the MoE layer's active parameters, over batch size."""
     torch.manual_seed(0)
-    moe = MoELayer(shape["hidden"], shape["expert_width"], shape["experts"], shape["top_k"],
-                   shape["shared_width"]).to(device, dtype)
-    dense_width = shape["top_k"] * shape["expert_width"] + shape["shared_width"]
-    dense = DenseMLP(shape["hidden"], dense_width).to(device, dtype)
+    with torch.device(device):  # random weights drawn on the device: a full-size DeepSeek-V3 layer is 11 B numbers
+        moe = MoELayer(shape["hidden"], shape["expert_width"], shape["experts"], shape["top_k"],
+                       shape["shared_width"]).to(dtype)
+        dense_width = shape["top_k"] * shape["expert_width"] + shape["shared_width"]
+        dense = DenseMLP(shape["hidden"], dense_width).to(dtype)
     # active per token: the router, k routed experts, the shared expert
     active = params_of(moe.router) + shape["top_k"] * 3 * shape["hidden"] * shape["expert_width"] + (
         params_of(moe.shared) if moe.shared is not None else 0)

@@ -25,6 +25,7 @@ LABS="
 ch03 ch03-prefill-decode ch03_prefill_decode.py 145 165 prefill vs decode (Llama-3.1-8B shape, bf16, batch 1..64, four decode paths; MBU of each)
 ch04 ch04-gpu-basics ch04_gpu_basics.py 40 55 GPU basics (matmul TFLOPS, bandwidth vs buffer size, memory vs calc, NVML trace)
 ch06 ch06-kv-cache ch06_kv_cache.py 110 130 KV cache (memory vs calc, contiguous/paged/8-bit decode, prefix reuse, fragmentation replay)
+ch11 ch11-attention-moe ch11_attention_moe.py 145 170 attention backends (time, memory vs score-matrix bytes) and MoE layers (throughput vs dense, experts touched vs calc, load)
 "
 chosen=("$@")
 [ ${#chosen[@]} -gt 0 ] || chosen=(ch03 ch04)
