@@ -52,6 +52,16 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         # chapter 5
         ("vllm serve", "ch05/"),
         ("驱动", "ch05/"),
+        # chapter 11
+        ("FlashAttention", "ch11/#flashattention"),
+        ("FlashInfer", "ch11/#flashinfer"),
+        ("拆分 KV", "ch11/#flash-decoding"),
+        ("共享专家", "ch11/#routing"),
+        ("全对全通信", "ch11/#expert-parallelism"),
+        ("KV 墙", "ch11/#kv-wall"),
+        ("环形注意力", "ch11/#ring-attention"),
+        ("上下文缓存", "ch11/#context-caching"),
+        ("RoPE 缩放", "ch11/#rope-scaling"),
     ],
     "en": [
         ("arithmetic intensity", "ch03/#why-decode-is-slow"),
@@ -92,5 +102,15 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("NVIDIA Container Toolkit", "ch05/"),
         ("vllm bench serve", "labs/ch05-env-check/"),
         ("minor version compatibility", "ch05/"),
+        # chapter 11
+        ("FlashAttention", "ch11/#flashattention"),
+        ("FlashInfer", "ch11/#flashinfer"),
+        ("KV split", "ch11/#flash-decoding"),
+        ("shared expert", "ch11/#routing"),
+        ("all-to-all", "ch11/#expert-parallelism"),
+        ("KV wall", "ch11/#kv-wall"),
+        ("ring attention", "ch11/#ring-attention"),
+        ("context caching", "ch11/#context-caching"),
+        ("RoPE scaling", "ch11/#rope-scaling"),
     ],
 }
