@@ -107,7 +107,7 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("FlashInfer", "ch11/#flashinfer"),
         ("KV split", "ch11/#flash-decoding"),
         ("shared expert", "ch11/#routing"),
-        ("all-to-all", "ch11/#expert-parallelism"),
+        ("top-k routing", "ch11/#routing"),
         ("KV wall", "ch11/#kv-wall"),
         ("ring attention", "ch11/#ring-attention"),
         ("context caching", "ch11/#context-caching"),
