@@ -3,15 +3,20 @@
 Measures, on one GPU (or a CPU, labelled as such):
   - attention: PyTorch's scaled_dot_product_attention with each backend forced in turn (math, memory-efficient,
     flash, cuDNN; torch.nn.attention.sdpa_kernel), over sequence length at fixed batch and heads, prefill-shaped
-    (N queries over N keys, causal) and decode-shaped (1 query over N keys): time, and the memory the call
-    allocates (GPU: peak allocated above the inputs; CPU: bytes the profiler sees allocated during the call).
+    (N queries over N keys, causal) and decode-shaped (1 query over N keys, at batch 1 and at --attn-batch), with
+    grouped-query attention when --attn-kv-heads < --attn-heads: time (p10 and median of the repeats; on a GPU a
+    decode sample is --decode-inner back-to-back calls between two CUDA events, sdpa_kernel entered outside the
+    timed region), the K+V bandwidth a decode call achieves, and the memory the call allocates (GPU: peak
+    allocated above the inputs; CPU: bytes the profiler sees allocated during the call, frees ignored).
     A backend this build or device lacks is recorded as unsupported, never silently replaced; the backend
-    PyTorch picks by itself (torch._fused_sdp_choice) is recorded for every shape. On the same axes: the bytes
-    of the score matrix the math path materializes, B x H x N_q x N_k x element size (formula stated here, no
-    calc function covers it), and the inputs + output, B x H x (2 N_q + 2 N_k) x d x element size;
+    PyTorch picks by itself (torch._fused_sdp_choice) is recorded for every shape. On the same axes, calc's byte
+    counts (calc.memory.attention_scores_bytes, attention_io_bytes): the score matrix the math path
+    materializes, B x H x N_q x N_k x element size (on CUDA the math path upcasts fp16/bf16 to fp32 first: a
+    second line at 4 bytes), and the inputs + output, B x (2 H N_q + 2 H_kv N_k) x d x element size;
   - moe-time: one MoE layer (top-k softmax router, SwiGLU experts, optional shared expert; Mixtral-8x7B- and
     DeepSeek-V3-like shapes, scaled to fit) against a dense SwiGLU layer with the same active parameters:
-    tokens/s over the number of tokens in the batch;
+    tokens/s over the number of tokens in the batch, from the p10 and the median of --moe-repeats timings
+    (weights drawn directly in the target dtype on the device);
   - moe-bytes: bytes of expert weights one decode step must read vs batch: the distinct experts the routed
     tokens touch (counted), with calc's expected fraction 1 - (1 - k/E)^batch (calc.perf.experts_touched_fraction
     for the model in calc's registry) on the same axes, for uniform and for skewed routing;
@@ -21,14 +26,13 @@ The router here is a plain softmax top-k on random weights (DeepSeek-V3 itself s
 each token to 4 of 8 expert groups and adds a bias per expert); the expert loop is plain PyTorch, not a fused
 grouped GEMM: the shapes and bytes are right, the speeds are PyTorch's, not a serving engine's.
 
-    python labs/ch11_attention_moe.py                 # H100/H200 sizes, bf16, on the GPU (about 2 minutes)
-    python labs/ch11_attention_moe.py --quick         # tiny shapes on the CPU, seconds (the test suite runs this)
+    python labs/ch11_attention_moe.py                 # H100/H200 sizes, bf16, on the GPU (budget: under 3 minutes)
+    python labs/ch11_attention_moe.py --quick         # tiny shapes on the CPU, under a minute (the tests run this)
     python labs/ch11_attention_moe.py --plot-only     # re-render figures from the data files in <out>/data/
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -92,11 +96,27 @@ def default_choice(q, k, v, causal: bool) -> str | None:
         return f"unknown ({type(e).__name__})"
 
 
-def attention_bytes(batch: int, heads: int, n_q: int, n_k: int, head_dim: int, elem: int) -> dict:
-    """The formulas the figure draws: the score matrix S = Q K^T the math path materializes (softmax(S) is a
-    second one of the same size), and the inputs + output every path must hold."""
-    return {"scores_bytes": batch * heads * n_q * n_k * elem,
-            "qkvo_bytes": batch * heads * (2 * n_q + 2 * n_k) * head_dim * elem}
+def math_elem_bytes(dtype, device: torch.device) -> int:
+    """Bytes per score element the math path really materializes: on CUDA it upcasts fp16/bf16 inputs to fp32
+    before QK^T unless torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(True) (PyTorch attention.cpp)."""
+    elem = torch.empty((), dtype=dtype).element_size()
+    if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16):
+        allowed = getattr(torch.backends.cuda, "fp16_bf16_reduction_math_sdp_allowed", lambda: False)()
+        return elem if allowed else 4
+    return elem
+
+
+def attention_bytes(batch: int, heads: int, kv_heads: int, n_q: int, n_k: int, head_dim: int, elem: int,
+                    math_elem: int | None = None) -> dict:
+    """calc's byte counts the figure draws (calc.memory): the score matrix S = Q K^T the math path materializes
+    (softmax(S) is a second one of the same size), at the input element size and at the one the math path uses,
+    and the inputs + output every path must hold (K + V alone: what decode must read)."""
+    from calc import memory
+
+    return {"scores_bytes": memory.attention_scores_bytes(batch, heads, n_q, n_k, elem),
+            "scores_bytes_math": memory.attention_scores_bytes(batch, heads, n_q, n_k, math_elem or elem),
+            "qkvo_bytes": memory.attention_io_bytes(batch, heads, kv_heads, n_q, n_k, head_dim, elem),
+            "kv_bytes": 2 * batch * kv_heads * n_k * head_dim * elem}
 
 
 def allocated_during(fn, device: torch.device) -> int:
@@ -118,19 +138,49 @@ def allocated_during(fn, device: torch.device) -> int:
     return int(sum(max(0, e.self_cpu_memory_usage) for e in prof.events()))
 
 
+def time_calls(fn, device: torch.device, warmup: int, repeats: int, inner: int) -> list[float]:
+    """Seconds per call: on a GPU each sample is `inner` back-to-back calls between two CUDA events, divided by
+    `inner` (the host work of one call is hidden behind the previous call's kernels, as in a serving loop); on a
+    CPU one call per sample (common.time_it)."""
+    if device.type != "cuda" or inner <= 1:
+        return common.time_it(fn, device, warmup=warmup, repeats=repeats)
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(inner):
+            fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3 / inner)
+    return times
+
+
 def measure_attention(shape: str, n: int, batch: int, heads: int, head_dim: int, dtype, device, backends, repeats,
-                      warmup) -> dict:
-    """One sequence length, one shape: every backend forced in turn."""
+                      warmup, kv_heads: int | None = None, inner: int = 1) -> dict:
+    """One sequence length, one shape: every backend forced in turn. kv_heads < heads: grouped-query attention
+    (enable_gqa=True), as Llama-3 and most current models decode."""
     from torch.nn.attention import sdpa_kernel
 
+    kv_heads = kv_heads or heads
+    gqa = kv_heads != heads
     n_q = n if shape == "prefill" else 1
     causal = shape == "prefill"
-    g = torch.Generator(device="cpu").manual_seed(n)
-    q = torch.randn(batch, heads, n_q, head_dim, generator=g).to(device, dtype)
-    k = torch.randn(batch, heads, n, head_dim, generator=g).to(device, dtype)
-    v = torch.randn(batch, heads, n, head_dim, generator=g).to(device, dtype)
-    out = {"n_q": n_q, "n_k": n, "causal": causal, "default_backend": default_choice(q, k, v, causal),
-           **attention_bytes(batch, heads, n_q, n, head_dim, q.element_size()), "by_backend": {}}
+    g = torch.Generator(device=device).manual_seed(n)  # drawn on the device: no host RNG, no host copy
+    q = torch.randn(batch, heads, n_q, head_dim, generator=g, device=device, dtype=dtype)
+    k = torch.randn(batch, kv_heads, n, head_dim, generator=g, device=device, dtype=dtype)
+    v = torch.randn(batch, kv_heads, n, head_dim, generator=g, device=device, dtype=dtype)
+    kw = {"is_causal": causal, **({"enable_gqa": True} if gqa else {})}
+    try:
+        choice = default_choice(q, k, v, causal) if not gqa else default_choice_gqa(q, k, v, causal)
+    except Exception as e:
+        choice = f"unknown ({type(e).__name__})"
+    out = {"n_q": n_q, "n_k": n, "causal": causal, "kv_heads": kv_heads, "default_backend": choice,
+           **attention_bytes(batch, heads, kv_heads, n_q, n, head_dim, q.element_size(), math_elem_bytes(dtype, device)),
+           "by_backend": {}}
     reference = None
     for name in backends:
         member = sdpa_backend(name)
@@ -138,35 +188,49 @@ def measure_attention(shape: str, n: int, batch: int, heads: int, head_dim: int,
             out["by_backend"][name] = {"unsupported": f"torch {torch.__version__} has no {name} backend"}
             continue
 
-        def call(member=member):
-            with sdpa_kernel([member]):
-                return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        def call():
+            return F.scaled_dot_product_attention(q, k, v, **kw)
 
         try:
-            result = call()
+            with sdpa_kernel([member]):  # entered once, outside the timed region
+                result = call()
+                if reference is None:
+                    reference = result.float()
+                    err = 0.0
+                else:
+                    err = float((result.float() - reference).abs().max())
+                del result
+                times = time_calls(call, device, warmup, repeats, inner)
+                alloc = allocated_during(call, device)
         except torch.cuda.OutOfMemoryError as e:
             common.free_memory(device)
             out["by_backend"][name] = {"oom": True, "error": str(e).splitlines()[0][:200]}
             continue
         except RuntimeError as e:  # "No viable backend": this device, dtype or shape is not supported by it
+            common.free_memory(device)
             out["by_backend"][name] = {"unsupported": str(e).splitlines()[0][:200]}
             continue
-        if reference is None:
-            reference = result.float()
-            err = 0.0
-        else:
-            err = float((result.float() - reference).abs().max())
-        del result
-        try:
-            times = common.time_it(call, device, warmup=warmup, repeats=repeats)
-            alloc = allocated_during(call, device)
-        except torch.cuda.OutOfMemoryError as e:
-            common.free_memory(device)
-            out["by_backend"][name] = {"oom": True, "error": str(e).splitlines()[0][:200]}
-            continue
-        out["by_backend"][name] = {"time_s": common.summarize(times), "allocated_bytes": alloc,
-                                   "max_abs_diff_vs_first": err}
+        summary = common.summarize(times)
+        row = {"time_s": summary, "allocated_bytes": alloc, "max_abs_diff_vs_first": err}
+        if shape == "decode":  # decode reads K and V once: achieved bandwidth at the best (p10) time
+            row["kv_read_bytes_per_s"] = out["kv_bytes"] / summary["p10"]
+        out["by_backend"][name] = row
     return out
+
+
+def default_choice_gqa(q, k, v, causal: bool) -> str | None:
+    """_fused_sdp_choice with enable_gqa=True where this torch accepts it."""
+    try:
+        from torch.nn.attention import SDPBackend
+
+        idx = torch._fused_sdp_choice(q, k, v, is_causal=causal, enable_gqa=True)
+        for name in BACKENDS:
+            member = sdpa_backend(name)
+            if member is not None and int(member) == int(idx):
+                return name
+        return {int(SDPBackend.ERROR): "error"}.get(int(idx), str(int(idx)))
+    except Exception as e:
+        return f"unknown ({type(e).__name__})"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -179,14 +243,17 @@ class MoELayer(torch.nn.Module):
     forward() loops over the experts a batch touches: gather its tokens, run the expert, scatter-add the
     weighted output. The weights of an expert no token chose are never read."""
 
-    def __init__(self, hidden, expert_width, experts, top_k, shared_width=0, skew=0.0):
+    def __init__(self, hidden, expert_width, experts, top_k, shared_width=0, skew=0.0, dtype=None):
         super().__init__()
         self.top_k = top_k
-        self.router = torch.nn.Linear(hidden, experts, bias=False)
-        self.w_gate = torch.nn.Parameter(torch.randn(experts, hidden, expert_width) / math.sqrt(hidden))
-        self.w_up = torch.nn.Parameter(torch.randn(experts, hidden, expert_width) / math.sqrt(hidden))
-        self.w_down = torch.nn.Parameter(torch.randn(experts, expert_width, hidden) / math.sqrt(expert_width))
-        self.shared = DenseMLP(hidden, shared_width) if shared_width else None
+        self.router = torch.nn.Linear(hidden, experts, bias=False, dtype=dtype)
+        # drawn directly in the target dtype (on the current default device) and scaled in place: a full-size
+        # DeepSeek-V3 layer is 11 B numbers, 22.5 GB in bf16, with no fp32 copy or temporary on the way
+        self.w_gate = torch.nn.Parameter(torch.randn(experts, hidden, expert_width, dtype=dtype).mul_(hidden ** -0.5))
+        self.w_up = torch.nn.Parameter(torch.randn(experts, hidden, expert_width, dtype=dtype).mul_(hidden ** -0.5))
+        self.w_down = torch.nn.Parameter(torch.randn(experts, expert_width, hidden, dtype=dtype)
+                                         .mul_(expert_width ** -0.5))
+        self.shared = DenseMLP(hidden, shared_width, dtype=dtype) if shared_width else None
         # skewed routing: a fixed bias that favours low-numbered experts, -skew * ln(1 + e)
         self.register_buffer("bias", -skew * torch.log1p(torch.arange(experts, dtype=torch.float32)))
 
@@ -219,11 +286,11 @@ class MoELayer(torch.nn.Module):
 
 
 class DenseMLP(torch.nn.Module):
-    def __init__(self, hidden, width):
+    def __init__(self, hidden, width, dtype=None):
         super().__init__()
-        self.gate = torch.nn.Linear(hidden, width, bias=False)
-        self.up = torch.nn.Linear(hidden, width, bias=False)
-        self.down = torch.nn.Linear(width, hidden, bias=False)
+        self.gate = torch.nn.Linear(hidden, width, bias=False, dtype=dtype)
+        self.up = torch.nn.Linear(hidden, width, bias=False, dtype=dtype)
+        self.down = torch.nn.Linear(width, hidden, bias=False, dtype=dtype)
 
     def forward(self, x):
         return self.down(F.silu(self.gate(x)) * self.up(x))
@@ -246,11 +313,11 @@ def calc_touched_fraction(calc_model: str, tokens: int) -> float | None:
 def measure_moe_time(shape: dict, tokens_list, dtype, device, repeats, warmup) -> dict:
     """Tokens/s of the MoE layer and of a dense layer with the MoE layer's active parameters, over batch size."""
     torch.manual_seed(0)
-    with torch.device(device):  # random weights drawn on the device: a full-size DeepSeek-V3 layer is 11 B numbers
+    with torch.device(device):  # random weights drawn on the device, in the target dtype
         moe = MoELayer(shape["hidden"], shape["expert_width"], shape["experts"], shape["top_k"],
-                       shape["shared_width"]).to(dtype)
+                       shape["shared_width"], dtype=dtype)
         dense_width = shape["top_k"] * shape["expert_width"] + shape["shared_width"]
-        dense = DenseMLP(shape["hidden"], dense_width).to(dtype)
+        dense = DenseMLP(shape["hidden"], dense_width, dtype=dtype)
     # active per token: the router, k routed experts, the shared expert
     active = params_of(moe.router) + shape["top_k"] * 3 * shape["hidden"] * shape["expert_width"] + (
         params_of(moe.shared) if moe.shared is not None else 0)
@@ -263,8 +330,11 @@ def measure_moe_time(shape: dict, tokens_list, dtype, device, repeats, warmup) -
             try:
                 with torch.inference_mode():
                     times = common.time_it(lambda layer=layer, x=x: layer(x), device, warmup=warmup, repeats=repeats)
-                row[name] = {"time_s": common.summarize(times),
-                             "tokens_per_s": tokens / common.summarize(times)["median"]}
+                summary = common.summarize(times)
+                # median and p10: on a shared CPU a repeat that loses a scheduler slice takes ~10 ms longer, and
+                # the median of few repeats can land on such samples; p10 is the undisturbed speed
+                row[name] = {"time_s": summary, "tokens_per_s": tokens / summary["median"],
+                             "tokens_per_s_p10": tokens / summary["p10"], "tokens_per_s_p90": tokens / summary["p90"]}
             except torch.cuda.OutOfMemoryError as e:
                 common.free_memory(device)
                 row[name] = {"oom": True, "error": str(e).splitlines()[0][:200]}
@@ -282,7 +352,7 @@ def router_only(shape: dict, routing: str, skew: float, device) -> MoELayer:
     """A MoE layer whose experts are 1 wide: only the router matters for counting (same E, k, hidden)."""
     torch.manual_seed(1)
     return MoELayer(shape["hidden"], 1, shape["experts"], shape["top_k"],
-                    skew=skew if routing == "skewed" else 0.0).to(device)
+                    skew=skew if routing == "skewed" else 0.0, dtype=torch.float32).to(device)
 
 
 def measure_moe_bytes(shape: dict, batches, trials, skew, device) -> dict:
@@ -336,17 +406,19 @@ def measure_moe_load(shape: dict, tokens: int, skew: float, device) -> dict:
 
 TEXT = {
     "seq_len": {"zh": "序列长度 N（token）", "en": "sequence length N (tokens)"},
-    "time_ms": {"zh": "时间（毫秒，中位数）", "en": "time (ms, median)"},
+    "time_ms": {"zh": "时间（毫秒；线：p10，带：p10–p90）", "en": "time (ms; line: p10, band: p10–p90)"},
     "alloc": {"zh": "调用期间分配的内存（字节）", "en": "memory allocated by the call (bytes)"},
     "alloc_gpu": {"zh": "调用期间的峰值显存（字节）", "en": "peak memory during the call (bytes)"},
-    "scores": {"zh": "公式：分数矩阵 B·H·N_q·N_k·元素字节", "en": "formula: score matrix B·H·N_q·N_k·bytes"},
-    "qkvo": {"zh": "公式：Q、K、V、O 本身", "en": "formula: Q, K, V, O themselves"},
+    "scores": {"zh": "calc：分数矩阵 B·H·N_q·N_k·元素字节", "en": "calc: score matrix B·H·N_q·N_k·bytes"},
+    "scores_math": {"zh": "calc：分数矩阵，math 路径升为 fp32", "en": "calc: score matrix, math path upcast to fp32"},
+    "qkvo": {"zh": "calc：Q、K、V、O 本身", "en": "calc: Q, K, V, O themselves"},
+    "b1": {"zh": "B=1", "en": "B=1"},
     "prefill": {"zh": "预填充形状（N 个查询，因果）", "en": "prefill-shaped (N queries, causal)"},
     "decode": {"zh": "解码形状（1 个查询）", "en": "decode-shaped (1 query)"},
     "attn_title": {"zh": "注意力后端：B={b}，H={h}，d={d}，{dt}", "en": "Attention backends: B={b}, H={h}, d={d}, {dt}"},
     "oom": {"zh": "显存不足", "en": "OOM"},
     "tokens": {"zh": "一步的 token 数（批大小）", "en": "tokens in the step (batch size)"},
-    "tok_s": {"zh": "吞吐（token/秒）", "en": "throughput (tokens/s)"},
+    "tok_s": {"zh": "吞吐（token/秒；实线：p10 时间，点线：中位数）", "en": "tokens/s (solid: p10 time, dotted: median)"},
     "moe": {"zh": "MoE 层（{e} 专家选 {k}）", "en": "MoE layer ({k} of {e} experts)"},
     "dense": {"zh": "同激活参数的稠密层", "en": "dense layer, same active parameters"},
     "moe_time_title": {"zh": "MoE 层与稠密层：{label} 形状 ÷{s}", "en": "MoE vs dense layer: {label} shape ÷{s}"},
@@ -357,6 +429,7 @@ TEXT = {
     "calc": {"zh": "calc：1 − (1 − k/E)^批大小", "en": "calc: 1 − (1 − k/E)^batch"},
     "bytes_title": {"zh": "解码一步读多少专家权重", "en": "Expert weights one decode step reads"},
     "expert": {"zh": "专家编号", "en": "expert"},
+    "expert_sorted": {"zh": "专家（按负载从高到低排序）", "en": "experts, sorted by load"},
     "load": {"zh": "分到的 token 数", "en": "tokens routed"},
     "ideal": {"zh": "均匀时 = N·k/E", "en": "uniform = N·k/E"},
     "load_title": {"zh": "{label}：{n} 个 token 的专家负载", "en": "{label}: expert load for {n} tokens"},
@@ -387,22 +460,39 @@ def plot(data, lang):
     if att:
         fig, axes = plt.subplots(2, 2, figsize=(10, 7))
         for col, shape in enumerate(SHAPES):
-            pts = sorted((p for p in att if p["shape"] == shape), key=lambda p: p["n"])
+            main_b = s["attn_batch"]
+            pts = sorted((p for p in att if p["shape"] == shape and p.get("batch", main_b) == main_b),
+                         key=lambda p: p["n"])
             if not pts:
                 continue
             ax_t, ax_m = axes[0][col], axes[1][col]
+            b1 = sorted((p for p in att if p["shape"] == shape and p.get("batch") == 1 and main_b != 1),
+                        key=lambda p: p["n"])
             for name in BACKENDS:
                 ok = [p for p in pts if "time_s" in p["by_backend"].get(name, {})]
                 if ok:
-                    ax_t.plot([p["n"] for p in ok], [1e3 * p["by_backend"][name]["time_s"]["median"] for p in ok],
+                    xs = [p["n"] for p in ok]
+                    ts = [p["by_backend"][name]["time_s"] for p in ok]
+                    ax_t.plot(xs, [1e3 * x["p10"] for x in ts], marker="o", ms=4, color=COLORS[name],
+                              label=BACKEND_NAMES[name][lang])
+                    ax_t.fill_between(xs, [1e3 * x["p10"] for x in ts], [1e3 * x["p90"] for x in ts],
+                                      color=COLORS[name], alpha=0.2, lw=0)
+                    ax_m.plot(xs, [max(1, p["by_backend"][name]["allocated_bytes"]) for p in ok],
                               marker="o", ms=4, color=COLORS[name], label=BACKEND_NAMES[name][lang])
-                    ax_m.plot([p["n"] for p in ok], [max(1, p["by_backend"][name]["allocated_bytes"]) for p in ok],
-                              marker="o", ms=4, color=COLORS[name], label=BACKEND_NAMES[name][lang])
+                ok1 = [p for p in b1 if "time_s" in p["by_backend"].get(name, {})]
+                if ok1:
+                    ax_t.plot([p["n"] for p in ok1], [1e3 * p["by_backend"][name]["time_s"]["p10"] for p in ok1],
+                              marker="^", ms=3, ls="--", lw=0.8, color=COLORS[name],
+                              label=f"{BACKEND_NAMES[name][lang]}, {t('b1', lang)}")
                 for p in pts:
                     if p["by_backend"].get(name, {}).get("oom"):
-                        ax_m.annotate(t("oom", lang), (p["n"], p["scores_bytes"]), color=COLORS[name], fontsize=7)
+                        ax_m.annotate(t("oom", lang), (p["n"], p.get("scores_bytes_math", p["scores_bytes"])),
+                                      color=COLORS[name], fontsize=7)
             ax_m.plot([p["n"] for p in pts], [p["scores_bytes"] for p in pts], ls="--", color="#333", lw=1,
                       label=t("scores", lang))
+            if any(p.get("scores_bytes_math", p["scores_bytes"]) != p["scores_bytes"] for p in pts):
+                ax_m.plot([p["n"] for p in pts], [p["scores_bytes_math"] for p in pts], ls="-.", color="#C44E52",
+                          lw=1, label=t("scores_math", lang))
             ax_m.plot([p["n"] for p in pts], [p["qkvo_bytes"] for p in pts], ls=":", color="#333", lw=1,
                       label=t("qkvo", lang))
             for ax in (ax_t, ax_m):
@@ -426,8 +516,12 @@ def plot(data, lang):
             for name in ("moe", "dense"):
                 rows = [r for r in p["by_tokens"] if "tokens_per_s" in r.get(name, {})]
                 label = t("moe", lang, e=sh["experts"], k=sh["top_k"]) if name == "moe" else t("dense", lang)
-                ax.plot([r["tokens"] for r in rows], [r[name]["tokens_per_s"] for r in rows], marker="o", ms=4,
-                        color=COLORS[name], label=label)
+                xs = [r["tokens"] for r in rows]
+                p10 = [r["tokens"] / r[name]["time_s"]["p10"] for r in rows]
+                p90 = [r["tokens"] / r[name]["time_s"]["p90"] for r in rows]
+                ax.plot(xs, p10, marker="o", ms=4, color=COLORS[name], label=label)
+                ax.plot(xs, [r[name]["tokens_per_s"] for r in rows], ls=":", lw=1, color=COLORS[name])
+                ax.fill_between(xs, p90, p10, color=COLORS[name], alpha=0.2, lw=0)
             common.log_axis(ax, "x", [r["tokens"] for r in p["by_tokens"]], base=2)
             common.log_axis(ax, "y")
             ax.set_xlabel(t("tokens", lang))
@@ -467,15 +561,20 @@ def plot(data, lang):
         for ax, p in zip(axes[0], ml, strict=True):
             n_exp = len(p["random"]["per_expert"])
             xs = list(range(n_exp))
-            width = 0.4 if n_exp <= 16 else 1.0
-            ax.bar([x - width / 2 for x in xs] if n_exp <= 16 else xs, p["random"]["per_expert"], width=width,
-                   color=COLORS["random"], alpha=0.8 if n_exp <= 16 else 0.5,
-                   label=t("rand_short", lang, r=p["random"]["max_over_mean"]))
-            ax.bar([x + width / 2 for x in xs] if n_exp <= 16 else xs, p["skewed"]["per_expert"], width=width,
-                   color=COLORS["skewed"], alpha=0.8 if n_exp <= 16 else 0.5,
-                   label=t("skew_short", lang, r=p["skewed"]["max_over_mean"]))
+            labels = {r: t("rand_short" if r == "random" else "skew_short", lang, r=p[r]["max_over_mean"])
+                      for r in ROUTINGS}
+            if n_exp <= 16:  # side by side bars per expert
+                for routing, dx in (("random", -0.2), ("skewed", 0.2)):
+                    ax.bar([x + dx for x in xs], p[routing]["per_expert"], width=0.4, color=COLORS[routing],
+                           alpha=0.8, label=labels[routing])
+                ax.set_xlabel(t("expert", lang))
+            else:  # many experts: each routing's loads sorted high to low, as a line (bars would hide each other)
+                for routing in ROUTINGS:
+                    ax.step(xs, sorted(p[routing]["per_expert"], reverse=True), where="mid", color=COLORS[routing],
+                            label=labels[routing])
+                ax.set_yscale("symlog", linthresh=10)
+                ax.set_xlabel(t("expert_sorted", lang))
             ax.axhline(p["ideal_per_expert"], color="#333", ls="--", lw=1, label=t("ideal", lang))
-            ax.set_xlabel(t("expert", lang))
             ax.set_ylabel(t("load", lang))
             ax.set_title(t("load_title", lang, label=p["moe_shape"]["label"], n=p["tokens"]), fontsize=10)
             ax.legend(fontsize=7)
@@ -496,6 +595,12 @@ def parse_args(argv):
     ap.add_argument("--attn-batch", type=int, default=4)
     ap.add_argument("--attn-heads", type=int, default=32)
     ap.add_argument("--attn-head-dim", type=int, default=128)
+    ap.add_argument("--attn-kv-heads", type=int, default=8,
+                    help="K/V heads (fewer than --attn-heads: grouped-query attention, enable_gqa=True)")
+    ap.add_argument("--decode-batches", type=common.int_list,
+                    help="batch sizes of the decode sweep (default: 1 and --attn-batch)")
+    ap.add_argument("--decode-inner", type=int, default=10,
+                    help="GPU: back-to-back calls per timed sample of a decode point (hides per-call host work)")
     ap.add_argument("--moe-shapes", default="mixtral,deepseek", help=f"from {','.join(MOE_SHAPES)}")
     ap.add_argument("--moe-scale", type=int, default=1, help="divide hidden and expert widths by this")
     ap.add_argument("--moe-tokens", type=common.int_list, default=[1, 4, 16, 64, 256, 1024, 4096],
@@ -504,13 +609,14 @@ def parse_args(argv):
     ap.add_argument("--bytes-trials", type=int, default=20, help="random batches per point of the bytes sweep")
     ap.add_argument("--load-tokens", type=int, default=4096, help="tokens of the load histogram")
     ap.add_argument("--skew", type=float, default=0.5, help="skewed routing: router bias -skew*ln(1+expert)")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=5, help="timed repeats per attention point")
+    ap.add_argument("--moe-repeats", type=int, default=15, help="timed repeats per point of the MoE throughput sweep")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, help="CPU runs: torch threads (1 keeps timings steadier on a shared machine)")
     args = common.finish_lab_args(ap, ap.parse_args(argv), dict(
-        prefill_lens=[64, 128], decode_lens=[64, 256], attn_batch=1, attn_heads=2, attn_head_dim=16, moe_scale=64,
-        moe_tokens=[1, 8], bytes_batches=[1, 4, 16], bytes_trials=3, load_tokens=256, repeats=2, warmup=1,
-        dtype="fp32"), DEFAULT_OUT, QUICK_OUT)
+        prefill_lens=[64, 128], decode_lens=[64, 256], attn_batch=1, attn_heads=2, attn_kv_heads=1,
+        attn_head_dim=16, moe_scale=64, moe_tokens=[1, 8], bytes_batches=[1, 4, 16], bytes_trials=3, load_tokens=256,
+        repeats=2, moe_repeats=3, warmup=1, dtype="fp32"), DEFAULT_OUT, QUICK_OUT)
     for name in ("parts", "backends", "moe_shapes"):
         valid = {"parts": PARTS, "backends": BACKENDS, "moe_shapes": tuple(MOE_SHAPES)}[name]
         chosen = [v for v in getattr(args, name).split(",") if v]
@@ -518,9 +624,14 @@ def parse_args(argv):
         if unknown or not chosen:
             ap.error(f"--{name.replace('_', '-')}: unknown or empty {', '.join(unknown)}; choose from {', '.join(valid)}")
         setattr(args, name, chosen)
-    if min(args.attn_batch, args.attn_heads, args.attn_head_dim, args.moe_scale, args.bytes_trials, args.load_tokens,
-           args.repeats) < 1 or args.warmup < 0 or args.skew < 0:
+    if args.decode_batches is None:
+        args.decode_batches = sorted({1, args.attn_batch})
+    if min(args.attn_batch, args.attn_heads, args.attn_kv_heads, args.attn_head_dim, args.moe_scale, args.bytes_trials,
+           args.load_tokens, args.repeats, args.moe_repeats, args.decode_inner, *args.decode_batches) < 1 \
+            or args.warmup < 0 or args.skew < 0:
         ap.error("sizes, --repeats, --bytes-trials and --load-tokens must be >= 1; --warmup and --skew >= 0")
+    if args.attn_heads % args.attn_kv_heads:
+        ap.error("--attn-heads must be a multiple of --attn-kv-heads")
     return args
 
 
@@ -534,7 +645,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     dtype = common.DTYPES[args.dtype]
     prov = common.provenance(LAB, Path(__file__).name, argv, device, args.note)
-    prov["model"] = {"label": "attention + MoE layers", "weights": args.dtype, "random_weights": True}
+    prov["model"] = {"label": {"zh": "注意力与 MoE 层", "en": "attention and MoE layers"}, "weights": args.dtype,
+                     "random_weights": True}
     prov["datasheet"] = common.gpu_datasheet(prov["calc_gpu_key"])
     prov["settings"] = {k: v for k, v in vars(args).items()
                         if k not in ("out", "plot_only", "repredict", "note", "model", "model_preset")}
@@ -557,15 +669,16 @@ def main(argv=None) -> int:
                 measure({"kind": "moe-load", "shape": shape["name"], "skew": args.skew}, measure_moe_load, shape,
                         args.load_tokens, args.skew, device)
         if "attention" in args.parts:
-            for shape, lens in (("prefill", args.prefill_lens), ("decode", args.decode_lens)):
-                for n in lens:
-                    measure({"kind": "attention", "shape": shape, "n": n, "batch": args.attn_batch},
-                            measure_attention, shape, n, args.attn_batch, args.attn_heads, args.attn_head_dim, dtype,
-                            device, args.backends, args.repeats, args.warmup)
+            sweeps = [("prefill", args.attn_batch, n) for n in args.prefill_lens]
+            sweeps += [("decode", b, n) for b in args.decode_batches for n in args.decode_lens]
+            for shape, batch, n in sweeps:
+                measure({"kind": "attention", "shape": shape, "n": n, "batch": batch}, measure_attention, shape, n,
+                        batch, args.attn_heads, args.attn_head_dim, dtype, device, args.backends, args.repeats,
+                        args.warmup, args.attn_kv_heads, args.decode_inner if shape == "decode" else 1)
         if "moe-time" in args.parts:
             for shape in shapes.values():
                 measure({"kind": "moe-time", "shape": shape["name"]}, measure_moe_time, shape, args.moe_tokens, dtype, device,
-                        args.repeats, args.warmup)
+                        args.moe_repeats, args.warmup)
     common.plot_safely(plot, data_path, args.out / "figures")
     return 130 if data.doc["status"] == "interrupted" else 0
 

@@ -57,7 +57,10 @@ def test_attention_backends_measured_or_unsupported(quick11):
     att = [p for p in data["points"] if p["kind"] == "attention"]
     s = data["provenance"]["settings"]
     assert sorted(p["n"] for p in att if p["shape"] == "prefill") == sorted(s["prefill_lens"])
-    assert sorted(p["n"] for p in att if p["shape"] == "decode") == sorted(s["decode_lens"])
+    assert sorted(p["n"] for p in att if p["shape"] == "decode") == sorted(
+        s["decode_lens"] * len(s["decode_batches"]))
+    assert {p["batch"] for p in att if p["shape"] == "decode"} == set(s["decode_batches"]) and 1 in s["decode_batches"]
+    assert s["attn_kv_heads"] < s["attn_heads"] and all(p["kv_heads"] == s["attn_kv_heads"] for p in att)  # GQA
     for p in att:
         assert set(p["by_backend"]) == set(ch11.BACKENDS)
         ran = {n for n, m in p["by_backend"].items() if "time_s" in m}
@@ -69,14 +72,38 @@ def test_attention_backends_measured_or_unsupported(quick11):
                 assert m["max_abs_diff_vs_first"] < 1e-4  # fp32: exact attention, whichever kernel
         assert p["default_backend"]  # what PyTorch picks by itself is recorded
         n_q = p["n"] if p["shape"] == "prefill" else 1
-        elem = 4  # --quick runs fp32
-        assert p["scores_bytes"] == s["attn_batch"] * s["attn_heads"] * n_q * p["n"] * elem
-        assert p["qkvo_bytes"] == s["attn_batch"] * s["attn_heads"] * (2 * n_q + 2 * p["n"]) * s["attn_head_dim"] * elem
+        elem, b, kvh = 4, p["batch"], s["attn_kv_heads"]  # --quick runs fp32
+        assert p["scores_bytes"] == p["scores_bytes_math"] == b * s["attn_heads"] * n_q * p["n"] * elem  # no upcast
+        assert p["qkvo_bytes"] == b * (2 * s["attn_heads"] * n_q + 2 * kvh * p["n"]) * s["attn_head_dim"] * elem
+        if p["shape"] == "decode":
+            assert p["kv_bytes"] == 2 * b * kvh * p["n"] * s["attn_head_dim"] * elem
+            for m in p["by_backend"].values():
+                if "time_s" in m:
+                    assert m["kv_read_bytes_per_s"] == pytest.approx(p["kv_bytes"] / m["time_s"]["p10"])
 
 
 def test_attention_bytes_formula():
-    b = ch11.attention_bytes(batch=2, heads=3, n_q=5, n_k=7, head_dim=11, elem=2)
-    assert b == {"scores_bytes": 2 * 3 * 5 * 7 * 2, "qkvo_bytes": 2 * 3 * (10 + 14) * 11 * 2}
+    """The lab draws calc's counts: calc.memory.attention_scores_bytes / attention_io_bytes."""
+    from calc import memory
+
+    assert memory.attention_scores_bytes(2, 3, 5, 7, 2) == 2 * 3 * 5 * 7 * 2
+    assert memory.attention_io_bytes(2, 6, 3, 5, 7, 11, 2) == 2 * (2 * 6 * 5 + 2 * 3 * 7) * 11 * 2
+    assert memory.attention_scores_bytes(1, 8, 4096, 4096, 4) == 536_870_912  # exercise 5 of chapter 11
+    b = ch11.attention_bytes(batch=2, heads=3, kv_heads=3, n_q=5, n_k=7, head_dim=11, elem=2, math_elem=4)
+    assert b == {"scores_bytes": 2 * 3 * 5 * 7 * 2, "scores_bytes_math": 2 * 3 * 5 * 7 * 4,
+                 "qkvo_bytes": 2 * 3 * (10 + 14) * 11 * 2, "kv_bytes": 2 * 2 * 3 * 7 * 11 * 2}
+
+
+def test_math_path_upcast_only_on_cuda_half():
+    """The CUDA math path upcasts fp16/bf16 scores to fp32 (unless allowed to reduce in half); a CPU keeps them."""
+    assert ch11.math_elem_bytes(torch.bfloat16, torch.device("cpu")) == 2
+    assert ch11.math_elem_bytes(torch.float32, torch.device("cuda")) == 4
+    assert ch11.math_elem_bytes(torch.bfloat16, torch.device("cuda")) in (2, 4)
+
+
+def test_moe_layer_built_in_the_target_dtype():
+    layer = ch11.MoELayer(hidden=16, expert_width=8, experts=4, top_k=2, shared_width=8, dtype=torch.bfloat16)
+    assert {p.dtype for p in layer.parameters()} == {torch.bfloat16}
 
 
 def test_moe_layer_matches_a_per_token_reference():
@@ -129,6 +156,9 @@ def test_moe_time_compares_equal_active_parameters(quick11):
         assert p["params_active"] - router == p["params_dense"]
         for row in p["by_tokens"]:
             assert row["moe"]["tokens_per_s"] > 0 and row["dense"]["tokens_per_s"] > 0
+            for name in ("moe", "dense"):  # the undisturbed (p10) speed is reported beside the median
+                assert row[name]["time_s"]["n"] == data["provenance"]["settings"]["moe_repeats"]
+                assert row[name]["tokens_per_s_p10"] >= row[name]["tokens_per_s"] >= row[name]["tokens_per_s_p90"]
             assert 1 <= row["experts_touched"] <= sh["experts"]
 
 
@@ -147,7 +177,7 @@ def test_an_oom_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     data = common.load_data(tmp_path / "data" / "ch11-cpu.json")
     att = [p for p in data["points"] if p["kind"] == "attention"]
     assert att[0]["oom"] is True and "out of memory" in att[0]["error"]
-    assert all(common.succeeded(p) for p in att[1:]) and len(att) == 4
+    assert all(common.succeeded(p) for p in att[1:]) and len(att) == 4  # 2 prefill + 2 decode lengths at batch 1
 
 
 def test_quick_figures(quick11):
