@@ -105,7 +105,7 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         # chapter 11
         ("FlashAttention", "ch11/#flashattention"),
         ("FlashInfer", "ch11/#flashinfer"),
-        ("KV split", "ch11/#flash-decoding"),
+        ("split-KV", "ch11/#flash-decoding"),
         ("shared expert", "ch11/#routing"),
         ("top-k routing", "ch11/#routing"),
         ("KV wall", "ch11/#kv-wall"),
