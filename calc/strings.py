@@ -228,6 +228,8 @@ LABELS = {
     "engine_step_overhead_s": t("引擎每步固定开销", "Engine fixed cost per step"),
     "decode_flops_per_step": t("每步解码计算量", "Decode FLOPs per step"),
     "decode_bytes_per_step": t("每步解码读写字节", "Decode bytes per step"),
+    "decode_weight_bytes_per_step": t("每步解码读取的权重字节", "Decode weight bytes per step"),
+    "experts_touched_fraction": t("每步用到的路由专家比例", "Share of routed experts touched per step"),
     "tpot_s": t("TPOT（每输出 token 时间，所选引擎典型值）", "TPOT (time per output token, typical with the engine)"),
     "tpot_ideal_s": t("TPOT（理想下界）", "TPOT (ideal bound)"),
     "e2e_ideal_s": t("端到端时延（理想下界）", "End-to-end latency (ideal bound)"),

@@ -62,6 +62,16 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("量化感知训练", "ch08/#qat"),
         ("KL 散度", "ch08/#evidence"),
         ("NF4", "ch08/#bits-per-parameter"),
+        # chapter 11
+        ("FlashAttention", "ch11/#flashattention"),
+        ("FlashInfer", "ch11/#flashinfer"),
+        ("拆分 KV", "ch11/#flash-decoding"),
+        ("共享专家", "ch11/#routing"),
+        ("全对全通信", "ch11/#expert-parallelism"),
+        ("KV 墙", "ch11/#kv-wall"),
+        ("环形注意力", "ch11/#ring-attention"),
+        ("上下文缓存", "ch11/#context-caching"),
+        ("RoPE 缩放", "ch11/#rope-scaling"),
     ],
     "en": [
         ("arithmetic intensity", "ch03/#why-decode-is-slow"),
@@ -113,5 +123,15 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("KL divergence", "ch08/#evidence"),
         ("mixed-precision GEMM", "ch08/#kernels"),
         ("NF4", "ch08/#bits-per-parameter"),
+        # chapter 11
+        ("FlashAttention", "ch11/#flashattention"),
+        ("FlashInfer", "ch11/#flashinfer"),
+        ("split-KV", "ch11/#flash-decoding"),
+        ("shared expert", "ch11/#routing"),
+        ("top-k routing", "ch11/#routing"),
+        ("KV wall", "ch11/#kv-wall"),
+        ("ring attention", "ch11/#ring-attention"),
+        ("context caching", "ch11/#context-caching"),
+        ("RoPE scaling", "ch11/#rope-scaling"),
     ],
 }
