@@ -75,10 +75,11 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         # chapter 10
         ("启动探针", "ch10/#deployment"),
         ("优雅退出", "ch10/#deployment"),
-        ("KEDA", "ch10/#autoscaling"),
-        ("DCGM", "ch10/#dcgm"),
+        ("协调遗漏", "glossary/#coordinated-omission"),
+        ("消耗速率", "glossary/#burn-rate"),
         ("滚动更新", "ch10/#rollouts"),
-        ("竞价实例", "ch10/#traffic-classes"),
+        ("竞价实例", "glossary/#spot-instance"),
+        ("错误预算", "glossary/#error-budget"),
         ("缩容到零", "ch10/#traffic-classes"),
     ],
     "en": [
@@ -144,10 +145,11 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         # chapter 10
         ("startup probe", "ch10/#deployment"),
         ("graceful shutdown", "ch10/#deployment"),
-        ("KEDA", "ch10/#autoscaling"),
-        ("DCGM", "ch10/#dcgm"),
-        ("rolling update", "ch10/#rollouts"),
-        ("spot instances", "ch10/#traffic-classes"),
+        ("coordinated omission", "glossary/#coordinated-omission"),
+        ("burn rate", "glossary/#burn-rate"),
+        ("rolling update", "glossary/#rolling-update"),
+        ("spot instances", "glossary/#spot-instance"),
+        ("error budget", "glossary/#error-budget"),
         ("scale to zero", "ch10/#traffic-classes"),
     ],
 }
