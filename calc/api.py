@@ -19,8 +19,8 @@ from . import cost as cost_mod
 from . import memory as mem
 from . import perf as perf_mod
 from . import plan as plan_mod
-from . import simulate as sim_mod
 from . import registry
+from . import simulate as sim_mod
 from .model import ConfigError, ModelSpec, from_hf_config
 from .strings import INPUTS, t
 from .units import GiB
