@@ -3,6 +3,9 @@
     {{ registry gpus }}     GPUs: memory, bandwidth, dense peaks, interconnect, TDP, $/GPU-hour, sources
     {{ registry models }}   model presets: shape, parameters (computed by calc, and as published), KV per token
     {{ registry prices }}   API prices per 1M tokens, with their dates
+    {{ registry validation }}  the serving simulator against published benchmarks (calc/data/simulator_validation.json,
+                            written by scripts/validate_simulator.py)
+    {{ registry workloads }}   the simulator's request-length profiles from public traces, with their sources
 
 Each directive stands alone on its line and becomes a Markdown table in the page's language. The values are
 read from calc/ at build time (the same data the calculators, the labs and the tests read), so the page cannot
@@ -103,7 +106,56 @@ def prices_table(lang: str) -> str:
     return _table(header, rows)
 
 
-TABLES = {"gpus": gpus_table, "models": models_table, "prices": prices_table}
+def _json(name: str) -> dict:
+    import json
+    import os
+    (registry,) = hook_support.calc_modules("registry")
+    with open(os.path.join(registry.DATA, name), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def validation_table(lang: str) -> str:
+    """Published vs simulated median TTFT, median ITL and output throughput, one row per benchmark point."""
+    (units,) = hook_support.calc_modules("units")
+    zh = lang == "zh"
+    doc = _json("simulator_validation.json")
+    benches = {b["key"]: b for b in _json("serving_benchmarks.json")["benchmarks"]}
+    header = (["基准测试", "请求速率", "输入/输出长度", "TTFT 中位数：公布 / 模拟", "ITL 中位数：公布 / 模拟",
+               "输出吞吐：公布 / 模拟", "吞吐误差"] if zh else
+              ["Benchmark", "Request rate", "Prompt/output lengths", "Median TTFT: published / simulated",
+               "Median ITL: published / simulated", "Output throughput: published / simulated", "Throughput error"])
+    rows = []
+    for r in doc["rows"]:
+        b = benches[r["benchmark"]]
+        name = f"[{b['model_note'].split(';')[0].split(',')[0]}, {b['tp']}× H200]({b['source']})"
+        rate = ("全部同时到达" if zh else "all at once") if r["rate"] is None else units.format_value(r["rate"], "req/s:0")
+
+        def pair(key, unit):
+            return (f"{units.format_value(r['published_' + key], unit)} / "
+                    f"{units.format_value(r['simulated_' + key], unit)}")
+        rows.append([name, rate, f"{r['prompt']} / {r['output']}", pair("median_ttft_ms", "num:1") + " ms",
+                     pair("median_itl_ms", "num:1") + " ms", pair("output_tok_per_s", "tok/s:0"),
+                     units.format_value(r["error_output_tok_per_s"], "%:0")])
+    return _table(header, rows)
+
+
+def workloads_table(lang: str) -> str:
+    (sim,) = hook_support.calc_modules("simulate")
+    zh = lang == "zh"
+    header = (["名称", "请求数", "提示长度 均值 / p50 / p90", "输出长度 均值 / p50 / p90", "来源"] if zh else
+              ["Name", "Requests", "Prompt mean / p50 / p90", "Output mean / p50 / p90", "Source"])
+    rows = []
+    for key, p in sim.LENGTH_PROFILES.items():
+        def stats(side):
+            q = p[side]["quantiles"]
+            return f"{p[side]['mean']:,.0f} / {q[50]:,.0f} / {q[90]:,.0f}"
+        rows.append([f"{p['label'][lang]} (`{key}`)", f"{p['requests']:,}", stats("prompt"), stats("output"),
+                     f"[{'轨迹文件' if zh else 'trace file'}]({p['source']}) ({p['as_of']})"])
+    return _table(header, rows)
+
+
+TABLES = {"gpus": gpus_table, "models": models_table, "prices": prices_table, "validation": validation_table,
+          "workloads": workloads_table}
 
 
 def on_page_markdown(markdown, page, config, files):
