@@ -96,8 +96,8 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
                 f"{tpot_floor * 1e3:.3g} ms, above the target")})
             continue
         saturated = _saturated_rate(sm, base, blocks, max_num_seqs, max_num_batched_tokens, chunked_prefill)
-        # a burst's throughput includes its drain, so it underestimates the saturated rate: start a little lower
-        lo = max(1, math.ceil(rate / (1.3 * saturated))) if saturated else 1
+        # the saturated rate bounds the replicas from below; start a little under it (the bound is an estimate)
+        lo = max(1, math.ceil(rate / (1.15 * saturated))) if saturated else 1
         # fewest replicas meeting the targets: grow by 1.5× from there, then bisect
         r, last_bad, found = lo, lo - 1, None
         while r <= max_replicas:
@@ -144,7 +144,7 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
         sm = StepModel(m, gpu, weights, kv_dtype, best["tp"], cost)
         per_replica_max = best["requests_per_s_saturated"] or rate / best["replicas"]
         for i in range(1, curve_points + 1):
-            per = 1.25 * per_replica_max * i / curve_points
+            per = 1.1 * per_replica_max * i / curve_points
             sim = run(sm, best["kv_blocks"], per)
             curve.append({"requests_per_s": per * best["replicas"], "ttft_p90_s": sim["ttft_s"]["p90"],
                           "tpot_p90_s": sim["tpot_s"]["p90"]})
@@ -162,11 +162,12 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
 
 
 def _saturated_rate(sm, base, blocks, max_num_seqs, max_num_batched_tokens, chunked_prefill) -> float | None:
-    """Requests per second one replica completes when every request is already waiting (a burst)."""
+    """Requests per second one replica completes when every request is already waiting (a burst), counted
+    between the 10th and 90th percentile of finish times (the steady state, without ramp-up and drain)."""
     burst = [r.__class__(r.id, 0.0, r.prompt_len, r.output_len) for r in base]
     sim = simulate(sm, burst, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                    chunked_prefill=chunked_prefill, num_blocks=blocks)
-    return sim["requests_per_s"]
+    return sim["requests_per_s_steady"]
 
 
 def _why(reasons: list[dict]) -> dict:

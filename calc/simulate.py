@@ -316,8 +316,10 @@ def percentiles(xs: list[float], ps=PERCENTILES) -> dict:
 def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
              max_num_batched_tokens: int = 8192, chunked_prefill: bool = True, num_blocks: int | None = None,
              block_size: int = BLOCK_SIZE, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
-             gpu_memory_utilization: float = 0.9, kv_samples: int = 200, max_steps: int = 2_000_000) -> dict:
-    """Serve ``reqs`` on one replica; return latency percentiles, throughput, goodput, KV usage, preemptions."""
+             gpu_memory_utilization: float = 0.9, kv_samples: int = 200, max_steps: int = 2_000_000,
+             fast_path: bool = True) -> dict:
+    """Serve ``reqs`` on one replica; return latency percentiles, throughput, goodput, KV usage, preemptions.
+    ``fast_path=False`` runs every step through the scheduler (the tests compare both)."""
     if max_num_seqs < 1 or max_num_batched_tokens < 1:
         raise ValueError("max_num_seqs and max_num_batched_tokens must be ≥ 1")
     if num_blocks is None:
@@ -357,7 +359,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
             waiting.append(_Seq(pending.popleft()))
 
         n_run = len(running)
-        if synced and not waiting and n_run <= max_num_batched_tokens:
+        if fast_path and synced and not waiting and n_run <= max_num_batched_tokens:
             # Fast path: every running sequence is decoding and got its last token at `now`, and nobody waits.
             # Run decode steps back to back, without the scheduler, until the first request finishes, the next
             # one arrives, or the cache might run short of blocks; every step gives n_run equal ITLs.
@@ -573,6 +575,9 @@ def _report(finished, itl, preemptions, steps, busy, in_system_area, kv_trace, n
             p = (s.last - s.first) / (s.req.output_len - 1) if s.req.output_len > 1 else 0.0
             if (slo_ttft_s is None or t <= slo_ttft_s) and (slo_tpot_s is None or p <= slo_tpot_s):
                 good += 1
+    ends = sorted(s.last for s in finished)
+    lo, hi = n // 10, n - 1 - n // 10
+    steady = (hi - lo) / (ends[hi] - ends[lo]) if n >= 10 and ends[hi] > ends[lo] else (n / span if span > 0 else None)
     return {
         "requests": n,
         "duration_s": span,
@@ -581,6 +586,9 @@ def _report(finished, itl, preemptions, steps, busy, in_system_area, kv_trace, n
         "itl_s": weighted_percentiles(itl),
         "e2e_s": percentiles(e2e),
         "requests_per_s": n / span if span > 0 else None,
+        # completions per second between the 10th and the 90th percentile of finish times: with every request
+        # queued from the start (a burst) this is the replica's saturated rate, without the ramp and the drain
+        "requests_per_s_steady": steady,
         "output_tok_per_s": out_tokens / span if span > 0 else None,
         "goodput_requests_per_s": good / span if span > 0 else None,
         "slo_attainment": good / n if n else None,

@@ -130,7 +130,7 @@ def validation_table(lang: str) -> str:
         name = f"[{b['model_note'].split(';')[0].split(',')[0]}, {b['tp']}× H200]({b['source']})"
         rate = ("全部同时到达" if zh else "all at once") if r["rate"] is None else units.format_value(r["rate"], "req/s:0")
 
-        def pair(key, unit):
+        def pair(key, unit, r=r):
             return (f"{units.format_value(r['published_' + key], unit)} / "
                     f"{units.format_value(r['simulated_' + key], unit)}")
         rows.append([name, rate, f"{r['prompt']} / {r['output']}", pair("median_ttft_ms", "num:1") + " ms",
@@ -146,7 +146,7 @@ def workloads_table(lang: str) -> str:
               ["Name", "Requests", "Prompt mean / p50 / p90", "Output mean / p50 / p90", "Source"])
     rows = []
     for key, p in sim.LENGTH_PROFILES.items():
-        def stats(side):
+        def stats(side, p=p):
             q = p[side]["quantiles"]
             return f"{p[side]['mean']:,.0f} / {q[50]:,.0f} / {q[90]:,.0f}"
         rows.append([f"{p['label'][lang]} (`{key}`)", f"{p['requests']:,}", stats("prompt"), stats("output"),
