@@ -172,8 +172,8 @@ INPUTS = {
     },
     "requests": {
         "label": t("模拟请求数", "Simulated requests"),
-        "help": t("每次模拟的请求数；留空则自动（约 4 万个输出 token）",
-                  "Requests per simulation; empty: automatic (about 40,000 output tokens)"),
+        "help": t("每次模拟的请求数；留空则按输出 token 总量自动选取",
+                  "Requests per simulation; empty: chosen from a total of output tokens"),
     },
     "seed": {
         "label": t("随机种子", "Random seed"),
