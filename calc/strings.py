@@ -95,8 +95,9 @@ INPUTS = {
     },
     "max-num-batched-tokens": {
         "label": t("最大批处理 token 数", "Max batched tokens"),
-        "help": t("vLLM 预估激活显存时一次前向处理的 token 数",
-                  "Tokens in vLLM's profiling forward pass, which sets the activation reserve"),
+        "help": t("vLLM 的 max_num_batched_tokens：一步最多处理的 token 数；也决定预估激活显存时那次前向的大小",
+                  "vLLM's max_num_batched_tokens: the most tokens one step processes; also the size of the "
+                  "profiling pass that sets the activation reserve"),
     },
     "mem-efficiency": {
         "label": t("显存带宽效率", "Memory bandwidth efficiency"),
