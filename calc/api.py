@@ -252,7 +252,7 @@ def _plan_errors(v: dict) -> dict:
 
 def _plan(v: dict) -> dict:
     price = v["gpu-price"] if v["gpu-price"] is not None else v["gpu_spec"].usd_per_hour
-    cost = sim_mod.StepCost(v["mem-efficiency"], v["compute-efficiency"], None, v["engine"])
+    cost = sim_mod.step_cost(v["engine"], v["weights"], v["mem-efficiency"], v["compute-efficiency"])
     fixed = v["workload"] == "fixed"
     try:
         r = plan_mod.plan(v["spec"], v["gpu_spec"], v["weights"], v["kv-dtype"], v["rate"],

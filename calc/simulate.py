@@ -67,6 +67,17 @@ class StepCost:
         return cls(profile.memory_efficiency(fmt), profile.compute_efficiency(fmt), profile.step_overhead_s, name)
 
 
+def step_cost(engine: str = "roofline", fmt: str = "bf16", memory_efficiency: float = perf.MEMORY_EFFICIENCY,
+              compute_efficiency: float = perf.COMPUTE_EFFICIENCY) -> StepCost:
+    """The StepCost for an engine key: ``roofline`` is the ideal engine (the two efficiencies given, no per-step
+    overhead); any other key is an engine profile, ``calc.engines.profile(key)`` (calc/engines.py: the engine
+    profiles, when they land; the planner's ``engine`` choices then list their keys)."""
+    if engine == "roofline":
+        return StepCost(memory_efficiency, compute_efficiency, None, "roofline")
+    from . import engines  # noqa: PLC0415 (optional module)
+    return StepCost.from_profile(engines.profile(engine), fmt, engine)
+
+
 class StepModel:
     """Time of one engine step for the batch it holds, from calc/perf.py's primitives.
 
