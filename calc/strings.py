@@ -286,6 +286,7 @@ LABELS = {
     "utilization_per_replica": t("每副本负载（到达速率 / 饱和速率）", "Load per replica (arrival rate / saturated rate)"),
     "kv_usage_peak": t("KV 缓存峰值占用", "Peak KV cache usage"),
     "preemptions": t("抢占次数（模拟）", "Preemptions (simulated)"),
+    "requests_per_s_replica": t("每副本请求速率", "Request rate per replica"),
     "requests_per_s_saturated": t("每副本饱和速率", "Saturated rate per replica"),
     "simulated_requests": t("每次模拟的请求数", "Requests per simulation"),
     "mean_prompt_len": t("平均提示长度", "Mean prompt length"),

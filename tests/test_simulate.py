@@ -273,3 +273,17 @@ def test_plan_cli():
     p = subprocess.run([sys.executable, "-m", "calc", "plan", "--rate", "-3"], cwd=ROOT, capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 2 and p.stderr.startswith("error: rate") and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("model, tp, prompt, output", [
+    ("llama-3.1-8b", 1, 1024, 256), ("llama-3.1-70b", 4, 1024, 256), ("llama-3.1-8b", 1, "azure-conv", "azure-conv")])
+def test_the_planners_saturated_rate_estimate_is_close_to_the_simulation(model, tp, prompt, output):
+    from calc.plan import saturated_rate
+
+    sm = StepModel(registry.get_model(model), registry.get_gpu("h100-sxm"), tp=tp)
+    blocks = sm.kv_blocks()
+    reqs = requests(600, 1000.0, prompt, output, seed=1)  # far above saturation
+    simulated = simulate(sm, reqs, num_blocks=blocks)["requests_per_s"]
+    mean_p = sum(r.prompt_len for r in reqs) / len(reqs)
+    mean_o = sum(r.output_len for r in reqs) / len(reqs)
+    assert saturated_rate(sm, mean_p, mean_o, blocks, 256, 8192) == pytest.approx(simulated, rel=0.2)
