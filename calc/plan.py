@@ -5,7 +5,9 @@ same seeded requests at every replica count (arrival gaps scale with 1/rate), an
 whose p90 TTFT and p90 TPOT meet the targets. Replicas share the load evenly (an ideal router). Cost follows
 from the GPUs it needs and the registry's dated GPU price. Where nothing fits it says why: the model does not
 fit in memory with room for one request, the target is below what one request alone gets on an empty engine
-(the roofline), or it would take more than ``max_replicas`` replicas.
+(the roofline plus the engine's fixed costs per step), or it would take more than ``max_replicas`` replicas.
+It searches tensor parallelism and replicas only: no pipeline or expert parallelism (calc/perf.py models those for
+a static batch; the simulator's StepModel does not).
 """
 
 from __future__ import annotations
@@ -186,7 +188,8 @@ def _why(reasons: list[dict]) -> dict:
     if kinds == {"memory"}:
         head = t("模型放不下：", "The model does not fit: ")
     elif "roofline" in kinds and "replicas" not in kinds:
-        head = t("目标低于屋顶线（roofline）下限：", "The target is below the roofline: ")
+        head = t("目标低于单个请求的下限（屋脊线加上引擎的固定开销）：",
+                 "The target is below what one request alone gets (the roofline plus the engine's fixed costs): ")
     else:
         head = t("没有满足目标的配置：", "No configuration meets the targets: ")
     return {lang: head[lang] + "；".join(r["message"][lang] for r in reasons) if lang == "zh"

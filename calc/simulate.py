@@ -9,14 +9,16 @@ What it models (the scheduler of vLLM's V1 engine, simplified):
   - Chunked prefill on: a prompt longer than the budget is split across steps, in the same steps as the decodes.
     Off: a step either prefills whole prompts (and nothing else) or decodes, as vLLM's V0 scheduler did; a long
     prompt that arrives mid-decode then stalls every running sequence for a whole prefill.
-  - KV cache: blocks of 16 tokens, as many as the memory model leaves after weights, activations and overhead
-    (calc/memory.py, the vLLM view). A sequence holds ceil(tokens / 16) blocks; when a decode needs a block and
+  - KV cache: blocks of 16 tokens, as many as the engine's KV budget leaves on the GPU's CUDA-visible memory
+    (calc/memory.py's engine view, with the engine profile's rule: vLLM's or SGLang's). A sequence holds ceil(tokens / 16) blocks; when a decode needs a block and
     none is free, the most recently admitted sequence is preempted: its blocks are freed and it goes back to the
     head of the queue, to be prefilled again from scratch (recompute) with the tokens it had already generated.
-  - Step time: a roofline over the batch the step actually holds (calc/perf.py's primitives, see StepModel).
+  - Step time: a roofline over the batch the step actually holds (calc/perf.py's primitives, see StepModel),
+    at the engine profile's achievable bandwidth and FLOPS, plus its fixed cost per step (calc/engines.py): the
+    decode figure for a step of decodes only, the prefill figure for a step that holds prompt tokens.
 
-What it leaves out: prefix caching, speculative decoding, CPU-side scheduling gaps (unless a StepCost gives a
-per-step overhead), network time, and sampling. It is an ideal engine: expect it to be optimistic.
+What it leaves out: prefix caching, speculative decoding, network time, and anything the engine profile does
+not carry. With the ``ideal`` engine (no per-step overhead) expect it to be optimistic.
 
 Seeded and deterministic: all randomness goes through one ``random.Random(seed)``.
 """
@@ -47,35 +49,53 @@ PERCENTILES = (50, 90, 99)
 @dataclass(frozen=True)
 class StepCost:
     """How close an engine gets to the roofline: achievable fractions of peak bandwidth and FLOPS, and a fixed
-    cost per step (scheduling, kernel launches, sampling) as a function of (sequences in the step, tp).
+    cost per step (scheduling, kernel launches, sampling) as a function of (sequences in the step, tp): one for
+    a step of decodes only, one (``prefill_overhead``, default: the same) for a step that holds prompt tokens.
 
-    The default is the ideal engine: calc/perf.py's MEMORY_EFFICIENCY and COMPUTE_EFFICIENCY (measured on one
-    H100 SXM, see perf.py) and no per-step overhead. ``from_profile`` takes an engine profile object with
-    ``memory_efficiency(fmt)``, ``compute_efficiency(fmt)`` and ``step_overhead_s(batch, tp)`` methods.
+    The default is the ideal engine (calc/engines.py ``ideal``): calc/perf.py's MEMORY_EFFICIENCY and
+    COMPUTE_EFFICIENCY (measured on one H100 SXM, see perf.py) and no per-step overhead. ``from_profile`` takes
+    an engine profile (calc.engines.profile(key)): ``memory_efficiency(fmt)``, ``compute_efficiency(fmt)``,
+    ``step_overhead_s(batch, tp)`` and, where it has one, ``prefill_step_overhead_s(batch, tp)``. ``engine`` is
+    the calc.engines key whose KV budget rule sizes the cache (StepModel.kv_blocks).
     """
 
     memory_efficiency: float = perf.MEMORY_EFFICIENCY
     compute_efficiency: float = perf.COMPUTE_EFFICIENCY
     overhead: Callable[[int, int], float] | None = None
-    name: str = "roofline"
+    name: str = "ideal"
+    prefill_overhead: Callable[[int, int], float] | None = None
+    engine: str = "ideal"
 
     def step_overhead_s(self, batch: int, tp: int) -> float:
         return self.overhead(batch, tp) if self.overhead else 0.0
 
+    def prefill_step_overhead_s(self, batch: int, tp: int) -> float:
+        if self.prefill_overhead:
+            return self.prefill_overhead(batch, tp)
+        return self.step_overhead_s(batch, tp)
+
     @classmethod
-    def from_profile(cls, profile, fmt: str, name: str = "engine") -> StepCost:
-        return cls(profile.memory_efficiency(fmt), profile.compute_efficiency(fmt), profile.step_overhead_s, name)
+    def from_profile(cls, profile, fmt: str, name: str | None = None, gpu: GPU | None = None,
+                     memory_efficiency: float | None = None, compute_efficiency: float | None = None) -> StepCost:
+        """The profile's figures for weights in ``fmt``. On a ``gpu`` without tensor cores for the format's
+        compute type (FP8 before Hopper) the engine runs weight-only kernels: its 16-bit compute share applies,
+        as in calc/perf.py. ``memory_efficiency`` / ``compute_efficiency`` override the profile's."""
+        comp_fmt = fmt
+        if gpu is not None and perf.compute_dtype(fmt, gpu) != perf.WEIGHT_FORMATS[fmt].compute_dtype:
+            comp_fmt = "bf16"
+        key = getattr(profile, "key", name or "engine")
+        return cls(profile.memory_efficiency(fmt) if memory_efficiency is None else memory_efficiency,
+                   profile.compute_efficiency(comp_fmt) if compute_efficiency is None else compute_efficiency,
+                   profile.step_overhead_s, name or key, getattr(profile, "prefill_step_overhead_s", None), key)
 
 
-def step_cost(engine: str = "roofline", fmt: str = "bf16", memory_efficiency: float = perf.MEMORY_EFFICIENCY,
-              compute_efficiency: float = perf.COMPUTE_EFFICIENCY) -> StepCost:
-    """The StepCost for an engine key: ``roofline`` is the ideal engine (the two efficiencies given, no per-step
-    overhead); any other key is an engine profile, ``calc.engines.profile(key)`` (calc/engines.py: the engine
-    profiles, when they land; the planner's ``engine`` choices then list their keys)."""
-    if engine == "roofline":
-        return StepCost(memory_efficiency, compute_efficiency, None, "roofline")
-    from . import engines  # noqa: PLC0415 (optional module)
-    return StepCost.from_profile(engines.profile(engine), fmt, engine)
+def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float | None = None,
+              compute_efficiency: float | None = None, gpu: GPU | None = None) -> StepCost:
+    """The StepCost of a calc.engines key (calc/data/engines.json): its per-format efficiencies (the two
+    arguments override them), its fixed costs per decode step and per prefill step (with the multi-GPU term
+    when tp > 1), and its KV budget rule. ``ideal`` is the plain roofline with no per-step overhead."""
+    from . import engines  # noqa: PLC0415 (imported where used, like the other engine-dependent paths)
+    return StepCost.from_profile(engines.profile(engine), fmt, engine, gpu, memory_efficiency, compute_efficiency)
 
 
 class StepModel:
@@ -154,7 +174,10 @@ class StepModel:
         flops += self.linear_flops_per_token * tokens
         nbytes += self._weight_bytes(tokens)
         t = max(flops / self.peak, nbytes / self.bandwidth)
-        return t + self._allreduce_s(tokens) + self.cost.step_overhead_s(n_decode + len(chunks), self.tp)
+        seqs = n_decode + len(chunks)
+        overhead = (self.cost.prefill_step_overhead_s(seqs, self.tp) if chunks
+                    else self.cost.step_overhead_s(seqs, self.tp))
+        return t + self._allreduce_s(tokens) + overhead
 
     def decode_step_s(self, n_decode: int, decode_context_sum: int) -> float:
         """step_s for a step of decodes only (the simulator's fast path)."""
@@ -164,12 +187,14 @@ class StepModel:
         t = max(flops / self.peak, nbytes / self.bandwidth)
         return t + self._allreduce_s(n_decode) + self.cost.step_overhead_s(n_decode, self.tp)
 
-    def kv_blocks(self, gpu_memory_utilization: float = 0.9, max_num_batched_tokens: int = 8192,
+    def kv_blocks(self, gpu_memory_utilization: float | None = None, max_num_batched_tokens: int = 8192,
                   block_size: int = BLOCK_SIZE) -> int:
-        """KV blocks per replica, from the memory model's engine view (blocks are per GPU, sharded by tp)."""
+        """KV blocks per replica, from the memory model's engine view (blocks are per GPU, sharded by tp): the
+        StepCost's engine budget rule (None: its default fraction) applied to the GPU's CUDA-visible memory."""
         r = memory_report(self.m, self.gpu.memory_bytes, self.weights, self.kv_dtype, 1, 1, 1, self.tp,
                           gpu_memory_utilization=gpu_memory_utilization, block_size=block_size,
-                          max_num_batched_tokens=max_num_batched_tokens)
+                          max_num_batched_tokens=max_num_batched_tokens,
+                          visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine)
         return int(r["engine_num_kv_blocks"])
 
     def kv_bytes_per_token(self) -> int:
@@ -327,7 +352,7 @@ def percentiles(xs: list[float], ps=PERCENTILES) -> dict:
 def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
              max_num_batched_tokens: int = 8192, chunked_prefill: bool = True, num_blocks: int | None = None,
              block_size: int = BLOCK_SIZE, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
-             gpu_memory_utilization: float = 0.9, kv_samples: int = 200, max_steps: int = 2_000_000,
+             gpu_memory_utilization: float | None = None, kv_samples: int = 200, max_steps: int = 2_000_000,
              fast_path: bool = True) -> dict:
     """Serve ``reqs`` on one replica; return latency percentiles, throughput, goodput, KV usage, preemptions.
     ``fast_path=False`` runs every step through the scheduler (the tests compare both)."""

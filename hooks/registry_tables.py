@@ -6,6 +6,8 @@
     {{ registry validation }}  the serving simulator against published benchmarks (calc/data/simulator_validation.json,
                             written by scripts/validate_simulator.py)
     {{ registry workloads }}   the simulator's request-length profiles from public traces, with their sources
+    {{ registry engines }}  serving-engine profiles: fixed costs per step, efficiencies, KV rule, sources
+    {{ registry calibration }}  calc's error against the published measurements (kind x fit/holdout)
 
 Each directive stands alone on its line and becomes a Markdown table in the page's language. The values are
 read from calc/ at build time (the same data the calculators, the labs and the tests read), so the page cannot
@@ -45,6 +47,10 @@ def gpus_table(lang: str) -> str:
         g = registry.get_gpu(key)
         name = f"{g.name} (`{key}`)" + (" †" if getattr(g, "unverified", None) else "")
         memory = f"{units.format_value(g.memory_bytes, 'GiB:0')} = {units.format_value(g.memory_bytes, 'GB:2')}"
+        if getattr(g, "visible_memory_bytes", None):
+            derived = g.visible_memory_source.startswith("derived")
+            what = "nvidia-smi" if g.visible_memory_source.startswith("nvidia-smi") else "CUDA"
+            memory += f"; {what} {units.format_value(g.visible_memory_bytes, 'GiB:2')}" + (" ‡" if derived else "")
         link = f"{g.interconnect}, {units.format_value(g.interconnect_bytes_per_s, 'GB/s:0')}" \
             if g.interconnect_bytes_per_s else (g.interconnect or "—")
         if g.usd_per_hour_low is None:
@@ -115,27 +121,29 @@ def _json(name: str) -> dict:
 
 
 def validation_table(lang: str) -> str:
-    """Published vs simulated median TTFT, median ITL and output throughput, one row per benchmark point."""
+    """Published vs simulated median TTFT, median ITL and output throughput, one row per benchmark point: the
+    simulation with the profile of the engine that ran the benchmark (calc.engines), then with ``ideal``."""
     (units,) = hook_support.calc_modules("units")
     zh = lang == "zh"
     doc = _json("simulator_validation.json")
     benches = {b["key"]: b for b in _json("serving_benchmarks.json")["benchmarks"]}
-    header = (["基准测试", "请求速率", "输入/输出长度", "TTFT 中位数：公布 / 模拟", "ITL 中位数：公布 / 模拟",
-               "输出吞吐：公布 / 模拟", "吞吐误差"] if zh else
-              ["Benchmark", "Request rate", "Prompt/output lengths", "Median TTFT: published / simulated",
-               "Median ITL: published / simulated", "Output throughput: published / simulated", "Throughput error"])
+    header = (["基准测试", "calc 引擎", "请求速率", "输入/输出长度", "TTFT 中位数（ms）：公布 / 引擎 / 理想",
+               "ITL 中位数（ms）：公布 / 引擎 / 理想", "输出吞吐（tok/s）：公布 / 引擎 / 理想", "吞吐误差：引擎 / 理想"] if zh else
+              ["Benchmark", "calc engine", "Request rate", "Prompt/output lengths",
+               "Median TTFT (ms): published / engine / ideal", "Median ITL (ms): published / engine / ideal",
+               "Output throughput (tok/s): published / engine / ideal", "Throughput error: engine / ideal"])
     rows = []
     for r in doc["rows"]:
         b = benches[r["benchmark"]]
         name = f"[{b['model_note'].split(';')[0].split(',')[0]}, {b['tp']}× H200]({b['source']})"
         rate = ("全部同时到达" if zh else "all at once") if r["rate"] is None else units.format_value(r["rate"], "req/s:0")
 
-        def pair(key, unit, r=r):
-            return (f"{units.format_value(r['published_' + key], unit)} / "
-                    f"{units.format_value(r['simulated_' + key], unit)}")
-        rows.append([name, rate, f"{r['prompt']} / {r['output']}", pair("median_ttft_ms", "num:1") + " ms",
-                     pair("median_itl_ms", "num:1") + " ms", pair("output_tok_per_s", "tok/s:0"),
-                     units.format_value(r["error_output_tok_per_s"], "%:0")])
+        def three(key, unit, r=r):
+            return " / ".join(units.format_value(r[k], unit) for k in
+                              ("published_" + key, "simulated_" + key, "ideal_simulated_" + key))
+        err = " / ".join(units.format_value(r[k], "%:0") for k in ("error_output_tok_per_s", "ideal_error_output_tok_per_s"))
+        rows.append([name, f"`{r['engine']}`", rate, f"{r['prompt']} / {r['output']}", three("median_ttft_ms", "num:1"),
+                     three("median_itl_ms", "num:1"), three("output_tok_per_s", "num:0"), err])
     return _table(header, rows)
 
 
@@ -154,8 +162,52 @@ def workloads_table(lang: str) -> str:
     return _table(header, rows)
 
 
-TABLES = {"gpus": gpus_table, "models": models_table, "prices": prices_table, "validation": validation_table,
-          "workloads": workloads_table}
+def engines_table(lang: str) -> str:
+    engines, units = hook_support.calc_modules("engines", "units")
+    zh = lang == "zh"
+    header = (["引擎", "版本", "每步固定开销（解码 / 预填充）", "每个序列", "多卡（tp > 1）", "带宽效率", "算力效率", "KV 预算规则", "来源"]
+              if zh else
+              ["Engine", "Version", "Fixed cost per step (decode / prefill)", "Per sequence", "Multi-GPU (tp > 1)",
+               "Bandwidth efficiency", "Compute efficiency", "KV budget rule", "Sources"])
+    ms = lambda x: units.format_value(x, "ms:2")  # noqa: E731
+    us = lambda x: units.format_value(x * 1e6, "num:1") + " µs"  # noqa: E731
+
+    def shares(d):
+        return ", ".join(f"{k if k != 'default' else ('其余' if zh else 'other')} {v:.0%}" for k, v in d.items())
+
+    rows = []
+    for key in engines.ENGINES:
+        p, e = engines.profile(key), engines.entry(key)
+        name = f"{p.name} (`{key}`)" + ("" if p.calibrated else (" （未校准速度）" if zh else " (speed not calibrated)"))
+        if p.kv_rule == "fraction_for_weights_and_kv":
+            rule = "mem_fraction_static × CUDA 可见显存 − 权重" if zh else "mem_fraction_static × CUDA-visible − weights"
+        else:
+            frac = f"{p.kv_fraction:g}" if p.kv_fraction is not None else "?"
+            rule = (f"{frac} × CUDA 可见显存 − 权重 − 激活 − 开销" if zh else
+                    f"{frac} × CUDA-visible − weights − activations − overhead")
+        links = " · ".join(f"[{i + 1}]({s['url']}) ({s['date']})" if s["url"].startswith("https://")
+                           else f"`{s['url']}` ({s['date']})" for i, s in enumerate(e["sources"]))
+        rows.append([name, p.version or "—", f"{ms(p.overhead_base_s)} / {ms(p.prefill_overhead_base_s)}",
+                     us(p.overhead_per_seq_s), ms(p.overhead_multi_gpu_s), shares(e["memory_efficiency"]),
+                     shares(e["compute_efficiency"]), rule, links])
+    return _table(header, rows)
+
+
+def calibration_table(lang: str) -> str:
+    (calibration,) = hook_support.calc_modules("calibration")
+    zh = lang == "zh"
+    kinds = {"tpot": "TPOT", "ttft": "TTFT", "throughput": "吞吐" if zh else "throughput",
+             "kv_tokens": "KV 容量" if zh else "KV capacity"}
+    subsets = {"fit": "拟合集" if zh else "fit", "holdout": "留出集" if zh else "held out", "all": "全部" if zh else "all"}
+    header = (["量", "子集", "点数", "绝对误差中位数", "最大绝对误差"] if zh else
+              ["Quantity", "Subset", "Points", "Median absolute error", "Max absolute error"])
+    rows = [[kinds[t["kind"]], subsets[t["subset"]], t["n"], f"{t['median_abs_error']:.1%}", f"{t['max_abs_error']:.1%}"]
+            for t in calibration.table(calibration.errors())]
+    return _table(header, rows)
+
+
+TABLES = {"gpus": gpus_table, "models": models_table, "prices": prices_table, "engines": engines_table,
+          "calibration": calibration_table, "validation": validation_table, "workloads": workloads_table}
 
 
 def on_page_markdown(markdown, page, config, files):

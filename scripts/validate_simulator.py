@@ -1,11 +1,13 @@
 """Simulated vs published serving benchmarks: writes calc/data/simulator_validation.json (the planner page's
 table, via ``{{ registry validation }}``) and prints it.
 
-    python scripts/validate_simulator.py                 # the ideal roofline engine (the default StepCost)
+    python scripts/validate_simulator.py                 # each benchmark's own engine profile, and the ideal one
     python scripts/validate_simulator.py --quick         # the first point of each benchmark, printed only
 
-The published points are in calc/data/serving_benchmarks.json, each with its source. Rerun this after changing
-the step-time model (or, once engine profiles exist, pass one as the StepCost in calc.validate.validate).
+The published points are in calc/data/serving_benchmarks.json, each with its source and the calc.engines key of
+the engine that ran it (``calc_engine``). Every point is simulated twice: with that engine's profile (its fixed
+costs per step, efficiencies and KV budget rule; calc/data/engines.json) and with ``ideal`` (the plain roofline,
+no per-step overhead). Rerun this after changing the step-time model or an engine profile.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from calc import validate as val  # noqa: E402
-from calc.simulate import StepCost  # noqa: E402
 
 OUT = os.path.join(ROOT, "calc", "data", "simulator_validation.json")
 
@@ -35,27 +36,48 @@ def _commit() -> str:
         return "unknown"
 
 
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return (xs[n // 2] + xs[(n - 1) // 2]) / 2
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one point per benchmark; print, write nothing")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    cost = StepCost()
-    rows = val.validate(cost, seed=args.seed, max_points=1 if args.quick else None)
-    print(f"{'benchmark':<38} {'rate':>5} {'lengths':>14} | {'TTFT p50 ms pub/sim':>21} | {'ITL p50 ms pub/sim':>19} "
-          f"| {'out tok/s pub/sim':>17}")
+    rows = val.validate(seed=args.seed, max_points=1 if args.quick else None)
+    ideal = val.validate(seed=args.seed, max_points=1 if args.quick else None, engine="ideal")
+    for r, i in zip(rows, ideal, strict=True):
+        assert (r["benchmark"], r["rate"], r["prompt"], r["output"]) == (i["benchmark"], i["rate"], i["prompt"], i["output"])
+        r["ideal_kv_blocks"] = i["kv_blocks"]
+        for k in ("median_ttft_ms", "median_itl_ms", "output_tok_per_s"):
+            r[f"ideal_simulated_{k}"] = i[f"simulated_{k}"]
+            r[f"ideal_error_{k}"] = i[f"error_{k}"]
+        r["ideal_simulated_preemptions"] = i["simulated_preemptions"]
+    print(f"{'benchmark':<38} {'engine':>6} {'rate':>5} {'lengths':>14} | {'TTFT p50 ms pub/eng/ideal':>27} | "
+          f"{'ITL p50 ms pub/eng/ideal':>26} | {'out tok/s pub/eng/ideal':>24}")
     for r in rows:
         rate = "inf" if r["rate"] is None else f"{r['rate']:g}"
-        print(f"{r['benchmark']:<38} {rate:>5} {r['prompt'] + '/' + r['output']:>14} | "
-              f"{r['published_median_ttft_ms']:>9.1f} {r['simulated_median_ttft_ms']:>9.1f}   | "
-              f"{r['published_median_itl_ms']:>7.2f} {r['simulated_median_itl_ms']:>9.2f}   | "
-              f"{r['published_output_tok_per_s']:>7.0f} {r['simulated_output_tok_per_s']:>8.0f}")
+        print(f"{r['benchmark']:<38} {r['engine']:>6} {rate:>5} {r['prompt'] + '/' + r['output']:>14} | "
+              f"{r['published_median_ttft_ms']:>9.1f} {r['simulated_median_ttft_ms']:>8.1f} "
+              f"{r['ideal_simulated_median_ttft_ms']:>8.1f} | "
+              f"{r['published_median_itl_ms']:>8.2f} {r['simulated_median_itl_ms']:>8.2f} "
+              f"{r['ideal_simulated_median_itl_ms']:>8.2f} | "
+              f"{r['published_output_tok_per_s']:>7.0f} {r['simulated_output_tok_per_s']:>7.0f} "
+              f"{r['ideal_simulated_output_tok_per_s']:>7.0f}")
+    for name, prefix in (("engine", ""), ("ideal", "ideal_")):
+        summary = ", ".join(
+            f"{k} median |error| {_median([abs(r[prefix + 'error_' + k]) for r in rows]):.0%}"
+            for k in ("median_ttft_ms", "median_itl_ms", "output_tok_per_s"))
+        print(f"{name}: {summary}")
     if args.quick:
         return
     doc = {
-        "note": "written by scripts/validate_simulator.py from calc/data/serving_benchmarks.json",
-        "step_cost": {"name": cost.name, "memory_efficiency": cost.memory_efficiency,
-                      "compute_efficiency": cost.compute_efficiency, "step_overhead_s": 0.0},
+        "note": "written by scripts/validate_simulator.py from calc/data/serving_benchmarks.json; simulated_* and "
+                "error_* use each benchmark's engine profile (row 'engine'), ideal_* the ideal engine",
+        "engines": sorted({r["engine"] for r in rows} | {"ideal"}),
         "sim_max_num_seqs": val.SIM_MAX_NUM_SEQS, "sim_max_num_batched_tokens": val.SIM_MAX_NUM_BATCHED_TOKENS,
         "seed": args.seed, "calc_commit": _commit(), "date": datetime.date.today().isoformat(),
         "rows": rows,

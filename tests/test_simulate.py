@@ -27,6 +27,7 @@ from calc.simulate import (
     percentiles,
     requests,
     simulate,
+    step_cost,
     weighted_percentiles,
 )
 
@@ -287,3 +288,51 @@ def test_the_planners_saturated_rate_estimate_is_close_to_the_simulation(model, 
     mean_p = sum(r.prompt_len for r in reqs) / len(reqs)
     mean_o = sum(r.output_len for r in reqs) / len(reqs)
     assert saturated_rate(sm, mean_p, mean_o, blocks, 256, 8192) == pytest.approx(simulated, rel=0.2)
+
+
+def test_engine_profiles_set_the_step_cost_and_the_kv_budget():
+    """simulate.step_cost(engine): the calc.engines profile's efficiencies, its decode-step cost for a step of
+    decodes only and its prefill-step cost for a step with prompt tokens (plus the multi-GPU term when tp > 1),
+    and its KV budget rule on CUDA-visible memory; ``ideal`` adds nothing to the roofline."""
+    from calc import engines, memory
+
+    spec, gpu = registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm")
+    p = engines.profile("vllm")
+    ideal = StepModel(spec, gpu, cost=step_cost("ideal"))
+    for tp in (1, 2):
+        roof = StepModel(spec, gpu, tp=tp, cost=StepCost(p.memory_efficiency("bf16"), p.compute_efficiency("bf16")))
+        eng = StepModel(spec, gpu, tp=tp, cost=step_cost("vllm", "bf16", gpu=gpu))
+        assert eng.decode_step_s(8, 8000) == pytest.approx(roof.decode_step_s(8, 8000) + p.step_overhead_s(8, tp))
+        assert eng.step_s([], 8, 8000) == pytest.approx(eng.decode_step_s(8, 8000))
+        assert eng.step_s([(0, 512)], 8, 8000) == pytest.approx(
+            roof.step_s([(0, 512)], 8, 8000) + p.prefill_step_overhead_s(9, tp))
+    assert p.step_overhead_s(8, 2) - p.step_overhead_s(8, 1) == pytest.approx(p.overhead_multi_gpu_s)
+    assert ideal.decode_step_s(8, 8000) == pytest.approx(StepModel(spec, gpu).decode_step_s(8, 8000))
+    # FP8 weights on a GPU without FP8 tensor cores: the engine's 16-bit compute share, as in calc/perf.py
+    a100 = registry.get_gpu("a100-80gb")
+    assert step_cost("vllm", "fp8", gpu=a100).compute_efficiency == p.compute_efficiency("bf16")
+    assert step_cost("vllm", "fp8", gpu=gpu).compute_efficiency == p.compute_efficiency("fp8")
+    # KV blocks: the engine view of calc/memory.py for that engine, on the visible memory
+    for key in ("vllm", "sglang", "ideal"):
+        sm = StepModel(spec, gpu, cost=step_cost(key))
+        r = memory.memory_report(spec, gpu.memory_bytes, "bf16", "bf16", 1, 1, 1, 1, engine=key,
+                                 visible_memory_bytes=gpu.visible_memory_bytes)
+        assert sm.kv_blocks() == r["engine_num_kv_blocks"]
+    with pytest.raises(KeyError):
+        step_cost("roofline")
+
+
+def test_the_planner_takes_the_engine():
+    """The planner's engine: calc.engines' keys, default vLLM; a slower engine never needs fewer GPUs."""
+    from calc import engines
+
+    f = {x["name"]: x for x in api.fields("plan")}["engine"]
+    assert f["default"] == engines.DEFAULT_ENGINE == "vllm"
+    assert [c["value"] for c in f["choices"]] == list(engines.ENGINES)
+    assert "pp" not in {x["name"] for x in api.fields("plan")}
+    params = {"model": "llama-3.1-8b", "rate": "10", "requests": "60"}
+    fast, slow = api.run("plan", {**params, "engine": "ideal"}), api.run("plan", params)
+    assert slow["engine"] == "vllm" and fast["engine"] == "ideal"
+    assert slow["gpus"] >= fast["gpus"] and slow["ttft_p90_s"] > fast["ttft_p90_s"]
+    with pytest.raises(api.InputError):
+        api.run("plan", {**params, "engine": "roofline"})
