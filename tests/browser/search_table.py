@@ -31,6 +31,8 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("量化", "ch08/#why-quantize"),  # bold in 8.1 since chapter 8
         ("连续批处理", "glossary/#continuous-batching"),
         ("显存计算器", "calculators/vram/"),
+        ("容量规划", "calculators/planner/"),
+        ("离散事件模拟", "calculators/planner/#how-it-works"),
         ("投资回报", "glossary/#roi"),  # the glossary row defines ROI and points to the calculator
         # chapter 1
         ("Klarna", "ch01/"),
@@ -91,6 +93,8 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("quantization", "ch08/#why-quantize"),  # bold in 8.1 since chapter 8
         ("continuous batching", "glossary/#continuous-batching"),
         ("VRAM calculator", "calculators/vram/"),
+        ("capacity planner", "calculators/planner/"),
+        ("discrete-event simulation", "calculators/planner/#how-it-works"),
         ("ROI", "calculators/roi/"),
         # chapter 1
         ("break-even", "ch01/"),
