@@ -224,10 +224,13 @@ def serve_continuous(engine, requests, trace, token_budget=None):
     generating = {}  # slot -> rid
     step = 0
     while waiting or prefilling or generating:
+        for rid in waiting:  # a request's clock starts when it arrives, not when a slot takes it
+            if requests[rid]["arrival_step"] > step:
+                break
+            if trace.arrival[rid] is None:
+                trace.arrival[rid] = trace.now()
         while waiting and requests[waiting[0]]["arrival_step"] <= step and free:
-            rid = waiting.popleft()
-            trace.arrival[rid] = trace.now()
-            prefilling.append([rid, free.popleft(), 0])
+            prefilling.append([waiting.popleft(), free.popleft(), 0])
         decode = {s: (trace.outputs[rid][-1], len(requests[rid]["prompt"]) + len(trace.outputs[rid]) - 1)
                   for s, rid in generating.items()}
         budget = None if token_budget is None else token_budget - len(decode)
