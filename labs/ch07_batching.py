@@ -623,6 +623,8 @@ def parse_args(argv):
     ap.add_argument("--output-lens", type=int_range, default=(16, 511), help="output lengths, uniform MIN,MAX")
     ap.add_argument("--slots", type=int, default=64, help="batch size: requests decoding together")
     ap.add_argument("--seed", type=int, default=0, help="seed of the workload")
+    ap.add_argument("--repeats", type=int, default=1, help="runs of static and continuous, alternating; the median "
+                                                          "run is kept (3 on a shared CPU)")
     ap.add_argument("--token-budget", type=int, default=512, help="chunked prefill: tokens per step (decode + chunk)")
     ap.add_argument("--long-prompt", type=int, default=8192, help="chunked prefill: length of the long prompts")
     ap.add_argument("--long-prompts", type=int, default=4, help="chunked prefill: how many long prompts arrive")
@@ -638,9 +640,9 @@ def parse_args(argv):
     unknown = sorted(set(args.parts) - set(PARTS))
     if unknown:
         ap.error(f"--parts: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
-    if min(args.requests, args.slots, args.token_budget, args.long_prompt, args.long_prompts, args.chunk_decoders,
+    if min(args.requests, args.slots, args.repeats, args.token_budget, args.long_prompt, args.long_prompts, args.chunk_decoders,
            args.chunk_decoder_prompt, args.chunk_decoder_output) < 1:
-        ap.error("--requests, --slots, --token-budget and the chunked-prefill sizes must be >= 1")
+        ap.error("--requests, --slots, --repeats, --token-budget and the chunked-prefill sizes must be >= 1")
     if args.token_budget <= args.chunk_decoders:
         ap.error(f"--token-budget {args.token_budget} leaves no room for a prompt chunk next to "
                  f"{args.chunk_decoders} decode tokens")
@@ -675,6 +677,22 @@ def main(argv=None) -> int:
     mean_out = round(sum(args.output_lens) / 2)
     equal = make_workload(args.requests, args.prompt_lens, args.output_lens, vocab, args.seed, equal_output=mean_out)
 
+    runs = {}
+
+    def measure_alternating(policy, requests):
+        """--repeats runs of static and continuous, alternating (static, continuous, static, ...), so a slow
+        stretch of a shared machine hits both alike; the point keeps the run with the median wall time."""
+        key = id(requests)
+        if key not in runs:
+            runs[key] = {"static": [], "continuous": []}
+            for _ in range(args.repeats):
+                for name in runs[key]:
+                    runs[key][name].append(measure_policy(model, name, requests, args.slots, max_len, device)[0])
+        done = sorted(runs[key][policy], key=lambda f: f["wall_s"])
+        fields = dict(done[(len(done) - 1) // 2])
+        fields["wall_s_repeats"] = [f["wall_s"] for f in runs[key][policy]]
+        return fields
+
     def run_policy(kind, requests, policy):
         outs = [r["output_len"] for r in requests]
         point = {"kind": kind, "policy": policy, "requests": len(requests), "slots": args.slots,
@@ -682,7 +700,7 @@ def main(argv=None) -> int:
         if policy == "hf-cb":
             fn = lambda: measure_hf(model, requests, args.slots, device)  # noqa: E731
         else:
-            fn = lambda: measure_policy(model, policy, requests, args.slots, max_len, device)[0]  # noqa: E731
+            fn = lambda: measure_alternating(policy, requests)  # noqa: E731
         point = data.measure(point, fn, device, progress=f"[{len(data.doc['points']) + 1}]")
         if common.succeeded(point):
             point["predicted"] = predict(point, prov)
