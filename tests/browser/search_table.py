@@ -29,7 +29,7 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("有效吞吐", "ch03/#throughput"),
         ("MBU", "ch03/#utilization"),
         ("量化", "glossary/#quantization"),
-        ("连续批处理", "glossary/#continuous-batching"),
+        ("连续批处理", "ch07/#continuous"),
         ("显存计算器", "calculators/vram/"),
         ("投资回报", "glossary/#roi"),  # the glossary row defines ROI and points to the calculator
         # chapter 1
@@ -52,6 +52,13 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         # chapter 5
         ("vllm serve", "ch05/"),
         ("驱动", "ch05/"),
+        # chapter 7
+        ("静态批处理", "ch07/#static"),
+        ("选择性批处理", "ch07/#continuous"),
+        ("分块预填充", "ch07/#token-budget"),
+        ("令牌预算", "ch07/#token-budget"),
+        ("队头阻塞", "ch07/#policies"),
+        ("预填充与解码分离", "ch07/#disaggregation"),
     ],
     "en": [
         ("arithmetic intensity", "ch03/#why-decode-is-slow"),
@@ -69,7 +76,7 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("roofline", "ch04/#method"),  # stemmed index, unstemmed query: 0 results before; bold in 4.5
         ("intensity", "glossary/#arithmetic-intensity"),
         ("quantization", "glossary/#quantization"),
-        ("continuous batching", "glossary/#continuous-batching"),
+        ("continuous batching", "ch07/#continuous"),
         ("VRAM calculator", "calculators/vram/"),
         ("ROI", "calculators/roi/"),
         # chapter 1
@@ -92,5 +99,12 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("NVIDIA Container Toolkit", "ch05/"),
         ("vllm bench serve", "labs/ch05-env-check/"),
         ("minor version compatibility", "ch05/"),
+        # chapter 7
+        ("static batching", "ch07/#static"),
+        ("selective batching", "ch07/#continuous"),
+        ("chunked prefill", "ch07/#token-budget"),
+        ("token budget", "ch07/#token-budget"),
+        ("head-of-line blocking", "ch07/#policies"),
+        ("prefill-decode disaggregation", "ch07/#disaggregation"),
     ],
 }
