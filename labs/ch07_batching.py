@@ -377,7 +377,8 @@ def measure_hf(model, requests, slots, device):
         while len(results) < len(requests):
             res = manager.get_result(timeout=5)
             if res is None:
-                if time.perf_counter() - t0 > 600:
+                running = getattr(manager, "is_running", lambda: True)()
+                if not running or time.perf_counter() - t0 > 600:
                     raise RuntimeError("transformers' continuous batching stopped returning results")
                 continue
             if getattr(res, "error", None):
