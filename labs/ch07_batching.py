@@ -529,13 +529,13 @@ def plot(data, lang):
                     ax.plot([x - width / 2, x + width / 2], [p["predicted"]["useful_tok_per_s"]] * 2, color="black",
                             ls="--", lw=1.2, label=None if "pred" in labelled else t("predicted", lang))
                     labelled.add("pred")
+        ticks = []
+        for kind, pts in groups:
+            label = (t("spread", lang, a=s["output_min"], b=s["output_max"]) if kind == "throughput"
+                     else t("equal", lang, n=f"{pts[0]['mean_output']:g}"))
             ideal = pts[0].get("ideal", {}).get("ratio")
-            if ideal:
-                ax.text(gi, 0, t("ideal", lang, r=ideal), ha="center", va="top", fontsize=7, transform=ax.get_xaxis_transform())
-        ticks = [t("spread", lang, a=s["output_min"], b=s["output_max"]) if k == "throughput"
-                 else t("equal", lang, n=g[0]["mean_output"]) for k, g in groups]
+            ticks.append(label + ("\n" + t("ideal", lang, r=ideal) if ideal else ""))
         ax.set_xticks(range(len(groups)), ticks)
-        ax.tick_params(axis="x", pad=14)
         ax.set_ylabel(t("tok_s", lang))
         ax.set_title(t("tp_title", lang, n=s["requests"], s=s["slots"]))
         ax.margins(y=0.15)
@@ -581,7 +581,7 @@ def plot(data, lang):
             label = t("chunk", lang, b=p["token_budget"]) if p["token_budget"] else t("no_chunk", lang)
             color = "#55A868" if p["token_budget"] else "#C44E52"
             xs, ys = zip(*p["itl_over_time"], strict=True)
-            ax.plot(xs, [1e3 * y for y in ys], color=color, lw=0.9, label=label)
+            ax.plot(xs, [1e3 * y for y in ys], color=color, lw=0.6, alpha=0.7, marker="o", ms=2.5, label=label)
             names.append((label, color, p))
         for i, a in enumerate(ch[0]["long_arrivals_s"]):
             ax.axvline(a, color="#8C8C8C", ls=":", lw=0.8, label=t("arrive", lang) if i == 0 else None)
