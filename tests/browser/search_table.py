@@ -55,7 +55,7 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         # chapter 7
         ("静态批处理", "ch07/#static"),
         ("选择性批处理", "ch07/#continuous"),
-        ("分块预填充", "ch07/#token-budget"),
+        ("分块预填充", "ch07/#chunked-prefill"),
         ("令牌预算", "ch07/#token-budget"),
         ("队头阻塞", "ch07/#policies"),
         ("预填充与解码分离", "ch07/#disaggregation"),
@@ -102,7 +102,7 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         # chapter 7
         ("static batching", "ch07/#static"),
         ("selective batching", "ch07/#continuous"),
-        ("chunked prefill", "ch07/#token-budget"),
+        ("chunked prefill", "ch07/#chunked-prefill"),
         ("token budget", "ch07/#token-budget"),
         ("head-of-line blocking", "ch07/#policies"),
         ("prefill-decode disaggregation", "ch07/#disaggregation"),
