@@ -10,10 +10,12 @@ at the start, greedy decoding of a random-weight model) three ways:
     --slots slots);
   - hf-cb: Hugging Face's own continuous batching (generate_batch / init_continuous_batching), where the
     installed transformers has it.
-Measured: useful output tok/s, TTFT / TPOT / E2E percentiles, the share of wall time spent in the model's
-forward (busy fraction), the active rows of every step; the same workload with equal output lengths (where
-continuous batching has little to win); and chunked prefill on/off while long prompts arrive mid-decode
-(ITL p99 of the running requests, TTFT of the long ones).
+Measured: useful output tok/s (no padding), TTFT / TPOT / E2EL percentiles, the share of wall time inside the
+model's forward (host side; on CUDA also the forwards' GPU time from CUDA events), the active rows of every
+step, the step counts next to the static / perfect-packing / real-schedule arithmetic (ideal_speedup); the same
+workload with equal output lengths (where continuous batching has nothing to win); and chunked prefill on/off
+while long prompts arrive mid-decode (per-step times, the minimum over --repeats; ITL p99 of the running
+requests, TTFT of the long ones).
 Data goes to <out>/data/ch07-<device>.json (with provenance), figures to <out>/figures/ch07-<device>-<name>_{zh,en}.svg.
 
     python labs/ch07_batching.py                 # Llama-3.2-1B shape, random weights, bf16, on the GPU
@@ -46,22 +48,39 @@ PARTS = ("throughput", "equal", "hf", "chunked")
 def make_workload(n, prompt_range, output_range, vocab, seed=0, equal_output=None):
     """`n` requests: (prompt token ids, output length), lengths uniform over the inclusive ranges. With
     `equal_output`, every request generates that many tokens (the prompts stay as drawn)."""
-    rng = random.Random(seed)
+    rng, tokens = random.Random(seed), random.Random(seed + 1_000_003)  # lengths do not depend on the vocabulary
     requests = []
     for _ in range(n):
         prompt_len = rng.randint(*prompt_range)
         output_len = rng.randint(*output_range)
-        prompt = [rng.randrange(vocab) for _ in range(prompt_len)]
+        prompt = [tokens.randrange(vocab) for _ in range(prompt_len)]
         requests.append({"prompt": prompt, "output_len": equal_output or output_len, "arrival_step": 0})
     return requests
 
 
+def schedule_steps(output_lens, slots):
+    """Steps this lab's continuous loop takes (all requests queued at step 0, FCFS, whole prompts): a request
+    admitted into a free slot gives its first token in its prefill step and one more in each later step, so it
+    holds the slot for output_len steps; a slot freed in a step is refilled at the next one. Once the queue is
+    empty the last requests drain with fewer and fewer slots busy, which perfect packing ignores."""
+    waiting, active, steps = deque(output_lens), [], 0
+    while waiting or active:
+        while waiting and len(active) < slots:
+            active.append(waiting.popleft())
+        active = [a - 1 for a in active if a > 1]
+        steps += 1
+    return steps
+
+
 def ideal_speedup(output_lens, slots):
-    """Decode steps static batching needs (each batch runs as long as its longest request) over the steps a
-    perfectly packed continuous batch needs (total tokens / slots): the speedup if every step cost the same."""
+    """Step counts, if every step cost the same: static batching (each batch runs as long as its longest
+    request), continuous batching perfectly packed (total tokens / slots, full slots to the very end), and the
+    continuous loop's real FCFS schedule (schedule_steps, with its drain). `ratio` = static / packed (the
+    ideal), `schedule_ratio` = static / schedule (the bound this loop can reach on this workload)."""
     static = sum(max(output_lens[i:i + slots]) for i in range(0, len(output_lens), slots))
-    return {"static_steps": static, "packed_steps": -(-sum(output_lens) // slots),
-            "ratio": static / (sum(output_lens) / slots)}
+    sched = schedule_steps(output_lens, slots)
+    return {"static_steps": static, "packed_steps": -(-sum(output_lens) // slots), "schedule_steps": sched,
+            "ratio": static / (sum(output_lens) / slots), "schedule_ratio": static / sched}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -172,6 +191,7 @@ class Trace:
         self.times = [[] for _ in requests]
         self.arrival = [None] * len(requests)
         self.steps, self.busy_s = [], 0.0
+        self.events = [] if device.type == "cuda" else None  # (start, end) CUDA events around every forward
 
     def start(self):
         common.sync(self.device)
@@ -182,10 +202,25 @@ class Trace:
 
     def run(self, engine, decode, pieces):
         t = time.perf_counter()
+        if self.events is not None:
+            ev = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            ev[0].record()
         out = engine.step(decode, pieces)  # .tolist() inside waits for the device
+        if self.events is not None:
+            ev[1].record()
+            self.events.append(ev)
         self.busy_s += time.perf_counter() - t
         self.steps.append({"t": self.now(), "decode": len(decode), "prefill_tokens": sum(len(p) for _, p, _ in pieces)})
         return out
+
+    def gpu_s(self):
+        """GPU time between each forward's start and end events, summed (None off CUDA). The events sit on the
+        stream, so a gap inside a forward where the GPU waits for the CPU to launch the next kernel counts too:
+        an upper bound on kernel time, and the time between forwards (scheduling, Python) is left out."""
+        if not self.events:
+            return None
+        torch.cuda.synchronize()
+        return sum(a.elapsed_time(b) for a, b in self.events) / 1e3
 
     def emit(self, rid, token):
         self.outputs[rid].append(token)
@@ -250,6 +285,8 @@ def serve_continuous(engine, requests, trace, token_budget=None):
             step += 1
             continue
         nxt, after = trace.run(engine, decode, pieces)
+        if decode:  # every slot's row is computed; the free ones are padding, as in a static batch
+            trace.steps[-1]["padding"] = engine.slots - len(decode)
         for slot, token in nxt.items():
             rid = generating[slot]
             trace.emit(rid, token)
@@ -305,16 +342,23 @@ def trace_metrics(trace, requests, wall_s, which=None):
             itl += [b - a for a, b in zip(times, times[1:], strict=False)]
     useful = sum(r["output_len"] for r in requests)
     rows = sum(s["decode"] + s.get("padding", 0) for s in trace.steps)
+    gpu = trace.gpu_s()
     return {"wall_s": wall_s, "useful_tokens": useful, "useful_tok_per_s": useful / wall_s,
-            "steps": len(trace.steps), "busy_fraction": trace.busy_s / wall_s,
+            "steps": len(trace.steps), "prefill_steps": sum(1 for s in trace.steps if s.get("prefill_tokens")),
+            # host side: wall time inside engine.step (launches, Python and the wait for the device) / wall time
+            "forward_wall_fraction": trace.busy_s / wall_s,
+            # device side (CUDA only): forwards' GPU time from CUDA events / wall time
+            "gpu_busy_fraction": None if gpu is None else gpu / wall_s,
             "decode_row_utilization": sum(s["decode"] for s in trace.steps) / rows if rows else None,
             "ttft_s": percentiles(ttft), "tpot_s": percentiles(tpot), "e2e_s": percentiles(e2e), "itl_s": percentiles(itl)}
 
 
 def occupancy(trace, slots, keep=600):
-    """Generating rows per step over time, thinned to at most `keep` steps (for the figure)."""
+    """[step index, generating rows, time] per step, thinned to at most `keep` steps (for the figure). Against
+    the step index the area under the curve is the number of decode rows computed for real requests."""
     every = max(1, len(trace.steps) // keep)
-    return [[round(s["t"], 4), s["decode"]] for s in trace.steps[::every]] + [[round(trace.steps[-1]["t"], 4), 0]]
+    return ([[k, s["decode"], round(s["t"], 4)] for k, s in list(enumerate(trace.steps))[::every]]
+            + [[len(trace.steps), 0, round(trace.steps[-1]["t"], 4)]])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -359,40 +403,90 @@ def hf_continuous_available(model):
     return hasattr(model, "init_continuous_batching")
 
 
+def _hf_config(requests, slots):
+    """Continuous-batching settings sized to this workload, so the timed run does not size (and zero) a cache for
+    60-90 % of the free memory: pages for `slots` requests of the longest length, `slots` requests per batch.
+    transformers 5.24 takes a ContinuousBatchingConfig; older 5.x releases read the same names from the
+    GenerationConfig (returned as a dict of attributes to set there)."""
+    longest = max(len(r["prompt"]) + r["output_len"] for r in requests) + 1
+    max_prompt = max(len(r["prompt"]) for r in requests)
+    want = {"page_size": 256, "max_requests_per_batch": slots, "max_batch_tokens": max(max_prompt + slots, 512)}
+    want["num_blocks"] = slots * -(-longest // want["page_size"]) + 4
+    try:
+        from transformers import ContinuousBatchingConfig
+    except ImportError:
+        return None, {"num_blocks": want["num_blocks"], "block_size": want["page_size"],
+                      "max_batch_tokens": want["max_batch_tokens"]}
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(ContinuousBatchingConfig)}
+    return ContinuousBatchingConfig(**{k: v for k, v in want.items() if k in names}), {}
+
+
+def _hf_stop(manager):
+    """Stop at once: transformers 5.24's hard_stop fails pending requests instead of finishing them (the default
+    FLUSH_AND_STOP would decode every pending request first, e.g. after an interrupt); older releases lack it."""
+    import inspect
+
+    kw = {"hard_stop": True} if "hard_stop" in inspect.signature(manager.stop).parameters else {}
+    manager.stop(block=True, timeout=30, **kw)
+
+
+def _hf_collect(manager, n, t0, limit_s=600):
+    """Results of `n` requests: {request_id: generated tokens}, and the seconds since t0 at which each finished."""
+    results, e2e = {}, []
+    while len(results) < n:
+        res = manager.get_result(timeout=5)
+        if res is None:
+            running = getattr(manager, "is_running", lambda: True)()
+            if not running or time.perf_counter() - t0 > limit_s:
+                raise RuntimeError("transformers' continuous batching stopped returning results")
+            continue
+        if getattr(res, "error", None):
+            raise RuntimeError(f"transformers' continuous batching: {res.error}")
+        if res.is_finished():
+            results[res.request_id] = res.generated_tokens
+            e2e.append(time.perf_counter() - t0)
+    return results, e2e
+
+
 def measure_hf(model, requests, slots, device):
     """transformers' own continuous batching: every request added with its own max_new_tokens, results
-    collected as they finish. Its scheduler, paged cache and batch size are its own (defaults)."""
+    collected as they finish. Its scheduler and paged cache are its own; the cache is sized to this workload
+    (`_hf_config`), built and warmed up before the clock starts, and one warm-up request runs first."""
     from transformers import GenerationConfig
 
     gen = GenerationConfig(do_sample=False, max_new_tokens=max(r["output_len"] for r in requests), eos_token_id=None,
                            pad_token_id=0)
-    manager = model.init_continuous_batching(generation_config=gen)
-    manager.start()
+    cb_config, gen_attrs = _hf_config(requests, slots)
+    for k, v in gen_attrs.items():
+        setattr(gen, k, v)
+    t_setup = time.perf_counter()
+    kw = {"continuous_batching_config": cb_config} if cb_config is not None else {}
+    manager = model.init_continuous_batching(generation_config=gen, **kw)
     try:
+        if hasattr(manager, "warmup"):
+            manager.warmup()  # builds the batch processor and its paged cache (and CUDA graphs where used)
+        manager.start()
+        manager.add_request(requests[0]["prompt"], request_id="warmup", max_new_tokens=4)
+        _hf_collect(manager, 1, time.perf_counter())
+        setup_s = time.perf_counter() - t_setup
         common.sync(device)
         t0 = time.perf_counter()
         for i, r in enumerate(requests):
             manager.add_request(r["prompt"], request_id=f"r{i}", max_new_tokens=r["output_len"])
-        e2e, produced, results = [], 0, {}
-        while len(results) < len(requests):
-            res = manager.get_result(timeout=5)
-            if res is None:
-                running = getattr(manager, "is_running", lambda: True)()
-                if not running or time.perf_counter() - t0 > 600:
-                    raise RuntimeError("transformers' continuous batching stopped returning results")
-                continue
-            if getattr(res, "error", None):
-                raise RuntimeError(f"transformers' continuous batching: {res.error}")
-            if res.is_finished():
-                results[res.request_id] = res.generated_tokens
-                e2e.append(time.perf_counter() - t0)
-                produced += len(res.generated_tokens)
+        results, e2e = _hf_collect(manager, len(requests), t0)
         wall = time.perf_counter() - t0
     finally:
-        manager.stop(block=True)
+        if getattr(manager, "_generation_thread", None) is not None:
+            _hf_stop(manager)
     useful = sum(r["output_len"] for r in requests)
-    return {"wall_s": wall, "useful_tokens": useful, "produced_tokens": produced, "useful_tok_per_s": useful / wall,
-            "e2e_s": percentiles(e2e), "outputs_sha": _digest([results[f"r{i}"] for i in range(len(requests))])}
+    produced = sum(len(results[f"r{i}"]) for i in range(len(requests)))
+    return {"wall_s": wall, "setup_s": setup_s, "useful_tokens": useful, "produced_tokens": produced,
+            "useful_tok_per_s": useful / wall, "e2e_s": percentiles(e2e),
+            "hf_config": {"max_requests_per_batch": slots, **({k: getattr(cb_config, k, None) for k in (
+                "num_blocks", "page_size", "max_batch_tokens")} if cb_config is not None else gen_attrs)},
+            "outputs_sha": _digest([results[f"r{i}"] for i in range(len(requests))])}
 
 
 def chunked_workload(args, vocab):
@@ -407,28 +501,40 @@ def chunked_workload(args, vocab):
     return reqs
 
 
-def measure_chunked(model, requests, n_decoders, slots, max_len, device, token_budget):
-    engine = Engine(model, slots, max_len)
-    warm_up(engine)
-    trace = Trace(requests, device)
-    serve_continuous(engine, requests, trace, token_budget)
-    wall = trace.now()
-    dec = trace_metrics(trace, requests, wall, which=range(n_decoders))
-    long = trace_metrics(trace, requests, wall, which=range(n_decoders, len(requests)))
-    # the decoders' worst gap per step, over time, for the figure
-    gaps = []
-    for rid in range(n_decoders):
-        times = trace.times[rid]
-        gaps += [(round(b, 4), b - a) for a, b in zip(times, times[1:], strict=False)]
-    worst = {}
-    for t, g in gaps:
-        worst[t] = max(worst.get(t, 0.0), g)
-    arrivals = [round(trace.arrival[rid], 4) for rid in range(n_decoders, len(requests))]
-    del engine
-    common.free_memory(device)
-    return {"wall_s": wall, "decoder_itl_s": dec["itl_s"], "decoder_tpot_s": dec["tpot_s"], "long_ttft_s": long["ttft_s"],
-            "steps": len(trace.steps), "itl_over_time": [[t, round(g, 6)] for t, g in sorted(worst.items())],
-            "long_arrivals_s": arrivals}
+def measure_chunked(model, requests, n_decoders, slots, max_len, device, token_budget, repeats=1):
+    """The chunked-prefill workload, `repeats` times. The schedule is the same in every repeat (arrivals are
+    given in steps), so step k is the same work each time: its time is kept as the minimum over the repeats,
+    which only noise (another process, the OS scheduler) can raise. The decoders generate one token per step,
+    so the gap between two of their tokens is one step's time; the ITL statistics are over those steps."""
+    best, traces = None, []
+    for _ in range(repeats):
+        engine = Engine(model, slots, max_len)
+        warm_up(engine)
+        trace = Trace(requests, device)
+        serve_continuous(engine, requests, trace, token_budget)
+        traces.append(trace)
+        ts = [0.0] + [st["t"] for st in trace.steps]
+        dt = [b - a for a, b in zip(ts, ts[1:], strict=False)]
+        best = dt if best is None else [min(a, b) for a, b in zip(best, dt, strict=True)]
+        del engine
+        common.free_memory(device)
+    trace = traces[-1]
+    first = min(trace.times[rid][0] for rid in range(n_decoders))
+    first_step = next(k for k, st in enumerate(trace.steps) if st["t"] >= first)  # the decoders' first token
+    last = max(trace.times[rid][-1] for rid in range(n_decoders))
+    gaps = [(k, best[k]) for k, st in enumerate(trace.steps)
+            if first_step < k and st["t"] <= last and st["decode"] > 0]
+    steps = [[k, round(1e3 * best[k], 3), st["prefill_tokens"], st["decode"]] for k, st in enumerate(trace.steps)]
+    long_ids = range(n_decoders, len(requests))
+    arrival_steps = [requests[rid]["arrival_step"] for rid in long_ids]
+    # the long prompts' TTFT, in the repeat-minimum step times: from the step they arrive to their first token
+    done_step = {rid: next(k for k, st in enumerate(trace.steps) if st["t"] >= trace.times[rid][0]) for rid in long_ids}
+    long_ttft = [sum(best[requests[rid]["arrival_step"]:done_step[rid] + 1]) for rid in long_ids]
+    wall = min(t.steps[-1]["t"] for t in traces)
+    return {"wall_s": wall, "repeats": repeats, "decoder_itl_s": percentiles([g for _, g in gaps]),
+            "long_ttft_s": percentiles(long_ttft), "steps": len(trace.steps), "step_ms_min": steps,
+            "long_arrival_steps": arrival_steps,
+            "long_first_token_steps": [done_step[rid] for rid in long_ids]}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -446,9 +552,21 @@ def predict(point, prov):
                                         "weights": prov["model"]["weights"], "kv-dtype": prov["model"]["weights"]})
     if not pred:
         return None
-    # calc's TPOT for a full batch of `slots`; the step counts are the lab's (padding rows cost a full step)
-    steps = point["ideal"]["static_steps"] if point["policy"] == "static" else point["ideal"]["packed_steps"]
-    return {"tpot_s": pred["tpot_s"], "useful_tok_per_s": point["useful_tokens"] / (steps * pred["tpot_s"])}
+    # calc's TPOT for a full batch of `slots`, times the steps this run really took (both policies compute every
+    # slot's row at every decode step, padding included), so the prediction isolates the time per step
+    steps = point["steps"]
+    return {"tpot_s": pred["tpot_s"], "steps": steps, "useful_tok_per_s": point["useful_tokens"] / (steps * pred["tpot_s"])}
+
+
+def compare(static, continuous):
+    """Measured speedup of continuous over static: of the median runs, of the fastest runs (only noise can make a
+    run slower, so the minima are the steadier estimate on a shared machine), and as a share of the bound the
+    loop's own schedule sets (static steps / schedule steps, if every step cost the same)."""
+    median = continuous["useful_tok_per_s"] / static["useful_tok_per_s"]
+    best = static.get("wall_s_min", static["wall_s"]) / continuous.get("wall_s_min", continuous["wall_s"])
+    bound = continuous["ideal"]["schedule_ratio"]
+    return {"median": median, "best": best, "schedule_bound": bound, "of_schedule_bound": median / bound,
+            "best_of_schedule_bound": best / bound, "ideal": continuous["ideal"]["ratio"]}
 
 
 def refresh_prediction(point, prov) -> None:
@@ -460,26 +578,34 @@ def refresh_prediction(point, prov) -> None:
 # Figures, from the data file alone
 
 TEXT = {
-    "tok_s": {"zh": "有效输出吞吐（token/s）", "en": "useful output throughput (tok/s)"},
+    "tok_s": {"zh": "有用输出吞吐（token/s，不计填充）", "en": "useful output throughput (tok/s, no padding)"},
     "spread": {"zh": "输出长度 U({a}, {b})", "en": "outputs U({a}, {b})"},
     "equal": {"zh": "输出长度全为 {n}", "en": "all outputs {n} tokens"},
     "tp_title": {"zh": "{n} 个请求、{s} 个槽位：静态批处理 vs 连续批处理",
                  "en": "{n} requests, {s} slots: static vs continuous batching"},
-    "ideal": {"zh": "理想加速比（步数之比）{r:.2f}×", "en": "ideal speedup (ratio of steps) {r:.2f}×"},
-    "predicted": {"zh": "calc 预测（全满批的解码步时间 × 步数）", "en": "calc prediction (full-batch decode step × steps)"},
+    "ideal": {"zh": "步数之比：完美填满 {r:.2f}×，本循环的调度 {b:.2f}×",
+              "en": "ratio of steps: perfect packing {r:.2f}×, this loop's schedule {b:.2f}×"},
+    "measured": {"zh": "实测 {m:.2f}×（最快的一次 {x:.2f}×）", "en": "measured {m:.2f}× (fastest runs {x:.2f}×)"},
+    "spread_note": {"zh": "柱：{n} 次运行的中位数；竖线：最快到最慢", "en": "bars: median of {n} runs; lines: fastest to slowest"},
+    "hf_setup": {"zh": "（计时不含启动的 {s:.1f} s）", "en": "(timing excludes its {s:.1f} s set-up)"},
+    "predicted": {"zh": "calc 预测（全满批的解码步时间 × 本次步数）", "en": "calc prediction (full-batch decode step × this run's steps)"},
+    "step": {"zh": "步（迭代）序号", "en": "step (iteration)"},
     "occ_title": {"zh": "每一步在生成的请求数（槽位 {s}）", "en": "Requests generating at each step ({s} slots)"},
     "time_s": {"zh": "时间（秒）", "en": "time (s)"},
     "rows": {"zh": "生成中的请求（行）", "en": "requests generating (rows)"},
+    "drain": {"zh": "队列已空", "en": "queue empty"},
     "lat_title": {"zh": "延迟分位数（输出 U({a}, {b})，全部请求在 0 时刻排队）",
                   "en": "Latency percentiles (outputs U({a}, {b}), all requests queued at time 0)"},
     "seconds": {"zh": "秒", "en": "seconds"},
+    "ms": {"zh": "毫秒", "en": "ms"},
     "chunk_title": {"zh": "长提示词（{p} token）在解码中途到达：运行中请求的 token 间隔",
                     "en": "Long prompts ({p} tokens) arriving mid-decode: gaps between tokens of running requests"},
-    "itl_ms": {"zh": "最差 ITL（毫秒，每步）", "en": "worst ITL (ms, per step)"},
+    "itl_ms": {"zh": "每步耗时（毫秒，{n} 次中最短）", "en": "step time (ms, fastest of {n} runs)"},
+    "with_prefill": {"zh": "含预填充的步", "en": "steps carrying prefill"},
     "no_chunk": {"zh": "不分块（整段预填充）", "en": "no chunking (whole prompt)"},
     "chunk": {"zh": "分块预填充，每步 {b} token", "en": "chunked prefill, {b} tokens per step"},
     "arrive": {"zh": "长提示词到达", "en": "long prompt arrives"},
-    "itl_bars": {"zh": "ITL p99 与长请求 TTFT（毫秒）", "en": "ITL p99 and long-prompt TTFT (ms)"},
+    "itl_bars": {"zh": "解码请求的 ITL p99 与长提示词 TTFT（毫秒）", "en": "decoders' ITL p99 and long-prompt TTFT (ms)"},
     "no_prediction": {"zh": "无 calc 预测：{why}", "en": "no calc prediction: {why}"},
     "why_cpu": {"zh": "CPU 运行（calc 只为 GPU 建模时间）", "en": "CPU run (calc models GPU timings only)"},
     "why_gpu": {"zh": "calc 的登记表里没有这块 GPU", "en": "this GPU is not in calc's registry"},
@@ -524,7 +650,14 @@ def plot(data, lang):
                 ax.bar(x, p["useful_tok_per_s"], width, color=COLORS[policy],
                        label=None if policy in labelled else POLICY[policy][lang])
                 labelled.add(policy)
-                ax.text(x, p["useful_tok_per_s"], f"{p['useful_tok_per_s']:.0f}", ha="center", va="bottom", fontsize=7)
+                rates = [p["useful_tokens"] / w for w in p.get("wall_s_repeats", [])]
+                if len(rates) > 1:
+                    ax.plot([x, x], [min(rates), max(rates)], color="black", lw=1)
+                top = max([p["useful_tok_per_s"], *rates])
+                note = f"{p['useful_tok_per_s']:.0f}"
+                if policy == "hf-cb" and p.get("setup_s") is not None:
+                    note += "\n" + t("hf_setup", lang, s=p["setup_s"])
+                ax.text(x, top, note, ha="center", va="bottom", fontsize=6.5)
                 if (p.get("predicted") or {}).get("useful_tok_per_s"):
                     ax.plot([x - width / 2, x + width / 2], [p["predicted"]["useful_tok_per_s"]] * 2, color="black",
                             ls="--", lw=1.2, label=None if "pred" in labelled else t("predicted", lang))
@@ -533,12 +666,20 @@ def plot(data, lang):
         for kind, pts in groups:
             label = (t("spread", lang, a=s["output_min"], b=s["output_max"]) if kind == "throughput"
                      else t("equal", lang, n=f"{pts[0]['mean_output']:g}"))
-            ideal = pts[0].get("ideal", {}).get("ratio")
-            ticks.append(label + ("\n" + t("ideal", lang, r=ideal) if ideal else ""))
+            ideal = pts[0].get("ideal", {})
+            if ideal.get("schedule_ratio"):
+                label += "\n" + t("ideal", lang, r=ideal["ratio"], b=ideal["schedule_ratio"])
+            sp = next((q.get("speedup") for q in pts if q.get("speedup")), None)
+            if sp:
+                label += "\n" + t("measured", lang, m=sp["median"], x=sp["best"])
+            ticks.append(label)
         ax.set_xticks(range(len(groups)), ticks)
         ax.set_ylabel(t("tok_s", lang))
-        ax.set_title(t("tp_title", lang, n=s["requests"], s=s["slots"]))
-        ax.margins(y=0.15)
+        title = t("tp_title", lang, n=s["requests"], s=s["slots"])
+        if s.get("repeats", 1) > 1:
+            title += "\n" + t("spread_note", lang, n=s["repeats"])
+        ax.set_title(title, fontsize=9)
+        ax.margins(y=0.2)
         ax.legend(fontsize=7, loc="upper right")
         figures["throughput"] = (fig, footer_tp)
 
@@ -547,9 +688,15 @@ def plot(data, lang):
     if occ:
         fig, ax = plt.subplots(figsize=(7.5, 3.6))
         for p in occ:
-            xs, ys = zip(*p["occupancy"], strict=True)
+            xs, ys = [r[0] for r in p["occupancy"]], [r[1] for r in p["occupancy"]]
             ax.step(xs, ys, where="post", color=COLORS[p["policy"]], lw=1, label=POLICY[p["policy"]][lang])
-        ax.set_xlabel(t("time_s", lang))
+            if p["policy"] == "continuous":  # the step at which the last request was admitted: the drain starts
+                full = [r[0] for r in p["occupancy"] if r[1] == s["slots"]]
+                if full:
+                    ax.axvline(full[-1], color=COLORS["continuous"], ls=":", lw=0.8)
+                    ax.text(full[-1], s["slots"] * 1.02, " " + t("drain", lang) + " →", fontsize=7,
+                            color=COLORS["continuous"], va="bottom")
+        ax.set_xlabel(t("step", lang))
         ax.set_ylabel(t("rows", lang))
         ax.set_ylim(0, s["slots"] * 1.08)
         ax.set_title(t("occ_title", lang, s=s["slots"]))
@@ -560,14 +707,14 @@ def plot(data, lang):
     lat = [p for p in ok if p["kind"] == "throughput" and p["policy"] in ("static", "continuous")]
     if lat:
         fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
-        for ax, metric in zip(axes, ("ttft_s", "tpot_s", "e2e_s"), strict=True):
+        for ax, (metric, name, scale, unit) in zip(axes, (("ttft_s", "TTFT", 1, "seconds"), ("tpot_s", "TPOT", 1e3, "ms"),
+                                                           ("e2e_s", "E2EL", 1, "seconds")), strict=True):
             for pi, p in enumerate(lat):
-                vals = [p[metric][q] for q in ("p50", "p90", "p99")]
+                vals = [scale * p[metric][q] for q in ("p50", "p90", "p99")]
                 xs = [i + (pi - 0.5) * 0.38 for i in range(3)]
                 ax.bar(xs, vals, 0.38, color=COLORS[p["policy"]], label=POLICY[p["policy"]][lang])
             ax.set_xticks(range(3), ["p50", "p90", "p99"])
-            ax.set_title(metric[:-2].upper(), fontsize=9)
-        axes[0].set_ylabel(t("seconds", lang))
+            ax.set_title(f"{name}（{t(unit, lang)}）" if lang == "zh" else f"{name} ({t(unit, lang)})", fontsize=9)
         axes[0].legend(fontsize=6.5)
         fig.suptitle(t("lat_title", lang, a=s["output_min"], b=s["output_max"]), fontsize=9)
         figures["latency"] = (fig, footer)
@@ -580,13 +727,16 @@ def plot(data, lang):
         for p in ch:
             label = t("chunk", lang, b=p["token_budget"]) if p["token_budget"] else t("no_chunk", lang)
             color = "#55A868" if p["token_budget"] else "#C44E52"
-            xs, ys = zip(*p["itl_over_time"], strict=True)
-            ax.plot(xs, [1e3 * y for y in ys], color=color, lw=0.6, alpha=0.7, marker="o", ms=2.5, label=label)
+            rows = p["step_ms_min"]
+            ax.plot([r[0] for r in rows], [r[1] for r in rows], color=color, lw=0.7, alpha=0.8, label=label)
+            pre = [r for r in rows if r[2] and r[3]]  # steps that carry prompt tokens next to decode rows
+            ax.plot([r[0] for r in pre], [r[1] for r in pre], ls="none", marker="o", ms=2.5, color=color,
+                    label=t("with_prefill", lang) if not names else None)
             names.append((label, color, p))
-        for i, a in enumerate(ch[0]["long_arrivals_s"]):
+        for i, a in enumerate(ch[0]["long_arrival_steps"]):
             ax.axvline(a, color="#8C8C8C", ls=":", lw=0.8, label=t("arrive", lang) if i == 0 else None)
-        ax.set_xlabel(t("time_s", lang))
-        ax.set_ylabel(t("itl_ms", lang))
+        ax.set_xlabel(t("step", lang))
+        ax.set_ylabel(t("itl_ms", lang, n=ch[0].get("repeats", 1)))
         ax.legend(fontsize=6.5)
         width = 0.38
         for i, (_, color, p) in enumerate(names):
@@ -692,6 +842,7 @@ def main(argv=None) -> int:
         done = sorted(runs[key][policy], key=lambda f: f["wall_s"])
         fields = dict(done[(len(done) - 1) // 2])
         fields["wall_s_repeats"] = [f["wall_s"] for f in runs[key][policy]]
+        fields["wall_s_min"] = done[0]["wall_s"]
         return fields
 
     def run_policy(kind, requests, policy):
@@ -702,13 +853,33 @@ def main(argv=None) -> int:
             fn = lambda: measure_hf(model, requests, args.slots, device)  # noqa: E731
         else:
             fn = lambda: measure_alternating(policy, requests)  # noqa: E731
+        t_part = time.perf_counter()
         point = data.measure(point, fn, device, progress=f"[{len(data.doc['points']) + 1}]")
+        print(f"  {kind}/{policy}: {time.perf_counter() - t_part:.1f} s", flush=True)
         if common.succeeded(point):
             point["predicted"] = predict(point, prov)
+            static = next((q for q in data.doc["points"] if q.get("kind") == kind and q.get("policy") == "static"
+                           and common.succeeded(q)), None)
+            if policy == "continuous" and static:
+                point["speedup"] = compare(static, point)
+                sp = point["speedup"]
+                print(f"  {kind}: steps static {point['ideal']['static_steps']}, perfect packing "
+                      f"{point['ideal']['packed_steps']}, this loop's schedule {point['ideal']['schedule_steps']}; "
+                      f"measured speedup {sp['median']:.2f}x (best runs {sp['best']:.2f}x) = "
+                      f"{sp['of_schedule_bound']:.2f} of the schedule bound {point['ideal']['schedule_ratio']:.2f}x",
+                      flush=True)
             data.write()
         return point
 
     with data.running():
+        # the step counts of the issue's workload (256 requests, prompts U(64, 511), outputs U(16, 511)) and of
+        # this run's at several slot counts: arithmetic on the lengths, no model involved
+        for label, n, prompts, outs_range in (("issue", 256, (64, 511), (16, 511)),
+                                              ("run", args.requests, args.prompt_lens, args.output_lens)):
+            outs = [r["output_len"] for r in make_workload(n, prompts, outs_range, 2, args.seed)]
+            data.doc["points"].append({"kind": "schedule", "workload": label, "requests": n, "output_min": outs_range[0],
+                                       "output_max": outs_range[1], "seed": args.seed,
+                                       "by_slots": {str(k): ideal_speedup(outs, k) for k in (8, 16, 32, 64)}})
         for kind, requests in (("throughput", spread), ("equal", equal)):
             if kind in args.parts:
                 for policy in ("static", "continuous"):
@@ -718,11 +889,13 @@ def main(argv=None) -> int:
             slots = args.chunk_decoders + args.long_prompts
             chunk_len = max(args.long_prompt, args.chunk_decoder_prompt) + args.chunk_decoder_output + 1
             for budget in (None, args.token_budget):
+                t_part = time.perf_counter()
                 data.measure({"kind": "chunked", "token_budget": budget, "decoders": args.chunk_decoders,
                               "long_prompt": args.long_prompt, "long_prompts": args.long_prompts},
                              lambda b=budget: measure_chunked(model, requests, args.chunk_decoders, slots, chunk_len,
-                                                              device, b),
+                                                              device, b, args.repeats),
                              device, progress=f"[{len(data.doc['points']) + 1}]")
+                print(f"  chunked/{budget}: {time.perf_counter() - t_part:.1f} s", flush=True)
         if "hf" in args.parts:  # last: its speed is transformers' business, and the time budget may skip it
             if hf_continuous_available(model):
                 run_policy("throughput", spread, "hf-cb")

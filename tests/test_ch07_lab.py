@@ -80,12 +80,16 @@ def test_ideal_speedup_arithmetic():
     assert ideal["packed_steps"] == 12
     assert ideal["ratio"] == pytest.approx(16 / 12)
     assert ch07.ideal_speedup([5] * 8, slots=4)["ratio"] == 1.0
+    # the real FCFS schedule drains: slot 0 runs 10, slot 1 runs 2+2+2+4 = 10, then the last 4 alone
+    assert ch07.schedule_steps([10, 2, 2, 2, 4, 4], slots=2) == 14
+    assert ch07.ideal_speedup([10, 2, 2, 2, 4, 4], slots=2)["schedule_ratio"] == pytest.approx(16 / 14)
+    assert ch07.schedule_steps([5] * 8, slots=4) == 10
 
 
 def test_tpot_follows_the_books_definition():
     reqs = [{"prompt": [1], "output_len": 3}]
     trace = ch07.Trace(reqs, torch.device("cpu"))
-    trace.times, trace.arrival, trace.steps = [[1.0, 1.5, 3.0]], [0.0], [{"decode": 1}]
+    trace.times, trace.arrival, trace.steps = [[1.0, 1.5, 3.0]], [0.0], [{"decode": 1, "prefill_tokens": 0}]
     m = ch07.trace_metrics(trace, reqs, wall_s=3.0)
     assert m["ttft_s"]["p50"] == 1.0 and m["e2e_s"]["p50"] == 3.0
     assert m["tpot_s"]["p50"] == pytest.approx((3.0 - 1.0) / 2)  # (E2E - TTFT) / (N - 1)
@@ -107,6 +111,7 @@ def test_quick_run_data_and_provenance(quick07):
     assert prov["device"]["kind"] == "cpu" and prov["calc_gpu_key"] is None
     points = data["points"]
     assert not [p for p in points if p.get("error") or p.get("oom") or p.get("skipped")]
+    points = [p for p in points if p["kind"] != "schedule"] + [p for p in points if p["kind"] == "schedule"]
     tp = {p["policy"]: p for p in points if p["kind"] == "throughput"}
     assert set(tp) == {"static", "continuous"}
     # same requests, same greedy tokens, whatever the schedule
@@ -115,7 +120,14 @@ def test_quick_run_data_and_provenance(quick07):
     # the static batches ran exactly the steps the arithmetic says: per batch, one prefill step (which gives the
     # first token) and one decode step per further token of its longest request
     assert tp["static"]["steps"] == tp["static"]["ideal"]["static_steps"]
-    assert tp["continuous"]["decode_row_utilization"] == 1.0 and tp["static"]["decode_row_utilization"] < 1.0
+    # ... and the continuous loop exactly the steps of the schedule replay (drain included)
+    assert tp["continuous"]["steps"] == tp["continuous"]["ideal"]["schedule_steps"]
+    # both compute every slot's row; free rows are padding, fewer of them in continuous batching
+    assert tp["static"]["decode_row_utilization"] < tp["continuous"]["decode_row_utilization"] < 1.0
+    assert tp["continuous"]["speedup"]["schedule_bound"] == tp["continuous"]["ideal"]["schedule_ratio"]
+    assert tp["static"]["gpu_busy_fraction"] is None and 0 < tp["static"]["forward_wall_fraction"] <= 1
+    sched = {p["workload"]: p for p in points if p["kind"] == "schedule"}
+    assert set(sched) == {"issue", "run"}
     assert all(p["predicted"] is None for p in points if p["kind"] in ("throughput", "equal"))
     equal = [p for p in points if p["kind"] == "equal"]
     assert equal and equal[0]["ideal"]["ratio"] == 1.0
