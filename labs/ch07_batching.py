@@ -343,12 +343,18 @@ def trace_metrics(trace, requests, wall_s, which=None):
     useful = sum(r["output_len"] for r in requests)
     rows = sum(s["decode"] + s.get("padding", 0) for s in trace.steps)
     gpu = trace.gpu_s()
+    ts = [0.0] + [s["t"] for s in trace.steps]
+    by_kind = {"decode": [], "mixed": [], "prefill": []}  # step time by what the step carried
+    for s, a, b in zip(trace.steps, ts, ts[1:], strict=False):
+        by_kind["mixed" if s["decode"] and s.get("prefill_tokens") else "decode" if s["decode"] else "prefill"].append(b - a)
     return {"wall_s": wall_s, "useful_tokens": useful, "useful_tok_per_s": useful / wall_s,
             "steps": len(trace.steps), "prefill_steps": sum(1 for s in trace.steps if s.get("prefill_tokens")),
             # host side: wall time inside engine.step (launches, Python and the wait for the device) / wall time
             "forward_wall_fraction": trace.busy_s / wall_s,
             # device side (CUDA only): forwards' GPU time from CUDA events / wall time
             "gpu_busy_fraction": None if gpu is None else gpu / wall_s,
+            "step_s_p50": {k: (percentiles(v) or {}).get("p50") for k, v in by_kind.items()},
+            "step_counts": {k: len(v) for k, v in by_kind.items()},
             "decode_row_utilization": sum(s["decode"] for s in trace.steps) / rows if rows else None,
             "ttft_s": percentiles(ttft), "tpot_s": percentiles(tpot), "e2e_s": percentiles(e2e), "itl_s": percentiles(itl)}
 
