@@ -679,7 +679,7 @@ def plot(data, lang):
             if sp:
                 label += "\n" + t("measured", lang, m=sp["median"], x=sp["best"])
             ticks.append(label)
-        ax.set_xticks(range(len(groups)), ticks)
+        ax.set_xticks(range(len(groups)), ticks, fontsize=7)
         ax.set_ylabel(t("tok_s", lang))
         title = t("tp_title", lang, n=s["requests"], s=s["slots"])
         if s.get("repeats", 1) > 1:

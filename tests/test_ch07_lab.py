@@ -89,7 +89,7 @@ def test_ideal_speedup_arithmetic():
 def test_tpot_follows_the_books_definition():
     reqs = [{"prompt": [1], "output_len": 3}]
     trace = ch07.Trace(reqs, torch.device("cpu"))
-    trace.times, trace.arrival, trace.steps = [[1.0, 1.5, 3.0]], [0.0], [{"decode": 1, "prefill_tokens": 0}]
+    trace.times, trace.arrival, trace.steps = [[1.0, 1.5, 3.0]], [0.0], [{"decode": 1, "prefill_tokens": 0, "t": 3.0}]
     m = ch07.trace_metrics(trace, reqs, wall_s=3.0)
     assert m["ttft_s"]["p50"] == 1.0 and m["e2e_s"]["p50"] == 3.0
     assert m["tpot_s"]["p50"] == pytest.approx((3.0 - 1.0) / 2)  # (E2E - TTFT) / (N - 1)

@@ -56,7 +56,7 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("静态批处理", "ch07/#static"),
         ("选择性批处理", "ch07/#continuous"),
         ("分块预填充", "ch07/#chunked-prefill"),
-        ("令牌预算", "ch07/#token-budget"),
+        ("token 预算", "ch07/#token-budget"),
         ("队头阻塞", "ch07/#policies"),
         ("预填充与解码分离", "ch07/#disaggregation"),
     ],
