@@ -555,7 +555,8 @@ def predict(point, prov):
     mean_prompt = (s["prompt_min"] + s["prompt_max"]) / 2
     pred = common.calc_predict("perf", {**prov["model"]["calc_params"], "gpu": gpu, "batch": s["slots"],
                                         "prompt-len": round(mean_prompt), "output-len": round(point["mean_output"]),
-                                        "weights": prov["model"]["weights"], "kv-dtype": prov["model"]["weights"]})
+                                        "weights": prov["model"]["weights"], "kv-dtype": prov["model"]["weights"],
+                                        "engine": "ideal"})  # the roofline bound, no engine overheads
     if not pred:
         return None
     # calc's TPOT for a full batch of `slots`, times the steps this run really took (both policies compute every
