@@ -594,7 +594,7 @@ TEXT = {
               "en": "ratio of steps: perfect packing {r:.2f}×, this loop's schedule {b:.2f}×"},
     "measured": {"zh": "实测 {m:.2f}×（最快的一次 {x:.2f}×）", "en": "measured {m:.2f}× (fastest runs {x:.2f}×)"},
     "spread_note": {"zh": "柱：{n} 次运行的中位数；竖线：最快到最慢", "en": "bars: median of {n} runs; lines: fastest to slowest"},
-    "hf_setup": {"zh": "（计时不含启动的 {s:.1f} s）", "en": "(timing excludes its {s:.1f} s set-up)"},
+    "hf_setup": {"zh": "（计时不含启动的 {s:.2f} s）", "en": "(timing excludes its {s:.2f} s set-up)"},
     "predicted": {"zh": "calc 预测（全满批的解码步时间 × 本次步数）", "en": "calc prediction (full-batch decode step × this run's steps)"},
     "step": {"zh": "步（迭代）序号", "en": "step (iteration)"},
     "occ_title": {"zh": "每一步在生成的请求数（槽位 {s}）", "en": "Requests generating at each step ({s} slots)"},
@@ -645,7 +645,7 @@ def plot(data, lang):
     groups = [(kind, [p for p in ok if p["kind"] == kind]) for kind in ("throughput", "equal")]
     groups = [(k, g) for k, g in groups if g]
     if groups:
-        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+        fig, ax = plt.subplots(figsize=(8.5, 4.4))
         width = 0.26
         labelled = set()
         for gi, (_, pts) in enumerate(groups):
@@ -687,7 +687,7 @@ def plot(data, lang):
             title += "\n" + t("spread_note", lang, n=s["repeats"])
         ax.set_title(title, fontsize=9)
         ax.margins(y=0.2)
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper left")
         figures["throughput"] = (fig, footer_tp)
 
     # 2. Occupancy over time
