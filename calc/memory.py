@@ -419,6 +419,8 @@ def memory_report(
         "params_active": counts["active"],
         "weights_bytes": weights_bytes(m, weights),
         "weights_bytes_per_gpu": w_gpu,
+        # the format's bits per quantized weight, scales included (GGUF: the recipe's main type)
+        "weights_bits_per_param": WEIGHT_FORMATS[weights].bits,
         "kv_bytes_per_token": kv_bytes_per_token(m, kv_dtype),
         "kv_bytes_per_token_per_gpu": per_layer_kv * (fullest["last_layer"] - fullest["first_layer"] + 1),
         "kv_cache_bytes": sum(r["kv_cache_bytes"] for r in table) * g,
@@ -468,3 +470,16 @@ def _why(fits: bool, w: int, kv: int, act: int, overhead: int, capacity: int) ->
     return t(f"预填充的激活峰值（{_gb(act)}）使总量超过显存（{_gb(capacity)}）：请分块预填充或减小批大小",
              f"the prefill activation peak ({_gb(act)}) tips it over GPU memory ({_gb(capacity)}): prefill in chunks "
              "or lower the batch")
+
+
+def attention_scores_bytes(batch: int, heads: int, n_q: int, n_k: int, elem_bytes: float = 2) -> int:
+    """Bytes of the score matrix S = Q K^T that naive (unfused) attention writes to memory: B x H x N_q x N_k
+    elements (softmax(S) is a second matrix of the same size). Fused kernels (FlashAttention) never hold it."""
+    return int(batch * heads * n_q * n_k * elem_bytes)
+
+
+def attention_io_bytes(batch: int, heads: int, kv_heads: int, n_q: int, n_k: int, head_dim: int,
+                       elem_bytes: float = 2) -> int:
+    """Bytes of Q and the output (B x H x N_q x d each) plus K and V (B x H_kv x N_k x d each): what every
+    attention implementation reads or writes at least once; with one query (decode) it is about K + V."""
+    return int(batch * (2 * heads * n_q + 2 * kv_heads * n_k) * head_dim * elem_bytes)

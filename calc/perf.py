@@ -369,6 +369,9 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "ttft_s": ttft,
         "decode_flops_per_step": d_flops,
         "decode_bytes_per_step": d_bytes,
+        # the weight part of one decode step of `batch` tokens, and (MoE) the share of routed experts they touch
+        "decode_weight_bytes_per_step": weight_bytes_read(m, weights, batch),
+        "experts_touched_fraction": experts_touched_fraction(m, batch),
         "tpot_s": tpot,
         "bound": bound,
         "decode_tok_per_s": batch / tpot,

@@ -117,8 +117,12 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
         return fmt(x, "%:1"), ""
     if field.startswith("roi_"):
         return fmt(x, "%:1"), ""
+    if field.endswith("_fraction"):
+        return fmt(x, "%:1"), ""
     if "efficiency" in field or field in ("utilization", "engine_gpu_memory_utilization"):
         return fmt(x, "%:1"), ""
+    if field.endswith("bits_per_param"):
+        return fmt(x, "num:3"), ""
     if field.startswith("params"):
         return fmt(x, "params:2"), fmt(int(x), "int")
     if field == "payback_months":

@@ -48,7 +48,10 @@ def model_text(model: dict, lang: str = "en", name: str | None = None) -> str:
     """"Llama-3.2-1B shape, bf16, random weights": the model a lab built (``name``: how to call it; by default
     its label, e.g. the preset's key)."""
     zh = lang == "zh"
-    name = name or model["label"]
+    label = model["label"]
+    if isinstance(label, dict):  # a label in both languages, {"zh": ..., "en": ...}
+        label = label.get(lang) or label["en"]
+    name = name or label
     if model.get("random_weights", True):
         return f"{name} 结构，{model['weights']}，随机权重" if zh else f"{name} shape, {model['weights']}, random weights"
     return f"{name}，{model['weights']}" if zh else f"{name}, {model['weights']}"

@@ -145,6 +145,15 @@ def test_moe_memory_counts_every_expert():
     assert r["fits"] is False and "weights alone" in r["fits_reason"]["en"]
 
 
+def test_weights_bits_per_param_is_the_formats_bits():
+    """memory reports the format's bits per quantized weight, scales included: INT4 g128 = 4 + (16 + 4)/128."""
+    from calc import api
+
+    assert api.run("memory", {"weights": "int4"})["weights_bits_per_param"] == 4 + 20 / 128
+    assert api.run("memory", {"weights": "bf16"})["weights_bits_per_param"] == 16
+    assert api.run("memory", {"weights": "nvfp4"})["weights_bits_per_param"] == 4.5
+
+
 def test_budget_starts_from_visible_memory_and_the_engine_default():
     """vLLM multiplies gpu_memory_utilization (default 0.92 in its source, vllm/config/cache.py) by the total
     memory CUDA reports (79.18 GiB on an H100 SXM), not by the datasheet's 80 GiB."""

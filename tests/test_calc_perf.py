@@ -76,6 +76,14 @@ def test_moe_decode_reads_only_routed_experts():
     expert = 3 * 4096 * 14336
     all_weights = 2 * 46_702_792_704 - 2 * (32000 - 1) * 4096
     assert r["decode_bytes_per_step"] == pytest.approx(all_weights - 2 * 32 * 6 * expert + 2 * 32 * 8 * 128 * 2 * 2)
+    # the weight part of the step and the share of experts, as fields (chapter 11 quotes them)
+    assert r["decode_weight_bytes_per_step"] == pytest.approx(all_weights - 2 * 32 * 6 * expert)
+    assert r["experts_touched_fraction"] == pytest.approx(2 / 8)
+    r8 = api.run("perf", {"model": "mixtral-8x7b", "gpu": "h200", "batch": 8, "prompt-len": 1, "output-len": 2})
+    assert r8["experts_touched_fraction"] == pytest.approx(1 - (6 / 8) ** 8)
+    assert r8["decode_weight_bytes_per_step"] > r["decode_weight_bytes_per_step"]
+    dense = api.run("perf", {"model": "llama-3.1-8b", "batch": 8})
+    assert dense["experts_touched_fraction"] == 1.0
 
 
 def test_throughput_curve_and_static_batch_throughput():

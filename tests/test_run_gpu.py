@@ -22,6 +22,7 @@ case "$1" in
   labs/ch04_gpu_basics.py) folder=ch04-gpu-basics; stem=ch04 ;;
   labs/ch06_kv_cache.py) folder=ch06-kv-cache; stem=ch06 ;;
   labs/ch07_batching.py) folder=ch07-batching; stem=ch07 ;;
+  labs/ch08_quantization.py) folder=ch08-quantization; stem=ch08 ;;
   *) echo "unexpected $*" >&2; exit 3 ;;
 esac
 mkdir -p docs/assets/labs/$folder/data
@@ -82,3 +83,10 @@ def test_unknown_lab_is_refused_before_anything_runs(tree):
     proc = run(tree, "ch03", "ch99")
     assert proc.returncode == 2 and "unknown lab 'ch99'" in proc.stderr
     assert not (tree / "docs/assets/labs/ch03-prefill-decode/data/ch03-h200.json").exists()
+
+
+def test_ch08_runs_alone_and_lands_in_out(tree):
+    out = tree / "out"
+    out.mkdir()
+    assert run(tree, "ch08", out=out).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["ch08-h200.json", "run_gpu.log"]

@@ -28,7 +28,7 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("因果掩码", "ch03/#attention"),
         ("有效吞吐", "ch03/#throughput"),
         ("MBU", "ch03/#utilization"),
-        ("量化", "glossary/#quantization"),
+        ("量化", "ch08/#why-quantize"),  # bold in 8.1 since chapter 8
         ("连续批处理", "ch07/#continuous"),
         ("显存计算器", "calculators/vram/"),
         ("投资回报", "glossary/#roi"),  # the glossary row defines ROI and points to the calculator
@@ -59,6 +59,26 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("token 预算", "ch07/#token-budget"),
         ("队头阻塞", "ch07/#policies"),
         ("预填充与解码分离", "ch07/#disaggregation"),
+        # chapter 8
+        ("四舍五入量化", "ch08/#why-quantize"),
+        ("缩放因子", "ch08/#why-quantize"),
+        ("GPTQ", "ch08/#gptq"),
+        ("AWQ", "ch08/#awq"),
+        ("SmoothQuant", "ch08/#smoothquant"),
+        ("离群特征", "ch08/#llm-int8"),
+        ("量化感知训练", "ch08/#qat"),
+        ("KL 散度", "ch08/#evidence"),
+        ("NF4", "ch08/#bits-per-parameter"),
+        # chapter 11
+        ("FlashAttention", "ch11/#flashattention"),
+        ("FlashInfer", "ch11/#flashinfer"),
+        ("拆分 KV", "ch11/#flash-decoding"),
+        ("共享专家", "ch11/#routing"),
+        ("全对全通信", "ch11/#expert-parallelism"),
+        ("KV 墙", "ch11/#kv-wall"),
+        ("环形注意力", "ch11/#ring-attention"),
+        ("上下文缓存", "ch11/#context-caching"),
+        ("RoPE 缩放", "ch11/#rope-scaling"),
     ],
     "en": [
         ("arithmetic intensity", "ch03/#why-decode-is-slow"),
@@ -75,7 +95,7 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("MBU", "ch03/#utilization"),
         ("roofline", "ch04/#method"),  # stemmed index, unstemmed query: 0 results before; bold in 4.5
         ("intensity", "glossary/#arithmetic-intensity"),
-        ("quantization", "glossary/#quantization"),
+        ("quantization", "ch08/#why-quantize"),  # bold in 8.1 since chapter 8
         ("continuous batching", "ch07/#continuous"),
         ("VRAM calculator", "calculators/vram/"),
         ("ROI", "calculators/roi/"),
@@ -106,5 +126,26 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("token budget", "ch07/#token-budget"),
         ("head-of-line blocking", "ch07/#policies"),
         ("prefill-decode disaggregation", "ch07/#disaggregation"),
+        # chapter 8
+        ("round-to-nearest", "ch08/#why-quantize"),
+        ("scale factor", "ch08/#why-quantize"),
+        ("GPTQ", "ch08/#gptq"),
+        ("AWQ", "ch08/#awq"),
+        ("SmoothQuant", "ch08/#smoothquant"),
+        ("outlier features", "ch08/#llm-int8"),
+        ("quantization-aware training", "ch08/#qat"),
+        ("KL divergence", "ch08/#evidence"),
+        ("mixed-precision GEMM", "ch08/#kernels"),
+        ("NF4", "ch08/#bits-per-parameter"),
+        # chapter 11
+        ("FlashAttention", "ch11/#flashattention"),
+        ("FlashInfer", "ch11/#flashinfer"),
+        ("split-KV", "ch11/#flash-decoding"),
+        ("shared expert", "ch11/#routing"),
+        ("top-k routing", "ch11/#routing"),
+        ("KV wall", "ch11/#kv-wall"),
+        ("ring attention", "ch11/#ring-attention"),
+        ("context caching", "ch11/#context-caching"),
+        ("RoPE scaling", "ch11/#rope-scaling"),
     ],
 }
