@@ -85,7 +85,7 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
             continue
         # the floor: one request alone on an empty engine
         chunk = max_num_batched_tokens if chunked_prefill else p90_prompt
-        ttft_floor, done = 0.0, 0
+        ttft_floor, done = sm.cost.request_latency_s, 0
         while done < p90_prompt:
             c = min(chunk, p90_prompt - done)
             ttft_floor += sm.step_s([(done, c)], 0, 0)

@@ -14,8 +14,10 @@ What it models (the scheduler of vLLM's V1 engine, simplified):
     none is free, the most recently admitted sequence is preempted: its blocks are freed and it goes back to the
     head of the queue, to be prefilled again from scratch (recompute) with the tokens it had already generated.
   - Step time: a roofline over the batch the step actually holds (calc/perf.py's primitives, see StepModel),
-    at the engine profile's achievable bandwidth and FLOPS, plus its fixed cost per step (calc/engines.py): the
-    decode figure for a step of decodes only, the prefill figure for a step that holds prompt tokens.
+    at the engine profile's achievable bandwidth and FLOPS, plus its fixed cost per step (calc/engines.py), the
+    GPU-side part: the engine loop's cost per step (the decode figure) whether or not the step holds prompt
+    tokens. The rest of the profile's fitted prefill cost is per-request work off the GPU (HTTP, tokenisation:
+    EngineProfile.request_latency_s); it is added to every request's TTFT and E2E latency and holds no step.
 
 What it leaves out: prefix caching, speculative decoding, network time, and anything the engine profile does
 not carry. With the ``ideal`` engine (no per-step overhead) expect it to be optimistic.
@@ -50,12 +52,15 @@ PERCENTILES = (50, 90, 99)
 class StepCost:
     """How close an engine gets to the roofline: achievable fractions of peak bandwidth and FLOPS, and a fixed
     cost per step (scheduling, kernel launches, sampling) as a function of (sequences in the step, tp): one for
-    a step of decodes only, one (``prefill_overhead``, default: the same) for a step that holds prompt tokens.
+    a step of decodes only, one (``prefill_overhead``, default: the same) for a step that holds prompt tokens;
+    and ``request_latency_s``, a per-request latency added to each request's TTFT (and E2E) that holds no step
+    (the engine's front end: HTTP, tokenisation, request set-up).
 
     The default is the ideal engine (calc/engines.py ``ideal``): calc/perf.py's MEMORY_EFFICIENCY and
     COMPUTE_EFFICIENCY (measured on one H100 SXM, see perf.py) and no per-step overhead. ``from_profile`` takes
     an engine profile (calc.engines.profile(key)): ``memory_efficiency(fmt)``, ``compute_efficiency(fmt)``,
-    ``step_overhead_s(batch, tp)`` and, where it has one, ``prefill_step_overhead_s(batch, tp)``. ``engine`` is
+    ``step_overhead_s(batch, tp)`` and, where it has them, ``prefill_step_overhead_s(batch, tp)`` and
+    ``request_latency_s``. ``engine`` is
     the calc.engines key whose KV budget rule sizes the cache (StepModel.kv_blocks).
     """
 
@@ -65,6 +70,7 @@ class StepCost:
     name: str = "ideal"
     prefill_overhead: Callable[[int, int], float] | None = None
     engine: str = "ideal"
+    request_latency_s: float = 0.0
 
     def step_overhead_s(self, batch: int, tp: int) -> float:
         return self.overhead(batch, tp) if self.overhead else 0.0
@@ -86,7 +92,8 @@ class StepCost:
         key = getattr(profile, "key", name or "engine")
         return cls(profile.memory_efficiency(fmt) if memory_efficiency is None else memory_efficiency,
                    profile.compute_efficiency(comp_fmt) if compute_efficiency is None else compute_efficiency,
-                   profile.step_overhead_s, name or key, getattr(profile, "prefill_step_overhead_s", None), key)
+                   profile.step_overhead_s, name or key, getattr(profile, "prefill_step_overhead_s", None), key,
+                   float(getattr(profile, "request_latency_s", 0.0)))
 
 
 def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float | None = None,
@@ -547,7 +554,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
 
     itl.sort()
     return _report(finished, _merge(itl, itl_weighted), preemptions, steps, busy, in_system_area, kv_trace, num_blocks, block_size,
-                   slo_ttft_s, slo_tpot_s)
+                   slo_ttft_s, slo_tpot_s, model.cost.request_latency_s)
 
 
 def _finish(running: list, finished: list, free: int) -> tuple[list, int]:
@@ -594,20 +601,22 @@ def weighted_percentiles(pairs: list[tuple[float, int]], ps=PERCENTILES) -> dict
 
 
 def _report(finished, itl, preemptions, steps, busy, in_system_area, kv_trace, num_blocks, block_size,
-            slo_ttft_s, slo_tpot_s) -> dict:
+            slo_ttft_s, slo_tpot_s, latency: float = 0.0) -> dict:
+    """``latency``: the per-request front-end latency (StepCost.request_latency_s), paid by every request on top
+    of its engine-side times; it shifts each first and last token by the same amount, so TPOT and ITL keep."""
     n = len(finished)
-    ttft = [s.first - s.req.arrival for s in finished]
-    e2e = [s.last - s.req.arrival for s in finished]
+    ttft = [s.first - s.req.arrival + latency for s in finished]
+    e2e = [s.last - s.req.arrival + latency for s in finished]
     tpot = [(s.last - s.first) / (s.req.output_len - 1) for s in finished if s.req.output_len > 1]
     first_arrival = min(s.req.arrival for s in finished) if n else 0.0
-    end = max(s.last for s in finished) if n else 0.0
+    end = max(s.last for s in finished) + latency if n else 0.0
     span = end - first_arrival
     out_tokens = sum(s.req.output_len for s in finished)
     good = n
     if slo_ttft_s is not None or slo_tpot_s is not None:
         good = 0
         for s in finished:
-            t = s.first - s.req.arrival
+            t = s.first - s.req.arrival + latency
             p = (s.last - s.first) / (s.req.output_len - 1) if s.req.output_len > 1 else 0.0
             if (slo_ttft_s is None or t <= slo_ttft_s) and (slo_tpot_s is None or p <= slo_tpot_s):
                 good += 1

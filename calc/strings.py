@@ -263,6 +263,7 @@ LABELS = {
     "prefill_ideal_s": t("预填充时间（理想下界）", "Prefill time (ideal bound)"),
     "prefill_chunks": t("预填充步数（分块）", "Prefill steps (chunks)"),
     "engine_step_overhead_s": t("引擎每步固定开销", "Engine fixed cost per step"),
+    "request_latency_s": t("每个请求的前端延迟（计入 TTFT，不占 GPU）", "Front-end latency per request (in TTFT, off the GPU)"),
     "decode_flops_per_step": t("每步解码计算量", "Decode FLOPs per step"),
     "decode_bytes_per_step": t("每步解码读写字节", "Decode bytes per step"),
     "decode_weight_bytes_per_step": t("每步解码读取的权重字节", "Decode weight bytes per step"),

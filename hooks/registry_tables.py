@@ -165,9 +165,11 @@ def workloads_table(lang: str) -> str:
 def engines_table(lang: str) -> str:
     engines, units = hook_support.calc_modules("engines", "units")
     zh = lang == "zh"
-    header = (["引擎", "版本", "每步固定开销（解码 / 预填充）", "每个序列", "多卡（tp > 1）", "带宽效率", "算力效率", "KV 预算规则", "来源"]
+    header = (["引擎", "版本", "每步固定开销（解码 / 含提示 token 的步）+ 每个请求的前端延迟", "每个序列", "多卡（tp > 1）",
+               "带宽效率", "算力效率", "KV 预算规则", "来源"]
               if zh else
-              ["Engine", "Version", "Fixed cost per step (decode / prefill)", "Per sequence", "Multi-GPU (tp > 1)",
+              ["Engine", "Version", "Fixed cost per step (decode / step with prompt tokens) + front-end latency per request",
+               "Per sequence", "Multi-GPU (tp > 1)",
                "Bandwidth efficiency", "Compute efficiency", "KV budget rule", "Sources"])
     ms = lambda x: units.format_value(x, "ms:2")  # noqa: E731
     us = lambda x: units.format_value(x * 1e6, "num:1") + " µs"  # noqa: E731
@@ -187,7 +189,7 @@ def engines_table(lang: str) -> str:
                     f"{frac} × CUDA-visible − weights − activations − overhead")
         links = " · ".join(f"[{i + 1}]({s['url']}) ({s['date']})" if s["url"].startswith("https://")
                            else f"`{s['url']}` ({s['date']})" for i, s in enumerate(e["sources"]))
-        rows.append([name, p.version or "—", f"{ms(p.overhead_base_s)} / {ms(p.prefill_overhead_base_s)}",
+        rows.append([name, p.version or "—", f"{ms(p.overhead_base_s)} / {ms(p.prefill_step_base_s)} + {ms(p.request_latency_s)}",
                      us(p.overhead_per_seq_s), ms(p.overhead_multi_gpu_s), shares(e["memory_efficiency"]),
                      shares(e["compute_efficiency"]), rule, links])
     return _table(header, rows)

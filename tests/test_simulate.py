@@ -306,6 +306,9 @@ def test_engine_profiles_set_the_step_cost_and_the_kv_budget():
         assert eng.step_s([], 8, 8000) == pytest.approx(eng.decode_step_s(8, 8000))
         assert eng.step_s([(0, 512)], 8, 8000) == pytest.approx(
             roof.step_s([(0, 512)], 8, 8000) + p.prefill_step_overhead_s(9, tp))
+        # a step holding prompt tokens pays the engine loop's cost per step; the rest is per request, off the GPU
+        assert p.prefill_step_overhead_s(9, tp) == pytest.approx(p.step_overhead_s(9, tp))
+        assert eng.cost.request_latency_s == p.request_latency_s > 0
     assert p.step_overhead_s(8, 2) - p.step_overhead_s(8, 1) == pytest.approx(p.overhead_multi_gpu_s)
     assert ideal.decode_step_s(8, 8000) == pytest.approx(StepModel(spec, gpu).decode_step_s(8, 8000))
     # FP8 weights on a GPU without FP8 tensor cores: the engine's 16-bit compute share, as in calc/perf.py
@@ -336,3 +339,29 @@ def test_the_planner_takes_the_engine():
     assert slow["gpus"] >= fast["gpus"] and slow["ttft_p90_s"] > fast["ttft_p90_s"]
     with pytest.raises(api.InputError):
         api.run("plan", {**params, "engine": "roofline"})
+
+
+def test_front_end_latency_does_not_hold_the_gpu():
+    """A per-request front-end latency (HTTP, tokenisation: the part of an engine's fitted prefill cost beyond
+    one engine step) adds to each request's TTFT and E2E but holds no engine step: a replica's saturated
+    throughput must not fall when it grows. (Charging the whole fitted prefill cost on every step that holds
+    prompt tokens, the earlier rule, made it fall: the replica saturated far too early.)"""
+    import copy
+
+    from calc import engines
+
+    spec, gpu = registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm")
+    runs = []
+    for extra in (0.0, 0.02, 0.2):
+        entry = copy.deepcopy(engines.entry("vllm"))
+        entry["step_overhead"]["prefill_base_s"] = entry["step_overhead"]["base_s"] + extra
+        prof = engines.EngineProfile("vllm", entry)
+        assert prof.request_latency_s == pytest.approx(extra)
+        sm = StepModel(spec, gpu, cost=StepCost.from_profile(prof, "bf16", gpu=gpu))
+        runs.append(simulate(sm, requests(400, math.inf, 512, 64, seed=3), num_blocks=20000))
+    base = runs[0]
+    for extra, r in zip((0.0, 0.02, 0.2), runs, strict=True):
+        assert r["requests_per_s_steady"] == pytest.approx(base["requests_per_s_steady"], rel=1e-9)
+        assert r["tpot_s"]["p50"] == pytest.approx(base["tpot_s"]["p50"], rel=1e-9)
+        assert r["ttft_s"]["p50"] == pytest.approx(base["ttft_s"]["p50"] + extra, rel=1e-9)
+        assert r["e2e_s"]["p90"] == pytest.approx(base["e2e_s"]["p90"] + extra, rel=1e-9)
