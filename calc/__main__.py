@@ -3,6 +3,7 @@
     python -m calc memory --model llama-3.1-8b --gpu h100-sxm [--weights fp8] [--json]
     python -m calc memory --model path/to/config.json --gpu h100-sxm
     python -m calc perf|cost|roi ...
+    python -m calc plan --model llama-3.1-70b --gpu h100-sxm --rate 5 --ttft-p90 1 --tpot-p90 0.05
     python -m calc list models|gpus|prices
 
 Bad arguments exit with status 2 and a one-line message on stderr, never a traceback.
@@ -25,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m calc", description="LLM inference calculator (memory, performance, cost, ROI).")
+    parser = _Parser(prog="python -m calc", description="LLM inference calculator (memory, performance, cost, ROI, capacity plan).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for command in api.COMMANDS:
         p = sub.add_parser(command, help=f"{command} report")
@@ -58,8 +59,11 @@ def _table(result: dict) -> str:
     width = max(len(k) for k in result)
     lines = []
     for key, value in result.items():
-        if key in ("throughput_curve", "api_comparison", "warnings", "per_gpu_table"):
+        if key in ("throughput_curve", "api_comparison", "warnings", "per_gpu_table", "candidates", "rejected",
+                   "load_curve"):
             continue
+        if key == "fits_reason" and isinstance(value, dict):
+            value = value["en"]
         lines.append(f"{key:<{width}}  {_format(key, value)}")
     for row in result.get("per_gpu_table", []):
         parts = ", ".join(f"{name} {_format('bytes', row[key])}" for name, key in (
@@ -74,6 +78,16 @@ def _table(result: dict) -> str:
     for row in result.get("api_comparison", []):
         lines.append(f"  {row['api']:<30} ${row['usd_per_request']:.6f}/request, "
                      f"${row['monthly_cost_usd']:,.2f}/month (as of {row['as_of']})")
+    for c in result.get("candidates", []):
+        cost = f"${c['monthly_cost_usd']:,.0f}/month" if c["monthly_cost_usd"] is not None else "no price"
+        lines.append(f"  TP {c['tp']} × {c['replicas']} replicas = {c['gpus']} GPUs: TTFT p90 "
+                     f"{c['ttft_p90_s'] * 1e3:,.1f} ms, TPOT p90 {c['tpot_p90_s'] * 1e3:,.2f} ms, load "
+                     f"{(c['utilization'] or 0):.0%}, {cost}")
+    for r in result.get("rejected", []):
+        lines.append(f"  not possible: {r['message']['en']}")
+    for p in result.get("load_curve", []):
+        lines.append(f"  at {p['requests_per_s']:8.2f} req/s: TTFT p90 {p['ttft_p90_s'] * 1e3:10.1f} ms, "
+                     f"TPOT p90 {p['tpot_p90_s'] * 1e3:8.2f} ms")
     for w in result.get("warnings", []):
         lines.append(f"warning: {w['en']}")
     return "\n".join(lines)

@@ -19,12 +19,14 @@ from . import cost as cost_mod
 from . import engines as engines_mod
 from . import memory as mem
 from . import perf as perf_mod
+from . import plan as plan_mod
 from . import registry
+from . import simulate as sim_mod
 from .model import ConfigError, ModelSpec, from_hf_config
 from .strings import INPUTS, t
 from .units import GiB
 
-COMMANDS = ("memory", "perf", "cost", "roi")
+COMMANDS = ("memory", "perf", "cost", "roi", "plan")
 DEFAULT_MODEL = "llama-3.1-8b"
 DEFAULT_GPU = "h100-sxm"
 DEFAULT_API = "openai-gpt-4o-mini"
@@ -63,27 +65,39 @@ def _all_fields() -> tuple:
     api_choices = [{"value": k, "label": f"{p['provider']} {p['model']}"} for k, p in
                    ((k, registry.get_price(k)) for k in registry.list_prices())]
     cost_roi = ("cost", "roi")
+    workload_choices = [{"value": "fixed", "label": "fixed"}] + [
+        {"value": k, "label": p["label"]["en"]} for k, p in sim_mod.LENGTH_PROFILES.items()]
+    not_plan = ("memory", "perf", "cost", "roi")
     return (
         _f("model", "choice", DEFAULT_MODEL, choices=model_choices),
         _f("config", "json", None),
         _f("gpu", "choice", DEFAULT_GPU, choices=gpu_choices),
         _f("weights", "choice", "bf16", choices=weight_choices),
         _f("kv-dtype", "choice", "bf16", choices=kv_choices),
-        _f("batch", "int", 1, min=1, max=65536),
+        _f("batch", "int", 1, min=1, max=65536, commands=not_plan),
         _f("prompt-len", "int", 1024, unit="tokens", min=1, max=10_000_000),
         _f("output-len", "int", 256, unit="tokens", min=1, max=10_000_000),
-        _f("tp", "int", 1, min=1, max=1024),
-        _f("pp", "int", 1, min=1, max=1024),
-        _f("ep", "int", 1, min=1, max=1024),
+        _f("tp", "int", 1, min=1, max=1024, commands=not_plan),
+        _f("pp", "int", 1, min=1, max=1024, commands=not_plan),
+        _f("ep", "int", 1, min=1, max=1024, commands=not_plan),
+        _f("rate", "float", 10.0, unit="req/s", min=0.001, max=100_000, commands=("plan",)),
+        _f("workload", "choice", "fixed", choices=workload_choices, commands=("plan",)),
+        _f("ttft-p90", "float", 1.0, unit="s", min=0.001, max=3600, commands=("plan",)),
+        _f("tpot-p90", "float", 0.05, unit="s", min=0.0001, max=60, commands=("plan",)),
         _f("engine", "choice", engines_mod.DEFAULT_ENGINE, choices=engine_choices),
+        _f("max-num-seqs", "int", sim_mod.DEFAULT_MAX_NUM_SEQS, min=1, max=4096, commands=("plan",)),
+        _f("chunked-prefill", "choice", "on", choices=[{"value": "on", "label": "on"}, {"value": "off", "label": "off"}],
+           commands=("plan",)),
+        _f("requests", "int", None, min=20, max=2000, commands=("plan",)),
+        _f("seed", "int", 0, min=0, max=2**31 - 1, commands=("plan",)),
         _f("overhead-gib", "float", mem.DEFAULT_OVERHEAD_BYTES / GiB, unit="GiB", min=0, max=1024, commands=("memory",)),
         _f("gpu-memory-utilization", "float", None, min=0.01, max=1.0, commands=("memory",)),
         _f("block-size", "int", mem.VLLM_BLOCK_SIZE, unit="tokens", min=1, max=1024, commands=("memory",)),
         _f("max-model-len", "int", None, unit="tokens", min=1, max=10_000_000, commands=("memory",)),
-        _f("max-num-batched-tokens", "int", mem.VLLM_MAX_NUM_BATCHED_TOKENS, unit="tokens", min=1, max=10_000_000, commands=("memory",)),
-        _f("mem-efficiency", "float", None, min=0.01, max=1.0, commands=("perf", "cost", "roi")),
-        _f("compute-efficiency", "float", None, min=0.01, max=1.0, commands=("perf", "cost", "roi")),
-        _f("gpu-price", "float", None, unit="USD/h", min=0, max=1000, commands=cost_roi),
+        _f("max-num-batched-tokens", "int", mem.VLLM_MAX_NUM_BATCHED_TOKENS, unit="tokens", min=1, max=10_000_000, commands=("memory", "plan")),
+        _f("mem-efficiency", "float", None, min=0.01, max=1.0, commands=("perf", "cost", "roi", "plan")),
+        _f("compute-efficiency", "float", None, min=0.01, max=1.0, commands=("perf", "cost", "roi", "plan")),
+        _f("gpu-price", "float", None, unit="USD/h", min=0, max=1000, commands=("cost", "roi", "plan")),
         _f("utilization", "float", 1.0, min=0.01, max=1.0, commands=cost_roi),
         _f("requests-per-s", "float", 1.0, unit="req/s", min=0.000001, max=1_000_000, commands=cost_roi),
         _f("api", "choice", DEFAULT_API, choices=api_choices, commands=cost_roi),
@@ -197,7 +211,7 @@ def _resolve(command: str, params: Mapping) -> dict:
     values["spec"] = spec
     values["gpu_spec"] = registry.get_gpu(values["gpu"])
 
-    tp = values["tp"]
+    tp = values.get("tp", 1)
     if spec.num_attention_heads % tp:
         errors["tp"] = t(f"tp={tp} 不能整除模型的 {spec.num_attention_heads} 个注意力头",
                          f"tp {tp} does not divide the model's {spec.num_attention_heads} attention heads")
@@ -207,7 +221,7 @@ def _resolve(command: str, params: Mapping) -> dict:
     elif tp > 1 and not values["gpu_spec"].interconnect_bytes_per_s:
         errors["tp"] = t(f"注册表中 {values['gpu']} 没有 GPU 间带宽数据",
                          f"{values['gpu']} has no GPU-to-GPU bandwidth in the registry")
-    pp, ep = values["pp"], values["ep"]
+    pp, ep = values.get("pp", 1), values.get("ep", 1)
     if spec.num_hidden_layers % pp:
         errors["pp"] = t(f"pp={pp} 不能整除模型的 {spec.num_hidden_layers} 层（calc 按层数均分流水线各段）",
                          f"pp {pp} does not divide the model's {spec.num_hidden_layers} layers "
@@ -227,7 +241,9 @@ def _resolve(command: str, params: Mapping) -> dict:
         elif not values["gpu_spec"].interconnect_bytes_per_s:
             errors["ep"] = t(f"注册表中 {values['gpu']} 没有 GPU 间带宽数据",
                              f"{values['gpu']} has no GPU-to-GPU bandwidth in the registry")
-    if command in ("cost", "roi") and values["gpu-price"] is None and values["gpu_spec"].usd_per_hour is None:
+    if command == "plan":
+        errors.update(_plan_errors(values))
+    if command in ("cost", "roi", "plan") and values["gpu-price"] is None and values["gpu_spec"].usd_per_hour is None:
         errors["gpu-price"] = t(f"注册表中没有 {values['gpu']} 的带日期价格；请填写每 GPU 小时的美元价格",
                                 f"the registry has no dated price for {values['gpu']}; enter a USD per GPU-hour price")
     if errors:
@@ -235,11 +251,76 @@ def _resolve(command: str, params: Mapping) -> dict:
     return values
 
 
+PLAN_MAX_OUTPUT_LEN = 16384  # bounds one planner simulation's work (a browser must answer in seconds)
+
+
+def _plan_errors(v: dict) -> dict:
+    errors = {}
+    spec = v["spec"]
+    if v["workload"] == "fixed":
+        if v["output-len"] > PLAN_MAX_OUTPUT_LEN:
+            errors["output-len"] = t(f"容量规划最多模拟每个请求 {PLAN_MAX_OUTPUT_LEN} 个输出 token",
+                                     f"the planner simulates at most {PLAN_MAX_OUTPUT_LEN} output tokens per request")
+        elif v["prompt-len"] + v["output-len"] > spec.max_position_embeddings:
+            errors["prompt-len"] = t(
+                f"提示 + 输出（{v['prompt-len'] + v['output-len']}）超过模型的 max_position_embeddings（{spec.max_position_embeddings}）",
+                f"prompt + output ({v['prompt-len'] + v['output-len']}) exceeds the model's max_position_embeddings "
+                f"({spec.max_position_embeddings})")
+    if v["chunked-prefill"] == "off" and v["workload"] == "fixed" and \
+            v["prompt-len"] + v["output-len"] > v["max-num-batched-tokens"]:
+        errors["max-num-batched-tokens"] = t(
+            "关闭分块预填充时，最大批处理 token 数必须不小于提示 + 输出长度（vLLM 的要求）",
+            "without chunked prefill, max batched tokens must be at least prompt + output length (as vLLM requires)")
+    return errors
+
+
+def _plan(v: dict) -> dict:
+    price = v["gpu-price"] if v["gpu-price"] is not None else v["gpu_spec"].usd_per_hour
+    cost = sim_mod.step_cost(v["engine"], v["weights"], v["mem-efficiency"], v["compute-efficiency"], v["gpu_spec"])
+    fixed = v["workload"] == "fixed"
+    try:
+        r = plan_mod.plan(v["spec"], v["gpu_spec"], v["weights"], v["kv-dtype"], v["rate"],
+                          v["prompt-len"] if fixed else v["workload"], v["output-len"] if fixed else v["workload"],
+                          v["ttft-p90"], v["tpot-p90"], price, cost=cost, n_requests=v["requests"], seed=v["seed"],
+                          max_num_seqs=v["max-num-seqs"], max_num_batched_tokens=v["max-num-batched-tokens"],
+                          chunked_prefill=v["chunked-prefill"] == "on")
+    except ValueError as e:  # a workload the simulator rejects (a profile's prompt too long without chunking)
+        raise InputError({"workload": t(f"无法模拟：{e}", f"cannot simulate: {e}")}) from None
+    best = r["best"] or {}
+    out = {
+        "model": v["spec"].name, "gpu": v["gpu"], "weights": v["weights"], "kv_dtype": v["kv-dtype"],
+        "prompt_len": v["prompt-len"] if fixed else None, "output_len": v["output-len"] if fixed else None,
+        "attention": v["spec"].attention_kind,
+        "fits": r["fits"], "fits_reason": r["reason"],
+        "gpus": best.get("gpus"), "replicas": best.get("replicas"), "tp_size": best.get("tp"),
+        "ttft_p90_s": best.get("ttft_p90_s"), "tpot_p90_s": best.get("tpot_p90_s"),
+        "itl_p99_s": best.get("itl_p99_s"), "e2e_p90_s": best.get("e2e_p90_s"),
+        "utilization_per_replica": best.get("utilization"), "kv_usage_peak": best.get("kv_usage_peak"),
+        "preemptions": best.get("preemptions"),
+        "requests_per_s_replica": best.get("requests_per_s_per_replica"),
+        "requests_per_s_saturated": best.get("requests_per_s_saturated"),
+        "monthly_cost_usd": best.get("monthly_cost_usd"),
+        "usd_per_million_output_tokens": best.get("usd_per_million_output_tokens"),
+        "usd_per_hour": price,
+        "gpu_price_source": "input" if v["gpu-price"] is not None else v["gpu_spec"].price_source,
+        "gpu_price_as_of": None if v["gpu-price"] is not None else v["gpu_spec"].price_as_of,
+        "simulated_requests": r["simulated_requests"],
+        "mean_prompt_len": r["mean_prompt_len"], "mean_output_len": r["mean_output_len"],
+        "runners_up": max(0, len(r["candidates"]) - 1),
+        "engine": v["engine"],
+        "requests_per_s": v["rate"], "ttft_p90_target_s": v["ttft-p90"], "tpot_p90_target_s": v["tpot-p90"],
+        "candidates": r["candidates"], "rejected": [{"tp": x["tp"], "why": x["why"], "message": x["message"]}
+                                                   for x in r["rejected"]],
+        "load_curve": r["load_curve"],
+    }
+    return out
+
+
 def _warnings(v: dict) -> list[dict]:
     spec, gpu = v["spec"], v["gpu_spec"]
     out = []
     context = v["prompt-len"] + v["output-len"]
-    if context > spec.max_position_embeddings:
+    if context > spec.max_position_embeddings and v.get("workload", "fixed") == "fixed":
         out.append(t(f"提示 + 输出（{context}）超过模型的 max_position_embeddings（{spec.max_position_embeddings}）",
                      f"prompt + output ({context}) exceeds the model's max_position_embeddings ({spec.max_position_embeddings})"))
     if gpu.unverified:
@@ -292,6 +373,10 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
     """Compute one report. Raises InputError (a ValueError) for bad parameters."""
     v = _resolve(command, params or {})
     spec: ModelSpec = v["spec"]
+    if command == "plan":
+        out = _plan(v)
+        out["warnings"] = _warnings(v)
+        return _json_safe(out)
     out = _common(v)
     if command == "memory":
         out.update(mem.memory_report(

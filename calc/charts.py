@@ -307,7 +307,58 @@ def roi_chart(result: dict, lang: str, fmt) -> dict:
     return _svg(y1 + 46, title, kids, "chart")
 
 
-CHARTS = {"memory": memory_chart, "perf": perf_chart, "cost": cost_chart, "roi": roi_chart}
+def _rate_panel(curve, field, slo, rate, x0, x1, y0, y1, title, series, kids):
+    """One latency (ms) against request rate panel: the simulated points, the target as a dashed line, the
+    input rate as a vertical line."""
+    xs = [p["requests_per_s"] for p in curve]
+    ys = [p[field] * 1e3 for p in curve if p[field] is not None]
+    x_hi = max(xs + [rate]) * 1.05 or 1
+    top = max(ys + [slo * 1e3]) * 1.1 or 1
+    ticks = nice_ticks(0, top, 4)
+    top = max(top, ticks[-1])
+    xticks = nice_ticks(0, x_hi, 4)
+    x_hi = max(x_hi, xticks[-1])
+
+    def fx(v):
+        return x0 + v / x_hi * (x1 - x0)
+
+    def fy(v):
+        return y1 - v / top * (y1 - y0)
+
+    kids.append(_text(x0, y0 - 12, title, "calc-chart__title"))
+    for t in ticks:
+        kids.append(node("line", {"x1": x0, "x2": x1, "y1": fy(t), "y2": fy(t), "class": "calc-chart__grid"}))
+        kids.append(_text(x0 - 6, fy(t) + 4, _compact(t), "calc-chart__tick", "end"))
+    for t in xticks:
+        kids.append(_text(fx(t), y1 + 16, _compact(t), "calc-chart__tick", "middle"))
+    kids.append(node("line", {"x1": x0, "x2": x1, "y1": fy(slo * 1e3), "y2": fy(slo * 1e3), "class": "calc-chart__limit",
+                              "stroke-dasharray": "6 4", "data-series": f"{series}-slo", "data-value": slo}))
+    kids.append(node("line", {"x1": fx(rate), "x2": fx(rate), "y1": y0, "y2": y1, "class": "calc-chart__grid",
+                              "data-series": "rate", "data-value": rate}))
+    pts = [(fx(p["requests_per_s"]), fy(p[field] * 1e3), p) for p in curve if p[field] is not None]
+    kids.append(node("polyline", {"points": " ".join(f"{_attr(x)},{_attr(y)}" for x, y, _ in pts),
+                                  "class": f"calc-chart__line calc-chart__line--{series}", "data-series": series}))
+    for x, y, p in pts:
+        kids.append(node("circle", {"cx": x, "cy": y, "r": 3, "class": "calc-chart__dot", "data-series": series,
+                                    "data-rate": p["requests_per_s"], "data-value": p[field]}))
+
+
+def plan_chart(result: dict, lang: str, fmt) -> dict:
+    """p90 TTFT and p90 TPOT of the chosen configuration against the whole service's request rate."""
+    curve = result.get("load_curve") or []
+    title = UI["plan_title"][lang]
+    if not curve:
+        return _svg(60, title, [_text(20, 30, UI["none"][lang])], "chart")
+    kids = []
+    _rate_panel(curve, "ttft_p90_s", result["ttft_p90_target_s"], result["requests_per_s"], 64, 300, 44, 214, UI["plan_ttft"][lang],
+                "ttft", kids)
+    _rate_panel(curve, "tpot_p90_s", result["tpot_p90_target_s"], result["requests_per_s"], 400, 620, 44, 214, UI["plan_tpot"][lang],
+                "tpot", kids)
+    kids.append(_text(W / 2, 252, UI["plan_note"][lang], "calc-chart__note", "middle"))
+    return _svg(264, title, kids, "chart")
+
+
+CHARTS = {"memory": memory_chart, "perf": perf_chart, "cost": cost_chart, "roi": roi_chart, "plan": plan_chart}
 
 
 def chart(command: str, result: dict, lang: str, fmt) -> dict:

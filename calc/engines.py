@@ -4,6 +4,7 @@ A profile is read from data/engines.json (every value there carries its source: 
 GPU, settings) and answers three questions the step-time model needs:
 
     profile("vllm").step_overhead_s(batch=8, tp=1)   -> seconds each engine step adds beyond the roofline
+    profile("vllm").request_latency_s                -> seconds each request's TTFT adds off the GPU (front end)
     profile("vllm").memory_efficiency("int4")        -> share of datasheet bandwidth its kernels reach
     profile("vllm").compute_efficiency("fp8")        -> share of datasheet tensor-core FLOPS they reach
 
@@ -40,7 +41,11 @@ class EngineProfile:
         self.overhead_base_s = float(o.get("base_s", 0.0))
         self.overhead_per_seq_s = float(o.get("per_seq_s", 0.0))
         self.overhead_multi_gpu_s = float(o.get("multi_gpu_s", 0.0))
+        # the fitted fixed cost of a prefill, as measured (a single request's TTFT), and its split (see
+        # prefill_step_overhead_s and request_latency_s)
         self.prefill_overhead_base_s = float(o.get("prefill_base_s", self.overhead_base_s))
+        self.prefill_step_base_s = min(self.prefill_overhead_base_s, self.overhead_base_s)
+        self.request_latency_s = self.prefill_overhead_base_s - self.prefill_step_base_s
         self._mem = dict(entry["memory_efficiency"])
         self._comp = dict(entry["compute_efficiency"])
         p = entry.get("prefill", {})
@@ -64,9 +69,17 @@ class EngineProfile:
                 + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
 
     def prefill_step_overhead_s(self, batch: int, tp: int) -> float:
-        """Fixed time of one prefill (context) step: its own base cost (input preparation, attention metadata for
-        every prompt, sampling the first token), plus the same per-sequence and per-GPU terms as a decode step."""
-        return (self.prefill_overhead_base_s + self.overhead_per_seq_s * max(0, batch)
+        """Fixed time of one engine step that holds prompt tokens (a prefill chunk, alone or mixed with decodes):
+        the decode step's base cost (the same engine loop: schedule, prepare inputs, launch, sample), or the
+        fitted prefill figure where that is smaller, plus the same per-sequence and per-GPU terms.
+
+        The split: ``prefill_base_s`` in data/engines.json was fitted on the TTFT of one request alone, which
+        cannot tell a cost paid once per engine step from one paid once per request. The decode figure
+        ``base_s`` was fitted on inter-token latencies, where the front end (HTTP, tokenisation, request set-up)
+        is not in the path, so it is the engine loop's own cost per step; what the TTFT fit adds beyond it
+        is taken to be per-request work that does not hold the GPU (``request_latency_s``). For vLLM that
+        front-end work runs in a separate API-server process, overlapping the engine core's GPU steps."""
+        return (self.prefill_step_base_s + self.overhead_per_seq_s * max(0, batch)
                 + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
 
     def memory_efficiency(self, fmt: str) -> float:

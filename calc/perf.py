@@ -218,7 +218,8 @@ def perf_report(
     engine's fixed cost per step; "achievable" uses the engine's efficiencies for the weight format
     (``memory_efficiency`` / ``compute_efficiency`` override both, for the engine and the ideal bound).
     TTFT = the prefill (in chunks where the engine chunks it, one step each) + the engine's decode steps before
-    the first token comes out. TPOT = one decode step at the mean context (prompt + output/2); step time is
+    the first token comes out + the engine's per-request latency off the GPU (``request_latency_s``: the part of
+    its fitted prefill cost beyond one engine step, calc/engines.py), paid once per request, not per chunk. TPOT = one decode step at the mean context (prompt + output/2); step time is
     linear in context, so this is the average over the generation. E2E = TTFT + (output - 1) × TPOT. All
     figures are for one deployment of max(tp, ep) × pp GPUs.
 
@@ -342,7 +343,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     tpot, bound, d_flops, d_bytes = step(batch, mean_context)
     single, _, single_st = decode(batch, mean_context, 1)
     d_st = decode(batch, mean_context, micro)[2]
-    ttft = prefill_s + eng.ttft_decode_steps * step(batch, prompt_len)[0]
+    ttft = prefill_s + eng.ttft_decode_steps * step(batch, prompt_len)[0] + eng.request_latency_s
     e2e = ttft + (output_len - 1) * tpot
 
     ridge = gpu.peak_flops(dtype) / gpu.memory_bandwidth_bytes_per_s
@@ -367,6 +368,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "prefill_bound": prefill_bound,
         "prefill_chunks": 1 if not chunk else math.ceil(batch / micro * prompt_len / chunk),  # per micro-batch
         "ttft_s": ttft,
+        "request_latency_s": eng.request_latency_s,
         "decode_flops_per_step": d_flops,
         "decode_bytes_per_step": d_bytes,
         # the weight part of one decode step of `batch` tokens, and (MoE) the share of routed experts they touch

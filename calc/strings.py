@@ -114,8 +114,9 @@ INPUTS = {
     },
     "max-num-batched-tokens": {
         "label": t("最大批处理 token 数", "Max batched tokens"),
-        "help": t("vLLM 预估激活显存时一次前向处理的 token 数",
-                  "Tokens in vLLM's profiling forward pass, which sets the activation reserve"),
+        "help": t("vLLM 的 max_num_batched_tokens：一步最多处理的 token 数；也决定预估激活显存时那次前向的大小",
+                  "vLLM's max_num_batched_tokens: the most tokens one step processes; also the size of the "
+                  "profiling pass that sets the activation reserve"),
     },
     "mem-efficiency": {
         "label": t("显存带宽效率", "Memory bandwidth efficiency"),
@@ -158,6 +159,42 @@ INPUTS = {
         "label": t("硬件投入", "Hardware cost"),
         "help": t("一次性硬件采购成本，美元（租用则为 0）",
                   "One-off hardware purchase in USD (0 when renting)"),
+    },
+    "rate": {
+        "label": t("请求速率", "Request rate"),
+        "help": t("整个服务平均每秒到达的请求数（泊松到达）",
+                  "Average requests per second arriving at the whole service (Poisson arrivals)"),
+    },
+    "workload": {
+        "label": t("请求长度", "Request lengths"),
+        "help": t("固定：每个请求都用上面的提示/输出长度；其余按公开请求轨迹的长度分布抽样",
+                  "Fixed: every request has the prompt/output lengths above; the others draw lengths from a public trace"),
+    },
+    "ttft-p90": {
+        "label": t("TTFT 目标（p90）", "TTFT target (p90)"),
+        "help": t("90% 的请求首 token 时间不超过此值（秒）", "90% of requests get their first token within this (seconds)"),
+    },
+    "tpot-p90": {
+        "label": t("TPOT 目标（p90）", "TPOT target (p90)"),
+        "help": t("90% 的请求每输出 token 时间不超过此值（秒）", "90% of requests stay within this time per output token (seconds)"),
+    },
+    "max-num-seqs": {
+        "label": t("最大并发序列数", "Max sequences"),
+        "help": t("vLLM 的 max_num_seqs：一步最多容纳的序列数", "vLLM's max_num_seqs: the most sequences one step holds"),
+    },
+    "chunked-prefill": {
+        "label": t("分块预填充", "Chunked prefill"),
+        "help": t("on：长提示分块，与解码同步执行；off：整段预填充时解码暂停",
+                  "on: long prompts are split and run alongside decodes; off: decodes pause for whole prefills"),
+    },
+    "requests": {
+        "label": t("模拟请求数", "Simulated requests"),
+        "help": t("每次模拟的请求数；留空则按输出 token 总量自动选取",
+                  "Requests per simulation; empty: chosen from a total of output tokens"),
+    },
+    "seed": {
+        "label": t("随机种子", "Random seed"),
+        "help": t("到达时间与长度抽样的种子；相同种子结果相同", "Seed of the arrivals and lengths; the same seed gives the same result"),
     },
     "monthly-savings": {
         "label": t("每月节省", "Monthly savings"),
@@ -226,6 +263,7 @@ LABELS = {
     "prefill_ideal_s": t("预填充时间（理想下界）", "Prefill time (ideal bound)"),
     "prefill_chunks": t("预填充步数（分块）", "Prefill steps (chunks)"),
     "engine_step_overhead_s": t("引擎每步固定开销", "Engine fixed cost per step"),
+    "request_latency_s": t("每个请求的前端延迟（计入 TTFT，不占 GPU）", "Front-end latency per request (in TTFT, off the GPU)"),
     "decode_flops_per_step": t("每步解码计算量", "Decode FLOPs per step"),
     "decode_bytes_per_step": t("每步解码读写字节", "Decode bytes per step"),
     "decode_weight_bytes_per_step": t("每步解码读取的权重字节", "Decode weight bytes per step"),
@@ -276,6 +314,22 @@ LABELS = {
     "net_12m_usd": t("12 个月净收益", "Net after 12 months"),
     "net_24m_usd": t("24 个月净收益", "Net after 24 months"),
     "break_even_requests_per_month": t("盈亏平衡请求量（每月）", "Break-even requests per month"),
+    # plan
+    "replicas": t("副本数", "Replicas"),
+    "tp_size": t("每副本张量并行 GPU 数", "Tensor-parallel GPUs per replica"),
+    "ttft_p90_s": t("TTFT p90（模拟）", "TTFT p90 (simulated)"),
+    "tpot_p90_s": t("TPOT p90（模拟）", "TPOT p90 (simulated)"),
+    "itl_p99_s": t("ITL p99（模拟）", "ITL p99 (simulated)"),
+    "e2e_p90_s": t("端到端时延 p90（模拟）", "End-to-end latency p90 (simulated)"),
+    "utilization_per_replica": t("每副本负载（到达速率 / 饱和速率）", "Load per replica (arrival rate / saturated rate)"),
+    "kv_usage_peak": t("KV 缓存峰值占用", "Peak KV cache usage"),
+    "preemptions": t("抢占次数（模拟）", "Preemptions (simulated)"),
+    "requests_per_s_replica": t("每副本请求速率", "Request rate per replica"),
+    "requests_per_s_saturated": t("每副本饱和速率", "Saturated rate per replica"),
+    "simulated_requests": t("每次模拟的请求数", "Requests per simulation"),
+    "mean_prompt_len": t("平均提示长度", "Mean prompt length"),
+    "mean_output_len": t("平均输出长度", "Mean output length"),
+    "runners_up": t("备选配置数", "Runners-up"),
 }
 
 VALUE_WORDS = {
@@ -344,6 +398,12 @@ UI = {
     "roi_investment": t("一次性投入", "One-off investment"),
     "roi_payback": t("回本", "Payback"),
     "roi_months": t("月份", "Months"),
+    "plan_title": t("p90 时延随请求速率的变化（所选配置）", "p90 latency vs request rate (chosen configuration)"),
+    "plan_ttft": t("TTFT p90（ms）", "TTFT p90 (ms)"),
+    "plan_tpot": t("TPOT p90（ms）", "TPOT p90 (ms)"),
+    "plan_note": t("整个服务的请求速率（req/s）；虚线：目标；竖线：输入的速率",
+                   "Request rate of the whole service (req/s); dashed: target; vertical line: your rate"),
+    "plan_candidates": t("备选配置", "Configurations compared"),
 }
 
 # The UI entries the page script needs (the status line), handed to it in the widget's data-text attribute.

@@ -24,7 +24,7 @@ from . import api, charts, units
 from .strings import LABELS, LANGS, PAGE_SCRIPT, UI, VALUE_WORDS
 
 # calculator page -> calc command
-PAGES = {"vram": "memory", "performance": "perf", "cost": "cost", "roi": "roi"}
+PAGES = {"vram": "memory", "performance": "perf", "cost": "cost", "roi": "roi", "planner": "plan"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -43,12 +43,15 @@ MAIN_ROWS = {
              "monthly_savings_usd"],
     "roi": ["one_off_usd", "monthly_savings_usd", "payback_months", "net_12m_usd", "net_24m_usd", "roi_12m",
             "roi_24m", "break_even_requests_per_month", "monthly_cost_usd", "api_monthly_cost_usd"],
+    "plan": ["fits", "gpus", "replicas", "tp_size", "ttft_p90_s", "tpot_p90_s", "itl_p99_s", "e2e_p90_s",
+             "utilization_per_replica", "monthly_cost_usd", "usd_per_million_output_tokens", "runners_up"],
 }
 # Outputs shown elsewhere (chart, warnings) or folded into another row, and the inputs the CLI echoes back
 # (already on the form; on a page their data-testid would clash with the input's).
 NOT_ROWS = {"throughput_curve", "api_comparison", "warnings", "fits_reason",
             "model", "gpu", "weights", "kv_dtype", "batch", "prompt_len", "output_len", "tp", "pp", "ep", "engine", "api",
-            "utilization", "requests_per_s", "per_gpu_table"}
+            "utilization", "requests_per_s", "per_gpu_table", "candidates", "rejected", "load_curve", "ttft_p90_target_s",
+            "tpot_p90_target_s"}
 
 
 def label(field: str, lang: str) -> str:
@@ -119,7 +122,8 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
         return fmt(x, "%:1"), ""
     if field.endswith("_fraction"):
         return fmt(x, "%:1"), ""
-    if "efficiency" in field or field in ("utilization", "engine_gpu_memory_utilization"):
+    if "efficiency" in field or field in ("utilization", "engine_gpu_memory_utilization", "utilization_per_replica",
+                                           "kv_usage_peak"):
         return fmt(x, "%:1"), ""
     if field.endswith("bits_per_param"):
         return fmt(x, "num:3"), ""
@@ -130,7 +134,9 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
     if field in ("monthly_requests", "break_even_requests_per_month"):
         return f"{fmt(x, 'int')} {UI['requests'][lang]}", ""
     if field in ("engine_max_tokens_in_cache", "engine_block_size", "engine_max_model_len",
-                 "engine_max_num_batched_tokens", "prompt_len", "output_len"):
+                 "engine_max_num_batched_tokens", "prompt_len", "output_len", "mean_prompt_len", "mean_output_len"):
+        if field.startswith("mean_"):
+            return f"{fmt(x, 'num:1')} {UI['tokens'][lang]}", ""
         return f"{fmt(x, 'int')} {UI['tokens'][lang]}", ""
     if field == "engine_num_kv_blocks":
         return f"{fmt(x, 'int')} {UI['blocks'][lang]}", ""

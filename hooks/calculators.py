@@ -6,7 +6,7 @@ to the browser, where a module Web Worker runs the same code under the site's ow
     {{ calculator vram compact model=llama-3.1-70b weights=fp8 }}     a compact one in a chapter (the default
                                                                       mode when parameters are given)
 
-The first word names the calculator (vram, performance, cost, roi: the pages under calculators/); the
+The first word names the calculator (vram, performance, cost, roi, planner: the pages under calculators/); the
 parameters are the CLI's flag names without dashes, and become the form's defaults. Each widget shows the
 result for its defaults at once (computed here, at build time, by calc.web.view — the very function the
 browser calls), then goes live when Python is ready. A full calculator keeps its inputs in the URL query.
@@ -40,7 +40,7 @@ SLOT_RE = re.compile(r'(?:<p>)?<div data-calc-slot="(\d+)"></div>(?:</p>)?')
 
 # Inputs shown under "more inputs" (collapsed): engine and efficiency assumptions.
 ADVANCED = {"overhead-gib", "gpu-memory-utilization", "block-size", "max-model-len", "max-num-batched-tokens",
-            "mem-efficiency", "compute-efficiency"}
+            "mem-efficiency", "compute-efficiency", "engine", "max-num-seqs", "chunked-prefill", "requests", "seed"}
 
 _state: dict = {}
 

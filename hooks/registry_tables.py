@@ -3,6 +3,9 @@
     {{ registry gpus }}     GPUs: memory, bandwidth, dense peaks, interconnect, TDP, $/GPU-hour, sources
     {{ registry models }}   model presets: shape, parameters (computed by calc, and as published), KV per token
     {{ registry prices }}   API prices per 1M tokens, with their dates
+    {{ registry validation }}  the serving simulator against published benchmarks (calc/data/simulator_validation.json,
+                            written by scripts/validate_simulator.py)
+    {{ registry workloads }}   the simulator's request-length profiles from public traces, with their sources
     {{ registry engines }}  serving-engine profiles: fixed costs per step, efficiencies, KV rule, sources
     {{ registry calibration }}  calc's error against the published measurements (kind x fit/holdout)
 
@@ -109,12 +112,64 @@ def prices_table(lang: str) -> str:
     return _table(header, rows)
 
 
+def _json(name: str) -> dict:
+    import json
+    import os
+    (registry,) = hook_support.calc_modules("registry")
+    with open(os.path.join(registry.DATA, name), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def validation_table(lang: str) -> str:
+    """Published vs simulated median TTFT, median ITL and output throughput, one row per benchmark point: the
+    simulation with the profile of the engine that ran the benchmark (calc.engines), then with ``ideal``."""
+    (units,) = hook_support.calc_modules("units")
+    zh = lang == "zh"
+    doc = _json("simulator_validation.json")
+    benches = {b["key"]: b for b in _json("serving_benchmarks.json")["benchmarks"]}
+    header = (["基准测试", "calc 引擎", "请求速率", "输入/输出长度", "TTFT 中位数（ms）：公布 / 引擎 / 理想",
+               "ITL 中位数（ms）：公布 / 引擎 / 理想", "输出吞吐（tok/s）：公布 / 引擎 / 理想", "吞吐误差：引擎 / 理想"] if zh else
+              ["Benchmark", "calc engine", "Request rate", "Prompt/output lengths",
+               "Median TTFT (ms): published / engine / ideal", "Median ITL (ms): published / engine / ideal",
+               "Output throughput (tok/s): published / engine / ideal", "Throughput error: engine / ideal"])
+    rows = []
+    for r in doc["rows"]:
+        b = benches[r["benchmark"]]
+        name = f"[{b['model_note'].split(';')[0].split(',')[0]}, {b['tp']}× H200]({b['source']})"
+        rate = ("全部同时到达" if zh else "all at once") if r["rate"] is None else units.format_value(r["rate"], "req/s:0")
+
+        def three(key, unit, r=r):
+            return " / ".join(units.format_value(r[k], unit) for k in
+                              ("published_" + key, "simulated_" + key, "ideal_simulated_" + key))
+        err = " / ".join(units.format_value(r[k], "%:0") for k in ("error_output_tok_per_s", "ideal_error_output_tok_per_s"))
+        rows.append([name, f"`{r['engine']}`", rate, f"{r['prompt']} / {r['output']}", three("median_ttft_ms", "num:1"),
+                     three("median_itl_ms", "num:1"), three("output_tok_per_s", "num:0"), err])
+    return _table(header, rows)
+
+
+def workloads_table(lang: str) -> str:
+    (sim,) = hook_support.calc_modules("simulate")
+    zh = lang == "zh"
+    header = (["名称", "请求数", "提示长度 均值 / p50 / p90", "输出长度 均值 / p50 / p90", "来源"] if zh else
+              ["Name", "Requests", "Prompt mean / p50 / p90", "Output mean / p50 / p90", "Source"])
+    rows = []
+    for key, p in sim.LENGTH_PROFILES.items():
+        def stats(side, p=p):
+            q = p[side]["quantiles"]
+            return f"{p[side]['mean']:,.0f} / {q[50]:,.0f} / {q[90]:,.0f}"
+        rows.append([f"{p['label'][lang]} (`{key}`)", f"{p['requests']:,}", stats("prompt"), stats("output"),
+                     f"[{'轨迹文件' if zh else 'trace file'}]({p['source']}) ({p['as_of']})"])
+    return _table(header, rows)
+
+
 def engines_table(lang: str) -> str:
     engines, units = hook_support.calc_modules("engines", "units")
     zh = lang == "zh"
-    header = (["引擎", "版本", "每步固定开销（解码 / 预填充）", "每个序列", "多卡（tp > 1）", "带宽效率", "算力效率", "KV 预算规则", "来源"]
+    header = (["引擎", "版本", "每步固定开销（解码 / 含提示 token 的步）+ 每个请求的前端延迟", "每个序列", "多卡（tp > 1）",
+               "带宽效率", "算力效率", "KV 预算规则", "来源"]
               if zh else
-              ["Engine", "Version", "Fixed cost per step (decode / prefill)", "Per sequence", "Multi-GPU (tp > 1)",
+              ["Engine", "Version", "Fixed cost per step (decode / step with prompt tokens) + front-end latency per request",
+               "Per sequence", "Multi-GPU (tp > 1)",
                "Bandwidth efficiency", "Compute efficiency", "KV budget rule", "Sources"])
     ms = lambda x: units.format_value(x, "ms:2")  # noqa: E731
     us = lambda x: units.format_value(x * 1e6, "num:1") + " µs"  # noqa: E731
@@ -134,7 +189,7 @@ def engines_table(lang: str) -> str:
                     f"{frac} × CUDA-visible − weights − activations − overhead")
         links = " · ".join(f"[{i + 1}]({s['url']}) ({s['date']})" if s["url"].startswith("https://")
                            else f"`{s['url']}` ({s['date']})" for i, s in enumerate(e["sources"]))
-        rows.append([name, p.version or "—", f"{ms(p.overhead_base_s)} / {ms(p.prefill_overhead_base_s)}",
+        rows.append([name, p.version or "—", f"{ms(p.overhead_base_s)} / {ms(p.prefill_step_base_s)} + {ms(p.request_latency_s)}",
                      us(p.overhead_per_seq_s), ms(p.overhead_multi_gpu_s), shares(e["memory_efficiency"]),
                      shares(e["compute_efficiency"]), rule, links])
     return _table(header, rows)
@@ -154,7 +209,7 @@ def calibration_table(lang: str) -> str:
 
 
 TABLES = {"gpus": gpus_table, "models": models_table, "prices": prices_table, "engines": engines_table,
-          "calibration": calibration_table}
+          "calibration": calibration_table, "validation": validation_table, "workloads": workloads_table}
 
 
 def on_page_markdown(markdown, page, config, files):

@@ -16,6 +16,8 @@ REQUIRED = {
     "perf": ["prefill_s", "ttft_s", "tpot_s", "decode_tok_per_s", "throughput_tok_per_s", "bound"],
     "cost": ["usd_per_million_output_tokens", "usd_per_million_input_tokens", "usd_per_request"],
     "roi": ["payback_months", "roi_12m", "roi_24m"],
+    "plan": ["fits", "gpus", "replicas", "tp_size", "ttft_p90_s", "tpot_p90_s", "monthly_cost_usd",
+             "usd_per_million_output_tokens", "candidates", "load_curve"],
 }
 
 

@@ -58,8 +58,13 @@ def test_ideal_reproduces_the_plain_roofline_and_engines_are_slower():
     v = perf.perf_report(m, g, engine="vllm")
     assert v["tpot_s"] == pytest.approx(v["tpot_ideal_s"] * 0.8828358 / 0.812 + engines.profile("vllm").step_overhead_s(1, 1),
                                         rel=1e-3)
-    # TTFT = prefill + the engine's fixed cost of a prefill step (scheduling, input preparation, first sample)
-    assert v["ttft_s"] == v["prefill_s"] and v["prefill_s"] > v["prefill_ideal_s"] + 0.02
+    # TTFT = prefill (each step pays the engine loop's cost per step) + the per-request front-end latency, which
+    # together give the fitted prefill cost for one request
+    p = engines.profile("vllm")
+    assert p.prefill_step_overhead_s(1, 1) == pytest.approx(p.step_overhead_s(1, 1))
+    assert v["ttft_s"] == pytest.approx(v["prefill_s"] + p.request_latency_s) and p.request_latency_s > 0.02
+    assert p.prefill_step_overhead_s(1, 1) + p.request_latency_s == pytest.approx(
+        p.prefill_overhead_base_s + p.overhead_per_seq_s)
 
 
 def test_explicit_efficiencies_override_the_profile():
@@ -83,3 +88,19 @@ def test_cli_engine_flag():
     assert json.loads(out)["tpot_s"] == json.loads(out)["tpot_ideal_s"]
     bad = subprocess.run([sys.executable, "-m", "calc", "perf", "--engine", "tgi"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "engine" in bad.stderr
+
+
+def test_the_fitted_prefill_cost_splits_into_a_step_part_and_a_request_part():
+    """The fitted prefill_base_s = the GPU-side cost of a step that holds prompt tokens (the decode step's base,
+    or the fitted figure where that is smaller) + a per-request latency off the GPU (never negative); a single
+    request's TTFT is unchanged by the split, a long prompt in several chunks pays the request part once."""
+    for key in engines.ENGINES:
+        p = engines.profile(key)
+        assert p.request_latency_s >= 0 and p.prefill_step_base_s <= p.overhead_base_s, key
+        assert p.prefill_step_base_s + p.request_latency_s == pytest.approx(p.prefill_overhead_base_s), key
+    hf = engines.profile("hf")  # its fitted prefill figure is below its decode one: no request part
+    assert hf.request_latency_s == 0 and hf.prefill_step_base_s == hf.prefill_overhead_base_s
+    m, g = registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm")
+    v, p = perf.perf_report(m, g, prompt_len=4 * 8192, engine="vllm"), engines.profile("vllm")
+    assert v["prefill_chunks"] == 4
+    assert v["ttft_s"] - v["prefill_s"] == pytest.approx(p.request_latency_s)

@@ -25,7 +25,7 @@ from calc import api, charts, registry, web
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGS = ("zh", "en")
-PAGES = {"vram": "memory", "performance": "perf", "cost": "cost", "roi": "roi"}
+PAGES = {"vram": "memory", "performance": "perf", "cost": "cost", "roi": "roi", "planner": "plan"}
 
 
 def _load_hook():

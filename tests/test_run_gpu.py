@@ -21,6 +21,7 @@ case "$1" in
   labs/ch03_prefill_decode.py) folder=ch03-prefill-decode; stem=ch03 ;;
   labs/ch04_gpu_basics.py) folder=ch04-gpu-basics; stem=ch04 ;;
   labs/ch06_kv_cache.py) folder=ch06-kv-cache; stem=ch06 ;;
+  labs/ch07_batching.py) folder=ch07-batching; stem=ch07 ;;
   labs/ch08_quantization.py) folder=ch08-quantization; stem=ch08 ;;
   *) echo "unexpected $*" >&2; exit 3 ;;
 esac
@@ -68,6 +69,14 @@ def test_named_labs_only(tree):
     out.mkdir()
     assert run(tree, "ch06", out=out).returncode == 0
     assert sorted(p.name for p in out.iterdir()) == ["ch06-h200.json", "run_gpu.log"]
+
+
+def test_ch07_runs_under_its_budget(tree):
+    out = tree / "out"
+    out.mkdir()
+    assert run(tree, "ch07", out=out).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["ch07-h200.json", "run_gpu.log"]
+    assert "--budget-s 150" in (out / "ch07-h200.json").read_text()
 
 
 def test_unknown_lab_is_refused_before_anything_runs(tree):

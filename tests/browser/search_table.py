@@ -29,8 +29,10 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("有效吞吐", "ch03/#throughput"),
         ("MBU", "ch03/#utilization"),
         ("量化", "ch08/#why-quantize"),  # bold in 8.1 since chapter 8
-        ("连续批处理", "glossary/#continuous-batching"),
+        ("连续批处理", "ch07/#continuous"),
         ("显存计算器", "calculators/vram/"),
+        ("容量规划", "calculators/planner/"),
+        ("离散事件模拟", "calculators/planner/#how-it-works"),
         ("投资回报", "glossary/#roi"),  # the glossary row defines ROI and points to the calculator
         # chapter 1
         ("Klarna", "ch01/"),
@@ -52,6 +54,13 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         # chapter 5
         ("vllm serve", "ch05/"),
         ("驱动", "ch05/"),
+        # chapter 7
+        ("静态批处理", "ch07/#static"),
+        ("选择性批处理", "ch07/#continuous"),
+        ("分块预填充", "ch07/#chunked-prefill"),
+        ("token 预算", "ch07/#token-budget"),
+        ("队头阻塞", "ch07/#policies"),
+        ("预填充与解码分离", "ch07/#disaggregation"),
         # chapter 8
         ("四舍五入量化", "ch08/#why-quantize"),
         ("缩放因子", "ch08/#why-quantize"),
@@ -98,8 +107,10 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("roofline", "ch04/#method"),  # stemmed index, unstemmed query: 0 results before; bold in 4.5
         ("intensity", "glossary/#arithmetic-intensity"),
         ("quantization", "ch08/#why-quantize"),  # bold in 8.1 since chapter 8
-        ("continuous batching", "glossary/#continuous-batching"),
+        ("continuous batching", "ch07/#continuous"),
         ("VRAM calculator", "calculators/vram/"),
+        ("capacity planner", "calculators/planner/"),
+        ("discrete-event simulation", "calculators/planner/#how-it-works"),
         ("ROI", "calculators/roi/"),
         # chapter 1
         ("break-even", "ch01/"),
@@ -121,6 +132,13 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("NVIDIA Container Toolkit", "ch05/"),
         ("vllm bench serve", "labs/ch05-env-check/"),
         ("minor version compatibility", "ch05/"),
+        # chapter 7
+        ("static batching", "ch07/#static"),
+        ("selective batching", "ch07/#continuous"),
+        ("chunked prefill", "ch07/#chunked-prefill"),
+        ("token budget", "ch07/#token-budget"),
+        ("head-of-line blocking", "ch07/#policies"),
+        ("prefill-decode disaggregation", "ch07/#disaggregation"),
         # chapter 8
         ("round-to-nearest", "ch08/#why-quantize"),
         ("scale factor", "ch08/#why-quantize"),

@@ -196,6 +196,35 @@ def test_calculators_go_live_and_match_the_cli(page, lang):
     _no_bad_numbers(page)
 
 
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_planner_goes_live_and_matches_the_cli(page, lang):
+    """The capacity planner: prerendered defaults, then live under Pyodide with the CLI's numbers, the curve's
+    target lines, its inputs in the URL, a clear message for a bad rate; a recompute stays within seconds."""
+    _open(page, _path(lang, "calculators/planner/"))
+    assert page.evaluate("window.__firstStatus") == "static"
+    _assert_matches_cli(page, "plan", {}, shown=page.evaluate("window.__firstOutputs"))
+    assert page.locator(".calc svg[data-testid=chart]").count() == 1
+    _wait_live(page)
+    _assert_matches_cli(page, "plan", {})
+    changes = {"model": "llama-3.1-70b", "rate": "4", "ttft-p90": "2", "tpot-p90": "0.06", "workload": "azure-conv"}
+    started = page.evaluate("performance.now()")
+    _set_inputs(page, changes)
+    page.evaluate("window.__planMs = performance.now()")
+    result = _assert_matches_cli(page, "plan", changes)
+    assert page.evaluate("window.__planMs") - started < 60_000  # the worker answers a full plan in seconds
+    assert _query(page) == changes
+    assert result["fits"] and result["gpus"] >= 2
+    slo = page.get_attribute(".calc svg [data-series=ttft-slo]", "data-value")
+    assert float(slo) == 2.0
+    dots = page.eval_on_selector_all(".calc svg circle[data-series=tpot]", "els => els.map(e => Number(e.dataset.value))")
+    assert dots == [p["tpot_p90_s"] for p in result["load_curve"]]
+    link = page.url
+    _check_bad_input(page, lang, "plan", changes, "rate", "0")
+    _follow(page, link)
+    _assert_matches_cli(page, "plan", _query(page))
+    _no_bad_numbers(page)
+
+
 def test_pipeline_and_expert_parallel_inputs(page):
     """pp and ep: on the form next to tp, in the URL, the same numbers as the CLI, one chart bar per stage,
     calc's own message for a layout that cannot run."""

@@ -1,0 +1,196 @@
+"""Capacity planner: the cheapest tensor-parallel size × replica count that meets p90 TTFT and TPOT targets.
+
+For each TP size the model fits at, it simulates one replica (calc/simulate.py) at rate / replicas, with the
+same seeded requests at every replica count (arrival gaps scale with 1/rate), and takes the fewest replicas
+whose p90 TTFT and p90 TPOT meet the targets. Replicas share the load evenly (an ideal router). Cost follows
+from the GPUs it needs and the registry's dated GPU price. Where nothing fits it says why: the model does not
+fit in memory with room for one request, the target is below what one request alone gets on an empty engine
+(the roofline plus the engine's fixed costs per step), or it would take more than ``max_replicas`` replicas.
+It searches tensor parallelism and replicas only: no pipeline or expert parallelism (calc/perf.py models those for
+a static batch; the simulator's StepModel does not).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .cost import HOURS_PER_MONTH, SECONDS_PER_MONTH
+from .simulate import StepCost, StepModel, parse_lengths, requests, simulate
+from .strings import t
+
+TP_SIZES = (1, 2, 4, 8)
+MAX_REPLICAS = 4096
+SIM_OUTPUT_TOKENS = 40_000  # output tokens one planner simulation generates (it sets the request count)
+
+
+def tp_sizes(m, gpu) -> list[int]:
+    """TP sizes the model's heads allow (and, above 1, a GPU with a GPU-to-GPU link)."""
+    out = []
+    for tp in TP_SIZES:
+        if m.num_attention_heads % tp:
+            continue
+        if not m.is_mla and m.num_key_value_heads % tp and tp % m.num_key_value_heads:
+            continue
+        if tp > 1 and not gpu.interconnect_bytes_per_s:
+            continue
+        out.append(tp)
+    return out
+
+
+def sim_requests(prompt, output, n: int | None = None) -> int:
+    """How many requests one planner simulation serves: enough for stable p90s, bounded in work."""
+    if n:
+        return n
+    mean_out = parse_lengths(output, "output").mean
+    return int(max(20, min(300, SIM_OUTPUT_TOKENS / max(mean_out, 1))))
+
+
+def _p(sim, metric, q="p90"):
+    return sim[metric][q]
+
+
+def _meets(sim, ttft, tpot) -> bool:
+    a, b = _p(sim, "ttft_s"), _p(sim, "tpot_s")
+    return a is not None and a <= ttft and (b is None or b <= tpot)
+
+
+def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_p90_s: float, tpot_p90_s: float,
+         usd_per_gpu_hour: float | None, cost: StepCost | None = None, n_requests: int | None = None,
+         seed: int = 0, max_num_seqs: int = 256, max_num_batched_tokens: int = 8192, chunked_prefill: bool = True,
+         max_replicas: int = MAX_REPLICAS, curve_points: int = 5) -> dict:
+    cost = cost or StepCost()
+    n = sim_requests(prompt, output, n_requests)
+    base = requests(n, 1.0, prompt, output, seed=seed, max_len=m.max_position_embeddings)
+    longest = max(r.prompt_len + r.output_len for r in base)
+    p90_prompt = sorted(r.prompt_len for r in base)[int(0.9 * (n - 1))]
+    mean_prompt = sum(r.prompt_len for r in base) / n
+    mean_output = sum(r.output_len for r in base) / n
+    candidates, reasons = [], []
+    sims = {}
+
+    def run(sm, blocks, per_replica_rate):
+        reqs = [r.__class__(r.id, r.arrival / per_replica_rate, r.prompt_len, r.output_len) for r in base]
+        return simulate(sm, reqs, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+                        chunked_prefill=chunked_prefill, num_blocks=blocks, slo_ttft_s=ttft_p90_s,
+                        slo_tpot_s=tpot_p90_s)
+
+    for tp in tp_sizes(m, gpu):
+        sm = StepModel(m, gpu, weights, kv_dtype, tp, cost)
+        blocks = sm.kv_blocks(max_num_batched_tokens=max_num_batched_tokens)
+        if blocks * 16 < longest:
+            reasons.append({"tp": tp, "why": "memory", "message": t(
+                f"TP={tp}：权重之外的 KV 缓存只有 {blocks * 16} 个 token，放不下一个 {longest} token 的请求",
+                f"TP={tp}: the KV cache left beside the weights holds {blocks * 16} tokens, less than one "
+                f"{longest}-token request")})
+            continue
+        # the floor: one request alone on an empty engine
+        chunk = max_num_batched_tokens if chunked_prefill else p90_prompt
+        ttft_floor, done = sm.cost.request_latency_s, 0
+        while done < p90_prompt:
+            c = min(chunk, p90_prompt - done)
+            ttft_floor += sm.step_s([(done, c)], 0, 0)
+            done += c
+        tpot_floor = sm.decode_step_s(1, round(mean_prompt + mean_output / 2))
+        if ttft_floor > ttft_p90_s or tpot_floor > tpot_p90_s:
+            reasons.append({"tp": tp, "why": "roofline", "message": t(
+                f"TP={tp}：空载时单个请求的 TTFT 为 {ttft_floor:.3g} s、TPOT 为 {tpot_floor * 1e3:.3g} ms，已超过目标",
+                f"TP={tp}: one request alone on an empty engine already takes TTFT {ttft_floor:.3g} s and TPOT "
+                f"{tpot_floor * 1e3:.3g} ms, above the target")})
+            continue
+        saturated = saturated_rate(sm, mean_prompt, mean_output, blocks, max_num_seqs, max_num_batched_tokens)
+        # the saturated rate bounds the replicas from below; start a little under it (the bound is an estimate)
+        lo = max(1, math.ceil(rate / (1.15 * saturated))) if saturated else 1
+        # fewest replicas meeting the targets: grow by 1.5× from there, then bisect
+        r, last_bad, found = lo, lo - 1, None
+        while r <= max_replicas:
+            sim = run(sm, blocks, rate / r)
+            sims[(tp, r)] = sim
+            if _meets(sim, ttft_p90_s, tpot_p90_s):
+                found = r
+                break
+            last_bad = r
+            r = max(r + 1, math.ceil(r * 1.5))
+        if found is None:
+            reasons.append({"tp": tp, "why": "replicas", "message": t(
+                f"TP={tp}：超过 {max_replicas} 个副本仍达不到目标",
+                f"TP={tp}: more than {max_replicas} replicas would be needed")})
+            continue
+        while found - last_bad > 1:
+            mid = (found + last_bad) // 2
+            sim = run(sm, blocks, rate / mid)
+            sims[(tp, mid)] = sim
+            if _meets(sim, ttft_p90_s, tpot_p90_s):
+                found = mid
+            else:
+                last_bad = mid
+        sim = sims[(tp, found)]
+        gpus = tp * found
+        monthly = gpus * usd_per_gpu_hour * HOURS_PER_MONTH if usd_per_gpu_hour is not None else None
+        out_tokens_month = rate * mean_output * SECONDS_PER_MONTH
+        candidates.append({
+            "tp": tp, "replicas": found, "gpus": gpus,
+            "ttft_p90_s": sim["ttft_s"]["p90"], "tpot_p90_s": sim["tpot_s"]["p90"],
+            "itl_p99_s": sim["itl_s"]["p99"], "e2e_p90_s": sim["e2e_s"]["p90"],
+            "utilization": rate / found / saturated if saturated else None, "kv_usage_peak": sim["kv_usage_peak"],
+            "preemptions": sim["preemptions"], "slo_attainment": sim["slo_attainment"],
+            "requests_per_s_per_replica": rate / found, "requests_per_s_saturated": saturated,
+            "kv_blocks": blocks,
+            "monthly_cost_usd": monthly,
+            "usd_per_million_output_tokens": monthly / out_tokens_month * 1e6 if monthly is not None else None,
+        })
+
+    candidates.sort(key=lambda c: (c["gpus"], c["ttft_p90_s"] + c["tpot_p90_s"]))
+    best = candidates[0] if candidates else None
+    curve = []
+    if best is not None and curve_points:
+        sm = StepModel(m, gpu, weights, kv_dtype, best["tp"], cost)
+        per_replica_max = best["requests_per_s_saturated"] or rate / best["replicas"]
+        for i in range(1, curve_points + 1):
+            per = 1.1 * per_replica_max * i / curve_points
+            sim = run(sm, best["kv_blocks"], per)
+            curve.append({"requests_per_s": per * best["replicas"], "ttft_p90_s": sim["ttft_s"]["p90"],
+                          "tpot_p90_s": sim["tpot_s"]["p90"]})
+    return {
+        "fits": best is not None,
+        "reason": None if best else _why(reasons),
+        "simulated_requests": n,
+        "mean_prompt_len": mean_prompt,
+        "mean_output_len": mean_output,
+        "best": best,
+        "candidates": candidates,
+        "rejected": reasons,
+        "load_curve": curve,
+    }
+
+
+def saturated_rate(sm, mean_prompt: float, mean_output: float, blocks: int, max_num_seqs: int,
+                   max_num_batched_tokens: int = 8192, block_size: int = 16) -> float:
+    """Requests per second one replica sustains when the queue never empties (an estimate, no simulation).
+
+    It runs the largest batch the KV cache and ``max_num_seqs`` allow. Each request costs its prompt, at the
+    per-token time of a full prefill step (the scheduler packs prompts into few, large, compute-bound steps, so
+    they hardly overlap with the decodes' memory traffic), plus its share of the decode steps: output tokens ×
+    step time ÷ batch. The simulator's own saturated runs land within about 15% of it (tests/test_simulate.py)."""
+    per_request_tokens = mean_prompt + mean_output
+    batch = max(1, min(max_num_seqs, int(blocks * block_size // max(per_request_tokens, 1))))
+    ctx = round(mean_prompt + mean_output / 2)
+    decode = sm.decode_step_s(batch, batch * ctx)
+    chunk = max(1, min(max_num_batched_tokens, round(mean_prompt) * batch))
+    prefill_per_token = sm.step_s([(0, chunk)], 0, 0) / chunk
+    per_request_s = mean_prompt * prefill_per_token + max(mean_output - 1, 0) * decode / batch
+    return 1.0 / per_request_s if per_request_s > 0 else None
+
+
+def _why(reasons: list[dict]) -> dict:
+    if not reasons:
+        return t("没有可用的张量并行规模", "no tensor-parallel size is possible for this model and GPU")
+    kinds = {r["why"] for r in reasons}
+    if kinds == {"memory"}:
+        head = t("模型放不下：", "The model does not fit: ")
+    elif "roofline" in kinds and "replicas" not in kinds:
+        head = t("目标低于单个请求的下限（屋脊线加上引擎的固定开销）：",
+                 "The target is below what one request alone gets (the roofline plus the engine's fixed costs): ")
+    else:
+        head = t("没有满足目标的配置：", "No configuration meets the targets: ")
+    return {lang: head[lang] + "；".join(r["message"][lang] for r in reasons) if lang == "zh"
+            else head[lang] + "; ".join(r["message"][lang] for r in reasons) for lang in ("zh", "en")}

@@ -1,0 +1,648 @@
+"""A discrete-event simulation of one serving replica with continuous batching.
+
+    sim = simulate(StepModel(spec, gpu, "bf16", "bf16", tp=1), requests(500, rate=4.0, prompt=1024, output=256))
+    sim["ttft_s"]["p90"], sim["tpot_s"]["p90"], sim["output_tok_per_s"], sim["preemptions"]
+
+What it models (the scheduler of vLLM's V1 engine, simplified):
+  - FCFS: requests wait in arrival order; a step first gives every running sequence its next token (decode),
+    then spends what is left of ``max_num_batched_tokens`` on prompts, at most ``max_num_seqs`` sequences at once.
+  - Chunked prefill on: a prompt longer than the budget is split across steps, in the same steps as the decodes.
+    Off: a step either prefills whole prompts (and nothing else) or decodes, as vLLM's V0 scheduler did; a long
+    prompt that arrives mid-decode then stalls every running sequence for a whole prefill.
+  - KV cache: blocks of 16 tokens, as many as the engine's KV budget leaves on the GPU's CUDA-visible memory
+    (calc/memory.py's engine view, with the engine profile's rule: vLLM's or SGLang's). A sequence holds ceil(tokens / 16) blocks; when a decode needs a block and
+    none is free, the most recently admitted sequence is preempted: its blocks are freed and it goes back to the
+    head of the queue, to be prefilled again from scratch (recompute) with the tokens it had already generated.
+  - Step time: a roofline over the batch the step actually holds (calc/perf.py's primitives, see StepModel),
+    at the engine profile's achievable bandwidth and FLOPS, plus its fixed cost per step (calc/engines.py), the
+    GPU-side part: the engine loop's cost per step (the decode figure) whether or not the step holds prompt
+    tokens. The rest of the profile's fitted prefill cost is per-request work off the GPU (HTTP, tokenisation:
+    EngineProfile.request_latency_s); it is added to every request's TTFT and E2E latency and holds no step.
+
+What it leaves out: prefix caching, speculative decoding, network time, and anything the engine profile does
+not carry. With the ``ideal`` engine (no per-step overhead) expect it to be optimistic.
+
+Seeded and deterministic: all randomness goes through one ``random.Random(seed)``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from . import perf
+from .memory import kv_bytes_per_token, memory_report
+from .model import ModelSpec, matmul_params_per_token
+from .registry import GPU
+
+BLOCK_SIZE = 16  # vLLM's default KV block size (tokens)
+DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default max_num_seqs
+PERCENTILES = (50, 90, 99)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Step cost: the three engine-dependent parameters
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """How close an engine gets to the roofline: achievable fractions of peak bandwidth and FLOPS, and a fixed
+    cost per step (scheduling, kernel launches, sampling) as a function of (sequences in the step, tp): one for
+    a step of decodes only, one (``prefill_overhead``, default: the same) for a step that holds prompt tokens;
+    and ``request_latency_s``, a per-request latency added to each request's TTFT (and E2E) that holds no step
+    (the engine's front end: HTTP, tokenisation, request set-up).
+
+    The default is the ideal engine (calc/engines.py ``ideal``): calc/perf.py's MEMORY_EFFICIENCY and
+    COMPUTE_EFFICIENCY (measured on one H100 SXM, see perf.py) and no per-step overhead. ``from_profile`` takes
+    an engine profile (calc.engines.profile(key)): ``memory_efficiency(fmt)``, ``compute_efficiency(fmt)``,
+    ``step_overhead_s(batch, tp)`` and, where it has them, ``prefill_step_overhead_s(batch, tp)`` and
+    ``request_latency_s``. ``engine`` is
+    the calc.engines key whose KV budget rule sizes the cache (StepModel.kv_blocks).
+    """
+
+    memory_efficiency: float = perf.MEMORY_EFFICIENCY
+    compute_efficiency: float = perf.COMPUTE_EFFICIENCY
+    overhead: Callable[[int, int], float] | None = None
+    name: str = "ideal"
+    prefill_overhead: Callable[[int, int], float] | None = None
+    engine: str = "ideal"
+    request_latency_s: float = 0.0
+
+    def step_overhead_s(self, batch: int, tp: int) -> float:
+        return self.overhead(batch, tp) if self.overhead else 0.0
+
+    def prefill_step_overhead_s(self, batch: int, tp: int) -> float:
+        if self.prefill_overhead:
+            return self.prefill_overhead(batch, tp)
+        return self.step_overhead_s(batch, tp)
+
+    @classmethod
+    def from_profile(cls, profile, fmt: str, name: str | None = None, gpu: GPU | None = None,
+                     memory_efficiency: float | None = None, compute_efficiency: float | None = None) -> StepCost:
+        """The profile's figures for weights in ``fmt``. On a ``gpu`` without tensor cores for the format's
+        compute type (FP8 before Hopper) the engine runs weight-only kernels: its 16-bit compute share applies,
+        as in calc/perf.py. ``memory_efficiency`` / ``compute_efficiency`` override the profile's."""
+        comp_fmt = fmt
+        if gpu is not None and perf.compute_dtype(fmt, gpu) != perf.WEIGHT_FORMATS[fmt].compute_dtype:
+            comp_fmt = "bf16"
+        key = getattr(profile, "key", name or "engine")
+        return cls(profile.memory_efficiency(fmt) if memory_efficiency is None else memory_efficiency,
+                   profile.compute_efficiency(comp_fmt) if compute_efficiency is None else compute_efficiency,
+                   profile.step_overhead_s, name or key, getattr(profile, "prefill_step_overhead_s", None), key,
+                   float(getattr(profile, "request_latency_s", 0.0)))
+
+
+def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float | None = None,
+              compute_efficiency: float | None = None, gpu: GPU | None = None) -> StepCost:
+    """The StepCost of a calc.engines key (calc/data/engines.json): its per-format efficiencies (the two
+    arguments override them), its fixed costs per decode step and per prefill step (with the multi-GPU term
+    when tp > 1), and its KV budget rule. ``ideal`` is the plain roofline with no per-step overhead."""
+    from . import engines  # noqa: PLC0415 (imported where used, like the other engine-dependent paths)
+    return StepCost.from_profile(engines.profile(engine), fmt, engine, gpu, memory_efficiency, compute_efficiency)
+
+
+class StepModel:
+    """Time of one engine step for the batch it holds, from calc/perf.py's primitives.
+
+    A step that runs ``T`` tokens (prefill chunks + one per decoding sequence) costs
+      FLOPs = 2 · matmul params · T + attention (each chunk's new (query, key) pairs; each decode over its context)
+      bytes = weight bytes read for T tokens + KV read (each decode its context; each chunk its context so far)
+      t     = max(FLOPs / (peak · compute_efficiency · tp), bytes / (bandwidth · memory_efficiency · tp))
+              + tensor-parallel all-reduces for T tokens + step_overhead_s(sequences, tp)
+    Decodes are costed at their mean context, which is exact where attention cost is linear in the context
+    (every layer global) and a slight overestimate with sliding-window layers.
+    """
+
+    def __init__(self, m: ModelSpec, gpu: GPU, weights: str = "bf16", kv_dtype: str = "bf16", tp: int = 1,
+                 cost: StepCost | None = None):
+        self.m, self.gpu, self.weights, self.kv_dtype, self.tp = m, gpu, weights, kv_dtype, tp
+        self.cost = cost or StepCost()
+        dtype = perf.compute_dtype(weights, gpu)
+        self.peak = gpu.peak_flops(dtype) * self.cost.compute_efficiency * tp
+        self.bandwidth = gpu.memory_bandwidth_bytes_per_s * self.cost.memory_efficiency * tp
+        self.linear_flops_per_token = 2 * matmul_params_per_token(m)
+        self._wbytes: dict[int, float] = {}
+        self._allreduce: dict[int, float] = {}
+        self._dec_attn: dict[int, float] = {}
+        self._kv: dict[int, float] = {}
+        self._pre_attn: dict[int, float] = {}
+
+    # memoised primitives (a run asks for the same few hundred values thousands of times)
+    def _weight_bytes(self, tokens: int) -> float:
+        v = self._wbytes.get(tokens)
+        if v is None:
+            v = self._wbytes[tokens] = perf.weight_bytes_read(self.m, self.weights, tokens)
+        return v
+
+    def _allreduce_s(self, tokens: int) -> float:
+        v = self._allreduce.get(tokens)
+        if v is None:
+            v = self._allreduce[tokens] = perf.allreduce_s(self.m, self.gpu, tokens, self.tp)
+        return v
+
+    def _decode_attention_flops(self, context: int) -> float:
+        v = self._dec_attn.get(context)
+        if v is None:
+            v = self._dec_attn[context] = perf.decode_flops(self.m, 1, context) - self.linear_flops_per_token
+        return v
+
+    def _kv_bytes(self, context: int) -> float:
+        """KV bytes one sequence reads at ``context`` tokens, all tp GPUs together."""
+        v = self._kv.get(context)
+        if v is None:
+            v = self._kv[context] = perf.kv_bytes_read(self.m, self.kv_dtype, 1, context, self.tp) * self.tp
+        return v
+
+    def _prefill_attention_flops(self, n: int) -> float:
+        """Attention FLOPs of a causal pass over the first ``n`` tokens (cumulative, so chunks subtract)."""
+        v = self._pre_attn.get(n)
+        if v is None:
+            v = self._pre_attn[n] = perf.prefill_flops(self.m, 1, n) - self.linear_flops_per_token * n
+        return v
+
+    def step_s(self, chunks: Sequence[tuple[int, int]], n_decode: int, decode_context_sum: int) -> float:
+        """``chunks``: (tokens already computed, tokens computed now) per prefilling sequence; ``n_decode``
+        sequences decode one token each over ``decode_context_sum`` context tokens in total."""
+        tokens = n_decode
+        flops = 0.0
+        nbytes = 0.0
+        for start, n in chunks:
+            tokens += n
+            flops += self._prefill_attention_flops(start + n) - self._prefill_attention_flops(start)
+            nbytes += self._kv_bytes(start + n)
+        if n_decode:
+            ctx = decode_context_sum // n_decode
+            flops += n_decode * self._decode_attention_flops(ctx)
+            nbytes += n_decode * self._kv_bytes(ctx)
+        flops += self.linear_flops_per_token * tokens
+        nbytes += self._weight_bytes(tokens)
+        t = max(flops / self.peak, nbytes / self.bandwidth)
+        seqs = n_decode + len(chunks)
+        overhead = (self.cost.prefill_step_overhead_s(seqs, self.tp) if chunks
+                    else self.cost.step_overhead_s(seqs, self.tp))
+        return t + self._allreduce_s(tokens) + overhead
+
+    def decode_step_s(self, n_decode: int, decode_context_sum: int) -> float:
+        """step_s for a step of decodes only (the simulator's fast path)."""
+        ctx = decode_context_sum // n_decode
+        flops = n_decode * (self.linear_flops_per_token + self._decode_attention_flops(ctx))
+        nbytes = self._weight_bytes(n_decode) + n_decode * self._kv_bytes(ctx)
+        t = max(flops / self.peak, nbytes / self.bandwidth)
+        return t + self._allreduce_s(n_decode) + self.cost.step_overhead_s(n_decode, self.tp)
+
+    def kv_blocks(self, gpu_memory_utilization: float | None = None, max_num_batched_tokens: int = 8192,
+                  block_size: int = BLOCK_SIZE) -> int:
+        """KV blocks per replica, from the memory model's engine view (blocks are per GPU, sharded by tp): the
+        StepCost's engine budget rule (None: its default fraction) applied to the GPU's CUDA-visible memory."""
+        r = memory_report(self.m, self.gpu.memory_bytes, self.weights, self.kv_dtype, 1, 1, 1, self.tp,
+                          gpu_memory_utilization=gpu_memory_utilization, block_size=block_size,
+                          max_num_batched_tokens=max_num_batched_tokens,
+                          visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine)
+        return int(r["engine_num_kv_blocks"])
+
+    def kv_bytes_per_token(self) -> int:
+        return kv_bytes_per_token(self.m, self.kv_dtype, self.tp)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Workload: arrivals and lengths
+
+# Named length distributions: percentiles of public traces, computed by scripts/trace_lengths.py from the files
+# named in ``source`` (each at a commit); a request's length is drawn from the piecewise-linear quantile function
+# through these points (p0 .. p100 of the trace), so the draws follow the trace's distribution.
+LENGTH_PROFILES = {
+    # filled in below from calc/data/length_profiles.json
+}
+
+
+def _load_profiles() -> dict:
+    import json
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "length_profiles.json")
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)["profiles"]
+
+
+LENGTH_PROFILES.update(_load_profiles())
+
+
+@dataclass(frozen=True)
+class Lengths:
+    """A length distribution: ``fixed`` (lo), ``uniform`` integers in [lo, hi], or a named trace ``profile``
+    whose prompt or output side (``side``) is drawn from its quantiles."""
+
+    kind: str = "fixed"
+    lo: int = 1
+    hi: int = 1
+    profile: str = ""
+    side: str = "prompt"
+
+    def sampler(self, rng: random.Random) -> Callable[[], int]:
+        if self.kind == "fixed":
+            return lambda: self.lo
+        if self.kind == "uniform":
+            return lambda: rng.randint(self.lo, self.hi)
+        q = LENGTH_PROFILES[self.profile][self.side]["quantiles"]  # 101 values, p0..p100
+        def draw() -> int:
+            u = rng.random() * 100
+            i = int(u)
+            f = u - i
+            return max(1, round(q[i] + (q[min(i + 1, 100)] - q[i]) * f))
+        return draw
+
+    @property
+    def mean(self) -> float:
+        if self.kind == "fixed":
+            return float(self.lo)
+        if self.kind == "uniform":
+            return (self.lo + self.hi) / 2
+        return float(LENGTH_PROFILES[self.profile][self.side]["mean"])
+
+
+def parse_lengths(spec, side: str = "prompt") -> Lengths:
+    """``1024`` (fixed), ``"128-2048"`` (uniform), or a profile name (``"azure-conv"``)."""
+    if isinstance(spec, Lengths):
+        return spec
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        if spec < 1:
+            raise ValueError(f"length must be ≥ 1, got {spec}")
+        return Lengths("fixed", spec, spec)
+    s = str(spec).strip()
+    if s in LENGTH_PROFILES:
+        return Lengths("profile", profile=s, side=side)
+    if "-" in s:
+        a, _, b = s.partition("-")
+        lo, hi = int(a), int(b)
+        if lo < 1 or hi < lo:
+            raise ValueError(f"a uniform length range needs 1 ≤ lo ≤ hi, got {s!r}")
+        return Lengths("uniform", lo, hi)
+    n = int(s)
+    if n < 1:
+        raise ValueError(f"length must be ≥ 1, got {s!r}")
+    return Lengths("fixed", n, n)
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    arrival: float
+    prompt_len: int
+    output_len: int
+
+
+def requests(n: int, rate: float, prompt=1024, output=256, seed: int = 0,
+             arrivals: Sequence[float] | None = None, max_len: int | None = None) -> list[Request]:
+    """``n`` requests: Poisson arrivals at ``rate`` per second (``rate`` = inf: all at t = 0), or the given
+    arrival times; lengths fixed, uniform or drawn from a named trace profile. ``max_len`` caps prompt + output.
+
+    The same seed gives the same lengths and the same unit-rate arrival gaps at every rate (gaps are scaled by
+    1/rate), so a sweep over rates compares like with like.
+    """
+    rng = random.Random(seed)
+    p, o = parse_lengths(prompt, "prompt"), parse_lengths(output, "output")
+    draw_p, draw_o = p.sampler(rng), o.sampler(rng)
+    out, t = [], 0.0
+    for i in range(n):
+        if arrivals is not None:
+            t = float(arrivals[i])
+        elif math.isinf(rate):
+            t = 0.0
+        else:
+            t += rng.expovariate(1.0) / rate
+        pl, ol = draw_p(), draw_o()
+        if max_len is not None and pl + ol > max_len:
+            pl = max(1, min(pl, max_len - 1))
+            ol = max(1, max_len - pl) if pl + ol > max_len else ol
+        out.append(Request(i, t, pl, ol))
+    out.sort(key=lambda r: (r.arrival, r.id))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The simulation
+
+
+class _Seq:
+    __slots__ = ("req", "computed", "target", "generated", "blocks", "first", "last", "done_prefill", "order")
+
+    def __init__(self, req: Request):
+        self.req = req
+        self.computed = 0  # tokens whose KV is in the cache
+        self.target = req.prompt_len  # tokens to prefill before the next token comes out
+        self.generated = 0
+        self.blocks = 0
+        self.first = None  # time of the first token
+        self.last = None  # time of the latest token
+        self.done_prefill = False
+        self.order = 0
+
+
+def percentiles(xs: list[float], ps=PERCENTILES) -> dict:
+    """Nearest-rank-free linear interpolation (numpy's default), plus the mean; None for an empty list."""
+    if not xs:
+        return {"mean": None, **{f"p{p}": None for p in ps}}
+    s = sorted(xs)
+    n = len(s)
+    out = {"mean": sum(s) / n}
+    for p in ps:
+        k = (n - 1) * p / 100
+        i = int(k)
+        j = min(i + 1, n - 1)
+        out[f"p{p}"] = s[i] + (s[j] - s[i]) * (k - i)
+    return out
+
+
+def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
+             max_num_batched_tokens: int = 8192, chunked_prefill: bool = True, num_blocks: int | None = None,
+             block_size: int = BLOCK_SIZE, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
+             gpu_memory_utilization: float | None = None, kv_samples: int = 200, max_steps: int = 2_000_000,
+             fast_path: bool = True) -> dict:
+    """Serve ``reqs`` on one replica; return latency percentiles, throughput, goodput, KV usage, preemptions.
+    ``fast_path=False`` runs every step through the scheduler (the tests compare both)."""
+    if max_num_seqs < 1 or max_num_batched_tokens < 1:
+        raise ValueError("max_num_seqs and max_num_batched_tokens must be ≥ 1")
+    if num_blocks is None:
+        num_blocks = model.kv_blocks(gpu_memory_utilization, max_num_batched_tokens, block_size)
+    longest = max((r.prompt_len + r.output_len for r in reqs), default=0)
+    if num_blocks * block_size < longest:
+        raise ValueError(f"the KV cache holds {num_blocks * block_size} tokens, fewer than one request needs "
+                         f"({longest}): the model does not fit with room for a request")
+    if not chunked_prefill:
+        too_long = max((r.prompt_len + r.output_len for r in reqs), default=0)
+        if too_long > max_num_batched_tokens:
+            raise ValueError(f"without chunked prefill max_num_batched_tokens ({max_num_batched_tokens}) must be ≥ "
+                             f"the longest prompt + output ({too_long}), as vLLM requires")
+
+    pending = deque(sorted(reqs, key=lambda r: (r.arrival, r.id)))
+    waiting: deque[_Seq] = deque()
+    running: list[_Seq] = []
+    free = num_blocks
+    now = 0.0
+    itl: list[float] = []
+    itl_weighted: list[tuple[float, int]] = []  # (ITL, how many tokens had it): the fast path's equal ITLs
+    synced = False  # every running sequence is decoding and got its latest token at `now`
+    finished: list[_Seq] = []
+    preemptions = 0
+    steps = 0
+    kv_trace: list[tuple[float, float]] = []
+    busy = 0.0
+    in_system_area = 0.0  # ∫ (waiting + running) dt over steps, for Little's law
+    order = 0
+    step_step = 1
+
+    while pending or waiting or running:
+        # arrivals up to now join the queue; an idle engine jumps to the next arrival
+        if not waiting and not running and pending and pending[0].arrival > now:
+            now = pending[0].arrival
+        while pending and pending[0].arrival <= now:
+            waiting.append(_Seq(pending.popleft()))
+
+        n_run = len(running)
+        if fast_path and synced and not waiting and n_run <= max_num_batched_tokens:
+            # Fast path: every running sequence is decoding and got its last token at `now`, and nobody waits.
+            # Run decode steps back to back, without the scheduler, until the first request finishes, the next
+            # one arrives, or the cache might run short of blocks; every step gives n_run equal ITLs.
+            k = min(s.req.output_len - s.generated for s in running)
+            if n_run * -(-k // block_size) > free:
+                k = min(k, free // n_run * block_size)
+            if k >= 2:
+                ctx_sum = 0
+                for s in running:
+                    ctx_sum += s.computed + 1
+                next_arrival = pending[0].arrival if pending else math.inf
+                start = now
+                j = 0
+                while j < k:
+                    dt = model.decode_step_s(n_run, ctx_sum + j * n_run)
+                    now += dt
+                    itl_weighted.append((dt, n_run))
+                    j += 1
+                    if now >= next_arrival:
+                        break
+                busy += now - start
+                in_system_area += n_run * (now - start)
+                steps += j
+                for s in running:
+                    s.computed += j
+                    s.generated += j
+                    s.last = now
+                    need = -(-s.computed // block_size) - s.blocks
+                    free -= need
+                    s.blocks += need
+                running, free = _finish(running, finished, free)
+                synced = True
+                kv_trace.append((now, 1.0 - free / num_blocks))
+                continue
+
+        budget = max_num_batched_tokens
+        chunks: list[tuple[_Seq, int]] = []
+        decodes: list[_Seq] = []
+        prefill_step = False
+
+        if not chunked_prefill and waiting and len(running) < max_num_seqs:
+            # V0 style: a step of whole prompts when any can be admitted, decodes paused meanwhile
+            while waiting and len(running) + len(chunks) < max_num_seqs:
+                s = waiting[0]
+                n = s.target - s.computed
+                need = -(-(s.computed + n) // block_size) - s.blocks
+                if n > budget or need > free:
+                    break
+                waiting.popleft()
+                free -= need
+                s.blocks += need
+                budget -= n
+                order += 1
+                s.order = order
+                chunks.append((s, n))
+            prefill_step = bool(chunks)
+
+        if not prefill_step:
+            # decodes (and, with chunked prefill, unfinished prompts) of running sequences, in admission order
+            i = 0
+            while i < len(running):
+                s = running[i]
+                n = 1 if s.done_prefill else min(s.target - s.computed, budget)
+                if n <= 0 or budget <= 0:
+                    i += 1
+                    continue
+                need = -(-(s.computed + n) // block_size) - s.blocks
+                preempted_self = False
+                while need > free:
+                    victim = running.pop()  # the most recently admitted
+                    free += victim.blocks
+                    victim.blocks = 0
+                    victim.computed = 0
+                    victim.target = victim.req.prompt_len + victim.generated
+                    victim.done_prefill = False
+                    waiting.appendleft(victim)
+                    preemptions += 1
+                    if victim is s:
+                        preempted_self = True
+                        break
+                if preempted_self:  # nothing left to schedule behind it
+                    break
+                free -= need
+                s.blocks += need
+                budget -= n
+                if s.done_prefill:
+                    decodes.append(s)
+                else:
+                    chunks.append((s, n))
+                i += 1
+            if chunked_prefill:
+                while waiting and budget > 0 and len(running) < max_num_seqs:
+                    s = waiting[0]
+                    n = min(s.target - s.computed, budget)
+                    need = -(-(s.computed + n) // block_size) - s.blocks
+                    if need > free:
+                        break
+                    waiting.popleft()
+                    free -= need
+                    s.blocks += need
+                    budget -= n
+                    order += 1
+                    s.order = order
+                    running.append(s)
+                    chunks.append((s, n))
+
+        if not chunks and not decodes:
+            if pending:  # nothing schedulable until the next arrival (cannot happen with requests running)
+                now = max(now, pending[0].arrival)
+                continue
+            raise RuntimeError("scheduler stalled: no sequence can run")  # pragma: no cover
+
+        ctx_sum = 0
+        for s in decodes:
+            ctx_sum += s.computed + 1
+        dt = model.step_s([(s.computed, n) for s, n in chunks], len(decodes), ctx_sum)
+        in_system_area += (len(waiting) + len(running) + (len(chunks) if prefill_step else 0)) * dt
+        now += dt
+        busy += dt
+        steps += 1
+        if steps > max_steps:
+            raise ValueError(f"simulation exceeded {max_steps} steps; reduce the requests or their lengths")
+
+        # tokens come out at the end of the step
+        for s in decodes:
+            s.computed += 1
+            s.generated += 1
+            itl.append(now - s.last)
+            s.last = now
+        for s, n in chunks:
+            s.computed += n
+            if s.computed >= s.target:
+                s.done_prefill = True
+                s.generated += 1
+                if s.first is None:
+                    s.first = now
+                else:
+                    itl.append(now - s.last)
+                s.last = now
+            if prefill_step:
+                running.append(s)
+        running, free = _finish(running, finished, free)
+        synced = all(s.done_prefill and s.last == now for s in running)
+        if steps % step_step == 0:
+            kv_trace.append((now, 1.0 - free / num_blocks))
+            if len(kv_trace) >= 2 * kv_samples:
+                kv_trace = kv_trace[::2]
+                step_step *= 2
+
+    itl.sort()
+    return _report(finished, _merge(itl, itl_weighted), preemptions, steps, busy, in_system_area, kv_trace, num_blocks, block_size,
+                   slo_ttft_s, slo_tpot_s, model.cost.request_latency_s)
+
+
+def _finish(running: list, finished: list, free: int) -> tuple[list, int]:
+    """Move sequences that produced their last token to ``finished``; free their blocks."""
+    if not any(s.generated >= s.req.output_len for s in running):
+        return running, free
+    keep = []
+    for s in running:
+        if s.generated >= s.req.output_len:
+            free += s.blocks
+            s.blocks = 0
+            finished.append(s)
+        else:
+            keep.append(s)
+    return keep, free
+
+
+def _merge(single: list[float], weighted: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    pairs = [(x, 1) for x in single] + weighted
+    pairs.sort()
+    return pairs
+
+
+def weighted_percentiles(pairs: list[tuple[float, int]], ps=PERCENTILES) -> dict:
+    """percentiles() of the list in which each (value, count) pair stands for count copies of value."""
+    total = sum(w for _, w in pairs)
+    if not total:
+        return {"mean": None, **{f"p{p}": None for p in ps}}
+    out = {"mean": sum(x * w for x, w in pairs) / total}
+    cum, acc = [], 0
+    for _, w in pairs:
+        acc += w
+        cum.append(acc)  # elements with index < cum[i] are pairs[0..i]
+
+    def at(index: int) -> float:
+        return pairs[bisect.bisect_right(cum, index)][0]
+
+    for p in ps:
+        k = (total - 1) * p / 100
+        i = int(k)
+        lo, hi = at(i), at(min(i + 1, total - 1))
+        out[f"p{p}"] = lo + (hi - lo) * (k - i)
+    return out
+
+
+def _report(finished, itl, preemptions, steps, busy, in_system_area, kv_trace, num_blocks, block_size,
+            slo_ttft_s, slo_tpot_s, latency: float = 0.0) -> dict:
+    """``latency``: the per-request front-end latency (StepCost.request_latency_s), paid by every request on top
+    of its engine-side times; it shifts each first and last token by the same amount, so TPOT and ITL keep."""
+    n = len(finished)
+    ttft = [s.first - s.req.arrival + latency for s in finished]
+    e2e = [s.last - s.req.arrival + latency for s in finished]
+    tpot = [(s.last - s.first) / (s.req.output_len - 1) for s in finished if s.req.output_len > 1]
+    first_arrival = min(s.req.arrival for s in finished) if n else 0.0
+    end = max(s.last for s in finished) + latency if n else 0.0
+    span = end - first_arrival
+    out_tokens = sum(s.req.output_len for s in finished)
+    good = n
+    if slo_ttft_s is not None or slo_tpot_s is not None:
+        good = 0
+        for s in finished:
+            t = s.first - s.req.arrival + latency
+            p = (s.last - s.first) / (s.req.output_len - 1) if s.req.output_len > 1 else 0.0
+            if (slo_ttft_s is None or t <= slo_ttft_s) and (slo_tpot_s is None or p <= slo_tpot_s):
+                good += 1
+    ends = sorted(s.last for s in finished)
+    lo, hi = n // 10, n - 1 - n // 10
+    steady = (hi - lo) / (ends[hi] - ends[lo]) if n >= 10 and ends[hi] > ends[lo] else (n / span if span > 0 else None)
+    return {
+        "requests": n,
+        "duration_s": span,
+        "ttft_s": percentiles(ttft),
+        "tpot_s": percentiles(tpot),
+        "itl_s": weighted_percentiles(itl),
+        "e2e_s": percentiles(e2e),
+        "requests_per_s": n / span if span > 0 else None,
+        # completions per second between the 10th and the 90th percentile of finish times: with every request
+        # queued from the start (a burst) this is the replica's saturated rate, without the ramp and the drain
+        "requests_per_s_steady": steady,
+        "output_tok_per_s": out_tokens / span if span > 0 else None,
+        "goodput_requests_per_s": good / span if span > 0 else None,
+        "slo_attainment": good / n if n else None,
+        "preemptions": preemptions,
+        "steps": steps,
+        "busy_fraction": busy / span if span > 0 else None,
+        "mean_in_system": in_system_area / span if span > 0 else None,
+        "kv_blocks": num_blocks,
+        "kv_block_size": block_size,
+        "kv_usage_peak": max((u for _, u in kv_trace), default=0.0),
+        "kv_usage": [{"t_s": t, "used": u} for t, u in kv_trace],
+    }

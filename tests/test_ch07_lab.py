@@ -1,0 +1,171 @@
+"""The chapter 7 lab (labs/ch07_batching.py) on the CPU: the continuous-batching loop (whole prompts or chunked
+prefill) and the static batches produce, token for token, what per-request greedy decoding with Hugging Face's
+generate() produces; --quick runs end to end with provenance; the step-count arithmetic of the ideal speedup;
+--help, bad arguments and --plot-only behave as documented.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("matplotlib")
+
+ROOT = Path(__file__).resolve().parent.parent
+LABS = ROOT / "labs"
+sys.path.insert(0, str(LABS))
+
+import ch07_batching as ch07  # noqa: E402
+import common  # noqa: E402
+
+FIGURES = {"throughput", "occupancy", "latency", "chunked"}
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return common.build_model(common.QUICK_CONFIG, torch.device("cpu"), torch.float32)
+
+
+@pytest.fixture(scope="module")
+def workload():
+    # more requests than slots, prompts and outputs of different lengths, one single-token output
+    reqs = ch07.make_workload(9, (3, 30), (1, 20), common.QUICK_CONFIG["vocab_size"], seed=5)
+    reqs[4]["output_len"] = 1
+    return reqs
+
+
+@pytest.fixture(scope="module")
+def reference(model, workload):
+    return [ch07.greedy_reference(model, r["prompt"], r["output_len"]) for r in workload]
+
+
+@pytest.mark.parametrize("budget", [None, 7])
+def test_continuous_batching_does_not_change_outputs(model, workload, reference, budget):
+    engine = ch07.Engine(model, slots=3, max_len=64)
+    trace = ch07.Trace(workload, torch.device("cpu"))
+    ch07.serve_continuous(engine, workload, trace, token_budget=budget)
+    assert trace.outputs == reference
+    # slots were refilled: more requests than slots ran, and no step ran more decode rows than slots
+    assert max(s["decode"] for s in trace.steps) <= 3
+    if budget:
+        assert max(s["decode"] + s["prefill_tokens"] for s in trace.steps) <= budget
+
+
+def test_static_batching_does_not_change_outputs(model, workload, reference):
+    engine = ch07.Engine(model, slots=3, max_len=64)
+    trace = ch07.Trace(workload, torch.device("cpu"))
+    ch07.serve_static(engine, workload, trace)
+    assert trace.outputs == reference
+
+
+def test_late_arrivals_wait_for_their_step(model, workload):
+    reqs = [dict(r, arrival_step=3 * i) for i, r in enumerate(workload[:4])]
+    engine = ch07.Engine(model, slots=4, max_len=64)
+    trace = ch07.Trace(reqs, torch.device("cpu"))
+    ch07.serve_continuous(engine, reqs, trace)
+    assert all(trace.arrival[i] <= trace.times[i][0] for i in range(4))
+    assert [len(o) for o in trace.outputs] == [r["output_len"] for r in reqs]
+
+
+def test_ideal_speedup_arithmetic():
+    ideal = ch07.ideal_speedup([10, 2, 2, 2, 4, 4], slots=2)
+    assert ideal["static_steps"] == 10 + 2 + 4
+    assert ideal["packed_steps"] == 12
+    assert ideal["ratio"] == pytest.approx(16 / 12)
+    assert ch07.ideal_speedup([5] * 8, slots=4)["ratio"] == 1.0
+    # the real FCFS schedule drains: slot 0 runs 10, slot 1 runs 2+2+2+4 = 10, then the last 4 alone
+    assert ch07.schedule_steps([10, 2, 2, 2, 4, 4], slots=2) == 14
+    assert ch07.ideal_speedup([10, 2, 2, 2, 4, 4], slots=2)["schedule_ratio"] == pytest.approx(16 / 14)
+    assert ch07.schedule_steps([5] * 8, slots=4) == 10
+
+
+def test_tpot_follows_the_books_definition():
+    reqs = [{"prompt": [1], "output_len": 3}]
+    trace = ch07.Trace(reqs, torch.device("cpu"))
+    trace.times, trace.arrival, trace.steps = [[1.0, 1.5, 3.0]], [0.0], [{"decode": 1, "prefill_tokens": 0, "t": 3.0}]
+    m = ch07.trace_metrics(trace, reqs, wall_s=3.0)
+    assert m["ttft_s"]["p50"] == 1.0 and m["e2e_s"]["p50"] == 3.0
+    assert m["tpot_s"]["p50"] == pytest.approx((3.0 - 1.0) / 2)  # (E2E - TTFT) / (N - 1)
+    assert m["useful_tok_per_s"] == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def quick07(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ch07")
+    rc = ch07.main(["--quick", "--out", str(out), "--threads", "1"])
+    return rc, json.loads((out / "data" / "ch07-cpu.json").read_text()), out
+
+
+def test_quick_run_data_and_provenance(quick07):
+    rc, data, out = quick07
+    assert rc == 0 and data["status"] == "complete"
+    prov = data["provenance"]
+    assert prov["lab"] == ch07.LAB and prov["command"].startswith("python labs/ch07_batching.py --quick --out ")
+    assert prov["device"]["kind"] == "cpu" and prov["calc_gpu_key"] is None
+    points = data["points"]
+    assert not [p for p in points if p.get("error") or p.get("oom") or p.get("skipped")]
+    points = [p for p in points if p["kind"] != "schedule"] + [p for p in points if p["kind"] == "schedule"]
+    tp = {p["policy"]: p for p in points if p["kind"] == "throughput"}
+    assert set(tp) == {"static", "continuous"}
+    # same requests, same greedy tokens, whatever the schedule
+    assert tp["static"]["outputs_sha"] == tp["continuous"]["outputs_sha"]
+    assert tp["static"]["useful_tokens"] == tp["continuous"]["useful_tokens"]
+    # the static batches ran exactly the steps the arithmetic says: per batch, one prefill step (which gives the
+    # first token) and one decode step per further token of its longest request
+    assert tp["static"]["steps"] == tp["static"]["ideal"]["static_steps"]
+    # ... and the continuous loop exactly the steps of the schedule replay (drain included)
+    assert tp["continuous"]["steps"] == tp["continuous"]["ideal"]["schedule_steps"]
+    # both compute every slot's row; free rows are padding, fewer of them in continuous batching
+    assert tp["static"]["decode_row_utilization"] < tp["continuous"]["decode_row_utilization"] < 1.0
+    assert tp["continuous"]["speedup"]["schedule_bound"] == tp["continuous"]["ideal"]["schedule_ratio"]
+    assert tp["static"]["gpu_busy_fraction"] is None and 0 < tp["static"]["forward_wall_fraction"] <= 1
+    sched = {p["workload"]: p for p in points if p["kind"] == "schedule"}
+    assert set(sched) == {"issue", "run"}
+    assert all(p["predicted"] is None for p in points if p["kind"] in ("throughput", "equal"))
+    equal = [p for p in points if p["kind"] == "equal"]
+    assert equal and equal[0]["ideal"]["ratio"] == 1.0
+    chunked = {p["token_budget"]: p for p in points if p["kind"] == "chunked"}
+    assert set(chunked) == {None, prov["settings"]["token_budget"]}
+    figs = {f.name for f in (out / "figures").iterdir()}
+    for lang in common.plot_languages():
+        assert {f"ch07-cpu-{n}_{lang}.svg" for n in FIGURES} <= figs
+
+
+def test_plot_only_rerenders(quick07, tmp_path):
+    _, _, out = quick07
+    for f in (out / "figures").iterdir():
+        f.unlink()
+    assert ch07.main(["--plot-only", "--out", str(out)]) == 0
+    assert len(list((out / "figures").iterdir())) == len(FIGURES) * len(common.plot_languages())
+    assert ch07.main(["--plot-only", "--out", str(tmp_path)]) == 2  # no data files there
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, str(LABS / "ch07_batching.py"), *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_help():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for option in ("--quick", "--out", "--plot-only", "--slots", "--token-budget", "--output-lens"):
+        assert option in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--parts", "throughput,bogus"], "unknown part"),
+    (["--output-lens", "511,16"], "MIN <= MAX"),
+    (["--prompt-lens", "64"], "MIN,MAX"),
+    (["--slots", "0"], ">= 1"),
+    (["--token-budget", "8", "--chunk-decoders", "8"], "no room"),
+])
+def test_bad_arguments(args, message):
+    proc = run_cli("--quick", *args)
+    assert proc.returncode == 2 and message in proc.stderr

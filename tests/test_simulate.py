@@ -1,0 +1,367 @@
+"""The serving simulator (calc/simulate.py) and the capacity planner (calc/plan.py, `python -m calc plan`).
+
+Invariants of a correct queueing simulation, properties over random inputs, determinism, and clear errors.
+No timing assertions: scripts/bench_simulator.py measures speed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from calc import api, registry
+from calc.simulate import (
+    LENGTH_PROFILES,
+    Lengths,
+    StepCost,
+    StepModel,
+    parse_lengths,
+    percentiles,
+    requests,
+    simulate,
+    step_cost,
+    weighted_percentiles,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def small():
+    """Llama-3.2-1B on an H100: cheap steps, so a simulation takes milliseconds."""
+    return StepModel(registry.get_model("llama-3.2-1b"), registry.get_gpu("h100-sxm"))
+
+
+@pytest.fixture(scope="module")
+def mid():
+    return StepModel(registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm"))
+
+
+def _run(model, n=200, rate=20.0, prompt=512, output=64, seed=1, **kw):
+    return simulate(model, requests(n, rate, prompt, output, seed=seed), **kw)
+
+
+# --- invariants --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [2.0, 20.0, 80.0])
+def test_littles_law(mid, rate):
+    """L = λW: the time-averaged number of requests in the system (counted by the scheduler, step by step) equals
+    the completion rate × the mean time in system, within a few percent."""
+    r = _run(mid, n=300, rate=rate, prompt=1024, output=128)
+    assert r["mean_in_system"] == pytest.approx(r["requests_per_s"] * r["e2e_s"]["mean"], rel=0.05)
+
+
+def test_no_request_finishes_before_it_arrives(mid):
+    reqs = requests(200, 30.0, "azure-conv", "azure-conv", seed=3)
+    r = simulate(mid, reqs)
+    assert r["requests"] == len(reqs)
+    assert r["ttft_s"]["p50"] > 0 and min(r["ttft_s"]["p50"], r["e2e_s"]["p50"]) > 0
+    assert r["e2e_s"]["mean"] >= r["ttft_s"]["mean"]
+    assert r["itl_s"]["p50"] > 0
+
+
+def test_latencies_are_ordered_per_request(small):
+    """TTFT ≤ E2E, and E2E = TTFT + (N - 1) · TPOT for every request (chapter 3's definitions)."""
+    r = _run(small, n=100, rate=50.0, output=32)
+    assert r["ttft_s"]["p99"] <= r["e2e_s"]["p99"] + 1e-12
+    assert r["e2e_s"]["mean"] == pytest.approx(r["ttft_s"]["mean"] + 31 * r["tpot_s"]["mean"], rel=1e-9)
+
+
+@pytest.mark.parametrize("rate", [5.0, 40.0, 400.0])
+def test_throughput_never_exceeds_the_saturated_rate(mid, rate):
+    saturated = _run(mid, n=300, rate=math.inf, prompt=1024, output=128)["requests_per_s_steady"]
+    r = _run(mid, n=300, rate=rate, prompt=1024, output=128)
+    assert r["requests_per_s"] <= saturated * 1.02
+    assert r["requests_per_s"] <= rate * 1.5  # and it never serves much faster than requests arrive
+
+
+def test_more_replicas_never_raise_p90():
+    spec, gpu = registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm")
+    sm = StepModel(spec, gpu)
+    base = requests(200, 1.0, 1024, 128, seed=5)
+    prev = None
+    for replicas in (1, 2, 3, 4, 6, 8):
+        per = 60.0 / replicas
+        reqs = [r.__class__(r.id, r.arrival / per, r.prompt_len, r.output_len) for r in base]
+        sim = simulate(sm, reqs)
+        p90 = (sim["ttft_s"]["p90"], sim["tpot_s"]["p90"])
+        if prev:
+            assert p90[0] <= prev[0] * 1.02 and p90[1] <= prev[1] * 1.02, (replicas, p90, prev)
+        prev = p90
+
+
+def test_chunked_prefill_lowers_itl_p99_when_long_prompts_arrive_mid_decode(mid):
+    """Short requests decode while long prompts keep arriving: without chunking each long prefill stalls every
+    decode for a whole prefill step; with chunks of 512 tokens the stall is one chunk long."""
+    reqs = requests(150, 10.0, 64, 200, seed=2)
+    longs = requests(60, 4.0, 8000, 4, seed=9)
+    mixed = sorted([*reqs, *[r.__class__(1000 + r.id, r.arrival + 1.0, r.prompt_len, r.output_len) for r in longs]],
+                   key=lambda r: r.arrival)
+    off = simulate(mid, mixed, chunked_prefill=False, max_num_batched_tokens=8192)
+    on = simulate(mid, mixed, chunked_prefill=True, max_num_batched_tokens=512)
+    assert on["itl_s"]["p99"] < off["itl_s"]["p99"] / 2
+
+
+def test_a_full_cache_preempts_and_still_finishes_everything(small):
+    r = _run(small, n=80, rate=math.inf, prompt=256, output=256, num_blocks=200)
+    assert r["preemptions"] > 0 and r["requests"] == 80
+    assert r["kv_usage_peak"] <= 1.0
+    assert all(0 <= p["used"] <= 1 for p in r["kv_usage"])
+
+
+def test_goodput_counts_only_requests_within_the_slos(mid):
+    loose = _run(mid, n=200, rate=40.0, prompt=1024, output=64, slo_ttft_s=100, slo_tpot_s=100)
+    tight = _run(mid, n=200, rate=40.0, prompt=1024, output=64, slo_ttft_s=1e-6, slo_tpot_s=1e-6)
+    assert loose["goodput_requests_per_s"] == pytest.approx(loose["requests_per_s"])
+    assert tight["goodput_requests_per_s"] == 0 and tight["slo_attainment"] == 0
+
+
+def test_step_cost_parameters_are_used(mid):
+    """Half the achievable bandwidth and compute at least doubles the step time; an overhead adds to it."""
+    spec, gpu = registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm")
+    slow = StepModel(spec, gpu, cost=StepCost(mid.cost.memory_efficiency / 2, mid.cost.compute_efficiency / 2))
+    assert slow.decode_step_s(8, 8 * 1000) == pytest.approx(2 * mid.decode_step_s(8, 8 * 1000))
+    over = StepModel(spec, gpu, cost=StepCost(overhead=lambda batch, tp: 1e-3))
+    assert over.decode_step_s(8, 8000) == pytest.approx(mid.decode_step_s(8, 8000) + 1e-3)
+
+    class Profile:  # the shape calc/engines.py's profile(key) objects will have
+        def memory_efficiency(self, fmt):
+            return 0.5
+
+        def compute_efficiency(self, fmt):
+            return 0.5
+
+        def step_overhead_s(self, batch, tp):
+            return 2e-3
+
+    c = StepCost.from_profile(Profile(), "bf16")
+    assert (c.memory_efficiency, c.compute_efficiency, c.step_overhead_s(4, 1)) == (0.5, 0.5, 2e-3)
+
+
+@pytest.mark.parametrize("rate", [0.5, 5.0, 50.0])
+def test_the_fast_path_matches_step_by_step(small, rate):
+    """Decode-only stretches run without the scheduler; the result is the same as scheduling every step (up to
+    float rounding: the fast path adds the same step times in the same order)."""
+    reqs = requests(60, rate, "azure-conv", "1-64", seed=4)
+    fast, slow = simulate(small, reqs), simulate(small, reqs, fast_path=False)
+    assert fast["steps"] == slow["steps"] and fast["preemptions"] == slow["preemptions"]
+    for metric in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
+        assert fast[metric] == pytest.approx(slow[metric], rel=1e-9), metric
+
+
+# --- workloads ---------------------------------------------------------------------------------------------
+
+
+def test_named_profiles_follow_their_trace():
+    for key, prof in LENGTH_PROFILES.items():
+        assert prof["source"].startswith("https://") and prof["as_of"]
+        for side in ("prompt", "output"):
+            draw = parse_lengths(key, side).sampler(random.Random(0))
+            draws = sorted(draw() for _ in range(4000))
+            q = prof[side]["quantiles"]
+            assert draws[len(draws) // 2] == pytest.approx(q[50], rel=0.15, abs=3), (key, side)
+
+
+def test_requests_are_deterministic_by_seed():
+    a = requests(50, 3.0, "azure-code", "azure-code", seed=7)
+    assert a == requests(50, 3.0, "azure-code", "azure-code", seed=7)
+    assert a != requests(50, 3.0, "azure-code", "azure-code", seed=8)
+    # the same seed at another rate: the same lengths, the gaps scaled
+    b = requests(50, 6.0, "azure-code", "azure-code", seed=7)
+    assert [r.prompt_len for r in a] == [r.prompt_len for r in b]
+    assert b[-1].arrival == pytest.approx(a[-1].arrival / 2)
+
+
+def test_simulation_is_deterministic(mid):
+    assert _run(mid, seed=3) == _run(mid, seed=3)
+
+
+def test_percentiles_match_the_expanded_list():
+    pairs = [(1.0, 3), (2.0, 1), (5.0, 4)]
+    flat = [1.0] * 3 + [2.0] + [5.0] * 4
+    assert weighted_percentiles(pairs) == pytest.approx(percentiles(flat))
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "10-2", "0-3", "abc", "nope-profile"])
+def test_bad_lengths_are_rejected(bad):
+    with pytest.raises(ValueError):
+        parse_lengths(bad)
+
+
+def test_uniform_and_fixed_lengths():
+    assert parse_lengths(7) == Lengths("fixed", 7, 7)
+    assert parse_lengths("2-9").mean == 5.5
+    rs = requests(200, 1.0, "2-9", 3, seed=0)
+    assert {r.prompt_len for r in rs} <= set(range(2, 10)) and {r.output_len for r in rs} == {3}
+
+
+# --- properties --------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 40), rate=st.one_of(st.floats(0.01, 500), st.just(math.inf)),
+       prompt=st.integers(1, 3000), output=st.integers(1, 80), seqs=st.integers(1, 64),
+       budget=st.integers(64, 4096), chunked=st.booleans(), blocks=st.integers(300, 3000), seed=st.integers(0, 99))
+def test_any_workload_finishes_every_request(small, n, rate, prompt, output, seqs, budget, chunked, blocks, seed):
+    reqs = requests(n, rate, prompt, output, seed=seed)
+    if not chunked:
+        budget = max(budget, prompt + output)
+    r = simulate(small, reqs, max_num_seqs=seqs, max_num_batched_tokens=budget, chunked_prefill=chunked,
+                 num_blocks=max(blocks, -(-(prompt + output) // 16)))
+    assert r["requests"] == n
+    assert all(v is None or v >= 0 for k in ("ttft_s", "itl_s", "e2e_s") for v in r[k].values())
+    assert r["ttft_s"]["p50"] <= r["e2e_s"]["p50"] + 1e-9 or n == 1
+    assert 0 <= r["kv_usage_peak"] <= 1
+    json.dumps(r, allow_nan=False)
+
+
+# --- the planner -------------------------------------------------------------------------------------------
+
+
+def test_plan_finds_the_cheapest_configuration():
+    r = api.run("plan", {"model": "llama-3.1-70b", "gpu": "h100-sxm", "rate": "5", "ttft-p90": "1", "tpot-p90": "0.05"})
+    assert r["fits"] and r["gpus"] == r["tp_size"] * r["replicas"]
+    assert r["ttft_p90_s"] <= 1 and r["tpot_p90_s"] <= 0.05
+    assert all(c["gpus"] >= r["gpus"] for c in r["candidates"])
+    assert r["monthly_cost_usd"] == pytest.approx(r["gpus"] * r["usd_per_hour"] * 730)
+    assert r["load_curve"] and all(p["ttft_p90_s"] > 0 for p in r["load_curve"])
+
+
+def test_plan_says_why_when_nothing_fits():
+    r = api.run("plan", {"model": "llama-3.1-405b", "gpu": "rtx-4090", "gpu-price": "1"})
+    assert not r["fits"] and "does not fit" in r["fits_reason"]["en"] and r["fits_reason"]["zh"]
+    r = api.run("plan", {"model": "llama-3.1-8b", "ttft-p90": "0.001"})
+    assert not r["fits"] and "roofline" in r["fits_reason"]["en"]
+
+
+def test_plan_more_traffic_never_needs_fewer_gpus():
+    gpus = [api.run("plan", {"model": "llama-3.1-8b", "rate": str(rate), "ttft-p90": "0.5", "tpot-p90": "0.03"})["gpus"]
+            for rate in (5, 40, 120)]
+    assert gpus == sorted(gpus)
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"rate": "0"}, "rate"),
+    ({"rate": "lots"}, "rate"),
+    ({"ttft-p90": "-1"}, "ttft-p90"),
+    ({"workload": "sharegpt-ish"}, "workload"),
+    ({"output-len": "100000"}, "output-len"),
+    ({"prompt-len": "200000"}, "prompt-len"),
+    ({"chunked-prefill": "off", "prompt-len": "9000"}, "max-num-batched-tokens"),
+    ({"batch": "4"}, "batch"),
+])
+def test_plan_bad_input_is_a_clear_error(params, field):
+    with pytest.raises(api.InputError) as err:
+        api.run("plan", params)
+    assert field in err.value.errors
+    assert all(set(m) == {"zh", "en"} for m in err.value.errors.values())
+
+
+def test_plan_cli():
+    p = subprocess.run([sys.executable, "-m", "calc", "plan", "--model", "llama-3.1-8b", "--rate", "10", "--json"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == api.run("plan", {"model": "llama-3.1-8b", "rate": "10"})
+    p = subprocess.run([sys.executable, "-m", "calc", "plan", "--rate", "-3"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2 and p.stderr.startswith("error: rate") and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("model, tp, prompt, output", [
+    ("llama-3.1-8b", 1, 1024, 256), ("llama-3.1-70b", 4, 1024, 256), ("llama-3.1-8b", 1, "azure-conv", "azure-conv")])
+def test_the_planners_saturated_rate_estimate_is_close_to_the_simulation(model, tp, prompt, output):
+    from calc.plan import saturated_rate
+
+    sm = StepModel(registry.get_model(model), registry.get_gpu("h100-sxm"), tp=tp)
+    blocks = sm.kv_blocks()
+    reqs = requests(600, 1000.0, prompt, output, seed=1)  # far above saturation
+    simulated = simulate(sm, reqs, num_blocks=blocks)["requests_per_s"]
+    mean_p = sum(r.prompt_len for r in reqs) / len(reqs)
+    mean_o = sum(r.output_len for r in reqs) / len(reqs)
+    assert saturated_rate(sm, mean_p, mean_o, blocks, 256, 8192) == pytest.approx(simulated, rel=0.2)
+
+
+def test_engine_profiles_set_the_step_cost_and_the_kv_budget():
+    """simulate.step_cost(engine): the calc.engines profile's efficiencies, its decode-step cost for a step of
+    decodes only and its prefill-step cost for a step with prompt tokens (plus the multi-GPU term when tp > 1),
+    and its KV budget rule on CUDA-visible memory; ``ideal`` adds nothing to the roofline."""
+    from calc import engines, memory
+
+    spec, gpu = registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm")
+    p = engines.profile("vllm")
+    ideal = StepModel(spec, gpu, cost=step_cost("ideal"))
+    for tp in (1, 2):
+        roof = StepModel(spec, gpu, tp=tp, cost=StepCost(p.memory_efficiency("bf16"), p.compute_efficiency("bf16")))
+        eng = StepModel(spec, gpu, tp=tp, cost=step_cost("vllm", "bf16", gpu=gpu))
+        assert eng.decode_step_s(8, 8000) == pytest.approx(roof.decode_step_s(8, 8000) + p.step_overhead_s(8, tp))
+        assert eng.step_s([], 8, 8000) == pytest.approx(eng.decode_step_s(8, 8000))
+        assert eng.step_s([(0, 512)], 8, 8000) == pytest.approx(
+            roof.step_s([(0, 512)], 8, 8000) + p.prefill_step_overhead_s(9, tp))
+        # a step holding prompt tokens pays the engine loop's cost per step; the rest is per request, off the GPU
+        assert p.prefill_step_overhead_s(9, tp) == pytest.approx(p.step_overhead_s(9, tp))
+        assert eng.cost.request_latency_s == p.request_latency_s > 0
+    assert p.step_overhead_s(8, 2) - p.step_overhead_s(8, 1) == pytest.approx(p.overhead_multi_gpu_s)
+    assert ideal.decode_step_s(8, 8000) == pytest.approx(StepModel(spec, gpu).decode_step_s(8, 8000))
+    # FP8 weights on a GPU without FP8 tensor cores: the engine's 16-bit compute share, as in calc/perf.py
+    a100 = registry.get_gpu("a100-80gb")
+    assert step_cost("vllm", "fp8", gpu=a100).compute_efficiency == p.compute_efficiency("bf16")
+    assert step_cost("vllm", "fp8", gpu=gpu).compute_efficiency == p.compute_efficiency("fp8")
+    # KV blocks: the engine view of calc/memory.py for that engine, on the visible memory
+    for key in ("vllm", "sglang", "ideal"):
+        sm = StepModel(spec, gpu, cost=step_cost(key))
+        r = memory.memory_report(spec, gpu.memory_bytes, "bf16", "bf16", 1, 1, 1, 1, engine=key,
+                                 visible_memory_bytes=gpu.visible_memory_bytes)
+        assert sm.kv_blocks() == r["engine_num_kv_blocks"]
+    with pytest.raises(KeyError):
+        step_cost("roofline")
+
+
+def test_the_planner_takes_the_engine():
+    """The planner's engine: calc.engines' keys, default vLLM; a slower engine never needs fewer GPUs."""
+    from calc import engines
+
+    f = {x["name"]: x for x in api.fields("plan")}["engine"]
+    assert f["default"] == engines.DEFAULT_ENGINE == "vllm"
+    assert [c["value"] for c in f["choices"]] == list(engines.ENGINES)
+    assert "pp" not in {x["name"] for x in api.fields("plan")}
+    params = {"model": "llama-3.1-8b", "rate": "10", "requests": "60"}
+    fast, slow = api.run("plan", {**params, "engine": "ideal"}), api.run("plan", params)
+    assert slow["engine"] == "vllm" and fast["engine"] == "ideal"
+    assert slow["gpus"] >= fast["gpus"] and slow["ttft_p90_s"] > fast["ttft_p90_s"]
+    with pytest.raises(api.InputError):
+        api.run("plan", {**params, "engine": "roofline"})
+
+
+def test_front_end_latency_does_not_hold_the_gpu():
+    """A per-request front-end latency (HTTP, tokenisation: the part of an engine's fitted prefill cost beyond
+    one engine step) adds to each request's TTFT and E2E but holds no engine step: a replica's saturated
+    throughput must not fall when it grows. (Charging the whole fitted prefill cost on every step that holds
+    prompt tokens, the earlier rule, made it fall: the replica saturated far too early.)"""
+    import copy
+
+    from calc import engines
+
+    spec, gpu = registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm")
+    runs = []
+    for extra in (0.0, 0.02, 0.2):
+        entry = copy.deepcopy(engines.entry("vllm"))
+        entry["step_overhead"]["prefill_base_s"] = entry["step_overhead"]["base_s"] + extra
+        prof = engines.EngineProfile("vllm", entry)
+        assert prof.request_latency_s == pytest.approx(extra)
+        sm = StepModel(spec, gpu, cost=StepCost.from_profile(prof, "bf16", gpu=gpu))
+        runs.append(simulate(sm, requests(400, math.inf, 512, 64, seed=3), num_blocks=20000))
+    base = runs[0]
+    for extra, r in zip((0.0, 0.02, 0.2), runs, strict=True):
+        assert r["requests_per_s_steady"] == pytest.approx(base["requests_per_s_steady"], rel=1e-9)
+        assert r["tpot_s"]["p50"] == pytest.approx(base["tpot_s"]["p50"], rel=1e-9)
+        assert r["ttft_s"]["p50"] == pytest.approx(base["ttft_s"]["p50"] + extra, rel=1e-9)
+        assert r["e2e_s"]["p90"] == pytest.approx(base["e2e_s"]["p90"] + extra, rel=1e-9)
