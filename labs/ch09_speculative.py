@@ -627,6 +627,21 @@ def main(argv=None) -> int:
         if "exact" in args.parts:  # tiny models on the CPU: the test of the algorithm, not of speed
             measure({"kind": "exact", "gamma": 2}, measure_exact, args.samples, 2, 3, torch.device("cpu"),
                     torch.float32)
+        if "batch" in args.parts:  # before the slow drafts: on a GPU a time budget must not skip it
+            draft = early_exit_draft(target, args.batch_exit_layers)
+            alpha = measure({"kind": "batch-alpha", "layers": args.batch_exit_layers, "gamma": args.batch_gamma},
+                            lambda: measure_accept(target, draft, [args.batch_gamma], prompts[:1], args.new_tokens,
+                                                   args.temperature, device, 1, args.prompt_len)["by_gamma"][0])
+            a = alpha.get("alpha")
+            if a is not None:
+                predicted = predict_critical_batch(prov, args.batch_context)
+                for batch in args.batches:
+                    point = measure({"kind": "batch", "batch": batch, "gamma": args.batch_gamma, "alpha": a,
+                                     "layers": args.batch_exit_layers, "context": args.batch_context},
+                                    measure_batch, target, draft, batch, args.batch_gamma, args.batch_context, a, device,
+                                    args.repeats)
+                    point["predicted"] = predicted
+                    data.write()
         if "accept" in args.parts:
             drafts = [({"draft": "early-exit", "layers": k}, lambda k=k: early_exit_draft(target, k)) for k in exit_layers]
             drafts += [({"draft": "noisy-copy", "sigma": s}, lambda s=s: noisy_draft(target, s, seed=7)) for s in args.sigmas]
@@ -646,21 +661,6 @@ def main(argv=None) -> int:
                         measure_lookup, bigram, kind, args.lookup_gamma, args.prompt_len, args.new_tokens,
                         max(1, args.prompts), device, args.repeats)
             del bigram
-        if "batch" in args.parts:
-            draft = early_exit_draft(target, args.batch_exit_layers)
-            alpha = measure({"kind": "batch-alpha", "layers": args.batch_exit_layers, "gamma": args.batch_gamma},
-                            lambda: measure_accept(target, draft, [args.batch_gamma], prompts[:1], args.new_tokens,
-                                                   args.temperature, device, 1, args.prompt_len)["by_gamma"][0])
-            a = alpha.get("alpha")
-            if a is not None:
-                predicted = predict_critical_batch(prov, args.batch_context)
-                for batch in args.batches:
-                    point = measure({"kind": "batch", "batch": batch, "gamma": args.batch_gamma, "alpha": a,
-                                     "layers": args.batch_exit_layers, "context": args.batch_context},
-                                    measure_batch, target, draft, batch, args.batch_gamma, args.batch_context, a, device,
-                                    args.repeats)
-                    point["predicted"] = predicted
-                    data.write()
     common.plot_safely(plot, data_path, args.out / "figures")
     return 130 if data.doc["status"] == "interrupted" else 0
 
