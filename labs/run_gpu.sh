@@ -4,6 +4,7 @@
 #
 #   bash labs/run_gpu.sh                  # ch03 ch04: at most 4 minutes
 #   bash labs/run_gpu.sh ch06             # one lab (ch06: at most about 2.5 minutes)
+#   bash labs/run_gpu.sh ch09             # one lab (ch09: at most about 3 minutes, not yet timed on a GPU)
 #   bash labs/run_gpu.sh ch03 ch04 ch06   # all three: at most about 6.5 minutes
 #   LAB_GIT_COMMIT=$(git rev-parse HEAD) bash labs/run_gpu.sh   # on a copy of the tree without .git
 #
@@ -25,6 +26,7 @@ LABS="
 ch03 ch03-prefill-decode ch03_prefill_decode.py 145 165 prefill vs decode (Llama-3.1-8B shape, bf16, batch 1..64, four decode paths; MBU of each)
 ch04 ch04-gpu-basics ch04_gpu_basics.py 40 55 GPU basics (matmul TFLOPS, bandwidth vs buffer size, memory vs calc, NVML trace)
 ch06 ch06-kv-cache ch06_kv_cache.py 110 130 KV cache (memory vs calc, contiguous/paged/8-bit decode, prefix reuse, fragmentation replay)
+ch09 ch09-speculative ch09_speculative.py 150 170 speculative decoding (lossless test, early-exit and noisy drafts vs formula, prompt lookup, batch sweep)
 "
 chosen=("$@")
 [ ${#chosen[@]} -gt 0 ] || chosen=(ch03 ch04)

@@ -21,6 +21,7 @@ case "$1" in
   labs/ch03_prefill_decode.py) folder=ch03-prefill-decode; stem=ch03 ;;
   labs/ch04_gpu_basics.py) folder=ch04-gpu-basics; stem=ch04 ;;
   labs/ch06_kv_cache.py) folder=ch06-kv-cache; stem=ch06 ;;
+  labs/ch09_speculative.py) folder=ch09-speculative; stem=ch09 ;;
   *) echo "unexpected $*" >&2; exit 3 ;;
 esac
 mkdir -p docs/assets/labs/$folder/data
@@ -73,3 +74,11 @@ def test_unknown_lab_is_refused_before_anything_runs(tree):
     proc = run(tree, "ch03", "ch99")
     assert proc.returncode == 2 and "unknown lab 'ch99'" in proc.stderr
     assert not (tree / "docs/assets/labs/ch03-prefill-decode/data/ch03-h200.json").exists()
+
+
+def test_ch09_joins_the_table(tree):
+    out = tree / "out"
+    out.mkdir()
+    assert run(tree, "ch09", out=out).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["ch09-h200.json", "run_gpu.log"]
+    assert "--budget-s 150" in (out / "ch09-h200.json").read_text()

@@ -52,6 +52,14 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         # chapter 5
         ("vllm serve", "ch05/"),
         ("驱动", "ch05/"),
+        # chapter 9
+        ("投机采样", "ch09/#overview"),
+        ("接受率", "ch09/#tokens-per-call"),
+        ("草稿长度", "ch09/#why-it-works"),
+        ("树注意力", "ch09/#medusa"),
+        ("提示查找解码", "ch09/#prompt-lookup"),
+        ("自投机解码", "ch09/#self-speculation"),
+        ("多 token 预测", "ch09/#mtp"),
     ],
     "en": [
         ("arithmetic intensity", "ch03/#why-decode-is-slow"),
@@ -92,5 +100,13 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("NVIDIA Container Toolkit", "ch05/"),
         ("vllm bench serve", "labs/ch05-env-check/"),
         ("minor version compatibility", "ch05/"),
+        # chapter 9
+        ("speculative decoding", "ch09/#overview"),
+        ("acceptance rate", "ch09/#tokens-per-call"),
+        ("draft length", "ch09/#why-it-works"),
+        ("tree attention", "ch09/#medusa"),
+        ("prompt lookup decoding", "ch09/#prompt-lookup"),
+        ("self-speculative decoding", "ch09/#self-speculation"),
+        ("multi-token prediction", "ch09/#mtp"),
     ],
 }
