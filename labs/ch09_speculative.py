@@ -187,8 +187,8 @@ def speculative_step(target: Runner, drafter, seq, gamma, temperature, gen):
     The draft proposes x_1..x_k (k <= gamma) with distributions q_i; one target call on [.., x_1..x_k] gives
     p_1..p_{k+1}. x_i is accepted with probability min(1, p_i(x_i) / q_i(x_i)); at the first rejection a token
     is drawn from max(0, p_i - q_i) (normalized) and the round ends; if all k are accepted, one more token is
-    drawn from p_{k+1}. Each emitted token is then distributed exactly as the target's (Leviathan et al. 2023,
-    Theorem 3.5; Chen et al. 2023, Theorem 1).
+    drawn from p_{k+1}. Each emitted token is then distributed exactly as the target's (Leviathan et al. 2023;
+    Chen et al. 2023).
     """
     L = seq.shape[1]
     drafted, q = drafter.propose(seq, gamma, temperature, gen)
@@ -236,7 +236,7 @@ def plain_generate(model, prompt, n_new, temperature, gen):
 
 
 def expected_tokens(alpha: float, gamma: int) -> float:
-    """Expected tokens per target call with i.i.d. acceptance alpha (Leviathan et al. 2023, eq. 1)."""
+    """Expected tokens per target call with i.i.d. acceptance alpha (Leviathan et al. 2023)."""
     return gamma + 1.0 if alpha >= 1 else (1 - alpha ** (gamma + 1)) / (1 - alpha)
 
 
