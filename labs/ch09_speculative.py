@@ -445,8 +445,8 @@ TEXT = {
     "cell": {"zh": "3 个 token 的组合（按目标概率排序）", "en": "3-token continuation (sorted by target probability)"},
     "prob": {"zh": "概率", "en": "probability"},
     "exact_p": {"zh": "目标模型精确分布", "en": "target, exact"},
-    "spec_freq": {"zh": "投机采样（p={p:.2g}）", "en": "speculative (p={p:.2g})"},
-    "naive_freq": {"zh": "全收草稿（p={p:.2g}）", "en": "accept all drafts (p={p:.2g})"},
+    "spec_freq": {"zh": "投机采样（p={p}）", "en": "speculative (p={p})"},
+    "naive_freq": {"zh": "全收草稿（p={p}）", "en": "accept all drafts (p={p})"},
     "critical": {"zh": "calc：计算受限起点", "en": "calc: turns compute-bound"},
 }
 COLORS = ["#4C72B0", "#55A868", "#C44E52", "#8172B2", "#CCB974", "#64B5CD", "#937860"]
@@ -454,6 +454,11 @@ COLORS = ["#4C72B0", "#55A868", "#C44E52", "#8172B2", "#CCB974", "#64B5CD", "#93
 
 def t(key, lang, **kw):
     return TEXT[key][lang].format(**kw)
+
+
+def p_text(p: float) -> str:
+    """A p-value for a legend: two digits, or "<1e-10" where it underflows to 0."""
+    return f"{p:.2g}" if p >= 1e-10 else "<1e-10"
 
 
 def draft_label(point, lang):
@@ -525,9 +530,9 @@ def plot(data, lang):
         x = range(len(order))
         ax.bar(x, [e["exact_p"][j] for j in order], color="#ddd", label=t("exact_p", lang))
         ax.plot(x, [e["counts"][j] / n for j in order], "o", ms=3, color=COLORS[0],
-                label=t("spec_freq", lang, p=e["speculative"]["p_value"]))
+                label=t("spec_freq", lang, p=p_text(e["speculative"]["p_value"])))
         ax.plot(x, [e["naive_counts"][j] / n for j in order], "x", ms=3, color=COLORS[2],
-                label=t("naive_freq", lang, p=e["naive_draft"]["p_value"]))
+                label=t("naive_freq", lang, p=p_text(e["naive_draft"]["p_value"])))
         ax.set_xlabel(t("cell", lang))
         ax.set_ylabel(t("prob", lang))
         ax.set_title(t("exact_title", lang) + f" (n={n})")
