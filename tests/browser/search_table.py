@@ -103,7 +103,7 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         # chapter 9
         ("speculative decoding", "ch09/#overview"),
         ("acceptance rate", "ch09/#tokens-per-call"),
-        ("draft length", "ch09/#why-it-works"),
+        ("target model", "ch09/#why-it-works"),
         ("tree attention", "ch09/#medusa"),
         ("prompt lookup decoding", "ch09/#prompt-lookup"),
         ("self-speculative decoding", "ch09/#self-speculation"),
