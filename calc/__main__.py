@@ -58,9 +58,16 @@ def _table(result: dict) -> str:
     width = max(len(k) for k in result)
     lines = []
     for key, value in result.items():
-        if key in ("throughput_curve", "api_comparison", "warnings"):
+        if key in ("throughput_curve", "api_comparison", "warnings", "per_gpu_table"):
             continue
         lines.append(f"{key:<{width}}  {_format(key, value)}")
+    for row in result.get("per_gpu_table", []):
+        parts = ", ".join(f"{name} {_format('bytes', row[key])}" for name, key in (
+            ("weights", "weights_bytes"), ("KV", "kv_cache_bytes"), ("activations", "activation_peak_bytes"),
+            ("overhead", "overhead_bytes")))
+        lines.append(f"  stage {row['stage']} (layers {row['first_layer']}-{row['last_layer']}), each of "
+                     f"{row['gpus']} GPUs: {parts}; total {_format('bytes', row['total_bytes'])}"
+                     f"{'' if row['fits'] else ' (does not fit)'}")
     for row in result.get("throughput_curve", []):
         lines.append(f"  batch {row['batch']:>5}: TPOT {row['tpot_s'] * 1e3:9.3f} ms, "
                      f"{row['decode_tok_per_s']:12,.1f} tok/s ({row['bound']}-bound)")

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from functools import cache
 
 from . import cost as cost_mod
+from . import engines as engines_mod
 from . import memory as mem
 from . import perf as perf_mod
 from . import registry
@@ -58,6 +59,7 @@ def _all_fields() -> tuple:
     gpu_choices = [{"value": k, "label": registry.get_gpu(k).name} for k in registry.list_gpus()]
     weight_choices = [{"value": k, "label": f.label} for k, f in mem.WEIGHT_FORMATS.items()]
     kv_choices = [{"value": k, "label": k.upper()} for k in mem.KV_DTYPES]
+    engine_choices = [{"value": k, "label": engines_mod.profile(k).name} for k in engines_mod.ENGINES]
     api_choices = [{"value": k, "label": f"{p['provider']} {p['model']}"} for k, p in
                    ((k, registry.get_price(k)) for k in registry.list_prices())]
     cost_roi = ("cost", "roi")
@@ -71,13 +73,16 @@ def _all_fields() -> tuple:
         _f("prompt-len", "int", 1024, unit="tokens", min=1, max=10_000_000),
         _f("output-len", "int", 256, unit="tokens", min=1, max=10_000_000),
         _f("tp", "int", 1, min=1, max=1024),
+        _f("pp", "int", 1, min=1, max=1024),
+        _f("ep", "int", 1, min=1, max=1024),
+        _f("engine", "choice", engines_mod.DEFAULT_ENGINE, choices=engine_choices),
         _f("overhead-gib", "float", mem.DEFAULT_OVERHEAD_BYTES / GiB, unit="GiB", min=0, max=1024, commands=("memory",)),
-        _f("gpu-memory-utilization", "float", mem.VLLM_GPU_MEMORY_UTILIZATION, min=0.01, max=1.0, commands=("memory",)),
+        _f("gpu-memory-utilization", "float", None, min=0.01, max=1.0, commands=("memory",)),
         _f("block-size", "int", mem.VLLM_BLOCK_SIZE, unit="tokens", min=1, max=1024, commands=("memory",)),
         _f("max-model-len", "int", None, unit="tokens", min=1, max=10_000_000, commands=("memory",)),
         _f("max-num-batched-tokens", "int", mem.VLLM_MAX_NUM_BATCHED_TOKENS, unit="tokens", min=1, max=10_000_000, commands=("memory",)),
-        _f("mem-efficiency", "float", perf_mod.MEMORY_EFFICIENCY, min=0.01, max=1.0, commands=("perf", "cost", "roi")),
-        _f("compute-efficiency", "float", perf_mod.COMPUTE_EFFICIENCY, min=0.01, max=1.0, commands=("perf", "cost", "roi")),
+        _f("mem-efficiency", "float", None, min=0.01, max=1.0, commands=("perf", "cost", "roi")),
+        _f("compute-efficiency", "float", None, min=0.01, max=1.0, commands=("perf", "cost", "roi")),
         _f("gpu-price", "float", None, unit="USD/h", min=0, max=1000, commands=cost_roi),
         _f("utilization", "float", 1.0, min=0.01, max=1.0, commands=cost_roi),
         _f("requests-per-s", "float", 1.0, unit="req/s", min=0.000001, max=1_000_000, commands=cost_roi),
@@ -202,6 +207,26 @@ def _resolve(command: str, params: Mapping) -> dict:
     elif tp > 1 and not values["gpu_spec"].interconnect_bytes_per_s:
         errors["tp"] = t(f"注册表中 {values['gpu']} 没有 GPU 间带宽数据",
                          f"{values['gpu']} has no GPU-to-GPU bandwidth in the registry")
+    pp, ep = values["pp"], values["ep"]
+    if spec.num_hidden_layers % pp:
+        errors["pp"] = t(f"pp={pp} 不能整除模型的 {spec.num_hidden_layers} 层（calc 按层数均分流水线各段）",
+                         f"pp {pp} does not divide the model's {spec.num_hidden_layers} layers "
+                         "(calc splits the layers evenly across pipeline stages)")
+    elif pp > 1 and not values["gpu_spec"].interconnect_bytes_per_s:
+        errors["pp"] = t(f"注册表中 {values['gpu']} 没有 GPU 间带宽数据",
+                         f"{values['gpu']} has no GPU-to-GPU bandwidth in the registry")
+    if ep > 1:
+        if not spec.is_moe:
+            errors["ep"] = t("专家并行（ep > 1）只适用于混合专家（MoE）模型，这个模型是稠密模型",
+                             "expert parallelism (ep > 1) needs a mixture-of-experts model; this model is dense")
+        elif ep > spec.num_experts or spec.num_experts % ep:
+            errors["ep"] = t(f"ep={ep} 必须整除模型的 {spec.num_experts} 个路由专家",
+                             f"ep {ep} must divide the model's {spec.num_experts} routed experts")
+        elif ep % tp and tp % ep:
+            errors["ep"] = t(f"ep={ep} 与 tp={tp} 必须能互相整除", f"ep {ep} and tp {tp} must divide one another")
+        elif not values["gpu_spec"].interconnect_bytes_per_s:
+            errors["ep"] = t(f"注册表中 {values['gpu']} 没有 GPU 间带宽数据",
+                             f"{values['gpu']} has no GPU-to-GPU bandwidth in the registry")
     if command in ("cost", "roi") and values["gpu-price"] is None and values["gpu_spec"].usd_per_hour is None:
         errors["gpu-price"] = t(f"注册表中没有 {values['gpu']} 的带日期价格；请填写每 GPU 小时的美元价格",
                                 f"the registry has no dated price for {values['gpu']}; enter a USD per GPU-hour price")
@@ -231,21 +256,22 @@ def _common(v: dict) -> dict:
     return {
         "model": v["spec"].name, "gpu": v["gpu"], "weights": v["weights"], "kv_dtype": v["kv-dtype"],
         "batch": v["batch"], "prompt_len": v["prompt-len"], "output_len": v["output-len"], "tp": v["tp"],
-        "attention": v["spec"].attention_kind,
+        "engine": v["engine"], "attention": v["spec"].attention_kind,
     }
 
 
 def _perf(v: dict) -> dict:
     return perf_mod.perf_report(
         v["spec"], v["gpu_spec"], v["weights"], v["kv-dtype"], v["batch"], v["prompt-len"], v["output-len"], v["tp"],
-        memory_efficiency=v["mem-efficiency"], compute_efficiency=v["compute-efficiency"])
+        memory_efficiency=v["mem-efficiency"], compute_efficiency=v["compute-efficiency"], pp=v["pp"], ep=v["ep"],
+        engine=v["engine"])
 
 
 def _cost(v: dict) -> dict:
     perf = _perf(v)
     price = v["gpu-price"] if v["gpu-price"] is not None else v["gpu_spec"].usd_per_hour
     api = v["api"]
-    report = cost_mod.cost_report(perf, v["batch"], v["prompt-len"], v["output-len"], price, v["tp"],
+    report = cost_mod.cost_report(perf, v["batch"], v["prompt-len"], v["output-len"], price, perf["gpus"],
                                   utilization=v["utilization"], requests_per_s=v["requests-per-s"],
                                   api_prices={k: registry.get_price(k) for k in registry.list_prices()})
     chosen = next(c for c in report["api_comparison"] if c["api"] == api)
@@ -271,7 +297,8 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
         out.update(mem.memory_report(
             spec, v["gpu_spec"].memory_bytes, v["weights"], v["kv-dtype"], v["batch"], v["prompt-len"], v["output-len"],
             v["tp"], overhead_bytes=round(v["overhead-gib"] * GiB), gpu_memory_utilization=v["gpu-memory-utilization"],
-            block_size=v["block-size"], max_model_len=v["max-model-len"], max_num_batched_tokens=v["max-num-batched-tokens"]))
+            block_size=v["block-size"], max_model_len=v["max-model-len"], max_num_batched_tokens=v["max-num-batched-tokens"],
+            pp=v["pp"], ep=v["ep"], visible_memory_bytes=v["gpu_spec"].visible_memory_bytes, engine=v["engine"]))
     elif command == "perf":
         out.update(_perf(v))
     elif command == "cost":

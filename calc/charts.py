@@ -83,8 +83,54 @@ MEMORY_PARTS = [
 ]
 
 
+STAGE_PARTS = [("weights", "weights_bytes"), ("kv", "kv_cache_bytes"), ("activations", "activation_peak_bytes"),
+               ("overhead", "overhead_bytes")]
+
+
+def _stages_chart(result: dict, lang: str, fmt) -> dict:
+    """Pipeline parallelism: one stacked bar per stage (what one GPU of that stage holds), against capacity.
+    Series are named <part>-stage<n> (and "capacity")."""
+    table = result["per_gpu_table"]
+    capacity = result["gpu_memory_bytes"]
+    names = {key: name for key, _field, name in MEMORY_PARTS}
+    top = max([r["total_bytes"] for r in table] + [capacity]) * 1.05 or 1
+    x0, x1, label_w, h, gap = 20, W - 20, 205, 26, 12
+    bx0 = x0 + label_w
+    scale = (x1 - bx0) / top
+    title = UI["memory_title"][lang]
+    kids = [_text(x0, 22, title, "calc-chart__title")]
+    y = 44
+    for row in table:
+        label = UI["memory_stage"][lang].format(n=row["stage"], a=row["first_layer"], b=row["last_layer"])
+        kids.append(_text(x0, y + h / 2 + 4, label, "calc-chart__legend"))
+        x = bx0
+        for key, field in STAGE_PARTS:
+            value = row[field]
+            width = value * scale
+            kids.append(node("rect", {"x": x, "y": y, "width": width, "height": h,
+                                      "class": f"calc-chart__part calc-chart__part--{key}",
+                                      "data-series": f"{key}-stage{row['stage']}", "data-value": value},
+                             [node("title", text=f"{label} · {names[key][lang]}: {fmt('bytes', value, lang)[0]}")]))
+            x += width
+        y += h + gap
+    cx = bx0 + capacity * scale
+    kids.append(node("line", {"x1": cx, "x2": cx, "y1": 36, "y2": y, "class": "calc-chart__limit",
+                              "data-series": "capacity", "data-value": capacity}))
+    cap_label = UI["memory_capacity"][lang] + " " + units.format_number(capacity, "GB:1")
+    kids.append(_text(cx, 34, cap_label, "calc-chart__note", "end" if cx > W / 2 else "start"))
+    lx, ly = x0, y + 16
+    for key, _field in STAGE_PARTS:
+        kids.append(node("rect", {"x": lx, "y": ly - 10, "width": 12, "height": 12,
+                                  "class": f"calc-chart__part calc-chart__part--{key}"}))
+        kids.append(_text(lx + 16, ly, names[key][lang], "calc-chart__legend"))
+        lx += 40 + 7.5 * len(names[key][lang]) + (4 * len(names[key][lang]) if lang == "zh" else 0)
+    return _svg(ly + 14, title, kids, "chart")
+
+
 def memory_chart(result: dict, lang: str, fmt) -> dict:
-    """One stacked bar: what one GPU holds, against the GPU's capacity."""
+    """One stacked bar: what one GPU holds, against the GPU's capacity (one bar per pipeline stage with pp > 1)."""
+    if len(result.get("per_gpu_table") or []) > 1:
+        return _stages_chart(result, lang, fmt)
     capacity = result["gpu_memory_bytes"]
     parts = [(key, field, name, result.get(field) or 0) for key, field, name in MEMORY_PARTS]
     total = sum(p[3] for p in parts)

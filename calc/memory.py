@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 
-from .model import ModelSpec, param_counts
+from . import engines as engines_mod
+from .model import ModelSpec, _attention_params, param_counts, unquantized_linear_params
 from .strings import t
 from .units import GiB, format_number
 
@@ -18,8 +19,9 @@ class WeightFormat:
     ``compute_dtype`` is the tensor-core dtype the matmuls run in (bf16, fp16, fp8, int8 or fp4); ``gguf``:
     a llama.cpp GGUF recipe, where embeddings and lm_head are quantized too and norms stay fp32."""
 
-    def __init__(self, bits: float, compute_dtype: str, label: str, gguf: bool = False):
+    def __init__(self, bits: float, compute_dtype: str, label: str, gguf: bool = False, experts_only: bool = False):
         self.bits, self.compute_dtype, self.label, self.gguf = bits, compute_dtype, label, gguf
+        self.experts_only = experts_only  # only the routed experts use this format; the rest stays 16-bit
 
 
 # Policy for embeddings and lm_head: the non-GGUF quantized formats (fp8, int8, int4, nf4, mxfp4, nvfp4)
@@ -44,6 +46,11 @@ WEIGHT_FORMATS = {
     "mxfp4": WeightFormat(4 + 8 / 32, "fp4", "MXFP4 (OCP MX, block 32)"),
     # NVIDIA NVFP4: blocks of 16 FP4 values share one FP8 (E4M3) scale (+ one fp32 per tensor, negligible).
     "nvfp4": WeightFormat(4 + 8 / 16, "fp4", "NVFP4 (block 16)"),
+    # gpt-oss as OpenAI publishes it: quantization_config {"quant_method": "mxfp4", "modules_to_not_convert":
+    # [self_attn, router, embed_tokens, lm_head]}: the routed experts in MXFP4, everything else BF16. On GPUs
+    # without FP4 tensor cores (before Blackwell) engines dequantize the experts to 16 bits (W4A16).
+    "mxfp4-experts": WeightFormat(4 + 8 / 32, "bf16", "MXFP4 experts + BF16 rest (gpt-oss checkpoint)",
+                                  experts_only=True),
 }
 
 # KV-cache element sizes. fp8 / int8 caches keep per-tensor scales whose size is negligible.
@@ -55,9 +62,11 @@ ACTIVATION_BYTES = 2  # bf16/fp16 activations
 # cuBLAS/NCCL workspaces and allocator slack. An assumption, not a measurement: override it per run.
 DEFAULT_OVERHEAD_BYTES = 1 * GiB
 
-# vLLM defaults (vllm.config: CacheConfig.block_size, gpu_memory_utilization; SchedulerConfig)
+# vLLM defaults (vllm/config/cache.py: CacheConfig.DEFAULT_BLOCK_SIZE, gpu_memory_utilization; SchedulerConfig).
+# gpu_memory_utilization: 0.92 in vllm-project/vllm at commit 002f10e0 (2026), applied to what CUDA reports as
+# the GPU's total memory; the engine profile (data/engines.json) carries it with its source.
 VLLM_BLOCK_SIZE = 16
-VLLM_GPU_MEMORY_UTILIZATION = 0.9
+VLLM_GPU_MEMORY_UTILIZATION = 0.92
 VLLM_MAX_NUM_BATCHED_TOKENS = 8192
 
 
@@ -109,7 +118,11 @@ def weights_bytes(m: ModelSpec, fmt: str = "bf16") -> int:
     if f.gguf:
         return math.ceil(_gguf_bytes(m, fmt))
     c = param_counts(m)
-    quantized = c["layer_linear"] + c["expert_linear"]
+    # a checkpoint's quantization_config may keep some of the quantized modules in 16 bits
+    u = unquantized_linear_params(m) if f.bits < 16 else {"layer": 0, "expert": 0}
+    quantized = c["expert_linear"] - u["expert"]
+    if not f.experts_only:
+        quantized += c["layer_linear"] - u["layer"]
     kept_16bit = c["total"] - quantized
     return math.ceil(quantized * f.bits / 8 + kept_16bit * 2)
 
@@ -189,6 +202,139 @@ def activation_peak_bytes(m: ModelSpec, tokens: int, tp: int = 1) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Several GPUs: tensor (tp), pipeline (pp) and expert (ep) parallelism
+
+
+def gpus_per_stage(tp: int, ep: int) -> int:
+    """GPUs in one pipeline stage: ``max(tp, ep)``.
+
+    ep ≤ tp (SGLang's ``--ep-size``): the tp GPUs of a stage split the routed experts into ep groups, and each
+    group's experts are tensor-sliced over tp/ep GPUs. ep > tp (vLLM's ``--enable-expert-parallel`` with
+    ``--data-parallel-size ep/tp``): attention and dense layers run as ep/tp data-parallel replicas of tp GPUs
+    each, and every GPU holds num_experts/ep whole experts. Either way a GPU holds 1/max(tp, ep) of the experts.
+    """
+    return max(tp, ep)
+
+
+def attention_replicas(tp: int, ep: int) -> int:
+    """Data-parallel replicas of attention and the dense layers within a stage (1 unless ep > tp)."""
+    return max(1, ep // tp)
+
+
+def stage_layers(m: ModelSpec, pp: int) -> list[range]:
+    """The layers of each pipeline stage: an even split (``pp`` must divide num_hidden_layers)."""
+    n = m.num_hidden_layers
+    if pp < 1 or n % pp:
+        raise ValueError(f"pp {pp} does not divide the model's {n} layers")
+    size = n // pp
+    return [range(s * size, (s + 1) * size) for s in range(pp)]
+
+
+def check_parallel(m: ModelSpec, tp: int = 1, pp: int = 1, ep: int = 1) -> None:
+    """Raise ValueError with a clear message when a (tp, pp, ep) layout cannot run this model."""
+    stage_layers(m, pp)
+    if ep < 1:
+        raise ValueError(f"ep must be ≥ 1, got {ep}")
+    if ep > 1:
+        if not m.is_moe:
+            raise ValueError("ep > 1 needs a mixture-of-experts model; this model is dense")
+        if ep > m.num_experts:
+            raise ValueError(f"ep {ep} exceeds the model's {m.num_experts} routed experts")
+        if m.num_experts % ep:
+            raise ValueError(f"ep {ep} does not divide the model's {m.num_experts} routed experts")
+        if ep % tp and tp % ep:
+            raise ValueError(f"ep {ep} and tp {tp} must divide one another")
+
+
+def weight_parts(m: ModelSpec, fmt: str) -> dict:
+    """Weight bytes by where they live: ``embedding`` (first stage), ``head`` (lm_head and the final norm,
+    last stage; a tied model keeps the embedding matrix there too when pp > 1 splits them apart: see
+    per_gpu_table), and per layer ``dense`` (attention, dense MLP or shared expert, router, norms, biases) and
+    ``experts`` (the routed experts). The parts add up to weights_bytes(m, fmt) (before rounding up).
+
+    GGUF: the embedding and lm_head follow llama.cpp's recipe (see _gguf_bytes); the layers share the rest in
+    proportion to their parameters (per-layer Q6_K choices move < 1 % between layers).
+    """
+    c = param_counts(m)
+    f = WEIGHT_FORMATS[fmt]
+    h = m.hidden_size
+    att_lin, att_bias, att_norm = _attention_params(m)
+    n_moe = sum(m.moe_layers)
+    per_layer_small = att_bias + m.norms_per_layer * h + att_norm
+    dense_small = 2 * m.intermediate_size + h if m.mlp_bias else 0
+    router = c["router"] // n_moe if n_moe else 0
+    if m.expert_bias:  # gpt-oss's per-expert biases stay 16-bit; counted with the router (< 0.1 % of a layer)
+        router += m.num_experts * (2 * m.moe_intermediate_size + h)
+    dense_mlp = 3 * h * m.intermediate_size
+    shared = 3 * h * m.shared_expert_intermediate_size
+    experts = m.num_experts * 3 * h * m.moe_intermediate_size
+    q_bits, e_bits = _linear_bits(f)
+    # modules the checkpoint keeps in 16 bits (quantization_config.modules_to_not_convert / ignore), per layer
+    unq = unquantized_linear_params(m, per_layer=True) if f.bits < 16 else [{"layer": 0, "expert": 0}] * len(m.moe_layers)
+    layers = []
+    for i, moe in enumerate(m.moe_layers):
+        lin = att_lin + (shared if moe else dense_mlp)
+        small = per_layer_small + (router if moe else dense_small)
+        ex = experts if moe else 0
+        u_lin = 0 if f.experts_only else unq[i]["layer"]
+        u_ex = unq[i]["expert"]
+        layers.append({"dense": (lin - u_lin) * q_bits / 8 + (u_lin + small) * 2,
+                       "experts": (ex - u_ex) * e_bits / 8 + u_ex * 2,
+                       "params_dense": lin + small, "params_experts": ex})
+    emb, head = c["embedding"] * 2, c["lm_head"] * 2 + h * 2
+    if f.gguf:
+        emb = c["embedding"] * (_Q6_K_BITS if m.tie_word_embeddings else _Q4_K_BITS) / 8
+        head = c["lm_head"] * _Q6_K_BITS / 8 + 4 * h
+        rest = _gguf_bytes(m, fmt) - emb - head
+        params = sum(r["params_dense"] + r["params_experts"] for r in layers)
+        for r in layers:
+            r["dense"], r["experts"] = rest * r["params_dense"] / params, rest * r["params_experts"] / params
+    return {"embedding": emb, "head": head, "layers": layers}
+
+
+def _linear_bits(f: WeightFormat) -> tuple[float, float]:
+    """Bits per weight of (attention/dense linear layers, routed experts) in a non-GGUF format."""
+    if f.experts_only:
+        return 16, f.bits
+    return f.bits, f.bits
+
+
+def per_gpu_table(m: ModelSpec, fmt: str, kv_dtype: str, batch: int, prompt_len: int, context: int,
+                  tp: int = 1, pp: int = 1, ep: int = 1, overhead_bytes: int = DEFAULT_OVERHEAD_BYTES) -> list[dict]:
+    """What one GPU of each pipeline stage holds (every GPU of a stage holds the same), one row per stage.
+
+    Weights: the stage's layers, dense parts split over tp, routed experts over max(tp, ep); the first stage adds
+    the embedding, the last the lm_head and final norm (both split over tp, vocab-parallel). KV cache: the stage's
+    layers only, for the ceil(batch / replicas) sequences of one attention replica. Activations: the peak of a
+    prefill over all batch × prompt tokens, spread like the experts (see activation_peak_bytes).
+    """
+    check_parallel(m, tp, pp, ep)
+    g, dp = gpus_per_stage(tp, ep), attention_replicas(tp, ep)
+    parts = weight_parts(m, fmt)
+    seqs = -(-batch // dp)
+    per_layer_kv = kv_bytes_per_token_layer(m, kv_dtype, tp)
+    cached = cached_tokens(m, context)
+    act = activation_peak_bytes(m, batch * prompt_len, g)
+    rows = []
+    for s, layers in enumerate(stage_layers(m, pp)):
+        w = sum(parts["layers"][i]["dense"] / tp + parts["layers"][i]["experts"] / g for i in layers)
+        if s == 0:
+            w += parts["embedding"] / tp
+        if s == pp - 1:
+            w += parts["head"] / tp
+            if m.tie_word_embeddings and pp > 1:  # the last stage needs its own copy of the tied matrix
+                w += parts["embedding"] / tp
+        if pp == 1 and g == tp:
+            w = weights_bytes_per_gpu(m, fmt, tp)  # the same figure as without pp/ep, to the byte
+        w = math.ceil(w)
+        kv = seqs * per_layer_kv * sum(cached[i] for i in layers)
+        rows.append({"stage": s + 1, "first_layer": layers[0], "last_layer": layers[-1], "gpus": g,
+                     "weights_bytes": w, "kv_cache_bytes": kv, "activation_peak_bytes": act,
+                     "overhead_bytes": overhead_bytes, "total_bytes": w + kv + act + overhead_bytes})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------
 # The whole picture
 
 
@@ -202,67 +348,103 @@ def memory_report(
     output_len: int = 256,
     tp: int = 1,
     overhead_bytes: int = DEFAULT_OVERHEAD_BYTES,
-    gpu_memory_utilization: float = VLLM_GPU_MEMORY_UTILIZATION,
+    gpu_memory_utilization: float | None = None,
     block_size: int = VLLM_BLOCK_SIZE,
     max_model_len: int | None = None,
     max_num_batched_tokens: int = VLLM_MAX_NUM_BATCHED_TOKENS,
+    pp: int = 1,
+    ep: int = 1,
+    visible_memory_bytes: int | None = None,
+    engine: str | None = None,
 ) -> dict:
     """Everything that must fit: weights + KV for batch × (prompt + output) tokens + the prefill activation
-    peak over batch × prompt tokens + runtime overhead; per GPU and in total (× tp). Then the engine view.
+    peak over batch × prompt tokens + runtime overhead; per GPU and in total (all GPUs). Then the engine view.
 
-    The engine view follows vLLM: it may use ``gpu_memory_utilization`` of the GPU; from that it subtracts
+    Several GPUs: ``tp`` splits every matrix, ``pp`` gives each pipeline stage an even share of the layers,
+    ``ep`` spreads the routed experts (see gpus_per_stage); the deployment uses max(tp, ep) × pp GPUs.
+    ``per_gpu_table`` lists what one GPU of each stage holds; the ``*_per_gpu`` figures are those of the
+    fullest stage, the one that decides whether the model fits.
+
+    ``gpu_memory_bytes`` is the datasheet capacity (shown); ``visible_memory_bytes`` what CUDA reports (the
+    driver and ECC keep the rest), from which whether each stage fits and the KV budget are computed (default:
+    the datasheet figure). The engine view follows vLLM: it may use ``gpu_memory_utilization`` (None: the
+    ``engine`` profile's fraction, vLLM's default) of the visible memory of each GPU; from that it subtracts
     weights, the activation peak of a profiling pass over ``max_num_batched_tokens`` and the non-torch
-    overhead; what is left becomes KV blocks of ``block_size`` tokens.
+    overhead; what is left becomes KV blocks of ``block_size`` tokens. An engine whose rule is SGLang's
+    (mem_fraction_static) keeps the fraction for weights + KV and leaves the rest for activations, so no
+    profiling pass is taken off. With pipeline stages every stage keeps the same number of blocks (the smallest
+    any stage can afford), as vLLM does; each attention replica (ep > tp) has a cache of its own.
     """
+    eng = engines_mod.profile(engine or engines_mod.DEFAULT_ENGINE)
+    if gpu_memory_utilization is None:
+        gpu_memory_utilization = eng.kv_fraction if eng.kv_fraction is not None else VLLM_GPU_MEMORY_UTILIZATION
+    capacity = gpu_memory_bytes if visible_memory_bytes is None else visible_memory_bytes
     counts = param_counts(m)
     context = prompt_len + output_len
-    w_gpu = weights_bytes_per_gpu(m, weights, tp)
-    kv_gpu = kv_cache_bytes(m, kv_dtype, batch, context, tp)
-    act_gpu = activation_peak_bytes(m, batch * prompt_len, tp)
-    total_gpu = w_gpu + kv_gpu + act_gpu + overhead_bytes
+    table = per_gpu_table(m, weights, kv_dtype, batch, prompt_len, context, tp, pp, ep, overhead_bytes)
+    g, dp = gpus_per_stage(tp, ep), attention_replicas(tp, ep)
+    fullest = max(table, key=lambda r: r["total_bytes"])
+    w_gpu, kv_gpu = fullest["weights_bytes"], fullest["kv_cache_bytes"]
+    act_gpu, total_gpu = fullest["activation_peak_bytes"], fullest["total_bytes"]
+    n_gpus = g * pp
 
     # Engine (vLLM) view
     if max_model_len is None:
         max_model_len = m.max_position_embeddings
-    budget = int(gpu_memory_utilization * gpu_memory_bytes)
-    profile_act = activation_peak_bytes(m, max_num_batched_tokens, tp)
-    kv_budget = max(0, budget - w_gpu - profile_act - overhead_bytes)
-    # A block holds block_size tokens of every layer; sliding-window layers are sized like full ones here,
-    # which is what vLLM does unless its hybrid allocator is on (it is for Gemma-2 in recent versions).
-    block_bytes = block_size * kv_bytes_per_token(m, kv_dtype, tp)
-    num_blocks = kv_budget // block_bytes
+    budget = int(gpu_memory_utilization * capacity)
+    profile_act = 0 if eng.kv_rule == "fraction_for_weights_and_kv" else \
+        activation_peak_bytes(m, max_num_batched_tokens * dp, g)
+    # A block holds block_size tokens of every layer of the stage; sliding-window layers are sized like full
+    # ones here, which is what vLLM does unless its hybrid allocator is on (it is for Gemma-2 in recent versions).
+    per_layer_kv = kv_bytes_per_token_layer(m, kv_dtype, tp)
+    stage_blocks = []
+    for row in table:
+        stage_budget = max(0, budget - row["weights_bytes"] - profile_act - overhead_bytes)
+        block_bytes = block_size * per_layer_kv * (row["last_layer"] - row["first_layer"] + 1)
+        stage_blocks.append((stage_budget // block_bytes, stage_budget))
+        row["engine_num_kv_blocks"] = stage_budget // block_bytes
+    num_blocks, kv_budget = min(stage_blocks)
     max_tokens = num_blocks * block_size
     blocks_per_request = math.ceil(min(context, max_model_len) / block_size)
 
-    fits = total_gpu <= gpu_memory_bytes
+    fits = all(r["total_bytes"] <= capacity for r in table)
+    for row in table:
+        row["fits"] = row["total_bytes"] <= capacity
     return {
+        "gpus": n_gpus,
+        "pp": pp,
+        "ep": ep,
+        "attention_replicas": dp,
         "params_total": counts["total"],
         "params_active": counts["active"],
         "weights_bytes": weights_bytes(m, weights),
         "weights_bytes_per_gpu": w_gpu,
         "kv_bytes_per_token": kv_bytes_per_token(m, kv_dtype),
-        "kv_bytes_per_token_per_gpu": kv_bytes_per_token(m, kv_dtype, tp),
-        "kv_cache_bytes": kv_gpu * tp,
+        "kv_bytes_per_token_per_gpu": per_layer_kv * (fullest["last_layer"] - fullest["first_layer"] + 1),
+        "kv_cache_bytes": sum(r["kv_cache_bytes"] for r in table) * g,
         "kv_cache_bytes_per_gpu": kv_gpu,
-        "activation_peak_bytes": act_gpu * tp,
+        "activation_peak_bytes": act_gpu * n_gpus,
         "activation_peak_bytes_per_gpu": act_gpu,
-        "overhead_bytes": overhead_bytes * tp,
+        "overhead_bytes": overhead_bytes * n_gpus,
         "overhead_bytes_per_gpu": overhead_bytes,
-        "total_bytes": total_gpu * tp,
+        "total_bytes": sum(r["total_bytes"] for r in table) * g,
         "total_bytes_per_gpu": total_gpu,
         "gpu_memory_bytes": gpu_memory_bytes,
+        "gpu_visible_memory_bytes": capacity,
         "fits": fits,
-        "fits_reason": _why(fits, w_gpu, kv_gpu, act_gpu, overhead_bytes, gpu_memory_bytes),
-        "max_concurrency": num_blocks // blocks_per_request if blocks_per_request else 0,
+        "fits_reason": _why(fits, w_gpu, kv_gpu, act_gpu, overhead_bytes, capacity),
+        "max_concurrency": dp * (num_blocks // blocks_per_request) if blocks_per_request else 0,
+        "engine": eng.key,
         "engine_gpu_memory_utilization": gpu_memory_utilization,
         "engine_block_size": block_size,
         "engine_max_model_len": max_model_len,
         "engine_max_num_batched_tokens": max_num_batched_tokens,
         "engine_kv_budget_bytes_per_gpu": kv_budget,
         "engine_num_kv_blocks": num_blocks,
-        "engine_max_tokens_in_cache": max_tokens,
-        "engine_max_concurrency_at_max_model_len": max_tokens / max_model_len,
+        "engine_max_tokens_in_cache": max_tokens * dp,
+        "engine_max_concurrency_at_max_model_len": max_tokens * dp / max_model_len,
         "engine_fits_one_max_len_request": max_tokens >= max_model_len,
+        "per_gpu_table": table,
     }
 
 
@@ -276,9 +458,9 @@ def _why(fits: bool, w: int, kv: int, act: int, overhead: int, capacity: int) ->
         free = capacity - (w + kv + act + overhead)
         return t(f"放得下，每块 GPU 还剩 {_gb(free)}", f"fits with {_gb(free)} to spare per GPU")
     if w > capacity:
-        return t(f"仅权重（每块 GPU {_gb(w)}）就超过显存（{_gb(capacity)}）：请换更小的权重格式或增加 GPU 数（tp）",
+        return t(f"仅权重（每块 GPU {_gb(w)}）就超过显存（{_gb(capacity)}）：请换更小的权重格式或增加 GPU 数（tp、pp）",
                  f"the weights alone ({_gb(w)} per GPU) exceed GPU memory ({_gb(capacity)}): use a smaller weight "
-                 "format or more GPUs (tp)")
+                 "format or more GPUs (tp, pp)")
     if w + overhead + kv > capacity:
         return t(f"权重（{_gb(w)}）+ KV 缓存（{_gb(kv)}）+ 运行时开销超过显存（{_gb(capacity)}）：请缩短上下文、减小批大小或使用 fp8 KV 缓存",
                  f"weights ({_gb(w)}) + KV cache ({_gb(kv)}) + overhead exceed GPU memory ({_gb(capacity)}): "

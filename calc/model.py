@@ -6,7 +6,7 @@ into a ``ModelSpec``; ``param_counts`` computes the parameters from the shapes, 
 the Hugging Face ``transformers`` modules lay them out (so the totals can be checked against the model card).
 
 Supported ``model_type`` values: llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, gemma, gemma2,
-deepseek_v2, deepseek_v3. A malformed or unsupported config raises ``ConfigError`` naming the field.
+deepseek_v2, deepseek_v3, gpt_oss. A malformed or unsupported config raises ``ConfigError`` naming the field.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import math
 # (the default of the family's transformers Config class)
 _TIED_BY_DEFAULT = {
     "llama": False, "mistral": False, "mixtral": False, "qwen2": False, "qwen2_moe": False, "qwen3": False,
-    "qwen3_moe": False, "gemma": True, "gemma2": True, "deepseek_v2": False, "deepseek_v3": False,
+    "qwen3_moe": False, "gemma": True, "gemma2": True, "deepseek_v2": False, "deepseek_v3": False, "gpt_oss": False,
 }
 SUPPORTED_MODEL_TYPES = tuple(_TIED_BY_DEFAULT)
 REQUIRED = object()  # marks a ModelSpec field without a default
@@ -70,9 +70,13 @@ class ModelSpec:
         "moe_intermediate_size": 0,
         "shared_expert_intermediate_size": 0,  # total width of the always-on shared expert(s)
         "shared_expert_gate": False,  # Qwen2-MoE scales the shared expert by a sigmoid gate (hidden -> 1)
-        "router_bias": False,  # DeepSeek-V3's e_score_correction_bias (one value per expert)
+        "router_bias": False,  # DeepSeek-V3's e_score_correction_bias, gpt-oss's router bias (one value per expert)
+        "expert_bias": False,  # gpt-oss: every expert has biases on gate_up (2 × width) and down (hidden)
+        "attention_sinks": False,  # gpt-oss: one learned sink logit per attention head and layer
         "moe_layers": (),  # one bool per layer: True where the MLP is a MoE block
         "mtp_layers": 0,  # DeepSeek-V3 multi-token-prediction modules: listed, not counted (not loaded for serving)
+        # quantization_config.modules_to_not_convert / ignore of a quantized checkpoint: modules kept in 16 bits
+        "unquantized_modules": (),
     }
 
     def __init__(self, **values):
@@ -241,7 +245,7 @@ def from_hf_config(cfg: dict, name: str | None = None) -> ModelSpec:
     )
     if model_type in ("qwen2", "qwen2_moe"):
         spec["qkv_bias"] = True  # Qwen2Attention: q/k/v Linear(bias=True), o_proj without
-    elif model_type in ("llama", "qwen3", "qwen3_moe", "gemma", "gemma2"):
+    elif model_type in ("llama", "qwen3", "qwen3_moe", "gemma", "gemma2", "gpt_oss"):
         spec["qkv_bias"] = spec["o_bias"] = _bool(cfg, "attention_bias", False)
     if model_type == "llama":
         spec["mlp_bias"] = _bool(cfg, "mlp_bias", False)
@@ -251,7 +255,19 @@ def from_hf_config(cfg: dict, name: str | None = None) -> ModelSpec:
         spec["norms_per_layer"] = 4  # input, post-attention, pre-feedforward, post-feedforward
 
     # Mixture of experts
-    if model_type == "mixtral":
+    if model_type == "gpt_oss":
+        # GptOssMLP: a router Linear(hidden, experts, bias=True) and fused experts with biases, every layer MoE;
+        # each expert is intermediate_size wide. Attention has a learned sink per head.
+        spec.update(
+            num_experts=_int(cfg, "num_local_experts"),
+            num_experts_per_tok=_int(cfg, "num_experts_per_tok", cfg.get("experts_per_token")),
+            moe_intermediate_size=spec["intermediate_size"],
+            moe_layers=(True,) * n_layers,
+            router_bias=True,
+            expert_bias=True,
+            attention_sinks=True,
+        )
+    elif model_type == "mixtral":
         spec.update(
             num_experts=_int(cfg, "num_local_experts"),
             num_experts_per_tok=_int(cfg, "num_experts_per_tok"),
@@ -299,7 +315,79 @@ def from_hf_config(cfg: dict, name: str | None = None) -> ModelSpec:
         spec["o_bias"] = spec["qkv_bias"] = _bool(cfg, "attention_bias", False)
     if not spec.get("moe_layers"):
         spec["moe_layers"] = (False,) * n_layers
+    spec["unquantized_modules"] = _unquantized_modules(cfg)
     return ModelSpec(**spec)
+
+
+def _unquantized_modules(cfg: dict) -> tuple:
+    """The module names (or ``re:`` patterns) a quantized checkpoint keeps in 16 bits: Hugging Face's
+    ``quantization_config.modules_to_not_convert`` (fbgemm_fp8, bitsandbytes, AWQ...), compressed-tensors'
+    ``ignore`` and ``ignored_layers``."""
+    qc = cfg.get("quantization_config")
+    if not isinstance(qc, dict):
+        return ()
+    names = []
+    for key in ("modules_to_not_convert", "ignore", "ignored_layers"):
+        value = qc.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise ConfigError(f"quantization_config.{key}", "must be a list of module names")
+        names.extend(value)
+    return tuple(names)
+
+
+def linear_modules(m: ModelSpec):
+    """(module name, weights) of the linear layers inside the decoder blocks, named as in Hugging Face
+    checkpoints (``model.layers.3.self_attn.q_proj``, ``model.layers.3.mlp.down_proj``). A MoE layer's routed
+    experts come as one entry, ``model.layers.N.mlp.experts``; MLA attention as one, ``model.layers.N.self_attn``."""
+    h = m.hidden_size
+    att_lin = _attention_params(m)[0]
+    q_out, kv_out = m.num_attention_heads * m.head_dim, m.num_key_value_heads * m.head_dim
+    for i, moe in enumerate(m.moe_layers):
+        pre = f"model.layers.{i}."
+        if m.is_mla:
+            yield pre + "self_attn", att_lin
+        else:
+            yield pre + "self_attn.q_proj", h * q_out
+            yield pre + "self_attn.k_proj", h * kv_out
+            yield pre + "self_attn.v_proj", h * kv_out
+            yield pre + "self_attn.o_proj", q_out * h
+        if moe:
+            yield pre + "mlp.experts", m.num_experts * 3 * h * m.moe_intermediate_size
+            if m.shared_expert_intermediate_size:
+                for part in ("gate_proj", "up_proj", "down_proj"):
+                    yield pre + "mlp.shared_experts." + part, h * m.shared_expert_intermediate_size
+        else:
+            for part in ("gate_proj", "up_proj", "down_proj"):
+                yield pre + "mlp." + part, h * m.intermediate_size
+
+
+def _matches(name: str, pattern: str) -> bool:
+    if pattern.startswith("re:"):
+        import re  # only for compressed-tensors patterns
+
+        return re.match(pattern[3:], name) is not None
+    if "*" in pattern:  # gpt-oss writes model.layers.*.self_attn: '*' stands for one dotted component
+        import re
+
+        return re.fullmatch(re.escape(pattern).replace(r"\*", r"[^.]+") + r"(\..*)?", name) is not None
+    # transformers' rule for modules_to_not_convert: the name appears in the module's dotted path
+    return pattern == name or f".{pattern}." in f".{name}." or name.startswith(pattern + ".") or pattern in name.split(".")
+
+
+def unquantized_linear_params(m: ModelSpec, per_layer: bool = False):
+    """Weights of the decoder-block linear layers a checkpoint keeps in 16 bits: {"layer": ..., "expert": ...};
+    ``per_layer``: one such dict per decoder layer (for pipeline stages)."""
+    rows = [{"layer": 0, "expert": 0} for _ in m.moe_layers]
+    if m.unquantized_modules:
+        for name, n in linear_modules(m):
+            if any(_matches(name, p) for p in m.unquantized_modules):
+                i = int(name.split(".")[2])
+                rows[i]["expert" if name.endswith(".experts") else "layer"] += n
+    if per_layer:
+        return rows
+    return {"layer": sum(r["layer"] for r in rows), "expert": sum(r["expert"] for r in rows)}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -327,6 +415,8 @@ def _attention_params(m: ModelSpec) -> tuple[int, int, int]:
     linear = h * q_out + 2 * h * kv_out + q_out * h
     biases = (q_out + 2 * kv_out if m.qkv_bias else 0) + (h if m.o_bias else 0)
     norms = 2 * m.head_dim if m.qk_norm else 0
+    if m.attention_sinks:  # counted with the norms: small per-head vectors kept in 16 bits
+        norms += m.num_attention_heads
     return linear, biases, norms
 
 
@@ -356,7 +446,8 @@ def param_counts(m: ModelSpec) -> dict:
         "expert_linear": n_moe * m.num_experts * expert,
         "expert_linear_active": n_moe * m.num_experts_per_tok * expert,
         "router": n_moe * (m.num_experts * h + (m.num_experts if m.router_bias else 0) + (h if m.shared_expert_gate else 0)),
-        "biases": m.num_hidden_layers * att_bias + n_dense * dense_mlp_bias,
+        "biases": m.num_hidden_layers * att_bias + n_dense * dense_mlp_bias
+        + (n_moe * m.num_experts * (2 * m.moe_intermediate_size + h) if m.expert_bias else 0),
         "norms": m.num_hidden_layers * (m.norms_per_layer * h + att_norm) + h,  # + the final norm
     }
     fixed = sum(v for k, v in counts.items() if not k.startswith("expert"))

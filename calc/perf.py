@@ -14,20 +14,43 @@ kernels get to a datasheet, which is similar across recent NVIDIA parts but not 
 
 from __future__ import annotations
 
-from .memory import ACTIVATION_BYTES, WEIGHT_FORMATS, cached_tokens, kv_bytes_per_token_layer, weights_bytes
+import math
+
+from . import engines as engines_mod
+from .memory import (
+    ACTIVATION_BYTES,
+    WEIGHT_FORMATS,
+    attention_replicas,
+    cached_tokens,
+    check_parallel,
+    gpus_per_stage,
+    kv_bytes_per_token_layer,
+    stage_layers,
+    weight_parts,
+    weights_bytes,
+)
 from .model import ModelSpec, matmul_params_per_token, param_counts
 from .registry import GPU
 
 MEMORY_EFFICIENCY = 2957.5e9 / 3.35e12  # 0.883
 COMPUTE_EFFICIENCY = 755.4e12 / 989.5e12  # 0.763
-ALLREDUCE_LATENCY_S = 10e-6  # per all-reduce call; an assumed NCCL small-message latency, not measured here
+# Fixed cost of one collective or point-to-point call (all-reduce, all-to-all, pipeline send/recv): an
+# ASSUMPTION, not measured here. For scale: NCCL 2.20.5 all_reduce_perf on 2 H100 SXM in an HGX node, with
+# CUDA graphs and NVLSTree, took about 6 µs for small messages (https://github.com/NVIDIA/nccl/issues/1259,
+# 2024-04-22); without CUDA graphs and across more ranks it is higher, and across nodes (InfiniBand) an
+# all-reduce took about 46-48 µs (16 H20 in 2 nodes, https://github.com/NVIDIA/nccl/issues/1244). 10 µs is a
+# round intra-node figure between those; override it with latency_s where you have a measurement.
+ALLREDUCE_LATENCY_S = 10e-6
 
 
 def compute_dtype(fmt: str, gpu: GPU) -> str:
     """The dtype the matmuls run in. W4A16 formats dequantize to 16 bits; formats whose tensor-core dtype
-    the GPU lacks (FP8 on Ampere, FP4 before Blackwell) fall back to 16-bit math (weight-only kernels)."""
+    the GPU lacks (FP8 on Ampere, FP4 before Blackwell) fall back to 16-bit math (weight-only kernels), in FP16
+    where the GPU has no BF16 tensor cores (V100, T4)."""
     dtype = WEIGHT_FORMATS[fmt].compute_dtype
-    return dtype if gpu.peak_flops(dtype) else "bf16"
+    if gpu.peak_flops(dtype):
+        return dtype
+    return "bf16" if gpu.peak_flops("bf16") else "fp16"  # Volta and Turing have FP16 but no BF16 tensor cores
 
 
 def _attention_pairs(context: int, window: int | None) -> float:
@@ -67,7 +90,18 @@ def experts_touched_fraction(m: ModelSpec, tokens: int) -> float:
     return 1.0 - (1.0 - m.num_experts_per_tok / m.num_experts) ** tokens
 
 
-def weight_bytes_read(m: ModelSpec, fmt: str, tokens: int) -> float:
+def expert_bytes_read(m: ModelSpec, fmt: str, tokens: float) -> float:
+    """Routed-expert weight bytes one step reads for ``tokens`` tokens (only the experts they were routed to)."""
+    if not m.is_moe:
+        return 0.0
+    c = param_counts(m)
+    f = WEIGHT_FORMATS[fmt]
+    # experts_only formats store the experts at their own width; otherwise the model's average bytes per weight
+    per_param = f.bits / 8 if f.experts_only else weights_bytes(m, fmt) / c["total"]
+    return c["expert_linear"] * per_param * experts_touched_fraction(m, tokens)
+
+
+def weight_bytes_read(m: ModelSpec, fmt: str, tokens: float) -> float:
     """Weight bytes one step streams from memory for ``tokens`` tokens (whole model, all GPUs together).
 
     Every matrix is read once per step, except: the input embedding is a lookup of ``tokens`` rows (unless tied:
@@ -75,18 +109,36 @@ def weight_bytes_read(m: ModelSpec, fmt: str, tokens: int) -> float:
     """
     total = weights_bytes(m, fmt)
     c = param_counts(m)
+    f = WEIGHT_FORMATS[fmt]
     bytes_per_param = total / c["total"]
     if not m.tie_word_embeddings:
         # embeddings stay 16-bit except in GGUF files, where the average bytes per weight is close enough
-        emb_bytes = bytes_per_param if WEIGHT_FORMATS[fmt].gguf else 2
+        emb_bytes = bytes_per_param if f.gguf else 2
         total -= (c["embedding"] - min(tokens, m.vocab_size) * m.hidden_size) * emb_bytes
-    expert_bytes = c["expert_linear"] * bytes_per_param
+    per_expert_param = f.bits / 8 if f.experts_only else bytes_per_param
+    expert_bytes = c["expert_linear"] * per_expert_param
     return total - expert_bytes * (1.0 - experts_touched_fraction(m, tokens))
 
 
 def kv_bytes_read(m: ModelSpec, kv_dtype: str, batch: int, context: int, tp: int = 1) -> float:
     """KV bytes one decode step reads on one GPU: every cached token of every layer, for each sequence."""
     return batch * kv_bytes_per_token_layer(m, kv_dtype, tp) * sum(cached_tokens(m, context))
+
+
+def _link_bytes_per_s(gpu: GPU) -> float:
+    """One direction of one GPU's GPU-to-GPU link: datasheets quote both directions together, hence / 2."""
+    link = (gpu.interconnect_bytes_per_s or 0) / 2
+    if link <= 0:
+        raise ValueError(f"{gpu.key} has no GPU-to-GPU bandwidth in the registry; multi-GPU layouts need one")
+    return link
+
+
+def _allreduce_call_s(m: ModelSpec, gpu: GPU, tokens: float, tp: int, latency_s: float = ALLREDUCE_LATENCY_S) -> float:
+    """One ring all-reduce of ``tokens`` hidden states over ``tp`` GPUs: 2·(tp-1)/tp of the message per link."""
+    if tp == 1:
+        return 0.0
+    message = tokens * m.hidden_size * ACTIVATION_BYTES
+    return latency_s + 2 * (tp - 1) / tp * message / _link_bytes_per_s(gpu)
 
 
 def allreduce_s(m: ModelSpec, gpu: GPU, tokens: int, tp: int, latency_s: float = ALLREDUCE_LATENCY_S) -> float:
@@ -97,17 +149,50 @@ def allreduce_s(m: ModelSpec, gpu: GPU, tokens: int, tp: int, latency_s: float =
     """
     if tp == 1:
         return 0.0
-    message = tokens * m.hidden_size * ACTIVATION_BYTES
-    link = (gpu.interconnect_bytes_per_s or 0) / 2
-    if link <= 0:
-        raise ValueError(f"{gpu.key} has no GPU-to-GPU bandwidth in the registry; tensor parallelism needs one")
-    per_call = latency_s + 2 * (tp - 1) / tp * message / link
-    return 2 * m.num_hidden_layers * per_call
+    return 2 * m.num_hidden_layers * _allreduce_call_s(m, gpu, tokens, tp, latency_s)
+
+
+def all_to_all_s(m: ModelSpec, gpu: GPU, tokens: float, ep: int, gpus: int,
+                 latency_s: float = ALLREDUCE_LATENCY_S) -> float:
+    """Expert parallelism in one MoE layer: dispatch every token to its top-k experts, then combine the results.
+
+    Each of the ``gpus`` GPUs of a stage owns tokens/gpus tokens and sends each to k experts, of which
+    (ep-1)/ep live on other GPUs (uniform routing); the combine returns as much. Both travel in 16 bits
+    (DeepEP can dispatch in FP8; not modelled) over one direction of each GPU's link.
+    """
+    if ep == 1:
+        return 0.0
+    sent = tokens / gpus * m.num_experts_per_tok * (ep - 1) / ep * m.hidden_size * ACTIVATION_BYTES
+    return 2 * (latency_s + sent / _link_bytes_per_s(gpu))
+
+
+def handoff_s(m: ModelSpec, gpu: GPU, tokens: float, latency_s: float = ALLREDUCE_LATENCY_S) -> float:
+    """Pipeline parallelism: one stage sends the hidden states of ``tokens`` tokens to the next (send/recv)."""
+    return latency_s + tokens * m.hidden_size * ACTIVATION_BYTES / _link_bytes_per_s(gpu)
 
 
 def _roofline(flops: float, nbytes: float, peak: float, bandwidth: float) -> tuple[float, str]:
     t_compute, t_memory = flops / peak, nbytes / bandwidth
     return (t_compute, "compute") if t_compute > t_memory else (t_memory, "memory")
+
+
+def _stage_shares(m: ModelSpec, fmt: str, pp: int) -> list[dict]:
+    """Each pipeline stage's share of the per-layer work: dense weight bytes, expert weight bytes, linear FLOPs
+    per token, and its layers (for KV and attention, which depend on each layer's window)."""
+    parts = weight_parts(m, fmt)["layers"]
+    k_share = m.num_experts_per_tok / m.num_experts if m.is_moe else 0
+    dense_all = sum(p["dense"] for p in parts) or 1
+    expert_all = sum(p["experts"] for p in parts) or 1
+    lin = [p["params_dense"] + p["params_experts"] * k_share for p in parts]
+    lin_all = sum(lin) or 1
+    out = []
+    for layers in stage_layers(m, pp):
+        out.append({"layers": layers,
+                    "dense": sum(parts[i]["dense"] for i in layers) / dense_all,
+                    "experts": sum(parts[i]["experts"] for i in layers) / expert_all,
+                    "linear": sum(lin[i] for i in layers) / lin_all,
+                    "moe_layers": sum(1 for i in layers if m.moe_layers[i])})
+    return out
 
 
 def perf_report(
@@ -119,54 +204,169 @@ def perf_report(
     prompt_len: int = 1024,
     output_len: int = 256,
     tp: int = 1,
-    memory_efficiency: float = MEMORY_EFFICIENCY,
-    compute_efficiency: float = COMPUTE_EFFICIENCY,
+    memory_efficiency: float | None = None,
+    compute_efficiency: float | None = None,
     curve_batches: tuple = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    engine: str = engines_mod.DEFAULT_ENGINE,
+    pp: int = 1,
+    ep: int = 1,
 ) -> dict:
-    """Latency and throughput of a static batch: ``batch`` requests prefilled together, then decoded together.
+    """Latency and throughput of a static batch: ``batch`` requests prefilled together, then decoded together,
+    as ``engine`` (a calc.engines key) runs them; the ``*_ideal*`` fields give the roofline bound ("ideal").
 
-    TTFT = prefill time. TPOT = one decode step at the mean context (prompt + output/2); step time is linear in
-    context, so this is the average over the generation. E2E = TTFT + (output - 1) × TPOT (the first token
-    comes out of the prefill). All figures are per tensor-parallel group of ``tp`` GPUs.
+    Step time of a stage = max(FLOPs / achievable FLOPS, bytes / achievable bandwidth) + its communication + the
+    engine's fixed cost per step; "achievable" uses the engine's efficiencies for the weight format
+    (``memory_efficiency`` / ``compute_efficiency`` override both, for the engine and the ideal bound).
+    TTFT = the prefill (in chunks where the engine chunks it, one step each) + the engine's decode steps before
+    the first token comes out. TPOT = one decode step at the mean context (prompt + output/2); step time is
+    linear in context, so this is the average over the generation. E2E = TTFT + (output - 1) × TPOT. All
+    figures are for one deployment of max(tp, ep) × pp GPUs.
+
+    Each pipeline stage runs its layers on max(tp, ep) GPUs: roofline time + its communication (tp all-reduces;
+    with ep > tp an all-to-all dispatch + combine per MoE layer instead of the MLP's all-reduce). The batch is
+    cut into min(pp, batch) micro-batches. Prefill is a GPipe schedule: sum of the stage times + hand-offs +
+    (micro-batches − 1) × the slowest stage. A decode step (one token for every request) takes the longer of
+    the slowest stage serving every micro-batch and one micro-batch's trip through all stages.
+    Nothing overlaps: communication never hides behind compute, stages are perfectly balanced otherwise.
+    Every stage pays the engine's fixed cost per step for each micro-batch it runs (each stage's workers launch
+    their own kernels); the multi-GPU part of that cost applies whenever the deployment has more than one GPU.
     """
+    check_parallel(m, tp, pp, ep)
+    eng = engines_mod.profile(engine)
+    run = _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, ep, eng, memory_efficiency,
+                   compute_efficiency, curve_batches)
+    best = run if eng.key == "ideal" else _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp,
+                                                   ep, engines_mod.profile("ideal"), memory_efficiency,
+                                                   compute_efficiency, ())
+    out = run["report"]
+    out.update({
+        "engine": eng.key,
+        "engine_step_overhead_s": run["step_overhead_s"],
+        "prefill_ideal_s": best["report"]["prefill_s"],
+        "ttft_ideal_s": best["report"]["ttft_s"],
+        "tpot_ideal_s": best["report"]["tpot_s"],
+        "e2e_ideal_s": best["report"]["e2e_s"],
+        "decode_tok_per_s_ideal": best["report"]["decode_tok_per_s"],
+        "throughput_ideal_tok_per_s": best["report"]["throughput_tok_per_s"],
+    })
+    return out
+
+
+def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, ep, eng, memory_efficiency,
+             compute_efficiency, curve_batches) -> dict:
+    g, dp = gpus_per_stage(tp, ep), attention_replicas(tp, ep)
+    n_gpus = g * pp
     dtype = compute_dtype(weights, gpu)
-    peak = gpu.peak_flops(dtype) * compute_efficiency * tp
-    bandwidth = gpu.memory_bandwidth_bytes_per_s * memory_efficiency * tp
+    mem_eff = eng.memory_efficiency(weights) if memory_efficiency is None else memory_efficiency
+    comp_eff = eng.compute_efficiency(weights) if compute_efficiency is None else compute_efficiency
+    # FP8/FP4 formats that fall back to 16-bit math on this GPU run weight-only kernels: use the 16-bit figure
+    if dtype != WEIGHT_FORMATS[weights].compute_dtype and compute_efficiency is None:
+        comp_eff = eng.compute_efficiency("bf16")
+    peak = gpu.peak_flops(dtype) * comp_eff * g  # one stage
+    bandwidth = gpu.memory_bandwidth_bytes_per_s * mem_eff * g
+    chunk = eng.prefill_chunk_tokens
+    shares = _stage_shares(m, weights, pp)
+    c = param_counts(m)
+    head_params = c["lm_head"] or c["embedding"]
+    fmt = WEIGHT_FORMATS[weights]
+    head_bytes = head_params * (weights_bytes(m, weights) / c["total"] if fmt.gguf else 2)
+    per_layer_kv = kv_bytes_per_token_layer(m, kv_dtype, tp)
+    micro = max(1, min(pp, batch))
+
+    def stages(b: float, context: int, prompt: int | None) -> list[tuple[float, str, float, float, dict]]:
+        """Per stage: (time, bound, flops, bytes, communication) for ``b`` sequences; prompt=None: a decode
+        step at ``context``; else a prefill of ``prompt`` tokens each, in chunks of the engine's chunk size
+        (weights read once per chunk, one engine step each)."""
+        tokens = b * (prompt or 1)
+        if prompt is None:
+            flops = decode_flops(m, b, context)
+            cached = cached_tokens(m, context)
+            n_steps, per_read = 1, tokens
+            overhead = eng.step_overhead_s(b, n_gpus)
+        else:
+            flops = prefill_flops(m, b, prompt)
+            cached = cached_tokens(m, prompt)
+            n_steps = 1 if not chunk else math.ceil(tokens / chunk)
+            per_read = min(tokens, chunk or tokens)
+            overhead = n_steps * eng.prefill_step_overhead_s(b, n_gpus)
+        head_flops = 2 * head_params * tokens
+        w_read = weight_bytes_read(m, weights, per_read) * n_steps
+        e_read = expert_bytes_read(m, weights, per_read) * n_steps
+        dense_read = w_read - e_read - head_bytes * n_steps
+        out = []
+        for s, sh in enumerate(shares):
+            last = s == pp - 1
+            f = (flops - head_flops) * sh["linear"] + (head_flops if last else 0)
+            if pp > 1:  # attention FLOPs follow each layer's context (sliding windows)
+                length, pre = (prompt, True) if prompt else (context, False)
+                attention = _attention_flops(m, b, range(m.num_hidden_layers), length, pre)
+                f = (flops - head_flops - attention) * sh["linear"] \
+                    + _attention_flops(m, b, sh["layers"], length, pre) + (head_flops if last else 0)
+            kv = b * per_layer_kv * sum(cached[i] for i in sh["layers"]) * tp
+            nbytes = dp * (dense_read * sh["dense"] + (head_bytes * n_steps if last else 0)) + e_read * sh["experts"] + kv
+            t, bound = _roofline(f, nbytes, peak, bandwidth)
+            n = len(sh["layers"])
+            ar = _allreduce_call_s(m, gpu, tokens / dp, tp)
+            if ep > tp:
+                comm = {"allreduce": ar * (n + n - sh["moe_layers"]),
+                        "all_to_all": sh["moe_layers"] * all_to_all_s(m, gpu, tokens, ep, g)}
+            else:
+                comm = {"allreduce": 2 * n * ar, "all_to_all": 0.0}
+            out.append((t + comm["allreduce"] + comm["all_to_all"] + overhead, bound, f, nbytes, comm))
+        return out
+
+    def hand(tokens: float) -> float:
+        return (pp - 1) * handoff_s(m, gpu, tokens) if pp > 1 else 0.0
+
+    def decode(b: int, context: int, n_micro: int) -> tuple[float, str, list]:
+        st = stages(b / n_micro, context, None)
+        times = [x[0] for x in st]
+        cycle = sum(times) + hand(b / n_micro)
+        slowest = max(range(pp), key=lambda i: times[i])
+        return max(n_micro * times[slowest], cycle), st[slowest][1], st
 
     def step(b: int, context: int) -> tuple[float, str, float, float]:
-        flops = decode_flops(m, b, context)
-        nbytes = weight_bytes_read(m, weights, b) + kv_bytes_read(m, kv_dtype, b, context, tp) * tp
-        t, bound = _roofline(flops, nbytes, peak, bandwidth)
-        return t + allreduce_s(m, gpu, b, tp), bound, flops, nbytes
+        n_micro = max(1, min(pp, b))
+        t, bound, st = decode(b, context, n_micro)
+        return t, bound, n_micro * sum(x[2] for x in st), n_micro * sum(x[3] for x in st)
 
     # Prefill: all weights, the prompt's KV written once, 2·params·tokens + attention FLOPs.
-    tokens = batch * prompt_len
-    p_flops = prefill_flops(m, batch, prompt_len)
-    p_bytes = weight_bytes_read(m, weights, tokens) + kv_bytes_read(m, kv_dtype, batch, prompt_len, tp) * tp
-    prefill_s, prefill_bound = _roofline(p_flops, p_bytes, peak, bandwidth)
-    prefill_s += allreduce_s(m, gpu, tokens, tp)
+    p_st = stages(batch / micro, prompt_len, prompt_len)
+    p_times = [x[0] for x in p_st]
+    prefill_s = sum(p_times) + hand(batch / micro * prompt_len) + (micro - 1) * max(p_times)
+    prefill_bound = p_st[max(range(pp), key=lambda i: p_times[i])][1]
+    p_flops, p_bytes = micro * sum(x[2] for x in p_st), micro * sum(x[3] for x in p_st)
+    p_bubble = 1 - micro * sum(p_times) / (pp * prefill_s) if pp > 1 else 0.0
 
-    mean_context = prompt_len + output_len / 2
-    tpot, bound, d_flops, d_bytes = step(batch, round(mean_context))
-    e2e = prefill_s + (output_len - 1) * tpot
+    mean_context = round(prompt_len + output_len / 2)
+    tpot, bound, d_flops, d_bytes = step(batch, mean_context)
+    single, _, single_st = decode(batch, mean_context, 1)
+    d_st = decode(batch, mean_context, micro)[2]
+    ttft = prefill_s + eng.ttft_decode_steps * step(batch, prompt_len)[0]
+    e2e = ttft + (output_len - 1) * tpot
 
     ridge = gpu.peak_flops(dtype) / gpu.memory_bandwidth_bytes_per_s
     curve = []
     for b in curve_batches:
-        t, bnd, _, _ = step(b, round(mean_context))
+        t, bnd, _, _ = step(b, mean_context)
         curve.append({"batch": b, "tpot_s": t, "decode_tok_per_s": b / t, "bound": bnd})
-    return {
+    report = {
+        "gpus": n_gpus,
+        "pp": pp,
+        "ep": ep,
+        "attention_replicas": dp,
         "compute_dtype": dtype,
-        "peak_flops": gpu.peak_flops(dtype) * tp,
-        "effective_flops": peak,
-        "effective_bandwidth_bytes_per_s": bandwidth,
-        "memory_efficiency": memory_efficiency,
-        "compute_efficiency": compute_efficiency,
+        "peak_flops": gpu.peak_flops(dtype) * n_gpus,
+        "effective_flops": peak * pp,
+        "effective_bandwidth_bytes_per_s": bandwidth * pp,
+        "memory_efficiency": mem_eff,
+        "compute_efficiency": comp_eff,
         "prefill_flops": p_flops,
         "prefill_bytes": p_bytes,
         "prefill_s": prefill_s,
         "prefill_bound": prefill_bound,
-        "ttft_s": prefill_s,
+        "prefill_chunks": 1 if not chunk else math.ceil(batch / micro * prompt_len / chunk),  # per micro-batch
+        "ttft_s": ttft,
         "decode_flops_per_step": d_flops,
         "decode_bytes_per_step": d_bytes,
         "tpot_s": tpot,
@@ -175,14 +375,36 @@ def perf_report(
         "decode_tok_per_s_per_request": 1 / tpot,
         "e2e_s": e2e,
         "throughput_tok_per_s": batch * output_len / e2e,
-        "allreduce_s_per_step": allreduce_s(m, gpu, batch, tp),
+        "allreduce_s_per_step": sum(x[4]["allreduce"] for x in single_st),
+        "all_to_all_s_per_step": sum(x[4]["all_to_all"] for x in single_st),
+        "pipeline_handoff_s_per_step": hand(batch),
+        "comm_latency_s_per_call": ALLREDUCE_LATENCY_S,
+        "micro_batches": micro,
+        "tpot_single_batch_s": single,
+        "prefill_pipeline_bubble": p_bubble,
+        "decode_pipeline_bubble": 1 - micro * sum(x[0] for x in d_st) / (pp * tpot) if pp > 1 else 0.0,
         "ridge_flops_per_byte": ridge,
         "ridge_flops_per_byte_effective": peak / bandwidth,
-        "critical_batch": critical_batch(step, round(mean_context)),
+        "critical_batch": critical_batch(step, mean_context),
         # the textbook estimate without KV traffic: FLOPs per weight byte reach the (effective) ridge
         "critical_batch_weights_only": peak / bandwidth * weights_bytes(m, weights) / param_counts(m)["total"] / 2,
         "throughput_curve": curve,
     }
+    return {"report": report, "step_overhead_s": eng.step_overhead_s(batch / micro, n_gpus)}
+
+
+def _attention_flops(m: ModelSpec, b: float, layers, length: int, prefill: bool) -> float:
+    """Attention FLOPs of ``layers`` for ``b`` sequences: a decode step at context ``length``, or a prefill of
+    ``length`` tokens (see decode_flops and prefill_flops)."""
+    if not prefill:
+        if m.is_mla:
+            per_key = 2 * m.num_attention_heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
+        else:
+            per_key = 2 * m.num_attention_heads * (m.qk_head_dim + m.v_dim)
+        cached = cached_tokens(m, length)
+        return b * per_key * sum(cached[i] for i in layers)
+    per_pair = 2 * m.num_attention_heads * (m.qk_head_dim + m.v_dim)
+    return b * per_pair * sum(_attention_pairs(length, m.layer_windows[i]) for i in layers)
 
 
 def critical_batch(step, context: int, limit: int = 1 << 16) -> int | None:

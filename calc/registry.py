@@ -36,7 +36,11 @@ class GPU:
         "architecture",
         "memory_datasheet",  # the datasheet wording, e.g. "80 GB HBM3"
         "memory_bytes",  # capacity: the datasheet's GB read as GiB (DRAM convention), see data/gpus.json
+        "visible_memory_bytes",  # what CUDA reports as total memory (driver and ECC reserves taken off)
+        "visible_memory_source",
         "memory_type",
+        "visible_memory_bytes",  # what the driver reports as the card's total (see visible_memory_source)
+        "visible_memory_source",
         "memory_bandwidth_bytes_per_s",
         "bf16_dense_flops",
         "bf16_sparse_flops",
@@ -164,6 +168,7 @@ def hf_config(name: str) -> dict:
 # Device names as torch.cuda.get_device_name() / nvidia-smi / rocm-smi print them -> registry key.
 # Checked in order; the patterns are anchored on word boundaries so "A10" does not match "A100" or "A10G".
 _DEVICE_PATTERNS = [
+    (r"\bh100\b.*\bnvl\b", "h100-nvl"),
     (r"\bh100\b.*\bpcie\b", "h100-pcie"),
     (r"\bh100\b.*\b(sxm5?|hbm3)\b", "h100-sxm"),
     (r"\bh200\b(?!.*\bnvl\b)", "h200"),
@@ -173,6 +178,12 @@ _DEVICE_PATTERNS = [
     (r"\bl40s\b", "l40s"),
     (r"\bl4\b", "l4"),
     (r"\ba10\b", "a10"),
+    (r"\ba10g\b", "a10g"),
+    (r"\btesla t4\b|^nvidia t4\b", "t4"),
+    (r"\bv100 sxm2 32gb\b", "v100-sxm2-32gb"),
+    (r"\brtx 3090\b(?! ti)", "rtx-3090"),
+    (r"\brtx a6000\b", "rtx-a6000"),
+    (r"\brtx 6000 ada\b", "rtx-6000-ada"),
     (r"\brtx 4090\b", "rtx-4090"),
     (r"\brtx 5090\b", "rtx-5090"),
     (r"\bb200\b", "b200"),
@@ -184,7 +195,7 @@ def match_gpu(device_name: str) -> str | None:
     """Map a device name to a registry key, or None when the card is not in the registry.
 
     "NVIDIA H100 80GB HBM3" -> "h100-sxm"; "NVIDIA H100 PCIe" -> "h100-pcie"; "NVIDIA H200" -> "h200";
-    "NVIDIA A100-SXM4-80GB" -> "a100-80gb". Variants with other specs (H100 NVL, A100 PCIe, A10G) -> None.
+    "NVIDIA A100-SXM4-80GB" -> "a100-80gb"; "NVIDIA A10G" -> "a10g". Variants with other specs (A100 PCIe, V100 PCIe) -> None.
     """
     import re  # only needed here; kept out of the import path the browser pays for
 

@@ -73,6 +73,18 @@ INPUTS = {
         "help": t("一个模型切分到的 GPU 数（张量并行）",
                   "GPUs one model is split across (tensor parallelism)"),
     },
+    "pp": {
+        "label": t("流水线并行段数", "Pipeline-parallel stages"),
+        "help": t("把模型的层均分成几段，每段放在自己的一组 GPU 上（流水线并行）；GPU 总数 = max(tp, ep) × pp",
+                  "Stages the layers are split into, each on its own GPUs (pipeline parallelism); "
+                  "GPUs in all = max(tp, ep) × pp"),
+    },
+    "ep": {
+        "label": t("专家并行 GPU 数", "Expert-parallel GPUs"),
+        "help": t("路由专家分布到的 GPU 数（专家并行，仅 MoE）；ep > tp 时注意力按数据并行复制 ep/tp 份",
+                  "GPUs the routed experts are spread over (expert parallelism, MoE only); with ep > tp, attention "
+                  "runs as ep/tp data-parallel replicas"),
+    },
     "overhead-gib": {
         "label": t("运行时开销", "Runtime overhead"),
         "help": t("每块 GPU：CUDA 上下文、工作区、分配器余量（假设值，请按实际环境调整）",
@@ -80,8 +92,15 @@ INPUTS = {
     },
     "gpu-memory-utilization": {
         "label": t("显存利用率上限", "GPU memory utilization"),
-        "help": t("vLLM 的 gpu_memory_utilization：引擎可使用的显存比例",
-                  "vLLM's gpu_memory_utilization: the share of GPU memory the engine may use"),
+        "help": t("vLLM 的 gpu_memory_utilization：引擎可使用的显存比例（乘以 CUDA 可见显存）；留空则取所选引擎的默认值",
+                  "vLLM's gpu_memory_utilization: the share of GPU memory (as CUDA reports it) the engine may use; "
+                  "empty: the chosen engine's default"),
+    },
+    "engine": {
+        "label": t("推理引擎", "Serving engine"),
+        "help": t("按所选引擎的实测校准加上每步固定开销和各权重格式的效率；ideal 为屋脊线理想下界",
+                  "Adds the chosen engine's per-step overhead and per-format efficiencies, calibrated on published "
+                  "measurements; ideal is the roofline bound"),
     },
     "block-size": {
         "label": t("KV 块大小", "KV block size"),
@@ -100,13 +119,15 @@ INPUTS = {
     },
     "mem-efficiency": {
         "label": t("显存带宽效率", "Memory bandwidth efficiency"),
-        "help": t("可达带宽 / 标称带宽；默认值来自 H100 实测拷贝（2957.5 GB/s，标称 3.35 TB/s）",
-                  "Achievable / datasheet bandwidth; default from the H100 reference copy (2957.5 GB/s of 3.35 TB/s)"),
+        "help": t("可达带宽 / 标称带宽；留空则取所选引擎对该权重格式的校准值（ideal：H100 实测拷贝 2957.5 GB/s，标称 3.35 TB/s）",
+                  "Achievable / datasheet bandwidth; empty: the chosen engine's figure for the weight format "
+                  "(ideal: the H100 reference copy, 2957.5 GB/s of 3.35 TB/s)"),
     },
     "compute-efficiency": {
         "label": t("算力效率", "Compute efficiency"),
-        "help": t("可达算力 / 标称稠密算力；默认值来自 H100 实测矩阵乘（755.4 / 989.5 TFLOPS）",
-                  "Achievable / datasheet dense FLOPS; default from the H100 reference matmul (755.4 of 989.5 TFLOPS)"),
+        "help": t("可达算力 / 标称稠密算力；留空则取所选引擎对该权重格式的校准值（ideal：H100 实测矩阵乘 755.4 / 989.5 TFLOPS）",
+                  "Achievable / datasheet dense FLOPS; empty: the chosen engine's figure for the weight format "
+                  "(ideal: the H100 reference matmul, 755.4 of 989.5 TFLOPS)"),
     },
     "gpu-price": {
         "label": t("GPU 单价", "GPU price"),
@@ -149,13 +170,15 @@ INPUTS = {
 # The result tables: one label per output field.
 
 # Inputs a report echoes back (the CLI prints them with the result), labelled as on the form.
-ECHOED_INPUTS = ("model", "gpu", "weights", "kv-dtype", "batch", "prompt-len", "output-len", "tp", "utilization",
+ECHOED_INPUTS = ("model", "gpu", "weights", "kv-dtype", "batch", "prompt-len", "output-len", "tp", "pp", "ep", "utilization",
                  "requests-per-s", "api")
 
 LABELS = {
     # the inputs a report echoes: labelled as on the form
     **{name.replace("-", "_"): INPUTS[name]["label"] for name in ECHOED_INPUTS},
     "attention": t("注意力结构", "Attention layout"),
+    "gpus": t("GPU 总数", "GPUs in all"),
+    "attention_replicas": t("注意力数据并行副本数", "Attention data-parallel replicas"),
     # memory
     "params_total": t("参数量（总）", "Parameters (total)"),
     "params_active": t("参数量（每 token 激活）", "Parameters (active per token)"),
@@ -171,7 +194,9 @@ LABELS = {
     "overhead_bytes_per_gpu": t("运行时开销（每块 GPU）", "Runtime overhead (per GPU)"),
     "total_bytes": t("合计", "Total"),
     "total_bytes_per_gpu": t("合计（每块 GPU）", "Total (per GPU)"),
-    "gpu_memory_bytes": t("GPU 显存容量", "GPU memory"),
+    "gpu_memory_bytes": t("GPU 显存容量（标称）", "GPU memory (datasheet)"),
+    "gpu_visible_memory_bytes": t("GPU 显存容量（CUDA 可见）", "GPU memory (visible to CUDA)"),
+    "engine": t("推理引擎", "Serving engine"),
     "fits": t("放得下吗", "Fits?"),
     "fits_reason": t("说明", "Reason"),
     "max_concurrency": t("最大并发请求数（此长度）", "Max concurrent requests (this length)"),
@@ -195,16 +220,31 @@ LABELS = {
     "prefill_bytes": t("预填充读写字节", "Prefill bytes moved"),
     "prefill_s": t("预填充时间", "Prefill time"),
     "prefill_bound": t("预填充瓶颈", "Prefill bound"),
-    "ttft_s": t("TTFT（首 token 时延）", "TTFT (time to first token)"),
+    "ttft_s": t("TTFT（首 token 时延，所选引擎典型值）", "TTFT (time to first token, typical with the engine)"),
+    "ttft_ideal_s": t("TTFT（理想下界）", "TTFT (ideal bound)"),
+    "prefill_ideal_s": t("预填充时间（理想下界）", "Prefill time (ideal bound)"),
+    "prefill_chunks": t("预填充步数（分块）", "Prefill steps (chunks)"),
+    "engine_step_overhead_s": t("引擎每步固定开销", "Engine fixed cost per step"),
     "decode_flops_per_step": t("每步解码计算量", "Decode FLOPs per step"),
     "decode_bytes_per_step": t("每步解码读写字节", "Decode bytes per step"),
-    "tpot_s": t("TPOT（每输出 token 时间）", "TPOT (time per output token)"),
+    "tpot_s": t("TPOT（每输出 token 时间，所选引擎典型值）", "TPOT (time per output token, typical with the engine)"),
+    "tpot_ideal_s": t("TPOT（理想下界）", "TPOT (ideal bound)"),
+    "e2e_ideal_s": t("端到端时延（理想下界）", "End-to-end latency (ideal bound)"),
+    "decode_tok_per_s_ideal": t("解码吞吐（整批，理想上界）", "Decode throughput (whole batch, ideal bound)"),
+    "throughput_ideal_tok_per_s": t("输出吞吐（理想上界）", "Output throughput (ideal bound)"),
     "bound": t("解码瓶颈", "Decode bound"),
     "decode_tok_per_s": t("解码吞吐（整批）", "Decode throughput (whole batch)"),
     "decode_tok_per_s_per_request": t("解码速度（每个请求）", "Decode speed (per request)"),
     "e2e_s": t("端到端时延（E2EL）", "End-to-end latency (E2EL)"),
     "throughput_tok_per_s": t("输出吞吐（含预填充）", "Output throughput (incl. prefill)"),
     "allreduce_s_per_step": t("每步 all-reduce 时间", "All-reduce time per step"),
+    "all_to_all_s_per_step": t("每步专家 all-to-all 时间（分发 + 汇总）", "Expert all-to-all time per step (dispatch + combine)"),
+    "pipeline_handoff_s_per_step": t("每步流水线段间传递时间", "Pipeline hand-off time per step"),
+    "micro_batches": t("微批数", "Micro-batches"),
+    "comm_latency_s_per_call": t("每次通信的固定开销（假设值）", "Fixed cost per communication call (assumed)"),
+    "tpot_single_batch_s": t("TPOT（不切微批）", "TPOT (one batch, no micro-batches)"),
+    "prefill_pipeline_bubble": t("预填充流水线气泡占比", "Prefill pipeline bubble"),
+    "decode_pipeline_bubble": t("解码流水线气泡占比", "Decode pipeline bubble"),
     "ridge_flops_per_byte": t("屋脊点（标称）", "Ridge point (datasheet)"),
     "ridge_flops_per_byte_effective": t("屋脊点（有效）", "Ridge point (effective)"),
     "critical_batch": t("临界批大小", "Critical batch size"),
@@ -288,6 +328,7 @@ UI = {
     "memory_activations": t("激活峰值", "Activations"),
     "memory_overhead": t("运行时开销", "Overhead"),
     "memory_capacity": t("GPU 显存", "GPU memory"),
+    "memory_stage": t("第 {n} 段（第 {a}–{b} 层）", "Stage {n} (layers {a}–{b})"),
     "perf_title": t("批大小对时延与吞吐的影响", "Latency and throughput vs batch size"),
     "perf_tpot": t("TPOT（ms）", "TPOT (ms)"),
     "perf_throughput": t("解码吞吐（tok/s）", "Decode throughput (tok/s)"),

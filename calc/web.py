@@ -33,10 +33,11 @@ PAGES = {"vram": "memory", "performance": "perf", "cost": "cost", "roi": "roi"}
 # The rows of the main result table, per command; every other scalar output goes into "all outputs".
 MAIN_ROWS = {
     "memory": ["weights_bytes", "kv_cache_bytes", "activation_peak_bytes", "overhead_bytes", "total_bytes",
-               "total_bytes_per_gpu", "gpu_memory_bytes", "fits", "max_concurrency", "kv_bytes_per_token",
+               "total_bytes_per_gpu", "gpu_memory_bytes", "gpu_visible_memory_bytes", "fits", "max_concurrency", "kv_bytes_per_token",
                "params_total"],
-    "perf": ["ttft_s", "tpot_s", "e2e_s", "decode_tok_per_s_per_request", "decode_tok_per_s",
-             "throughput_tok_per_s", "bound", "prefill_bound", "critical_batch"],
+    "perf": ["ttft_s", "ttft_ideal_s", "tpot_s", "tpot_ideal_s", "e2e_s", "e2e_ideal_s",
+             "decode_tok_per_s_per_request", "decode_tok_per_s", "decode_tok_per_s_ideal", "throughput_tok_per_s",
+             "throughput_ideal_tok_per_s", "bound", "prefill_bound", "critical_batch"],
     "cost": ["usd_per_million_input_tokens", "usd_per_million_output_tokens", "usd_per_request",
              "api_usd_per_request", "usd_per_hour", "gpus_needed", "monthly_cost_usd", "api_monthly_cost_usd",
              "monthly_savings_usd"],
@@ -46,8 +47,8 @@ MAIN_ROWS = {
 # Outputs shown elsewhere (chart, warnings) or folded into another row, and the inputs the CLI echoes back
 # (already on the form; on a page their data-testid would clash with the input's).
 NOT_ROWS = {"throughput_curve", "api_comparison", "warnings", "fits_reason",
-            "model", "gpu", "weights", "kv_dtype", "batch", "prompt_len", "output_len", "tp", "api", "utilization",
-            "requests_per_s"}
+            "model", "gpu", "weights", "kv_dtype", "batch", "prompt_len", "output_len", "tp", "pp", "ep", "engine", "api",
+            "utilization", "requests_per_s", "per_gpu_table"}
 
 
 def label(field: str, lang: str) -> str:
@@ -100,7 +101,9 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
         return fmt(x, "tok/s:1"), ""
     if field.startswith("requests_per_s"):
         return fmt(x, "req/s:3"), ""
-    if field.endswith("_s"):
+    if field.endswith("_s_per_call"):
+        return fmt(x, "us:1"), ""
+    if field.endswith("_s") or field.endswith("_s_per_step"):
         return fmt(x, "s:3") if abs(x) >= 1 else fmt(x, "ms:2"), ""
     if field in ("peak_flops", "effective_flops"):
         return fmt(x, "TFLOPS:1"), ""
@@ -110,6 +113,8 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
         return _flop_count(x), ""
     if "usd" in field:
         return units.format_usd(x), ""
+    if field.endswith("_pipeline_bubble"):
+        return fmt(x, "%:1"), ""
     if field.startswith("roi_"):
         return fmt(x, "%:1"), ""
     if "efficiency" in field or field in ("utilization", "engine_gpu_memory_utilization"):

@@ -3,6 +3,8 @@
     {{ registry gpus }}     GPUs: memory, bandwidth, dense peaks, interconnect, TDP, $/GPU-hour, sources
     {{ registry models }}   model presets: shape, parameters (computed by calc, and as published), KV per token
     {{ registry prices }}   API prices per 1M tokens, with their dates
+    {{ registry engines }}  serving-engine profiles: fixed costs per step, efficiencies, KV rule, sources
+    {{ registry calibration }}  calc's error against the published measurements (kind x fit/holdout)
 
 Each directive stands alone on its line and becomes a Markdown table in the page's language. The values are
 read from calc/ at build time (the same data the calculators, the labs and the tests read), so the page cannot
@@ -42,6 +44,10 @@ def gpus_table(lang: str) -> str:
         g = registry.get_gpu(key)
         name = f"{g.name} (`{key}`)" + (" †" if getattr(g, "unverified", None) else "")
         memory = f"{units.format_value(g.memory_bytes, 'GiB:0')} = {units.format_value(g.memory_bytes, 'GB:2')}"
+        if getattr(g, "visible_memory_bytes", None):
+            derived = g.visible_memory_source.startswith("derived")
+            what = "nvidia-smi" if g.visible_memory_source.startswith("nvidia-smi") else "CUDA"
+            memory += f"; {what} {units.format_value(g.visible_memory_bytes, 'GiB:2')}" + (" ‡" if derived else "")
         link = f"{g.interconnect}, {units.format_value(g.interconnect_bytes_per_s, 'GB/s:0')}" \
             if g.interconnect_bytes_per_s else (g.interconnect or "—")
         if g.usd_per_hour_low is None:
@@ -103,7 +109,52 @@ def prices_table(lang: str) -> str:
     return _table(header, rows)
 
 
-TABLES = {"gpus": gpus_table, "models": models_table, "prices": prices_table}
+def engines_table(lang: str) -> str:
+    engines, units = hook_support.calc_modules("engines", "units")
+    zh = lang == "zh"
+    header = (["引擎", "版本", "每步固定开销（解码 / 预填充）", "每个序列", "多卡（tp > 1）", "带宽效率", "算力效率", "KV 预算规则", "来源"]
+              if zh else
+              ["Engine", "Version", "Fixed cost per step (decode / prefill)", "Per sequence", "Multi-GPU (tp > 1)",
+               "Bandwidth efficiency", "Compute efficiency", "KV budget rule", "Sources"])
+    ms = lambda x: units.format_value(x, "ms:2")  # noqa: E731
+    us = lambda x: units.format_value(x * 1e6, "num:1") + " µs"  # noqa: E731
+
+    def shares(d):
+        return ", ".join(f"{k if k != 'default' else ('其余' if zh else 'other')} {v:.0%}" for k, v in d.items())
+
+    rows = []
+    for key in engines.ENGINES:
+        p, e = engines.profile(key), engines.entry(key)
+        name = f"{p.name} (`{key}`)" + ("" if p.calibrated else (" （未校准速度）" if zh else " (speed not calibrated)"))
+        if p.kv_rule == "fraction_for_weights_and_kv":
+            rule = "mem_fraction_static × CUDA 可见显存 − 权重" if zh else "mem_fraction_static × CUDA-visible − weights"
+        else:
+            frac = f"{p.kv_fraction:g}" if p.kv_fraction is not None else "?"
+            rule = (f"{frac} × CUDA 可见显存 − 权重 − 激活 − 开销" if zh else
+                    f"{frac} × CUDA-visible − weights − activations − overhead")
+        links = " · ".join(f"[{i + 1}]({s['url']}) ({s['date']})" if s["url"].startswith("https://")
+                           else f"`{s['url']}` ({s['date']})" for i, s in enumerate(e["sources"]))
+        rows.append([name, p.version or "—", f"{ms(p.overhead_base_s)} / {ms(p.prefill_overhead_base_s)}",
+                     us(p.overhead_per_seq_s), ms(p.overhead_multi_gpu_s), shares(e["memory_efficiency"]),
+                     shares(e["compute_efficiency"]), rule, links])
+    return _table(header, rows)
+
+
+def calibration_table(lang: str) -> str:
+    (calibration,) = hook_support.calc_modules("calibration")
+    zh = lang == "zh"
+    kinds = {"tpot": "TPOT", "ttft": "TTFT", "throughput": "吞吐" if zh else "throughput",
+             "kv_tokens": "KV 容量" if zh else "KV capacity"}
+    subsets = {"fit": "拟合集" if zh else "fit", "holdout": "留出集" if zh else "held out", "all": "全部" if zh else "all"}
+    header = (["量", "子集", "点数", "绝对误差中位数", "最大绝对误差"] if zh else
+              ["Quantity", "Subset", "Points", "Median absolute error", "Max absolute error"])
+    rows = [[kinds[t["kind"]], subsets[t["subset"]], t["n"], f"{t['median_abs_error']:.1%}", f"{t['max_abs_error']:.1%}"]
+            for t in calibration.table(calibration.errors())]
+    return _table(header, rows)
+
+
+TABLES = {"gpus": gpus_table, "models": models_table, "prices": prices_table, "engines": engines_table,
+          "calibration": calibration_table}
 
 
 def on_page_markdown(markdown, page, config, files):

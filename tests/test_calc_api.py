@@ -54,7 +54,7 @@ def test_input_error_lists_every_bad_field_in_both_languages():
     assert set(errors) == {"model", "batch", "prompt-len", "gpu-memory-utilization", "bogus"}
     assert errors["batch"]["en"].startswith("batch must be an integer ≥ 1")
     assert errors["batch"]["zh"].startswith("批大小必须是 ≥ 1")
-    assert "llama-3.1-8b" in errors["model"]["en"]  # lists valid presets
+    assert "valid: deepseek-r1, deepseek-v3" in errors["model"]["en"]  # lists valid presets (the first six)
     assert all(set(msg) == {"en", "zh"} for msg in errors.values())
     assert isinstance(err.value, ValueError) and "\n" not in str(err.value)
 
@@ -193,7 +193,10 @@ def test_cli_list(what):
     ("NVIDIA L4", "l4"), ("NVIDIA A10", "a10"), ("NVIDIA GeForce RTX 4090", "rtx-4090"),
     ("NVIDIA GeForce RTX 5090", "rtx-5090"), ("NVIDIA B200", "b200"), ("AMD Instinct MI300X", "mi300x"),
     ("NVIDIA H20", "h20"),
-    ("NVIDIA A10G", None), ("NVIDIA A100 80GB PCIe", None), ("NVIDIA H100 NVL", None), ("Tesla T4", None),
+    ("NVIDIA A10G", "a10g"), ("NVIDIA A100 80GB PCIe", None), ("NVIDIA H100 NVL", "h100-nvl"), ("Tesla T4", "t4"),
+    ("Tesla V100-SXM2-32GB", "v100-sxm2-32gb"), ("Tesla V100-PCIE-32GB", None), ("NVIDIA GeForce RTX 3090", "rtx-3090"),
+    ("NVIDIA GeForce RTX 3090 Ti", None), ("NVIDIA RTX A6000", "rtx-a6000"),
+    ("NVIDIA RTX 6000 Ada Generation", "rtx-6000-ada"),
 ])
 def test_match_gpu(device, key):
     assert registry.match_gpu(device) == key

@@ -127,7 +127,8 @@ def test_fp4_formats_and_nf4_overheads():
 def test_vllm_engine_view_by_hand():
     m = registry.get_model("llama-3.1-8b")
     cap = 80 * GiB
-    r = memory_report(m, cap, prompt_len=1000, output_len=1000, max_model_len=8192, overhead_bytes=GiB)
+    r = memory_report(m, cap, prompt_len=1000, output_len=1000, max_model_len=8192, overhead_bytes=GiB,
+                      gpu_memory_utilization=0.9)
     budget = int(0.9 * cap) - 16_060_522_496 - 8192 * 4 * 14336 * 2 - GiB
     blocks = budget // (16 * 131_072)
     assert r["engine_kv_budget_bytes_per_gpu"] == budget
@@ -142,3 +143,37 @@ def test_moe_memory_counts_every_expert():
     assert r["weights_bytes"] == 2 * 46_702_792_704  # all 8 experts must be resident
     assert r["params_active"] < r["params_total"] / 3
     assert r["fits"] is False and "weights alone" in r["fits_reason"]["en"]
+
+
+def test_budget_starts_from_visible_memory_and_the_engine_default():
+    """vLLM multiplies gpu_memory_utilization (default 0.92 in its source, vllm/config/cache.py) by the total
+    memory CUDA reports (79.18 GiB on an H100 SXM), not by the datasheet's 80 GiB."""
+    m, g = registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm")
+    r = memory_report(m, g.memory_bytes, visible_memory_bytes=g.visible_memory_bytes, overhead_bytes=GiB)
+    assert r["gpu_memory_bytes"] == 80 * GiB and r["gpu_visible_memory_bytes"] == 85_017_493_504
+    assert r["engine_gpu_memory_utilization"] == 0.92 and r["engine"] == "vllm"
+    assert r["engine_kv_budget_bytes_per_gpu"] == int(0.92 * 85_017_493_504) - 16_060_522_496 - 8192 * 4 * 14336 * 2 - GiB
+    via_api = api.run("memory", {"model": "llama-3.1-8b", "gpu": "h100-sxm"})
+    assert via_api["engine_kv_budget_bytes_per_gpu"] == r["engine_kv_budget_bytes_per_gpu"]
+
+
+def test_partial_quantization_keeps_listed_modules_in_16_bits():
+    """Meta's Llama-3.1-405B FP8 checkpoint keeps attention and the first and last layers' MLPs in bf16
+    (quantization_config.modules_to_not_convert); calc counts those at 2 bytes per weight."""
+    from calc.model import from_hf_config
+
+    cfg = registry.hf_config("llama-3.1-405b")
+    n = cfg["num_hidden_layers"]
+    cfg["quantization_config"] = {"quant_method": "fbgemm_fp8", "modules_to_not_convert":
+                                  ["self_attn", *(f"model.layers.{i}.mlp" for i in (0, n - 1))]}
+    m, plain = from_hf_config(cfg), registry.get_model("llama-3.1-405b")
+    h, kv = 16384, 8 * 128
+    attention = n * (2 * h * h + 2 * h * kv)
+    mlps = 2 * 3 * h * 53248
+    assert weights_bytes(m, "fp8") - weights_bytes(plain, "fp8") == attention + mlps  # 1 extra byte per weight
+    assert weights_bytes(m, "bf16") == weights_bytes(plain, "bf16")  # nothing to keep in an unquantized model
+    per_gpu = api.run("memory", {"config": cfg, "gpu": "h100-sxm", "tp": 8, "weights": "fp8"})["weights_bytes_per_gpu"]
+    assert 56 * GiB < per_gpu < 58 * GiB  # vLLM reported 57.8 GiB loaded per GPU (issue 12); plain FP8: 47.7 GiB
+    regex = dict(cfg["quantization_config"], modules_to_not_convert=None, ignore=["lm_head", "re:.*self_attn.*"])
+    cfg["quantization_config"] = regex
+    assert weights_bytes(from_hf_config(cfg), "fp8") - weights_bytes(plain, "fp8") == attention

@@ -18,7 +18,7 @@ def test_decode_batch1_is_memory_bound_by_hand():
     # Llama-3.1-8B bf16, one sequence at the mean context 1024 + 256/2 = 1152 tokens
     weights_read = 2 * 8_030_261_248 - 2 * (128256 - 1) * 4096  # the embedding table is a one-row lookup
     kv_read = 1152 * 2 * 32 * 8 * 128 * 2
-    r = api.run("perf", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "batch": 1, "prompt-len": 1024, "output-len": 256})
+    r = api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "batch": 1, "prompt-len": 1024, "output-len": 256})
     assert r["bound"] == "memory"
     assert r["decode_bytes_per_step"] == pytest.approx(weights_read + kv_read, rel=1e-9)
     assert r["tpot_s"] == pytest.approx((weights_read + kv_read) / H100_BW, rel=1e-9)
@@ -30,7 +30,7 @@ def test_prefill_is_compute_bound_by_hand():
     p, L, H, d = 2048, 32, 32, 128
     matmul = 8_030_261_248 - 128256 * 4096 - 65 * 4096
     flops = 2 * matmul * p + L * 2 * H * (d + d) * p * (p + 1) / 2
-    r = api.run("perf", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "prompt-len": p, "output-len": 1})
+    r = api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "prompt-len": p, "output-len": 1})
     assert r["prefill_bound"] == "compute"
     assert r["prefill_flops"] == pytest.approx(flops, rel=1e-12)
     assert r["prefill_s"] == pytest.approx(flops / H100_BF16, rel=1e-9)
@@ -38,33 +38,33 @@ def test_prefill_is_compute_bound_by_hand():
 
 
 def test_ridge_point_and_critical_batch():
-    r = api.run("perf", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "prompt-len": 16, "output-len": 16})
+    r = api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "prompt-len": 16, "output-len": 16})
     assert r["ridge_flops_per_byte"] == pytest.approx(989.5e12 / 3.35e12)
     assert r["critical_batch_weights_only"] == pytest.approx(H100_BF16 / H100_BW * 2 / 2)
     # with a tiny context the KV cache hardly matters: the switch comes near the weights-only estimate
     assert 0.8 * r["critical_batch_weights_only"] < r["critical_batch"] < 1.3 * r["critical_batch_weights_only"]
     # at long context the KV reads grow with the batch as fast as the FLOPs: decode never turns compute-bound
-    long = api.run("perf", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "prompt-len": 8192})
+    long = api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "prompt-len": 8192})
     assert long["critical_batch"] is None
 
 
 def test_fp8_weights_halve_decode_and_use_fp8_peak():
-    bf = api.run("perf", {"model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": 2})
-    f8 = api.run("perf", {"model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": 2, "weights": "fp8"})
+    bf = api.run("perf", {"engine": "ideal", "model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": 2})
+    f8 = api.run("perf", {"engine": "ideal", "model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": 2, "weights": "fp8"})
     assert f8["compute_dtype"] == "fp8" and f8["peak_flops"] == 2 * 1979e12
     assert f8["tpot_s"] < 0.6 * bf["tpot_s"]
     # Ampere has no FP8: the weights are read at 8 bits but computed in bf16, with a warning
-    a100 = api.run("perf", {"model": "llama-3.1-8b", "gpu": "a100-80gb", "weights": "fp8"})
+    a100 = api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "a100-80gb", "weights": "fp8"})
     assert a100["compute_dtype"] == "bf16" and a100["warnings"]
 
 
 def test_tensor_parallel_adds_allreduce_time():
     # 2 all-reduces per layer: latency + ring traffic over NVLink (900 GB/s both ways -> 450 GB/s one way)
-    r = api.run("perf", {"model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": 4, "batch": 8})
+    r = api.run("perf", {"engine": "ideal", "model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": 4, "batch": 8})
     message = 8 * 8192 * 2
     per_call = 10e-6 + 2 * 3 / 4 * message / 450e9
     assert r["allreduce_s_per_step"] == pytest.approx(2 * 80 * per_call)
-    one = api.run("perf", {"model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": 2, "batch": 8})
+    one = api.run("perf", {"engine": "ideal", "model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": 2, "batch": 8})
     assert r["tpot_s"] < one["tpot_s"]  # more GPUs: more bandwidth, despite the all-reduces
 
 
@@ -72,14 +72,14 @@ def test_moe_decode_reads_only_routed_experts():
     m = registry.get_model("mixtral-8x7b")
     assert experts_touched_fraction(m, 1) == pytest.approx(2 / 8)
     assert experts_touched_fraction(m, 64) == pytest.approx(1 - (6 / 8) ** 64)
-    r = api.run("perf", {"model": "mixtral-8x7b", "gpu": "h200", "prompt-len": 1, "output-len": 2})
+    r = api.run("perf", {"engine": "ideal", "model": "mixtral-8x7b", "gpu": "h200", "prompt-len": 1, "output-len": 2})
     expert = 3 * 4096 * 14336
     all_weights = 2 * 46_702_792_704 - 2 * (32000 - 1) * 4096
     assert r["decode_bytes_per_step"] == pytest.approx(all_weights - 2 * 32 * 6 * expert + 2 * 32 * 8 * 128 * 2 * 2)
 
 
 def test_throughput_curve_and_static_batch_throughput():
-    r = api.run("perf", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "batch": 16})
+    r = api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "batch": 16})
     assert r["throughput_tok_per_s"] == pytest.approx(16 * 256 / (r["ttft_s"] + 255 * r["tpot_s"]))
     rates = [row["decode_tok_per_s"] for row in r["throughput_curve"]]
     assert rates == sorted(rates)

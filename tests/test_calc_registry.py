@@ -26,7 +26,8 @@ def test_gpu_entry(key):
     assert g.source.startswith("https://") and DATE.match(g.as_of)
     # the datasheet capacity, read as GiB (DRAM convention): "80 GB HBM3" -> 80 × 2^30 bytes
     assert g.memory_bytes == int(float(g.memory_datasheet.split()[0]) * 2**30)
-    assert g.memory_bandwidth_bytes_per_s > 1e11 and g.bf16_dense_flops > 1e13
+    # Volta and Turing (V100, T4) have FP16 but no BF16 tensor cores
+    assert g.memory_bandwidth_bytes_per_s > 1e11 and (g.bf16_dense_flops or g.fp16_dense_flops) > 1e13
     for dense, sparse in (("bf16_dense_flops", "bf16_sparse_flops"), ("fp8_dense_flops", "fp8_sparse_flops"),
                           ("int8_dense_ops", "int8_sparse_ops"), ("fp4_dense_flops", "fp4_sparse_flops")):
         d, s = getattr(g, dense), getattr(g, sparse)
@@ -36,7 +37,9 @@ def test_gpu_entry(key):
     if g.usd_per_hour_low is not None:
         assert 0 < g.usd_per_hour_low <= g.usd_per_hour_high
         assert g.price_source.startswith("https://") and DATE.match(g.price_as_of)
-    assert g.form_factor and g.tdp_watts > 0
+    assert g.form_factor and (g.tdp_watts > 0 if g.tdp_watts is not None else "tdp_watts" in g.unverified)
+    if g.visible_memory_bytes is not None:  # what the driver shows: a little less than the datasheet capacity
+        assert 0.9 * g.memory_bytes < g.visible_memory_bytes <= g.memory_bytes and g.visible_memory_source
 
 
 def test_datasheet_values_spot_checks():

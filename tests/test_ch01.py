@@ -194,7 +194,7 @@ def test_peak_to_average_and_utilization():
 
 
 def test_deepseek_gap_figures_are_calcs():
-    ds = {"model": "deepseek-v3", "gpu": "h100-sxm", "tp": "32", "weights": "fp8", "kv-dtype": "fp8",
+    ds = {"engine": "ideal", "model": "deepseek-v3", "gpu": "h100-sxm", "tp": "32", "weights": "fp8", "kv-dtype": "fp8",
           "batch": "256", "prompt-len": "3600", "output-len": "1000"}
     out = api.run("cost", {**ds, "gpu-price": "2"})["usd_per_million_output_tokens"]
     assert f"{out:.2f}" == "1.58"
@@ -212,7 +212,7 @@ def test_deepseek_gap_figures_are_calcs():
 
 
 def test_klarna_ratios():
-    k = {"model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": "2", "weights": "fp8", "batch": "8",
+    k = {"engine": "ideal", "model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": "2", "weights": "fp8", "batch": "8",
          "prompt-len": "2000", "output-len": "300", "requests-per-s": "0.875"}
     gpt4o = api.run("cost", {**k, "api": "openai-gpt-4o"})
     mini = api.run("cost", {**k, "api": "openai-gpt-4o-mini"})
@@ -228,7 +228,7 @@ def test_klarna_ratios():
 
 
 def test_break_even_capacity_and_gpu_price_ratio():
-    be = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "batch": "32"}
+    be = {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "batch": "32"}
     per_month = api.run("cost", be)["requests_per_s_per_replica"] * 730 * 3600
     assert round(per_month / 1e6, -1) == 40 or 34e6 < per_month < 36e6
     worst = api.run("roi", {**be, "gpu-price": "5", "api": "openai-gpt-4o-mini"})["break_even_requests_per_month"]

@@ -146,7 +146,7 @@ def test_glossary_says_where_flashattention_saves(lang):
 
 
 def _perf(**params) -> dict:
-    return api.run("perf", {"model": "llama-3.1-8b", "gpu": "h100-sxm", **{k.replace("_", "-"): str(v) for k, v in params.items()}})
+    return api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", **{k.replace("_", "-"): str(v) for k, v in params.items()}})
 
 
 def test_critical_batch_exists_only_at_short_context():

@@ -37,7 +37,8 @@ def test_gpu_row_values():
     row = _rows(registry_tables.gpus_table("en"))["h100-sxm"]
     # NVIDIA H100 SXM datasheet: 80 GB HBM3 (read as GiB, the DRAM convention), 3.35 TB/s, 989.5 dense BF16 TFLOPS
     # (1,979 with sparsity), 1,979 dense FP8, 700 W.
-    assert row[1] == f"80 GiB = {80 * 2**30 / 1e9:.2f} GB"
+    # then what CUDA reports on one (the H100 reference measurement: 79.18 GiB)
+    assert row[1] == f"80 GiB = {80 * 2**30 / 1e9:.2f} GB; CUDA 79.18 GiB"
     assert row[2] == "3.35 TB/s"
     assert row[3:5] == ["990", "1,979"]
     assert row[6] == "700 W"
@@ -85,3 +86,11 @@ def test_data_page_lists_every_entry(site_dir, page):
     for key in registry.list_gpus() + registry.list_models() + registry.list_prices():
         assert f"<code>{key}</code>" in text, key
     assert re.search(r'<h2 id="models"', text) and re.search(r'<h2 id="api-prices"', text)  # headings, not table rows
+
+
+def test_engine_and_calibration_tables():
+    rows = _rows(registry_tables.engines_table("en"))
+    assert len(rows) == 6
+    for lang in ("zh", "en"):
+        table = registry_tables.calibration_table(lang)
+        assert table.count("\n") >= 2 + 8 and "|error|" not in table

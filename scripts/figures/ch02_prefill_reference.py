@@ -27,7 +27,7 @@ DATA = REPO / "docs" / "assets" / "data" / "ch02-prefill-reference.json"
 FIG_DIR = figure_support.FIG_DIR
 NAME = "ch02-prefill-reference"
 LANGS = figure_support.LANGS
-CALC_INPUTS = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "weights": "bf16", "batch": "1"}
+CALC_INPUTS = {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "weights": "bf16", "batch": "1"}
 # calc's line: powers of two and the points half-way between them (in log space, roughly), 128 to 8192 tokens
 CURVE_LENGTHS = (128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192)
 METHOD = ("one forward pass at batch 1 (use_cache=False, logits_to_keep=1), wall clock with torch.cuda.synchronize() "

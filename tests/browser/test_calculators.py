@@ -149,7 +149,7 @@ def test_calculators_go_live_and_match_the_cli(page, lang):
     _check_bad_input(page, lang, "memory", changes, "tp", "3")  # 3 does not divide Llama-70B's 64 heads
 
     _go(page, "performance")
-    changes = {"model": "qwen3-8b", "batch": "64", "gpu": "a100-80gb", "output-len": "512"}
+    changes = {"model": "qwen3-8b", "batch": "64", "gpu": "a100-80gb", "output-len": "512", "engine": "trt-llm"}
     _set_inputs(page, changes)
     result = _assert_matches_cli(page, "perf", changes)
     assert _query(page) == changes
@@ -194,6 +194,29 @@ def test_calculators_go_live_and_match_the_cli(page, lang):
     assert page.evaluate("window.__calc.created") == 1
     assert page.evaluate("window.__sameDocument") is True
     _no_bad_numbers(page)
+
+
+def test_pipeline_and_expert_parallel_inputs(page):
+    """pp and ep: on the form next to tp, in the URL, the same numbers as the CLI, one chart bar per stage,
+    calc's own message for a layout that cannot run."""
+    _open(page, _path("en", "calculators/vram/"))
+    _wait_live(page)
+    changes = {"model": "llama-3.1-405b", "weights": "fp8", "tp": "8", "pp": "2"}
+    _set_inputs(page, changes)
+    result = _assert_matches_cli(page, "memory", changes)
+    assert _query(page) == changes
+    cells = dict(page.eval_on_selector_all(".calc svg [data-series]",
+                                           "els => els.map(e => [e.dataset.series, e.dataset.value])"))
+    for row in result["per_gpu_table"]:
+        assert cells[f"weights-stage{row['stage']}"] == str(row["weights_bytes"])
+    _check_bad_input(page, "en", "memory", changes, "pp", "4")  # 126 layers: 4 stages would be uneven
+
+    _go(page, "performance")
+    changes = {"model": "deepseek-v3", "gpu": "h200", "weights": "fp8", "ep": "8", "batch": "64"}  # tp: the default 1
+    _set_inputs(page, changes)
+    result = _assert_matches_cli(page, "perf", changes)
+    assert result["all_to_all_s_per_step"] > 0 and _query(page) == changes
+    _check_bad_input(page, "en", "perf", changes, "ep", "512")  # DeepSeek-V3 has 256 routed experts
 
 
 def _check_bad_input(page, lang: str, command: str, changes: dict, name: str, value: str) -> None:
@@ -264,7 +287,7 @@ def test_bad_inputs_and_pasted_configs(page, lang):
 
 
 def test_url_round_trip_and_language_switch(page):
-    params = {"model": "qwen3-8b", "batch": "16", "weights": "fp8"}
+    params = {"model": "qwen3-8b", "batch": "16", "weights": "fp8", "engine": "hf"}
     _open(page, "/calculators/performance/?" + "&".join(f"{k}={v}" for k, v in params.items()))
     for name, value in params.items():
         assert page.input_value(f".calc [data-testid='{name}']") == value

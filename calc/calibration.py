@@ -1,0 +1,84 @@
+"""calc against published measurements: the error of the engine-adjusted model on data/calibration.json.
+
+    points()                  -> the sourced measurements (each with URL, date, version, GPU, settings)
+    errors()                  -> one row per point: predicted, measured, relative error
+    table(rows)               -> kind × subset: count, median |error|, max |error|
+
+Used by tests/test_calc_calibration.py (which asserts the targets) and scripts/bench_calibration.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from statistics import median
+
+from . import memory as mem
+from . import perf, registry
+from .model import from_hf_config
+
+_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "calibration.json")
+KINDS = ("tpot", "ttft", "throughput", "kv_tokens")
+TARGETS = {"tpot": 0.10, "ttft": 0.10, "throughput": 0.10, "kv_tokens": 0.05}  # median |error|
+MAX_ERROR = 0.30  # no single point beyond this
+
+
+def _data() -> dict:
+    with open(_PATH, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def points() -> list[dict]:
+    return _data()["points"]
+
+
+def _model(p: dict, configs: dict):
+    if p["model"] in configs:
+        return from_hf_config(configs[p["model"]]["config"], name=p["model"])
+    return registry.get_model(p["model"])
+
+
+def predict(p: dict, configs: dict | None = None, engine: str | None = None) -> float:
+    """calc's figure for one point, in the point's unit."""
+    configs = _data()["configs"] if configs is None else configs
+    m, gpu = _model(p, configs), registry.get_gpu(p["gpu"])
+    engine = engine or p["engine"]
+    if p["kind"] == "kv_tokens":
+        r = mem.memory_report(m, gpu.memory_bytes, p["weights"], p["kv_dtype"], tp=p["tp"],
+                              visible_memory_bytes=gpu.visible_memory_bytes, engine=engine,
+                              gpu_memory_utilization=p.get("gpu_memory_utilization"),
+                              max_num_batched_tokens=p.get("max_num_batched_tokens", mem.VLLM_MAX_NUM_BATCHED_TOKENS),
+                              max_model_len=p.get("max_model_len"))
+        return r["engine_max_tokens_in_cache"]
+    r = perf.perf_report(m, gpu, p["weights"], p["kv_dtype"], p["batch"], p["prompt_len"], p["output_len"], p["tp"],
+                         curve_batches=(), engine=engine)
+    return {"tpot": r["tpot_s"], "ttft": r["ttft_s"], "throughput": r["throughput_tok_per_s"]}[p["kind"]]
+
+
+def errors(engine: str | None = None) -> list[dict]:
+    data = _data()
+    rows = []
+    for p in data["points"]:
+        pred = predict(p, data["configs"], engine)
+        rows.append({"id": p["id"], "kind": p["kind"], "engine": p["engine"], "subset": p["subset"],
+                     "measured": p["value"], "predicted": pred, "error": pred / p["value"] - 1})
+    return rows
+
+
+def table(rows: list[dict]) -> list[dict]:
+    """kind × subset (fit, holdout, all): n, median |error|, max |error|."""
+    out = []
+    for kind in KINDS:
+        for subset in ("fit", "holdout", "all"):
+            errs = [abs(r["error"]) for r in rows if r["kind"] == kind and (subset == "all" or r["subset"] == subset)]
+            if errs:
+                out.append({"kind": kind, "subset": subset, "n": len(errs), "median_abs_error": median(errs),
+                            "max_abs_error": max(errs)})
+    return out
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"{'kind':<11}{'subset':<9}{'n':>4}{'median |err|':>14}{'max |err|':>11}"]
+    for t in table(rows):
+        lines.append(f"{t['kind']:<11}{t['subset']:<9}{t['n']:>4}{t['median_abs_error']:>13.1%}{t['max_abs_error']:>11.1%}")
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""Serving-engine profiles: what a real engine adds to (or takes from) the roofline in calc/perf.py.
+
+A profile is read from data/engines.json (every value there carries its source: URL, date, engine version,
+GPU, settings) and answers three questions the step-time model needs:
+
+    profile("vllm").step_overhead_s(batch=8, tp=1)   -> seconds each engine step adds beyond the roofline
+    profile("vllm").memory_efficiency("int4")        -> share of datasheet bandwidth its kernels reach
+    profile("vllm").compute_efficiency("fp8")        -> share of datasheet tensor-core FLOPS they reach
+
+``ideal`` is the plain roofline (the efficiencies measured on the H100 reference: a device copy and a bf16
+matmul), with no fixed cost per step: a lower bound on time that no engine beats.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+
+_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "engines.json")
+DEFAULT_ENGINE = "vllm"
+
+
+@cache
+def _data() -> dict:
+    with open(_PATH, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+class EngineProfile:
+    """One engine. Attributes mirror data/engines.json; the methods are the interface perf.py (and the serving
+    simulator) call. A plain class, like registry.GPU, to keep calc's import cheap in the browser."""
+
+    def __init__(self, key: str, entry: dict):
+        self.key = key
+        self.name = entry["name"]
+        self.version = entry.get("version")
+        self.calibrated = entry.get("calibrated", False)
+        o = entry.get("step_overhead", {})
+        self.overhead_base_s = float(o.get("base_s", 0.0))
+        self.overhead_per_seq_s = float(o.get("per_seq_s", 0.0))
+        self.overhead_multi_gpu_s = float(o.get("multi_gpu_s", 0.0))
+        self.prefill_overhead_base_s = float(o.get("prefill_base_s", self.overhead_base_s))
+        self._mem = dict(entry["memory_efficiency"])
+        self._comp = dict(entry["compute_efficiency"])
+        p = entry.get("prefill", {})
+        self.prefill_chunk_tokens = p.get("chunk_tokens")  # None: the whole prompt batch in one step
+        self.ttft_decode_steps = int(p.get("ttft_decode_steps", 0))
+        kv = entry.get("kv_budget", {})
+        self.kv_rule = kv.get("rule", "fraction_of_visible")
+        self.kv_fraction = kv.get("fraction")
+        self.note = entry.get("note", "")
+        self.sources = entry.get("sources", [])
+
+    def __repr__(self):
+        return f"EngineProfile({self.key!r})"
+
+    def step_overhead_s(self, batch: int, tp: int) -> float:
+        """Fixed time per engine step beyond the roofline: launch, scheduling, sampling, detokenisation, plus
+        a per-sequence term, plus one multi-GPU term when tp > 1 (synchronising the tensor-parallel workers;
+        the all-reduces themselves are in perf.allreduce_s). Fitted at TP 1-2 only: a constant, not a slope
+        in tp, so it does not blow up when extrapolated to TP 8-32."""
+        return (self.overhead_base_s + self.overhead_per_seq_s * max(0, batch)
+                + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
+
+    def prefill_step_overhead_s(self, batch: int, tp: int) -> float:
+        """Fixed time of one prefill (context) step: its own base cost (input preparation, attention metadata for
+        every prompt, sampling the first token), plus the same per-sequence and per-GPU terms as a decode step."""
+        return (self.prefill_overhead_base_s + self.overhead_per_seq_s * max(0, batch)
+                + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
+
+    def memory_efficiency(self, fmt: str) -> float:
+        """Achieved / datasheet memory bandwidth for weights stored in ``fmt`` (a calc.memory WEIGHT_FORMATS key)."""
+        return float(self._mem.get(fmt, self._mem["default"]))
+
+    def compute_efficiency(self, fmt: str) -> float:
+        """Achieved / datasheet dense tensor-core FLOPS for the matmuls of weights in ``fmt`` (FP8 weights are
+        calibrated separately from bf16 ones: an FP8 GEMM reaches a different share of its peak)."""
+        return float(self._comp.get(fmt, self._comp["default"]))
+
+
+ENGINES = tuple(k for k in _data()["engines"])
+
+
+@cache
+def profile(key: str = DEFAULT_ENGINE) -> EngineProfile:
+    try:
+        return EngineProfile(key, _data()["engines"][key])
+    except KeyError:
+        raise KeyError(f"unknown engine {key!r}; valid: {', '.join(ENGINES)}") from None
+
+
+def entry(key: str) -> dict:
+    """The raw registry entry (with its sources), for the data page."""
+    return _data()["engines"][key]

@@ -1,0 +1,68 @@
+"""calc against published, dated measurements (calc/data/calibration.json): the engine profiles' error.
+
+Targets (issue 12): median |error| ≤ 10 % for TPOT, TTFT and throughput, ≤ 5 % for KV capacity, no point beyond
+30 %. The profile parameters were fitted on the 'fit' subset only (scripts/fit_engine_profiles.py); the 'holdout'
+points were not used to choose them. The fit subset meets the targets; the holdout subset does not yet, for the
+reasons in test_holdout_meets_the_targets. Run `scripts/bench_calibration.py` for the full table.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from calc import calibration, engines, registry
+
+ROWS = calibration.errors()
+
+
+def test_every_point_is_sourced_and_dated():
+    seen = set()
+    for p in calibration.points():
+        assert p["id"] not in seen
+        seen.add(p["id"])
+        src = p["source"]
+        for key in ("url", "date", "version", "gpu", "settings"):
+            assert src.get(key), (p["id"], key)
+        assert p["engine"] in engines.ENGINES and p["engine"] != "ideal", p["id"]
+        assert p["kind"] in calibration.KINDS and p["subset"] in ("fit", "holdout"), p["id"]
+        registry.get_gpu(p["gpu"])
+    assert len(seen) >= 20
+    assert {p["engine"] for p in calibration.points()} >= {"vllm", "sglang", "trt-llm", "llama.cpp"}
+
+
+def test_print_the_table(capsys):
+    with capsys.disabled():
+        print("\n" + calibration.format_table(ROWS))
+    assert calibration.table(ROWS)
+
+
+def _check(rows):
+    bad = []
+    for t in calibration.table(rows):
+        if t["subset"] == "all" and t["median_abs_error"] > calibration.TARGETS[t["kind"]]:
+            bad.append(f"{t['kind']}: median {t['median_abs_error']:.1%}")
+    bad += [f"{r['id']}: {r['error']:+.1%}" for r in rows if abs(r["error"]) > calibration.MAX_ERROR]
+    return bad
+
+
+def test_fit_subset_meets_the_targets():
+    assert _check([r for r in ROWS if r["subset"] == "fit"]) == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "held-out points still miss: TensorRT-LLM v0.6 Llama-2-70B long-output throughput is 2x below calc (its "
+    "decode attention apparently reads each KV head once per query head; not modelled), its 70B TP 4 TTFT at 128 "
+    "tokens (-32 to -39 %: the multi-GPU cost was fitted at TP 2 only), llama.cpp Q8_0 prompt "
+    "processing (-31 %: quantized GEMM not calibrated), Hugging Face TTFT at other batch sizes (up to 29 %), the "
+    "single SGLang KV point (+6.9 %)"))
+def test_holdout_meets_the_targets():
+    assert _check([r for r in ROWS if r["subset"] == "holdout"]) == []
+
+
+def test_ideal_is_a_bound_on_every_point():
+    """No engine beats the roofline: calc's ideal time is at most the engine's, on every calibration input."""
+    for p in calibration.points():
+        if p["kind"] == "kv_tokens" or p["engine"] == "llama.cpp":  # llama.cpp: FP16-accumulate GEMMs, see engines.json
+            continue
+        assert calibration.predict(p, engine="ideal") * (1 if p["kind"] == "throughput" else -1) >= \
+            calibration.predict(p) * (1 if p["kind"] == "throughput" else -1), p["id"]
