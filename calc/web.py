@@ -48,7 +48,7 @@ MAIN_ROWS = {
 # (already on the form; on a page their data-testid would clash with the input's).
 NOT_ROWS = {"throughput_curve", "api_comparison", "warnings", "fits_reason",
             "model", "gpu", "weights", "kv_dtype", "batch", "prompt_len", "output_len", "tp", "pp", "ep", "engine", "api",
-            "utilization", "requests_per_s", "per_gpu_table"}
+            "utilization", "requests_per_s", "per_gpu_table", "verify_tokens"}
 
 
 def label(field: str, lang: str) -> str:
@@ -83,7 +83,7 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
         return (_host(value) if value.startswith("https://") else value), ""
     if isinstance(value, str):
         words = VALUE_WORDS.get(value)
-        return (words[lang] if words and field in ("bound", "prefill_bound", "attention") else value), ""
+        return (words[lang] if words and field in ("bound", "prefill_bound", "verify_bound", "attention") else value), ""
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return UI["none"][lang], ""
     x, fmt = value, units.format_number
