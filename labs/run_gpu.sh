@@ -4,7 +4,8 @@
 #
 #   bash labs/run_gpu.sh                  # ch03 ch04: at most 4 minutes
 #   bash labs/run_gpu.sh ch06             # one lab (ch06: at most about 2.5 minutes)
-#   bash labs/run_gpu.sh ch09             # one lab (ch09: at most about 3 minutes, not yet timed on a GPU)
+#   bash labs/run_gpu.sh ch09             # one lab (ch09: at most about 3 minutes, not yet timed on a GPU; its
+#                                         # parts run most important first: batch sweep, early exit, lookup, noisy)
 #   bash labs/run_gpu.sh ch03 ch04 ch06   # all three: at most about 6.5 minutes
 #   LAB_GIT_COMMIT=$(git rev-parse HEAD) bash labs/run_gpu.sh   # on a copy of the tree without .git
 #

@@ -1,5 +1,6 @@
 """The chapter 9 lab (labs/ch09_speculative.py) on the CPU: speculative sampling is lossless (a chi-square test
-with fixed seeds, so it cannot flake; greedy output identical to plain greedy decoding, with model drafts and
+with fixed seeds, so every run gives the same p; a correct implementation fails it with probability 0.001; a
+realistic bug, resampling from p after a rejection, must fail it; greedy output identical to plain greedy decoding, with model drafts and
 with prompt lookup); the drafts are built without touching the target; the formulas give the textbook values;
 --quick runs end to end with provenance; --help, bad arguments and --plot-only behave as documented; committed
 figures are what the committed data renders to.
@@ -62,9 +63,35 @@ def test_speculative_sampling_is_lossless(quick09):
     assert sum(e["exact_p"]) == pytest.approx(1, abs=1e-5)
     assert e["speculative"]["p_value"] > ch09.SIGNIFICANCE
     assert e["naive_draft"]["p_value"] < ch09.SIGNIFICANCE
+    assert e["resample_p_bug"]["p_value"] < ch09.SIGNIFICANCE  # the classic bug: the test has the power to see it
+    assert sum(e["bug_counts"]) == e["samples"]
     assert e["stats"]["accepted"] < e["stats"]["drafted"]  # the unrelated draft is rejected often: the residual path ran
     assert e["greedy_identical"] == e["greedy_prompts"] == 8
-    assert all(p["greedy_identical"] for p in data["points"] if p["kind"] == "lookup")
+    lookup = [p for p in data["points"] if p["kind"] == "lookup"]
+    assert {p["prompt"] for p in lookup} == set(ch09.LOOKUP_KINDS)
+    assert all(p["greedy_identical"] and p["first_divergence"] is None for p in lookup if p["temperature"] == 0)
+    assert all(p["greedy_identical"] is None for p in lookup if p["temperature"] > 0)
+
+
+def test_timings_are_interleaved_and_carry_their_spread(quick09):
+    _, data, _ = quick09
+    for p in (p for p in data["points"] if p["kind"] == "accept"):
+        for r in p["by_gamma"]:
+            assert len(r["plain_s_samples"]) == len(r["speculative_s_samples"]) == p["repeats"]
+            assert r["speedup_p10"] <= r["speedup"] <= r["speedup_p90"]
+            assert r["predicted_speedup_measured_v"] == pytest.approx(
+                ch09.expected_speedup(r["alpha"], r["gamma"], p["c"], r["v"]))
+    calls = []
+    order = ch09.interleaved([lambda: calls.append("a"), lambda: calls.append("b")], torch.device("cpu"), 3, warmup=1)
+    assert calls == ["a", "b"] + ["a", "b"] * 3 and [len(t) for t in order] == [3, 3]
+
+
+def test_the_chi_square_design_pools_nothing_at_the_committed_size():
+    cpu = torch.device("cpu")
+    target = ch09.random_model(ch09.EXACT_CONFIG, cpu, torch.float32, seed=1, logit_std=ch09.EXACT_LOGIT_STD)
+    with torch.inference_mode():
+        exact = ch09.exact_joint(target, torch.tensor([[0, 1, 2, 3]]), 3, 1.0)
+    assert len(exact) == 64 and min(exact) * 3000 >= 5
 
 
 def test_lossless_with_a_larger_sample_and_another_gamma():
@@ -199,6 +226,7 @@ def test_committed_data_is_lossless_and_figures_rerender_identically(data_path, 
     assert data["status"] == "complete"
     e = next(p for p in data["points"] if p["kind"] == "exact")
     assert e["speculative"]["p_value"] > e["significance"] > e["naive_draft"]["p_value"]
+    assert e["resample_p_bug"]["p_value"] < e["significance"] and e["speculative"]["pooled_cells"] == 0
     tag = common.data_stem(data["provenance"])
     assert data_path.name == f"{tag}.json"
     rendered = common.render_all(ch09.plot, data, tmp_path, tag)
