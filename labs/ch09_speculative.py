@@ -610,12 +610,10 @@ def plot(data, lang):
         fig, ax = plt.subplots(figsize=(7, 4))
         b = [p["batch"] for p in batch]
         ratio = [p["verify_ratio"] for p in batch]
-        if "verify_ratio_p10" in batch[0]:
-            ax.errorbar(b, ratio, yerr=[[r - p["verify_ratio_p10"] for r, p in zip(ratio, batch, strict=True)],
-                                        [p["verify_ratio_p90"] - r for r, p in zip(ratio, batch, strict=True)]],
-                        fmt="o-", color=COLORS[2], capsize=2, label=t("verify_ratio", lang))
-        else:
-            ax.plot(b, ratio, "o-", color=COLORS[2], label=t("verify_ratio", lang))
+        ax.plot(b, ratio, "o-", color=COLORS[2], label=t("verify_ratio", lang))
+        if "verify_ratio_p10" in batch[0]:  # the 10th-90th percentile of the paired ratios, as a band
+            ax.fill_between(b, [p["verify_ratio_p10"] for p in batch], [p["verify_ratio_p90"] for p in batch],
+                            color=COLORS[2], alpha=0.2, lw=0)
         ax.plot(b, [p["predicted_speedup"] for p in batch], "s-", color=COLORS[0], label=t("pred_speedup", lang))
         ax.axhline(1, color="#888", lw=0.8, ls="--")
         crit = (batch[0].get("predicted") or {}).get("critical_batch")
