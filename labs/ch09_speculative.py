@@ -518,7 +518,7 @@ TEXT = {
     "formula_v": {"zh": "公式（再用实测 v）", "en": "formula (with measured v)"},
     "early": {"zh": "提前退出，前 k={k} 层", "en": "early exit, k={k}"},
     "noise": {"zh": "加噪副本 σ={s}", "en": "noisy copy σ={s}"},
-    "lookup_title": {"zh": "提示查找（n-gram）草稿，贪心", "en": "Prompt-lookup (n-gram) drafts, greedy"},
+    "lookup_title": {"zh": "提示查找（n-gram）草稿", "en": "Prompt-lookup (n-gram) drafts"},
     "copy": {"zh": "复制：模型自己的贪心文本", "en": "copy: the model's greedy text"},
     "sampled": {"zh": "普通：温度 1 采样的文本", "en": "ordinary: text sampled at T=1"},
     "random": {"zh": "随机 token", "en": "random tokens"},
