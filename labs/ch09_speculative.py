@@ -494,15 +494,17 @@ def measure_batch(target, draft, batch, gamma, context, alpha, device, repeats):
             "predicted_speedup": expected_speedup(alpha, gamma, drafted / one, verify / one)}
 
 
-def predict_critical_batch(prov, context) -> dict | None:
-    """calc's roofline: the batch at which one decode step turns compute-bound (GPU runs with a known GPU)."""
+def predict_critical_batch(prov, context, gamma: int = 4) -> dict | None:
+    """calc's roofline bound (engine=ideal), GPU runs with a known GPU: the batch (in requests) at which a plain
+    decode step turns compute-bound, and the one at which a verification of gamma+1 tokens per request does."""
     key = prov.get("calc_gpu_key")
     if not key:
         return None
-    params = dict(prov["model"]["calc_params"], gpu=key, weights=prov["model"]["weights"], prompt_len=context,
-                  output_len=1)
+    params = {**prov["model"]["calc_params"], "gpu": key, "weights": prov["model"]["weights"], "prompt-len": context,
+              "output-len": 1, "engine": "ideal", "verify-tokens": gamma + 1}  # calc's own parameter names
     r = common.calc_predict("perf", params)
-    return None if r is None else {"critical_batch": r.get("critical_batch"), "gpu": key}
+    return None if r is None else {"critical_batch": r.get("critical_batch"), "gpu": key, "engine": "ideal",
+                                   "verify_critical_batch": r.get("verify_critical_batch")}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -534,7 +536,8 @@ TEXT = {
     "spec_freq": {"zh": "投机采样（p={p}）", "en": "speculative (p={p})"},
     "naive_freq": {"zh": "只按草稿分布采样（p={p}）", "en": "draft alone (p={p})"},
     "bug_freq": {"zh": "错误：拒绝后按 p 重采（p={p}）", "en": "bug: resample from p (p={p})"},
-    "critical": {"zh": "calc：计算受限起点", "en": "calc: turns compute-bound"},
+    "critical": {"zh": "calc：普通一步受计算限制的起点", "en": "calc: plain step turns compute-bound"},
+    "verify_critical": {"zh": "calc：验证受计算限制的起点", "en": "calc: verification turns compute-bound"},
 }
 COLORS = ["#4C72B0", "#55A868", "#C44E52", "#8172B2", "#CCB974", "#64B5CD", "#937860"]
 
@@ -619,6 +622,9 @@ def plot(data, lang):
         crit = (batch[0].get("predicted") or {}).get("critical_batch")
         if crit:
             ax.axvline(crit, color="#999", ls=":", label=t("critical", lang) + f" ({crit})")
+        vcrit = (batch[0].get("predicted") or {}).get("verify_critical_batch")
+        if vcrit:
+            ax.axvline(vcrit, color="#555", ls="-.", label=t("verify_critical", lang) + f" ({vcrit})")
         common.log_axis(ax, "x", b, base=2)
         ax.set_xlabel(t("batch", lang, ctx=batch[0]["context"]))
         ax.set_ylabel(t("ratio_axis", lang))
@@ -747,7 +753,7 @@ def main(argv=None) -> int:
                                                    args.temperature, device, 1, args.prompt_len)["by_gamma"][0])
             a = alpha.get("alpha")
             if a is not None:
-                predicted = predict_critical_batch(prov, args.batch_context)
+                predicted = predict_critical_batch(prov, args.batch_context, args.batch_gamma)
                 for batch in args.batches:
                     point = measure({"kind": "batch", "batch": batch, "gamma": args.batch_gamma, "alpha": a,
                                      "layers": args.batch_exit_layers, "context": args.batch_context},

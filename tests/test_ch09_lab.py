@@ -234,3 +234,14 @@ def test_committed_data_is_lossless_and_figures_rerender_identically(data_path, 
     assert {p.name for p in rendered} == {p.name for p in committed_dir.glob(f"{tag}-*.svg")}
     for p in rendered:
         assert p.read_bytes() == (committed_dir / p.name).read_bytes(), f"{p.name} differs: rerun with --plot-only"
+
+
+def test_gpu_runs_get_both_thresholds_from_calc():
+    """With a known GPU the batch figure marks where a plain step and a verification turn compute-bound (calc's
+    roofline bound, parameters spelled as calc spells them)."""
+    prov = {"calc_gpu_key": "h100-sxm", "model": {"calc_params": {"model": "llama-3.1-8b"}, "weights": "bf16"}}
+    short = ch09.predict_critical_batch(prov, 128, gamma=4)
+    assert short["engine"] == "ideal" and short["verify_critical_batch"] < short["critical_batch"]
+    long = ch09.predict_critical_batch(prov, 512, gamma=4)
+    assert long["critical_batch"] is None and long["verify_critical_batch"] is not None
+    assert ch09.predict_critical_batch({"calc_gpu_key": None}, 128) is None
