@@ -210,6 +210,7 @@ def perf_report(
     engine: str = engines_mod.DEFAULT_ENGINE,
     pp: int = 1,
     ep: int = 1,
+    verify_tokens: int = 1,
 ) -> dict:
     """Latency and throughput of a static batch: ``batch`` requests prefilled together, then decoded together,
     as ``engine`` (a calc.engines key) runs them; the ``*_ideal*`` fields give the roofline bound ("ideal").
@@ -231,14 +232,22 @@ def perf_report(
     Nothing overlaps: communication never hides behind compute, stages are perfectly balanced otherwise.
     Every stage pays the engine's fixed cost per step for each micro-batch it runs (each stage's workers launch
     their own kernels); the multi-GPU part of that cost applies whenever the deployment has more than one GPU.
+
+    ``verify_tokens`` (speculative decoding, chapter 9): the ``verify_*`` fields describe one decode step in
+    which each of the ``batch`` requests feeds ``verify_tokens`` consecutive tokens (a verification of γ drafts
+    is γ + 1 tokens): weights are read once, FLOPs grow with batch × verify_tokens, but each request's KV cache
+    is read once, since its tokens share it. ``verify_critical_batch`` is the smallest batch (in requests) at
+    which that step turns compute-bound; with verify_tokens = 1 all of them equal the plain decode step's.
     """
     check_parallel(m, tp, pp, ep)
+    if verify_tokens < 1:
+        raise ValueError("verify_tokens must be at least 1")
     eng = engines_mod.profile(engine)
     run = _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, ep, eng, memory_efficiency,
-                   compute_efficiency, curve_batches)
+                   compute_efficiency, curve_batches, verify_tokens)
     best = run if eng.key == "ideal" else _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp,
                                                    ep, engines_mod.profile("ideal"), memory_efficiency,
-                                                   compute_efficiency, ())
+                                                   compute_efficiency, (), verify_tokens)
     out = run["report"]
     out.update({
         "engine": eng.key,
@@ -246,6 +255,7 @@ def perf_report(
         "prefill_ideal_s": best["report"]["prefill_s"],
         "ttft_ideal_s": best["report"]["ttft_s"],
         "tpot_ideal_s": best["report"]["tpot_s"],
+        "verify_step_ideal_s": best["report"]["verify_step_s"],
         "e2e_ideal_s": best["report"]["e2e_s"],
         "decode_tok_per_s_ideal": best["report"]["decode_tok_per_s"],
         "throughput_ideal_tok_per_s": best["report"]["throughput_tok_per_s"],
@@ -254,7 +264,7 @@ def perf_report(
 
 
 def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, ep, eng, memory_efficiency,
-             compute_efficiency, curve_batches) -> dict:
+             compute_efficiency, curve_batches, verify_tokens: int = 1) -> dict:
     g, dp = gpus_per_stage(tp, ep), attention_replicas(tp, ep)
     n_gpus = g * pp
     dtype = compute_dtype(weights, gpu)
@@ -274,13 +284,14 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     per_layer_kv = kv_bytes_per_token_layer(m, kv_dtype, tp)
     micro = max(1, min(pp, batch))
 
-    def stages(b: float, context: int, prompt: int | None) -> list[tuple[float, str, float, float, dict]]:
+    def stages(b: float, context: int, prompt: int | None, q: int = 1) -> list[tuple[float, str, float, float, dict]]:
         """Per stage: (time, bound, flops, bytes, communication) for ``b`` sequences; prompt=None: a decode
-        step at ``context``; else a prefill of ``prompt`` tokens each, in chunks of the engine's chunk size
-        (weights read once per chunk, one engine step each)."""
-        tokens = b * (prompt or 1)
+        step at ``context`` feeding ``q`` tokens per sequence (they share its KV cache); else a prefill of
+        ``prompt`` tokens each, in chunks of the engine's chunk size (weights read once per chunk, one engine
+        step each)."""
+        tokens = b * (prompt or q)
         if prompt is None:
-            flops = decode_flops(m, b, context)
+            flops = decode_flops(m, b * q, context)
             cached = cached_tokens(m, context)
             n_steps, per_read = 1, tokens
             overhead = eng.step_overhead_s(b, n_gpus)
@@ -300,9 +311,10 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
             f = (flops - head_flops) * sh["linear"] + (head_flops if last else 0)
             if pp > 1:  # attention FLOPs follow each layer's context (sliding windows)
                 length, pre = (prompt, True) if prompt else (context, False)
-                attention = _attention_flops(m, b, range(m.num_hidden_layers), length, pre)
+                bq = b if prompt else b * q
+                attention = _attention_flops(m, bq, range(m.num_hidden_layers), length, pre)
                 f = (flops - head_flops - attention) * sh["linear"] \
-                    + _attention_flops(m, b, sh["layers"], length, pre) + (head_flops if last else 0)
+                    + _attention_flops(m, bq, sh["layers"], length, pre) + (head_flops if last else 0)
             kv = b * per_layer_kv * sum(cached[i] for i in sh["layers"]) * tp
             nbytes = dp * (dense_read * sh["dense"] + (head_bytes * n_steps if last else 0)) + e_read * sh["experts"] + kv
             t, bound = _roofline(f, nbytes, peak, bandwidth)
@@ -319,16 +331,16 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     def hand(tokens: float) -> float:
         return (pp - 1) * handoff_s(m, gpu, tokens) if pp > 1 else 0.0
 
-    def decode(b: int, context: int, n_micro: int) -> tuple[float, str, list]:
-        st = stages(b / n_micro, context, None)
+    def decode(b: int, context: int, n_micro: int, q: int = 1) -> tuple[float, str, list]:
+        st = stages(b / n_micro, context, None, q)
         times = [x[0] for x in st]
         cycle = sum(times) + hand(b / n_micro)
         slowest = max(range(pp), key=lambda i: times[i])
         return max(n_micro * times[slowest], cycle), st[slowest][1], st
 
-    def step(b: int, context: int) -> tuple[float, str, float, float]:
+    def step(b: int, context: int, q: int = 1) -> tuple[float, str, float, float]:
         n_micro = max(1, min(pp, b))
-        t, bound, st = decode(b, context, n_micro)
+        t, bound, st = decode(b, context, n_micro, q)
         return t, bound, n_micro * sum(x[2] for x in st), n_micro * sum(x[3] for x in st)
 
     # Prefill: all weights, the prompt's KV written once, 2·params·tokens + attention FLOPs.
@@ -341,6 +353,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
 
     mean_context = round(prompt_len + output_len / 2)
     tpot, bound, d_flops, d_bytes = step(batch, mean_context)
+    v_s, v_bound, v_flops, v_bytes = step(batch, mean_context, verify_tokens)
     single, _, single_st = decode(batch, mean_context, 1)
     d_st = decode(batch, mean_context, micro)[2]
     ttft = prefill_s + eng.ttft_decode_steps * step(batch, prompt_len)[0] + eng.request_latency_s
@@ -391,6 +404,13 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "ridge_flops_per_byte": ridge,
         "ridge_flops_per_byte_effective": peak / bandwidth,
         "critical_batch": critical_batch(step, mean_context),
+        "verify_tokens": verify_tokens,
+        "verify_step_s": v_s,
+        "verify_bound": v_bound,
+        "verify_flops_per_step": v_flops,
+        "verify_bytes_per_step": v_bytes,
+        "verify_to_plain_ratio": v_s / tpot,
+        "verify_critical_batch": critical_batch(lambda b, c: step(b, c, verify_tokens), mean_context),
         # the textbook estimate without KV traffic: FLOPs per weight byte reach the (effective) ridge
         "critical_batch_weights_only": peak / bandwidth * weights_bytes(m, weights) / param_counts(m)["total"] / 2,
         "throughput_curve": curve,

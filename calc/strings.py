@@ -68,6 +68,12 @@ INPUTS = {
         "help": t("每个请求生成的 token 数",
                   "Generated tokens per request"),
     },
+    "verify-tokens": {
+        "label": t("每请求验证 token 数", "Verified tokens per request"),
+        "help": t("投机解码：一次验证中每个请求送入的 token 数（γ 个草稿 + 1），它们共用该请求的 KV 缓存",
+                  "Speculative decoding: tokens each request feeds one verification (γ drafts + 1); they share "
+                  "the request's KV cache"),
+    },
     "tp": {
         "label": t("张量并行 GPU 数", "Tensor-parallel GPUs"),
         "help": t("一个模型切分到的 GPU 数（张量并行）",
@@ -208,7 +214,7 @@ INPUTS = {
 
 # Inputs a report echoes back (the CLI prints them with the result), labelled as on the form.
 ECHOED_INPUTS = ("model", "gpu", "weights", "kv-dtype", "batch", "prompt-len", "output-len", "tp", "pp", "ep", "utilization",
-                 "requests-per-s", "api")
+                 "requests-per-s", "api", "verify-tokens")
 
 LABELS = {
     # the inputs a report echoes: labelled as on the form
@@ -290,6 +296,13 @@ LABELS = {
     "ridge_flops_per_byte_effective": t("屋脊点（有效）", "Ridge point (effective)"),
     "critical_batch": t("临界批大小", "Critical batch size"),
     "critical_batch_weights_only": t("临界批大小（仅权重）", "Critical batch size (weights only)"),
+    "verify_step_s": t("验证步时间（投机解码）", "Verification step time (speculative decoding)"),
+    "verify_step_ideal_s": t("验证步时间（理想）", "Verification step time (ideal)"),
+    "verify_bound": t("验证步受限于", "Verification step bound by"),
+    "verify_flops_per_step": t("每个验证步的 FLOPs", "FLOPs per verification step"),
+    "verify_bytes_per_step": t("每个验证步读取的字节", "Bytes read per verification step"),
+    "verify_to_plain_ratio": t("验证步 / 普通解码步", "Verification step / plain decode step"),
+    "verify_critical_batch": t("验证步的临界批大小（请求数）", "Critical batch of a verification (requests)"),
     # cost
     "usd_per_gpu_hour": t("每 GPU 小时价格", "Price per GPU-hour"),
     "usd_per_hour": t("每小时费用（一个副本）", "Cost per hour (one replica)"),

@@ -51,7 +51,7 @@ MAIN_ROWS = {
 NOT_ROWS = {"throughput_curve", "api_comparison", "warnings", "fits_reason",
             "model", "gpu", "weights", "kv_dtype", "batch", "prompt_len", "output_len", "tp", "pp", "ep", "engine", "api",
             "utilization", "requests_per_s", "per_gpu_table", "candidates", "rejected", "load_curve", "ttft_p90_target_s",
-            "tpot_p90_target_s"}
+            "tpot_p90_target_s", "verify_tokens"}
 
 
 def label(field: str, lang: str) -> str:
@@ -86,7 +86,7 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
         return (_host(value) if value.startswith("https://") else value), ""
     if isinstance(value, str):
         words = VALUE_WORDS.get(value)
-        return (words[lang] if words and field in ("bound", "prefill_bound", "attention") else value), ""
+        return (words[lang] if words and field in ("bound", "prefill_bound", "verify_bound", "attention") else value), ""
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return UI["none"][lang], ""
     x, fmt = value, units.format_number

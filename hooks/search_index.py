@@ -35,9 +35,10 @@ GLOSSARY_URL = "glossary/"
 
 # lunr settings per language. The separator adds to Material's defaults the punctuation that otherwise sticks to
 # a word ("（arithmetic" or "intensity," were indexed tokens): full-width and ASCII brackets, quotes, colons,
-# commas, slashes, a full stop not followed by a digit (keeps "3.3.3" and "1.5"), HTML entities. Chinese text
-# reaches the index already cut into words by jieba, with U+200B between them.
-_SEPARATOR = r"[\s\u200b\u3000\-、。，．？！；：（）《》〈〉「」『』【】“”‘’,;:!?()\[\]{}\"/|=<>]+|\.(?!\d)|&(?:lt|gt|amp);"
+# commas, slashes, en and em dashes ("draft–verify" is two words), a full stop not followed by a digit (keeps
+# "3.3.3" and "1.5"), HTML entities. Chinese text reaches the index already cut into words by jieba, with U+200B
+# between them.
+_SEPARATOR = r"[\s\u200b\u3000\-\u2013\u2014、。，．？！；：（）《》〈〉「」『』【】“”‘’,;:!?()\[\]{}\"/|=<>]+|\.(?!\d)|&(?:lt|gt|amp);"
 LANGUAGES = {
     # Chinese words are indexed as jieba cut them (lunr's zh "stemmer" leaves a word as it is); the English words
     # in Chinese pages are terms ("prefill", "KV cache") that Material's prefix queries find.
@@ -53,6 +54,10 @@ _HEADING = re.compile(r"<h([1-6])[^>]*\bid=\"([^\"]+)\"[^>]*>(.*?)</h\1>", re.S)
 _STRONG = re.compile(r"<strong>(.*?)</strong>", re.S)
 _ROW = re.compile(r"<tr>\s*<td[^>]*>(.*?)</td>\s*<td[^>]*>(.*?)</td>\s*<td[^>]*>(.*?)</td>\s*</tr>", re.S)
 _ROW_ID = re.compile(r"<span id=\"([^\"]+)\"></span>")
+# A closing tag of a cell, a label or a block right before the next tag: Material's search plugin joins the texts
+# on both sides ("Draft length</th><td>0.03955" was indexed as "length0.03955"). <pre> blocks are left alone.
+_GLUED = re.compile(r"(</(?:td|th|tr|li|dt|dd|label|p|div|h[1-6]|figcaption|caption)>)(?=<)")
+_PRE = re.compile(r"(<pre\b.*?</pre>)", re.S)
 _WORKER = re.compile(r"(\"search\":\s*\"[^\"]*?)(search\.[0-9a-f]+\.min\.js)\"")
 
 # Gathered while pages render, used when the index is written (both languages' builds run in this process).
@@ -170,6 +175,14 @@ def on_nav(nav, config, files):
     for i, page in enumerate(nav.pages):
         _nav_order[page.url] = i
     return nav
+
+
+@event_priority(-100)  # after the hooks that write HTML (calculators), before Material's search plugin reads it
+def on_page_content(content, page, config, files):
+    """A space after a closing cell, label or block tag that the next tag follows directly, so that the search
+    index sees separate words; whitespace between such tags does not change how the page renders."""
+    parts = _PRE.split(content or "")
+    return "".join(part if i % 2 else _GLUED.sub(r"\1 ", part) for i, part in enumerate(parts))
 
 
 @event_priority(-50)  # after Material's search plugin has indexed the page

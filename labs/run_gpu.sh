@@ -4,6 +4,8 @@
 #
 #   bash labs/run_gpu.sh                  # ch03 ch04: at most 4 minutes
 #   bash labs/run_gpu.sh ch06             # one lab (ch06: at most about 2.5 minutes)
+#   bash labs/run_gpu.sh ch09             # one lab (ch09: at most about 3 minutes, not yet timed on a GPU; its
+#                                         # parts run most important first: batch sweep, early exit, lookup, noisy)
 #   bash labs/run_gpu.sh ch03 ch04 ch06   # all three: at most about 6.5 minutes
 #   bash labs/run_gpu.sh ch07             # one lab (ch07: at most about 3 minutes; not yet timed on a GPU)
 #   bash labs/run_gpu.sh ch08             # quantization: at most about 3 minutes (not yet timed on a GPU)
@@ -32,6 +34,7 @@ ch04 ch04-gpu-basics ch04_gpu_basics.py 40 55 GPU basics (matmul TFLOPS, bandwid
 ch06 ch06-kv-cache ch06_kv_cache.py 110 130 KV cache (memory vs calc, contiguous/paged/8-bit decode, prefix reuse, fragmentation replay)
 ch07 ch07-batching ch07_batching.py 150 170 request scheduling (Llama-3.2-1B shape: static vs continuous batching, equal lengths, chunked prefill, transformers' own continuous batching)
 ch08 ch08-quantization ch08_quantization.py 150 170 quantization (quality of a small trained model: RTN/GPTQ/FP8; bf16, INT8/INT4 weight-only, FP8 matmuls of the 8B shape vs calc)
+ch09 ch09-speculative ch09_speculative.py 150 170 speculative decoding (lossless test, early-exit and noisy drafts vs formula, prompt lookup, batch sweep)
 ch11 ch11-attention-moe ch11_attention_moe.py 145 170 attention backends (time, memory vs score-matrix bytes) and MoE layers (throughput vs dense, experts touched vs calc, load)
 "
 chosen=("$@")

@@ -91,3 +91,52 @@ def test_throughput_curve_and_static_batch_throughput():
     assert r["throughput_tok_per_s"] == pytest.approx(16 * 256 / (r["ttft_s"] + 255 * r["tpot_s"]))
     rates = [row["decode_tok_per_s"] for row in r["throughput_curve"]]
     assert rates == sorted(rates)
+
+
+def _verify(batch, q, prompt_len=128, output_len=2, **kw):
+    return api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "batch": batch,
+                            "prompt-len": prompt_len, "output-len": output_len, "verify-tokens": q, **kw})
+
+
+def test_verification_step_by_hand():
+    # B requests each feed q tokens over one shared KV cache: FLOPs of B·q tokens, KV bytes of B caches
+    B, q, ctx = 64, 5, 129
+    r = _verify(B, q)
+    matmul = 8_030_261_248 - 128256 * 4096 - 65 * 4096
+    flops = 2 * matmul * B * q + 32 * 2 * 32 * (128 + 128) * ctx * B * q
+    weights_read = 2 * 8_030_261_248 - 2 * (128256 - B * q) * 4096
+    kv_read = B * ctx * 2 * 32 * 8 * 128 * 2  # read once per request, not once per token
+    assert r["verify_flops_per_step"] == pytest.approx(flops, rel=1e-9)
+    assert r["verify_bytes_per_step"] == pytest.approx(weights_read + kv_read, rel=1e-9)
+    assert r["verify_step_s"] == pytest.approx(max(flops / H100_BF16, (weights_read + kv_read) / H100_BW), rel=1e-9)
+    assert r["verify_bound"] == "compute"
+    # counting the B·q tokens as B·q requests (each with its own cache) reads q times the KV
+    as_requests = _verify(B * q, 1)
+    assert as_requests["decode_bytes_per_step"] - r["verify_bytes_per_step"] == pytest.approx((q - 1) * kv_read, rel=1e-6)
+
+
+def test_verification_with_one_token_is_the_plain_step():
+    for B in (1, 64, 300):
+        r = _verify(B, 1)
+        assert r["verify_step_s"] == r["tpot_s"] and r["verify_to_plain_ratio"] == 1
+        assert r["verify_critical_batch"] == r["critical_batch"]
+    r = _verify(8, 1, engine="vllm")
+    assert r["verify_step_s"] == r["tpot_s"]
+
+
+def test_verification_turns_compute_bound_near_the_weights_only_ridge():
+    r = _verify(1, 5)
+    assert r["verify_bound"] == "memory" and r["verify_to_plain_ratio"] == pytest.approx(1, abs=1e-4)
+    B = r["verify_critical_batch"]
+    assert _verify(B, 5)["verify_bound"] == "compute" and _verify(B - 1, 5)["verify_bound"] == "memory"
+    # about the weights-only critical batch in tokens, well below the 357 requests of a plain decode step
+    assert 0.95 * r["critical_batch_weights_only"] < 5 * B < 1.1 * r["critical_batch_weights_only"]
+    assert 5 * B < r["critical_batch"]
+    # at long context plain decode never turns compute-bound, a verification of 5 tokens still does
+    long = _verify(1, 5, prompt_len=1024, output_len=2)
+    assert long["critical_batch"] is None and long["verify_critical_batch"] is not None
+
+
+def test_verification_tokens_are_validated():
+    with pytest.raises(api.InputError):
+        _verify(1, 0)

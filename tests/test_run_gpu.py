@@ -23,6 +23,7 @@ case "$1" in
   labs/ch06_kv_cache.py) folder=ch06-kv-cache; stem=ch06 ;;
   labs/ch07_batching.py) folder=ch07-batching; stem=ch07 ;;
   labs/ch08_quantization.py) folder=ch08-quantization; stem=ch08 ;;
+  labs/ch09_speculative.py) folder=ch09-speculative; stem=ch09 ;;
   *) echo "unexpected $*" >&2; exit 3 ;;
 esac
 mkdir -p docs/assets/labs/$folder/data
@@ -90,3 +91,9 @@ def test_ch08_runs_alone_and_lands_in_out(tree):
     out.mkdir()
     assert run(tree, "ch08", out=out).returncode == 0
     assert sorted(p.name for p in out.iterdir()) == ["ch08-h200.json", "run_gpu.log"]
+def test_ch09_joins_the_table(tree):
+    out = tree / "out"
+    out.mkdir()
+    assert run(tree, "ch09", out=out).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["ch09-h200.json", "run_gpu.log"]
+    assert "--budget-s 150" in (out / "ch09-h200.json").read_text()

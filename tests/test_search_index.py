@@ -103,3 +103,39 @@ def test_every_page_runs_the_search_worker_of_its_language(site_dir):
         assert found.group(1) == re.search(r'<html lang="(\w+)"', text).group(1), rel  # 404.html is a template
         assert (site_dir / "assets/javascripts/workers" / found.group(2)).exists()
     assert (site_dir / "assets/javascripts/workers/book-search.js").exists()
+
+
+def _indexed_text(html_text: str) -> str:
+    """The text Material's search plugin indexes for a fragment (its own parser)."""
+    from material.plugins.search.plugin import Parser
+
+    parser = Parser()
+    parser.feed(html_text)
+    parser.close()
+    return " ".join("".join(s.text) for s in parser.data)
+
+
+def _words(text: str, lang: str = "en") -> list[str]:
+    separator = search_index.LANGUAGES[lang]["separator"]
+    return [w for w in re.split(separator, re.sub(r"<[^>]+>", " ", text)) if w]
+
+
+@pytest.mark.parametrize("lang", search_index.LANGS)
+def test_en_and_em_dashes_separate_words(lang):
+    assert _words("draft–verify—rejection, 2–3×", lang) == ["draft", "verify", "rejection", "2", "3×"]
+
+
+def test_table_cells_and_form_labels_are_not_glued_together():
+    row = '<table><tr><th scope="row">Draft length</th><td class="v">0.03955</td><td>engine</td></tr></table>'
+    field = ('<div class="calc__field"><label for="x">Prompt length</label><div class="calc__control">'
+             '<input type="text" id="x"><span class="calc__unit">tokens</span></div></div>')
+    for fragment, words in ((row, ["length", "0.03955", "engine"]), (field, ["length", "tokens"])):
+        spaced = search_index.on_page_content(fragment, None, {}, None)
+        found = _words(_indexed_text(spaced))
+        assert all(w in found for w in words), found
+        assert not any(w.startswith("length") and w != "length" for w in found), found
+    # the page still renders the same: only whitespace between tags is added
+    assert re.sub(r">\s+<", "><", search_index.on_page_content(row, None, {}, None)) == row
+    # text inside <pre> is left alone
+    pre = "<pre><code><div>a</div><div>b</div></code></pre>"
+    assert search_index.on_page_content(pre, None, {}, None) == pre

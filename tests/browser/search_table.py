@@ -90,6 +90,15 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("竞价实例", "glossary/#spot-instance"),
         ("错误预算", "glossary/#error-budget"),
         ("缩容到零", "ch10/#traffic-classes"),
+        # chapter 9
+        ("投机采样", "ch09/#overview"),
+        ("接受率", "ch09/#tokens-per-call"),
+        ("草稿长度", "ch09/#why-it-works"),
+        ("平均接受长度", "ch09/#tokens-per-call"),
+        ("树注意力", "ch09/#medusa"),
+        ("提示查找解码", "ch09/#prompt-lookup"),
+        ("自投机解码", "ch09/#self-speculation"),
+        ("多 token 预测", "ch09/#mtp"),
     ],
     "en": [
         ("arithmetic intensity", "ch03/#why-decode-is-slow"),
@@ -169,5 +178,15 @@ SEARCHES: dict[str, list[tuple[str, str]]] = {
         ("spot instances", "glossary/#spot-instance"),
         ("error budget", "glossary/#error-budget"),
         ("scale to zero", "ch10/#traffic-classes"),
+        # chapter 9
+        ("speculative decoding", "ch09/#overview"),
+        ("acceptance rate", "ch09/#tokens-per-call"),
+        ("target model", "ch09/#why-it-works"),
+        ("draft length", "ch09/#why-it-works"),
+        ("mean acceptance length", "ch09/#tokens-per-call"),
+        ("tree attention", "ch09/#medusa"),
+        ("prompt lookup decoding", "ch09/#prompt-lookup"),
+        ("self-speculative decoding", "ch09/#self-speculation"),
+        ("multi-token prediction", "ch09/#mtp"),
     ],
 }
