@@ -265,7 +265,11 @@ def check_complete_run(data: dict, require_kept_up: bool = True, timing: bool = 
         assert "error" not in b, b.get("error")
         s = data["provenance"]["settings"]  # rate x duration requests (the lab's Poisson run sends about as many)
         assert b["completed"] == min(s["num_requests"], round(bench["rate"] * s["duration_s"]))
-        assert all(v is not None and v > 0 for v in bench["lab_over_bench"].values())
+        ratios = bench["lab_over_bench"]
+        assert all(v is not None and v > 0 for k, v in ratios.items() if "throughput" not in k), ratios
+        # the lab's throughput counts completions inside its send window: on a loaded machine a short run can finish
+        # none there (throughput 0, ratio None); a ratio that exists must still be positive
+        assert all(v is None or v > 0 for k, v in ratios.items() if "throughput" in k), ratios
         # vllm bench serve held to the same tolerance against the server on its own run: the same requests and
         # tokens, mean TPOT and mean E2EL within it
         assert bench["server"]["requests"] == b["completed"]
