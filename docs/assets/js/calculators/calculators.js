@@ -272,10 +272,13 @@ function mount(widget) {
     inFlight = true;
     widget.dataset.busy = "true";
     const params = readParams(form);
+    const asked = JSON.stringify(params);
     if (sync) writeUrl(queryFor(params, defaults));
     const reply = await compute(widget, params);
     inFlight = false;
-    if (dirty) {
+    // never show a result for inputs the form no longer holds (an input can change without an event reaching
+    // us while a slow computation, such as the planner's, is in flight)
+    if (dirty || JSON.stringify(readParams(form)) !== asked) {
       dirty = false;
       run();
       return;
