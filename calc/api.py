@@ -302,7 +302,7 @@ def _plan(v: dict) -> dict:
         "requests_per_s_saturated": best.get("requests_per_s_saturated"),
         "monthly_cost_usd": best.get("monthly_cost_usd"),
         "usd_per_million_output_tokens": best.get("usd_per_million_output_tokens"),
-        "usd_per_hour": price,
+        "usd_per_gpu_hour": price,
         "gpu_price_source": "input" if v["gpu-price"] is not None else v["gpu_spec"].price_source,
         "gpu_price_as_of": None if v["gpu-price"] is not None else v["gpu_spec"].price_as_of,
         "simulated_requests": r["simulated_requests"],
