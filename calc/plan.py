@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from .cost import HOURS_PER_MONTH, SECONDS_PER_MONTH
-from .simulate import StepCost, StepModel, parse_lengths, requests, simulate
+from .simulate import BLOCK_SIZE, StepCost, StepModel, parse_lengths, requests, simulate
 from .strings import t
 
 TP_SIZES = (1, 2, 4, 8)
@@ -106,10 +106,10 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
     for tp in tp_sizes(m, gpu):
         sm = StepModel(m, gpu, weights, kv_dtype, tp, cost)
         blocks = sm.kv_blocks(max_num_batched_tokens=max_num_batched_tokens)
-        if blocks * 16 < longest:
+        if blocks * BLOCK_SIZE < longest:
             reasons.append({"tp": tp, "why": "memory", "message": t(
-                f"TP={tp}：权重之外的 KV 缓存只有 {blocks * 16} 个 token，放不下一个 {longest} token 的请求",
-                f"TP={tp}: the KV cache left beside the weights holds {blocks * 16} tokens, less than one "
+                f"TP={tp}：权重之外的 KV 缓存只有 {blocks * BLOCK_SIZE} 个 token，放不下一个 {longest} token 的请求",
+                f"TP={tp}: the KV cache left beside the weights holds {blocks * BLOCK_SIZE} tokens, less than one "
                 f"{longest}-token request")})
             continue
         # the floor: one request alone on an empty engine
@@ -121,10 +121,16 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
             done += c
         tpot_floor = sm.decode_step_s(1, round(mean_prompt + mean_output / 2))
         if ttft_floor > ttft_p90_s or tpot_floor > tpot_p90_s:
+            zh, en = [], []
+            if ttft_floor > ttft_p90_s:
+                zh.append(f"TTFT 下限 {ttft_floor:.3g} s > 目标 {ttft_p90_s:.3g} s")
+                en.append(f"TTFT floor {ttft_floor:.3g} s > target {ttft_p90_s:.3g} s")
+            if tpot_floor > tpot_p90_s:
+                zh.append(f"TPOT 下限 {tpot_floor * 1e3:.3g} ms（平均上下文）> 目标 {tpot_p90_s * 1e3:.3g} ms")
+                en.append(f"TPOT floor {tpot_floor * 1e3:.3g} ms (at the mean context) > target {tpot_p90_s * 1e3:.3g} ms")
             reasons.append({"tp": tp, "why": "roofline", "message": t(
-                f"TP={tp}：空载时单个请求的 TTFT 为 {ttft_floor:.3g} s、TPOT 为 {tpot_floor * 1e3:.3g} ms，已超过目标",
-                f"TP={tp}: one request alone on an empty engine already takes TTFT {ttft_floor:.3g} s and TPOT "
-                f"{tpot_floor * 1e3:.3g} ms, above the target")})
+                f"TP={tp}：空载时单个请求已达不到目标：" + "，".join(zh),
+                f"TP={tp}: one request alone on an empty engine misses the target: " + "; ".join(en))})
             continue
         saturated = saturation(sm, blocks)
         # a replica loaded above MAX_LOAD of its simulated saturated rate is rejected without a check (a finite run
@@ -201,7 +207,8 @@ def saturated_rate(sm, mean_prompt: float, mean_output: float, blocks: int, max_
     It runs the largest batch the KV cache and ``max_num_seqs`` allow. Each request costs its prompt, at the
     per-token time of a full prefill step (the scheduler packs prompts into few, large, compute-bound steps, so
     they hardly overlap with the decodes' memory traffic), plus its share of the decode steps: output tokens ×
-    step time ÷ batch. The simulator's own saturated runs land within about 15% of it (tests/test_simulate.py)."""
+    step time ÷ batch. The planner does not use it (it simulates a burst instead, plan()'s ``saturation``); the
+    simulator's saturated runs land within 20 % of it (tests/test_simulate.py), mostly above it."""
     per_request_tokens = mean_prompt + mean_output
     batch = max(1, min(max_num_seqs, int(blocks * block_size // max(per_request_tokens, 1))))
     ctx = round(mean_prompt + mean_output / 2)
@@ -218,10 +225,12 @@ def _why(reasons: list[dict]) -> dict:
     kinds = {r["why"] for r in reasons}
     if kinds == {"memory"}:
         head = t("模型放不下：", "The model does not fit: ")
-    elif "roofline" in kinds and "replicas" not in kinds:
+    elif kinds == {"roofline"}:
         head = t("目标低于单个请求的下限（屋脊线加上引擎的固定开销）：",
                  "The target is below what one request alone gets (the roofline plus the engine's fixed costs): ")
-    else:
+    elif "replicas" in kinds:
         head = t("没有满足目标的配置：", "No configuration meets the targets: ")
+    else:
+        head = t("没有可用的配置：", "No configuration fits: ")
     return {lang: head[lang] + "；".join(r["message"][lang] for r in reasons) if lang == "zh"
             else head[lang] + "; ".join(r["message"][lang] for r in reasons) for lang in ("zh", "en")}
