@@ -298,6 +298,7 @@ def _plan(v: dict) -> dict:
         "itl_p99_s": best.get("itl_p99_s"), "e2e_p90_s": best.get("e2e_p90_s"),
         "utilization_per_replica": best.get("utilization"), "kv_usage_peak": best.get("kv_usage_peak"),
         "preemptions": best.get("preemptions"),
+        "slo_attainment": best.get("slo_attainment"), "requests_per_s_goodput": best.get("goodput_requests_per_s"),
         "requests_per_s_replica": best.get("requests_per_s_per_replica"),
         "requests_per_s_saturated": best.get("requests_per_s_saturated"),
         "monthly_cost_usd": best.get("monthly_cost_usd"),

@@ -170,8 +170,9 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
             "utilization": rate / found / saturated if saturated else None, "kv_usage_peak": sim["kv_usage_peak"],
             "preemptions": sim["preemptions"], "slo_attainment": sim["slo_attainment"],
             "requests_per_s_per_replica": rate / found, "requests_per_s_saturated": saturated,
-            "kv_blocks": blocks, "goodput_requests_per_s": sim["goodput_requests_per_s"] * found
-            if sim["goodput_requests_per_s"] is not None else None,
+            # goodput of the whole service in steady state: the arrival rate × the share meeting both targets
+            "kv_blocks": blocks, "goodput_requests_per_s": rate * sim["slo_attainment"]
+            if sim["slo_attainment"] is not None else None,
             "monthly_cost_usd": monthly,
             "usd_per_million_output_tokens": monthly / out_tokens_month * 1e6 if monthly is not None else None,
         })

@@ -336,6 +336,8 @@ LABELS = {
     "e2e_p90_s": t("端到端时延 p90（模拟）", "End-to-end latency p90 (simulated)"),
     "utilization_per_replica": t("每副本负载（到达速率 / 饱和速率）", "Load per replica (arrival rate / saturated rate)"),
     "kv_usage_peak": t("KV 缓存峰值占用", "Peak KV cache usage"),
+    "slo_attainment": t("同时满足两个目标的请求比例（模拟）", "Requests meeting both targets (simulated)"),
+    "requests_per_s_goodput": t("有效吞吐（同时满足两个目标，整个服务）", "Goodput (requests meeting both targets, whole service)"),
     "preemptions": t("抢占次数（模拟）", "Preemptions (simulated)"),
     "requests_per_s_replica": t("每副本请求速率", "Request rate per replica"),
     "requests_per_s_saturated": t("每副本饱和速率（模拟）", "Saturated rate per replica (simulated)"),
