@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         for f in api.fields(command):
             flag = "--" + f["name"]
             help_text = f["help"]["en"] + (f" (default: {f['default']})" if f["default"] is not None else "")
+            help_text = help_text.replace("%", "%%")  # argparse %-formats help strings ("90% of requests")
             if f["kind"] == "choice":
                 help_text += "; choices: " + ", ".join(c["value"] for c in f["choices"])
             if f["name"] == "config":
@@ -78,16 +79,19 @@ def _table(result: dict) -> str:
     for row in result.get("api_comparison", []):
         lines.append(f"  {row['api']:<30} ${row['usd_per_request']:.6f}/request, "
                      f"${row['monthly_cost_usd']:,.2f}/month (as of {row['as_of']})")
+    def ms(x, fmt):  # TPOT is undefined (None) when every request has one output token
+        return "—" if x is None else f"{x * 1e3:{fmt}} ms"
+
     for c in result.get("candidates", []):
         cost = f"${c['monthly_cost_usd']:,.0f}/month" if c["monthly_cost_usd"] is not None else "no price"
         lines.append(f"  TP {c['tp']} × {c['replicas']} replicas = {c['gpus']} GPUs: TTFT p90 "
-                     f"{c['ttft_p90_s'] * 1e3:,.1f} ms, TPOT p90 {c['tpot_p90_s'] * 1e3:,.2f} ms, load "
+                     f"{ms(c['ttft_p90_s'], ',.1f')}, TPOT p90 {ms(c['tpot_p90_s'], ',.2f')}, load "
                      f"{(c['utilization'] or 0):.0%}, {cost}")
     for r in result.get("rejected", []):
         lines.append(f"  not possible: {r['message']['en']}")
     for p in result.get("load_curve", []):
-        lines.append(f"  at {p['requests_per_s']:8.2f} req/s: TTFT p90 {p['ttft_p90_s'] * 1e3:10.1f} ms, "
-                     f"TPOT p90 {p['tpot_p90_s'] * 1e3:8.2f} ms")
+        lines.append(f"  at {p['requests_per_s']:8.2f} req/s: TTFT p90 {ms(p['ttft_p90_s'], '10.1f')}, "
+                     f"TPOT p90 {ms(p['tpot_p90_s'], '8.2f')}")
     for w in result.get("warnings", []):
         lines.append(f"warning: {w['en']}")
     return "\n".join(lines)

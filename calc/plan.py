@@ -1,8 +1,12 @@
 """Capacity planner: the cheapest tensor-parallel size × replica count that meets p90 TTFT and TPOT targets.
 
-For each TP size the model fits at, it simulates one replica (calc/simulate.py) at rate / replicas, with the
-same seeded requests at every replica count (arrival gaps scale with 1/rate), and takes the fewest replicas
-whose p90 TTFT and p90 TPOT meet the targets. Replicas share the load evenly (an ideal router). Cost follows
+For each TP size the model fits at, it first simulates a burst (every request queued at t = 0) to get the replica's
+saturated rate, and rejects any replica count whose per-replica rate exceeds ``MAX_LOAD`` of it. From the fewest
+replicas below that load it simulates one replica (calc/simulate.py) at rate / replicas: ``SIM_SECONDS`` of
+arrivals from the same seeded request stream (arrival gaps scale with 1/rate; the count is capped so a browser
+answers in seconds), with the first ``WARMUP_FRACTION`` of the arrival window left out of the statistics, and takes
+the fewest replicas whose p90 TTFT and p90 TPOT meet the targets. The router is a random split: each replica sees
+an independent Poisson stream of rate / replicas (a round-robin or least-loaded router would give smoother arrivals). Cost follows
 from the GPUs it needs and the registry's dated GPU price. Where nothing fits it says why: the model does not
 fit in memory with room for one request, the target is below what one request alone gets on an empty engine
 (the roofline plus the engine's fixed costs per step), or it would take more than ``max_replicas`` replicas.
@@ -15,12 +19,18 @@ from __future__ import annotations
 import math
 
 from .cost import HOURS_PER_MONTH, SECONDS_PER_MONTH
-from .simulate import StepCost, StepModel, parse_lengths, requests, simulate
+from .simulate import BLOCK_SIZE, StepCost, StepModel, parse_lengths, requests, simulate
 from .strings import t
 
 TP_SIZES = (1, 2, 4, 8)
 MAX_REPLICAS = 4096
-SIM_OUTPUT_TOKENS = 40_000  # output tokens one planner simulation generates (it sets the request count)
+SIM_SECONDS = 60.0  # seconds of arrivals one SLO check simulates (at the replica's rate), so a queue can build
+WARMUP_FRACTION = 0.2  # the first 20 % of the arrival window is left out of the latency statistics
+MAX_LOAD = 0.8  # a replica is overloaded above this fraction of its simulated saturated rate (near 0.85 the
+# p90 TPOT of a 3,000-request run still moves by 30 % from one seed to another: the queue is too close to the knee)
+MIN_REQUESTS = 200
+SIM_OUTPUT_TOKENS = 200_000  # output tokens one check generates at most (it caps the request count)
+MAX_REQUESTS = 1000
 
 
 def tp_sizes(m, gpu) -> list[int]:
@@ -38,11 +48,18 @@ def tp_sizes(m, gpu) -> list[int]:
 
 
 def sim_requests(prompt, output, n: int | None = None) -> int:
-    """How many requests one planner simulation serves: enough for stable p90s, bounded in work."""
+    """The most requests one planner simulation serves (a given ``n``, or a cap on work: at most
+    ``SIM_OUTPUT_TOKENS`` output tokens and ``MAX_REQUESTS`` requests, at least ``MIN_REQUESTS``)."""
     if n:
         return n
     mean_out = parse_lengths(output, "output").mean
-    return int(max(20, min(300, SIM_OUTPUT_TOKENS / max(mean_out, 1))))
+    return int(max(MIN_REQUESTS, min(MAX_REQUESTS, SIM_OUTPUT_TOKENS / max(mean_out, 1))))
+
+
+def check_requests(per_replica_rate: float, cap: int) -> int:
+    """Requests one SLO check simulates at ``per_replica_rate``: ``SIM_SECONDS`` of arrivals, within
+    [min(``MIN_REQUESTS``, cap), cap]."""
+    return int(max(min(MIN_REQUESTS, cap), min(cap, math.ceil(SIM_SECONDS * per_replica_rate))))
 
 
 def _p(sim, metric, q="p90"):
@@ -60,6 +77,7 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
          max_replicas: int = MAX_REPLICAS, curve_points: int = 5) -> dict:
     cost = cost or StepCost()
     n = sim_requests(prompt, output, n_requests)
+    n_fixed = n_requests or None  # a count the user chose: every check simulates exactly that many
     base = requests(n, 1.0, prompt, output, seed=seed, max_len=m.max_position_embeddings)
     longest = max(r.prompt_len + r.output_len for r in base)
     p90_prompt = sorted(r.prompt_len for r in base)[int(0.9 * (n - 1))]
@@ -69,18 +87,29 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
     sims = {}
 
     def run(sm, blocks, per_replica_rate):
-        reqs = [r.__class__(r.id, r.arrival / per_replica_rate, r.prompt_len, r.output_len) for r in base]
+        """One SLO check: the first requests of the seeded stream (``SIM_SECONDS`` of arrivals at this rate), with
+        the first ``WARMUP_FRACTION`` of the arrival window left out of the latency statistics."""
+        k = n_fixed or check_requests(per_replica_rate, n)
+        reqs = [r.__class__(r.id, r.arrival / per_replica_rate, r.prompt_len, r.output_len) for r in base[:k]]
+        warmup = WARMUP_FRACTION * reqs[-1].arrival
         return simulate(sm, reqs, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                         chunked_prefill=chunked_prefill, num_blocks=blocks, slo_ttft_s=ttft_p90_s,
-                        slo_tpot_s=tpot_p90_s)
+                        slo_tpot_s=tpot_p90_s, warmup_s=warmup)
+
+    def saturation(sm, blocks):
+        """The replica's simulated saturated rate: every base request queued at t = 0 (a burst), completions per
+        second between the 10th and 90th percentile of finish times."""
+        reqs = [r.__class__(r.id, 0.0, r.prompt_len, r.output_len) for r in base]
+        return simulate(sm, reqs, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+                        chunked_prefill=chunked_prefill, num_blocks=blocks)["requests_per_s_steady"]
 
     for tp in tp_sizes(m, gpu):
         sm = StepModel(m, gpu, weights, kv_dtype, tp, cost)
         blocks = sm.kv_blocks(max_num_batched_tokens=max_num_batched_tokens)
-        if blocks * 16 < longest:
+        if blocks * BLOCK_SIZE < longest:
             reasons.append({"tp": tp, "why": "memory", "message": t(
-                f"TP={tp}：权重之外的 KV 缓存只有 {blocks * 16} 个 token，放不下一个 {longest} token 的请求",
-                f"TP={tp}: the KV cache left beside the weights holds {blocks * 16} tokens, less than one "
+                f"TP={tp}：权重之外的 KV 缓存只有 {blocks * BLOCK_SIZE} 个 token，放不下一个 {longest} token 的请求",
+                f"TP={tp}: the KV cache left beside the weights holds {blocks * BLOCK_SIZE} tokens, less than one "
                 f"{longest}-token request")})
             continue
         # the floor: one request alone on an empty engine
@@ -92,14 +121,21 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
             done += c
         tpot_floor = sm.decode_step_s(1, round(mean_prompt + mean_output / 2))
         if ttft_floor > ttft_p90_s or tpot_floor > tpot_p90_s:
+            zh, en = [], []
+            if ttft_floor > ttft_p90_s:
+                zh.append(f"TTFT 下限 {ttft_floor:.3g} s > 目标 {ttft_p90_s:.3g} s")
+                en.append(f"TTFT floor {ttft_floor:.3g} s > target {ttft_p90_s:.3g} s")
+            if tpot_floor > tpot_p90_s:
+                zh.append(f"TPOT 下限 {tpot_floor * 1e3:.3g} ms（平均上下文）> 目标 {tpot_p90_s * 1e3:.3g} ms")
+                en.append(f"TPOT floor {tpot_floor * 1e3:.3g} ms (at the mean context) > target {tpot_p90_s * 1e3:.3g} ms")
             reasons.append({"tp": tp, "why": "roofline", "message": t(
-                f"TP={tp}：空载时单个请求的 TTFT 为 {ttft_floor:.3g} s、TPOT 为 {tpot_floor * 1e3:.3g} ms，已超过目标",
-                f"TP={tp}: one request alone on an empty engine already takes TTFT {ttft_floor:.3g} s and TPOT "
-                f"{tpot_floor * 1e3:.3g} ms, above the target")})
+                f"TP={tp}：空载时单个请求已达不到目标：" + "，".join(zh),
+                f"TP={tp}: one request alone on an empty engine misses the target: " + "; ".join(en))})
             continue
-        saturated = saturated_rate(sm, mean_prompt, mean_output, blocks, max_num_seqs, max_num_batched_tokens)
-        # the saturated rate bounds the replicas from below; start a little under it (the bound is an estimate)
-        lo = max(1, math.ceil(rate / (1.15 * saturated))) if saturated else 1
+        saturated = saturation(sm, blocks)
+        # a replica loaded above MAX_LOAD of its simulated saturated rate is rejected without a check (a finite run
+        # of an overloaded queue can still look fine); the search starts at the fewest replicas below that load
+        lo = max(1, math.ceil(rate / (MAX_LOAD * saturated) - 1e-9)) if saturated else 1
         # fewest replicas meeting the targets: grow by 1.5× from there, then bisect
         r, last_bad, found = lo, lo - 1, None
         while r <= max_replicas:
@@ -134,26 +170,28 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
             "utilization": rate / found / saturated if saturated else None, "kv_usage_peak": sim["kv_usage_peak"],
             "preemptions": sim["preemptions"], "slo_attainment": sim["slo_attainment"],
             "requests_per_s_per_replica": rate / found, "requests_per_s_saturated": saturated,
-            "kv_blocks": blocks,
+            # goodput of the whole service in steady state: the arrival rate × the share meeting both targets
+            "kv_blocks": blocks, "goodput_requests_per_s": rate * sim["slo_attainment"]
+            if sim["slo_attainment"] is not None else None,
             "monthly_cost_usd": monthly,
             "usd_per_million_output_tokens": monthly / out_tokens_month * 1e6 if monthly is not None else None,
         })
 
-    candidates.sort(key=lambda c: (c["gpus"], c["ttft_p90_s"] + c["tpot_p90_s"]))
+    candidates.sort(key=lambda c: (c["gpus"], c["ttft_p90_s"] + (c["tpot_p90_s"] or 0.0)))
     best = candidates[0] if candidates else None
     curve = []
     if best is not None and curve_points:
         sm = StepModel(m, gpu, weights, kv_dtype, best["tp"], cost)
         per_replica_max = best["requests_per_s_saturated"] or rate / best["replicas"]
         for i in range(1, curve_points + 1):
-            per = 1.1 * per_replica_max * i / curve_points
+            per = 1.2 * per_replica_max * i / curve_points  # past the simulated saturated rate, to show the knee
             sim = run(sm, best["kv_blocks"], per)
             curve.append({"requests_per_s": per * best["replicas"], "ttft_p90_s": sim["ttft_s"]["p90"],
                           "tpot_p90_s": sim["tpot_s"]["p90"]})
     return {
         "fits": best is not None,
         "reason": None if best else _why(reasons),
-        "simulated_requests": n,
+        "simulated_requests": n_fixed or (check_requests(rate / best["replicas"], n) if best else n),
         "mean_prompt_len": mean_prompt,
         "mean_output_len": mean_output,
         "best": best,
@@ -170,7 +208,8 @@ def saturated_rate(sm, mean_prompt: float, mean_output: float, blocks: int, max_
     It runs the largest batch the KV cache and ``max_num_seqs`` allow. Each request costs its prompt, at the
     per-token time of a full prefill step (the scheduler packs prompts into few, large, compute-bound steps, so
     they hardly overlap with the decodes' memory traffic), plus its share of the decode steps: output tokens ×
-    step time ÷ batch. The simulator's own saturated runs land within about 15% of it (tests/test_simulate.py)."""
+    step time ÷ batch. The planner does not use it (it simulates a burst instead, plan()'s ``saturation``); the
+    simulator's saturated runs land within 20 % of it (tests/test_simulate.py), mostly above it."""
     per_request_tokens = mean_prompt + mean_output
     batch = max(1, min(max_num_seqs, int(blocks * block_size // max(per_request_tokens, 1))))
     ctx = round(mean_prompt + mean_output / 2)
@@ -187,10 +226,12 @@ def _why(reasons: list[dict]) -> dict:
     kinds = {r["why"] for r in reasons}
     if kinds == {"memory"}:
         head = t("模型放不下：", "The model does not fit: ")
-    elif "roofline" in kinds and "replicas" not in kinds:
+    elif kinds == {"roofline"}:
         head = t("目标低于单个请求的下限（屋脊线加上引擎的固定开销）：",
                  "The target is below what one request alone gets (the roofline plus the engine's fixed costs): ")
-    else:
+    elif "replicas" in kinds:
         head = t("没有满足目标的配置：", "No configuration meets the targets: ")
+    else:
+        head = t("没有可用的配置：", "No configuration fits: ")
     return {lang: head[lang] + "；".join(r["message"][lang] for r in reasons) if lang == "zh"
             else head[lang] + "; ".join(r["message"][lang] for r in reasons) for lang in ("zh", "en")}

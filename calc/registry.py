@@ -212,7 +212,9 @@ def lookup(path: str):
     ``gpu.<key>.<field>`` (any GPU attribute, e.g. memory_bandwidth_bytes_per_s, usd_per_hour);
     ``model.<preset>.<field>`` (a ModelSpec attribute such as num_key_value_heads, a config.json key,
     params_total / params_active, published_params_total, source, as_of);
-    ``price.<key>.<field>`` (e.g. usd_per_million_output_tokens).
+    ``price.<key>.<field>`` (e.g. usd_per_million_output_tokens);
+    ``validation.<row>.<field>``: row ``<row>`` (0-based) of calc/data/simulator_validation.json, the serving
+    simulator against published benchmarks (e.g. ``validation.3.error_median_itl_ms``).
     """
     parts = path.split(".")
     # preset names contain dots (llama-3.1-8b): the key is everything between the kind and the last part
@@ -243,4 +245,10 @@ def lookup(path: str):
         if field not in entry:
             raise KeyError(f"API price has no field {field!r}")
         return entry[field]
-    raise KeyError(f"registry kind must be gpu, model or price, got {kind!r}")
+    if kind == "validation":
+        rows = _read("simulator_validation.json")["rows"]
+        row = rows[int(key)]
+        if field not in row:
+            raise KeyError(f"validation row has no field {field!r}")
+        return row[field]
+    raise KeyError(f"registry kind must be gpu, model, price or validation, got {kind!r}")

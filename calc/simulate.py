@@ -360,9 +360,11 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
              max_num_batched_tokens: int = 8192, chunked_prefill: bool = True, num_blocks: int | None = None,
              block_size: int = BLOCK_SIZE, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
              gpu_memory_utilization: float | None = None, kv_samples: int = 200, max_steps: int = 2_000_000,
-             fast_path: bool = True) -> dict:
+             fast_path: bool = True, warmup_s: float = 0.0) -> dict:
     """Serve ``reqs`` on one replica; return latency percentiles, throughput, goodput, KV usage, preemptions.
-    ``fast_path=False`` runs every step through the scheduler (the tests compare both)."""
+    ``fast_path=False`` runs every step through the scheduler (the tests compare both). ``warmup_s``: a warm-up
+    window left out of the latency statistics: TTFT, TPOT, E2EL and SLO attainment count only requests arriving
+    at or after it, ITL only tokens emitted after it (throughput and KV figures count the whole run)."""
     if max_num_seqs < 1 or max_num_batched_tokens < 1:
         raise ValueError("max_num_seqs and max_num_batched_tokens must be ≥ 1")
     if num_blocks is None:
@@ -419,13 +421,16 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                 while j < k:
                     dt = model.decode_step_s(n_run, ctx_sum + j * n_run)
                     now += dt
-                    itl_weighted.append((dt, n_run))
+                    if now >= warmup_s:
+                        itl_weighted.append((dt, n_run))
                     j += 1
                     if now >= next_arrival:
                         break
                 busy += now - start
                 in_system_area += n_run * (now - start)
                 steps += j
+                if steps > max_steps:
+                    raise ValueError(f"simulation exceeded {max_steps} steps; reduce the requests or their lengths")
                 for s in running:
                     s.computed += j
                     s.generated += j
@@ -527,10 +532,12 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
             raise ValueError(f"simulation exceeded {max_steps} steps; reduce the requests or their lengths")
 
         # tokens come out at the end of the step
+        keep_itl = now >= warmup_s
         for s in decodes:
             s.computed += 1
             s.generated += 1
-            itl.append(now - s.last)
+            if keep_itl:
+                itl.append(now - s.last)
             s.last = now
         for s, n in chunks:
             s.computed += n
@@ -539,7 +546,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                 s.generated += 1
                 if s.first is None:
                     s.first = now
-                else:
+                elif keep_itl:
                     itl.append(now - s.last)
                 s.last = now
             if prefill_step:
@@ -554,7 +561,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
 
     itl.sort()
     return _report(finished, _merge(itl, itl_weighted), preemptions, steps, busy, in_system_area, kv_trace, num_blocks, block_size,
-                   slo_ttft_s, slo_tpot_s, model.cost.request_latency_s)
+                   slo_ttft_s, slo_tpot_s, model.cost.request_latency_s, warmup_s)
 
 
 def _finish(running: list, finished: list, free: int) -> tuple[list, int]:
@@ -601,13 +608,14 @@ def weighted_percentiles(pairs: list[tuple[float, int]], ps=PERCENTILES) -> dict
 
 
 def _report(finished, itl, preemptions, steps, busy, in_system_area, kv_trace, num_blocks, block_size,
-            slo_ttft_s, slo_tpot_s, latency: float = 0.0) -> dict:
+            slo_ttft_s, slo_tpot_s, latency: float = 0.0, warmup_s: float = 0.0) -> dict:
     """``latency``: the per-request front-end latency (StepCost.request_latency_s), paid by every request on top
     of its engine-side times; it shifts each first and last token by the same amount, so TPOT and ITL keep."""
     n = len(finished)
-    ttft = [s.first - s.req.arrival + latency for s in finished]
-    e2e = [s.last - s.req.arrival + latency for s in finished]
-    tpot = [(s.last - s.first) / (s.req.output_len - 1) for s in finished if s.req.output_len > 1]
+    measured = [s for s in finished if s.req.arrival >= warmup_s] if warmup_s > 0 else finished
+    ttft = [s.first - s.req.arrival + latency for s in measured]
+    e2e = [s.last - s.req.arrival + latency for s in measured]
+    tpot = [(s.last - s.first) / (s.req.output_len - 1) for s in measured if s.req.output_len > 1]
     first_arrival = min(s.req.arrival for s in finished) if n else 0.0
     end = max(s.last for s in finished) + latency if n else 0.0
     span = end - first_arrival
@@ -615,7 +623,7 @@ def _report(finished, itl, preemptions, steps, busy, in_system_area, kv_trace, n
     good = n
     if slo_ttft_s is not None or slo_tpot_s is not None:
         good = 0
-        for s in finished:
+        for s in measured:
             t = s.first - s.req.arrival + latency
             p = (s.last - s.first) / (s.req.output_len - 1) if s.req.output_len > 1 else 0.0
             if (slo_ttft_s is None or t <= slo_ttft_s) and (slo_tpot_s is None or p <= slo_tpot_s):
@@ -635,8 +643,10 @@ def _report(finished, itl, preemptions, steps, busy, in_system_area, kv_trace, n
         # queued from the start (a burst) this is the replica's saturated rate, without the ramp and the drain
         "requests_per_s_steady": steady,
         "output_tok_per_s": out_tokens / span if span > 0 else None,
-        "goodput_requests_per_s": good / span if span > 0 else None,
-        "slo_attainment": good / n if n else None,
+        # with a warm-up window: the measured requests' SLO attainment × the whole run's completion rate
+        "goodput_requests_per_s": good / len(measured) * n / span if span > 0 and measured else None,
+        "slo_attainment": good / len(measured) if measured else None,
+        "measured_requests": len(measured),
         "preemptions": preemptions,
         "steps": steps,
         "busy_fraction": busy / span if span > 0 else None,

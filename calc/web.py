@@ -44,7 +44,7 @@ MAIN_ROWS = {
     "roi": ["one_off_usd", "monthly_savings_usd", "payback_months", "net_12m_usd", "net_24m_usd", "roi_12m",
             "roi_24m", "break_even_requests_per_month", "monthly_cost_usd", "api_monthly_cost_usd"],
     "plan": ["fits", "gpus", "replicas", "tp_size", "ttft_p90_s", "tpot_p90_s", "itl_p99_s", "e2e_p90_s",
-             "utilization_per_replica", "monthly_cost_usd", "usd_per_million_output_tokens", "runners_up"],
+             "utilization_per_replica", "slo_attainment", "requests_per_s_goodput", "monthly_cost_usd", "usd_per_million_output_tokens", "runners_up"],
 }
 # Outputs shown elsewhere (chart, warnings) or folded into another row, and the inputs the CLI echoes back
 # (already on the form; on a page their data-testid would clash with the input's).
@@ -123,7 +123,7 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
     if field.endswith("_fraction"):
         return fmt(x, "%:1"), ""
     if "efficiency" in field or field in ("utilization", "engine_gpu_memory_utilization", "utilization_per_replica",
-                                           "kv_usage_peak"):
+                                           "kv_usage_peak", "slo_attainment"):
         return fmt(x, "%:1"), ""
     if field.endswith("bits_per_param"):
         return fmt(x, "num:3"), ""

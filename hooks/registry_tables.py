@@ -141,7 +141,9 @@ def validation_table(lang: str) -> str:
         def three(key, unit, r=r):
             return " / ".join(units.format_value(r[k], unit) for k in
                               ("published_" + key, "simulated_" + key, "ideal_simulated_" + key))
-        err = " / ".join(units.format_value(r[k], "%:0") for k in ("error_output_tok_per_s", "ideal_error_output_tok_per_s"))
+        # -0.3 % reads "0%", not "-0%"
+        err = " / ".join(units.format_value(r[k], "%:0").replace("-0%", "0%")
+                         for k in ("error_output_tok_per_s", "ideal_error_output_tok_per_s"))
         rows.append([name, f"`{r['engine']}`", rate, f"{r['prompt']} / {r['output']}", three("median_ttft_ms", "num:1"),
                      three("median_itl_ms", "num:1"), three("output_tok_per_s", "num:0"), err])
     return _table(header, rows)
