@@ -220,20 +220,13 @@ COMMITTED = sorted((ROOT / "docs" / "assets" / "labs" / ch09.LAB / "data").glob(
 
 
 @pytest.mark.parametrize("data_path", COMMITTED, ids=[p.name for p in COMMITTED])
-def test_committed_data_is_lossless_and_figures_rerender_identically(data_path, tmp_path):
-    assert common.cjk_font(), "Chinese figures need a CJK font: apt-get install fonts-noto-cjk"
+def test_committed_data_is_lossless(data_path):
+    """The committed run passed its own exactness test (its figures are checked in tests/test_labs.py)."""
     data = common.load_data(data_path)
     assert data["status"] == "complete"
     e = next(p for p in data["points"] if p["kind"] == "exact")
     assert e["speculative"]["p_value"] > e["significance"] > e["naive_draft"]["p_value"]
     assert e["resample_p_bug"]["p_value"] < e["significance"] and e["speculative"]["pooled_cells"] == 0
-    tag = common.data_stem(data["provenance"])
-    assert data_path.name == f"{tag}.json"
-    rendered = common.render_all(ch09.plot, data, tmp_path, tag)
-    committed_dir = data_path.parent.parent / "figures"
-    assert {p.name for p in rendered} == {p.name for p in committed_dir.glob(f"{tag}-*.svg")}
-    for p in rendered:
-        assert p.read_bytes() == (committed_dir / p.name).read_bytes(), f"{p.name} differs: rerun with --plot-only"
 
 
 def test_gpu_runs_get_both_thresholds_from_calc():

@@ -219,19 +219,3 @@ def test_bad_arguments_exit_nonzero_with_a_message(argv, message, capsys):
         ch11.main(["--quick", *argv])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
-
-
-COMMITTED = sorted((ROOT / "docs" / "assets" / "labs" / ch11.LAB / "data").glob("*.json"))
-
-
-@pytest.mark.parametrize("data_path", COMMITTED, ids=[p.name for p in COMMITTED])
-def test_committed_figures_rerender_identically(data_path, tmp_path):
-    assert common.cjk_font(), "Chinese figures need a CJK font: apt-get install fonts-noto-cjk"
-    data = common.load_data(data_path)
-    tag = common.data_stem(data["provenance"])
-    assert data_path.name == f"{tag}.json"
-    rendered = common.render_all(ch11.plot, data, tmp_path, tag)
-    committed_dir = data_path.parent.parent / "figures"
-    assert {p.name for p in rendered} == {p.name for p in committed_dir.glob(f"{tag}-*.svg")}
-    for p in rendered:
-        assert p.read_bytes() == (committed_dir / p.name).read_bytes(), f"{p.name} differs: rerun with --plot-only"
