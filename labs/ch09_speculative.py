@@ -657,18 +657,6 @@ def plot(data, lang):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def float_list(text: str) -> list[float]:
-    import argparse
-
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
-    return values
-
-
 def parse_args(argv):
     ap = common.lab_parser(__doc__, DEFAULT_OUT, QUICK_OUT)
     ap.add_argument("--parts", help=f"what to measure, from {','.join(PARTS)} (default: all on a CPU; on a GPU all "
@@ -677,7 +665,7 @@ def parse_args(argv):
     ap.add_argument("--gammas", type=common.int_list, default=[1, 2, 4, 6], help="draft lengths")
     ap.add_argument("--exit-layers", type=common.int_list, default=[4, 16],
                     help="early-exit drafts: how many of the target's first layers")
-    ap.add_argument("--sigmas", type=float_list, default=[0.1, 0.3], help="noisy drafts: noise std / weight std")
+    ap.add_argument("--sigmas", type=common.float_list, default=[0.1, 0.3], help="noisy drafts: noise std / weight std")
     ap.add_argument("--new-tokens", type=int, default=32, help="tokens generated per prompt")
     ap.add_argument("--prompts", type=int, default=1, help="prompts per point")
     ap.add_argument("--prompt-len", type=int, default=128)

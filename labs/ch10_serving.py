@@ -588,25 +588,13 @@ def plot(data: dict, lang: str) -> dict:
 # Command line
 
 
-def float_list(text: str) -> list[float]:
-    import argparse
-
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from e
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError("rates must be positive")
-    return values
-
-
 def parse_args(argv):
     ap = common.lab_parser(__doc__, DEFAULT_OUT, QUICK_OUT)
     ap.add_argument("--url", help="an already running OpenAI-compatible server (http://host:port); default: start "
                                   "vLLM here on chapter 5's tiny model")
     ap.add_argument("--engine-python", help="Python with vLLM for the local server and the benchmark (default: as "
                                             "chapter 5's lab: this one if it has vLLM, else ./.venv-engine)")
-    ap.add_argument("--rates", type=float_list, default=[1, 2, 4, 8], help="request rates to sweep (req/s)")
+    ap.add_argument("--rates", type=lambda text: common.float_list(text, positive=True), default=[1, 2, 4, 8], help="request rates to sweep (req/s)")
     ap.add_argument("--arrival", choices=("poisson", "burst"), default="poisson", help="arrival process")
     ap.add_argument("--burst-size", type=int, default=8, help="with --arrival burst: requests per burst")
     ap.add_argument("--num-requests", type=int, default=240, help="requests per rate (upper bound)")

@@ -105,6 +105,17 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+def float_list(text: str, positive: bool = False) -> list[float]:
+    """argparse type for "0.1,0.3": non-negative numbers, or with positive=True numbers above zero."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or min(values) < 0 or (positive and min(values) == 0):
+        raise argparse.ArgumentTypeError(f"expected {'positive' if positive else 'non-negative'} numbers, got {text!r}")
+    return values
+
+
 def pick_device(name: str | None) -> torch.device:
     """`None` means the GPU if there is one. Asking for a GPU that is not there is an error, not a fallback."""
     if name is None:
