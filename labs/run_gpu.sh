@@ -11,6 +11,9 @@
 #   bash labs/run_gpu.sh ch08             # quantization: at most about 3 minutes (not yet timed on a GPU)
 #   bash labs/run_gpu.sh ch11             # ch11: budgeted at under 3 minutes (145 s soft, 170 s hard; not yet timed on a GPU)
 #   LAB_GIT_COMMIT=$(git rev-parse HEAD) bash labs/run_gpu.sh   # on a copy of the tree without .git
+#   RUN_GPU_WITHIN=580 bash labs/run_gpu.sh ch04 ch03 ch07 ch08 ch11 ch09 ch06
+#                                         # as many as surely fit in 580 s, in the order named: a lab starts only
+#                                         # if its hard stop still ends inside the limit (for a rented machine)
 #
 # Each lab has a budget (points past it are recorded as skipped) and a hard stop (timeout sends Ctrl-C, which
 # keeps every finished point), so one slow part cannot eat the others' time. ch03's compiled path compiles for
@@ -43,14 +46,20 @@ for name in "${chosen[@]}"; do
   grep -q "^$name " <<<"$LABS" || { echo "run_gpu.sh: unknown lab '$name'; choose from: $(awk 'NF {printf "%s ", $1}' <<<"$LABS")" >&2; exit 2; }
 done
 
+[[ "${RUN_GPU_WITHIN:-0}" =~ ^[0-9]+$ ]] || { echo "run_gpu.sh: RUN_GPU_WITHIN must be whole seconds, got '$RUN_GPU_WITHIN'" >&2; exit 2; }
 log=$(mktemp -t labs-run-XXXX.log)
 started=$(mktemp -t labs-started-XXXX)  # data files newer than this were written by this run
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 {
   echo "== $(date -u +%FT%TZ) $($py -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "GPU", torch.cuda.get_device_name() if torch.cuda.is_available() else None)')"
   nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm,memory.total --format=csv 2>/dev/null
+  t0=$SECONDS
   for name in "${chosen[@]}"; do
     read -r _ folder script budget stop what < <(grep "^$name " <<<"$LABS")
+    if [ -n "${RUN_GPU_WITHIN:-}" ] && [ $((SECONDS - t0 + stop)) -gt "$RUN_GPU_WITHIN" ]; then
+      echo "== $name: not started (its hard stop of ${stop} s would end past RUN_GPU_WITHIN=${RUN_GPU_WITHIN} s; $((SECONDS - t0)) s used)"
+      continue
+    fi
     echo "== $name: $what"
     timeout --signal=INT --kill-after=10 "$stop" "$py" "labs/$script" --budget-s "$budget"
     echo "== $name exit code $?"

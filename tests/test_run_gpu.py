@@ -97,3 +97,23 @@ def test_ch09_joins_the_table(tree):
     assert run(tree, "ch09", out=out).returncode == 0
     assert sorted(p.name for p in out.iterdir()) == ["ch09-h200.json", "run_gpu.log"]
     assert "--budget-s 150" in (out / "ch09-h200.json").read_text()
+
+
+def test_within_starts_only_labs_whose_hard_stop_fits(tree):
+    """RUN_GPU_WITHIN=150 with instant stand-in labs: ch03 (hard stop 165 s) cannot end inside it and is named as
+    not started; the later ch06 (130 s) and ch04 (55 s) still run."""
+    out = tree / "out"
+    out.mkdir()
+    env = {**os.environ, "PYTHON": str(tree / "python-stub"), "OUT": str(out), "RUN_GPU_WITHIN": "150"}
+    proc = subprocess.run(["bash", str(tree / "labs" / "run_gpu.sh"), "ch03", "ch06", "ch04"], cwd=tree, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["ch04-h200.json", "ch06-h200.json", "run_gpu.log"]
+    assert "== ch03: not started" in (out / "run_gpu.log").read_text()
+
+
+def test_within_must_be_whole_seconds(tree):
+    env = {**os.environ, "PYTHON": str(tree / "python-stub"), "RUN_GPU_WITHIN": "5m"}
+    proc = subprocess.run(["bash", str(tree / "labs" / "run_gpu.sh"), "ch03"], cwd=tree, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "whole seconds" in proc.stderr
