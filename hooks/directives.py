@@ -4,6 +4,7 @@ expand a directive import it (MkDocs puts this folder on sys.path while it loads
     {{ calc <expression> | <unit:digits> }}      anywhere in a line      hooks/calc_numbers.py
     {{ registry <name> }}                        on a line of its own    hooks/registry_tables.py
     {{ provenance <lab>/data/<file>.json }}      on a line of its own    hooks/lab_provenance.py
+    {{ lab <lab>/data/<file>.json k=v … <field> | <unit:digits> }}   anywhere    hooks/lab_provenance.py
     {{ calculator <kind> [name=value …] }}       on a line of its own    hooks/calculators.py
 
 Code is left alone, so a page can show the syntax: fenced blocks (``` or ~~~, at any indent, closed by a

@@ -6,7 +6,16 @@
     </figure>
     {{ provenance ch03-prefill-decode/data/ch03-cpu.json }}
 
-The directive stands on a line of its own, right after the figure, and names the data file the figure was
+A measured number in the text comes from the same files, anywhere in a line:
+
+    {{ lab ch03-prefill-decode/data/ch03-h200.json kind=decode path=static-graph batch=1 tpot_mean_s | ms:2 }}
+
+names a data file, `name=value` pairs that pick exactly one of its points (compared as text: batch=1 matches
+the number 1), the field to show, and after `|` calc's `unit:digits` format (calc/units.py). A selector that
+matches no point or several, or a field the point lacks, fails the build: a number in the text cannot drift
+from the run it quotes, and a rerun that changes it changes the text.
+
+The provenance directive stands on a line of its own, right after the figure, and names the data file the figure was
 drawn from, relative to docs/assets/labs/. It becomes `<p class="provenance" markdown>…</p>` in the page's
 language: device, software, model, date and the command (shortened), with a link to the data file, which
 holds the full command and everything else. The words come from labs/describe.py, the module that also writes
@@ -47,9 +56,45 @@ def line(data: dict, lang: str, href: str) -> str:
     return f'<p class="provenance" markdown>{describe.provenance_line(data, lang, href, name)}</p>'
 
 
+def _text(value) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def lab_value(data: dict, selector: list[str], field: str):
+    """The `field` of the one point in `data` that every `name=value` of `selector` matches."""
+    wanted = []
+    for arg in selector:
+        name, sep, value = arg.partition("=")
+        if not sep or not name:
+            raise ValueError(f"'{arg}' is not name=value")
+        wanted.append((name, value))
+    points = [p for p in data.get("points", []) if all(n in p and _text(p[n]) == v for n, v in wanted)]
+    if len(points) != 1:
+        raise ValueError(f"{' '.join(selector) or '(no selector)'} matches {len(points)} points, not one")
+    if field not in points[0]:
+        raise ValueError(f"the point has no field '{field}' (it has: {', '.join(sorted(points[0]))})")
+    value = points[0][field]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"field '{field}' is {value!r}, not a number")
+    return value
+
+
+def lab_number(text: str, docs_dir: str) -> str:
+    """The text of one `{{ lab <file> name=value … <field> | unit:digits }}`."""
+    body, sep, fmt = text.rpartition("|")
+    words = body.split()
+    if not sep or len(words) < 2:
+        raise ValueError("write {{ lab <lab>/data/<run>.json name=value ... <field> | unit:digits }}")
+    path = data_path(words[0])
+    data = json.loads((Path(docs_dir) / LAB_ASSETS / path).read_text(encoding="utf-8"))
+    (units,) = hook_support.calc_modules("units")
+    return units.format_number(lab_value(data, words[1:-1], words[-1]), fmt.strip())
+
+
 def on_page_markdown(markdown, page, config, files):
     where = page.file.src_uri
     lang = hook_support.page_lang(page)
+    markdown = directives.expand(markdown, "lab", lambda text: lab_number(text, config["docs_dir"]), where)
 
     def provenance(text: str) -> str:
         path = data_path(text)

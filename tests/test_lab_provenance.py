@@ -198,3 +198,46 @@ def test_a_bad_data_file_fails_the_build_naming_the_page(path, message):
     with pytest.raises(PluginError, match=message) as err:
         lab_provenance.on_page_markdown(f"{{{{ provenance {path} }}}}", _page("zh/x.md"), {"docs_dir": str(DOCS)}, None)
     assert "zh/x.md" in str(err.value)
+
+
+# {{ lab … }}: a measured number in the text, read from the data file like the provenance line.
+
+RUN = {"points": [{"kind": "decode", "path": "eager", "batch": 1, "tpot_mean_s": 0.0213, "ok": True},
+                  {"kind": "decode", "path": "eager", "batch": 4, "tpot_mean_s": 0.0225},
+                  {"kind": "decode", "path": "graph", "batch": 1, "tpot_mean_s": 0.0069, "note": "x"}]}
+
+
+def test_lab_value_picks_the_one_point_the_selector_names():
+    assert lab_provenance.lab_value(RUN, ["path=graph", "batch=1"], "tpot_mean_s") == 0.0069
+    assert lab_provenance.lab_value(RUN, ["batch=4"], "tpot_mean_s") == 0.0225
+    assert lab_provenance.lab_value(RUN, ["ok=true"], "batch") == 1
+
+
+@pytest.mark.parametrize("selector, field, message", [
+    (["path=eager"], "tpot_mean_s", "matches 2 points"),
+    (["path=flash"], "tpot_mean_s", "matches 0 points"),
+    (["path=graph"], "wall_s", "no field 'wall_s'"),
+    (["path=graph"], "note", "not a number"),
+    (["graph"], "tpot_mean_s", "not name=value"),
+])
+def test_lab_value_refuses_what_is_not_one_number(selector, field, message):
+    with pytest.raises(ValueError, match=message):
+        lab_provenance.lab_value(RUN, selector, field)
+
+
+def test_lab_directive_reads_a_committed_gpu_run(tmp_path):
+    file = LABS / "ch03-prefill-decode" / "data" / "ch03-h200.json"
+    points = json.loads(file.read_text(encoding="utf-8"))["points"]
+    (want,) = [p["tpot_mean_s"] for p in points
+               if p["kind"] == "decode" and p.get("path") == "static-graph" and p["batch"] == 1]
+    page = SimpleNamespace(file=SimpleNamespace(src_uri="zh/ch03/index.md"))
+    text = "TPOT {{ lab ch03-prefill-decode/data/ch03-h200.json kind=decode path=static-graph batch=1 tpot_mean_s | ms:2 }}."
+    out = lab_provenance.on_page_markdown(text, page, {"docs_dir": str(DOCS)}, None)
+    assert out == f"TPOT {want * 1000:.2f} ms."
+
+
+def test_lab_directive_with_a_bad_selector_fails_the_build():
+    page = SimpleNamespace(file=SimpleNamespace(src_uri="en/ch03/index.md"))
+    text = "{{ lab ch03-prefill-decode/data/ch03-h200.json kind=decode tpot_mean_s | ms:2 }}"
+    with pytest.raises(PluginError, match="en/ch03/index.md.*matches"):
+        lab_provenance.on_page_markdown(text, page, {"docs_dir": str(DOCS)}, None)
