@@ -11,7 +11,7 @@ A measured number in the text comes from the same files, anywhere in a line:
     {{ lab ch03-prefill-decode/data/ch03-h200.json kind=decode path=static-graph batch=1 tpot_mean_s | ms:2 }}
 
 names a data file, `name=value` pairs that pick exactly one of its points (compared as text: batch=1 matches
-the number 1), the field to show, and after `|` calc's `unit:digits` format (calc/units.py). A selector that
+the number 1), the field to show (`prefill_s.median` for a field inside one), and after `|` calc's `unit:digits` format (calc/units.py). A selector that
 matches no point or several, or a field the point lacks, fails the build: a number in the text cannot drift
 from the run it quotes, and a rerun that changes it changes the text.
 
@@ -71,9 +71,12 @@ def lab_value(data: dict, selector: list[str], field: str):
     points = [p for p in data.get("points", []) if all(n in p and _text(p[n]) == v for n, v in wanted)]
     if len(points) != 1:
         raise ValueError(f"{' '.join(selector) or '(no selector)'} matches {len(points)} points, not one")
-    if field not in points[0]:
-        raise ValueError(f"the point has no field '{field}' (it has: {', '.join(sorted(points[0]))})")
-    value = points[0][field]
+    value = points[0]
+    for part in field.split("."):  # prefill_s.median: a field inside a field
+        if not isinstance(value, dict) or part not in value:
+            has = ", ".join(sorted(value)) if isinstance(value, dict) else type(value).__name__
+            raise ValueError(f"the point has no field '{field}' (at '{part}' it has: {has})")
+        value = value[part]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"field '{field}' is {value!r}, not a number")
     return value

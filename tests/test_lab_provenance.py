@@ -204,13 +204,15 @@ def test_a_bad_data_file_fails_the_build_naming_the_page(path, message):
 
 RUN = {"points": [{"kind": "decode", "path": "eager", "batch": 1, "tpot_mean_s": 0.0213, "ok": True},
                   {"kind": "decode", "path": "eager", "batch": 4, "tpot_mean_s": 0.0225},
-                  {"kind": "decode", "path": "graph", "batch": 1, "tpot_mean_s": 0.0069, "note": "x"}]}
+                  {"kind": "decode", "path": "graph", "batch": 1, "tpot_mean_s": 0.0069, "note": "x",
+                   "step_s": {"median": 0.007, "n": 5}}]}
 
 
 def test_lab_value_picks_the_one_point_the_selector_names():
     assert lab_provenance.lab_value(RUN, ["path=graph", "batch=1"], "tpot_mean_s") == 0.0069
     assert lab_provenance.lab_value(RUN, ["batch=4"], "tpot_mean_s") == 0.0225
     assert lab_provenance.lab_value(RUN, ["ok=true"], "batch") == 1
+    assert lab_provenance.lab_value(RUN, ["path=graph"], "step_s.median") == 0.007
 
 
 @pytest.mark.parametrize("selector, field, message", [
@@ -218,6 +220,8 @@ def test_lab_value_picks_the_one_point_the_selector_names():
     (["path=flash"], "tpot_mean_s", "matches 0 points"),
     (["path=graph"], "wall_s", "no field 'wall_s'"),
     (["path=graph"], "note", "not a number"),
+    (["path=graph"], "step_s.p90", "no field 'step_s.p90'"),
+    (["path=graph"], "note.median", "no field"),
     (["graph"], "tpot_mean_s", "not name=value"),
 ])
 def test_lab_value_refuses_what_is_not_one_number(selector, field, message):
