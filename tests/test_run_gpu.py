@@ -117,3 +117,18 @@ def test_within_must_be_whole_seconds(tree):
     proc = subprocess.run(["bash", str(tree / "labs" / "run_gpu.sh"), "ch03"], cwd=tree, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "whole seconds" in proc.stderr
+
+
+def test_labs_page_time_limits_are_run_gpu_sh_hard_stops():
+    """docs/*/labs/index.md states each lab's time limit in run_gpu.sh: it must be the hard stop in the LABS
+    table (the page drifted before: 250 s and 160 s for labs whose hard stops were 165 s and 55 s)."""
+    import re
+    script = (ROOT / "labs" / "run_gpu.sh").read_text()
+    stops = {m["folder"]: int(m["stop"]) for m in
+             re.finditer(r"^ch\d\d (?P<folder>ch\d\d-[\w-]+) \S+ \d+ (?P<stop>\d+) ", script, re.M)}
+    assert len(stops) >= 7
+    for lang, unit in (("zh", "秒"), ("en", "s")):
+        page = (ROOT / "docs" / lang / "labs" / "index.md").read_text()
+        stated = {m["folder"]: int(m["s"]) for m in
+                  re.finditer(rf"^\| \[[^]]+\]\((?P<folder>ch\d\d-[\w-]+)\.md\).*\| (?P<s>\d+) {unit} \|$", page, re.M)}
+        assert stated == stops, lang
