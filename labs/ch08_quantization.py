@@ -708,7 +708,9 @@ def measure_speed(fmt_name: str, config: dict, layers: int, tokens: list[int], a
         entry = {"time_s": common.summarize(times), "layer_probe_s": layer_s,
                  # the reference kernel re-reads the weights for every row: calc's roofline fits its 1-token pass only
                  "predicted": None if reference_kernel and m > 1 else predict_speed(nbytes, params, m, fmt_name, gpu_key)}
-        if fmt_name == "fp8":  # what a dynamic per-tensor scale would add, done eagerly per linear layer
+        if fmt_name == "fp8" and deadline is not None and time.monotonic() > deadline:
+            entry["activation_quant_skipped"] = "time budget"
+        elif fmt_name == "fp8":  # what a dynamic per-tensor scale would add, done eagerly per linear layer
 
             def quant_pass(xs=xs):
                 for n_in, _ in stored:
