@@ -43,6 +43,8 @@ _UNITS = {
     "x": (1, 1, "×"),
     # the bare number, without thousands separators: for use inside math
     "raw": (1, 1, ""),
+    # scientific notation for quantities spanning orders of magnitude: sci:1 -> 6.6e-7
+    "sci": (1, 1, ""),
 }
 UNITS = tuple(_UNITS)
 
@@ -73,6 +75,9 @@ def format_number(value: float, spec: str = "raw:2") -> str:
     number = value * multiply / divide
     if unit == "raw":
         return f"{number:.{digits}f}"
+    if unit == "sci":
+        mantissa, exponent = f"{number:.{digits}e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
     if unit == "usd":
         return ("-$" if number < 0 else "$") + f"{abs(number):,.{digits}f}"
     return f"{number:,.{digits}f}{suffix}"

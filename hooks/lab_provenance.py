@@ -73,6 +73,13 @@ def lab_value(data: dict, selector: list[str], field: str):
         raise ValueError(f"{' '.join(selector) or '(no selector)'} matches {len(points)} points, not one")
     value = points[0]
     for part in field.split("."):  # prefill_s.median: a field inside a field
+        name, sep, want = part.partition("=")
+        if sep and isinstance(value, list):  # methods.method=int4-group.kl_vs_bf16: the one list item that matches
+            items = [v for v in value if isinstance(v, dict) and name in v and _text(v[name]) == want]
+            if len(items) != 1:
+                raise ValueError(f"field '{field}': {part} matches {len(items)} items, not one")
+            value = items[0]
+            continue
         if not isinstance(value, dict) or part not in value:
             has = ", ".join(sorted(value)) if isinstance(value, dict) else type(value).__name__
             raise ValueError(f"the point has no field '{field}' (at '{part}' it has: {has})")

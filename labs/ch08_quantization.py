@@ -10,12 +10,21 @@ Two parts, on one GPU (or a CPU, labelled as such):
     simulated (quantize, dequantize, compute in fp32): it measures the error of the number format and the
     method, not a kernel;
   - speed: every linear layer of a model shape from calc's registry (default Llama-3.1-8B, random weights) in
-    bf16, INT8 weight-only (torch._weight_int8pack_mm), INT4 weight-only with group scales
-    (torch._weight_int4pack_mm, tinygemm) and FP8 W8A8 (torch._scaled_mm, GPUs with FP8 tensor cores): the
-    bytes of the stored weights against calc's bytes per parameter, and the time of one pass at batch 1 and
-    16 (decode) and over a prefill of 2,048 tokens, against calc's roofline on the same axes. A kernel that
-    this torch or this device lacks is recorded as skipped with the reason. Attention, norms and the KV cache
-    are left out: only the weight matmuls, the part quantization changes.
+    bf16, INT8 weight-only (torch._weight_int8pack_mm; on CUDA only with --int8-reference, see below), INT4
+    weight-only with group scales (torch._weight_int4pack_mm, tinygemm) and FP8 W8A8 (torch._scaled_mm, GPUs
+    with FP8 tensor cores): the bytes of the stored weights against calc's bytes per parameter, and the time of
+    one pass at batch 1 and 16 (decode) and over a prefill of 2,048 tokens, against calc's roofline on the same
+    axes. A kernel that this torch or this device lacks is recorded as skipped with the reason. Attention, norms
+    and the KV cache are left out: only the weight matmuls, the part quantization changes.
+    Every token count is timed only if it fits the time budget: one layer is timed once first, and a pass whose
+    estimate (that time x layers x passes) would run past the budget is recorded as skipped. On CUDA the wait
+    for the GPU polls, so Ctrl-C stops the lab within milliseconds, not after the queued kernels.
+    INT8 weight-only on CUDA: torch's CUDA torch._weight_int8pack_mm (aten/src/ATen/native/cuda/int8mm.cu) is a
+    reference kernel, one thread per output element looping over the input dimension in fp32 on CUDA cores (no
+    tensor cores, no tiling); on an H200 its 2,048-token pass of the 8B shape ran past the lab's hard stop.
+    torch's int8 tensor-core GEMM, torch._int_mm, is W8A8 and needs more than 16 rows, so it cannot time
+    weight-only decode. The point is therefore recorded as skipped on CUDA unless --int8-reference asks for the
+    reference kernel (then timed under the same budget rule).
 Data goes to <out>/data/ch08-<device>.json (with provenance), figures to <out>/figures/ch08-<device>-<name>_{zh,en}.svg.
 The trained model is cached under labs/.cache/ch08/ (not committed: it is regenerated from the recorded corpus,
 seed and settings; a different Python version ships different sources, so its hashes differ).
@@ -50,8 +59,8 @@ SPEED_FORMATS = ("bf16", "fp8", "int4", "int8")  # in order of interest: a time 
 CALC_FORMAT = {"bf16": "bf16", "int8": "int8", "int4": "int4", "fp8": "fp8"}
 # What each timed kernel is, per (format, on CUDA?): the labels the data file and the figure carry.
 KERNEL_NOTE = {("bf16", True): "torch matmul (cuBLAS)", ("bf16", False): "torch matmul",
-               ("int8", True): "torch._weight_int8pack_mm: a reference kernel (fp32 CUDA-core math, no tensor cores, "
-                               "weights re-read for every input row); its 16- and prefill-token times measure that kernel",
+               ("int8", True): "torch._weight_int8pack_mm: a reference kernel (int8mm.cu: one thread per output, fp32 "
+                               "CUDA-core loop over k, no tensor cores, no tiling); its times measure that kernel",
                ("int8", False): "torch._weight_int8pack_mm (CPU)",
                ("int4", True): "torch._weight_int4pack_mm (tinygemm)", ("int4", False): "torch._weight_int4pack_mm_for_cpu",
                ("fp8", True): "torch._scaled_mm (cuBLASLt FP8)", ("fp8", False): "torch._scaled_mm"}
@@ -570,7 +579,7 @@ def check_format(fmt: Format, device) -> dict:
     return {"rel_error": float((y - ref).norm() / ref.norm())}
 
 
-def speed_availability(fmt_name: str, device) -> str | None:
+def speed_availability(fmt_name: str, device, int8_reference: bool = False) -> str | None:
     """None when this torch and this device have the kernel; else the reason it is skipped."""
     need = {"int8": ["_weight_int8pack_mm"], "fp8": ["_scaled_mm"],
             "int4": ["_weight_int4pack_mm", "_convert_weight_to_int4pack"] if device.type == "cuda"
@@ -578,6 +587,11 @@ def speed_availability(fmt_name: str, device) -> str | None:
     missing = [n for n in need if not hasattr(torch, n)]
     if missing:
         return f"torch {torch.__version__} has no torch.{', torch.'.join(missing)}"
+    if fmt_name == "int8" and device.type == "cuda" and not int8_reference:
+        return (f"skipped on CUDA: torch {torch.__version__} has no fast int8 weight-only CUDA kernel; its "
+                "torch._weight_int8pack_mm is a reference kernel (int8mm.cu: one thread per output, fp32 CUDA-core "
+                "loop, no tensor cores), and torch._int_mm (int8 tensor cores) is W8A8 and needs > 16 rows; "
+                "--int8-reference times the reference kernel")
     if fmt_name == "fp8" and device.type == "cpu":
         return ("CPU: torch._scaled_mm has only a slow reference path here; "
                 "FP8 is timed on GPUs with FP8 tensor cores")
@@ -608,7 +622,45 @@ def calc_weight_bytes(params: int, fmt_name: str) -> float:
     return params * memory.WEIGHT_FORMATS[CALC_FORMAT[fmt_name]].bits / 8
 
 
-def measure_speed(fmt_name: str, config: dict, layers: int, tokens: list[int], args, device, gpu_key) -> dict:
+def wait_for(device, event=None) -> None:
+    """Wait for the GPU (or one event on it) by polling: the main thread stays in Python, so Ctrl-C (SIGINT) is
+    handled at once. A blocking synchronize holds the thread in C until every queued kernel has run, and the
+    lab's hard stop kills it (SIGKILL 10 s after Ctrl-C) before it can write its status and figures."""
+    if device.type != "cuda":
+        return
+    if event is None:
+        event = torch.cuda.Event()
+        event.record()
+    while not event.query():
+        time.sleep(0.001)
+
+
+def timed_passes(fn, device, warmup: int = 1, repeats: int = 5) -> list[float]:
+    """Seconds per call of fn after `warmup` calls (CUDA events on a GPU, perf_counter on a CPU), as
+    common.time_it, but every wait is an interruptible poll (wait_for)."""
+    for _ in range(warmup):
+        fn()
+    wait_for(device)
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            wait_for(device, end)
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def measure_speed(fmt_name: str, config: dict, layers: int, tokens: list[int], args, device, gpu_key,
+                  deadline: float | None = None) -> dict:
+    """One format's speed point. `deadline` (time.monotonic()) is the lab's time budget: a token count whose
+    estimated passes would end past it is recorded as skipped inside by_tokens."""
     fmt = Format(fmt_name, device, args.group_size)
     check = check_format(fmt, device)
     if not check["rel_error"] < 0.05:
@@ -624,6 +676,7 @@ def measure_speed(fmt_name: str, config: dict, layers: int, tokens: list[int], a
     params = sum(n_out * n_in for _, n_out, n_in in linear_shapes(config)) * layers
     nbytes = sum(stored_bytes(s) for _, s in stored)
     by_tokens = {}
+    first_layer = stored[: len(stored) // layers]
     reference_kernel = fmt.cuda and fmt_name == "int8"  # torch's CUDA int8 weight-only mm: a SIMT reference kernel
     for m in tokens:
         xs = {n_in: torch.randn(m, n_in, device=device, dtype=torch.bfloat16) for n_in, _ in stored}
@@ -635,18 +688,36 @@ def measure_speed(fmt_name: str, config: dict, layers: int, tokens: list[int], a
 
         # prefill-sized passes: fewer repeats (weight-only kernels written for small batches can take seconds here)
         warmup, repeats = (2, args.repeats) if m <= 64 else (1, max(3, args.repeats // 4))
-        times = common.time_it(one_pass, device, warmup=warmup, repeats=repeats)
-        entry = {"time_s": common.summarize(times),
+        quant_repeats = max(3, args.repeats // 4)
+        # one layer once, before committing to whole passes: a slow kernel is skipped, not left to eat the budget
+        def one_layer(inputs=inputs):
+            for n_in, s in first_layer:
+                fmt.mm_prepared(inputs[n_in], s)
+
+        layer_s = timed_passes(one_layer, device, warmup=0, repeats=1)[0]
+        estimate = layer_s * layers * (warmup + repeats + (1 + quant_repeats if fmt_name == "fp8" else 0))
+        left = deadline - time.monotonic() if deadline is not None else math.inf
+        if estimate > left:
+            by_tokens[str(m)] = {"skipped": f"time budget: one layer took {layer_s:.3g} s, so {warmup + repeats} passes "
+                                            f"of {layers} layers would take about {estimate:.3g} s, {max(left, 0):.3g} s left",
+                                 "layer_probe_s": layer_s}
+            print(f" [{m} tokens: skipped, ~{estimate:.0f} s > {max(left, 0):.0f} s left]", end="", flush=True)
+            del xs, inputs
+            continue
+        times = timed_passes(one_pass, device, warmup=warmup, repeats=repeats)
+        entry = {"time_s": common.summarize(times), "layer_probe_s": layer_s,
                  # the reference kernel re-reads the weights for every row: calc's roofline fits its 1-token pass only
                  "predicted": None if reference_kernel and m > 1 else predict_speed(nbytes, params, m, fmt_name, gpu_key)}
-        if fmt_name == "fp8":  # what a dynamic per-tensor scale would add, done eagerly per linear layer
+        if fmt_name == "fp8" and deadline is not None and time.monotonic() > deadline:
+            entry["activation_quant_skipped"] = "time budget"
+        elif fmt_name == "fp8":  # what a dynamic per-tensor scale would add, done eagerly per linear layer
 
             def quant_pass(xs=xs):
                 for n_in, _ in stored:
                     fmt.prepare_input(xs[n_in])
 
-            entry["activation_quant_s"] = common.summarize(common.time_it(quant_pass, device, warmup=1,
-                                                                          repeats=max(3, args.repeats // 4)))
+            entry["activation_quant_s"] = common.summarize(timed_passes(quant_pass, device, warmup=1,
+                                                                        repeats=quant_repeats))
         by_tokens[str(m)] = entry
     return {"kernel": KERNEL_NOTE.get((fmt_name, fmt.cuda)), "timed_activation": (
                 "fp8: static per-tensor scale, activations quantized before the timed pass" if fmt_name == "fp8"
@@ -717,6 +788,10 @@ def plot(data, lang):
                     ax.text(i, 0, t("skipped", lang), rotation=90, ha="center", va="bottom", fontsize=7, color="#777")
                     continue
                 bt = p["by_tokens"][m]
+                if "time_s" not in bt:  # this token count was skipped (time budget)
+                    ax.bar(i, 0, color="#bbb")
+                    ax.text(i, 0, t("skipped", lang), rotation=90, ha="center", va="bottom", fontsize=7, color="#777")
+                    continue
                 ax.bar(i, bt["time_s"]["median"] * 1e3, color=COLORS[p["format"]],
                        label=t("measured", lang) if i == 0 else None)
                 ax.errorbar(i, bt["time_s"]["median"] * 1e3, yerr=[[(bt["time_s"]["median"] - bt["time_s"]["p10"]) * 1e3],
@@ -778,6 +853,8 @@ def parse_args(argv):
     ap.add_argument("--cache-dir", type=Path, default=CACHE, help="where trained models are cached")
     ap.add_argument("--retrain", action="store_true", help="train even if a cached model exists")
     ap.add_argument("--threads", type=int, help="torch threads on a CPU (default: torch's choice)")
+    ap.add_argument("--int8-reference", action="store_true",
+                    help="on CUDA, time INT8 weight-only with torch's reference kernel (slow; skipped by default)")
     args = ap.parse_args(argv)
     quick = {"train_steps": 30, "train_batch": 8, "heldout_windows": 8, "calib_windows": 8, "group_size": 32,
              "speed_preset": "llama-3.2-1b", "repeats": 3}
@@ -835,7 +912,7 @@ def main(argv=None) -> int:
         if "speed" in args.parts:
             for i, fmt_name in enumerate(args.formats):
                 point = {"kind": "speed", "format": fmt_name}
-                reason = speed_availability(fmt_name, device)
+                reason = speed_availability(fmt_name, device, args.int8_reference)
                 if reason:
                     point["skipped"] = reason
                     if device.type == "cpu" and hasattr(torch, "_scaled_mm"):  # the code path still runs once
@@ -845,7 +922,8 @@ def main(argv=None) -> int:
                     data.write()
                     continue
                 data.measure(point, lambda f=fmt_name: _with_wall(lambda: measure_speed(
-                                 f, speed_config, layers, tokens, args, device, prov["calc_gpu_key"])),
+                                 f, speed_config, layers, tokens, args, device, prov["calc_gpu_key"],
+                                 data.deadline)),
                              device, progress=f"[speed {i + 1}/{len(args.formats)}]")
                 common.free_memory(device)
     common.plot_safely(plot, data_path, args.out / "figures")

@@ -42,6 +42,8 @@ import calc_numbers  # noqa: E402
         (31415.9265, "raw:3", "31415.927"),  # no thousands separator: it goes into math
         (7, "raw", "7.00"),
         (1234567.891, "num:1", "1,234,567.9"),
+        (6.590457e-07, "sci:1", "6.6e-7"),  # KL divergences spanning orders of magnitude
+        (0.001138, "sci:2", "1.14e-3"),
     ],
 )
 def test_format_number(value, spec, expected):

@@ -176,6 +176,36 @@ def test_roofline_prediction_uses_calc_numbers():
     assert ch08.calc_weight_bytes(128, "int4") == pytest.approx(128 * (4 + 20 / 128) / 8)
 
 
+def test_int8_weight_only_is_skipped_on_cuda_unless_asked():
+    """torch's CUDA _weight_int8pack_mm is a reference kernel (int8mm.cu); on an H200 it ran past the hard stop."""
+    cuda = torch.device("cuda")  # a device object only: speed_availability decides int8 without touching a GPU
+    reason = ch08.speed_availability("int8", cuda)
+    assert reason and reason.startswith("skipped on CUDA") and "_int_mm" in reason
+    assert ch08.speed_availability("int8", torch.device("cpu")) is None
+
+
+def test_every_token_count_respects_the_time_budget():
+    """Past the deadline no pass is timed: each token count is recorded as skipped with the one-layer estimate,
+    and the figure draws those as 'not run'."""
+    import time
+
+    config = {"hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2, "num_key_value_heads": 1,
+              "head_dim": 64}
+    args = ch08.parse_args(["--quick"])
+    cpu = torch.device("cpu")
+    p = ch08.measure_speed("bf16", config, 2, [1, 4], args, cpu, None, deadline=time.monotonic())
+    assert set(p["by_tokens"]) == {"1", "4"}
+    for bt in p["by_tokens"].values():
+        assert "time_s" not in bt and bt["skipped"].startswith("time budget") and bt["layer_probe_s"] > 0
+    free = ch08.measure_speed("bf16", config, 2, [1, 4], args, cpu, None, deadline=time.monotonic() + 600)
+    assert all(bt["time_s"]["n"] == args.repeats for bt in free["by_tokens"].values())
+    data = common.load_data(ROOT / "docs" / "assets" / "labs" / ch08.LAB / "data" / "ch08-cpu.json")
+    bf16 = next(q for q in data["points"] if q.get("format") == "bf16")
+    bf16["by_tokens"]["1"] = p["by_tokens"]["1"]  # one token count skipped by the budget, the others measured
+    figs = ch08.plot(data, "en")
+    assert "speed" in figs
+
+
 # --- the lab end to end -----------------------------------------------------------------------------------------
 
 
