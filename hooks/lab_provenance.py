@@ -11,7 +11,8 @@ A measured number in the text comes from the same files, anywhere in a line:
     {{ lab ch03-prefill-decode/data/ch03-h200.json kind=decode path=static-graph batch=1 tpot_mean_s | ms:2 }}
 
 names a data file, `name=value` pairs that pick exactly one of its points (compared as text: batch=1 matches
-the number 1), the field to show (`prefill_s.median` for a field inside one), and after `|` calc's `unit:digits` format (calc/units.py). A selector that
+the number 1), or the word `provenance` for what the run recorded about its machine
+(`{{ lab ch04-gpu-basics/data/ch04-h200.json provenance device.l2_cache_bytes | MiB:0 }}`), the field to show (`prefill_s.median` for a field inside one), and after `|` calc's `unit:digits` format (calc/units.py). A selector that
 matches no point or several, or a field the point lacks, fails the build: a number in the text cannot drift
 from the run it quotes, and a rerun that changes it changes the text.
 
@@ -71,7 +72,10 @@ def lab_value(data: dict, selector: list[str], field: str):
     points = [p for p in data.get("points", []) if all(n in p and _text(p[n]) == v for n, v in wanted)]
     if len(points) != 1:
         raise ValueError(f"{' '.join(selector) or '(no selector)'} matches {len(points)} points, not one")
-    value = points[0]
+    return _field(points[0], field)
+
+
+def _field(value, field: str):
     for part in field.split("."):  # prefill_s.median: a field inside a field
         name, sep, want = part.partition("=")
         if sep and isinstance(value, list):  # methods.method=int4-group.kl_vs_bf16: the one list item that matches
@@ -98,6 +102,10 @@ def lab_number(text: str, docs_dir: str) -> str:
     path = data_path(words[0])
     data = json.loads((Path(docs_dir) / LAB_ASSETS / path).read_text(encoding="utf-8"))
     (units,) = hook_support.calc_modules("units")
+    if words[1] == "provenance":  # the run's own record: device, settings (one field, no selector)
+        if len(words) != 3:
+            raise ValueError("write {{ lab <lab>/data/<run>.json provenance <field> | unit:digits }}")
+        return units.format_number(_field(data.get("provenance", {}), words[2]), fmt.strip())
     return units.format_number(lab_value(data, words[1:-1], words[-1]), fmt.strip())
 
 

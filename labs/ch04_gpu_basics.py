@@ -20,6 +20,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 import common
 import torch
@@ -209,7 +210,11 @@ TEXT = {
     "n": {"zh": "矩阵边长 n", "en": "matrix size n"},
     "tokens": {"zh": "token 数 M（即批大小 × 序列长度）", "en": "tokens M (batch × sequence length)"},
     "mlp": {"zh": "MLP 矩阵乘 M×{k} 乘 {k}×{n}", "en": "MLP matmul M×{k} by {k}×{n}"},
-    "sheet": {"zh": "{p} 标称 {v:.0f}", "en": "{p} datasheet {v:.0f}"},
+    "sheet": {"zh": "{p} 标称 {v:g}", "en": "{p} datasheet {v:g}"},
+    "roof": {"zh": "{p} 屋顶线（标称算力与带宽）", "en": "{p} roofline (datasheet compute and bandwidth)"},
+    "weights_gbps": {"zh": "M={m}：{v:.0f} GB/s 读权重", "en": "M={m}: weights read at {v:.0f} GB/s"},
+    "phase_median": {"zh": "中位数 {v}", "en": "median {v}"},
+    "powercap": {"zh": "SwPowerCap（功率上限降频）", "en": "SwPowerCap (clocks held down by the power limit)"},
     "bw_title": {"zh": "显存带宽随缓冲区大小", "en": "GPU memory bandwidth vs buffer size"},
     "bw_title_cpu": {"zh": "内存带宽随缓冲区大小（CPU）", "en": "Host memory bandwidth vs buffer size (CPU)"},
     "buffer": {"zh": "缓冲区大小（MiB）", "en": "buffer size (MiB)"},
@@ -252,6 +257,24 @@ TEXT = {
 }
 
 
+POWER_CAP = 0x4  # nvmlClocksEventReasonSwPowerCap: the clocks are lowered to stay under the power limit
+
+
+def roofline_tflops(point, peak_flops, bandwidth):
+    """The datasheet roofline for an MLP matmul point: FLOPs over max(compute time, bytes / bandwidth)."""
+    m, n, k = point["m"], point["n"], point["k"]
+    width = 1 if point["precision"] == "fp8" else 2  # x and W in fp8 or bf16; y is bf16 either way
+    moved = width * (n * k + m * k) + 2 * m * n
+    flops = 2 * m * n * k
+    return flops / max(flops / peak_flops, moved / bandwidth) / 1e12
+
+
+def weights_gbps(point):
+    """Bytes of W read per second in the best repeat: at small M the matmul is a stream of the weights."""
+    width = 1 if point["precision"] == "fp8" else 2
+    return point["n"] * point["k"] * width / point["seconds"]["min"]
+
+
 def t(key, lang, **kw):
     return TEXT[key][lang].format(**kw)
 
@@ -261,14 +284,15 @@ def plot(data, lang):
 
     prov, points = data["provenance"], data["points"]
     sheet = prov.get("datasheet") or {}
-    why = t("why_cpu", lang) if prov["device"]["kind"] == "cpu" else t("why_gpu", lang)
+    device_kind = prov["device"]["kind"]
+    why = t("why_cpu", lang) if device_kind == "cpu" else t("why_gpu", lang)
     footer = common.describe_run(prov, lang)
     figures = {}
     colors = {"bf16": "#4C72B0", "fp8": "#DD8452"}
 
     # 1. Matmul TFLOPS vs the datasheet
     if common.measured(points, "matmul"):
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
         for ax, shape in zip(axes, ("square", "mlp"), strict=True):
             for precision in ("bf16", "fp8"):
                 pts = sorted(common.measured(points, "matmul", shape=shape, precision=precision), key=lambda p: p["m"])
@@ -279,12 +303,23 @@ def plot(data, lang):
                 if peak and pts:
                     ax.axhline(peak / 1e12, ls="--", color=colors[precision], alpha=0.7,
                                label=t("sheet", lang, p=precision.upper(), v=peak / 1e12))
+                bw = sheet.get("memory_bandwidth_bytes_per_s")
+                if shape == "mlp" and pts and peak and bw:
+                    # the roofline from the datasheet: at M tokens the matmul reads W (N*K), x (M*K) and writes y
+                    # (M*N, bf16), so below the ridge its time is at least those bytes / bandwidth
+                    ax.plot([p["m"] for p in pts], [roofline_tflops(p, peak, bw) for p in pts], ls=":",
+                            color=colors[precision], alpha=0.9, label=t("roof", lang, p=precision.upper()))
+                if shape == "mlp" and pts and device_kind != "cpu":
+                    first = pts[0]  # the smallest M, the decode case: how fast the weights stream from memory
+                    ax.annotate(t("weights_gbps", lang, m=first["m"], v=weights_gbps(first) / 1e9),
+                                (first["m"], first["TFLOPS"]), textcoords="offset points", fontsize=7,
+                                xytext=(8, -10 if precision == "bf16" else 4), color=colors[precision])
             xs = [p["m"] for p in common.measured(points, "matmul", shape=shape)]
             if xs:
                 common.log_axis(ax, "x", xs, base=2)
             common.log_axis(ax, "y")
             ax.set_ylabel(t("tflops", lang))
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6.5, loc="upper left" if shape == "mlp" else "lower right")
         mlp = next(iter(common.measured(points, "matmul", shape="mlp")), None)
         axes[0].set_title(t("square", lang))
         axes[0].set_xlabel(t("n", lang))
@@ -382,6 +417,7 @@ def plot(data, lang):
                 ("clock", [s["sm_clock_mhz"] for s in samples]), ("used", [s["mem_used_bytes"] / 1e9 for s in samples]))
         fig, axes = plt.subplots(len(rows), 1, figsize=(8, 6), sharex=True)
         shade = {"prefill": "#4C72B0", "decode": "#DD8452"}
+        fmt = {"util": "{:.0f}%", "power": "{:.0f} W", "clock": "{:.0f} MHz", "used": "{:.1f} GB"}
         for ax, (key, ys) in zip(axes, rows, strict=True):
             ax.plot(ts, ys, lw=1, color="black")
             ax.set_ylabel(t(key, lang), fontsize=7)
@@ -389,6 +425,17 @@ def plot(data, lang):
                 if a["label"] in shade:
                     ax.axvspan(a["t"], b["t"], color=shade[a["label"]], alpha=0.15,
                                label=t(a["label"], lang) if key == "util" else None)
+                    inside = [y for x, y in zip(ts, ys, strict=True) if a["t"] <= x < b["t"]]
+                    if inside:  # the phase's median, computed here from the samples (the data file keeps them all)
+                        ax.text((a["t"] + b["t"]) / 2, 0.5, t("phase_median", lang, v=fmt[key].format(median(inside))),
+                                transform=ax.get_xaxis_transform(), ha="center", va="center", fontsize=7,
+                                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+            if key == "clock":
+                capped = [x for x, s in zip(ts, samples, strict=True) if (s.get("throttle_reasons") or 0) & POWER_CAP]
+                if capped:
+                    ax.plot(capped, [min(ys)] * len(capped), "|", color="#C44E52", markersize=6,
+                            label=t("powercap", lang))
+                    ax.legend(fontsize=7, loc="lower right")
         axes[0].legend(fontsize=7, loc="upper right")
         axes[-1].set_xlabel(t("time", lang))
         fig.suptitle(t("trace_title", lang))

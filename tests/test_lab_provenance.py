@@ -251,3 +251,16 @@ def test_lab_directive_with_a_bad_selector_fails_the_build():
     text = "{{ lab ch03-prefill-decode/data/ch03-h200.json kind=decode tpot_mean_s | ms:2 }}"
     with pytest.raises(PluginError, match="en/ch03/index.md.*matches"):
         lab_provenance.on_page_markdown(text, page, {"docs_dir": str(DOCS)}, None)
+
+
+def test_lab_directive_reads_the_runs_provenance():
+    page = SimpleNamespace(file=SimpleNamespace(src_uri="en/ch04/index.md"))
+    file = LABS / "ch04-gpu-basics" / "data" / "ch04-h200.json"
+    want = json.loads(file.read_text(encoding="utf-8"))["provenance"]["device"]["l2_cache_bytes"]
+    text = "L2 {{ lab ch04-gpu-basics/data/ch04-h200.json provenance device.l2_cache_bytes | MiB:0 }}."
+    assert lab_provenance.on_page_markdown(text, page, {"docs_dir": str(DOCS)}, None) == f"L2 {want / 2**20:.0f} MiB."
+    for bad, message in (("provenance device.name", "not a number"), ("provenance device.nope", "no field"),
+                         ("provenance kind=x device.sm_count", "provenance <field>")):
+        with pytest.raises(PluginError, match=message):
+            lab_provenance.on_page_markdown("{{ lab ch04-gpu-basics/data/ch04-h200.json " + bad + " | int }}",
+                                            page, {"docs_dir": str(DOCS)}, None)
