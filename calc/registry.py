@@ -172,10 +172,13 @@ _DEVICE_PATTERNS = [
     (r"\bh100\b.*\bpcie\b", "h100-pcie"),
     (r"\bh100\b.*\b(sxm5?|hbm3)\b", "h100-sxm"),
     (r"\bh200\b(?!.*\bnvl\b)", "h200"),
+    (r"\bgh200\b.*\b144g", "gh200-144g"),  # "NVIDIA GH200 144G HBM3e"
+    (r"\bgh200\b", "gh200"),  # the 96 GB HBM3 superchip: "GH200 480GB" / "GH200 120GB"
     (r"\bh20\b", "h20"),
     (r"\ba100\b.*\bsxm4\b.*\b80gb\b", "a100-80gb"),
     (r"\ba100\b.*\bsxm4\b.*\b40gb\b", "a100-40gb"),
     (r"\bl40s\b", "l40s"),
+    (r"\bl20\b", "l20"),
     (r"\bl4\b", "l4"),
     (r"\ba10\b", "a10"),
     (r"\ba10g\b", "a10g"),

@@ -198,7 +198,8 @@ def test_cli_list(what):
     ("NVIDIA A10G", "a10g"), ("NVIDIA A100 80GB PCIe", None), ("NVIDIA H100 NVL", "h100-nvl"), ("Tesla T4", "t4"),
     ("Tesla V100-SXM2-32GB", "v100-sxm2-32gb"), ("Tesla V100-PCIE-32GB", None), ("NVIDIA GeForce RTX 3090", "rtx-3090"),
     ("NVIDIA GeForce RTX 3090 Ti", None), ("NVIDIA RTX A6000", "rtx-a6000"),
-    ("NVIDIA RTX 6000 Ada Generation", "rtx-6000-ada"),
+    ("NVIDIA RTX 6000 Ada Generation", "rtx-6000-ada"), ("NVIDIA GH200 480GB", "gh200"), ("NVIDIA GH200 120GB", "gh200"),
+    ("NVIDIA GH200 144G HBM3e", "gh200-144g"), ("NVIDIA L20", "l20"), ("NVIDIA L20Y", None),
 ])
 def test_match_gpu(device, key):
     assert registry.match_gpu(device) == key

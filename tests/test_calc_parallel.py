@@ -301,7 +301,7 @@ def test_kv_budget_uses_visible_memory_per_stage():
 
 
 def test_new_gpus_use_their_visible_memory():
-    for key in ("h100-nvl", "t4", "a10g", "rtx-a6000"):
+    for key in ("h100-nvl", "t4", "a10g", "rtx-a6000", "gh200", "l20"):
         gpu = registry.get_gpu(key)
         assert gpu.visible_memory_bytes and gpu.visible_memory_bytes <= gpu.memory_bytes
         r = api.run("memory", {"model": "qwen3-14b", "gpu": key, "weights": "int4"})

@@ -49,6 +49,12 @@ def test_datasheet_values_spot_checks():
     assert registry.get_gpu("h200").memory_bandwidth_bytes_per_s == 4.8e12
     assert registry.get_gpu("a100-80gb").fp8_dense_flops is None  # Ampere has no FP8
     assert registry.get_gpu("mi300x").bf16_dense_flops == 1307.4e12
+    # GH200 (96 GB HBM3): NVIDIA's datasheet prints BF16 1,979* | 990 and FP8 3,958* | 1,979 (* = with sparsity)
+    gh200 = registry.get_gpu("gh200")
+    assert (gh200.memory_bandwidth_bytes_per_s, gh200.bf16_sparse_flops, gh200.fp8_dense_flops) == (4.0e12, 1979e12, 1979e12)
+    assert gh200.memory_bytes == 96 * 2**30 and gh200.visible_memory_bytes == round(94.88 * 2**30)  # CUDA's total
+    # RTX 6000 Ada: the datasheet's only tensor figure, 1457.0 TFLOPS, is FP8 with sparsity
+    assert registry.get_gpu("rtx-6000-ada").fp8_sparse_flops == 2 * registry.get_gpu("rtx-6000-ada").fp8_dense_flops
 
 
 @pytest.mark.parametrize("key", registry.list_models())
