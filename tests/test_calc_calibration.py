@@ -55,7 +55,7 @@ def test_fit_subset_meets_the_targets():
     "tokens (-32 to -39 %: the multi-GPU cost was fitted at TP 2 only), llama.cpp Q8_0 prompt "
     "processing (-31 %: quantized GEMM not calibrated) and Hugging Face TTFT at other batch sizes (up to 29 %). "
     "KV capacity meets its target since the vLLM and SGLang budget rules follow their source (median 1.2 %, at "
-    "most 3.3 %, 4 points)"))
+    "most 3.3 %, 4 points); the H200 lab's Hugging Face decode step is +24 %, within the 30 % bound"))
 def test_holdout_meets_the_targets():
     assert _check([r for r in ROWS if r["subset"] == "holdout"]) == []
 
