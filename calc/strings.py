@@ -93,8 +93,10 @@ INPUTS = {
     },
     "overhead-gib": {
         "label": t("运行时开销", "Runtime overhead"),
-        "help": t("每块 GPU：CUDA 上下文、工作区、分配器余量（假设值，请按实际环境调整）",
-                  "Per GPU: CUDA context, workspaces, allocator slack (an assumption; adjust to your stack)"),
+        "help": t("每块 GPU：CUDA 上下文、工作区、分配器余量（假设值，请按实际环境调整）；用于“放得下吗”。"
+                  "vLLM 和 SGLang 的 KV 预算按引擎自己的规则扣除，不用这一项",
+                  "Per GPU: CUDA context, workspaces, allocator slack (an assumption; adjust to your stack); used for "
+                  "\"Fits?\". The vLLM and SGLang KV budgets follow the engine's own rule and do not use it"),
     },
     "gpu-memory-utilization": {
         "label": t("显存利用率上限", "GPU memory utilization"),
