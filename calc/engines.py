@@ -52,6 +52,9 @@ class EngineProfile:
         self.prefill_chunk_tokens = p.get("chunk_tokens")  # None: the whole prompt batch in one step
         self.ttft_decode_steps = int(p.get("ttft_decode_steps", 0))
         kv = entry.get("kv_budget", {})
+        self._kv = {k: v for k, v in kv.items() if k != "variants"}
+        self._kv_variants = dict(kv.get("variants", {}))
+        self.kv_variants = tuple(self._kv_variants)  # older versions' KV budget constants (see kv_budget)
         self.kv_rule = kv.get("rule", "fraction_of_visible")
         self.kv_fraction = kv.get("fraction")
         self.note = entry.get("note", "")
@@ -81,6 +84,24 @@ class EngineProfile:
         front-end work runs in a separate API-server process, overlapping the engine core's GPU steps."""
         return (self.prefill_step_base_s + self.overhead_per_seq_s * max(0, batch)
                 + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
+
+    def kv_budget(self, variant: str | None = None) -> dict:
+        """The KV budget rule and its sourced constants (data/engines.json ``kv_budget``), for the engine's current
+        version or for an older ``variant`` listed under ``kv_budget.variants`` (e.g. vLLM's V0 worker, which
+        start-up logs of 2024 come from): the variant's keys replace the current ones.
+
+        Keys: ``rule`` ('vllm_profile', 'sglang_static' or 'fraction_of_visible'), ``fraction`` (default
+        gpu_memory_utilization / mem_fraction_static, or None), and per rule the bytes taken off per GPU:
+        ``non_torch_bytes`` and ``cuda_graph_bytes`` (vllm_profile), ``startup_bytes_multi_gpu`` (sglang_static)."""
+        out = dict(self._kv)
+        if variant is not None:
+            try:
+                out.update(self._kv_variants[variant])
+            except KeyError:
+                raise KeyError(f"engine {self.key!r} has no KV budget variant {variant!r}; valid: "
+                               f"{', '.join(self._kv_variants) or 'none'}") from None
+        out.setdefault("rule", "fraction_of_visible")
+        return {k: v for k, v in out.items() if not k.startswith("_")}
 
     def memory_efficiency(self, fmt: str) -> float:
         """Achieved / datasheet memory bandwidth for weights stored in ``fmt`` (a calc.memory WEIGHT_FORMATS key)."""

@@ -356,6 +356,7 @@ def memory_report(
     ep: int = 1,
     visible_memory_bytes: int | None = None,
     engine: str | None = None,
+    kv_variant: str | None = None,
 ) -> dict:
     """Everything that must fit: weights + KV for batch × (prompt + output) tokens + the prefill activation
     peak over batch × prompt tokens + runtime overhead; per GPU and in total (all GPUs). Then the engine view.
@@ -367,17 +368,29 @@ def memory_report(
 
     ``gpu_memory_bytes`` is the datasheet capacity (shown); ``visible_memory_bytes`` what CUDA reports (the
     driver and ECC keep the rest), from which whether each stage fits and the KV budget are computed (default:
-    the datasheet figure). The engine view follows vLLM: it may use ``gpu_memory_utilization`` (None: the
-    ``engine`` profile's fraction, vLLM's default) of the visible memory of each GPU; from that it subtracts
-    weights, the activation peak of a profiling pass over ``max_num_batched_tokens`` and the non-torch
-    overhead; what is left becomes KV blocks of ``block_size`` tokens. An engine whose rule is SGLang's
-    (mem_fraction_static) keeps the fraction for weights + KV and leaves the rest for activations, so no
-    profiling pass is taken off. With pipeline stages every stage keeps the same number of blocks (the smallest
-    any stage can afford), as vLLM does; each attention replica (ep > tp) has a cache of its own.
+    the datasheet figure). The engine view follows the ``engine`` profile's KV budget rule (data/engines.json
+    ``kv_budget``; ``kv_variant`` picks an older version's rule listed there), per GPU:
+
+    - ``vllm_profile`` (vLLM's worker, determine_available_memory): ``gpu_memory_utilization`` (None: the
+      profile's default) × the visible total, minus the weights, the activation peak of the profiling forward
+      pass over ``max_num_batched_tokens`` tokens, the non-torch memory that pass adds (``non_torch_bytes``) and,
+      from vLLM 0.21 on, the CUDA-graph pool (``cuda_graph_bytes``). Both constants are sourced start-up-log
+      figures, not functions of the model: the caller's ``overhead_bytes`` is not used here.
+    - ``sglang_static`` (SGLang's mem_fraction_static): the fraction × the memory free after the CUDA context and
+      the distributed set-up (the visible total minus ``startup_bytes_multi_gpu`` when more than one GPU),
+      minus the weights; activations and CUDA graphs live in the rest, so no profiling pass is taken off.
+    - ``fraction_of_visible`` (engines without a sourced rule): the fraction × the visible total, minus the
+      weights, the profiling pass and ``overhead_bytes``.
+
+    What is left becomes KV blocks of ``block_size`` tokens. With pipeline stages every stage keeps the same
+    number of blocks (the smallest any stage can afford), as vLLM does; each attention replica (ep > tp) has a
+    cache of its own.
     """
     eng = engines_mod.profile(engine or engines_mod.DEFAULT_ENGINE)
+    kvb = eng.kv_budget(kv_variant)
+    rule = kvb["rule"]
     if gpu_memory_utilization is None:
-        gpu_memory_utilization = eng.kv_fraction if eng.kv_fraction is not None else VLLM_GPU_MEMORY_UTILIZATION
+        gpu_memory_utilization = kvb["fraction"] if kvb.get("fraction") is not None else VLLM_GPU_MEMORY_UTILIZATION
     capacity = gpu_memory_bytes if visible_memory_bytes is None else visible_memory_bytes
     counts = param_counts(m)
     context = prompt_len + output_len
@@ -391,15 +404,21 @@ def memory_report(
     # Engine (vLLM) view
     if max_model_len is None:
         max_model_len = m.max_position_embeddings
-    budget = int(gpu_memory_utilization * capacity)
-    profile_act = 0 if eng.kv_rule == "fraction_for_weights_and_kv" else \
-        activation_peak_bytes(m, max_num_batched_tokens * dp, g)
+    startup = int(kvb.get("startup_bytes_multi_gpu", 0)) if rule == "sglang_static" and n_gpus > 1 else 0
+    budget = int(gpu_memory_utilization * (capacity - startup))
+    profile_act = 0 if rule == "sglang_static" else activation_peak_bytes(m, max_num_batched_tokens * dp, g)
+    if rule == "vllm_profile":
+        non_torch, cuda_graph = int(kvb.get("non_torch_bytes", 0)), int(kvb.get("cuda_graph_bytes", 0))
+    elif rule == "sglang_static":
+        non_torch, cuda_graph = 0, 0
+    else:
+        non_torch, cuda_graph = overhead_bytes, 0
     # A block holds block_size tokens of every layer of the stage; sliding-window layers are sized like full
     # ones here, which is what vLLM does unless its hybrid allocator is on (it is for Gemma-2 in recent versions).
     per_layer_kv = kv_bytes_per_token_layer(m, kv_dtype, tp)
     stage_blocks = []
     for row in table:
-        stage_budget = max(0, budget - row["weights_bytes"] - profile_act - overhead_bytes)
+        stage_budget = max(0, budget - row["weights_bytes"] - profile_act - non_torch - cuda_graph)
         block_bytes = block_size * per_layer_kv * (row["last_layer"] - row["first_layer"] + 1)
         stage_blocks.append((stage_budget // block_bytes, stage_budget))
         row["engine_num_kv_blocks"] = stage_budget // block_bytes
@@ -438,6 +457,11 @@ def memory_report(
         "max_concurrency": dp * (num_blocks // blocks_per_request) if blocks_per_request else 0,
         "engine": eng.key,
         "engine_gpu_memory_utilization": gpu_memory_utilization,
+        "engine_kv_rule": rule,
+        "engine_profile_activation_bytes_per_gpu": profile_act,
+        "engine_non_torch_bytes_per_gpu": non_torch,
+        "engine_cuda_graph_bytes_per_gpu": cuda_graph,
+        "engine_startup_bytes_per_gpu": startup,
         "engine_block_size": block_size,
         "engine_max_model_len": max_model_len,
         "engine_max_num_batched_tokens": max_num_batched_tokens,

@@ -93,8 +93,10 @@ INPUTS = {
     },
     "overhead-gib": {
         "label": t("运行时开销", "Runtime overhead"),
-        "help": t("每块 GPU：CUDA 上下文、工作区、分配器余量（假设值，请按实际环境调整）",
-                  "Per GPU: CUDA context, workspaces, allocator slack (an assumption; adjust to your stack)"),
+        "help": t("每块 GPU：CUDA 上下文、工作区、分配器余量（假设值，请按实际环境调整）；用于“放得下吗”。"
+                  "vLLM 和 SGLang 的 KV 预算按引擎自己的规则扣除，不用这一项",
+                  "Per GPU: CUDA context, workspaces, allocator slack (an assumption; adjust to your stack); used for "
+                  "\"Fits?\". The vLLM and SGLang KV budgets follow the engine's own rule and do not use it"),
     },
     "gpu-memory-utilization": {
         "label": t("显存利用率上限", "GPU memory utilization"),
@@ -248,6 +250,13 @@ LABELS = {
     "engine_block_size": t("引擎 KV 块大小", "Engine KV block size"),
     "engine_max_model_len": t("引擎最大模型长度", "Engine max model length"),
     "engine_max_num_batched_tokens": t("引擎最大批处理 token 数", "Engine max batched tokens"),
+    "engine_kv_rule": t("引擎 KV 预算规则", "Engine KV budget rule"),
+    "engine_profile_activation_bytes_per_gpu": t("引擎试运行激活峰值（每块 GPU）",
+                                                 "Engine profiling-pass activation peak (per GPU)"),
+    "engine_non_torch_bytes_per_gpu": t("引擎非 PyTorch 显存（每块 GPU）", "Engine non-torch memory (per GPU)"),
+    "engine_cuda_graph_bytes_per_gpu": t("引擎 CUDA Graph 显存（每块 GPU）", "Engine CUDA graph memory (per GPU)"),
+    "engine_startup_bytes_per_gpu": t("引擎启动时分布式初始化占用（每块 GPU）",
+                                      "Engine distributed set-up memory (per GPU)"),
     "engine_kv_budget_bytes_per_gpu": t("引擎 KV 缓存预算（每块 GPU）", "Engine KV cache budget (per GPU)"),
     "engine_num_kv_blocks": t("引擎 KV 块数", "Engine KV blocks"),
     "engine_max_tokens_in_cache": t("引擎可缓存 token 数", "Engine tokens in cache"),

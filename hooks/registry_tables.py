@@ -183,10 +183,24 @@ def engines_table(lang: str) -> str:
     for key in engines.ENGINES:
         p, e = engines.profile(key), engines.entry(key)
         name = f"{p.name} (`{key}`)" + ("" if p.calibrated else (" （未校准速度）" if zh else " (speed not calibrated)"))
-        if p.kv_rule == "fraction_for_weights_and_kv":
-            rule = "mem_fraction_static × CUDA 可见显存 − 权重" if zh else "mem_fraction_static × CUDA-visible − weights"
+        kv = p.kv_budget()
+        gib = lambda x: units.format_value(x, "GiB:2")  # noqa: E731
+        frac = f"{kv['fraction']:g}" if kv.get("fraction") is not None else "?"
+        if kv["rule"] == "sglang_static":
+            start = gib(kv.get("startup_bytes_multi_gpu", 0))
+            rule = (f"mem_fraction_static × (CUDA 可见显存 − 多卡时分布式初始化 {start}) − 权重" if zh else
+                    f"mem_fraction_static × (CUDA-visible − {start} of distributed set-up on several GPUs) − weights")
+        elif kv["rule"] == "vllm_profile":
+            nt, cg = gib(kv.get("non_torch_bytes", 0)), gib(kv.get("cuda_graph_bytes", 0))
+            rule = (f"{frac} × CUDA 可见显存 − 权重 − 试运行激活峰值 − PyTorch 之外 {nt} − CUDA Graph {cg}" if zh else
+                    f"{frac} × CUDA-visible − weights − profiling-pass activations − {nt} outside PyTorch − {cg} CUDA graphs")
+            for vname in p.kv_variants:
+                vkv = p.kv_budget(vname)
+                rule += (f"（{vname}：{vkv['fraction']:g}，{gib(vkv.get('non_torch_bytes', 0))}，"
+                         f"{gib(vkv.get('cuda_graph_bytes', 0))}）" if zh else
+                         f" ({vname}: {vkv['fraction']:g}, {gib(vkv.get('non_torch_bytes', 0))}, "
+                         f"{gib(vkv.get('cuda_graph_bytes', 0))})")
         else:
-            frac = f"{p.kv_fraction:g}" if p.kv_fraction is not None else "?"
             rule = (f"{frac} × CUDA 可见显存 − 权重 − 激活 − 开销" if zh else
                     f"{frac} × CUDA-visible − weights − activations − overhead")
         links = " · ".join(f"[{i + 1}]({s['url']}) ({s['date']})" if s["url"].startswith("https://")

@@ -125,11 +125,16 @@ def test_fp4_formats_and_nf4_overheads():
 
 
 def test_vllm_engine_view_by_hand():
+    """vLLM's worker (vllm/v1/worker/gpu_worker.py): utilization × total − weights − the activation peak of the
+    profiling pass − non-torch memory (0.16 GiB, a start-up log) − CUDA graphs (0.52 GiB, vLLM ≥ 0.21); the
+    caller's runtime overhead is not part of vLLM's rule."""
     m = registry.get_model("llama-3.1-8b")
     cap = 80 * GiB
     r = memory_report(m, cap, prompt_len=1000, output_len=1000, max_model_len=8192, overhead_bytes=GiB,
                       gpu_memory_utilization=0.9)
-    budget = int(0.9 * cap) - 16_060_522_496 - 8192 * 4 * 14336 * 2 - GiB
+    budget = int(0.9 * cap) - 16_060_522_496 - 8192 * 4 * 14336 * 2 - 171_798_692 - 558_345_748
+    assert r["engine_kv_rule"] == "vllm_profile"
+    assert (r["engine_non_torch_bytes_per_gpu"], r["engine_cuda_graph_bytes_per_gpu"]) == (171_798_692, 558_345_748)
     blocks = budget // (16 * 131_072)
     assert r["engine_kv_budget_bytes_per_gpu"] == budget
     assert r["engine_num_kv_blocks"] == blocks
@@ -161,9 +166,32 @@ def test_budget_starts_from_visible_memory_and_the_engine_default():
     r = memory_report(m, g.memory_bytes, visible_memory_bytes=g.visible_memory_bytes, overhead_bytes=GiB)
     assert r["gpu_memory_bytes"] == 80 * GiB and r["gpu_visible_memory_bytes"] == 85_017_493_504
     assert r["engine_gpu_memory_utilization"] == 0.92 and r["engine"] == "vllm"
-    assert r["engine_kv_budget_bytes_per_gpu"] == int(0.92 * 85_017_493_504) - 16_060_522_496 - 8192 * 4 * 14336 * 2 - GiB
+    assert r["engine_kv_budget_bytes_per_gpu"] == (int(0.92 * 85_017_493_504) - 16_060_522_496 - 8192 * 4 * 14336 * 2
+                                                   - 171_798_692 - 558_345_748)
     via_api = api.run("memory", {"model": "llama-3.1-8b", "gpu": "h100-sxm"})
     assert via_api["engine_kv_budget_bytes_per_gpu"] == r["engine_kv_budget_bytes_per_gpu"]
+
+
+def test_vllm_v0_variant_and_sglang_rule_by_hand():
+    """vLLM's 0.6.x V0 worker (calibration logs of 2024): 0.90 default, non-torch memory counted from the start
+    (0.39 GiB), no CUDA-graph term. SGLang: mem_fraction_static × (visible − the distributed set-up, 2.01 GiB on
+    more than one GPU) − weights, with no profiling pass."""
+    m, g = registry.get_model("llama-3.1-8b"), registry.get_gpu("rtx-3090")
+    assert g.visible_memory_bytes == round(23.70 * GiB)
+    r = memory_report(m, g.memory_bytes, visible_memory_bytes=g.visible_memory_bytes, kv_variant="v0",
+                      max_num_batched_tokens=20000)
+    budget = int(0.9 * round(23.70 * GiB)) - 16_060_522_496 - 20000 * 4 * 14336 * 2 - 418_759_311
+    assert r["engine_gpu_memory_utilization"] == 0.9 and r["engine_kv_budget_bytes_per_gpu"] == budget
+    assert r["engine_max_tokens_in_cache"] == budget // (16 * 131_072) * 16
+    with pytest.raises(KeyError, match="no KV budget variant"):
+        memory_report(m, g.memory_bytes, kv_variant="v9")
+    h = registry.get_gpu("h100-sxm")
+    for tp, startup in ((1, 0), (2, 2_158_221_066)):
+        s = memory_report(m, h.memory_bytes, visible_memory_bytes=h.visible_memory_bytes, engine="sglang", tp=tp,
+                          gpu_memory_utilization=0.88)
+        w = s["weights_bytes_per_gpu"]
+        assert s["engine_kv_budget_bytes_per_gpu"] == int(0.88 * (85_017_493_504 - startup)) - w
+        assert s["engine_profile_activation_bytes_per_gpu"] == 0 and s["engine_startup_bytes_per_gpu"] == startup
 
 
 def test_partial_quantization_keeps_listed_modules_in_16_bits():
