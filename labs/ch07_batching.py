@@ -798,9 +798,8 @@ def plot(data, lang):
             ax2.bar([j + (i - 0.5) * width for j in range(2)], vals, width, color=color)
         ax2.set_xticks(range(2), ["ITL p99", "TTFT p50"])
         ax2.set_title(t("itl_bars", lang), fontsize=8)
-        fig.suptitle(t("chunk_title", lang, p=s["long_prompt"]) + ("\n" + t("pre_fix", lang) if pre_fix else ""),
-                     fontsize=9)
-        figures["chunked"] = (fig, footer)
+        fig.suptitle(t("chunk_title", lang, p=s["long_prompt"]), fontsize=9)
+        figures["chunked"] = (fig, footer + ("\n" + t("pre_fix", lang) if pre_fix else ""))
     return figures
 
 
