@@ -119,7 +119,10 @@ class Engine:
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
         w = model.lm_head.weight
         self.device, self.dtype = w.device, w.dtype
-        shape = (slots, self.n_kv, max_len, self.head_dim)
+        # the cache holds whole LEN_BUCKET blocks, so every decode attention length is a multiple of LEN_BUCKET
+        # (memory-efficient attention pads a mask whose last dimension is not aligned)
+        self.cache_len = -(-max_len // LEN_BUCKET) * LEN_BUCKET
+        shape = (slots, self.n_kv, self.cache_len, self.head_dim)
         self.k = [torch.zeros(shape, dtype=w.dtype, device=w.device) for _ in range(cfg.num_hidden_layers)]
         self.v = [torch.zeros(shape, dtype=w.dtype, device=w.device) for _ in range(cfg.num_hidden_layers)]
 
@@ -128,7 +131,7 @@ class Engine:
         rest). Both policies then see the same few shapes, whichever met a length first: on the H200 run before
         this rounding, every new length cost a one-off plan (cuDNN attention builds one per shape), and the
         policy that ran first paid for all of them (the lab page says how much)."""
-        return min(self.max_len, -(-need // LEN_BUCKET) * LEN_BUCKET)
+        return min(self.cache_len, -(-need // LEN_BUCKET) * LEN_BUCKET)
 
     @torch.inference_mode()
     def step(self, decode: dict, pieces: list):
@@ -395,7 +398,7 @@ def warm_up(engine, prompt_lens=()):
     keys from this are masked out or overwritten before anyone reads them."""
     engine.step({}, [(0, [1] * 8, 0)])
     engine.step({0: (1, 8)}, [(1, [1] * 8, 0)])
-    for need in range(LEN_BUCKET, engine.max_len + LEN_BUCKET, LEN_BUCKET):
+    for need in range(LEN_BUCKET, engine.max_len + LEN_BUCKET, LEN_BUCKET):  # positions up to max_len - 1
         pos = min(need, engine.max_len) - 1
         engine.step({s: (1, pos) for s in range(engine.slots)}, [])
     lens = sorted(set(prompt_lens))
