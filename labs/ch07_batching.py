@@ -390,15 +390,16 @@ def occupancy(trace, slots, keep=600):
 # Measurements: each returns the measured fields of one data point
 
 
-def warm_up(engine, prompt_lens=()):
+def warm_up(engine, prompt_lens=(), lengths=True):
     """First calls (allocator, kernels) stay out of the timings, and so does the first use of every attention
     shape the run will meet: one decode step with all slots busy at each decode attention length (a handful, see
     Engine.attention_len), and each prompt length of the workload prefilled once (one piece per slot, so a few
     steps). Whichever policy is timed first then finds no shape the other one has not also seen. A slot's stale
-    keys from this are masked out or overwritten before anyone reads them."""
+    keys from this are masked out or overwritten before anyone reads them. `lengths=False` skips the decode
+    lengths (measure_chunked meets them in its untimed pass instead)."""
     engine.step({}, [(0, [1] * 8, 0)])
     engine.step({0: (1, 8)}, [(1, [1] * 8, 0)])
-    for need in range(LEN_BUCKET, engine.max_len + LEN_BUCKET, LEN_BUCKET):  # positions up to max_len - 1
+    for need in range(LEN_BUCKET, engine.max_len + LEN_BUCKET, LEN_BUCKET) if lengths else ():  # positions < max_len
         pos = min(need, engine.max_len) - 1
         engine.step({s: (1, pos) for s in range(engine.slots)}, [])
     lens = sorted(set(prompt_lens))
@@ -546,13 +547,13 @@ def measure_chunked(model, requests, n_decoders, slots, max_len, device, token_b
     each long prompt) are met there, not in the timed runs (before it, a GPU run with one repeat timed those
     first meetings, and the run without a budget, measured first, met every new decode length)."""
     engine = Engine(model, slots, max_len)
-    warm_up(engine, [len(r["prompt"]) for r in requests])
+    warm_up(engine, lengths=False)
     serve_continuous(engine, requests, Trace(requests, device), token_budget)
     del engine
     best, traces = None, []
     for _ in range(repeats):
         engine = Engine(model, slots, max_len)
-        warm_up(engine)
+        warm_up(engine, lengths=False)
         trace = Trace(requests, device)
         serve_continuous(engine, requests, trace, token_budget)
         traces.append(trace)
