@@ -74,6 +74,65 @@ def test_late_arrivals_wait_for_their_step(model, workload):
     assert [len(o) for o in trace.outputs] == [r["output_len"] for r in reqs]
 
 
+class _ShapeLog:
+    """Stands in for torch.nn.functional inside the lab: records every attention shape the first time it is met
+    (on a GPU, cuDNN attention builds a plan at that moment)."""
+
+    def __init__(self, real):
+        self.real, self.seen, self.new = real, set(), 0
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def scaled_dot_product_attention(self, q, k, v, attn_mask=None, is_causal=False):
+        key = (tuple(q.shape), tuple(k.shape), None if attn_mask is None else tuple(attn_mask.shape), is_causal)
+        if key not in self.seen:
+            self.seen.add(key)
+            self.new += 1
+        return self.real.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
+
+
+@pytest.mark.parametrize("order", [("static", "continuous"), ("continuous", "static")])
+def test_timed_runs_meet_no_new_attention_shape(model, monkeypatch, order):
+    """The H200 run before this fix: static, measured first, met each new attention length for the first time
+    and paid for it; continuous found them all seen. Now warm_up covers every shape either policy meets, so
+    neither timed run meets one, whichever goes first, and decode reads only a few rounded lengths."""
+    log = _ShapeLog(ch07.F)
+    monkeypatch.setattr(ch07, "F", log)
+    reqs = ch07.make_workload(20, (4, 40), (1, 30), common.QUICK_CONFIG["vocab_size"], seed=3)
+    max_len = 40 + 30 + 1
+    for policy in order:
+        engine = ch07.Engine(model, slots=4, max_len=max_len)
+        ch07.warm_up(engine, [len(r["prompt"]) for r in reqs])
+        before = log.new
+        trace = ch07.Trace(reqs, torch.device("cpu"))
+        if policy == "static":
+            ch07.serve_static(engine, reqs, trace)
+        else:
+            ch07.serve_continuous(engine, reqs, trace)
+        assert log.new == before, f"{policy} met {log.new - before} attention shape(s) for the first time while timed"
+    decode_lens = {key[1][2] for key in log.seen if key[2] is not None and key[0][0] == 4}
+    assert decode_lens <= set(range(ch07.LEN_BUCKET, max_len + ch07.LEN_BUCKET, ch07.LEN_BUCKET))  # whole blocks only
+
+
+def test_chunked_timed_runs_meet_no_new_attention_shape(model, monkeypatch):
+    log = _ShapeLog(ch07.F)
+    monkeypatch.setattr(ch07, "F", log)
+    reqs = [{"prompt": list(range(1, 9)), "output_len": 12, "arrival_step": 0} for _ in range(2)]
+    reqs.append({"prompt": list(range(1, 41)), "output_len": 2, "arrival_step": 4})
+    seen = []
+    real_trace = ch07.Trace
+
+    class CountingTrace(real_trace):  # the timed passes are the ones measure_chunked keeps (after its warm pass)
+        def start(self):
+            seen.append(log.new)
+            super().start()
+
+    monkeypatch.setattr(ch07, "Trace", CountingTrace)
+    fields = ch07.measure_chunked(model, reqs, 2, 3, 60, torch.device("cpu"), token_budget=12, repeats=2)
+    assert fields["warm_pass"] and len(seen) == 3 and seen[1] == seen[2] == log.new  # nothing new after the warm pass
+
+
 def test_ideal_speedup_arithmetic():
     ideal = ch07.ideal_speedup([10, 2, 2, 2, 4, 4], slots=2)
     assert ideal["static_steps"] == 10 + 2 + 4
