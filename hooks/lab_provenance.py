@@ -11,7 +11,8 @@ A measured number in the text comes from the same files, anywhere in a line:
     {{ lab ch03-prefill-decode/data/ch03-h200.json kind=decode path=static-graph batch=1 tpot_mean_s | ms:2 }}
 
 names a data file, `name=value` pairs that pick exactly one of its points (compared as text: batch=1 matches
-the number 1), the field to show (`prefill_s.median` for a field inside one), and after `|` calc's `unit:digits` format (calc/units.py). A selector that
+the number 1), the field to show (`prefill_s.median` for a field inside one; `by_tokens.tokens=64.moe.tokens_per_s`
+for the one row of a list whose `tokens` is 64), and after `|` calc's `unit:digits` format (calc/units.py). A selector that
 matches no point or several, or a field the point lacks, fails the build: a number in the text cannot drift
 from the run it quotes, and a rerun that changes it changes the text.
 
@@ -73,6 +74,13 @@ def lab_value(data: dict, selector: list[str], field: str):
         raise ValueError(f"{' '.join(selector) or '(no selector)'} matches {len(points)} points, not one")
     value = points[0]
     for part in field.split("."):  # prefill_s.median: a field inside a field
+        if isinstance(value, list) and "=" in part:  # by_tokens.tokens=64.moe.tokens_per_s: the one list row
+            name, _, want = part.partition("=")
+            rows = [r for r in value if isinstance(r, dict) and name in r and _text(r[name]) == want]
+            if len(rows) != 1:
+                raise ValueError(f"'{part}' in field '{field}' matches {len(rows)} rows, not one")
+            value = rows[0]
+            continue
         if not isinstance(value, dict) or part not in value:
             has = ", ".join(sorted(value)) if isinstance(value, dict) else type(value).__name__
             raise ValueError(f"the point has no field '{field}' (at '{part}' it has: {has})")
