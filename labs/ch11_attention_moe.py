@@ -490,6 +490,10 @@ TEXT = {
     "qkvo": {"zh": "calc：Q、K、V、O 本身", "en": "calc: Q, K, V, O themselves"},
     "kv_rep": {"zh": "K、V 复制到 H 个头（math 路径的元素字节）", "en": "K, V repeated to H heads (math path's bytes/element)"},
     "b1": {"zh": "B=1", "en": "B=1"},
+    "kv_bound": {"zh": "K+V 字节 ÷ 数据手册带宽 {bw:.1f} TB/s（虚线 B=1）",
+                 "en": "K+V bytes ÷ datasheet {bw:.1f} TB/s (dashed: B=1)"},
+    "flop_bound": {"zh": "因果注意力 FLOPs ÷ 数据手册 {dt} 稠密 {pf:.1f} TFLOPS",
+                   "en": "causal attention FLOPs ÷ datasheet dense {dt} {pf:.1f} TFLOPS"},
     "prefill": {"zh": "预填充形状（N 个查询，因果）", "en": "prefill-shaped (N queries, causal)"},
     "decode": {"zh": "解码形状（1 个查询）", "en": "decode-shaped (1 query)"},
     "attn_title": {"zh": "注意力后端：B={b}，H={h}，H_kv={hkv}，d={d}，{dt}",
@@ -602,6 +606,21 @@ def plot(data, lang):
                 common.log_axis(ax, "x", [p["n"] for p in pts], base=2)
                 common.log_axis(ax, "y")
                 ax.set_xlabel(t("seq_len", lang))
+            sheet = prov.get("datasheet") or {}
+            peak = sheet.get(f"{s['dtype']}_dense_flops")
+            bandwidth = sheet.get("memory_bandwidth_bytes_per_s")
+            if shape == "decode" and bandwidth:  # the K/V read bound: K + V bytes / the datasheet's bandwidth
+                for rows, ls in ((pts, "-"), (b1, "--")):
+                    if rows:
+                        ax_t.plot([p["n"] for p in rows], [1e3 * p["kv_bytes"] / bandwidth for p in rows], ls=ls,
+                                  color="#333", lw=0.8, label=t("kv_bound", lang, bw=bandwidth / 1e12) if ls == "-"
+                                  else None)
+            if shape == "prefill" and peak:  # the compute bound: calc.perf's count for a causal pass,
+                # N(N+1)/2 scored pairs × 2·H·(d_qk + d_v) FLOPs, over the datasheet's dense peak
+                flops = [p.get("batch", main_b) * p["n"] * (p["n"] + 1) / 2 * 2 * s["attn_heads"]
+                         * 2 * s["attn_head_dim"] for p in pts]
+                ax_t.plot([p["n"] for p in pts], [1e3 * f / peak for f in flops], ls="-", color="#333", lw=0.8,
+                          label=t("flop_bound", lang, pf=peak / 1e12, dt=s["dtype"]))
             ax_t.set_title(t(shape, lang))
             ax_t.set_ylabel(t("time_ms", lang))
             ax_m.set_ylabel(t("alloc_gpu" if gpu else "alloc", lang))
