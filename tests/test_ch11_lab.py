@@ -125,7 +125,7 @@ def test_attention_bytes_formula():
 
     assert memory.attention_scores_bytes(2, 3, 5, 7, 2) == 2 * 3 * 5 * 7 * 2
     assert memory.attention_io_bytes(2, 6, 3, 5, 7, 11, 2) == 2 * (2 * 6 * 5 + 2 * 3 * 7) * 11 * 2
-    assert memory.attention_scores_bytes(1, 8, 4096, 4096, 4) == 536_870_912  # exercise 5 of chapter 11
+    assert memory.attention_scores_bytes(4, 32, 4096, 4096, 2) == 4_294_967_296  # exercise 5 of chapter 11 (H200 shape)
     b = ch11.attention_bytes(batch=2, heads=3, kv_heads=3, n_q=5, n_k=7, head_dim=11, elem=2, math_elem=4)
     assert b == {"scores_bytes": 2 * 3 * 5 * 7 * 2, "scores_bytes_math": 2 * 3 * 5 * 7 * 4,
                  "qkvo_bytes": 2 * 3 * (10 + 14) * 11 * 2, "kv_bytes": 2 * 2 * 3 * 7 * 11 * 2}
