@@ -9,14 +9,18 @@ Measures, on one GPU (or a CPU, labelled as such):
     timed region), the K+V bandwidth a decode call achieves, and the memory the call allocates (GPU: peak
     allocated above the inputs; CPU: bytes the profiler sees allocated during the call, frees ignored).
     A backend this build or device lacks is recorded as unsupported, never silently replaced; the backend
-    PyTorch picks by itself (torch._fused_sdp_choice) is recorded for every shape. On the same axes, calc's byte
+    PyTorch picks by itself (torch._fused_sdp_choice) is recorded for every shape, and for each backend the one
+    whose aten op a profiled call shows ("ran"; on a GPU also its top CUDA kernels) and how K/V reached it ("kv").
+    A backend that refuses enable_gqa (torch 2.11's memory-efficient kernel) is run again on K/V repeated to H
+    heads inside the timed call, its time and memory including the copies ("kv": "repeated"). On the same axes, calc's byte
     counts (calc.memory.attention_scores_bytes, attention_io_bytes): the score matrix the math path
     materializes, B x H x N_q x N_k x element size (on CUDA the math path upcasts fp16/bf16 to fp32 first: a
     second line at 4 bytes), and the inputs + output, B x (2 H N_q + 2 H_kv N_k) x d x element size;
   - moe-time: one MoE layer (top-k softmax router, SwiGLU experts, optional shared expert; Mixtral-8x7B- and
     DeepSeek-V3-like shapes, scaled to fit) against a dense SwiGLU layer with the same active parameters:
     tokens/s over the number of tokens in the batch, from the p10 and the median of --moe-repeats timings
-    (weights drawn directly in the target dtype on the device);
+    (weights drawn directly in the target dtype on the device); on a GPU the figure draws each layer's datasheet
+    roofline beside it (the weights it reads: the MoE layer only the experts the step touched);
   - moe-bytes: bytes of expert weights one decode step must read vs batch: the distinct experts the routed
     tokens touch (counted), with calc's expected fraction 1 - (1 - k/E)^batch (calc.perf.experts_touched_fraction
     for the model in calc's registry) on the same axes, for uniform and for skewed routing;
@@ -506,6 +510,10 @@ TEXT = {
     "tok_s": {"zh": "吞吐（token/秒；实线：p10 时间，点线：中位数）", "en": "tokens/s (solid: p10 time, dotted: median)"},
     "moe": {"zh": "MoE 层（{e} 专家选 {k}）", "en": "MoE layer ({k} of {e} experts)"},
     "dense": {"zh": "同激活参数的稠密层", "en": "dense layer, same active parameters"},
+    "moe_roof": {"zh": "屋顶线：读被用到的专家 ÷ 带宽，或 FLOPs ÷ 峰值",
+                 "en": "roofline: experts touched read / bandwidth, or FLOPs / peak"},
+    "dense_roof": {"zh": "屋顶线：读全部权重 ÷ 带宽，或 FLOPs ÷ 峰值",
+                   "en": "roofline: all weights read / bandwidth, or FLOPs / peak"},
     "moe_time_title": {"zh": "MoE 层与稠密层：{label} 形状 ÷{s}", "en": "MoE vs dense layer: {label} shape ÷{s}"},
     "batch": {"zh": "批大小（解码一步的 token 数）", "en": "batch (tokens in one decode step)"},
     "expert_gb": {"zh": "一层要读的专家权重（GB，全尺寸，bf16）", "en": "expert weights read per layer (GB, full size, bf16)"},
@@ -530,6 +538,31 @@ COLORS = {"math": "#C44E52", "efficient": "#DD8452", "flash": "#4C72B0", "cudnn"
 
 def t(key, lang, **kw):
     return TEXT[key][lang].format(**kw)
+
+
+def roofline_tokens_per_s(point: dict, name: str, rows: list[dict], prov: dict) -> list[float] | None:
+    """The datasheet roofline of one layer, as tokens/s per row: tokens / max(weight bytes read / bandwidth,
+    2 x active parameters x tokens / dense peak). The dense layer reads all its weights; the MoE layer reads the
+    router, the shared expert and the experts the step touched (the row's own count). From the data at render
+    time; None without a datasheet (a CPU run)."""
+    sheet = prov.get("datasheet") or {}
+    dtype = prov.get("settings", {}).get("dtype")
+    peak, bandwidth = sheet.get(f"{dtype}_dense_flops"), sheet.get("memory_bandwidth_bytes_per_s")
+    if not (peak and bandwidth and point.get("params_total")):
+        return None
+    sh = point["moe_shape"]
+    elem = point["weight_bytes_total"] / point["params_total"]
+    expert = 3 * sh["hidden"] * sh["expert_width"]
+    always = point["params_active"] - sh["top_k"] * expert  # router + shared expert
+    out = []
+    for r in rows:
+        if name == "dense":
+            params_read, active = point["params_dense"], point["params_dense"]
+        else:
+            params_read, active = always + r["experts_touched"] * expert, point["params_active"]
+        seconds = max(params_read * elem / bandwidth, 2 * active * r["tokens"] / peak)
+        out.append(r["tokens"] / seconds)
+    return out
 
 
 def backend_label(name: str, rows: list[dict], lang: str) -> str:
@@ -645,6 +678,10 @@ def plot(data, lang):
                 ax.plot(xs, p10, marker="o", ms=4, color=COLORS[name], label=label)
                 ax.plot(xs, [r[name]["tokens_per_s"] for r in rows], ls=":", lw=1, color=COLORS[name])
                 ax.fill_between(xs, p90, p10, color=COLORS[name], alpha=0.2, lw=0)
+                bound = roofline_tokens_per_s(p, name, rows, prov)
+                if bound:
+                    ax.plot(xs, bound, ls="--", lw=0.8, color=COLORS[name],
+                            label=t("moe_roof" if name == "moe" else "dense_roof", lang))
             common.log_axis(ax, "x", [r["tokens"] for r in p["by_tokens"]], base=2)
             common.log_axis(ax, "y")
             ax.set_xlabel(t("tokens", lang))
