@@ -12,7 +12,8 @@ A measured number in the text comes from the same files, anywhere in a line:
 
 names a data file, `name=value` pairs that pick exactly one of its points (compared as text: batch=1 matches
 the number 1), or the word `provenance` for what the run recorded about its machine
-(`{{ lab ch04-gpu-basics/data/ch04-h200.json provenance device.l2_cache_bytes | MiB:0 }}`), the field to show (`prefill_s.median` for a field inside one), and after `|` calc's `unit:digits` format (calc/units.py). A selector that
+(`{{ lab ch04-gpu-basics/data/ch04-h200.json provenance device.l2_cache_bytes | MiB:0 }}`), the field to show (`prefill_s.median` for a field inside one;
+`by_tokens.tokens=64.moe.tokens_per_s` for the one row of a list whose `tokens` is 64), and after `|` calc's `unit:digits` format (calc/units.py). A selector that
 matches no point or several, or a field the point lacks, fails the build: a number in the text cannot drift
 from the run it quotes, and a rerun that changes it changes the text.
 

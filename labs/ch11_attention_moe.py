@@ -9,14 +9,18 @@ Measures, on one GPU (or a CPU, labelled as such):
     timed region), the K+V bandwidth a decode call achieves, and the memory the call allocates (GPU: peak
     allocated above the inputs; CPU: bytes the profiler sees allocated during the call, frees ignored).
     A backend this build or device lacks is recorded as unsupported, never silently replaced; the backend
-    PyTorch picks by itself (torch._fused_sdp_choice) is recorded for every shape. On the same axes, calc's byte
+    PyTorch picks by itself (torch._fused_sdp_choice) is recorded for every shape, and for each backend the one
+    whose aten op a profiled call shows ("ran"; on a GPU also its top CUDA kernels) and how K/V reached it ("kv").
+    A backend that refuses enable_gqa (torch 2.11's memory-efficient kernel) is run again on K/V repeated to H
+    heads inside the timed call, its time and memory including the copies ("kv": "repeated"). On the same axes, calc's byte
     counts (calc.memory.attention_scores_bytes, attention_io_bytes): the score matrix the math path
     materializes, B x H x N_q x N_k x element size (on CUDA the math path upcasts fp16/bf16 to fp32 first: a
     second line at 4 bytes), and the inputs + output, B x (2 H N_q + 2 H_kv N_k) x d x element size;
   - moe-time: one MoE layer (top-k softmax router, SwiGLU experts, optional shared expert; Mixtral-8x7B- and
     DeepSeek-V3-like shapes, scaled to fit) against a dense SwiGLU layer with the same active parameters:
     tokens/s over the number of tokens in the batch, from the p10 and the median of --moe-repeats timings
-    (weights drawn directly in the target dtype on the device);
+    (weights drawn directly in the target dtype on the device); on a GPU the figure draws each layer's datasheet
+    roofline beside it (the weights it reads: the MoE layer only the experts the step touched);
   - moe-bytes: bytes of expert weights one decode step must read vs batch: the distinct experts the routed
     tokens touch (counted), with calc's expected fraction 1 - (1 - k/E)^batch (calc.perf.experts_touched_fraction
     for the model in calc's registry) on the same axes, for uniform and for skewed routing;
@@ -159,10 +163,55 @@ def time_calls(fn, device: torch.device, warmup: int, repeats: int, inner: int) 
     return times
 
 
+# the aten op each backend dispatches to (torch/_C/_VariableFunctions, aten/src/ATen/native/transformers): what a
+# profiled call shows is the backend that really ran, whatever was asked for
+RAN_OPS = (("_scaled_dot_product_cudnn_attention", "cudnn"), ("_scaled_dot_product_efficient_attention", "efficient"),
+           ("_scaled_dot_product_flash_attention", "flash"), ("_scaled_dot_product_attention_math", "math"))
+
+
+def what_ran(fn, device: torch.device) -> dict:
+    """Profile one call: the SDPA backend whose aten op ran ("ran"), those ops, and on a GPU the names of the CUDA
+    kernels that took the most device time (at most 3, names cut at 120 characters)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    ops = sorted({e.name for e in prof.events() if "scaled_dot_product" in e.name or "_attention_forward" in e.name})
+    ran = next((name for op, name in RAN_OPS if any(op in o for o in ops)), None)
+    out = {"ran": ran, "ops": ops}
+    if device.type == "cuda":
+        times = {}
+        for e in prof.events():
+            t = getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+            if t and e.device_type.name == "CUDA":
+                times[e.name] = times.get(e.name, 0) + t
+        out["gpu_kernels"] = [n[:120] for n, _ in sorted(times.items(), key=lambda kv: -kv[1])[:3]]
+    return out
+
+
+def warning_texts(caught) -> list[str]:
+    """The distinct warning messages PyTorch raised while refusing a call (why each backend said no), shortened."""
+    texts = []
+    for w in caught:
+        text = str(w.message).split(" (Triggered internally")[0].strip()[:200]
+        if text and text not in texts:
+            texts.append(text)
+    return texts[:6]
+
+
 def measure_attention(shape: str, n: int, batch: int, heads: int, head_dim: int, dtype, device, backends, repeats,
                       warmup, kv_heads: int | None = None, inner: int = 1) -> dict:
-    """One sequence length, one shape: every backend forced in turn. kv_heads < heads: grouped-query attention
-    (enable_gqa=True), as Llama-3 and most current models decode."""
+    """One sequence length, one shape: every backend forced in turn. kv_heads < heads: grouped-query attention,
+    as Llama-3 and most current models decode. Each backend is first called with the kv_heads K/V and
+    enable_gqa=True; a backend that refuses that (in torch 2.11 the memory-efficient kernel accepts only equal head
+    counts) is called again on K/V repeated to `heads` heads by repeat_interleave inside the timed call, as an eager
+    model without enable_gqa does (time and memory then include the copy; "kv": "repeated", with why it refused).
+    A profiled call records which backend really ran ("ran", from the aten op) and, on a GPU, its kernels."""
+    import warnings
+
     from torch.nn.attention import sdpa_kernel
 
     kv_heads = kv_heads or heads
@@ -173,7 +222,6 @@ def measure_attention(shape: str, n: int, batch: int, heads: int, head_dim: int,
     q = torch.randn(batch, heads, n_q, head_dim, generator=g, device=device, dtype=dtype)
     k = torch.randn(batch, kv_heads, n, head_dim, generator=g, device=device, dtype=dtype)
     v = torch.randn(batch, kv_heads, n, head_dim, generator=g, device=device, dtype=dtype)
-    kw = {"is_causal": causal, **({"enable_gqa": True} if gqa else {})}
     try:
         choice = default_choice(q, k, v, causal) if not gqa else default_choice_gqa(q, k, v, causal)
     except Exception as e:
@@ -181,37 +229,69 @@ def measure_attention(shape: str, n: int, batch: int, heads: int, head_dim: int,
     out = {"n_q": n_q, "n_k": n, "causal": causal, "kv_heads": kv_heads, "default_backend": choice,
            **attention_bytes(batch, heads, kv_heads, n_q, n, head_dim, q.element_size(), math_elem_bytes(dtype, device)),
            "by_backend": {}}
+    if gqa:  # the K/V copies a call on repeated heads makes: H/H_kv times K and V
+        out["repeated_kv_bytes"] = 2 * batch * heads * n * head_dim * q.element_size()
+    group = heads // kv_heads
+
+    def native():
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, **({"enable_gqa": True} if gqa else {}))
+
+    def repeated():
+        return F.scaled_dot_product_attention(q, k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1),
+                                              is_causal=causal)
+
     reference = None
     for name in backends:
         member = sdpa_backend(name)
         if member is None:
             out["by_backend"][name] = {"unsupported": f"torch {torch.__version__} has no {name} backend"}
             continue
-
-        def call():
-            return F.scaled_dot_product_attention(q, k, v, **kw)
-
+        row, refused, call = {}, None, native
         try:
             with sdpa_kernel([member]):  # entered once, outside the timed region
-                result = call()
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    try:
+                        result = call()
+                    except torch.cuda.OutOfMemoryError:
+                        raise
+                    except RuntimeError as e:  # "No available kernel": this backend refuses this call
+                        refused = {"error": str(e).splitlines()[0][:200], "because": warning_texts(caught)}
+                        if not gqa or name == "math":
+                            raise
+                        common.free_memory(device)
+                        call = repeated
+                        result = call()
+                row["kv"] = "repeated" if call is repeated else ("enable_gqa" if gqa else "same_heads")
+                if refused:
+                    row["native_refused"] = refused
                 if reference is None:
                     reference = result.float()
                     err = 0.0
                 else:
                     err = float((result.float() - reference).abs().max())
                 del result
+                try:
+                    row.update(what_ran(call, device))
+                except Exception as e:  # the profiler is missing or broken here: say so, measure anyway
+                    row.update({"ran": None, "ran_error": f"{type(e).__name__}: {str(e)[:160]}"})
                 times = time_calls(call, device, warmup, repeats, inner)
                 alloc = allocated_during(call, device)
         except torch.cuda.OutOfMemoryError as e:
             common.free_memory(device)
-            out["by_backend"][name] = {"oom": True, "error": str(e).splitlines()[0][:200]}
+            out["by_backend"][name] = {**row, "oom": True, "error": str(e).splitlines()[0][:200]}
             continue
         except RuntimeError as e:  # "No viable backend": this device, dtype or shape is not supported by it
             common.free_memory(device)
-            out["by_backend"][name] = {"unsupported": str(e).splitlines()[0][:200]}
+            entry = {"unsupported": str(e).splitlines()[0][:200]}
+            if refused and call is repeated:  # refused enable_gqa, then refused the repeated K/V as well
+                entry.update({"native_refused": refused, "repeated_refused": True})
+            elif refused:
+                entry["because"] = refused["because"]
+            out["by_backend"][name] = entry
             continue
         summary = common.summarize(times)
-        row = {"time_s": summary, "allocated_bytes": alloc, "max_abs_diff_vs_first": err}
+        row.update({"time_s": summary, "allocated_bytes": alloc, "max_abs_diff_vs_first": err})
         if shape == "decode":  # decode reads K and V once: achieved bandwidth at the best (p10) time
             row["kv_read_bytes_per_s"] = out["kv_bytes"] / summary["p10"]
         out["by_backend"][name] = row
@@ -412,15 +492,28 @@ TEXT = {
     "scores": {"zh": "calc：分数矩阵 B·H·N_q·N_k·元素字节", "en": "calc: score matrix B·H·N_q·N_k·bytes"},
     "scores_math": {"zh": "calc：分数矩阵，math 路径升为 fp32", "en": "calc: score matrix, math path upcast to fp32"},
     "qkvo": {"zh": "calc：Q、K、V、O 本身", "en": "calc: Q, K, V, O themselves"},
+    "kv_rep": {"zh": "K、V 复制到 H 个头（math 路径的元素字节）", "en": "K, V repeated to H heads (math path's bytes/element)"},
     "b1": {"zh": "B=1", "en": "B=1"},
+    "kv_bound": {"zh": "K+V 字节 ÷ 数据手册带宽 {bw:.1f} TB/s（虚线 B=1）",
+                 "en": "K+V bytes ÷ datasheet {bw:.1f} TB/s (dashed: B=1)"},
+    "flop_bound": {"zh": "因果注意力 FLOPs ÷ 数据手册 {dt} 稠密 {pf:.1f} TFLOPS",
+                   "en": "causal attention FLOPs ÷ datasheet dense {dt} {pf:.1f} TFLOPS"},
     "prefill": {"zh": "预填充形状（N 个查询，因果）", "en": "prefill-shaped (N queries, causal)"},
     "decode": {"zh": "解码形状（1 个查询）", "en": "decode-shaped (1 query)"},
-    "attn_title": {"zh": "注意力后端：B={b}，H={h}，d={d}，{dt}", "en": "Attention backends: B={b}, H={h}, d={d}, {dt}"},
+    "attn_title": {"zh": "注意力后端：B={b}，H={h}，H_kv={hkv}，d={d}，{dt}",
+                   "en": "Attention backends: B={b}, H={h}, H_kv={hkv}, d={d}, {dt}"},
     "oom": {"zh": "显存不足", "en": "OOM"},
+    "not_run": {"zh": "{name}：未运行（没有可用的内核）", "en": "{name}: not run (no kernel for this call)"},
+    "repeated": {"zh": "（K/V 先复制到 H 个头）", "en": " (K/V repeated to H heads first)"},
+    "ran_other": {"zh": "（实际运行：{ran}）", "en": " (actually ran: {ran})"},
     "tokens": {"zh": "一步的 token 数（批大小）", "en": "tokens in the step (batch size)"},
     "tok_s": {"zh": "吞吐（token/秒；实线：p10 时间，点线：中位数）", "en": "tokens/s (solid: p10 time, dotted: median)"},
     "moe": {"zh": "MoE 层（{e} 专家选 {k}）", "en": "MoE layer ({k} of {e} experts)"},
     "dense": {"zh": "同激活参数的稠密层", "en": "dense layer, same active parameters"},
+    "moe_roof": {"zh": "屋顶线：读被用到的专家 ÷ 带宽，或 FLOPs ÷ 峰值",
+                 "en": "roofline: experts touched read / bandwidth, or FLOPs / peak"},
+    "dense_roof": {"zh": "屋顶线：读全部权重 ÷ 带宽，或 FLOPs ÷ 峰值",
+                   "en": "roofline: all weights read / bandwidth, or FLOPs / peak"},
     "moe_time_title": {"zh": "MoE 层与稠密层：{label} 形状 ÷{s}", "en": "MoE vs dense layer: {label} shape ÷{s}"},
     "batch": {"zh": "批大小（解码一步的 token 数）", "en": "batch (tokens in one decode step)"},
     "expert_gb": {"zh": "一层要读的专家权重（GB，全尺寸，bf16）", "en": "expert weights read per layer (GB, full size, bf16)"},
@@ -447,6 +540,43 @@ def t(key, lang, **kw):
     return TEXT[key][lang].format(**kw)
 
 
+def roofline_tokens_per_s(point: dict, name: str, rows: list[dict], prov: dict) -> list[float] | None:
+    """The datasheet roofline of one layer, as tokens/s per row: tokens / max(weight bytes read / bandwidth,
+    2 x active parameters x tokens / dense peak). The dense layer reads all its weights; the MoE layer reads the
+    router, the shared expert and the experts the step touched (the row's own count). From the data at render
+    time; None without a datasheet (a CPU run)."""
+    sheet = prov.get("datasheet") or {}
+    dtype = prov.get("settings", {}).get("dtype")
+    peak, bandwidth = sheet.get(f"{dtype}_dense_flops"), sheet.get("memory_bandwidth_bytes_per_s")
+    if not (peak and bandwidth and point.get("params_total")):
+        return None
+    sh = point["moe_shape"]
+    elem = point["weight_bytes_total"] / point["params_total"]
+    expert = 3 * sh["hidden"] * sh["expert_width"]
+    always = point["params_active"] - sh["top_k"] * expert  # router + shared expert
+    out = []
+    for r in rows:
+        if name == "dense":
+            params_read, active = point["params_dense"], point["params_dense"]
+        else:
+            params_read, active = always + r["experts_touched"] * expert, point["params_active"]
+        seconds = max(params_read * elem / bandwidth, 2 * active * r["tokens"] / peak)
+        out.append(r["tokens"] / seconds)
+    return out
+
+
+def backend_label(name: str, rows: list[dict], lang: str) -> str:
+    """A backend's legend entry, from what its rows record: K/V repeated before the call, or another backend that
+    really ran (data from before the lab recorded these has neither, and gets the plain name)."""
+    label = BACKEND_NAMES[name][lang]
+    if any(r.get("kv") == "repeated" for r in rows):
+        label += t("repeated", lang)
+    ran = sorted({r["ran"] for r in rows if r.get("ran") and r["ran"] != name})
+    if ran:
+        label += t("ran_other", lang, ran=", ".join(ran))
+    return label
+
+
 def plot(data, lang):
     import matplotlib.pyplot as plt
 
@@ -470,15 +600,19 @@ def plot(data, lang):
                         key=lambda p: p["n"])
             for name in BACKENDS:
                 ok = [p for p in pts if "time_s" in p["by_backend"].get(name, {})]
+                label = backend_label(name, [p["by_backend"][name] for p in ok], lang)
                 if ok:
                     xs = [p["n"] for p in ok]
                     ts = [p["by_backend"][name]["time_s"] for p in ok]
-                    ax_t.plot(xs, [1e3 * x["p10"] for x in ts], marker="o", ms=4, color=COLORS[name],
-                              label=BACKEND_NAMES[name][lang])
+                    ax_t.plot(xs, [1e3 * x["p10"] for x in ts], marker="o", ms=4, color=COLORS[name], label=label)
                     ax_t.fill_between(xs, [1e3 * x["p10"] for x in ts], [1e3 * x["p90"] for x in ts],
                                       color=COLORS[name], alpha=0.2, lw=0)
                     ax_m.plot(xs, [max(1, p["by_backend"][name]["allocated_bytes"]) for p in ok],
-                              marker="o", ms=4, color=COLORS[name], label=BACKEND_NAMES[name][lang])
+                              marker="o", ms=4, color=COLORS[name], label=label)
+                elif any("unsupported" in p["by_backend"].get(name, {}) for p in pts):
+                    # no point ran: say so in the legend rather than leave the reader to look for a missing line
+                    ax_t.plot([], [], ls="none", marker="x", color=COLORS[name],
+                              label=t("not_run", lang, name=BACKEND_NAMES[name][lang]))
                 ok1 = [p for p in b1 if "time_s" in p["by_backend"].get(name, {})]
                 if ok1:
                     ax_t.plot([p["n"] for p in ok1], [1e3 * p["by_backend"][name]["time_s"]["p10"] for p in ok1],
@@ -495,16 +629,38 @@ def plot(data, lang):
                           lw=1, label=t("scores_math", lang))
             ax_m.plot([p["n"] for p in pts], [p["qkvo_bytes"] for p in pts], ls=":", color="#333", lw=1,
                       label=t("qkvo", lang))
+            if any(p.get("kv_heads", s["attn_heads"]) != s["attn_heads"] for p in pts):
+                # GQA: the math path repeats K and V to H heads (after its fp32 upcast on CUDA); the bytes of those
+                # copies, from the point's own K/V bytes, heads and element sizes
+                ax_m.plot([p["n"] for p in pts],
+                          [p["kv_bytes"] * s["attn_heads"] / p["kv_heads"] * p["scores_bytes_math"] / p["scores_bytes"]
+                           for p in pts], ls=(0, (1, 3)), color="#C44E52", lw=1, label=t("kv_rep", lang))
             for ax in (ax_t, ax_m):
                 common.log_axis(ax, "x", [p["n"] for p in pts], base=2)
                 common.log_axis(ax, "y")
                 ax.set_xlabel(t("seq_len", lang))
+            sheet = prov.get("datasheet") or {}
+            peak = sheet.get(f"{s['dtype']}_dense_flops")
+            bandwidth = sheet.get("memory_bandwidth_bytes_per_s")
+            if shape == "decode" and bandwidth:  # the K/V read bound: K + V bytes / the datasheet's bandwidth
+                for rows, ls in ((pts, "-"), (b1, "--")):
+                    if rows:
+                        ax_t.plot([p["n"] for p in rows], [1e3 * p["kv_bytes"] / bandwidth for p in rows], ls=ls,
+                                  color="#333", lw=0.8, label=t("kv_bound", lang, bw=bandwidth / 1e12) if ls == "-"
+                                  else None)
+            if shape == "prefill" and peak:  # the compute bound: calc.perf's count for a causal pass,
+                # N(N+1)/2 scored pairs × 2·H·(d_qk + d_v) FLOPs, over the datasheet's dense peak
+                flops = [p.get("batch", main_b) * p["n"] * (p["n"] + 1) / 2 * 2 * s["attn_heads"]
+                         * 2 * s["attn_head_dim"] for p in pts]
+                ax_t.plot([p["n"] for p in pts], [1e3 * f / peak for f in flops], ls="-", color="#333", lw=0.8,
+                          label=t("flop_bound", lang, pf=peak / 1e12, dt=s["dtype"]))
             ax_t.set_title(t(shape, lang))
             ax_t.set_ylabel(t("time_ms", lang))
             ax_m.set_ylabel(t("alloc_gpu" if gpu else "alloc", lang))
             ax_t.legend(fontsize=7)
             ax_m.legend(fontsize=7)
-        fig.suptitle(t("attn_title", lang, b=s["attn_batch"], h=s["attn_heads"], d=s["attn_head_dim"], dt=s["dtype"]))
+        fig.suptitle(t("attn_title", lang, b=s["attn_batch"], h=s["attn_heads"],
+                       hkv=s.get("attn_kv_heads") or s["attn_heads"], d=s["attn_head_dim"], dt=s["dtype"]))
         fig.tight_layout()
         figures["attention"] = (fig, footer)
 
@@ -522,6 +678,10 @@ def plot(data, lang):
                 ax.plot(xs, p10, marker="o", ms=4, color=COLORS[name], label=label)
                 ax.plot(xs, [r[name]["tokens_per_s"] for r in rows], ls=":", lw=1, color=COLORS[name])
                 ax.fill_between(xs, p90, p10, color=COLORS[name], alpha=0.2, lw=0)
+                bound = roofline_tokens_per_s(p, name, rows, prov)
+                if bound:
+                    ax.plot(xs, bound, ls="--", lw=0.8, color=COLORS[name],
+                            label=t("moe_roof" if name == "moe" else "dense_roof", lang))
             common.log_axis(ax, "x", [r["tokens"] for r in p["by_tokens"]], base=2)
             common.log_axis(ax, "y")
             ax.set_xlabel(t("tokens", lang))

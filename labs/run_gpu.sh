@@ -10,7 +10,8 @@
 #   bash labs/run_gpu.sh ch07             # one lab (ch07: at most about 3 minutes; not yet timed on a GPU)
 #   bash labs/run_gpu.sh ch08             # quantization: about 40 s on an H200 (2026-11-30) without the INT8 point, which
 #                                         # is now skipped on CUDA (no fast weight-only INT8 kernel in torch); 60 s soft, 90 s hard
-#   bash labs/run_gpu.sh ch11             # ch11: 34 s on an H200 (2026-11-30); 60 s soft, 90 s hard
+#   bash labs/run_gpu.sh ch11             # ch11: 34 s on an H200 (2026-11-30), before each point also profiled the
+#                                         # backend that ran and retried refused GQA calls; 90 s soft, 120 s hard
 #   LAB_GIT_COMMIT=$(git rev-parse HEAD) bash labs/run_gpu.sh   # on a copy of the tree without .git
 #   RUN_GPU_WITHIN=580 bash labs/run_gpu.sh ch04 ch03 ch07 ch08 ch11 ch09 ch06
 #                                         # as many as surely fit in 580 s, in the order named: a lab starts only
@@ -39,7 +40,7 @@ ch06 ch06-kv-cache ch06_kv_cache.py 110 130 KV cache (memory vs calc, contiguous
 ch07 ch07-batching ch07_batching.py 150 170 request scheduling (Llama-3.2-1B shape: static vs continuous batching, equal lengths, chunked prefill, transformers' own continuous batching)
 ch08 ch08-quantization ch08_quantization.py 60 90 quantization (quality of a small trained model: RTN/GPTQ/FP8; bf16, INT8/INT4 weight-only, FP8 matmuls of the 8B shape vs calc)
 ch09 ch09-speculative ch09_speculative.py 150 170 speculative decoding (lossless test, early-exit and noisy drafts vs formula, prompt lookup, batch sweep)
-ch11 ch11-attention-moe ch11_attention_moe.py 60 90 attention backends (time, memory vs score-matrix bytes) and MoE layers (throughput vs dense, experts touched vs calc, load)
+ch11 ch11-attention-moe ch11_attention_moe.py 90 120 attention backends (time, memory vs score-matrix bytes) and MoE layers (throughput vs dense, experts touched vs calc, load)
 "
 chosen=("$@")
 [ ${#chosen[@]} -gt 0 ] || chosen=(ch03 ch04)

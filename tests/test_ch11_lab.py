@@ -70,6 +70,9 @@ def test_attention_backends_measured_or_unsupported(quick11):
             if "time_s" in m:
                 assert m["time_s"]["median"] > 0 and m["allocated_bytes"] >= 0
                 assert m["max_abs_diff_vs_first"] < 1e-4  # fp32: exact attention, whichever kernel
+                # the profiled call shows the aten op of the backend that was asked for, on the GQA heads
+                assert m["ran"] == name and any("scaled_dot_product" in op for op in m["ops"]), (name, m)
+                assert m["kv"] in ("enable_gqa", "repeated")
         assert p["default_backend"]  # what PyTorch picks by itself is recorded
         n_q = p["n"] if p["shape"] == "prefill" else 1
         elem, b, kvh = 4, p["batch"], s["attn_kv_heads"]  # --quick runs fp32
@@ -82,13 +85,47 @@ def test_attention_backends_measured_or_unsupported(quick11):
                     assert m["kv_read_bytes_per_s"] == pytest.approx(p["kv_bytes"] / m["time_s"]["p10"])
 
 
+def test_a_backend_that_refuses_gqa_runs_on_repeated_kv(monkeypatch):
+    """A backend that refuses enable_gqa (torch 2.11's memory-efficient kernel on an H200) is run again on K/V
+    repeated to H heads inside the call: recorded as such, with why it refused, the copies in its memory, and the
+    backend that really ran. The math path is never retried: it is the reference."""
+    import warnings
+
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def picky(q, k, v, **kw):
+        if kw.get("enable_gqa"):
+            warnings.warn("For dense input, both fused kernels require query, key and value to have the same num_heads.",
+                          stacklevel=2)
+            raise RuntimeError("No available kernel. Aborting execution.")
+        return real(q, k, v, **kw)
+
+    monkeypatch.setattr(ch11.F, "scaled_dot_product_attention", picky)
+    p = ch11.measure_attention("decode", 64, 1, 4, 16, torch.float32, torch.device("cpu"), ["math", "flash"], 2, 0,
+                               kv_heads=2)
+    assert p["repeated_kv_bytes"] == 2 * 1 * 4 * 64 * 16 * 4
+    math, flash = p["by_backend"]["math"], p["by_backend"]["flash"]
+    assert "unsupported" in math and "same num_heads" in math["because"][0]
+    assert flash["kv"] == "repeated" and flash["ran"] == "flash"
+    assert "same num_heads" in flash["native_refused"]["because"][0]
+    assert flash["allocated_bytes"] >= p["repeated_kv_bytes"]  # the copies are made inside the measured call
+
+
+def test_backend_labels_say_what_ran():
+    assert ch11.backend_label("flash", [{"ran": "flash", "kv": "enable_gqa"}], "en") == "flash"
+    assert ch11.backend_label("efficient", [{"ran": "efficient", "kv": "repeated"}], "en") == (
+        "memory-efficient (K/V repeated to H heads first)")
+    assert "actually ran: math" in ch11.backend_label("flash", [{"ran": "math"}], "en")
+    assert ch11.backend_label("cudnn", [{}], "zh") == "cuDNN"  # data from before these fields: the plain name
+
+
 def test_attention_bytes_formula():
     """The lab draws calc's counts: calc.memory.attention_scores_bytes / attention_io_bytes."""
     from calc import memory
 
     assert memory.attention_scores_bytes(2, 3, 5, 7, 2) == 2 * 3 * 5 * 7 * 2
     assert memory.attention_io_bytes(2, 6, 3, 5, 7, 11, 2) == 2 * (2 * 6 * 5 + 2 * 3 * 7) * 11 * 2
-    assert memory.attention_scores_bytes(1, 8, 4096, 4096, 4) == 536_870_912  # exercise 5 of chapter 11
+    assert memory.attention_scores_bytes(4, 32, 4096, 4096, 2) == 4_294_967_296  # exercise 5 of chapter 11 (H200 shape)
     b = ch11.attention_bytes(batch=2, heads=3, kv_heads=3, n_q=5, n_k=7, head_dim=11, elem=2, math_elem=4)
     assert b == {"scores_bytes": 2 * 3 * 5 * 7 * 2, "scores_bytes_math": 2 * 3 * 5 * 7 * 4,
                  "qkvo_bytes": 2 * 3 * (10 + 14) * 11 * 2, "kv_bytes": 2 * 2 * 3 * 7 * 11 * 2}
@@ -219,3 +256,15 @@ def test_bad_arguments_exit_nonzero_with_a_message(argv, message, capsys):
         ch11.main(["--quick", *argv])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("run", ["ch11-cpu", "ch11-h200"])
+def test_committed_figures_are_what_the_data_renders_to(run, tmp_path):
+    """The committed data files (never edited) render to the committed figures, in both languages."""
+    assert common.cjk_font(), "Chinese figures need a CJK font: apt-get install fonts-noto-cjk"
+    base = ROOT / "docs" / "assets" / "labs" / ch11.LAB
+    data = common.load_data(base / "data" / f"{run}.json")
+    written = common.render_all(ch11.plot, data, tmp_path, run)
+    assert {p.name for p in written} == {f"{run}-{n}_{lang}.svg" for n in FIGURES for lang in ("zh", "en")}
+    for p in written:
+        assert p.read_bytes() == (base / "figures" / p.name).read_bytes(), f"{p.name} is stale: rerun --plot-only"

@@ -207,7 +207,9 @@ RUN = {"points": [{"kind": "decode", "path": "eager", "batch": 1, "tpot_mean_s":
                   {"kind": "decode", "path": "graph", "batch": 1, "tpot_mean_s": 0.0069, "note": "x",
                    "step_s": {"median": 0.007, "n": 5}},
                   {"kind": "quality", "methods": [{"method": "bf16", "kl": 0.0}, {"method": "int4", "kl": 2e-4},
-                                                  {"method": "int4", "kl": 3e-4, "bits": 4}]}]}
+                                                  {"method": "int4", "kl": 3e-4, "bits": 4}]},
+
+                  {"kind": "moe", "rows": [{"tokens": 1, "t": 0.5}, {"tokens": 4, "t": 0.7}, {"tokens": 4, "t": 0.8}]}]}
 
 
 def test_lab_value_picks_the_one_point_the_selector_names():
@@ -217,6 +219,7 @@ def test_lab_value_picks_the_one_point_the_selector_names():
     assert lab_provenance.lab_value(RUN, ["path=graph"], "step_s.median") == 0.007
     assert lab_provenance.lab_value(RUN, ["kind=quality"], "methods.method=bf16.kl") == 0.0  # one item of a list
     assert lab_provenance.lab_value(RUN, ["kind=quality"], "methods.bits=4.kl") == 3e-4
+    assert lab_provenance.lab_value(RUN, ["kind=moe"], "rows.tokens=1.t") == 0.5  # the one row of a list
 
 
 @pytest.mark.parametrize("selector, field, message", [
@@ -229,6 +232,9 @@ def test_lab_value_picks_the_one_point_the_selector_names():
     (["graph"], "tpot_mean_s", "not name=value"),
     (["kind=quality"], "methods.method=int4.kl", "matches 2 items"),
     (["kind=quality"], "methods.method=fp8.kl", "matches 0 items"),
+    (["kind=moe"], "rows.tokens=4.t", "matches 2 items"),
+    (["kind=moe"], "rows.tokens=9.t", "matches 0 items"),
+    (["kind=moe"], "rows.t", "no field"),
 ])
 def test_lab_value_refuses_what_is_not_one_number(selector, field, message):
     with pytest.raises(ValueError, match=message):
