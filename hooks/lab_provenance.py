@@ -11,7 +11,8 @@ A measured number in the text comes from the same files, anywhere in a line:
     {{ lab ch03-prefill-decode/data/ch03-h200.json kind=decode path=static-graph batch=1 tpot_mean_s | ms:2 }}
 
 names a data file, `name=value` pairs that pick exactly one of its points (compared as text: batch=1 matches
-the number 1), the field to show (`prefill_s.median` for a field inside one), and after `|` calc's `unit:digits` format (calc/units.py). A selector that
+the number 1), the field to show (`prefill_s.median` for a field inside one, `by_gamma[gamma=4].alpha` for the
+one entry of a list that `name=value` picks), and after `|` calc's `unit:digits` format (calc/units.py). A selector that
 matches no point or several, or a field the point lacks, fails the build: a number in the text cannot drift
 from the run it quotes, and a rerun that changes it changes the text.
 
@@ -73,6 +74,17 @@ def lab_value(data: dict, selector: list[str], field: str):
         raise ValueError(f"{' '.join(selector) or '(no selector)'} matches {len(points)} points, not one")
     value = points[0]
     for part in field.split("."):  # prefill_s.median: a field inside a field
+        name, sep, item = part.partition("[")
+        if sep:  # by_gamma[gamma=4]: the one entry of a list of fields that name=value matches
+            key, eq, want = item.removesuffix("]").partition("=")
+            entries = value.get(name) if isinstance(value, dict) else None
+            if not item.endswith("]") or not eq or not isinstance(entries, list):
+                raise ValueError(f"the point has no list '{name}' to pick '{item}' from (write {name}[name=value])")
+            found = [e for e in entries if isinstance(e, dict) and key in e and _text(e[key]) == want]
+            if len(found) != 1:
+                raise ValueError(f"'{part}' matches {len(found)} entries of '{name}', not one")
+            value = found[0]
+            continue
         if not isinstance(value, dict) or part not in value:
             has = ", ".join(sorted(value)) if isinstance(value, dict) else type(value).__name__
             raise ValueError(f"the point has no field '{field}' (at '{part}' it has: {has})")

@@ -205,7 +205,8 @@ def test_a_bad_data_file_fails_the_build_naming_the_page(path, message):
 RUN = {"points": [{"kind": "decode", "path": "eager", "batch": 1, "tpot_mean_s": 0.0213, "ok": True},
                   {"kind": "decode", "path": "eager", "batch": 4, "tpot_mean_s": 0.0225},
                   {"kind": "decode", "path": "graph", "batch": 1, "tpot_mean_s": 0.0069, "note": "x",
-                   "step_s": {"median": 0.007, "n": 5}}]}
+                   "step_s": {"median": 0.007, "n": 5}},
+                  {"kind": "accept", "by_gamma": [{"gamma": 1, "alpha": 0.3}, {"gamma": 4, "alpha": 0.4}]}]}
 
 
 def test_lab_value_picks_the_one_point_the_selector_names():
@@ -213,6 +214,7 @@ def test_lab_value_picks_the_one_point_the_selector_names():
     assert lab_provenance.lab_value(RUN, ["batch=4"], "tpot_mean_s") == 0.0225
     assert lab_provenance.lab_value(RUN, ["ok=true"], "batch") == 1
     assert lab_provenance.lab_value(RUN, ["path=graph"], "step_s.median") == 0.007
+    assert lab_provenance.lab_value(RUN, ["kind=accept"], "by_gamma[gamma=4].alpha") == 0.4
 
 
 @pytest.mark.parametrize("selector, field, message", [
@@ -223,6 +225,9 @@ def test_lab_value_picks_the_one_point_the_selector_names():
     (["path=graph"], "step_s.p90", "no field 'step_s.p90'"),
     (["path=graph"], "note.median", "no field"),
     (["graph"], "tpot_mean_s", "not name=value"),
+    (["kind=accept"], "by_gamma[gamma=2].alpha", "matches 0 entries"),
+    (["kind=accept"], "by_gamma[gamma].alpha", "no list"),
+    (["path=graph"], "step_s[n=5].median", "no list"),
 ])
 def test_lab_value_refuses_what_is_not_one_number(selector, field, message):
     with pytest.raises(ValueError, match=message):
