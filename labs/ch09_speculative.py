@@ -17,7 +17,8 @@ Measures, on one GPU (or a CPU, labelled as such):
     also draws v = 1). Timings are interleaved: plain, speculative, plain, ... (--repeats of each), so a
     machine whose speed drifts affects both alike; the speedup is the median of the paired ratios, with the
     10th-90th percentile range kept;
-  - lookup: prompt-lookup (n-gram) drafting on a prompt the model copies (greedy: its own text, a short loop),
+  - lookup: prompt-lookup (n-gram) drafting on a prompt the model copies (greedy: its own text, started on a loop
+    of its bigram map no longer than half the prompt),
     on ordinary text it samples at temperature 1 (drafts accepted only when the text happens to repeat), and
     on random tokens;
   - batch: target step time for gamma+1 tokens per sequence vs 1, over the batch size, and the speedup the
@@ -55,6 +56,14 @@ EXACT_LOGIT_STD = 0.4  # the exactness test's target: mild logits, so every 3-to
 # The models of the exactness test: tiny, a vocabulary of 4 so the joint of 3 tokens has 64 cells.
 EXACT_CONFIG = dict(common.QUICK_CONFIG, hidden_size=32, intermediate_size=64, num_attention_heads=2,
                     num_key_value_heads=1, head_dim=16, vocab_size=4, tie_word_embeddings=False)
+# A GPU run's defaults (for each option left at its default), sized for labs/run_gpu.sh's 150 s budget: the first
+# H200 run (8B shape) spent 36-39 s on each early-exit point with gammas 1,2,4,6 and 3 repeats, and its hard stop
+# cut the noisy drafts. Gammas 1,2,4 and 2 repeats halve that; the accept part's statistics pool every timed call
+# (3 x 32 tokens per gamma), three times the first run's sample. One noisy draft, sigma 0.01: on 32 layers the
+# noise compounds over depth (a CPU check of a narrow 32-layer model with this lab's initialization: alpha 0.36 for
+# a 4-layer early exit, 0.33 for sigma 0.1, 0.60 for 0.02, 0.77 for 0.01), and the formula is tested hardest at
+# high alpha.
+GPU_VALUES = dict(gammas=[1, 2, 4], repeats=2, batch_repeats=3, sigmas=[0.01])
 # --model-preset cpu-small: a shape a CPU runs in minutes (8 layers, so early exit has room), for CPU data.
 CPU_SMALL_CONFIG = dict(common.QUICK_CONFIG, hidden_size=512, intermediate_size=1408, num_hidden_layers=8,
                         num_attention_heads=8, num_key_value_heads=4, head_dim=64, vocab_size=2048)
@@ -383,7 +392,10 @@ def measure_accept(target, draft, gammas, prompts, n_new, temperature, device, r
 
     Step times (target, draft, target verifying gamma+1 tokens) are timed interleaved, 4 x repeats each;
     c = draft / target step, v = verification / target step (medians). Each gamma's generations are timed
-    plain, speculative, plain, ... `repeats` times; the speedup is the median of the paired ratios."""
+    plain, speculative, plain, ... `repeats` times; the speedup is the median of the paired ratios. Each
+    speculative call (the warm-up one included) draws with its own seed, and alpha and tokens per call pool every
+    call: (repeats + 1) x prompts x n_new tokens per gamma at no extra time. The paired ratios then spread with the
+    acceptance of each sample as well as with the machine's noise."""
     steps = [step_fn(target, 1, context, 1, device), step_fn(draft, 1, context, 1, device)]
     steps += [step_fn(target, 1, context, g + 1, device) for g in gammas]
     st = interleaved(steps, device, repeats * 4, warmup=2)
@@ -393,13 +405,13 @@ def measure_accept(target, draft, gammas, prompts, n_new, temperature, device, r
     for gi, gamma in enumerate(gammas):
         v = median(st[2 + gi]) / t_target
         stats = {"target_calls": 0, "accepted": 0, "checked": 0, "drafted": 0, "emitted": 0, "alpha_sum": 0.0}
-        plain_tot, spec_tot = [0.0] * repeats, [0.0] * repeats
+        plain_tot, spec_tot, generations = [0.0] * repeats, [0.0] * repeats, 0
         for i, prompt in enumerate(prompts):
-            runs = []  # seeded: every timed call generates the same tokens with the same statistics
+            runs = []  # the statistics of every call; call j of prompt i draws with seed 1000 i + j
 
             def run(p=prompt, i=i, runs=runs, gamma=gamma):
                 runs.append(speculative_generate(target, ModelDrafter(draft), p, n_new, gamma, temperature,
-                                                 torch.Generator().manual_seed(i))[1])
+                                                 torch.Generator().manual_seed(1000 * i + len(runs)))[1])
 
             def base(p=prompt):
                 plain_generate(target, p, n_new, temperature, torch.Generator().manual_seed(0))
@@ -407,13 +419,15 @@ def measure_accept(target, draft, gammas, prompts, n_new, temperature, device, r
             plain_t, spec_t = interleaved([base, run], device, repeats)
             plain_tot = [a + b for a, b in zip(plain_tot, plain_t, strict=True)]
             spec_tot = [a + b for a, b in zip(spec_tot, spec_t, strict=True)]
-            for key in stats:
-                stats[key] += runs[-1][key]
+            for r in runs:
+                for key in stats:
+                    stats[key] += r[key]
+            generations += len(runs)
         alpha = stats["alpha_sum"] / stats["checked"]
         speed = ratio_summary(plain_tot, spec_tot)
         by_gamma.append({"gamma": gamma, "alpha": alpha, "accepted_per_drafted": stats["accepted"] / stats["drafted"],
                          "tokens_per_call": stats["emitted"] / stats["target_calls"],
-                         "target_calls": stats["target_calls"], "v": v,
+                         "target_calls": stats["target_calls"], "generations": generations, "v": v,
                          "plain_s": median(plain_tot), "speculative_s": median(spec_tot),
                          "plain_s_samples": plain_tot, "speculative_s_samples": spec_tot,
                          "speedup": speed["median"], "speedup_p10": speed["p10"], "speedup_p90": speed["p90"],
@@ -424,8 +438,42 @@ def measure_accept(target, draft, gammas, prompts, n_new, temperature, device, r
             "step_samples": {"target": st[0], "draft": st[1]}, "by_gamma": by_gamma}
 
 
+@torch.inference_mode()
+def bigram_cycle_start(model, prompt_len: int, chunk: int = 4096) -> tuple[int, int | None]:
+    """A start token whose greedy text under the bigram model loops with a period of at most prompt_len // 2, so
+    the prompt holds the loop at least twice, and that period (None if the map has no such cycle: then the start
+    is token 0 of the shortest cycle). Greedy text loops only once a token repeats; from a random start on a
+    vocabulary of 128,256 that takes hundreds of tokens (the first H200 run's 160-token copy text never repeated),
+    so the start is picked on a cycle. The map token -> greedy next token is computed for the whole vocabulary in
+    batches of one-token sequences (no context matters: attention is zeroed); the prompt itself is then generated
+    by plain greedy decoding, as the timed runs decode."""
+    vocab = model.config.vocab_size
+    device = next(model.parameters()).device
+    nxt = []
+    for s in range(0, vocab, chunk):
+        ids = torch.arange(s, min(s + chunk, vocab), device=device)[:, None]
+        nxt += model(input_ids=ids, use_cache=False).logits[:, -1].argmax(-1).tolist()
+    state = [0] * vocab  # 0 unseen, 1 on the current walk, 2 done
+    cycles = []
+    for s in range(vocab):
+        walk, x = [], s
+        while state[x] == 0:
+            state[x] = 1
+            walk.append(x)
+            x = nxt[x]
+        if state[x] == 1:  # the walk closed a new cycle at x
+            cycles.append(walk[walk.index(x):])
+        for y in walk:
+            state[y] = 2
+    fits = [c for c in cycles if len(c) <= prompt_len // 2]
+    if fits:
+        best = max(fits, key=len)
+        return best[0], len(best)
+    return min(cycles, key=len)[0], None
+
+
 LOOKUP_KINDS = {  # prompt, decoding temperature
-    "copy": "the model's own greedy text (greedy decoding: it continues the same short loop)",
+    "copy": "the model's own greedy text, started on a loop (greedy decoding: it continues the same loop)",
     "sampled": "ordinary text the model samples at temperature 1 (decoding at temperature 1 too)",
     "random": "random tokens (greedy decoding)",
 }
@@ -437,10 +485,16 @@ def measure_lookup(target, kind, gamma, prompt_len, n_new, n_prompts, device, re
     Greedy runs are compared token for token with plain greedy decoding (first divergence recorded)."""
     vocab = target.config.vocab_size
     temperature = 1.0 if kind == "sampled" else 0.0
-    prompts = []
+    prompts, period = [], None
+    if kind == "copy":
+        cycle_start, period = bigram_cycle_start(target, prompt_len)
     for i in range(n_prompts):
         gen = torch.Generator().manual_seed(100 + i)
         start = torch.randint(0, vocab, (1, 1), generator=gen).to(device)
+        if kind == "copy":  # on the loop, i steps in (each prompt enters it at another token)
+            start = torch.tensor([[cycle_start]], device=device)
+            for _ in range(i):
+                start = torch.cat([start, plain_generate(target, start, 1, 0.0, gen)], dim=1)[:, -1:]
         if kind == "random":
             p = torch.randint(0, vocab, (1, prompt_len), generator=gen).to(device)
         else:
@@ -471,7 +525,7 @@ def measure_lookup(target, kind, gamma, prompt_len, n_new, n_prompts, device, re
         plain_tot = [a + b for a, b in zip(plain_tot, plain_t, strict=True)]
         spec_tot = [a + b for a, b in zip(spec_tot, spec_t, strict=True)]
     speed = ratio_summary(plain_tot, spec_tot)
-    return {"temperature": temperature, "tokens_per_call": stats["emitted"] / stats["target_calls"],
+    return {"temperature": temperature, "loop_period": period, "tokens_per_call": stats["emitted"] / stats["target_calls"],
             "drafted": stats["drafted"], "accepted": stats["accepted"], "target_calls": stats["target_calls"],
             "accepted_per_drafted": stats["accepted"] / stats["drafted"] if stats["drafted"] else None,
             "greedy_identical": bool(same) if temperature == 0 else None, "first_divergence": first_diff,
@@ -662,10 +716,10 @@ def parse_args(argv):
     ap.add_argument("--parts", help=f"what to measure, from {','.join(PARTS)} (default: all on a CPU; on a GPU all "
                     "but exact, which runs on the CPU whatever the device and is committed from a CPU run)")
     ap.add_argument("--samples", type=int, default=2000, help="exactness test: seeds (one sample each)")
-    ap.add_argument("--gammas", type=common.int_list, default=[1, 2, 4, 6], help="draft lengths")
+    ap.add_argument("--gammas", type=common.int_list, default=[1, 2, 4, 6], help="draft lengths (GPU default 1,2,4)")
     ap.add_argument("--exit-layers", type=common.int_list, default=[4, 16],
                     help="early-exit drafts: how many of the target's first layers")
-    ap.add_argument("--sigmas", type=common.float_list, default=[0.1, 0.3], help="noisy drafts: noise std / weight std")
+    ap.add_argument("--sigmas", type=common.float_list, default=[0.1, 0.3], help="noisy drafts: noise std / weight std (GPU default 0.01)")
     ap.add_argument("--new-tokens", type=int, default=32, help="tokens generated per prompt")
     ap.add_argument("--prompts", type=int, default=1, help="prompts per point")
     ap.add_argument("--prompt-len", type=int, default=128)
@@ -676,19 +730,22 @@ def parse_args(argv):
     ap.add_argument("--batch-context", type=int, default=512)
     ap.add_argument("--batch-exit-layers", type=int, default=8, help="the early-exit draft of the batch sweep")
     ap.add_argument("--repeats", type=int, default=3,
-                    help="timed repeats per measurement (interleaved with the baseline; medians)")
+                    help="timed repeats per measurement (interleaved with the baseline; medians; GPU default 2)")
+    ap.add_argument("--batch-repeats", type=int, help="timed repeats of the batch sweep (default: --repeats; GPU 3)")
     ap.add_argument("--threads", type=int, help="CPU runs: torch threads (1 keeps timings steadier on a shared machine)")
     args = common.finish_lab_args(ap, ap.parse_args(argv), dict(
         samples=200, gammas=[1, 2, 4], exit_layers=[1], sigmas=[0.5], new_tokens=16, prompts=1, prompt_len=16,
         batches=[1, 4], batch_context=32, batch_exit_layers=1, repeats=1, dtype="fp32"), DEFAULT_OUT, QUICK_OUT)
+    # applied in main() once the device is known (a GPU run), to the options the reader left at their defaults
+    args.gpu_values = {} if args.quick else {k: v for k, v in GPU_VALUES.items() if getattr(args, k) == ap.get_default(k)}
     args.parts = None if args.parts is None else [p for p in args.parts.split(",") if p]
     unknown = sorted(set(args.parts or ()) - set(PARTS))
     if unknown:
         ap.error(f"--parts: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     if min(args.samples, args.new_tokens, args.prompts, args.prompt_len, args.lookup_gamma, args.batch_gamma,
-           args.batch_context, args.batch_exit_layers, args.repeats) < 1:
+           args.batch_context, args.batch_exit_layers, args.repeats, args.batch_repeats or 1) < 1:
         ap.error("--samples, --new-tokens, --prompts, --prompt-len, --lookup-gamma, --batch-gamma, --batch-context, "
-                 "--batch-exit-layers and --repeats must be >= 1")
+                 "--batch-exit-layers, --repeats and --batch-repeats must be >= 1")
     if args.temperature < 0:
         ap.error("--temperature must be >= 0")
     return args
@@ -700,6 +757,9 @@ def main(argv=None) -> int:
     if args.plot_only:
         return common.plot_only(args.out, LAB, plot)
     device = common.pick_device(args.device)
+    if device.type != "cpu":
+        for name, value in args.gpu_values.items():
+            setattr(args, name, value)
     if args.parts is None:
         args.parts = list(PARTS) if device.type == "cpu" else [p for p in PARTS if p != "exact"]
     if args.threads and device.type == "cpu":
@@ -721,7 +781,7 @@ def main(argv=None) -> int:
                      "calc_params": {"config": config} if args.quick or args.model_preset == "cpu-small"
                      else {"model": args.model_preset}}
     prov["datasheet"] = common.gpu_datasheet(prov["calc_gpu_key"])
-    prov["settings"] = {k: v for k, v in vars(args).items() if k not in ("out", "plot_only", "repredict", "note")}
+    prov["settings"] = {k: v for k, v in vars(args).items() if k not in ("out", "plot_only", "repredict", "note", "gpu_values")}
     prov["settings"]["exact_config"] = EXACT_CONFIG
     data_path = args.out / "data" / f"{common.data_stem(prov)}.json"
     data = common.DataFile(data_path, prov, args.budget_s)
@@ -746,7 +806,7 @@ def main(argv=None) -> int:
                     point = measure({"kind": "batch", "batch": batch, "gamma": args.batch_gamma, "alpha": a,
                                      "layers": args.batch_exit_layers, "context": args.batch_context},
                                     measure_batch, target, draft, batch, args.batch_gamma, args.batch_context, a, device,
-                                    args.repeats)
+                                    args.batch_repeats or args.repeats)
                     point["predicted"] = predicted
                     data.write()
 

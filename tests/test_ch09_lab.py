@@ -170,6 +170,23 @@ def test_lookup_drafter():
     assert tokens.shape == (1, 0)  # nothing to look up: a plain decoding step
 
 
+def test_copy_prompt_starts_on_a_loop_the_prompt_holds_twice():
+    """The first H200 run's copy text (vocabulary 128,256, greedy from a random token) never repeated in 160
+    tokens; the copy prompt now starts on a cycle of the bigram map of at most half the prompt's length."""
+    cfg = dict(common.QUICK_CONFIG, vocab_size=512)
+    bigram = ch09.bigram_target(ch09.random_model(cfg, torch.device("cpu"), torch.float32, seed=0))
+    start, period = ch09.bigram_cycle_start(bigram, 32, chunk=100)
+    assert period is not None and 1 <= period <= 16
+    text = ch09.plain_generate(bigram, torch.tensor([[start]]), 2 * period, 0.0, torch.Generator())[0].tolist()
+    assert text[period - 1] == start and text[:period] == text[period:]
+
+
+def test_gpu_defaults_only_replace_what_the_reader_left_alone():
+    args = ch09.parse_args(["--repeats", "5"])
+    assert args.gpu_values == {k: v for k, v in ch09.GPU_VALUES.items() if k != "repeats"}
+    assert ch09.parse_args(["--quick"]).gpu_values == {}
+
+
 def test_quick_figures(quick09):
     _, _, out = quick09
     langs = ["zh", "en"] if common.cjk_font() else ["en"]
@@ -221,12 +238,18 @@ COMMITTED = sorted((ROOT / "docs" / "assets" / "labs" / ch09.LAB / "data").glob(
 
 @pytest.mark.parametrize("data_path", COMMITTED, ids=[p.name for p in COMMITTED])
 def test_committed_data_is_lossless(data_path):
-    """The committed run passed its own exactness test (its figures are checked in tests/test_labs.py)."""
+    """A committed run passed its own exactness test (its figures are checked in tests/test_labs.py). The test runs
+    on the CPU whatever the device, so a GPU run leaves it out (`--parts` without exact) and may be cut short by
+    its time budget; the CPU run is complete and has it."""
     data = common.load_data(data_path)
-    assert data["status"] == "complete"
-    e = next(p for p in data["points"] if p["kind"] == "exact")
-    assert e["speculative"]["p_value"] > e["significance"] > e["naive_draft"]["p_value"]
-    assert e["resample_p_bug"]["p_value"] < e["significance"] and e["speculative"]["pooled_cells"] == 0
+    exact = [p for p in data["points"] if p["kind"] == "exact"]
+    if data["provenance"]["device"]["kind"] == "cpu":
+        assert data["status"] == "complete" and len(exact) == 1
+    else:
+        assert "exact" not in data["provenance"]["settings"]["parts"] and not exact
+    for e in exact:
+        assert e["speculative"]["p_value"] > e["significance"] > e["naive_draft"]["p_value"]
+        assert e["resample_p_bug"]["p_value"] < e["significance"] and e["speculative"]["pooled_cells"] == 0
 
 
 def test_gpu_runs_get_both_thresholds_from_calc():
