@@ -90,11 +90,15 @@ class GraphMismatch(RuntimeError):
 # admitting such errors: if the floor itself comes near CHECK_MAX_TOL the check cannot tell and refuses. Why not a
 # fixed tolerance: on the H200 (Llama-3.1-8B shape, 32 layers, random weights, bf16) the compiled step differed
 # from the eager step by 0.055, and no fixed number separates that from a real bug for every model and dtype.
+# The fp32 reference is computed for the batch's first sequence only (cheap at any batch size; the rows are
+# independent computations); over the whole batch the fast path must stay within tolerance + floor of the eager
+# step, the bound a path that rounds like the first row meets (triangle inequality).
 CHECK_MULTIPLE = 4.0
 CHECK_MIN_TOL = 1e-3
 CHECK_MAX_TOL = 0.3
-CHECK_RULE = (f"relative L2 error of the fast path's logits to an fp32 computation of the same step <= "
-              f"min(max({CHECK_MULTIPLE:g} x the eager step's own error to it, {CHECK_MIN_TOL:g}), {CHECK_MAX_TOL:g})")
+CHECK_RULE = (f"first sequence: relative L2 error of the fast path's logits to an fp32 computation of the same "
+              f"step <= tolerance = min(max({CHECK_MULTIPLE:g} x the eager step's own error to it, {CHECK_MIN_TOL:g}), "
+              f"{CHECK_MAX_TOL:g}); whole batch: relative L2 difference from the eager step <= tolerance + that error")
 
 
 def rel_l2(a, b) -> float:
@@ -257,7 +261,8 @@ class StaticDecoder:
             eager.append(self.eager_step().float().clone())
             tokens.append(self.token.clone())
         inputs += tokens[:-1]
-        reference = self.reference_logits(prompt, inputs)
+        # The first sequence only: an fp32 prefill of a whole batch (64 x 512 tokens, no tensor cores) costs seconds.
+        reference = self.reference_logits(prompt[:1], [t[:1] for t in inputs])
         self.prefill(prompt)
         fast = []
         for i in range(steps):
@@ -267,20 +272,27 @@ class StaticDecoder:
                  "greedy_agreement": 0.0}
         agree = 0
         for e, f, r in zip(eager, fast, reference, strict=True):
-            floor, err = rel_l2(e, r), rel_l2(f, r)
+            floor, err = rel_l2(e[:1], r), rel_l2(f[:1], r)
             check["floor"].append(floor)
             check["error"].append(err)
             check["tolerance"].append(min(max(CHECK_MULTIPLE * floor, CHECK_MIN_TOL), CHECK_MAX_TOL))
             check["fast_vs_eager"].append(rel_l2(f, e))
             agree += int((f.argmax(-1) == e.argmax(-1)).sum())
-        check["greedy_agreement"] = agree / (steps * prompt.shape[0])
-        for i, (err, tol, floor) in enumerate(zip(check["error"], check["tolerance"], check["floor"], strict=True)):
+        batch = prompt.shape[0]
+        check["greedy_agreement"] = agree / (steps * batch)
+        for i, (err, tol, floor, diff) in enumerate(zip(check["error"], check["tolerance"], check["floor"],
+                                                        check["fast_vs_eager"], strict=True)):
             if not err <= tol:  # a NaN fails this too
                 raise GraphMismatch(
                     f"decode step {i + 1}: the fast path's logits are {err:.3g} (relative L2) from an fp32 computation "
                     f"of the same step, the eager step's {floor:.3g}; allowed {tol:.3g} ({CHECK_MULTIPLE:g} x the "
                     f"eager error, within [{CHECK_MIN_TOL:g}, {CHECK_MAX_TOL:g}]). Not measuring a wrong computation.",
                     check)
+            if batch > 1 and not diff <= tol + floor:
+                raise GraphMismatch(
+                    f"decode step {i + 1}: over the batch of {batch}, the fast path's logits differ from the eager "
+                    f"step's by {diff:.3g} (relative L2); allowed {tol + floor:.3g} (the first sequence's tolerance "
+                    f"+ its eager error). Not measuring a wrong computation.", check)
         return check
 
     def generate(self, prompt, new_tokens: int, use_graph: bool):

@@ -317,6 +317,27 @@ def test_fast_path_check_accepts_other_rounding_and_refuses_a_skipped_layer():
         decoder.check_fast_path(prompt, skips_a_layer)
 
 
+def test_fast_path_check_sees_a_wrong_row_beyond_the_first():
+    """The fp32 reference covers the first sequence; a fast path that is wrong only for another row of the batch
+    is refused by the whole-batch comparison with the eager step, and a right one at batch 2 passes."""
+    torch.manual_seed(0)
+    model = common.build_model(common.QUICK_CONFIG, torch.device("cpu"), torch.bfloat16)
+    prompt = torch.randint(0, 512, (2, 9))
+    decoder = ch03.StaticDecoder(model, 2, 20)
+
+    def second_row_wrong():
+        logits = decoder.step().clone()
+        logits[1] = logits[1].roll(1, dims=-1)
+        return logits
+
+    with torch.inference_mode():
+        check = decoder.check_fast_path(prompt, decoder.step)
+        assert check["fast_vs_eager"] == [0.0] * 4 and check["greedy_agreement"] == 1.0
+        with pytest.raises(ch03.GraphMismatch, match="over the batch of 2") as refused:
+            decoder.check_fast_path(prompt, second_row_wrong)
+    assert refused.value.check["error"][0] <= refused.value.check["tolerance"][0]  # the first row is right
+
+
 def test_a_refused_fast_path_is_recorded_and_the_lab_goes_on(tmp_path, monkeypatch):
     """The real check, run on the CPU on the batch-2 decode point with a wrong fast step: that point records the
     refusal and the measured errors, every other point is measured, the status names the failed point."""
