@@ -183,7 +183,7 @@ def test_cpu_decode_throughput_ratio_stated_on_the_pages():
     tps = {p["batch"]: p["decode_tok_per_s"] for p in cpu[0]["points"] if p["kind"] == "decode" and p["path"] == "static"}
     ratio = f"{tps[16] / tps[1]:.1f}"
     for lang in LANGS:
-        for rel in ("ch03/index.md", "labs/ch03-prefill-decode.md"):
+        for rel in ("labs/ch03-prefill-decode.md",):  # the chapter shows the H200 run; the CPU run is on the lab page
             assert f"{ratio} " in (DOCS / lang / rel).read_text(encoding="utf-8"), f"{lang}/{rel} should state {ratio}"
 
 
