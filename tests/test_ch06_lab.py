@@ -279,3 +279,15 @@ def test_a_paged_mismatch_stops_the_lab_and_keeps_the_data(tmp_path, monkeypatch
     data = common.load_data(tmp_path / "data" / "ch06-cpu.json")
     assert data["status"].startswith("failed: LabAbort")
     assert "decode" not in {p["kind"] for p in data["points"]}
+
+
+def test_check_model_is_a_two_layer_fp32_copy_where_a_correct_cache_is_far_inside_the_tolerance():
+    """The pre-timing check runs on 2 fp32 layers of the measured architecture (no bf16 rounding noise): a correct
+    cache lands 100× inside the tolerance (a wrong one stops the lab: test_a_paged_mismatch_stops_the_lab...)."""
+    model = common.build_model(dict(CFG), torch.device("cpu"), torch.bfloat16)
+    small = ch06.check_model(model, torch.device("cpu"))
+    assert small.config.num_hidden_layers == 2 and next(small.parameters()).dtype == torch.float32
+    assert small.config.hidden_size == model.config.hidden_size
+    with torch.inference_mode():
+        good = ch06.check_against_hf(small, "paged", torch.device("cpu"), prompt_len=37, steps=6)
+    assert good["rel_error"] < ch06.CHECK_TOLERANCE / 100 and good["same_argmax"]
