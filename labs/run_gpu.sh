@@ -3,15 +3,20 @@
 # H100/H200, so that a second try fits in a 15-minute rental; name the labs to run others:
 #
 #   bash labs/run_gpu.sh                  # ch03 ch04: at most 4 minutes
-#   bash labs/run_gpu.sh ch06             # one lab (ch06: at most about 2.5 minutes)
-#   bash labs/run_gpu.sh ch09             # one lab (ch09: at most about 3 minutes, not yet timed on a GPU; its
-#                                         # parts run most important first: batch sweep, early exit, lookup, noisy)
-#   bash labs/run_gpu.sh ch03 ch04 ch06   # all three: at most about 6.5 minutes
-#   bash labs/run_gpu.sh ch07             # one lab (ch07: at most about 3 minutes; not yet timed on a GPU)
-#   bash labs/run_gpu.sh ch08             # quantization: about 40 s on an H200 (2026-11-30) without the INT8 point, which
-#                                         # is now skipped on CUDA (no fast weight-only INT8 kernel in torch); 60 s soft, 90 s hard
-#   bash labs/run_gpu.sh ch11             # ch11: 34 s on an H200 (2026-11-30), before each point also profiled the
-#                                         # backend that ran and retried refused GQA calls; 90 s soft, 120 s hard
+#   bash labs/run_gpu.sh ch06             # one lab (ch06: at most about 2.5 minutes; not yet run on a GPU)
+#   bash labs/run_gpu.sh ch03 ch04 ch06   # all three: at most about 6 minutes
+#
+# What the first H200 run (2026-11-30, docs/assets/labs/gpu-runs/) took, and what changed since:
+#   ch03  stopped after about 2.5 minutes when its compiled path's logits check refused it; the check now compares
+#         with an fp32 reference and a refused path no longer ends the run (145 s soft, 165 s hard)
+#   ch04  finished at the edge of its old 55 s hard stop (CUDA start-up and the 8B build come first): 40 / 75 s
+#   ch07  measured for ~150 s and its plotting ran into the hard stop; the lab now stops measuring 20 s before its
+#         budget and warms every attention shape first (estimated 105-115 s of measuring): 150 / 170 s
+#   ch08  about 40 s without the INT8 point, which is now skipped on CUDA (torch has no fast weight-only INT8
+#         kernel; --int8-reference times the slow one): 60 / 90 s
+#   ch09  cut at its hard stop after 12 points; the GPU defaults are now smaller (estimated 135-150 s): 150 / 180 s
+#   ch11  34 s, before each point also recorded the backend that ran and retried refused GQA calls: 90 / 120 s
+#
 #   LAB_GIT_COMMIT=$(git rev-parse HEAD) bash labs/run_gpu.sh   # on a copy of the tree without .git
 #   RUN_GPU_WITHIN=580 bash labs/run_gpu.sh ch04 ch03 ch07 ch08 ch11 ch09 ch06
 #                                         # as many as surely fit in 580 s, in the order named: a lab starts only
@@ -39,7 +44,7 @@ ch04 ch04-gpu-basics ch04_gpu_basics.py 40 75 GPU basics (matmul TFLOPS, bandwid
 ch06 ch06-kv-cache ch06_kv_cache.py 110 130 KV cache (memory vs calc, contiguous/paged/8-bit decode, prefix reuse, fragmentation replay)
 ch07 ch07-batching ch07_batching.py 150 170 request scheduling (Llama-3.2-1B shape: static vs continuous batching, equal lengths, chunked prefill, transformers' own continuous batching)
 ch08 ch08-quantization ch08_quantization.py 60 90 quantization (quality of a small trained model: RTN/GPTQ/FP8; bf16, INT8/INT4 weight-only, FP8 matmuls of the 8B shape vs calc)
-ch09 ch09-speculative ch09_speculative.py 150 170 speculative decoding (lossless test, early-exit and noisy drafts vs formula, prompt lookup, batch sweep)
+ch09 ch09-speculative ch09_speculative.py 150 180 speculative decoding (lossless test, early-exit and noisy drafts vs formula, prompt lookup, batch sweep)
 ch11 ch11-attention-moe ch11_attention_moe.py 90 120 attention backends (time, memory vs score-matrix bytes) and MoE layers (throughput vs dense, experts touched vs calc, load)
 "
 chosen=("$@")
