@@ -41,6 +41,9 @@ class EngineProfile:
         self.overhead_base_s = float(o.get("base_s", 0.0))
         self.overhead_per_seq_s = float(o.get("per_seq_s", 0.0))
         self.overhead_multi_gpu_s = float(o.get("multi_gpu_s", 0.0))
+        # True where the fixed cost is the host launching kernels one by one (eager PyTorch): the GPU runs the
+        # kernels already launched meanwhile, so a step takes max(launch time, GPU time), not their sum
+        self.overhead_overlaps_gpu = bool(o.get("overlaps_gpu", False))
         # the fitted fixed cost of a prefill, as measured (a single request's TTFT), and its split (see
         # prefill_step_overhead_s and request_latency_s)
         self.prefill_overhead_base_s = float(o.get("prefill_base_s", self.overhead_base_s))
@@ -70,6 +73,13 @@ class EngineProfile:
         in tp, so it does not blow up when extrapolated to TP 8-32."""
         return (self.overhead_base_s + self.overhead_per_seq_s * max(0, batch)
                 + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
+
+    def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
+        """One step from its GPU time (roofline + communication) and its fixed cost: their sum where the fixed
+        cost is serial with the GPU work (scheduling, sampling, synchronising: serving engines that replay CUDA
+        graphs), their maximum where it is the host launching kernels that the GPU executes as they arrive
+        (``overlaps_gpu``: eager PyTorch, whose launches run ahead of the GPU when kernels are long)."""
+        return max(gpu_s, overhead_s) if self.overhead_overlaps_gpu else gpu_s + overhead_s
 
     def prefill_step_overhead_s(self, batch: int, tp: int) -> float:
         """Fixed time of one engine step that holds prompt tokens (a prefill chunk, alone or mixed with decodes):

@@ -325,7 +325,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
                         "all_to_all": sh["moe_layers"] * all_to_all_s(m, gpu, tokens, ep, g)}
             else:
                 comm = {"allreduce": 2 * n * ar, "all_to_all": 0.0}
-            out.append((t + comm["allreduce"] + comm["all_to_all"] + overhead, bound, f, nbytes, comm))
+            out.append((eng.step_time_s(t + comm["allreduce"] + comm["all_to_all"], overhead), bound, f, nbytes, comm))
         return out
 
     def hand(tokens: float) -> float:

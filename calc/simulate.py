@@ -71,6 +71,10 @@ class StepCost:
     prefill_overhead: Callable[[int, int], float] | None = None
     engine: str = "ideal"
     request_latency_s: float = 0.0
+    overlaps_gpu: bool = False  # the fixed cost overlaps the GPU work: a step takes the max, not the sum
+
+    def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
+        return max(gpu_s, overhead_s) if self.overlaps_gpu else gpu_s + overhead_s
 
     def step_overhead_s(self, batch: int, tp: int) -> float:
         return self.overhead(batch, tp) if self.overhead else 0.0
@@ -93,7 +97,8 @@ class StepCost:
         return cls(profile.memory_efficiency(fmt) if memory_efficiency is None else memory_efficiency,
                    profile.compute_efficiency(comp_fmt) if compute_efficiency is None else compute_efficiency,
                    profile.step_overhead_s, name or key, getattr(profile, "prefill_step_overhead_s", None), key,
-                   float(getattr(profile, "request_latency_s", 0.0)))
+                   float(getattr(profile, "request_latency_s", 0.0)),
+                   bool(getattr(profile, "overhead_overlaps_gpu", False)))
 
 
 def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float | None = None,
@@ -184,7 +189,7 @@ class StepModel:
         seqs = n_decode + len(chunks)
         overhead = (self.cost.prefill_step_overhead_s(seqs, self.tp) if chunks
                     else self.cost.step_overhead_s(seqs, self.tp))
-        return t + self._allreduce_s(tokens) + overhead
+        return self.cost.step_time_s(t + self._allreduce_s(tokens), overhead)
 
     def decode_step_s(self, n_decode: int, decode_context_sum: int) -> float:
         """step_s for a step of decodes only (the simulator's fast path)."""
@@ -192,7 +197,7 @@ class StepModel:
         flops = n_decode * (self.linear_flops_per_token + self._decode_attention_flops(ctx))
         nbytes = self._weight_bytes(n_decode) + n_decode * self._kv_bytes(ctx)
         t = max(flops / self.peak, nbytes / self.bandwidth)
-        return t + self._allreduce_s(n_decode) + self.cost.step_overhead_s(n_decode, self.tp)
+        return self.cost.step_time_s(t + self._allreduce_s(n_decode), self.cost.step_overhead_s(n_decode, self.tp))
 
     def kv_blocks(self, gpu_memory_utilization: float | None = None, max_num_batched_tokens: int = 8192,
                   block_size: int = BLOCK_SIZE) -> int:

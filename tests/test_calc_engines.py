@@ -104,3 +104,32 @@ def test_the_fitted_prefill_cost_splits_into_a_step_part_and_a_request_part():
     v, p = perf.perf_report(m, g, prompt_len=4 * 8192, engine="vllm"), engines.profile("vllm")
     assert v["prefill_chunks"] == 4
     assert v["ttft_s"] - v["prefill_s"] == pytest.approx(p.request_latency_s)
+
+
+def test_a_launch_bound_profile_overlaps_its_fixed_cost_with_the_gpu():
+    """overlaps_gpu: a step is max(GPU time, fixed cost), as when eager PyTorch launches kernels that the GPU runs
+    as they arrive; otherwise their sum (a serving engine's scheduling and sampling between CUDA-graph replays)."""
+    from calc.engines import EngineProfile
+    from calc.simulate import StepCost
+
+    entry = {"name": "x", "memory_efficiency": {"default": 0.8}, "compute_efficiency": {"default": 0.6},
+             "step_overhead": {"base_s": 0.02}}
+    serial = EngineProfile("serial", entry)
+    eager = EngineProfile("eager", {**entry, "step_overhead": {"base_s": 0.02, "overlaps_gpu": True}})
+    assert serial.step_time_s(0.005, 0.02) == pytest.approx(0.025)
+    assert eager.step_time_s(0.005, 0.02) == pytest.approx(0.02)  # launch-bound: the GPU waits for the host
+    assert eager.step_time_s(0.05, 0.02) == pytest.approx(0.05)  # GPU-bound: the launches hide under the work
+    assert StepCost.from_profile(eager, "bf16").step_time_s(0.05, 0.02) == pytest.approx(0.05)
+    assert StepCost.from_profile(serial, "bf16").step_time_s(0.05, 0.02) == pytest.approx(0.07)
+
+
+def test_hf_decode_at_batch_one_is_its_launch_cost_on_any_gpu():
+    """generate() at batch 1 is launch-bound: the hf profile's TPOT is its fixed cost, the same on an H100 and an
+    H200, while the ideal roofline differs by the bandwidth ratio."""
+    from calc import api
+
+    def tpot(gpu, engine):
+        return api.run("perf", {"model": "llama-3.1-8b", "gpu": gpu, "batch": 1, "engine": engine})["tpot_s"]
+
+    assert tpot("h100-sxm", "hf") == pytest.approx(tpot("h200", "hf"))
+    assert tpot("h100-sxm", "ideal") > 1.3 * tpot("h200", "ideal")
