@@ -239,7 +239,10 @@ TEXT = {
     "meas_bar": {"zh": "右：torch 实测", "en": "right: measured by torch"},
     "meas_only": {"zh": "实测（斜线）", "en": "measured (hatched)"},
     "nvml_used": {"zh": "NVML 已用显存", "en": "NVML memory used"},
-    "capacity": {"zh": "显存容量", "en": "GPU memory"},
+    "capacity": {"zh": "CUDA 报告的显存 {v:.2f} GB", "en": "memory CUDA reports, {v:.2f} GB"},
+    "non_torch": {"zh": "NVML − 保留 {v:.2f}", "en": "NVML − reserved {v:.2f}"},
+    "non_torch_note": {"zh": "黑线上方的数：NVML 已用显存减去 torch 分配器保留的峰值（GB），即 CUDA 上下文等 PyTorch 以外的显存，由本图从数据算出",
+                       "en": "number above each black tick: NVML memory used minus the torch allocator's peak reserved (GB), the memory outside PyTorch (CUDA context and the like), computed here from the data"},
     "oom": {"zh": "显存不足", "en": "OOM"},
     "trace_title": {"zh": "NVML 采样：空闲、预填充、解码", "en": "NVML trace: idle, prefill, decode"},
     "util": {"zh": "GPU 利用率（%）", "en": "GPU util. (%)"},
@@ -319,7 +322,8 @@ def plot(data, lang):
                 common.log_axis(ax, "x", xs, base=2)
             common.log_axis(ax, "y")
             ax.set_ylabel(t("tflops", lang))
-            ax.legend(fontsize=6.5, loc="upper left" if shape == "mlp" else "lower right")
+            # below the axes, so no legend covers a point or a roofline
+            ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
         mlp = next(iter(common.measured(points, "matmul", shape="mlp")), None)
         axes[0].set_title(t("square", lang))
         axes[0].set_xlabel(t("n", lang))
@@ -391,9 +395,14 @@ def plot(data, lang):
                 ax.plot(x, p["nvml_used_bytes"] / 1e9, marker="_", markersize=18, color="black",
                         label=None if "nvml" in labelled else t("nvml_used", lang))
                 labelled.add("nvml")
+                if p.get("peak_reserved_bytes") is not None:  # derived here, never stored: memory outside PyTorch
+                    ax.annotate(t("non_torch", lang, v=(p["nvml_used_bytes"] - p["peak_reserved_bytes"]) / 1e9),
+                                (x, p["nvml_used_bytes"] / 1e9), textcoords="offset points", xytext=(0, 4),
+                                ha="center", va="bottom", fontsize=6)
+                    labelled.add("non_torch")
         capacity = prov["device"].get("memory_bytes")
         if capacity:
-            ax.axhline(capacity / 1e9, ls="--", color="#C44E52", label=t("capacity", lang))
+            ax.axhline(capacity / 1e9, ls="--", color="#C44E52", label=t("capacity", lang, v=capacity / 1e9))
         ax.set_xlim(-0.6, len(mem_points) - 0.4)
         ax.set_xticks(range(len(mem_points)), [f"{p['batch']}×{p['context']}" for p in mem_points])
         ax.set_xlabel(t("point", lang) + (" · " + t("pred_bar", lang) + " · " + t("meas_bar", lang) if any_prediction
@@ -403,6 +412,8 @@ def plot(data, lang):
         ax.set_title(t("mem_title_cpu" if cpu else "mem_title", lang, model=prov["model"]["label"]))
         ax.legend(fontsize=7)
         note = footer if any_prediction else footer + "\n" + t("no_pred", lang, why=why)
+        if "non_torch" in labelled:
+            note += "\n" + t("non_torch_note", lang)
         if any((p.get("predicted") or {}).get("basis") for p in mem_points):
             note += "\n" + t("formula_only", lang)
         figures["memory"] = (fig, note)
@@ -427,7 +438,11 @@ def plot(data, lang):
                                label=t(a["label"], lang) if key == "util" else None)
                     inside = [y for x, y in zip(ts, ys, strict=True) if a["t"] <= x < b["t"]]
                     if inside:  # the phase's median, computed here from the samples (the data file keeps them all)
-                        ax.text((a["t"] + b["t"]) / 2, 0.5, t("phase_median", lang, v=fmt[key].format(median(inside))),
+                        lo, hi = ax.get_ylim()
+                        mid = median(inside)
+                        # put the label in the half of the panel away from the phase's median, off the trace
+                        y = 0.2 if (mid - lo) / ((hi - lo) or 1) > 0.5 else 0.8
+                        ax.text((a["t"] + b["t"]) / 2, y, t("phase_median", lang, v=fmt[key].format(mid)),
                                 transform=ax.get_xaxis_transform(), ha="center", va="center", fontsize=7,
                                 bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
             if key == "clock":
@@ -435,7 +450,8 @@ def plot(data, lang):
                 if capped:
                     ax.plot(capped, [min(ys)] * len(capped), "|", color="#C44E52", markersize=6,
                             label=t("powercap", lang))
-                    ax.legend(fontsize=7, loc="lower right")
+                    # outside the panel, so it covers neither the trace nor a phase's median
+                    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         axes[0].legend(fontsize=7, loc="upper right")
         axes[-1].set_xlabel(t("time", lang))
         fig.suptitle(t("trace_title", lang))

@@ -41,6 +41,7 @@ import json
 import math
 import sys
 import sysconfig
+import textwrap
 import time
 from pathlib import Path
 
@@ -108,6 +109,7 @@ TEXT = {
     "bytes": ("权重字节（GB）", "weight bytes (GB)"),
     "measured": ("实测", "measured"),
     "calc": ("calc 预测", "calc prediction"),
+    "log_axis": ("（对数轴）", " (log axis)"),
     "skipped": ("未运行", "not run"),
     "speed_title": ("{model} 结构的线性层，{layers} 层（随机权重）：存储的字节与时间",
                     "Linear layers of the {model} shape, {layers} layer(s), random weights: bytes stored and time"),
@@ -782,15 +784,17 @@ def plot(data, lang):
                  else p["format"] for p in speed]
         x = range(len(speed))
         for ax, (m, title) in zip(axes[:3], panels, strict=True):
+            times = [p["by_tokens"][m]["time_s"]["median"] for p in speed
+                     if common.succeeded(p) and "time_s" in p["by_tokens"][m]]
+            # a log axis when the formats differ by more than 10x, so the short bars stay readable
+            log = bool(times) and max(times) > 10 * min(times)
+            if log:
+                ax.set_yscale("log")
             for i, p in enumerate(speed):
-                if not common.succeeded(p):
-                    ax.bar(i, 0, color="#bbb")
-                    ax.text(i, 0, t("skipped", lang), rotation=90, ha="center", va="bottom", fontsize=7, color="#777")
-                    continue
-                bt = p["by_tokens"][m]
-                if "time_s" not in bt:  # this token count was skipped (time budget)
-                    ax.bar(i, 0, color="#bbb")
-                    ax.text(i, 0, t("skipped", lang), rotation=90, ha="center", va="bottom", fontsize=7, color="#777")
+                bt = p["by_tokens"][m] if common.succeeded(p) else {}
+                if "time_s" not in bt:  # the format, or this token count (time budget), was skipped
+                    ax.text(i, 0.02, t("skipped", lang), rotation=90, ha="center", va="bottom", fontsize=7,
+                            color="#777", transform=ax.get_xaxis_transform())
                     continue
                 ax.bar(i, bt["time_s"]["median"] * 1e3, color=COLORS[p["format"]],
                        label=t("measured", lang) if i == 0 else None)
@@ -799,10 +803,15 @@ def plot(data, lang):
                 if bt.get("predicted"):
                     ax.plot(i, bt["predicted"]["seconds"] * 1e3, marker="_", ms=18, mew=2, color="#000",
                             label=t("calc", lang) if i == 0 else None)
+                top = max(bt["time_s"]["p90"], (bt.get("predicted") or {}).get("seconds") or 0) * 1e3
+                ax.annotate(f"{bt['time_s']['median'] * 1e3:.3g}", (i, top), textcoords="offset points", xytext=(0, 3),
+                            ha="center", va="bottom", fontsize=7)  # the median, in ms
+            ax.margins(y=0.15)
             ax.set_xticks(list(x), names)
-            ax.set_title(title, fontsize=9)
+            ax.set_title(textwrap.fill(title + (t("log_axis", lang) if log else ""), 14 if lang == "zh" else 28),
+                         fontsize=8.5)
             ax.set_ylabel(t("time_ms", lang) if m == panels[0][0] else "")
-        axes[0].legend(fontsize=7)
+        handles, labels = axes[0].get_legend_handles_labels()
         ax = axes[3]
         for i, p in enumerate(speed):
             if common.succeeded(p):
@@ -814,7 +823,9 @@ def plot(data, lang):
         ax.legend(fontsize=7)
         s = prov["settings"]
         fig.suptitle(t("speed_title", lang, model=s["speed_preset"], layers=s["speed_layers_run"]), fontsize=9)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
+        if handles:  # under the panels, where it covers no bar
+            fig.legend(handles, labels, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
         note = footer if prov.get("calc_gpu_key") else footer + "\n" + t("no_pred", lang)
         figures["speed"] = (fig, note)
     return figures
