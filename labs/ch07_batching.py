@@ -23,7 +23,8 @@ unless --sdpa-cudnn on. The first H200 run (before this) timed static batching, 
 cost at every new attention length (most likely cuDNN's plans; that run did not record the kernel); continuous
 batching, measured next, found them all seen. The data now records the cuDNN version and the backend
 scaled_dot_product_attention picks for a decode, a prefill and a chunk call (sdpa_backends), and with
---repeats > 1 the two policies alternate which goes first.
+--repeats > 1 the two policies alternate which goes first. For a GPU run from before this fix, the figures add one that replays both
+schedules (no model) and splits static batching's per-step times by new / already-met decode length.
 Measuring stops PLOT_MARGIN_S seconds before --budget-s ends, so the figures are drawn inside the budget, and
 matplotlib's font list is built before measuring starts.
 Data goes to <out>/data/ch07-<device>.json (with provenance), figures to <out>/figures/ch07-<device>-<name>_{zh,en}.svg.
@@ -658,6 +659,53 @@ def compare(static, continuous):
             "best_of_schedule_bound": best / bound, "ideal": continuous["ideal"]["ratio"]}
 
 
+class _ShapeReplay:
+    """A stand-in Engine for replaying a schedule without a model: records, per step, how many attention shapes
+    the lab's engine *before the first-shape fix* met for the first time in the process (decode attention read
+    exactly max position + 1 keys; each prompt piece is its own causal call, keyed by its length; the old warm-up
+    met decode length 9 and prompt length 8), and returns dummy tokens."""
+
+    def __init__(self, slots, seen):
+        self.slots, self.seen, self.new = slots, seen, []
+
+    def step(self, decode, pieces):
+        keys = [("decode", max(p for _, p in decode.values()) + 1)] if decode else []
+        keys += [("prompt", len(piece)) for _, piece, start in pieces if start == 0]
+        fresh = [k for k in keys if k not in self.seen]
+        self.seen.update(fresh)
+        self.new.append({"decode": sum(k[0] == "decode" for k in fresh), "prompt": sum(k[0] == "prompt" for k in fresh),
+                         "kind": "decode" if decode and not pieces else "prefill"})
+        return {slot: 0 for slot in decode}, [0] * len(pieces)
+
+
+def first_meetings(settings):
+    """Replays the varying-length workload of a run (its lengths follow from the settings and seed alone) as the
+    pre-fix lab timed it: static batching first, continuous batching next, one process. Returns the per-step
+    first meetings of each policy ({"static": [...], "continuous": [...]}, see _ShapeReplay). Derived when a
+    figure is drawn, never stored in the data file."""
+    reqs = make_workload(settings["requests"], (settings["prompt_min"], settings["prompt_max"]),
+                         (settings["output_min"], settings["output_max"]), 2, settings["seed"])
+    seen = {("decode", 9), ("prompt", 8)}
+    out = {}
+    for policy, serve in (("static", serve_static), ("continuous", serve_continuous)):
+        engine = _ShapeReplay(settings["slots"], seen)
+        serve(engine, reqs, Trace(reqs, torch.device("cpu")))
+        out[policy] = engine.new
+    return out
+
+
+def new_shape_windows(point, new):
+    """The occupancy trace keeps every few steps' end time; for each window between two kept steps that holds only
+    decode steps: (first step, ms per step, share of its steps that met a new decode length)."""
+    rows = point["occupancy"][:-1]  # the last row closes the trace (its index is the step count, not a step)
+    out = []
+    for (k0, _, t0), (k1, _, t1) in zip(rows, rows[1:], strict=False):
+        steps = new[k0 + 1:k1 + 1]
+        if steps and all(st["kind"] == "decode" for st in steps):
+            out.append((k0 + 1, 1e3 * (t1 - t0) / len(steps), sum(st["decode"] for st in steps) / len(steps)))
+    return out
+
+
 def refresh_prediction(point, prov) -> None:
     if common.succeeded(point) and point.get("kind") in ("throughput", "equal"):
         point["predicted"] = predict(point, prov)
@@ -702,6 +750,18 @@ TEXT = {
     "chunk": {"zh": "分块预填充，每步 {b} token", "en": "chunked prefill, {b} tokens per step"},
     "arrive": {"zh": "长提示词到达", "en": "long prompt arrives"},
     "itl_bars": {"zh": "解码请求的 ITL p99 与长提示词 TTFT（毫秒）", "en": "decoders' ITL p99 and long-prompt TTFT (ms)"},
+    "fs_title": {"zh": "先计时的静态批处理：每个时间窗口（{k} 步）的每步耗时",
+                 "en": "Static batching, timed first: time per step in each window of {k} steps"},
+    "fs_all": {"zh": "窗口内每步都遇到新的解码长度：中位数 {v:.1f} ms/步（{n} 个窗口）",
+               "en": "every step met a new decode length: median {v:.1f} ms/step ({n} windows)"},
+    "fs_none": {"zh": "窗口内没有新的解码长度：中位数 {v:.1f} ms/步（{n} 个窗口）",
+                "en": "no new decode length: median {v:.1f} ms/step ({n} windows)"},
+    "fs_some": {"zh": "部分步遇到新长度", "en": "some steps met a new length"},
+    "fs_note": {"zh": "重放调度：静态批处理第一次遇到 {sd} 个解码长度、{sp} 个提示词长度；随后计时的连续批处理 {cd} 个、{cp} 个。"
+                      "两个中位数之差约 {d:.0f} ms，即每个新解码长度的一次性开销（计算自数据文件与重放，未另测）",
+                "en": "schedule replay: static batching met {sd} decode lengths and {sp} prompt lengths for the first time; "
+                      "continuous batching, timed next, {cd} and {cp}. The medians differ by about {d:.0f} ms, the "
+                      "one-off cost per new decode length (derived from the data file and the replay, not measured apart)"},
     "no_prediction": {"zh": "无 calc 预测：{why}", "en": "no calc prediction: {why}"},
     "why_cpu": {"zh": "CPU 运行（calc 只为 GPU 建模时间）", "en": "CPU run (calc models GPU timings only)"},
     "why_gpu": {"zh": "calc 的登记表里没有这块 GPU", "en": "this GPU is not in calc's registry"},
@@ -835,6 +895,37 @@ def plot(data, lang):
         axes[0].legend(fontsize=6.5)
         fig.suptitle(t("lat_title", lang, a=s["output_min"], b=s["output_max"]), fontsize=9)
         figures["latency"] = (fig, footer + ("\n" + t("pre_fix", lang) if pre_fix else ""))
+
+    # 3b. First-shape cost (pre-fix GPU runs only): static batching's per-step time split by new / seen decode length
+    st = next((p for p in ok if p["kind"] == "throughput" and p["policy"] == "static" and p.get("occupancy")), None)
+    if pre_fix and st and {"requests", "seed", "slots"} <= set(s):
+        meet = first_meetings(s)
+        if len(meet["static"]) == st["steps"]:
+            win = new_shape_windows(st, meet["static"])
+            allnew = [w for w in win if w[2] == 1]
+            none = [w for w in win if w[2] == 0]
+            some = [w for w in win if 0 < w[2] < 1]
+            if allnew and none:
+                fig, ax = plt.subplots(figsize=(8.5, 3.8))
+                m_all, m_none = _median([w[1] for w in allnew]), _median([w[1] for w in none])
+                for group, color, label in ((allnew, "#C44E52", t("fs_all", lang, v=m_all, n=len(allnew))),
+                                            (none, "#4C72B0", t("fs_none", lang, v=m_none, n=len(none))),
+                                            (some, "#8C8C8C", t("fs_some", lang))):
+                    if group:
+                        ax.plot([w[0] for w in group], [w[1] for w in group], ls="none", marker="o", ms=2.2,
+                                color=color, label=label)
+                for v, color in ((m_all, "#C44E52"), (m_none, "#4C72B0")):
+                    ax.axhline(v, color=color, ls="--", lw=0.8)
+                ax.set_yscale("log")
+                ax.set_xlabel(t("step", lang))
+                ax.set_ylabel("ms / " + ("步" if lang == "zh" else "step"))
+                k = st["occupancy"][1][0] - st["occupancy"][0][0]
+                ax.set_title(t("fs_title", lang, k=k), fontsize=9)
+                ax.legend(fontsize=7, loc="upper right")
+                note = t("fs_note", lang, sd=sum(x["decode"] for x in meet["static"]),
+                         sp=sum(x["prompt"] for x in meet["static"]), cd=sum(x["decode"] for x in meet["continuous"]),
+                         cp=sum(x["prompt"] for x in meet["continuous"]), d=m_all - m_none)
+                figures["firstshape"] = (fig, footer + "\n" + note + "\n" + t("pre_fix", lang))
 
     # 4. Chunked prefill
     ch = [p for p in ok if p["kind"] == "chunked"]

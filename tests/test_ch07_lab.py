@@ -181,6 +181,23 @@ def test_chunked_timed_runs_meet_no_new_attention_shape(model, monkeypatch):
     assert fields["warm_pass"] and len(seen) == 3 and seen[1] == seen[2] == log.new  # nothing new after the warm pass
 
 
+def test_first_meetings_replay():
+    """The render-time replay behind the pre-fix first-shape figure: static batching, replayed first, meets every
+    decode and prompt length; continuous batching, replayed next, meets none; each replay takes the schedule's steps."""
+    settings = {"requests": 40, "prompt_min": 8, "prompt_max": 60, "output_min": 2, "output_max": 50, "seed": 0,
+                "slots": 8}
+    meet = ch07.first_meetings(settings)
+    outs = [r["output_len"] for r in ch07.make_workload(40, (8, 60), (2, 50), 2, 0)]
+    ideal = ch07.ideal_speedup(outs, 8)
+    assert len(meet["static"]) == ideal["static_steps"] and len(meet["continuous"]) == ideal["schedule_steps"]
+    assert sum(m["decode"] for m in meet["static"]) > 0 and sum(m["prompt"] for m in meet["static"]) > 0
+    assert sum(m["decode"] + m["prompt"] for m in meet["continuous"]) == 0
+    # windows of 3 steps over a fake trace: a window of only new-length decode steps has share 1
+    occ = [[k, 8, 0.01 * k] for k in range(0, len(meet["static"]), 3)] + [[len(meet["static"]), 0, 1.0]]
+    win = ch07.new_shape_windows({"occupancy": occ}, meet["static"])
+    assert win and all(0 <= w[2] <= 1 for w in win) and any(w[2] == 1 for w in win)
+
+
 def test_ideal_speedup_arithmetic():
     ideal = ch07.ideal_speedup([10, 2, 2, 2, 4, 4], slots=2)
     assert ideal["static_steps"] == 10 + 2 + 4
