@@ -18,9 +18,13 @@ while long prompts arrive mid-decode (per-step times, the minimum over --repeats
 requests, TTFT of the long ones).
 Both policies pay the same per step for the same batch shape: before any timed run the engine meets every
 attention shape that run will meet (warm_up; decode reads keys up to a multiple of LEN_BUCKET; the chunked part
-runs its schedule once untimed), and on CUDA cuDNN attention, which plans per shape, is switched off. The first
-H200 run (before this) timed static batching, measured first, paying a one-off cost at every new attention
-length; continuous batching, measured next, found them all seen.
+runs its schedule once untimed), and on CUDA cuDNN attention, which builds a plan per new shape, is switched off
+unless --sdpa-cudnn on. The first H200 run (before this) timed static batching, measured first, paying a one-off
+cost at every new attention length (most likely cuDNN's plans; that run did not record the kernel); continuous
+batching, measured next, found them all seen. The data now records the cuDNN version and the backend
+scaled_dot_product_attention picks for a decode, a prefill and a chunk call (sdpa_backends), and with
+--repeats > 1 the two policies alternate which goes first. For a GPU run from before this fix, the figures add one that replays both
+schedules (no model) and splits static batching's per-step times by new / already-met decode length.
 Measuring stops PLOT_MARGIN_S seconds before --budget-s ends, so the figures are drawn inside the budget, and
 matplotlib's font list is built before measuring starts.
 Data goes to <out>/data/ch07-<device>.json (with provenance), figures to <out>/figures/ch07-<device>-<name>_{zh,en}.svg.
@@ -129,8 +133,8 @@ class Engine:
     def attention_len(self, need):
         """Keys the decode attention reads: `need` rounded up to a multiple of LEN_BUCKET (the mask hides the
         rest). Both policies then see the same few shapes, whichever met a length first: on the H200 run before
-        this rounding, every new length cost a one-off plan (cuDNN attention builds one per shape), and the
-        policy that ran first paid for all of them (the lab page says how much)."""
+        this rounding, a new length cost a one-off price, paid by the policy that ran first (likely cuDNN
+        attention building a plan per shape; that run did not record the kernel, see the lab page)."""
         return min(self.cache_len, -(-need // LEN_BUCKET) * LEN_BUCKET)
 
     @torch.inference_mode()
@@ -408,6 +412,47 @@ def warm_up(engine, prompt_lens=(), lengths=True):
     common.sync(engine.device)
 
 
+class _SdpaProbe:
+    """Stands in for torch.nn.functional while sdpa_backends runs: notes the backend PyTorch would pick for the
+    first attention call (torch._fused_sdp_choice, the dispatcher's own choice for these tensors and flags)."""
+
+    def __init__(self, real):
+        self.real, self.choice = real, None
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def scaled_dot_product_attention(self, q, k, v, attn_mask=None, is_causal=False):
+        if self.choice is None:
+            try:
+                from torch.nn.attention import SDPBackend
+
+                self.choice = SDPBackend(torch._fused_sdp_choice(q, k, v, attn_mask=attn_mask, dropout_p=0.0,
+                                                                 is_causal=is_causal)).name.lower()
+            except Exception as exc:  # an older torch without these: say so rather than guess
+                self.choice = f"unknown ({type(exc).__name__})"
+        return self.real.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
+
+
+def sdpa_backends(model, slots, max_len):
+    """The backend scaled_dot_product_attention picks for each of the engine's three kinds of attention call, with
+    the settings in force (cuDNN attention on or off): the masked decode call over all slots, a whole prompt
+    (causal, no mask) and a chunk after an earlier chunk (explicit causal mask). Recorded with the data, so a
+    GPU run says which kernels it timed instead of leaving it to inference."""
+    global F
+    engine, real, out = Engine(model, slots, max_len), F, {}
+    n = min(16, max(1, (max_len - 1) // 2))
+    try:
+        for kind, decode, pieces in (("decode", {0: (1, n)}, []), ("prefill", {}, [(0, [1] * n, 0)]),
+                                     ("chunk", {}, [(0, [1] * n, n)])):
+            F = _SdpaProbe(real)
+            engine.step(decode, pieces)
+            out[kind] = F.choice
+    finally:
+        F = real
+    return out
+
+
 def measure_policy(model, policy, requests, slots, max_len, device, token_budget=None):
     engine = Engine(model, slots, max_len)
     warm_up(engine, [len(r["prompt"]) for r in requests])
@@ -614,6 +659,53 @@ def compare(static, continuous):
             "best_of_schedule_bound": best / bound, "ideal": continuous["ideal"]["ratio"]}
 
 
+class _ShapeReplay:
+    """A stand-in Engine for replaying a schedule without a model: records, per step, how many attention shapes
+    the lab's engine *before the first-shape fix* met for the first time in the process (decode attention read
+    exactly max position + 1 keys; each prompt piece is its own causal call, keyed by its length; the old warm-up
+    met decode length 9 and prompt length 8), and returns dummy tokens."""
+
+    def __init__(self, slots, seen):
+        self.slots, self.seen, self.new = slots, seen, []
+
+    def step(self, decode, pieces):
+        keys = [("decode", max(p for _, p in decode.values()) + 1)] if decode else []
+        keys += [("prompt", len(piece)) for _, piece, start in pieces if start == 0]
+        fresh = [k for k in keys if k not in self.seen]
+        self.seen.update(fresh)
+        self.new.append({"decode": sum(k[0] == "decode" for k in fresh), "prompt": sum(k[0] == "prompt" for k in fresh),
+                         "kind": "decode" if decode and not pieces else "prefill"})
+        return {slot: 0 for slot in decode}, [0] * len(pieces)
+
+
+def first_meetings(settings):
+    """Replays the varying-length workload of a run (its lengths follow from the settings and seed alone) as the
+    pre-fix lab timed it: static batching first, continuous batching next, one process. Returns the per-step
+    first meetings of each policy ({"static": [...], "continuous": [...]}, see _ShapeReplay). Derived when a
+    figure is drawn, never stored in the data file."""
+    reqs = make_workload(settings["requests"], (settings["prompt_min"], settings["prompt_max"]),
+                         (settings["output_min"], settings["output_max"]), 2, settings["seed"])
+    seen = {("decode", 9), ("prompt", 8)}
+    out = {}
+    for policy, serve in (("static", serve_static), ("continuous", serve_continuous)):
+        engine = _ShapeReplay(settings["slots"], seen)
+        serve(engine, reqs, Trace(reqs, torch.device("cpu")))
+        out[policy] = engine.new
+    return out
+
+
+def new_shape_windows(point, new):
+    """The occupancy trace keeps every few steps' end time; for each window between two kept steps that holds only
+    decode steps: (first step, ms per step, share of its steps that met a new decode length)."""
+    rows = point["occupancy"][:-1]  # the last row closes the trace (its index is the step count, not a step)
+    out = []
+    for (k0, _, t0), (k1, _, t1) in zip(rows, rows[1:], strict=False):
+        steps = new[k0 + 1:k1 + 1]
+        if steps and all(st["kind"] == "decode" for st in steps):
+            out.append((k0 + 1, 1e3 * (t1 - t0) / len(steps), sum(st["decode"] for st in steps) / len(steps)))
+    return out
+
+
 def refresh_prediction(point, prov) -> None:
     if common.succeeded(point) and point.get("kind") in ("throughput", "equal"):
         point["predicted"] = predict(point, prov)
@@ -650,11 +742,26 @@ TEXT = {
     "chunk_title": {"zh": "长提示词（{p} token）在解码中途到达：运行中请求的 token 间隔",
                     "en": "Long prompts ({p} tokens) arriving mid-decode: gaps between tokens of running requests"},
     "itl_ms": {"zh": "每步耗时（毫秒，{n} 次中最短）", "en": "step time (ms, fastest of {n} runs)"},
+    "itl_ms_1": {"zh": "每步耗时（毫秒，跑一次）", "en": "step time (ms, one run)"},
+    "chunk_med": {"zh": "各长提示词分块步的中位数", "en": "median chunk step of each long prompt"},
+    "decode_med": {"zh": "纯解码步中位数 {v:.1f} ms", "en": "median decode-only step {v:.1f} ms"},
     "with_prefill": {"zh": "含预填充的步", "en": "steps carrying prefill"},
     "no_chunk": {"zh": "不分块（整段预填充）", "en": "no chunking (whole prompt)"},
     "chunk": {"zh": "分块预填充，每步 {b} token", "en": "chunked prefill, {b} tokens per step"},
     "arrive": {"zh": "长提示词到达", "en": "long prompt arrives"},
     "itl_bars": {"zh": "解码请求的 ITL p99 与长提示词 TTFT（毫秒）", "en": "decoders' ITL p99 and long-prompt TTFT (ms)"},
+    "fs_title": {"zh": "先计时的静态批处理：每个时间窗口（{k} 步）的每步耗时",
+                 "en": "Static batching, timed first: time per step in each window of {k} steps"},
+    "fs_all": {"zh": "窗口内每步都遇到新的解码长度：中位数 {v:.1f} ms/步（{n} 个窗口）",
+               "en": "every step met a new decode length: median {v:.1f} ms/step ({n} windows)"},
+    "fs_none": {"zh": "窗口内没有新的解码长度：中位数 {v:.1f} ms/步（{n} 个窗口）",
+                "en": "no new decode length: median {v:.1f} ms/step ({n} windows)"},
+    "fs_some": {"zh": "部分步遇到新长度", "en": "some steps met a new length"},
+    "fs_note": {"zh": "重放调度：静态批处理第一次遇到 {sd} 个解码长度、{sp} 个提示词长度；随后计时的连续批处理 {cd} 个、{cp} 个。"
+                      "两个中位数之差约 {d:.0f} ms，即每个新解码长度的一次性开销（计算自数据文件与重放，未另测）",
+                "en": "schedule replay: static batching met {sd} decode lengths and {sp} prompt lengths for the first time; "
+                      "continuous batching, timed next, {cd} and {cp}. The medians differ by about {d:.0f} ms, the "
+                      "one-off cost per new decode length (derived from the data file and the replay, not measured apart)"},
     "no_prediction": {"zh": "无 calc 预测：{why}", "en": "no calc prediction: {why}"},
     "why_cpu": {"zh": "CPU 运行（calc 只为 GPU 建模时间）", "en": "CPU run (calc models GPU timings only)"},
     "why_gpu": {"zh": "calc 的登记表里没有这块 GPU", "en": "this GPU is not in calc's registry"},
@@ -666,6 +773,18 @@ COLORS = {"static": "#C44E52", "continuous": "#4C72B0", "hf-cb": "#8172B2"}
 
 def t(key, lang, **kw):
     return TEXT[key][lang].format(**kw)
+
+
+def _median(values):
+    v = sorted(values)
+    return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
+
+
+def chunk_step_median(rows, arrival, first_token):
+    """Median time (ms) of the steps from a long prompt's arrival to its first token that carry prompt tokens
+    (its chunks; rows are [step, ms, prefill tokens, decode rows] of step_ms_min), or None if there are none."""
+    ms = [r[1] for r in rows if arrival <= r[0] <= first_token and r[2]]
+    return _median(ms) if ms else None
 
 
 def plot(data, lang):
@@ -775,7 +894,38 @@ def plot(data, lang):
             ax.set_title(f"{name}（{t(unit, lang)}）" if lang == "zh" else f"{name} ({t(unit, lang)})", fontsize=9)
         axes[0].legend(fontsize=6.5)
         fig.suptitle(t("lat_title", lang, a=s["output_min"], b=s["output_max"]), fontsize=9)
-        figures["latency"] = (fig, footer)
+        figures["latency"] = (fig, footer + ("\n" + t("pre_fix", lang) if pre_fix else ""))
+
+    # 3b. First-shape cost (pre-fix GPU runs only): static batching's per-step time split by new / seen decode length
+    st = next((p for p in ok if p["kind"] == "throughput" and p["policy"] == "static" and p.get("occupancy")), None)
+    if pre_fix and st and {"requests", "seed", "slots"} <= set(s):
+        meet = first_meetings(s)
+        if len(meet["static"]) == st["steps"]:
+            win = new_shape_windows(st, meet["static"])
+            allnew = [w for w in win if w[2] == 1]
+            none = [w for w in win if w[2] == 0]
+            some = [w for w in win if 0 < w[2] < 1]
+            if allnew and none:
+                fig, ax = plt.subplots(figsize=(8.5, 3.8))
+                m_all, m_none = _median([w[1] for w in allnew]), _median([w[1] for w in none])
+                for group, color, label in ((allnew, "#C44E52", t("fs_all", lang, v=m_all, n=len(allnew))),
+                                            (none, "#4C72B0", t("fs_none", lang, v=m_none, n=len(none))),
+                                            (some, "#8C8C8C", t("fs_some", lang))):
+                    if group:
+                        ax.plot([w[0] for w in group], [w[1] for w in group], ls="none", marker="o", ms=2.2,
+                                color=color, label=label)
+                for v, color in ((m_all, "#C44E52"), (m_none, "#4C72B0")):
+                    ax.axhline(v, color=color, ls="--", lw=0.8)
+                ax.set_yscale("log")
+                ax.set_xlabel(t("step", lang))
+                ax.set_ylabel("ms / " + ("步" if lang == "zh" else "step"))
+                k = st["occupancy"][1][0] - st["occupancy"][0][0]
+                ax.set_title(t("fs_title", lang, k=k), fontsize=9)
+                ax.legend(fontsize=7, loc="upper right")
+                note = t("fs_note", lang, sd=sum(x["decode"] for x in meet["static"]),
+                         sp=sum(x["prompt"] for x in meet["static"]), cd=sum(x["decode"] for x in meet["continuous"]),
+                         cp=sum(x["prompt"] for x in meet["continuous"]), d=m_all - m_none)
+                figures["firstshape"] = (fig, footer + "\n" + note + "\n" + t("pre_fix", lang))
 
     # 4. Chunked prefill
     ch = [p for p in ok if p["kind"] == "chunked"]
@@ -793,8 +943,25 @@ def plot(data, lang):
             names.append((label, color, p))
         for i, a in enumerate(ch[0]["long_arrival_steps"]):
             ax.axvline(a, color="#8C8C8C", ls=":", lw=0.8, label=t("arrive", lang) if i == 0 else None)
+        # derived at render time from step_ms_min: per long prompt of the chunked run, the median time of the steps
+        # that carry its chunks (arrival to first token), next to the median decode-only step of that run
+        for _, color, p in names:
+            if not p["token_budget"]:
+                continue
+            rows = p["step_ms_min"]
+            for j, (a, f) in enumerate(zip(p["long_arrival_steps"], p.get("long_first_token_steps", []), strict=False)):
+                med = chunk_step_median(rows, a, f)
+                if med is not None:
+                    ax.annotate(f"{med:.0f} ms", (a, med), xytext=(3, 6), textcoords="offset points", fontsize=6.5,
+                                color=color)
+                    ax.plot([a, f], [med, med], color=color, lw=2.2, alpha=0.55,
+                            label=t("chunk_med", lang) if j == 0 else None)
+            dec = [r[1] for r in rows if not r[2] and r[3]]
+            if dec:
+                ax.axhline(_median(dec), color=color, ls="--", lw=0.8, label=t("decode_med", lang, v=_median(dec)))
         ax.set_xlabel(t("step", lang))
-        ax.set_ylabel(t("itl_ms", lang, n=ch[0].get("repeats", 1)))
+        n_runs = ch[0].get("repeats", 1)
+        ax.set_ylabel(t("itl_ms", lang, n=n_runs) if n_runs > 1 else t("itl_ms_1", lang))
         ax.legend(fontsize=6.5)
         width = 0.38
         for i, (_, color, p) in enumerate(names):
@@ -841,6 +1008,9 @@ def parse_args(argv):
     ap.add_argument("--chunk-decoder-prompt", type=int, default=256)
     ap.add_argument("--chunk-decoder-output", type=int, default=256)
     ap.add_argument("--threads", type=int, help="CPU runs: torch threads (1 keeps timings steadier on a shared machine)")
+    ap.add_argument("--sdpa-cudnn", choices=("off", "on"), default="off",
+                    help="CUDA: cuDNN attention off (default: FlashAttention / memory-efficient attention only) or "
+                         "on (PyTorch's default order, for an A/B run)")
     args = common.finish_lab_args(ap, ap.parse_args(argv), dict(
         parts="throughput,equal,chunked", requests=24, prompt_lens=(8, 63), output_lens=(2, 47), slots=6,
         token_budget=24, long_prompt=384,
@@ -866,10 +1036,12 @@ def main(argv=None) -> int:
     device = common.pick_device(args.device)
     if args.threads and device.type == "cpu":
         torch.set_num_threads(args.threads)
-    if device.type == "cuda" and hasattr(torch.backends.cuda, "enable_cudnn_sdp"):
-        # cuDNN attention builds a plan for every new shape; where PyTorch prefers it (Hopper/Blackwell with a
-        # recent cuDNN) the policy that first meets a length pays that once, the other finds it cached. Flash and
-        # memory-efficient attention have no such per-shape cost, so both policies pay the same per step.
+    if device.type == "cuda" and hasattr(torch.backends.cuda, "enable_cudnn_sdp") and args.sdpa_cudnn == "off":
+        # cuDNN attention builds an execution plan for every new shape (PyTorch caches it per shape, dims and
+        # strides); where PyTorch prefers it (SM 9.x/10.x with cuDNN > 9.15) the policy that first meets a length
+        # would pay that once and the other find it cached. Most likely what the first H200 run timed; it did not
+        # record the kernel. Flash and memory-efficient attention have no per-shape plan. --sdpa-cudnn on keeps
+        # PyTorch's default, for an A/B run (warm_up still meets every shape before the clock starts).
         torch.backends.cuda.enable_cudnn_sdp(False)
     t_fonts = time.perf_counter()
     common.cjk_font()  # matplotlib's font list, built on first use (slow on a fresh machine): now, not after the run
@@ -886,7 +1058,9 @@ def main(argv=None) -> int:
                             output_min=args.output_lens[0], output_max=args.output_lens[1],
                             hf_continuous_batching=hf_continuous_available(model),
                             decode_len_bucket=LEN_BUCKET,
-                            sdpa_cudnn=bool(torch.backends.cuda.cudnn_sdp_enabled()) if device.type == "cuda" else None)
+                            sdpa_cudnn=bool(torch.backends.cuda.cudnn_sdp_enabled()) if device.type == "cuda" else None,
+                            cudnn_version=torch.backends.cudnn.version() if device.type == "cuda" else None,
+                            sdpa_backends=sdpa_backends(model, args.slots, args.prompt_lens[1] + args.output_lens[1] + 1))
     data_path = args.out / "data" / f"{common.data_stem(prov)}.json"
     # the figures need time after the last point: measuring stops PLOT_MARGIN_S before --budget-s ends
     measure_s = max(args.budget_s - PLOT_MARGIN_S, 1.0) if args.budget_s else None
@@ -902,16 +1076,21 @@ def main(argv=None) -> int:
     runs = {}
 
     def measure_alternating(policy, requests):
-        """--repeats runs of static and continuous, alternating (static, continuous, static, ...), so a slow
-        stretch of a shared machine hits both alike; the point keeps the run with the median wall time."""
+        """--repeats runs of static and continuous, alternating, so a slow stretch of a shared machine hits both
+        alike; the order swaps every repeat (static first in repeats 0, 2, ..., continuous first in 1, 3, ...) so
+        that neither policy is always the one timed first, and each point records the order of its repeats
+        (`timed_first`). The point keeps the run with the median wall time."""
         key = id(requests)
         if key not in runs:
-            runs[key] = {"static": [], "continuous": []}
-            for _ in range(args.repeats):
-                for name in runs[key]:
+            runs[key] = {"static": [], "continuous": [], "first": []}
+            for r in range(args.repeats):
+                order = ("static", "continuous") if r % 2 == 0 else ("continuous", "static")
+                runs[key]["first"].append(order[0])
+                for name in order:
                     runs[key][name].append(measure_policy(model, name, requests, args.slots, max_len, device)[0])
         done = sorted(runs[key][policy], key=lambda f: f["wall_s"])
         fields = dict(done[(len(done) - 1) // 2])
+        fields["timed_first"] = list(runs[key]["first"])
         fields["wall_s_repeats"] = [f["wall_s"] for f in runs[key][policy]]
         fields["wall_s_min"] = done[0]["wall_s"]
         return fields

@@ -115,6 +115,54 @@ def test_timed_runs_meet_no_new_attention_shape(model, monkeypatch, order):
     assert decode_lens <= set(range(ch07.LEN_BUCKET, max_len + ch07.LEN_BUCKET, ch07.LEN_BUCKET))  # whole blocks only
 
 
+@pytest.mark.parametrize("order", [("static", "continuous"), ("continuous", "static")])
+def test_without_warm_up_the_policy_timed_first_meets_the_new_shapes(model, monkeypatch, order):
+    """The first H200 run's order effect, by count: a one-off cost per new attention shape (here the count of first
+    meetings, _ShapeLog) lands on whichever policy runs first when nothing is warmed up, in either order, and on
+    neither once warm_up has run (test_timed_runs_meet_no_new_attention_shape)."""
+    log = _ShapeLog(ch07.F)
+    monkeypatch.setattr(ch07, "F", log)
+    reqs = ch07.make_workload(20, (4, 40), (1, 30), common.QUICK_CONFIG["vocab_size"], seed=3)
+    met = {}
+    for policy in order:
+        engine = ch07.Engine(model, slots=4, max_len=40 + 30 + 1)
+        engine.step({}, [(0, [1] * 8, 0)])  # first calls only, as the old lab did: no shape warm-up
+        before = log.new
+        trace = ch07.Trace(reqs, torch.device("cpu"))
+        if policy == "static":
+            ch07.serve_static(engine, reqs, trace)
+        else:
+            ch07.serve_continuous(engine, reqs, trace)
+        met[policy] = log.new - before
+    assert met[order[0]] > 0 and met[order[1]] == 0, met
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_outputs_exact_across_length_buckets(model, warm):
+    """Exactness when decode attention spans several LEN_BUCKET blocks (max_len 141, a cache of 192) and after
+    warm_up has left stale keys in every slot: static, continuous and chunked continuous batching each give
+    per-request greedy decoding's tokens (fp32 on the CPU)."""
+    reqs = ch07.make_workload(10, (40, 80), (20, 60), common.QUICK_CONFIG["vocab_size"], seed=11)
+    ref = [ch07.greedy_reference(model, r["prompt"], r["output_len"]) for r in reqs]
+    for policy, budget in (("static", None), ("continuous", None), ("continuous", 16)):
+        engine = ch07.Engine(model, slots=3, max_len=141)
+        assert engine.cache_len == 3 * ch07.LEN_BUCKET
+        if warm:
+            ch07.warm_up(engine, [len(r["prompt"]) for r in reqs])
+        trace = ch07.Trace(reqs, torch.device("cpu"))
+        if policy == "static":
+            ch07.serve_static(engine, reqs, trace)
+        else:
+            ch07.serve_continuous(engine, reqs, trace, token_budget=budget)
+        assert trace.outputs == ref, (policy, budget)
+
+
+def test_sdpa_backends_recorded(model):
+    got = ch07.sdpa_backends(model, slots=3, max_len=64)
+    assert set(got) == {"decode", "prefill", "chunk"} and all(isinstance(v, str) and v for v in got.values())
+    assert ch07.F is torch.nn.functional  # the probe put the real module back
+
+
 def test_chunked_timed_runs_meet_no_new_attention_shape(model, monkeypatch):
     log = _ShapeLog(ch07.F)
     monkeypatch.setattr(ch07, "F", log)
@@ -131,6 +179,23 @@ def test_chunked_timed_runs_meet_no_new_attention_shape(model, monkeypatch):
     monkeypatch.setattr(ch07, "Trace", CountingTrace)
     fields = ch07.measure_chunked(model, reqs, 2, 3, 60, torch.device("cpu"), token_budget=12, repeats=2)
     assert fields["warm_pass"] and len(seen) == 3 and seen[1] == seen[2] == log.new  # nothing new after the warm pass
+
+
+def test_first_meetings_replay():
+    """The render-time replay behind the pre-fix first-shape figure: static batching, replayed first, meets every
+    decode and prompt length; continuous batching, replayed next, meets none; each replay takes the schedule's steps."""
+    settings = {"requests": 40, "prompt_min": 8, "prompt_max": 60, "output_min": 2, "output_max": 50, "seed": 0,
+                "slots": 8}
+    meet = ch07.first_meetings(settings)
+    outs = [r["output_len"] for r in ch07.make_workload(40, (8, 60), (2, 50), 2, 0)]
+    ideal = ch07.ideal_speedup(outs, 8)
+    assert len(meet["static"]) == ideal["static_steps"] and len(meet["continuous"]) == ideal["schedule_steps"]
+    assert sum(m["decode"] for m in meet["static"]) > 0 and sum(m["prompt"] for m in meet["static"]) > 0
+    assert sum(m["decode"] + m["prompt"] for m in meet["continuous"]) == 0
+    # windows of 3 steps over a fake trace: a window of only new-length decode steps has share 1
+    occ = [[k, 8, 0.01 * k] for k in range(0, len(meet["static"]), 3)] + [[len(meet["static"]), 0, 1.0]]
+    win = ch07.new_shape_windows({"occupancy": occ}, meet["static"])
+    assert win and all(0 <= w[2] <= 1 for w in win) and any(w[2] == 1 for w in win)
 
 
 def test_ideal_speedup_arithmetic():
@@ -185,6 +250,9 @@ def test_quick_run_data_and_provenance(quick07):
     assert tp["static"]["decode_row_utilization"] < tp["continuous"]["decode_row_utilization"] < 1.0
     assert tp["continuous"]["speedup"]["schedule_bound"] == tp["continuous"]["ideal"]["schedule_ratio"]
     assert tp["static"]["gpu_busy_fraction"] is None and 0 < tp["static"]["forward_wall_fraction"] <= 1
+    assert tp["static"]["timed_first"] == tp["continuous"]["timed_first"] == ["static"]  # --quick: one repeat
+    assert set(prov["settings"]["sdpa_backends"]) == {"decode", "prefill", "chunk"}
+    assert prov["settings"]["cudnn_version"] is None and prov["settings"]["sdpa_cudnn"] is None
     sched = {p["workload"]: p for p in points if p["kind"] == "schedule"}
     assert set(sched) == {"issue", "run"}
     assert all(p["predicted"] is None for p in points if p["kind"] in ("throughput", "equal"))
