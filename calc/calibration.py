@@ -42,7 +42,9 @@ def predict(p: dict, configs: dict | None = None, engine: str | None = None) -> 
     """calc's figure for one point, in the point's unit."""
     configs = _data()["configs"] if configs is None else configs
     m, gpu = _model(p, configs), registry.get_gpu(p["gpu"])
-    engine = engine or p["engine"]
+    # a point measured on an older release names its variant ("trt-llm" + "v0.6" -> profile "trt-llm@v0.6");
+    # an engine given here (e.g. "ideal") replaces the point's engine, variant and all
+    engine = engine or (f"{p['engine']}@{p['engine_variant']}" if p.get("engine_variant") else p["engine"])
     if p["kind"] == "kv_tokens":
         r = mem.memory_report(m, gpu.memory_bytes, p["weights"], p["kv_dtype"], tp=p["tp"],
                               visible_memory_bytes=gpu.visible_memory_bytes, engine=engine,

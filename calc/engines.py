@@ -32,8 +32,13 @@ class EngineProfile:
     """One engine. Attributes mirror data/engines.json; the methods are the interface perf.py (and the serving
     simulator) call. A plain class, like registry.GPU, to keep calc's import cheap in the browser."""
 
-    def __init__(self, key: str, entry: dict):
+    def __init__(self, key: str, entry: dict, variant: dict | None = None):
         self.key = key
+        variant = variant or {}
+        # An older release's kernels (data/engines.json ``variants``, key "engine@variant"): TensorRT-LLM before its
+        # XQA kernel ran generation-phase attention as one thread block per query head, so a GQA model's KV cache
+        # was read once per query head instead of once per KV head
+        self.decode_kv_reads_per_query_head = bool(variant.get("decode_kv_reads_per_query_head", False))
         self.name = entry["name"]
         self.version = entry.get("version")
         self.calibrated = entry.get("calibrated", False)
@@ -128,10 +133,19 @@ ENGINES = tuple(k for k in _data()["engines"])
 
 @cache
 def profile(key: str = DEFAULT_ENGINE) -> EngineProfile:
+    """The profile of an engine key, or of one of its older releases as "key@variant" (e.g. "trt-llm@v0.6": the
+    same fitted figures with that release's kernel behaviour, from the entry's ``variants``)."""
+    base, _, variant = key.partition("@")
     try:
-        return EngineProfile(key, _data()["engines"][key])
+        entry = _data()["engines"][base]
     except KeyError:
         raise KeyError(f"unknown engine {key!r}; valid: {', '.join(ENGINES)}") from None
+    if not variant:
+        return EngineProfile(key, entry)
+    variants = entry.get("variants", {})
+    if variant not in variants:
+        raise KeyError(f"engine {base!r} has no variant {variant!r}; it has: {', '.join(variants) or 'none'}")
+    return EngineProfile(key, entry, variants[variant])
 
 
 def entry(key: str) -> dict:

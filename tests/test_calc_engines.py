@@ -133,3 +133,25 @@ def test_hf_decode_at_batch_one_is_its_launch_cost_on_any_gpu():
 
     assert tpot("h100-sxm", "hf") == pytest.approx(tpot("h200", "hf"))
     assert tpot("h100-sxm", "ideal") > 1.3 * tpot("h200", "ideal")
+
+
+def test_pre_xqa_tensorrt_llm_reads_a_gqa_cache_once_per_query_head():
+    """trt-llm@v0.6 (calibration only: points from v0.5/v0.6.1 tables): generation attention with one thread block
+    per query head reads Llama-3.1-70B's KV cache 64/8 = 8 times per step, so a long-context decode step slows; the
+    prefill is unchanged, and so is an MHA model (as many KV heads as query heads)."""
+    from calc import engines, perf, registry
+    from calc import model as model_mod
+
+    gpu = registry.get_gpu("h100-sxm")
+    m70 = registry.get_model("llama-3.1-70b")
+    new = perf.perf_report(m70, gpu, batch=64, prompt_len=2048, output_len=2048, tp=4, engine="trt-llm")
+    old = perf.perf_report(m70, gpu, batch=64, prompt_len=2048, output_len=2048, tp=4, engine="trt-llm@v0.6")
+    assert old["tpot_s"] > 1.5 * new["tpot_s"]
+    assert old["ttft_s"] == pytest.approx(new["ttft_s"])
+    mha = model_mod.from_hf_config({"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
+                                              "num_attention_heads": 32, "num_key_value_heads": 32,
+                                              "num_hidden_layers": 32, "vocab_size": 32000})
+    assert perf.perf_report(mha, gpu, engine="trt-llm@v0.6")["tpot_s"] == pytest.approx(
+        perf.perf_report(mha, gpu, engine="trt-llm")["tpot_s"])
+    with pytest.raises(KeyError, match="no variant 'v9'"):
+        engines.profile("trt-llm@v9")
