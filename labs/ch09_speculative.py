@@ -500,6 +500,9 @@ def measure_lookup(target, kind, gamma, prompt_len, n_new, n_prompts, device, re
         else:
             p = torch.cat([start, plain_generate(target, start, prompt_len - 1, temperature, gen)], dim=1)
         prompts.append(p)
+    # the copy prompt is meant to hold its greedy loop; the cycle map came from batched passes, where a near-tie
+    # in bf16 could send greedy decoding elsewhere, so record whether each prompt actually repeats a token
+    repeats_token = [len(set(p[0].tolist())) < p.shape[1] for p in prompts]
     stats = {"target_calls": 0, "drafted": 0, "accepted": 0, "emitted": 0}
     same, first_diff = True, None
     plain_tot, spec_tot = [0.0] * repeats, [0.0] * repeats
@@ -525,7 +528,8 @@ def measure_lookup(target, kind, gamma, prompt_len, n_new, n_prompts, device, re
         plain_tot = [a + b for a, b in zip(plain_tot, plain_t, strict=True)]
         spec_tot = [a + b for a, b in zip(spec_tot, spec_t, strict=True)]
     speed = ratio_summary(plain_tot, spec_tot)
-    return {"temperature": temperature, "loop_period": period, "tokens_per_call": stats["emitted"] / stats["target_calls"],
+    return {"temperature": temperature, "loop_period": period, "prompt_repeats_token": repeats_token,
+            "tokens_per_call": stats["emitted"] / stats["target_calls"],
             "drafted": stats["drafted"], "accepted": stats["accepted"], "target_calls": stats["target_calls"],
             "accepted_per_drafted": stats["accepted"] / stats["drafted"] if stats["drafted"] else None,
             "greedy_identical": bool(same) if temperature == 0 else None, "first_divergence": first_diff,
@@ -541,11 +545,30 @@ def measure_batch(target, draft, batch, gamma, context, alpha, device, repeats):
                                             step_fn(target, batch, context, gamma + 1, device),
                                             step_fn(draft, batch, context, 1, device)], device, repeats, warmup=2)
     one, verify, drafted = median(one_t), median(verify_t), median(draft_t)
-    ratio = ratio_summary(verify_t, one_t)
-    return {"target_step_s": one, "verify_s": verify, "draft_step_s": drafted, "verify_ratio": verify / one,
-            "verify_ratio_p10": ratio["p10"], "verify_ratio_p90": ratio["p90"], "repeats": repeats,
+    ratio = ratio_summary(verify_t, one_t)  # the point and its band from the same paired ratios
+    # (the first H200 and CPU runs stored verify / one, the ratio of the medians, which can fall outside the band)
+    return {"target_step_s": one, "verify_s": verify, "draft_step_s": drafted, "verify_ratio": ratio["median"],
+            "verify_ratio_p10": ratio["p10"], "verify_ratio_p90": ratio["p90"], "verify_ratio_of_medians": verify / one,
+            "samples": {"target_step_s": one_t, "verify_s": verify_t, "draft_step_s": draft_t}, "repeats": repeats,
             "c": drafted / one, "tokens_per_s_plain": batch / one,
-            "predicted_speedup": expected_speedup(alpha, gamma, drafted / one, verify / one)}
+            "predicted_speedup": expected_speedup(alpha, gamma, drafted / one, ratio["median"])}
+
+
+def roofline_v(prov, batch_points) -> dict | None:
+    """calc's roofline (engine=ideal) at render time for a GPU run: v = verification / plain step at each measured
+    batch, and the two critical batches, with output-len 2 as chapter 9's text asks calc (a decode step after the
+    prompt). None for a CPU run or without calc."""
+    key = prov.get("calc_gpu_key")
+    if not key or not batch_points:
+        return None
+    first = batch_points[0]
+    params = {**prov["model"]["calc_params"], "gpu": key, "weights": prov["model"]["weights"],
+              "prompt-len": first["context"], "output-len": 2, "engine": "ideal", "verify-tokens": first["gamma"] + 1}
+    runs = [common.calc_predict("perf", dict(params, batch=p["batch"])) for p in batch_points]
+    if any(r is None or r.get("verify_to_plain_ratio") is None for r in runs):
+        return None
+    return {"v": [r["verify_to_plain_ratio"] for r in runs], "critical_batch": runs[0].get("critical_batch"),
+            "verify_critical_batch": runs[0].get("verify_critical_batch")}
 
 
 def predict_critical_batch(prov, context, gamma: int = 4) -> dict | None:
@@ -555,7 +578,7 @@ def predict_critical_batch(prov, context, gamma: int = 4) -> dict | None:
     if not key:
         return None
     params = {**prov["model"]["calc_params"], "gpu": key, "weights": prov["model"]["weights"], "prompt-len": context,
-              "output-len": 1, "engine": "ideal", "verify-tokens": gamma + 1}  # calc's own parameter names
+              "output-len": 2, "engine": "ideal", "verify-tokens": gamma + 1}  # calc's own parameter names
     r = common.calc_predict("perf", params)
     return None if r is None else {"critical_batch": r.get("critical_batch"), "gpu": key, "engine": "ideal",
                                    "verify_critical_batch": r.get("verify_critical_batch")}
@@ -570,8 +593,10 @@ TEXT = {
     "gamma": {"zh": "草稿长度 γ", "en": "draft length γ"},
     "tokens": {"zh": "token / 目标调用", "en": "tokens per target call"},
     "speedup": {"zh": "加速比（>1 为更快）", "en": "speedup (>1 is faster)"},
-    "formula": {"zh": "公式（实测 α、c，v = 1）", "en": "formula (measured α, c; v = 1)"},
-    "formula_v": {"zh": "公式（再用实测 v）", "en": "formula (with measured v)"},
+    "formula_tokens": {"zh": "式 (9-1)，代入实测 α", "en": "(9-1), measured α"},
+    "formula": {"zh": "式 (9-2)，实测 α、c，v = 1", "en": "(9-2), measured α, c; v = 1"},
+    "formula_v": {"zh": "式 (9-2)，再用实测 v", "en": "(9-2), also measured v"},
+    "calc_v": {"zh": "calc 屋顶线的 v（engine=ideal）", "en": "calc's roofline v (engine=ideal)"},
     "early": {"zh": "提前退出，前 k={k} 层", "en": "early exit, k={k}"},
     "noise": {"zh": "加噪副本 σ={s}", "en": "noisy copy σ={s}"},
     "lookup_title": {"zh": "提示查找（n-gram）草稿", "en": "Prompt-lookup (n-gram) drafts"},
@@ -636,7 +661,7 @@ def plot(data, lang):
                 ax.plot(g, [r[predicted_key] for r in p["by_gamma"]], "-", color=color, alpha=0.7)
                 if measured_key == "speedup" and "predicted_speedup_measured_v" in p["by_gamma"][0]:
                     ax.plot(g, [r["predicted_speedup_measured_v"] for r in p["by_gamma"]], ":", color=color, alpha=0.7)
-            ax.plot([], [], "-", color="#555", label=t("formula", lang))
+            ax.plot([], [], "-", color="#555", label=t("formula" if name == "speedup" else "formula_tokens", lang))
             if name == "speedup":
                 ax.plot([], [], ":", color="#555", label=t("formula_v", lang))
             if name == "speedup":
@@ -649,7 +674,8 @@ def plot(data, lang):
     lookup = common.measured(points, "lookup")
     if lookup:
         fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
-        names = [t(p["prompt"], lang) for p in lookup]
+        # one line per clause: the three labels side by side overlap on one line at this width
+        names = [t(p["prompt"], lang).replace("：", "：\n").replace(": ", ":\n") for p in lookup]
         axes[0].bar(names, [p["tokens_per_call"] for p in lookup], color=COLORS[:len(lookup)])
         axes[0].set_ylabel(t("tokens", lang))
         axes[1].bar(names, [p["speedup"] for p in lookup], color=COLORS[:len(lookup)],
@@ -673,10 +699,13 @@ def plot(data, lang):
                             color=COLORS[2], alpha=0.2, lw=0)
         ax.plot(b, [p["predicted_speedup"] for p in batch], "s-", color=COLORS[0], label=t("pred_speedup", lang))
         ax.axhline(1, color="#888", lw=0.8, ls="--")
-        crit = (batch[0].get("predicted") or {}).get("critical_batch")
+        roofline = roofline_v(prov, batch)  # computed now, from calc, with the chapter's parameters
+        if roofline:
+            ax.plot(b, roofline["v"], "--", color=COLORS[2], alpha=0.6, label=t("calc_v", lang))
+        crit = (roofline or batch[0].get("predicted") or {}).get("critical_batch")
         if crit:
             ax.axvline(crit, color="#999", ls=":", label=t("critical", lang) + f" ({crit})")
-        vcrit = (batch[0].get("predicted") or {}).get("verify_critical_batch")
+        vcrit = (roofline or batch[0].get("predicted") or {}).get("verify_critical_batch")
         if vcrit:
             ax.axvline(vcrit, color="#555", ls="-.", label=t("verify_critical", lang) + f" ({vcrit})")
         common.log_axis(ax, "x", b, base=2)
@@ -733,11 +762,17 @@ def parse_args(argv):
                     help="timed repeats per measurement (interleaved with the baseline; medians; GPU default 2)")
     ap.add_argument("--batch-repeats", type=int, help="timed repeats of the batch sweep (default: --repeats; GPU 3)")
     ap.add_argument("--threads", type=int, help="CPU runs: torch threads (1 keeps timings steadier on a shared machine)")
+    defaults = {k: ap.get_default(k) for k in GPU_VALUES}
     args = common.finish_lab_args(ap, ap.parse_args(argv), dict(
         samples=200, gammas=[1, 2, 4], exit_layers=[1], sigmas=[0.5], new_tokens=16, prompts=1, prompt_len=16,
         batches=[1, 4], batch_context=32, batch_exit_layers=1, repeats=1, dtype="fp32"), DEFAULT_OUT, QUICK_OUT)
-    # applied in main() once the device is known (a GPU run), to the options the reader left at their defaults
-    args.gpu_values = {} if args.quick else {k: v for k, v in GPU_VALUES.items() if getattr(args, k) == ap.get_default(k)}
+    # applied in main() once the device is known (a GPU run), to the options not given on the command line (an
+    # explicit --repeats 3 stays 3): a second parse with a marker as their default tells which were given
+    marker = object()
+    ap.set_defaults(**{k: marker for k in GPU_VALUES})
+    given = vars(ap.parse_args(argv))
+    ap.set_defaults(**defaults)
+    args.gpu_values = {} if args.quick else {k: v for k, v in GPU_VALUES.items() if given[k] is marker}
     args.parts = None if args.parts is None else [p for p in args.parts.split(",") if p]
     unknown = sorted(set(args.parts or ()) - set(PARTS))
     if unknown:

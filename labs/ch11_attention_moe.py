@@ -515,6 +515,7 @@ TEXT = {
     "dense_roof": {"zh": "屋顶线：读全部权重 ÷ 带宽，或 FLOPs ÷ 峰值",
                    "en": "roofline: all weights read / bandwidth, or FLOPs / peak"},
     "moe_time_title": {"zh": "MoE 层与稠密层：{label} 形状 ÷{s}", "en": "MoE vs dense layer: {label} shape ÷{s}"},
+    "moe_time_title_full": {"zh": "MoE 层与稠密层：{label} 形状", "en": "MoE vs dense layer: {label} shape"},
     "batch": {"zh": "批大小（解码一步的 token 数）", "en": "batch (tokens in one decode step)"},
     "expert_gb": {"zh": "一层要读的专家权重（GB，全尺寸，bf16）", "en": "expert weights read per layer (GB, full size, bf16)"},
     "random": {"zh": "随机路由（计数）", "en": "random routing (counted)"},
@@ -588,7 +589,7 @@ def plot(data, lang):
 
     att = [p for p in points if p.get("kind") == "attention" and common.succeeded(p)]
     if att:
-        fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+        fig, axes = plt.subplots(2, 2, figsize=(11, 11))  # tall: each legend sits below its axes
         for col, shape in enumerate(SHAPES):
             main_b = s["attn_batch"]
             pts = sorted((p for p in att if p["shape"] == shape and p.get("batch", main_b) == main_b),
@@ -649,16 +650,18 @@ def plot(data, lang):
                                   color="#333", lw=0.8, label=t("kv_bound", lang, bw=bandwidth / 1e12) if ls == "-"
                                   else None)
             if shape == "prefill" and peak:  # the compute bound: calc.perf's count for a causal pass,
-                # N(N+1)/2 scored pairs × 2·H·(d_qk + d_v) FLOPs, over the datasheet's dense peak
-                flops = [p.get("batch", main_b) * p["n"] * (p["n"] + 1) / 2 * 2 * s["attn_heads"]
+                # its scored pairs (N(N+1)/2) × 2·H·(d_qk + d_v) FLOPs each, over the datasheet's dense peak
+                from calc import perf as calc_perf
+
+                flops = [p.get("batch", main_b) * calc_perf._attention_pairs(p["n"], None) * 2 * s["attn_heads"]
                          * 2 * s["attn_head_dim"] for p in pts]
                 ax_t.plot([p["n"] for p in pts], [1e3 * f / peak for f in flops], ls="-", color="#333", lw=0.8,
                           label=t("flop_bound", lang, pf=peak / 1e12, dt=s["dtype"]))
             ax_t.set_title(t(shape, lang))
             ax_t.set_ylabel(t("time_ms", lang))
             ax_m.set_ylabel(t("alloc_gpu" if gpu else "alloc", lang))
-            ax_t.legend(fontsize=7)
-            ax_m.legend(fontsize=7)
+            for ax in (ax_t, ax_m):  # below the axes: inside, the legends hid lines and points
+                ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
         fig.suptitle(t("attn_title", lang, b=s["attn_batch"], h=s["attn_heads"],
                        hkv=s.get("attn_kv_heads") or s["attn_heads"], d=s["attn_head_dim"], dt=s["dtype"]))
         fig.tight_layout()
@@ -666,7 +669,7 @@ def plot(data, lang):
 
     mt = [p for p in points if p.get("kind") == "moe-time" and common.succeeded(p)]
     if mt:
-        fig, axes = plt.subplots(1, len(mt), figsize=(5 * len(mt), 3.8), squeeze=False)
+        fig, axes = plt.subplots(1, len(mt), figsize=(5.5 * len(mt), 4.8), squeeze=False)
         for ax, p in zip(axes[0], mt, strict=True):
             sh = p["moe_shape"]
             for name in ("moe", "dense"):
@@ -686,8 +689,10 @@ def plot(data, lang):
             common.log_axis(ax, "y")
             ax.set_xlabel(t("tokens", lang))
             ax.set_ylabel(t("tok_s", lang))
-            ax.set_title(t("moe_time_title", lang, label=sh["label"], s=sh["scale"]), fontsize=10)
-            ax.legend(fontsize=7)
+            ax.set_title(t("moe_time_title" if sh["scale"] != 1 else "moe_time_title_full", lang, label=sh["label"],
+                           s=sh["scale"]), fontsize=10)
+            # below the axes: inside, the legend hid points at small batches
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
         fig.tight_layout()
         figures["moe-throughput"] = (fig, footer)
 

@@ -395,6 +395,9 @@ def provenance(lab: str, script: str, argv: list[str], device: torch.device, not
             "python": platform.python_version(),
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
+            # PyTorch's SDPA puts cuDNN first only above cuDNN 9.15.0 (chapter 11): the runtime version, e.g. 91500;
+            # None where torch has no cuDNN (a CPU build)
+            "cudnn": _cudnn_version(),
             "transformers": transformers.__version__,
         },
         "machine": {"os": platform.platform(terse=True), "cpu": _cpu_model(), "cpu_cores": os.cpu_count(),
@@ -404,6 +407,13 @@ def provenance(lab: str, script: str, argv: list[str], device: torch.device, not
         "calc_gpu_key": match_gpu(dev["name"]) if dev["kind"] == "cuda" else None,
         "note": note,
     }
+
+
+def _cudnn_version() -> int | None:
+    try:
+        return torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    except Exception:  # a build without cuDNN, or a broken library: record nothing rather than fail the run
+        return None
 
 
 def data_stem(prov: dict) -> str:

@@ -53,7 +53,9 @@ def model_text(model: dict, lang: str = "en", name: str | None = None) -> str:
         label = label.get(lang) or label["en"]
     name = name or label
     if model.get("random_weights", True):
-        return f"{name} 结构，{model['weights']}，随机权重" if zh else f"{name} shape, {model['weights']}, random weights"
+        # no space between two Chinese words ("MoE 层结构"), one after a Latin name ("Llama-3.2-1B 结构")
+        gap = "" if zh and "\u4e00" <= name[-1:] <= "\u9fff" else " "
+        return f"{name}{gap}结构，{model['weights']}，随机权重" if zh else f"{name} shape, {model['weights']}, random weights"
     return f"{name}，{model['weights']}" if zh else f"{name}, {model['weights']}"
 
 
