@@ -296,6 +296,8 @@ def test_fast_path_check_accepts_other_rounding_and_refuses_a_skipped_layer():
         if n == prompt.shape[1]:
             decoder.forward(prompt, decoder.positions[:n], fp32)
         logits = decoder.forward(decoder.token, decoder.pos, fp32).to(torch.bfloat16)
+        for own, exact in zip(decoder.k_cache + decoder.v_cache, fp32[0] + fp32[1], strict=True):
+            own[:, :, n].copy_(exact[:, :, n])  # the new K and V, rounded once into the decoder's own cache
         decoder.token.copy_(logits.argmax(-1, keepdim=True))
         decoder.pos.add_(1)
         return logits
@@ -315,6 +317,58 @@ def test_fast_path_check_accepts_other_rounding_and_refuses_a_skipped_layer():
 
     with torch.inference_mode(), pytest.raises(ch03.GraphMismatch, match="decode step 1"):
         decoder.check_fast_path(prompt, skips_a_layer)
+
+
+def test_fast_path_check_sees_position_and_cache_errors_the_logits_miss():
+    """Right logits are not enough: a fast path must leave the cache position advanced by the number of steps and
+    write each step's K and V into its slot. Both wrong paths here compute every step's logits exactly as the
+    eager step does, so only the position and cache comparisons can refuse them."""
+    torch.manual_seed(0)
+    model = common.build_model(common.QUICK_CONFIG, torch.device("cpu"), torch.bfloat16)
+    prompt = torch.randint(0, 512, (1, 9))
+    decoder = ch03.StaticDecoder(model, 1, 20)
+    steps = []
+
+    def position_lost():  # the last step forgets to advance the position
+        logits = decoder.step()
+        steps.append(1)
+        if len(steps) % 4 == 0:
+            decoder.pos.sub_(1)
+        return logits
+
+    def slot_lost():  # the last step's K and V never reach the cache
+        logits = decoder.step()
+        steps.append(1)
+        if len(steps) % 4 == 0:
+            for c in decoder.k_cache + decoder.v_cache:
+                c[:, :, int(decoder.pos) - 1].zero_()
+        return logits
+
+    with torch.inference_mode():
+        with pytest.raises(ch03.GraphMismatch, match="cache position is 12, not 13") as refused:
+            decoder.check_fast_path(prompt, position_lost)
+        assert refused.value.check["error"] == refused.value.check["floor"]  # every logit was right
+        steps.clear()
+        with pytest.raises(ch03.GraphMismatch, match="decode step 4: the K and V .* cache slot 12") as refused:
+            decoder.check_fast_path(prompt, slot_lost)
+    kv = refused.value.check["kv_fast_vs_eager"]
+    assert kv[:3] == [0.0] * 3 and kv[3] == pytest.approx(1.0)
+
+
+def test_fast_path_check_runs_a_short_prompt_too():
+    """A prompt longer than CHECK_SHORT_PROMPT is checked again on its first tokens (recorded under
+    `short_prompt`); a stale position is refused after a long prompt too, whatever the logits do."""
+    torch.manual_seed(0)
+    model = common.build_model(common.QUICK_CONFIG, torch.device("cpu"), torch.bfloat16)
+    prompt = torch.randint(0, 512, (1, 200))
+    decoder = ch03.StaticDecoder(model, 1, 210)
+    with torch.inference_mode():
+        check = decoder.check_fast_path(prompt, decoder.step)
+        assert check["prompt_len"] == 200 and check["position_after"] == 204
+        assert check["short_prompt"]["prompt_len"] == ch03.CHECK_SHORT_PROMPT
+        assert check["short_prompt"]["kv_fast_vs_eager"] == [0.0] * 4
+        with pytest.raises(ch03.GraphMismatch):
+            decoder.check_fast_path(prompt, stale_position(decoder))
 
 
 def test_fast_path_check_sees_a_wrong_row_beyond_the_first():
