@@ -39,6 +39,9 @@ class EngineProfile:
         # XQA kernel ran generation-phase attention as one thread block per query head, so a GQA model's KV cache
         # was read once per query head instead of once per KV head
         self.decode_kv_reads_per_query_head = bool(variant.get("decode_kv_reads_per_query_head", False))
+        # llama.cpp from Sep 2023 to Jun 2024 multiplied quantized weights in a prompt batch with FP16 cuBLAS after
+        # dequantizing them into a temporary FP16 copy, every batch: that copy is read and written on top of the GEMM
+        self.prefill_dequantizes_to_fp16 = bool(variant.get("prefill_dequantizes_to_fp16", False))
         self.name = entry["name"]
         self.version = entry.get("version")
         self.calibrated = entry.get("calibrated", False)

@@ -303,6 +303,12 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
             overhead = n_steps * eng.prefill_step_overhead_s(b, n_gpus)
         head_flops = 2 * head_params * tokens
         w_read = weight_bytes_read(m, weights, per_read) * n_steps
+        dequant_bytes = 0.0
+        if prompt is not None and eng.prefill_dequantizes_to_fp16 and WEIGHT_FORMATS[weights].bits < 16:
+            # each prompt batch first writes an FP16 copy of the quantized weights (reading them), then the FP16
+            # GEMM reads that copy: serial, memory-bound work before the matmul (engines.py)
+            fp16_read = weight_bytes_read(m, "fp16", per_read) * n_steps
+            dequant_bytes, w_read = w_read + fp16_read, fp16_read
         e_read = expert_bytes_read(m, weights, per_read) * n_steps
         dense_read = w_read - e_read - head_bytes * n_steps
         out = []
@@ -320,6 +326,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
                 kv *= m.num_attention_heads / m.num_key_value_heads
             nbytes = dp * (dense_read * sh["dense"] + (head_bytes * n_steps if last else 0)) + e_read * sh["experts"] + kv
             t, bound = _roofline(f, nbytes, peak, bandwidth)
+            t += dequant_bytes * (sh["dense"] if pp > 1 else 1) / bandwidth
             n = len(sh["layers"])
             ar = _allreduce_call_s(m, gpu, tokens / dp, tp)
             if ep > tp:

@@ -155,3 +155,21 @@ def test_pre_xqa_tensorrt_llm_reads_a_gqa_cache_once_per_query_head():
         perf.perf_report(mha, gpu, engine="trt-llm")["tpot_s"])
     with pytest.raises(KeyError, match="no variant 'v9'"):
         engines.profile("trt-llm@v9")
+
+
+def test_early_2024_llama_cpp_dequantizes_quantized_weights_before_each_prompt_batch():
+    """llama.cpp@2024-01: a Q8_0 prefill costs the FP16 GEMM plus a memory-bound pass that reads the Q8_0 weights
+    and writes an FP16 copy; F16 prefill and every decode step are unchanged."""
+    from calc import perf, registry
+
+    gpu, m = registry.get_gpu("rtx-4090"), registry.get_model("llama-3.1-8b")
+
+    def ttft(weights, engine):
+        return perf.perf_report(m, gpu, weights, batch=1, prompt_len=512, output_len=2, engine=engine)["ttft_s"]
+
+    extra = (perf.weight_bytes_read(m, "q8_0", 512) + perf.weight_bytes_read(m, "fp16", 512)) \
+        / (gpu.memory_bandwidth_bytes_per_s * engines.profile("llama.cpp").memory_efficiency("q8_0"))  # the stage streams at Q8_0's share
+    assert ttft("q8_0", "llama.cpp@2024-01") == pytest.approx(ttft("fp16", "llama.cpp") + extra, rel=0.02)
+    assert ttft("fp16", "llama.cpp@2024-01") == pytest.approx(ttft("fp16", "llama.cpp"))
+    tpot = [perf.perf_report(m, gpu, "q8_0", engine=e)["tpot_s"] for e in ("llama.cpp", "llama.cpp@2024-01")]
+    assert tpot[0] == pytest.approx(tpot[1])
