@@ -171,6 +171,11 @@ def handoff_s(m: ModelSpec, gpu: GPU, tokens: float, latency_s: float = ALLREDUC
     return latency_s + tokens * m.hidden_size * ACTIVATION_BYTES / _link_bytes_per_s(gpu)
 
 
+# llama.cpp's MMQ_MAX_BATCH_SIZE in its 2023-10 to 2024-06 CUDA code: batches up to this many tokens used the
+# quantized matmul kernels, larger ones FP16 cuBLAS on a dequantized copy (PR #3776; the llama.cpp@2024-01 variant)
+LLAMA_CPP_MMQ_MAX_BATCH = 32
+
+
 def _roofline(flops: float, nbytes: float, peak: float, bandwidth: float) -> tuple[float, str]:
     t_compute, t_memory = flops / peak, nbytes / bandwidth
     return (t_compute, "compute") if t_compute > t_memory else (t_memory, "memory")
@@ -304,9 +309,12 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         head_flops = 2 * head_params * tokens
         w_read = weight_bytes_read(m, weights, per_read) * n_steps
         dequant_bytes = 0.0
-        if prompt is not None and eng.prefill_dequantizes_to_fp16 and WEIGHT_FORMATS[weights].bits < 16:
-            # each prompt batch first writes an FP16 copy of the quantized weights (reading them), then the FP16
-            # GEMM reads that copy: serial, memory-bound work before the matmul (engines.py)
+        if (prompt is not None and eng.prefill_dequantizes_to_fp16 and fmt.gguf and fmt.bits < 16
+                and per_read > LLAMA_CPP_MMQ_MAX_BATCH):
+            # a prompt batch of more than 32 tokens first writes an FP16 copy of the quantized weights (reading
+            # them), then the FP16 GEMM reads that copy: serial, memory-bound work before the matmul (engines.py);
+            # smaller batches ran the quantized MMQ kernels. Whole-model bytes: exact for one dense stage; with
+            # experts or pipeline stages the split below is approximate
             fp16_read = weight_bytes_read(m, "fp16", per_read) * n_steps
             dequant_bytes, w_read = w_read + fp16_read, fp16_read
         e_read = expert_bytes_read(m, weights, per_read) * n_steps

@@ -107,6 +107,9 @@ def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float
     arguments override them), its fixed costs per decode step and per prefill step (with the multi-GPU term
     when tp > 1), and its KV budget rule. ``ideal`` is the plain roofline with no per-step overhead."""
     from . import engines  # noqa: PLC0415 (imported where used, like the other engine-dependent paths)
+    if "@" in engine:  # older releases' kernel behaviour lives in perf.py only, for the calibration set
+        raise ValueError(f"the simulator runs current engine releases; {engine!r} is a calibration variant "
+                         f"(calc/data/engines.json 'variants'), not one of {', '.join(engines.ENGINES)}")
     return StepCost.from_profile(engines.profile(engine), fmt, engine, gpu, memory_efficiency, compute_efficiency)
 
 
@@ -117,7 +120,9 @@ class StepModel:
       FLOPs = 2 · matmul params · T + attention (each chunk's new (query, key) pairs; each decode over its context)
       bytes = weight bytes read for T tokens + KV read (each decode its context; each chunk its context so far)
       t     = max(FLOPs / (peak · compute_efficiency · tp), bytes / (bandwidth · memory_efficiency · tp))
-              + tensor-parallel all-reduces for T tokens + step_overhead_s(sequences, tp)
+              + tensor-parallel all-reduces for T tokens, combined with step_overhead_s(sequences, tp) by
+              StepCost.step_time_s: their sum, or the larger of the two where the profile's fixed cost overlaps
+              the GPU's work (overlaps_gpu: eager PyTorch)
     Decodes are costed at their mean context, which is exact where attention cost is linear in the context
     (every layer global) and a slight overestimate with sliding-window layers.
     """

@@ -173,3 +173,25 @@ def test_early_2024_llama_cpp_dequantizes_quantized_weights_before_each_prompt_b
     assert ttft("fp16", "llama.cpp@2024-01") == pytest.approx(ttft("fp16", "llama.cpp"))
     tpot = [perf.perf_report(m, gpu, "q8_0", engine=e)["tpot_s"] for e in ("llama.cpp", "llama.cpp@2024-01")]
     assert tpot[0] == pytest.approx(tpot[1])
+
+
+def test_early_2024_llama_cpp_dequantizes_only_gguf_batches_above_32_tokens():
+    """Batches of up to 32 tokens ran the quantized MMQ kernels (no FP16 copy), and formats llama.cpp has no
+    kernel for (int4 checkpoints, FP8) are never dequantized by this variant."""
+    from calc import perf, registry
+
+    gpu, m = registry.get_gpu("rtx-4090"), registry.get_model("llama-3.1-8b")
+
+    def ttft(weights, engine, prompt):
+        return perf.perf_report(m, gpu, weights, batch=1, prompt_len=prompt, output_len=2, engine=engine)["ttft_s"]
+
+    assert ttft("q8_0", "llama.cpp@2024-01", 32) == pytest.approx(ttft("q8_0", "llama.cpp", 32))
+    assert ttft("q8_0", "llama.cpp@2024-01", 33) > ttft("q8_0", "llama.cpp", 33) * 1.2
+    assert ttft("int4", "llama.cpp@2024-01", 512) == pytest.approx(ttft("int4", "llama.cpp", 512))
+
+
+def test_the_simulator_refuses_calibration_variants():
+    from calc import simulate
+
+    with pytest.raises(ValueError, match="calibration variant"):
+        simulate.step_cost("trt-llm@v0.6")
