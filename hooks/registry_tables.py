@@ -8,6 +8,7 @@
     {{ registry workloads }}   the simulator's request-length profiles from public traces, with their sources
     {{ registry engines }}  serving-engine profiles: fixed costs per step, efficiencies, KV rule, sources
     {{ registry calibration }}  calc's error against the published measurements (kind x fit/holdout)
+    {{ registry calibration_points }}  the same, one row per measurement (id, engine, variant, measured, calc, error)
 
 Each directive stands alone on its line and becomes a Markdown table in the page's language. The values are
 read from calc/ at build time (the same data the calculators, the labs and the tests read), so the page cannot
@@ -224,8 +225,31 @@ def calibration_table(lang: str) -> str:
     return _table(header, rows)
 
 
+def calibration_points_table(lang: str) -> str:
+    """One row per published measurement: calc's figure beside it and the error, so a reader can find each point
+    the text names (the variant column says which older release's kernels a point is computed with)."""
+    (calibration,) = hook_support.calc_modules("calibration")
+    zh = lang == "zh"
+    points = {p["id"]: p for p in calibration.points()}
+    units = {"tpot": "ms", "ttft": "ms", "throughput": "tok/s", "kv_tokens": "tokens"}
+    header = (["测量点", "引擎", "变体", "量", "子集", "实测", "calc", "误差", "来源"] if zh else
+              ["Point", "Engine", "Variant", "Quantity", "Subset", "Measured", "calc", "Error", "Source"])
+    rows = []
+    for r in calibration.errors():
+        p = points[r["id"]]
+        scale = 1e3 if units[r["kind"]] == "ms" else 1
+        fmt = "{:,.1f}" if units[r["kind"]] == "ms" else "{:,.0f}"
+        rows.append([f"`{r['id']}`", r["engine"], p.get("engine_variant") or p.get("kv_variant") or "—", r["kind"],
+                     ("拟合集" if zh else "fit") if r["subset"] == "fit" else ("留出集" if zh else "held out"),
+                     f"{fmt.format(r['measured'] * scale)} {units[r['kind']]}",
+                     f"{fmt.format(r['predicted'] * scale)} {units[r['kind']]}", f"{r['error']:+.1%}",
+                     f"[{p['source'].get('date', '—')}]({p['source']['url']})" if p["source"]["url"].startswith("https://")
+                     else p["source"].get("date", "—")])
+    return _table(header, rows)
+
+
 TABLES = {"gpus": gpus_table, "models": models_table, "prices": prices_table, "engines": engines_table,
-          "calibration": calibration_table, "validation": validation_table, "workloads": workloads_table}
+          "calibration": calibration_table, "calibration_points": calibration_points_table, "validation": validation_table, "workloads": workloads_table}
 
 
 def on_page_markdown(markdown, page, config, files):

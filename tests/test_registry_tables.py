@@ -94,3 +94,16 @@ def test_engine_and_calibration_tables():
     for lang in ("zh", "en"):
         table = registry_tables.calibration_table(lang)
         assert table.count("\n") >= 2 + 8 and "|error|" not in table
+
+
+def test_calibration_points_table_has_a_row_per_point_with_calc_beside_it():
+    """The data page names calibration points by id: each must be findable, with the variant it is computed with."""
+    from calc import calibration
+
+    points = calibration.points()
+    for lang in ("zh", "en"):
+        rows = _rows(registry_tables.calibration_points_table(lang))
+        assert len(rows) == len(points)
+    text = registry_tables.calibration_points_table("en")
+    row = next(line for line in text.splitlines() if "`trt-h100-fp8-70b-b480-128-2048`" in line)
+    assert "| v0.6 |" in row and "held out" in row and "5,944 tok/s" in row  # the published figure, as stored
