@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from functools import cache
 from pathlib import Path, PurePosixPath
 
 import directives  # hooks/directives.py (MkDocs loads hooks with their folder on sys.path)
@@ -58,8 +59,24 @@ def line(data: dict, lang: str, href: str) -> str:
     return f'<p class="provenance" markdown>{describe.provenance_line(data, lang, href, name)}</p>'
 
 
+@cache
+def _load(file: Path) -> dict:
+    """A data file, parsed once per build (a page quotes the same run dozens of times; on_config clears this)."""
+    return json.loads(file.read_text(encoding="utf-8"))
+
+
+def on_config(config):
+    _load.cache_clear()  # `mkdocs serve` rebuilds in one process: a rerun's data file must be read again
+    return config
+
+
 def _text(value) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _matches(items: list, wanted: list[tuple[str, str]]) -> list[dict]:
+    """The dicts in `items` whose every `name` field reads as its `value` (compared as text: batch=1 matches 1)."""
+    return [v for v in items if isinstance(v, dict) and all(n in v and _text(v[n]) == w for n, w in wanted)]
 
 
 def lab_value(data: dict, selector: list[str], field: str):
@@ -70,7 +87,7 @@ def lab_value(data: dict, selector: list[str], field: str):
         if not sep or not name:
             raise ValueError(f"'{arg}' is not name=value")
         wanted.append((name, value))
-    points = [p for p in data.get("points", []) if all(n in p and _text(p[n]) == v for n, v in wanted)]
+    points = _matches(data.get("points", []), wanted)
     if len(points) != 1:
         raise ValueError(f"{' '.join(selector) or '(no selector)'} matches {len(points)} points, not one")
     return _field(points[0], field)
@@ -80,7 +97,7 @@ def _field(value, field: str):
     for part in field.split("."):  # prefill_s.median: a field inside a field
         name, sep, want = part.partition("=")
         if sep and isinstance(value, list):  # methods.method=int4-group.kl_vs_bf16: the one list item that matches
-            items = [v for v in value if isinstance(v, dict) and name in v and _text(v[name]) == want]
+            items = _matches(value, [(name, want)])
             if len(items) != 1:
                 raise ValueError(f"field '{field}': {part} matches {len(items)} items, not one")
             value = items[0]
@@ -101,7 +118,7 @@ def lab_number(text: str, docs_dir: str) -> str:
     if not sep or len(words) < 2:
         raise ValueError("write {{ lab <lab>/data/<run>.json name=value ... <field> | unit:digits }}")
     path = data_path(words[0])
-    data = json.loads((Path(docs_dir) / LAB_ASSETS / path).read_text(encoding="utf-8"))
+    data = _load(Path(docs_dir) / LAB_ASSETS / path)
     (units,) = hook_support.calc_modules("units")
     if words[1] == "provenance":  # the run's own record: device, settings (one field, no selector)
         if len(words) != 3:
@@ -119,7 +136,7 @@ def on_page_markdown(markdown, page, config, files):
         path = data_path(text)
         file = Path(config["docs_dir"]) / LAB_ASSETS / path
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            data = _load(file)
         except (OSError, ValueError) as exc:
             raise PluginError(f"{where}: {{{{ provenance {text} }}}}: cannot read {file}: {exc}") from exc
         href = posixpath.relpath(f"{LAB_ASSETS}/{path}", posixpath.dirname(where) or ".")
