@@ -334,7 +334,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
                 kv *= m.num_attention_heads / m.num_key_value_heads
             nbytes = dp * (dense_read * sh["dense"] + (head_bytes * n_steps if last else 0)) + e_read * sh["experts"] + kv
             t, bound = _roofline(f, nbytes, peak, bandwidth)
-            t += dequant_bytes * (sh["dense"] if pp > 1 else 1) / bandwidth
+            t += dequant_bytes * sh["dense"] / bandwidth  # one stage: its share is 1
             n = len(sh["layers"])
             ar = _allreduce_call_s(m, gpu, tokens / dp, tp)
             if ep > tp:
