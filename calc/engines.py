@@ -49,6 +49,10 @@ class EngineProfile:
         self.overhead_base_s = float(o.get("base_s", 0.0))
         self.overhead_per_seq_s = float(o.get("per_seq_s", 0.0))
         self.overhead_multi_gpu_s = float(o.get("multi_gpu_s", 0.0))
+        # Where set, the base cost of a step is paid once per layer (kernel launches and the fixed start and tail
+        # of each kernel: every layer runs the same kernels, however little work each has), and base_s was fitted
+        # on models with this many layers: a model with L layers pays base_s × L / layers_fitted
+        self.overhead_layers_fitted = o.get("layers_fitted")
         # True where the fixed cost is the host launching kernels one by one (eager PyTorch): the GPU runs the
         # kernels already launched meanwhile, so a step takes max(launch time, GPU time), not their sum
         self.overhead_overlaps_gpu = bool(o.get("overlaps_gpu", False))
@@ -74,12 +78,20 @@ class EngineProfile:
     def __repr__(self):
         return f"EngineProfile({self.key!r})"
 
-    def step_overhead_s(self, batch: int, tp: int) -> float:
+    def _per_layer(self, base_s: float, layers: int | None) -> float:
+        """``base_s`` for a model (or pipeline stage) of ``layers`` layers: scaled by layers / layers_fitted where
+        the profile charges its base cost per layer, else as fitted (also when layers is None)."""
+        if not self.overhead_layers_fitted or not layers:
+            return base_s
+        return base_s * layers / self.overhead_layers_fitted
+
+    def step_overhead_s(self, batch: int, tp: int, layers: int | None = None) -> float:
         """Fixed time per engine step beyond the roofline: launch, scheduling, sampling, detokenisation, plus
         a per-sequence term, plus one multi-GPU term when tp > 1 (synchronising the tensor-parallel workers;
         the all-reduces themselves are in perf.allreduce_s). Fitted at TP 1-2 only: a constant, not a slope
-        in tp, so it does not blow up when extrapolated to TP 8-32."""
-        return (self.overhead_base_s + self.overhead_per_seq_s * max(0, batch)
+        in tp, so it does not blow up when extrapolated to TP 8-32. ``layers``: the layers the step runs on
+        one GPU (a pipeline stage's), for profiles whose base cost is per layer (``layers_fitted``)."""
+        return (self._per_layer(self.overhead_base_s, layers) + self.overhead_per_seq_s * max(0, batch)
                 + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
 
     def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
@@ -89,7 +101,7 @@ class EngineProfile:
         (``overlaps_gpu``: eager PyTorch, whose launches run ahead of the GPU when kernels are long)."""
         return max(gpu_s, overhead_s) if self.overhead_overlaps_gpu else gpu_s + overhead_s
 
-    def prefill_step_overhead_s(self, batch: int, tp: int) -> float:
+    def prefill_step_overhead_s(self, batch: int, tp: int, layers: int | None = None) -> float:
         """Fixed time of one engine step that holds prompt tokens (a prefill chunk, alone or mixed with decodes):
         the decode step's base cost (the same engine loop: schedule, prepare inputs, launch, sample), or the
         fitted prefill figure where that is smaller, plus the same per-sequence and per-GPU terms.
@@ -99,8 +111,9 @@ class EngineProfile:
         ``base_s`` was fitted on inter-token latencies, where the front end (HTTP, tokenisation, request set-up)
         is not in the path, so it is the engine loop's own cost per step; what the TTFT fit adds beyond it
         is taken to be per-request work that does not hold the GPU (``request_latency_s``). For vLLM that
-        front-end work runs in a separate API-server process, overlapping the engine core's GPU steps."""
-        return (self.prefill_step_base_s + self.overhead_per_seq_s * max(0, batch)
+        front-end work runs in a separate API-server process, overlapping the engine core's GPU steps. The
+        step's base scales with ``layers`` as in step_overhead_s; the per-request part does not."""
+        return (self._per_layer(self.prefill_step_base_s, layers) + self.overhead_per_seq_s * max(0, batch)
                 + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
 
     def kv_budget(self, variant: str | None = None) -> dict:

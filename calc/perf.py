@@ -288,6 +288,8 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     head_bytes = head_params * (weights_bytes(m, weights) / c["total"] if fmt.gguf else 2)
     per_layer_kv = kv_bytes_per_token_layer(m, kv_dtype, tp)
     micro = max(1, min(pp, batch))
+    # the fixed cost of profiles that pay it per layer follows the slowest (largest) stage's layer count
+    layers_per_stage = max(len(sh["layers"]) for sh in shares)
 
     def stages(b: float, context: int, prompt: int | None, q: int = 1) -> list[tuple[float, str, float, float, dict]]:
         """Per stage: (time, bound, flops, bytes, communication) for ``b`` sequences; prompt=None: a decode
@@ -299,13 +301,13 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
             flops = decode_flops(m, b * q, context)
             cached = cached_tokens(m, context)
             n_steps, per_read = 1, tokens
-            overhead = eng.step_overhead_s(b, n_gpus)
+            overhead = eng.step_overhead_s(b, n_gpus, layers_per_stage)
         else:
             flops = prefill_flops(m, b, prompt)
             cached = cached_tokens(m, prompt)
             n_steps = 1 if not chunk else math.ceil(tokens / chunk)
             per_read = min(tokens, chunk or tokens)
-            overhead = n_steps * eng.prefill_step_overhead_s(b, n_gpus)
+            overhead = n_steps * eng.prefill_step_overhead_s(b, n_gpus, layers_per_stage)
         head_flops = 2 * head_params * tokens
         w_read = weight_bytes_read(m, weights, per_read) * n_steps
         dequant_bytes = 0.0
@@ -432,7 +434,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "critical_batch_weights_only": peak / bandwidth * weights_bytes(m, weights) / param_counts(m)["total"] / 2,
         "throughput_curve": curve,
     }
-    return {"report": report, "step_overhead_s": eng.step_overhead_s(batch / micro, n_gpus)}
+    return {"report": report, "step_overhead_s": eng.step_overhead_s(batch / micro, n_gpus, layers_per_stage)}
 
 
 def _attention_flops(m: ModelSpec, b: float, layers, length: int, prefill: bool) -> float:

@@ -32,7 +32,7 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import perf
 from .memory import kv_bytes_per_token, memory_report
@@ -72,16 +72,23 @@ class StepCost:
     engine: str = "ideal"
     request_latency_s: float = 0.0
     overlaps_gpu: bool = False  # the fixed cost overlaps the GPU work: a step takes the max, not the sum
+    # profiles whose base cost is per layer (EngineProfile.overhead_layers_fitted): their overhead callables take
+    # the model's layer count as a third argument, which StepModel fills in (``layers``)
+    per_layer: bool = False
+    layers: int | None = None
 
     def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
         return max(gpu_s, overhead_s) if self.overlaps_gpu else gpu_s + overhead_s
 
+    def _call(self, fn, batch: int, tp: int) -> float:
+        return fn(batch, tp, self.layers) if self.per_layer else fn(batch, tp)
+
     def step_overhead_s(self, batch: int, tp: int) -> float:
-        return self.overhead(batch, tp) if self.overhead else 0.0
+        return self._call(self.overhead, batch, tp) if self.overhead else 0.0
 
     def prefill_step_overhead_s(self, batch: int, tp: int) -> float:
         if self.prefill_overhead:
-            return self.prefill_overhead(batch, tp)
+            return self._call(self.prefill_overhead, batch, tp)
         return self.step_overhead_s(batch, tp)
 
     @classmethod
@@ -98,7 +105,8 @@ class StepCost:
                    profile.compute_efficiency(comp_fmt) if compute_efficiency is None else compute_efficiency,
                    profile.step_overhead_s, name or key, getattr(profile, "prefill_step_overhead_s", None), key,
                    float(getattr(profile, "request_latency_s", 0.0)),
-                   bool(getattr(profile, "overhead_overlaps_gpu", False)))
+                   bool(getattr(profile, "overhead_overlaps_gpu", False)),
+                   bool(getattr(profile, "overhead_layers_fitted", None)))
 
 
 def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float | None = None,
@@ -130,6 +138,8 @@ class StepModel:
     def __init__(self, m: ModelSpec, gpu: GPU, weights: str = "bf16", kv_dtype: str = "bf16", tp: int = 1,
                  cost: StepCost | None = None):
         self.m, self.gpu, self.weights, self.kv_dtype, self.tp = m, gpu, weights, kv_dtype, tp
+        if cost is not None and cost.per_layer:  # a per-layer fixed cost needs the model's layer count
+            cost = replace(cost, layers=m.num_hidden_layers)
         self.cost = cost or StepCost()
         dtype = perf.compute_dtype(weights, gpu)
         self.peak = gpu.peak_flops(dtype) * self.cost.compute_efficiency * tp

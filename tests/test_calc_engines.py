@@ -195,3 +195,45 @@ def test_the_simulator_refuses_calibration_variants():
 
     with pytest.raises(ValueError, match="calibration variant"):
         simulate.step_cost("trt-llm@v0.6")
+
+
+def test_a_per_layer_base_cost_follows_the_layers_a_gpu_runs():
+    """layers_fitted (TensorRT-LLM): base_s was fitted on 32-layer models and is paid per layer, so an 80-layer model
+    pays 2.5 × base_s per step, a pipeline stage of 40 layers 1.25 ×; the per-sequence and multi-GPU terms and the
+    per-request latency do not scale. Profiles without it (vLLM) pay base_s whatever the depth."""
+    from calc.engines import EngineProfile
+
+    entry = {"name": "x", "memory_efficiency": {"default": 0.8}, "compute_efficiency": {"default": 0.6},
+             "step_overhead": {"base_s": 0.002, "prefill_base_s": 0.005, "per_seq_s": 1e-5, "multi_gpu_s": 0.001,
+                               "layers_fitted": 32}}
+    p = EngineProfile("x", entry)
+    assert p.step_overhead_s(4, 1, 80) == pytest.approx(0.002 * 80 / 32 + 4e-5)
+    assert p.step_overhead_s(4, 2, 16) == pytest.approx(0.001 + 4e-5 + 0.001)
+    assert p.step_overhead_s(4, 1) == pytest.approx(0.002 + 4e-5)  # no layer count: as fitted
+    assert p.prefill_step_overhead_s(1, 1, 64) == pytest.approx(0.002 * 2 + 1e-5)
+    assert p.request_latency_s == pytest.approx(0.003)  # prefill_base_s − base_s, once per request, not per layer
+    vllm = engines.profile("vllm")
+    assert vllm.step_overhead_s(1, 1, 80) == vllm.step_overhead_s(1, 1, 24)
+
+    trt = engines.profile("trt-llm")
+    assert trt.overhead_layers_fitted == 32
+    m, gpu = registry.get_model("llama-3.3-70b"), registry.get_gpu("h100-sxm")
+    assert m.num_hidden_layers == 80
+    one = perf.perf_report(m, gpu, "fp8", "bf16", 1, 512, 64, tp=2, curve_batches=(), engine="trt-llm")
+    assert one["engine_step_overhead_s"] == pytest.approx(trt.overhead_base_s * 2.5 + trt.overhead_per_seq_s
+                                                          + trt.overhead_multi_gpu_s)
+    staged = perf.perf_report(m, gpu, "fp8", "bf16", 1, 512, 64, tp=2, pp=2, curve_batches=(), engine="trt-llm")
+    assert staged["engine_step_overhead_s"] == pytest.approx(trt.overhead_base_s * 1.25 + trt.overhead_per_seq_s
+                                                             + trt.overhead_multi_gpu_s)
+
+
+def test_the_simulator_charges_a_per_layer_base_cost_for_the_model_it_runs():
+    from calc.simulate import StepModel, step_cost
+
+    gpu, trt = registry.get_gpu("h100-sxm"), engines.profile("trt-llm")
+    for key, layers in (("llama-3.1-8b", 32), ("llama-3.3-70b", 80)):
+        sm = StepModel(registry.get_model(key), gpu, "fp8", tp=2, cost=step_cost("trt-llm", "fp8", gpu=gpu))
+        assert sm.cost.step_overhead_s(8, 2) == pytest.approx(trt.step_overhead_s(8, 2, layers))
+        assert sm.cost.prefill_step_overhead_s(8, 2) == pytest.approx(trt.prefill_step_overhead_s(8, 2, layers))
+    cost = step_cost("trt-llm", "fp8", gpu=gpu)
+    assert cost.layers is None and cost.per_layer  # the StepCost itself is model-free until a StepModel binds it
