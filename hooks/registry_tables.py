@@ -206,7 +206,11 @@ def engines_table(lang: str) -> str:
                     f"{frac} × CUDA-visible − weights − activations − overhead")
         links = " · ".join(f"[{i + 1}]({s['url']}) ({s['date']})" if s["url"].startswith("https://")
                            else f"`{s['url']}` ({s['date']})" for i, s in enumerate(e["sources"]))
-        rows.append([name, p.version or "—", f"{ms(p.overhead_base_s)} / {ms(p.prefill_step_base_s)} + {ms(p.request_latency_s)}",
+        fixed = f"{ms(p.overhead_base_s)} / {ms(p.prefill_step_base_s)}"
+        if p.overhead_layers_fitted:  # the base is paid per layer: state it for the depth it was fitted on
+            n = p.overhead_layers_fitted
+            fixed = f"({fixed}) × 层数 / {n}" if zh else f"({fixed}) × layers / {n}"
+        rows.append([name, p.version or "—", f"{fixed} + {ms(p.request_latency_s)}",
                      us(p.overhead_per_seq_s), ms(p.overhead_multi_gpu_s), shares(e["memory_efficiency"]),
                      shares(e["compute_efficiency"]), rule, links])
     return _table(header, rows)

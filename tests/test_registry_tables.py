@@ -91,6 +91,8 @@ def test_data_page_lists_every_entry(site_dir, page):
 def test_engine_and_calibration_tables():
     rows = _rows(registry_tables.engines_table("en"))
     assert len(rows) == 6
+    assert "× layers / 32" in rows["trt-llm"][2] and "layers" not in rows["vllm"][2]
+    assert "× 层数 / 32" in registry_tables.engines_table("zh")
     for lang in ("zh", "en"):
         table = registry_tables.calibration_table(lang)
         assert table.count("\n") >= 2 + 8 and "|error|" not in table
