@@ -62,6 +62,13 @@ class EngineProfile:
         self.prefill_step_base_s = min(self.prefill_overhead_base_s, self.overhead_base_s)
         self.request_latency_s = self.prefill_overhead_base_s - self.prefill_step_base_s
         self._mem = dict(entry["memory_efficiency"])
+        # The share of the memory_efficiency figures this engine's kernels keep on GPUs with HBM (fitted where the
+        # calibration set shows the same kernels reaching a smaller share of an HBM GPU's bandwidth than of a GDDR
+        # one's: llama.cpp's); 1 = the figures hold on every memory type
+        self.hbm_bandwidth_factor = float(entry.get("hbm_bandwidth_factor", 1.0))
+        # 16-bit matmuls accumulate in FP16 (llama.cpp's cuBLAS path): on GeForce cards that runs at twice the
+        # FP32-accumulate rate calc takes as the peak (registry fp16_acc16_dense_flops); elsewhere at the same rate
+        self.accumulates_in_fp16 = bool(entry.get("accumulates_in_fp16", False))
         self._comp = dict(entry["compute_efficiency"])
         p = entry.get("prefill", {})
         self.prefill_chunk_tokens = p.get("chunk_tokens")  # None: the whole prompt batch in one step
@@ -134,9 +141,20 @@ class EngineProfile:
         out.setdefault("rule", "fraction_of_visible")
         return {k: v for k, v in out.items() if not k.startswith("_")}
 
-    def memory_efficiency(self, fmt: str) -> float:
-        """Achieved / datasheet memory bandwidth for weights stored in ``fmt`` (a calc.memory WEIGHT_FORMATS key)."""
-        return float(self._mem.get(fmt, self._mem["default"]))
+    def memory_efficiency(self, fmt: str, gpu=None) -> float:
+        """Achieved / datasheet memory bandwidth for weights stored in ``fmt`` (a calc.memory WEIGHT_FORMATS key), on
+        ``gpu`` (a registry.GPU) where given: × hbm_bandwidth_factor if its memory is HBM."""
+        e = float(self._mem.get(fmt, self._mem["default"]))
+        if gpu is not None and (gpu.memory_type or "").upper().startswith("HBM"):
+            e *= self.hbm_bandwidth_factor
+        return e
+
+    def peak_flops(self, gpu, dtype: str) -> float | None:
+        """The dense tensor peak this engine's matmuls in ``dtype`` run against on ``gpu``: the FP16-accumulate rate
+        for 16-bit math where the engine accumulates in FP16, else the registry's (FP32-accumulate) peak."""
+        if self.accumulates_in_fp16 and dtype in ("fp16", "bf16"):
+            return gpu.fp16_accumulate_flops()
+        return gpu.peak_flops(dtype)
 
     def compute_efficiency(self, fmt: str) -> float:
         """Achieved / datasheet dense tensor-core FLOPS for the matmuls of weights in ``fmt`` (FP8 weights are

@@ -273,12 +273,12 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     g, dp = gpus_per_stage(tp, ep), attention_replicas(tp, ep)
     n_gpus = g * pp
     dtype = compute_dtype(weights, gpu)
-    mem_eff = eng.memory_efficiency(weights) if memory_efficiency is None else memory_efficiency
+    mem_eff = eng.memory_efficiency(weights, gpu) if memory_efficiency is None else memory_efficiency
     comp_eff = eng.compute_efficiency(weights) if compute_efficiency is None else compute_efficiency
     # FP8/FP4 formats that fall back to 16-bit math on this GPU run weight-only kernels: use the 16-bit figure
     if dtype != WEIGHT_FORMATS[weights].compute_dtype and compute_efficiency is None:
         comp_eff = eng.compute_efficiency("bf16")
-    peak = gpu.peak_flops(dtype) * comp_eff * g  # one stage
+    peak = eng.peak_flops(gpu, dtype) * comp_eff * g  # one stage
     bandwidth = gpu.memory_bandwidth_bytes_per_s * mem_eff * g
     chunk = eng.prefill_chunk_tokens
     shares = _stage_shares(m, weights, pp)

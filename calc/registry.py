@@ -46,6 +46,9 @@ class GPU:
         "bf16_sparse_flops",
         "fp16_dense_flops",
         "fp16_sparse_flops",
+        # FP16 tensor math with FP16 accumulate, where it is faster than with FP32 accumulate (GeForce cards halve
+        # the FP32-accumulate rate; None elsewhere: the same rate). Only engines that accumulate in FP16 use it
+        "fp16_acc16_dense_flops",
         "fp8_dense_flops",  # None: no FP8 tensor cores (Ampere)
         "fp8_sparse_flops",
         "int8_dense_ops",
@@ -83,6 +86,10 @@ class GPU:
         if self.usd_per_hour_low is None or self.usd_per_hour_high is None:
             return None
         return (self.usd_per_hour_low + self.usd_per_hour_high) / 2
+
+    def fp16_accumulate_flops(self) -> float | None:
+        """Dense FP16 tensor rate with FP16 accumulate: fp16_acc16_dense_flops where the card has a faster one."""
+        return self.fp16_acc16_dense_flops or self.fp16_dense_flops
 
     def peak_flops(self, dtype: str) -> float | None:
         """Dense tensor-core peak for a compute dtype: 'bf16', 'fp16', 'fp8', 'int8' or 'fp4'."""

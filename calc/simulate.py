@@ -76,6 +76,7 @@ class StepCost:
     # the model's layer count as a third argument, which StepModel fills in (``layers``)
     per_layer: bool = False
     layers: int | None = None
+    accumulates_in_fp16: bool = False  # 16-bit matmuls at the FP16-accumulate rate (EngineProfile.peak_flops)
 
     def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
         return max(gpu_s, overhead_s) if self.overlaps_gpu else gpu_s + overhead_s
@@ -101,12 +102,16 @@ class StepCost:
         if gpu is not None and perf.compute_dtype(fmt, gpu) != perf.WEIGHT_FORMATS[fmt].compute_dtype:
             comp_fmt = "bf16"
         key = getattr(profile, "key", name or "engine")
-        return cls(profile.memory_efficiency(fmt) if memory_efficiency is None else memory_efficiency,
+        if memory_efficiency is None:  # engine profiles know the GPU's memory type (hbm_bandwidth_factor)
+            memory_efficiency = (profile.memory_efficiency(fmt, gpu) if gpu is not None
+                                 and hasattr(profile, "hbm_bandwidth_factor") else profile.memory_efficiency(fmt))
+        return cls(memory_efficiency,
                    profile.compute_efficiency(comp_fmt) if compute_efficiency is None else compute_efficiency,
                    profile.step_overhead_s, name or key, getattr(profile, "prefill_step_overhead_s", None), key,
                    float(getattr(profile, "request_latency_s", 0.0)),
                    bool(getattr(profile, "overhead_overlaps_gpu", False)),
-                   bool(getattr(profile, "overhead_layers_fitted", None)))
+                   bool(getattr(profile, "overhead_layers_fitted", None)), None,
+                   bool(getattr(profile, "accumulates_in_fp16", False)))
 
 
 def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float | None = None,
@@ -142,7 +147,9 @@ class StepModel:
             cost = replace(cost, layers=m.num_hidden_layers)
         self.cost = cost or StepCost()
         dtype = perf.compute_dtype(weights, gpu)
-        self.peak = gpu.peak_flops(dtype) * self.cost.compute_efficiency * tp
+        peak = gpu.fp16_accumulate_flops() if self.cost.accumulates_in_fp16 and dtype in ("fp16", "bf16") \
+            else gpu.peak_flops(dtype)
+        self.peak = peak * self.cost.compute_efficiency * tp
         self.bandwidth = gpu.memory_bandwidth_bytes_per_s * self.cost.memory_efficiency * tp
         self.linear_flops_per_token = 2 * matmul_params_per_token(m)
         self._wbytes: dict[int, float] = {}

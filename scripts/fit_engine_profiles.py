@@ -32,19 +32,25 @@ PARAMS = [
     (("compute_efficiency", "default"), 0.2, _COMP),
     (("compute_efficiency", "fp8"), 0.2, _COMP),
     (("memory_efficiency", "q8_0"), 0.3, _MEM),
+    (("memory_efficiency", "q4_k_m"), 0.3, _MEM),
+    (("hbm_bandwidth_factor", None), 0.3, 1.0),
 ]
-# llama.cpp multiplies F16 matrices with cuBLAS in FP16 accumulation on GeForce cards, whose datasheet FP16
-# rate with FP16 accumulation is twice the FP32-accumulate one calc uses as the peak; its compute share of that
-# peak may pass the ideal profile's.
-LIMITS = {"llama.cpp": {("compute_efficiency", "default"): 2 * _COMP}}
+# parameters only some engines' calibration points can identify: fitted where the entry already has the key
+OPTIONAL = {("hbm_bandwidth_factor", None)}
+# Per-engine bounds that differ from PARAMS' (none today: llama.cpp's FP16-accumulate GEMMs are measured against
+# the FP16-accumulate peak, engines.json accumulates_in_fp16, so its share stays under the ideal profile's).
+LIMITS: dict = {}
 
 
 def _get(entry, path):
-    return entry[path[0]].get(path[1])
+    return entry.get(path[0]) if path[1] is None else entry[path[0]].get(path[1])
 
 
 def _set(entry, path, value):
-    entry[path[0]][path[1]] = value
+    if path[1] is None:
+        entry[path[0]] = value
+    else:
+        entry[path[0]][path[1]] = value
     engines.profile.cache_clear()
 
 
@@ -57,7 +63,8 @@ def fit(key: str, rounds: int = 6) -> dict:
     entry = engines._data()["engines"][key]
     used = {r["weights"] for r in calibration.points() if r["engine"] == key and r["subset"] == "fit"}
     params = [(path, lo, LIMITS.get(key, {}).get(path, hi)) for path, lo, hi in PARAMS
-              if path[1] not in ("fp8", "q8_0") or path[1] in used]
+              if (path[1] not in ("fp8", "q8_0", "q4_k_m") or path[1] in used)
+              and (path not in OPTIONAL or _get(entry, path) is not None)]
     for path, _, _ in params:
         if _get(entry, path) is None:
             _set(entry, path, _get(entry, (path[0], "base_s" if path[1] == "prefill_base_s" else "default")))
@@ -78,7 +85,7 @@ def fit(key: str, rounds: int = 6) -> dict:
                     _set(entry, path, old)
                 if not improved:
                     step /= 2
-    return {"loss": best, **{"/".join(p[0]): _get(entry, p[0]) for p in params}}
+    return {"loss": best, **{"/".join(x for x in p[0] if x): _get(entry, p[0]) for p in params}}
 
 
 if __name__ == "__main__":

@@ -237,3 +237,37 @@ def test_the_simulator_charges_a_per_layer_base_cost_for_the_model_it_runs():
         assert sm.cost.prefill_step_overhead_s(8, 2) == pytest.approx(trt.prefill_step_overhead_s(8, 2, layers))
     cost = step_cost("trt-llm", "fp8", gpu=gpu)
     assert cost.layers is None and cost.per_layer  # the StepCost itself is model-free until a StepModel binds it
+
+
+def test_llama_cpp_reaches_a_smaller_share_of_hbm_bandwidth():
+    """hbm_bandwidth_factor: llama.cpp's fitted bandwidth share holds on GDDR cards and shrinks by that factor on HBM
+    ones (the A100 and H100 runs of the calibration set); other profiles keep one share on every memory type."""
+    lc, vllm = engines.profile("llama.cpp"), engines.profile("vllm")
+    gddr, hbm = registry.get_gpu("rtx-4090"), registry.get_gpu("a100-80gb")
+    assert gddr.memory_type.startswith("GDDR") and hbm.memory_type.startswith("HBM")
+    assert 0 < lc.hbm_bandwidth_factor < 1
+    assert lc.memory_efficiency("q4_k_m", hbm) == pytest.approx(lc.memory_efficiency("q4_k_m", gddr) * lc.hbm_bandwidth_factor)
+    assert lc.memory_efficiency("q4_k_m", gddr) == lc.memory_efficiency("q4_k_m")
+    assert vllm.memory_efficiency("bf16", hbm) == vllm.memory_efficiency("bf16", gddr)
+    m = registry.get_model("llama-3.1-8b")
+    tpot = {g.key: perf.perf_report(m, g, "q4_k_m", "fp16", 1, 1, 512, curve_batches=(), engine="llama.cpp")["tpot_s"]
+            for g in (gddr, hbm)}
+    # twice the bandwidth, yet hardly faster, as measured (Llama-3-8B Q4_K_M: 7.41 vs 7.66 ms per token)
+    assert 1 < tpot["rtx-4090"] / tpot["a100-80gb"] < 1.2
+
+
+def test_fp16_accumulate_runs_at_twice_the_rate_on_geforce_only():
+    """accumulates_in_fp16 (llama.cpp's cuBLAS path): GeForce cards halve the FP32-accumulate tensor rate calc takes as
+    their peak, so FP16-accumulate math runs at twice it (Ada whitepaper: 330.3 vs 165.2 TFLOPS on the RTX 4090); on
+    workstation and datacenter cards both rates are the same."""
+    from calc.simulate import StepModel, step_cost
+
+    lc, vllm = engines.profile("llama.cpp"), engines.profile("vllm")
+    g4090, l40s = registry.get_gpu("rtx-4090"), registry.get_gpu("l40s")
+    assert lc.peak_flops(g4090, "fp16") == 330.3e12 == 2 * g4090.peak_flops("fp16") - 0.1e12
+    assert vllm.peak_flops(g4090, "fp16") == g4090.peak_flops("fp16")
+    assert lc.peak_flops(l40s, "fp16") == l40s.peak_flops("fp16") and l40s.fp16_acc16_dense_flops is None
+    assert lc.peak_flops(g4090, "fp8") == g4090.peak_flops("fp8")  # only 16-bit math
+    m = registry.get_model("llama-3.1-8b")
+    sm = StepModel(m, g4090, "fp16", "fp16", cost=step_cost("llama.cpp", "fp16", gpu=g4090))
+    assert sm.peak == pytest.approx(330.3e12 * lc.compute_efficiency("fp16"))
