@@ -45,7 +45,8 @@ class EngineProfile:
         self.name = entry["name"]
         self.version = entry.get("version")
         self.calibrated = entry.get("calibrated", False)
-        o = entry.get("step_overhead", {})
+        # an older release may have had another fixed cost per step (vLLM's V0 engine): its keys replace the entry's
+        o = {**entry.get("step_overhead", {}), **variant.get("step_overhead", {})}
         self.overhead_base_s = float(o.get("base_s", 0.0))
         self.overhead_per_seq_s = float(o.get("per_seq_s", 0.0))
         self.overhead_multi_gpu_s = float(o.get("multi_gpu_s", 0.0))

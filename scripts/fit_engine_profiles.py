@@ -1,6 +1,6 @@
 """Fit an engine profile's speed parameters on the 'fit' subset of calc/data/calibration.json.
 
-    .venv/bin/python scripts/fit_engine_profiles.py trt-llm hf
+    .venv/bin/python scripts/fit_engine_profiles.py trt-llm hf vllm@v0.6
 
 Minimises the mean squared log error (calc / measured) over the engine's fit points by coordinate descent
 (stdlib only) and prints the parameters and the fit/holdout table; it does not write data/engines.json (copy
@@ -33,41 +33,73 @@ PARAMS = [
     (("compute_efficiency", "fp8"), 0.2, _COMP),
     (("memory_efficiency", "q8_0"), 0.3, _MEM),
     (("memory_efficiency", "q4_k_m"), 0.3, _MEM),
-    (("hbm_bandwidth_factor", None), 0.3, 1.0),
+    (("memory_efficiency", "int4"), 0.3, _MEM),
+    (("hbm_bandwidth_factor",), 0.3, 1.0),
 ]
 # parameters only some engines' calibration points can identify: fitted where the entry already has the key
-OPTIONAL = {("hbm_bandwidth_factor", None)}
+OPTIONAL = {("hbm_bandwidth_factor",)}
+# the formats whose own efficiency is fitted only where fit points use them
+PER_FORMAT = {"fp8", "q8_0", "q4_k_m", "int4"}
+# An older release with its own fixed cost per step (a variant with ``step_overhead`` in data/engines.json) is
+# fitted on its own points: its base cost, and the efficiency of the formats only its points use (the kernels are
+# taken to be the same in both releases); the base fit leaves those points out.
+VARIANT_PARAMS = [(("step_overhead", "base_s"), 0.0, 0.05)]
 # Per-engine bounds that differ from PARAMS' (none today: llama.cpp's FP16-accumulate GEMMs are measured against
 # the FP16-accumulate peak, engines.json accumulates_in_fp16, so its share stays under the ideal profile's).
 LIMITS: dict = {}
 
 
 def _get(entry, path):
-    return entry.get(path[0]) if path[1] is None else entry[path[0]].get(path[1])
+    for k in path[:-1]:
+        entry = entry[k]
+    return entry.get(path[-1])
 
 
 def _set(entry, path, value):
-    if path[1] is None:
-        entry[path[0]] = value
-    else:
-        entry[path[0]][path[1]] = value
+    for k in path[:-1]:
+        entry = entry[k]
+    entry[path[-1]] = value
     engines.profile.cache_clear()
 
 
+def _own_cost_variants(base: str) -> set:
+    return {name for name, v in engines._data()["engines"][base].get("variants", {}).items() if "step_overhead" in v}
+
+
+def _fit_rows(key: str) -> list[dict]:
+    """The fit points of ``key`` ("engine" or "engine@variant"): a variant with its own fixed cost takes its own
+    points; the base engine takes the others."""
+    base, _, variant = key.partition("@")
+    own = _own_cost_variants(base)
+    points = {p["id"]: p for p in calibration.points()}
+    return [r for r in calibration.errors() if r["engine"] == base and r["subset"] == "fit" and r["kind"] != "kv_tokens"
+            and (points[r["id"]].get("engine_variant") == variant if variant
+                 else points[r["id"]].get("engine_variant") not in own)]
+
+
 def loss(key: str) -> float:
-    rows = [r for r in calibration.errors() if r["engine"] == key and r["subset"] == "fit" and r["kind"] != "kv_tokens"]
+    rows = _fit_rows(key)
     return sum(math.log1p(r["error"]) ** 2 for r in rows) / max(1, len(rows))
 
 
 def fit(key: str, rounds: int = 6) -> dict:
-    entry = engines._data()["engines"][key]
-    used = {r["weights"] for r in calibration.points() if r["engine"] == key and r["subset"] == "fit"}
-    params = [(path, lo, LIMITS.get(key, {}).get(path, hi)) for path, lo, hi in PARAMS
-              if (path[1] not in ("fp8", "q8_0", "q4_k_m") or path[1] in used)
-              and (path not in OPTIONAL or _get(entry, path) is not None)]
+    base, _, variant = key.partition("@")
+    entry = engines._data()["engines"][base]
+    points = {p["id"]: p for p in calibration.points()}
+    used = {points[r["id"]]["weights"] for r in _fit_rows(key)}
+    if variant:  # the variant's fixed cost, and the formats none of the base engine's own fit points use
+        base_used = {points[r["id"]]["weights"] for r in _fit_rows(base)}
+        params = [(("variants", variant) + path, lo, hi) for path, lo, hi in VARIANT_PARAMS]
+        params += [(path, lo, hi) for path, lo, hi in PARAMS
+                   if path[0] == "memory_efficiency" and path[1] in PER_FORMAT and path[1] in used - base_used]
+    else:
+        params = [(path, lo, LIMITS.get(key, {}).get(path, hi)) for path, lo, hi in PARAMS
+                  if (path[-1] not in PER_FORMAT or path[-1] in used)
+                  and (path not in OPTIONAL or _get(entry, path) is not None)]
     for path, _, _ in params:
         if _get(entry, path) is None:
-            _set(entry, path, _get(entry, (path[0], "base_s" if path[1] == "prefill_base_s" else "default")))
+            _set(entry, path, _get(entry, (path[0], "base_s" if path[1] == "prefill_base_s" else "default"))
+                 if len(path) == 2 else 0.0)
     best = loss(key)
     for _ in range(rounds):
         for path, lo, hi in params:
@@ -85,10 +117,10 @@ def fit(key: str, rounds: int = 6) -> dict:
                     _set(entry, path, old)
                 if not improved:
                     step /= 2
-    return {"loss": best, **{"/".join(x for x in p[0] if x): _get(entry, p[0]) for p in params}}
+    return {"loss": best, **{"/".join(p[0]): _get(entry, p[0]) for p in params}}
 
 
 if __name__ == "__main__":
     for key in sys.argv[1:] or ["trt-llm", "hf"]:
         print(key, fit(key))
-        print(calibration.format_table([r for r in calibration.errors() if r["engine"] == key]))
+        print(calibration.format_table([r for r in calibration.errors() if r["engine"] == key.partition("@")[0]]))

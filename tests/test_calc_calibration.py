@@ -52,8 +52,8 @@ def test_fit_subset_meets_the_targets():
 @pytest.mark.xfail(strict=True, reason=(
     "one held-out point still misses: the H200 lab's Hugging Face generate() step (+33 %: the hf profile's launch "
     "cost was fitted on the H100 reference host with the same torch and transformers; that launch time follows the "
-    "host CPU is a hypothesis, and calc has no host field). The medians meet their targets (TPOT 4.1 %, TTFT 5.3 %, "
-    "throughput 7.3 %, KV capacity 1.2 %), and no other point is beyond 30 % (the largest: TensorRT-LLM v0.5's "
+    "host CPU is a hypothesis, and calc has no host field). The medians meet their targets (TPOT 4.0 %, TTFT 5.4 %, "
+    "throughput 7.4 %, KV capacity 1.2 %), and no other point is beyond 30 % (the largest: TensorRT-LLM v0.5's "
     "Llama-2-70B TP 4 TTFT at 128 tokens, -29 %)"))
 def test_holdout_meets_the_targets():
     assert _check([r for r in ROWS if r["subset"] == "holdout"]) == []
@@ -79,15 +79,16 @@ def test_ideal_is_a_bound_on_every_point():
             calibration.predict(p) * (1 if p["kind"] == "throughput" else -1), p["id"]
 
 
-# Points added to the set after the last structural change to the speed model (2026-11-30), never looked at while
-# choosing it; docs/*/calculators/data.md says of them "within 20 %, median 5 %" and "vLLM ... 6-20 % optimistic".
-AFTER_THE_CHANGES = ("trt05-h100-fp8-70b-", "nim-", "vllm063-")
+# Points added to the set after TensorRT-LLM's per-layer base cost (2026-11-30), never looked at while choosing any
+# structure: docs/*/calculators/data.md says of them "within 8 %, median 3 %".
+AFTER_THE_CHANGES = ("trt05-h100-fp8-70b-", "nim-")
 
 
 def test_points_added_after_the_changes_are_as_the_data_page_says():
     rows = [r for r in ROWS if r["id"].startswith(AFTER_THE_CHANGES)]
-    assert len(rows) == 17 and all(r["subset"] == "holdout" for r in rows)
+    assert len(rows) == 8 and all(r["subset"] == "holdout" for r in rows)
     errs = sorted(abs(r["error"]) for r in rows)
-    assert errs[-1] <= 0.205 and 0.045 <= calibration.median(errs) <= 0.055
-    vllm_llama = [r["error"] for r in rows if r["id"].startswith("vllm063-") and "llama" in r["id"]]
-    assert len(vllm_llama) == 6 and 0.055 <= min(vllm_llama) and max(vllm_llama) <= 0.205
+    assert errs[-1] <= 0.08 and calibration.median(errs) <= 0.035
+    # vLLM's October 2024 latency tests with the V0 variant: "between -17 % and +9 %" on the data page
+    v0 = [r["error"] for r in ROWS if r["id"].startswith("vllm063-")]
+    assert len(v0) == 9 and -0.175 <= min(v0) and max(v0) <= 0.09

@@ -271,3 +271,15 @@ def test_fp16_accumulate_runs_at_twice_the_rate_on_geforce_only():
     m = registry.get_model("llama-3.1-8b")
     sm = StepModel(m, g4090, "fp16", "fp16", cost=step_cost("llama.cpp", "fp16", gpu=g4090))
     assert sm.peak == pytest.approx(330.3e12 * lc.compute_efficiency("fp16"))
+
+
+def test_an_older_release_may_have_its_own_fixed_cost_and_4_bit_weights_their_own_share():
+    """vllm@v0.6 (the V0 engine): its own base cost per step, everything else the current profile's; W4A16 weights
+    (GPTQ/AWQ int4) reach a smaller share of bandwidth than 16-bit ones in vLLM (and SGLang, which borrows it)."""
+    v1, v0 = engines.profile("vllm"), engines.profile("vllm@v0.6")
+    assert v0.overhead_base_s > v1.overhead_base_s
+    assert (v0.overhead_per_seq_s, v0.overhead_multi_gpu_s, v0.prefill_overhead_base_s) == \
+        (v1.overhead_per_seq_s, v1.overhead_multi_gpu_s, v1.prefill_overhead_base_s)
+    assert v0.memory_efficiency("int4") == v1.memory_efficiency("int4") < v1.memory_efficiency("bf16")
+    assert engines.profile("sglang").memory_efficiency("int4") == v1.memory_efficiency("int4")
+    assert engines.profile("trt-llm").overhead_base_s == engines.profile("trt-llm@v0.6").overhead_base_s
