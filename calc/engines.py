@@ -151,16 +151,21 @@ class EngineProfile:
         return e
 
     def peak_flops(self, gpu, dtype: str) -> float | None:
-        """The dense tensor peak this engine's matmuls in ``dtype`` run against on ``gpu``: the FP16-accumulate rate
-        for 16-bit math where the engine accumulates in FP16, else the registry's (FP32-accumulate) peak."""
-        if self.accumulates_in_fp16 and dtype in ("fp16", "bf16"):
-            return gpu.fp16_accumulate_flops()
-        return gpu.peak_flops(dtype)
+        """The dense tensor peak this engine's matmuls in ``dtype`` run against on ``gpu`` (see matmul_peak_flops)."""
+        return matmul_peak_flops(gpu, dtype, self.accumulates_in_fp16)
 
     def compute_efficiency(self, fmt: str) -> float:
         """Achieved / datasheet dense tensor-core FLOPS for the matmuls of weights in ``fmt`` (FP8 weights are
         calibrated separately from bf16 ones: an FP8 GEMM reaches a different share of its peak)."""
         return float(self._comp.get(fmt, self._comp["default"]))
+
+
+def matmul_peak_flops(gpu, dtype: str, accumulates_in_fp16: bool = False) -> float | None:
+    """The dense tensor peak for matmuls in ``dtype`` on ``gpu``: the FP16-accumulate rate for 16-bit math where the
+    engine accumulates in FP16 (twice the FP32-accumulate rate on GeForce cards), else the registry's peak."""
+    if accumulates_in_fp16 and dtype in ("fp16", "bf16"):
+        return gpu.fp16_accumulate_flops()
+    return gpu.peak_flops(dtype)
 
 
 ENGINES = tuple(k for k in _data()["engines"])

@@ -147,9 +147,8 @@ class StepModel:
             cost = replace(cost, layers=m.num_hidden_layers)
         self.cost = cost or StepCost()
         dtype = perf.compute_dtype(weights, gpu)
-        peak = gpu.fp16_accumulate_flops() if self.cost.accumulates_in_fp16 and dtype in ("fp16", "bf16") \
-            else gpu.peak_flops(dtype)
-        self.peak = peak * self.cost.compute_efficiency * tp
+        from .engines import matmul_peak_flops  # noqa: PLC0415 (engines reads its JSON on import)
+        self.peak = matmul_peak_flops(gpu, dtype, self.cost.accumulates_in_fp16) * self.cost.compute_efficiency * tp
         self.bandwidth = gpu.memory_bandwidth_bytes_per_s * self.cost.memory_efficiency * tp
         self.linear_flops_per_token = 2 * matmul_params_per_token(m)
         self._wbytes: dict[int, float] = {}
