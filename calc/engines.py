@@ -60,7 +60,11 @@ class EngineProfile:
         # the fitted fixed cost of a prefill, as measured (a single request's TTFT), and its split (see
         # prefill_step_overhead_s and request_latency_s)
         self.prefill_overhead_base_s = float(o.get("prefill_base_s", self.overhead_base_s))
-        self.prefill_step_base_s = min(self.prefill_overhead_base_s, self.overhead_base_s)
+        # Where the TTFT points have no front end (llama-bench), the whole fitted prefill cost is spent in the step
+        # (``prefill_in_step``); otherwise what it adds beyond a decode step's base is per-request front-end latency
+        self.prefill_in_step = bool(o.get("prefill_in_step", False))
+        self.prefill_step_base_s = (self.prefill_overhead_base_s if self.prefill_in_step
+                                    else min(self.prefill_overhead_base_s, self.overhead_base_s))
         self.request_latency_s = self.prefill_overhead_base_s - self.prefill_step_base_s
         self._mem = dict(entry["memory_efficiency"])
         # The share of the memory_efficiency figures this engine's kernels keep on GPUs with HBM (fitted where the
@@ -150,9 +154,17 @@ class EngineProfile:
             e *= self.hbm_bandwidth_factor
         return e
 
-    def peak_flops(self, gpu, dtype: str) -> float | None:
-        """The dense tensor peak this engine's matmuls in ``dtype`` run against on ``gpu`` (see matmul_peak_flops)."""
-        return matmul_peak_flops(gpu, dtype, self.accumulates_in_fp16)
+    def fp16_accumulate(self, fmt: str | None) -> bool:
+        """Whether this engine's matmuls for weights in ``fmt`` run in FP16 with FP16 accumulation: for engines that
+        accumulate in FP16, FP16 weights and GGUF formats (dequantized to FP16); BF16 math has no FP16-accumulate mode."""
+        if not self.accumulates_in_fp16 or fmt is None:
+            return False
+        from .memory import WEIGHT_FORMATS  # noqa: PLC0415 (engines stays importable without the memory model)
+        return fmt == "fp16" or WEIGHT_FORMATS[fmt].gguf
+
+    def peak_flops(self, gpu, dtype: str, fmt: str | None = None) -> float | None:
+        """The dense tensor peak this engine's matmuls in ``dtype`` for weights in ``fmt`` run against on ``gpu``."""
+        return matmul_peak_flops(gpu, dtype, self.fp16_accumulate(fmt))
 
     def compute_efficiency(self, fmt: str) -> float:
         """Achieved / datasheet dense tensor-core FLOPS for the matmuls of weights in ``fmt`` (FP8 weights are
@@ -160,10 +172,11 @@ class EngineProfile:
         return float(self._comp.get(fmt, self._comp["default"]))
 
 
-def matmul_peak_flops(gpu, dtype: str, accumulates_in_fp16: bool = False) -> float | None:
-    """The dense tensor peak for matmuls in ``dtype`` on ``gpu``: the FP16-accumulate rate for 16-bit math where the
-    engine accumulates in FP16 (twice the FP32-accumulate rate on GeForce cards), else the registry's peak."""
-    if accumulates_in_fp16 and dtype in ("fp16", "bf16"):
+def matmul_peak_flops(gpu, dtype: str, fp16_accumulate: bool = False) -> float | None:
+    """The dense tensor peak for matmuls in ``dtype`` on ``gpu``: with ``fp16_accumulate`` (FP16 math accumulated in
+    FP16, EngineProfile.fp16_accumulate) the FP16-accumulate rate, twice the FP32-accumulate one on GeForce cards;
+    else the registry's peak."""
+    if fp16_accumulate:
         return gpu.fp16_accumulate_flops()
     return gpu.peak_flops(dtype)
 

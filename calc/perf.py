@@ -278,7 +278,8 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     # FP8/FP4 formats that fall back to 16-bit math on this GPU run weight-only kernels: use the 16-bit figure
     if dtype != WEIGHT_FORMATS[weights].compute_dtype and compute_efficiency is None:
         comp_eff = eng.compute_efficiency("bf16")
-    peak = eng.peak_flops(gpu, dtype) * comp_eff * g  # one stage
+    stage_peak = eng.peak_flops(gpu, dtype, weights)  # the FP16-accumulate rate where the engine's GEMMs use it
+    peak = stage_peak * comp_eff * g  # one stage
     bandwidth = gpu.memory_bandwidth_bytes_per_s * mem_eff * g
     chunk = eng.prefill_chunk_tokens
     shares = _stage_shares(m, weights, pp)
@@ -288,7 +289,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     head_bytes = head_params * (weights_bytes(m, weights) / c["total"] if fmt.gguf else 2)
     per_layer_kv = kv_bytes_per_token_layer(m, kv_dtype, tp)
     micro = max(1, min(pp, batch))
-    # the fixed cost of profiles that pay it per layer follows the slowest (largest) stage's layer count
+    # reported: the fixed cost of the stage with the most layers (profiles that pay it per layer)
     layers_per_stage = max(len(sh["layers"]) for sh in shares)
 
     def stages(b: float, context: int, prompt: int | None, q: int = 1) -> list[tuple[float, str, float, float, dict]]:
@@ -301,13 +302,17 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
             flops = decode_flops(m, b * q, context)
             cached = cached_tokens(m, context)
             n_steps, per_read = 1, tokens
-            overhead = eng.step_overhead_s(b, n_gpus, layers_per_stage)
+
+            def overhead(layers: int) -> float:
+                return eng.step_overhead_s(b, n_gpus, layers)
         else:
             flops = prefill_flops(m, b, prompt)
             cached = cached_tokens(m, prompt)
             n_steps = 1 if not chunk else math.ceil(tokens / chunk)
             per_read = min(tokens, chunk or tokens)
-            overhead = n_steps * eng.prefill_step_overhead_s(b, n_gpus, layers_per_stage)
+
+            def overhead(layers: int) -> float:
+                return n_steps * eng.prefill_step_overhead_s(b, n_gpus, layers)
         head_flops = 2 * head_params * tokens
         w_read = weight_bytes_read(m, weights, per_read) * n_steps
         dequant_bytes = 0.0
@@ -344,7 +349,8 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
                         "all_to_all": sh["moe_layers"] * all_to_all_s(m, gpu, tokens, ep, g)}
             else:
                 comm = {"allreduce": 2 * n * ar, "all_to_all": 0.0}
-            out.append((eng.step_time_s(t + comm["allreduce"] + comm["all_to_all"], overhead), bound, f, nbytes, comm))
+            # each stage pays the fixed cost for its own layers where the profile charges it per layer
+            out.append((eng.step_time_s(t + comm["allreduce"] + comm["all_to_all"], overhead(n)), bound, f, nbytes, comm))
         return out
 
     def hand(tokens: float) -> float:
@@ -378,7 +384,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     ttft = prefill_s + eng.ttft_decode_steps * step(batch, prompt_len)[0] + eng.request_latency_s
     e2e = ttft + (output_len - 1) * tpot
 
-    ridge = gpu.peak_flops(dtype) / gpu.memory_bandwidth_bytes_per_s
+    ridge = stage_peak / gpu.memory_bandwidth_bytes_per_s
     curve = []
     for b in curve_batches:
         t, bnd, _, _ = step(b, mean_context)
@@ -389,7 +395,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "ep": ep,
         "attention_replicas": dp,
         "compute_dtype": dtype,
-        "peak_flops": gpu.peak_flops(dtype) * n_gpus,
+        "peak_flops": stage_peak * n_gpus,
         "effective_flops": peak * pp,
         "effective_bandwidth_bytes_per_s": bandwidth * pp,
         "memory_efficiency": mem_eff,

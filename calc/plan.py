@@ -227,7 +227,7 @@ def _why(reasons: list[dict]) -> dict:
     if kinds == {"memory"}:
         head = t("模型放不下：", "The model does not fit: ")
     elif kinds == {"roofline"}:
-        head = t("目标低于单个请求的下限（屋脊线加上引擎的固定开销）：",
+        head = t("目标低于单个请求的下限（屋顶线加上引擎的固定开销）：",
                  "The target is below what one request alone gets (the roofline plus the engine's fixed costs): ")
     elif "replicas" in kinds:
         head = t("没有满足目标的配置：", "No configuration meets the targets: ")

@@ -76,7 +76,7 @@ class StepCost:
     # the model's layer count as a third argument, which StepModel fills in (``layers``)
     per_layer: bool = False
     layers: int | None = None
-    accumulates_in_fp16: bool = False  # 16-bit matmuls at the FP16-accumulate rate (EngineProfile.peak_flops)
+    fp16_accumulate: bool = False  # the matmuls run at the FP16-accumulate rate (EngineProfile.fp16_accumulate)
 
     def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
         return max(gpu_s, overhead_s) if self.overlaps_gpu else gpu_s + overhead_s
@@ -111,7 +111,7 @@ class StepCost:
                    float(getattr(profile, "request_latency_s", 0.0)),
                    bool(getattr(profile, "overhead_overlaps_gpu", False)),
                    bool(getattr(profile, "overhead_layers_fitted", None)), None,
-                   bool(getattr(profile, "accumulates_in_fp16", False)))
+                   bool(getattr(profile, "fp16_accumulate", lambda f: False)(fmt)))
 
 
 def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float | None = None,
@@ -148,7 +148,7 @@ class StepModel:
         self.cost = cost or StepCost()
         dtype = perf.compute_dtype(weights, gpu)
         from .engines import matmul_peak_flops  # noqa: PLC0415 (engines reads its JSON on import)
-        self.peak = matmul_peak_flops(gpu, dtype, self.cost.accumulates_in_fp16) * self.cost.compute_efficiency * tp
+        self.peak = matmul_peak_flops(gpu, dtype, self.cost.fp16_accumulate) * self.cost.compute_efficiency * tp
         self.bandwidth = gpu.memory_bandwidth_bytes_per_s * self.cost.memory_efficiency * tp
         self.linear_flops_per_token = 2 * matmul_params_per_token(m)
         self._wbytes: dict[int, float] = {}

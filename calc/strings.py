@@ -106,7 +106,7 @@ INPUTS = {
     },
     "engine": {
         "label": t("推理引擎", "Serving engine"),
-        "help": t("按所选引擎的实测校准加上每步固定开销和各权重格式的效率；ideal 为屋脊线理想下界",
+        "help": t("按所选引擎的实测校准加上每步固定开销和各权重格式的效率；ideal 为屋顶线理想下界",
                   "Adds the chosen engine's per-step overhead and per-format efficiencies, calibrated on published "
                   "measurements; ideal is the roofline bound"),
     },

@@ -180,6 +180,19 @@ def engines_table(lang: str) -> str:
     def shares(d):
         return ", ".join(f"{k if k != 'default' else ('其余' if zh else 'other')} {v:.0%}" for k, v in d.items())
 
+    def bandwidth(p, e):  # the shares, and the factor some engines' kernels keep of them on HBM GPUs
+        out = shares(e["memory_efficiency"])
+        if p.hbm_bandwidth_factor != 1:
+            out += (f"；HBM 显卡上再乘 {p.hbm_bandwidth_factor:g}" if zh else f"; × {p.hbm_bandwidth_factor:g} on HBM GPUs")
+        return out
+
+    def compute(p, e):  # of which peak: the FP16-accumulate one where the engine's FP16 GEMMs use it
+        out = shares(e["compute_efficiency"])
+        if p.accumulates_in_fp16:
+            out += ("（FP16 与 GGUF 权重按 FP16 累加峰值计，GeForce 上是 FP32 累加的两倍）" if zh else
+                    " (FP16 and GGUF weights: of the FP16-accumulate peak, twice the FP32-accumulate one on GeForce)")
+        return out
+
     rows = []
     for key in engines.ENGINES:
         p, e = engines.profile(key), engines.entry(key)
@@ -211,8 +224,7 @@ def engines_table(lang: str) -> str:
             n = p.overhead_layers_fitted
             fixed = f"({fixed}) × 层数 / {n}" if zh else f"({fixed}) × layers / {n}"
         rows.append([name, p.version or "—", f"{fixed} + {ms(p.request_latency_s)}",
-                     us(p.overhead_per_seq_s), ms(p.overhead_multi_gpu_s), shares(e["memory_efficiency"]),
-                     shares(e["compute_efficiency"]), rule, links])
+                     us(p.overhead_per_seq_s), ms(p.overhead_multi_gpu_s), bandwidth(p, e), compute(p, e), rule, links])
     return _table(header, rows)
 
 

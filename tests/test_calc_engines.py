@@ -96,7 +96,7 @@ def test_the_fitted_prefill_cost_splits_into_a_step_part_and_a_request_part():
     request's TTFT is unchanged by the split, a long prompt in several chunks pays the request part once."""
     for key in engines.ENGINES:
         p = engines.profile(key)
-        assert p.request_latency_s >= 0 and p.prefill_step_base_s <= p.overhead_base_s, key
+        assert p.request_latency_s >= 0 and (p.prefill_in_step or p.prefill_step_base_s <= p.overhead_base_s), key
         assert p.prefill_step_base_s + p.request_latency_s == pytest.approx(p.prefill_overhead_base_s), key
     hf = engines.profile("hf")  # its fitted prefill figure is below its decode one: no request part
     assert hf.request_latency_s == 0 and hf.prefill_step_base_s == hf.prefill_overhead_base_s
@@ -259,18 +259,25 @@ def test_llama_cpp_reaches_a_smaller_share_of_hbm_bandwidth():
 def test_fp16_accumulate_runs_at_twice_the_rate_on_geforce_only():
     """accumulates_in_fp16 (llama.cpp's cuBLAS path): GeForce cards halve the FP32-accumulate tensor rate calc takes as
     their peak, so FP16-accumulate math runs at twice it (Ada whitepaper: 330.3 vs 165.2 TFLOPS on the RTX 4090); on
-    workstation and datacenter cards both rates are the same."""
+    workstation and datacenter cards both rates are the same. Only FP16 math has that mode: FP16 weights and GGUF
+    formats (dequantized to FP16), not BF16 weights or FP8."""
     from calc.simulate import StepModel, step_cost
 
     lc, vllm = engines.profile("llama.cpp"), engines.profile("vllm")
     g4090, l40s = registry.get_gpu("rtx-4090"), registry.get_gpu("l40s")
-    assert lc.peak_flops(g4090, "fp16") == 330.3e12 == 2 * g4090.peak_flops("fp16") - 0.1e12
-    assert vllm.peak_flops(g4090, "fp16") == g4090.peak_flops("fp16")
-    assert lc.peak_flops(l40s, "fp16") == l40s.peak_flops("fp16") and l40s.fp16_acc16_dense_flops is None
-    assert lc.peak_flops(g4090, "fp8") == g4090.peak_flops("fp8")  # only 16-bit math
+    assert lc.peak_flops(g4090, "fp16", "fp16") == 330.3e12 == 2 * g4090.peak_flops("fp16") - 0.1e12
+    assert lc.peak_flops(g4090, "bf16", "q4_k_m") == 330.3e12  # GGUF: dequantized to FP16
+    assert lc.peak_flops(g4090, "bf16", "bf16") == g4090.peak_flops("bf16")  # BF16 accumulates in FP32
+    assert lc.peak_flops(g4090, "fp8", "fp8") == g4090.peak_flops("fp8")
+    assert vllm.peak_flops(g4090, "fp16", "fp16") == g4090.peak_flops("fp16")
+    assert lc.peak_flops(l40s, "fp16", "fp16") == l40s.peak_flops("fp16") and l40s.fp16_acc16_dense_flops is None
     m = registry.get_model("llama-3.1-8b")
     sm = StepModel(m, g4090, "fp16", "fp16", cost=step_cost("llama.cpp", "fp16", gpu=g4090))
     assert sm.peak == pytest.approx(330.3e12 * lc.compute_efficiency("fp16"))
+    for w in ("fp16", "bf16", "q4_k_m"):  # the report's peak is the one its effective rate is a share of
+        r = perf.perf_report(m, g4090, w, "fp16", 1, 512, 64, curve_batches=(), engine="llama.cpp")
+        assert r["effective_flops"] == pytest.approx(r["peak_flops"] * lc.compute_efficiency(w)), w
+        assert r["ridge_flops_per_byte"] == pytest.approx(r["peak_flops"] / g4090.memory_bandwidth_bytes_per_s), w
 
 
 def test_an_older_release_may_have_its_own_fixed_cost_and_4_bit_weights_their_own_share():
