@@ -55,9 +55,9 @@ def test_default_price_is_the_registry_midpoint():
 
 def test_gpu_without_a_price_needs_one():
     with pytest.raises(api.InputError) as err:
-        api.run("cost", {"model": "llama-3.1-8b", "gpu": "l4"})
+        api.run("cost", {"model": "llama-3.1-8b", "gpu": "l20"})
     assert set(err.value.errors) == {"gpu-price"}
-    assert api.run("cost", {"model": "llama-3.1-8b", "gpu": "l4", "gpu-price": "0.8"})["usd_per_gpu_hour"] == 0.8
+    assert api.run("cost", {"model": "llama-3.1-8b", "gpu": "l20", "gpu-price": "0.8"})["usd_per_gpu_hour"] == 0.8
 
 
 def test_roi_by_hand():

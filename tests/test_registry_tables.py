@@ -49,7 +49,7 @@ def test_gpu_row_values():
 
 def test_missing_values_and_unverified_entries_are_marked():
     rows = _rows(registry_tables.gpus_table("zh"))
-    assert registry.get_gpu("l4").usd_per_hour_low is None and rows["l4"][7] == "—"
+    assert registry.get_gpu("l20").usd_per_hour_low is None and rows["l20"][7] == "—"
     assert registry.get_gpu("a100-80gb").fp8_dense_flops is None and rows["a100-80gb"][4] == "—"  # no FP8 on Ampere
     assert rows["h20"][0].endswith("†") and not rows["h100-sxm"][0].endswith("†")
 
