@@ -638,25 +638,8 @@ def wait_for(device, event=None) -> None:
 
 
 def timed_passes(fn, device, warmup: int = 1, repeats: int = 5) -> list[float]:
-    """Seconds per call of fn after `warmup` calls (CUDA events on a GPU, perf_counter on a CPU), as
-    common.time_it, but every wait is an interruptible poll (wait_for)."""
-    for _ in range(warmup):
-        fn()
-    wait_for(device)
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            wait_for(device, end)
-            times.append(start.elapsed_time(end) / 1e3)
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    return times
+    """common.time_it with every wait an interruptible poll (wait_for)."""
+    return common.time_it(fn, device, warmup=warmup, repeats=repeats, wait=wait_for)
 
 
 def measure_speed(fmt_name: str, config: dict, layers: int, tokens: list[int], args, device, gpu_key,

@@ -219,11 +219,20 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_it(fn, device: torch.device, warmup: int = 1, repeats: int = 5) -> list[float]:
-    """Seconds per call of `fn`, after `warmup` calls: CUDA events on a GPU, perf_counter on a CPU."""
+def block(device: torch.device, event=None) -> None:
+    """Wait for the GPU, or for one event on it, in a blocking call (time_it's default ``wait``)."""
+    if event is not None:
+        event.synchronize()
+    else:
+        sync(device)
+
+
+def time_it(fn, device: torch.device, warmup: int = 1, repeats: int = 5, wait=block) -> list[float]:
+    """Seconds per call of `fn`, after `warmup` calls: CUDA events on a GPU, perf_counter on a CPU. ``wait(device,
+    event=None)`` waits for the GPU; a lab that must stay interruptible passes a polling wait (ch08's wait_for)."""
     for _ in range(warmup):
         fn()
-    sync(device)
+    wait(device)
     times = []
     for _ in range(repeats):
         if device.type == "cuda":
@@ -231,7 +240,7 @@ def time_it(fn, device: torch.device, warmup: int = 1, repeats: int = 5) -> list
             start.record()
             fn()
             end.record()
-            end.synchronize()
+            wait(device, end)
             times.append(start.elapsed_time(end) / 1e3)
         else:
             t0 = time.perf_counter()

@@ -92,6 +92,12 @@ class _ShapeLog:
         return self.real.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
 
 
+def _serve_timed(engine, policy, reqs):
+    """One policy's run over the workload under a fresh trace, as the lab times it."""
+    serve = ch07.serve_static if policy == "static" else ch07.serve_continuous
+    serve(engine, reqs, ch07.Trace(reqs, torch.device("cpu")))
+
+
 @pytest.mark.parametrize("order", [("static", "continuous"), ("continuous", "static")])
 def test_timed_runs_meet_no_new_attention_shape(model, monkeypatch, order):
     """The H200 run before this fix: static, measured first, met each new attention length for the first time
@@ -105,11 +111,7 @@ def test_timed_runs_meet_no_new_attention_shape(model, monkeypatch, order):
         engine = ch07.Engine(model, slots=4, max_len=max_len)
         ch07.warm_up(engine, [len(r["prompt"]) for r in reqs])
         before = log.new
-        trace = ch07.Trace(reqs, torch.device("cpu"))
-        if policy == "static":
-            ch07.serve_static(engine, reqs, trace)
-        else:
-            ch07.serve_continuous(engine, reqs, trace)
+        _serve_timed(engine, policy, reqs)
         assert log.new == before, f"{policy} met {log.new - before} attention shape(s) for the first time while timed"
     decode_lens = {key[1][2] for key in log.seen if key[2] is not None and key[0][0] == 4}
     assert decode_lens <= set(range(ch07.LEN_BUCKET, max_len + ch07.LEN_BUCKET, ch07.LEN_BUCKET))  # whole blocks only
@@ -128,11 +130,7 @@ def test_without_warm_up_the_policy_timed_first_meets_the_new_shapes(model, monk
         engine = ch07.Engine(model, slots=4, max_len=40 + 30 + 1)
         engine.step({}, [(0, [1] * 8, 0)])  # first calls only, as the old lab did: no shape warm-up
         before = log.new
-        trace = ch07.Trace(reqs, torch.device("cpu"))
-        if policy == "static":
-            ch07.serve_static(engine, reqs, trace)
-        else:
-            ch07.serve_continuous(engine, reqs, trace)
+        _serve_timed(engine, policy, reqs)
         met[policy] = log.new - before
     assert met[order[0]] > 0 and met[order[1]] == 0, met
 
