@@ -42,6 +42,10 @@ class EngineProfile:
         # llama.cpp from Sep 2023 to Jun 2024 multiplied quantized weights in a prompt batch with FP16 cuBLAS after
         # dequantizing them into a temporary FP16 copy, every batch: that copy is read and written on top of the GEMM
         self.prefill_dequantizes_to_fp16 = bool(variant.get("prefill_dequantizes_to_fp16", False))
+        # Hugging Face's dynamic cache appends each step's keys and values with torch.cat, which allocates a new
+        # tensor and copies the whole cache into it: every decode step reads and writes the cache once more
+        # beyond attention's read (3x the KV bytes instead of 1x)
+        self.decode_copies_kv_cache = bool(entry.get("decode_copies_kv_cache", False))
         self.name = entry["name"]
         self.version = entry.get("version")
         self.calibrated = entry.get("calibrated", False)

@@ -339,6 +339,8 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
             kv = b * per_layer_kv * sum(cached[i] for i in sh["layers"]) * tp
             if prompt is None and eng.decode_kv_reads_per_query_head:  # pre-XQA TensorRT-LLM (engines.py)
                 kv *= m.num_attention_heads / m.num_key_value_heads
+            if prompt is None and eng.decode_copies_kv_cache:  # torch.cat of the whole cache (engines.py)
+                kv *= 3
             nbytes = dp * (dense_read * sh["dense"] + (head_bytes * n_steps if last else 0)) + e_read * sh["experts"] + kv
             t, bound = _roofline(f, nbytes, peak, bandwidth)
             t += dequant_bytes * sh["dense"] / bandwidth  # one stage: its share is 1

@@ -184,6 +184,9 @@ def engines_table(lang: str) -> str:
         out = shares(e["memory_efficiency"])
         if p.hbm_bandwidth_factor != 1:
             out += (f"；HBM 显卡上再乘 {p.hbm_bandwidth_factor:g}" if zh else f"; × {p.hbm_bandwidth_factor:g} on HBM GPUs")
+        if p.decode_copies_kv_cache:
+            out += ("；解码每步另把整个 KV 缓存复制一遍（读 + 写，torch.cat）" if zh else
+                    "; each decode step also copies the whole KV cache (read + write, torch.cat)")
         return out
 
     def compute(p, e):  # of which peak: the FP16-accumulate one where the engine's FP16 GEMMs use it

@@ -125,14 +125,34 @@ def test_a_launch_bound_profile_overlaps_its_fixed_cost_with_the_gpu():
 
 def test_hf_decode_at_batch_one_is_its_launch_cost_on_any_gpu():
     """generate() at batch 1 is launch-bound: the hf profile's TPOT is its fixed cost, the same on an H100 and an
-    H200, while the ideal roofline differs by the bandwidth ratio."""
+    H200, while the ideal roofline differs by the bandwidth ratio; the launches are per layer, so a 40-layer model
+    pays 40/32 of a 32-layer one's."""
     from calc import api
 
-    def tpot(gpu, engine):
-        return api.run("perf", {"model": "llama-3.1-8b", "gpu": gpu, "batch": 1, "engine": engine})["tpot_s"]
+    def tpot(gpu, engine, model="llama-3.1-8b"):
+        return api.run("perf", {"model": model, "gpu": gpu, "batch": 1, "engine": engine})["tpot_s"]
 
     assert tpot("h100-sxm", "hf") == pytest.approx(tpot("h200", "hf"))
     assert tpot("h100-sxm", "ideal") > 1.3 * tpot("h200", "ideal")
+    assert tpot("h200", "hf", "qwen3-14b") == pytest.approx(tpot("h200", "hf") * 40 / 32)
+
+
+def test_hf_decode_moves_the_kv_cache_three_times():
+    """transformers' dynamic cache appends with torch.cat, copying the whole cache each step: a decode step's bytes
+    are the weights plus three times the KV cache attention reads (once without the copy)."""
+    from calc import perf, registry
+
+    m, g = registry.get_model("llama-3.1-8b"), registry.get_gpu("h200")
+
+    def step(engine):
+        r = perf.perf_report(m, g, "bf16", "bf16", 32, 4096, 2, 1, curve_batches=(), engine=engine)
+        return r["decode_bytes_per_step"], r["decode_weight_bytes_per_step"]
+
+    ideal, ideal_w = step("ideal")
+    hf, hf_w = step("hf")
+    assert hf_w == ideal_w and ideal - ideal_w > 10e9  # 32 × 4,097 tokens × 128 KiB of KV: over 10 GB
+    assert hf - hf_w == pytest.approx(3 * (ideal - ideal_w))
+    assert not engines.profile("vllm").decode_copies_kv_cache  # paged engines write the new token in place
 
 
 def test_pre_xqa_tensorrt_llm_reads_a_gqa_cache_once_per_query_head():
