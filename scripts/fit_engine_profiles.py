@@ -44,9 +44,9 @@ PER_FORMAT = {"fp8", "q8_0", "q4_k_m", "int4"}
 # fitted on its own points: its base cost, and the efficiency of the formats only its points use (the kernels are
 # taken to be the same in both releases); the base fit leaves those points out.
 VARIANT_PARAMS = [(("step_overhead", "base_s"), 0.0, 0.05)]
-# Per-engine upper bounds that differ from PARAMS'. hf: every generate() decode point in the fit set runs at
-# batch 1, where a cost per sequence cannot be told from the base cost, so it is held at zero (the held-out
-# batch-8 and batch-32 points check what the GPU time alone predicts). llama.cpp needs none: its FP16-accumulate
+# Per-engine upper bounds that differ from PARAMS'. hf: its generate() decode fit points run at batch 1, where a
+# cost per sequence cannot be told from the base cost, and at batch 32, which sets the bandwidth share; a cost per
+# sequence is held at zero (the held-out batch-8 and batch-16 points check what the GPU time alone predicts). llama.cpp needs none: its FP16-accumulate
 # GEMMs are measured against the FP16-accumulate peak (engines.json accumulates_in_fp16).
 LIMITS: dict = {"hf": {("step_overhead", "per_seq_s"): 0.0}}
 

@@ -124,9 +124,9 @@ def test_a_launch_bound_profile_overlaps_its_fixed_cost_with_the_gpu():
 
 
 def test_hf_decode_at_batch_one_is_its_launch_cost_on_any_gpu():
-    """generate() at batch 1 is launch-bound: the hf profile's TPOT is its fixed cost, the same on an H100 and an
-    H200, while the ideal roofline differs by the bandwidth ratio; the launches are per layer, so a 40-layer model
-    pays 40/32 of a 32-layer one's."""
+    """generate() at batch 1 is launch-bound for an 8B model: the hf profile's TPOT is its fixed cost, the same on an
+    H100 and an H200, while the ideal roofline differs by the bandwidth ratio; the launches are per layer, so a
+    40-layer model that is still launch-bound on an H200 pays 40/32 of a 32-layer one's."""
     from calc import api
 
     def tpot(gpu, engine, model="llama-3.1-8b"):
