@@ -49,6 +49,11 @@ VARIANT_PARAMS = [(("step_overhead", "base_s"), 0.0, 0.05)]
 # sequence is held at zero (the held-out batch-8 and batch-16 points check what the GPU time alone predicts). llama.cpp needs none: its FP16-accumulate
 # GEMMs are measured against the FP16-accumulate peak (engines.json accumulates_in_fp16).
 LIMITS: dict = {"hf": {("step_overhead", "per_seq_s"): 0.0}}
+# Parameters an engine borrows from another engine's fit and does not fit on its own points (its few points cannot
+# identify them): SGLang's bandwidth and compute shares and cost per sequence are vLLM's (engines.json note).
+BORROWED: dict = {"sglang": {("step_overhead", "per_seq_s"), ("memory_efficiency", "default"),
+                             ("compute_efficiency", "default"), ("compute_efficiency", "fp8"),
+                             ("memory_efficiency", "fp8"), ("memory_efficiency", "int4")}}
 
 
 def _get(entry, path):
@@ -97,7 +102,8 @@ def fit(key: str, rounds: int = 6) -> dict:
     else:
         params = [(path, lo, LIMITS.get(key, {}).get(path, hi)) for path, lo, hi in PARAMS
                   if (path[-1] not in PER_FORMAT or path[-1] in used)
-                  and (path not in OPTIONAL or _get(entry, path) is not None)]
+                  and (path not in OPTIONAL or _get(entry, path) is not None)
+                  and path not in BORROWED.get(key, ())]
     for path, _, _ in params:
         if _get(entry, path) is None:
             _set(entry, path, _get(entry, (path[0], "base_s" if path[1] == "prefill_base_s" else "default"))
