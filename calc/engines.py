@@ -70,6 +70,10 @@ class EngineProfile:
         self.prefill_step_base_s = (self.prefill_overhead_base_s if self.prefill_in_step
                                     else min(self.prefill_overhead_base_s, self.overhead_base_s))
         self.request_latency_s = self.prefill_overhead_base_s - self.prefill_step_base_s
+        # Where set (SGLang), that per-request latency is paid per layer like the base cost (layers_fitted): at
+        # concurrency 1 it grows with the model's depth, and charging it to every step with prompt tokens instead
+        # stalls a loaded replica's decodes far more than the published serving runs show (data page)
+        self.request_latency_per_layer = bool(o.get("request_latency_per_layer", False))
         self._mem = dict(entry["memory_efficiency"])
         # The share of the memory_efficiency figures this engine's kernels keep on GPUs with HBM (fitted where the
         # calibration set shows the same kernels reaching a smaller share of an HBM GPU's bandwidth than of a GDDR
@@ -100,6 +104,11 @@ class EngineProfile:
         if not self.overhead_layers_fitted or not layers:
             return base_s
         return base_s * layers / self.overhead_layers_fitted
+
+    def request_latency_for(self, layers: int | None) -> float:
+        """The per-request latency off the GPU (request_latency_s) for a model of ``layers`` layers: scaled by
+        layers / layers_fitted where the profile charges it per layer, else as fitted."""
+        return self._per_layer(self.request_latency_s, layers) if self.request_latency_per_layer else self.request_latency_s
 
     def step_overhead_s(self, batch: int, tp: int, layers: int | None = None) -> float:
         """Fixed time per engine step beyond the roofline: launch, scheduling, sampling, detokenisation, plus

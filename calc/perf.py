@@ -383,7 +383,8 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     v_s, v_bound, v_flops, v_bytes = step(batch, mean_context, verify_tokens)
     single, _, single_st = decode(batch, mean_context, 1)
     d_st = decode(batch, mean_context, micro)[2]
-    ttft = prefill_s + eng.ttft_decode_steps * step(batch, prompt_len)[0] + eng.request_latency_s
+    request_latency = eng.request_latency_for(m.num_hidden_layers)  # a request passes every layer
+    ttft = prefill_s + eng.ttft_decode_steps * step(batch, prompt_len)[0] + request_latency
     e2e = ttft + (output_len - 1) * tpot
 
     ridge = stage_peak / gpu.memory_bandwidth_bytes_per_s
@@ -408,7 +409,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "prefill_bound": prefill_bound,
         "prefill_chunks": 1 if not chunk else math.ceil(batch / micro * prompt_len / chunk),  # per micro-batch
         "ttft_s": ttft,
-        "request_latency_s": eng.request_latency_s,
+        "request_latency_s": request_latency,
         "decode_flops_per_step": d_flops,
         "decode_bytes_per_step": d_bytes,
         # the weight part of one decode step of `batch` tokens, and (MoE) the share of routed experts they touch

@@ -223,10 +223,15 @@ def engines_table(lang: str) -> str:
         links = " · ".join(f"[{i + 1}]({s['url']}) ({s['date']})" if s["url"].startswith("https://")
                            else f"`{s['url']}` ({s['date']})" for i, s in enumerate(e["sources"]))
         fixed = f"{ms(p.overhead_base_s)} / {ms(p.prefill_step_base_s)}"
+        front = ms(p.request_latency_s)
         if p.overhead_layers_fitted:  # the base is paid per layer: state it for the depth it was fitted on
             n = p.overhead_layers_fitted
-            fixed = f"({fixed}) × 层数 / {n}" if zh else f"({fixed}) × layers / {n}"
-        rows.append([name, p.version or "—", f"{fixed} + {ms(p.request_latency_s)}",
+            per = "× 层数" if zh else "× layers"
+            if p.request_latency_per_layer:  # and the request latency too (SGLang)
+                fixed, front = f"({fixed} + {front}) {per} / {n}", ""
+            else:
+                fixed = f"({fixed}) {per} / {n}"
+        rows.append([name, p.version or "—", f"{fixed} + {front}" if front else fixed,
                      us(p.overhead_per_seq_s), ms(p.overhead_multi_gpu_s), bandwidth(p, e), compute(p, e), rule, links])
     return _table(header, rows)
 

@@ -50,12 +50,13 @@ def test_fit_subset_meets_the_targets():
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "four held-out points still miss: vLLM 0.11's TTFT through its chat endpoint at concurrency 1 on an H100 (-52 %: "
+    "the held-out TTFT median and five points still miss: vLLM 0.11's TTFT through its chat endpoint at concurrency 1 on an H100 (-52 %: "
     "59 ms measured; calc's per-request front-end latency, about 22 ms, was fitted on one L4 run; at concurrency 4 the "
-    "same page gives vLLM 64 ms and SGLang 28 ms); SGLang 0.5.6's Qwen3-235B TPOT on 8 B200s (-39 %: 10.1 ms, where "
-    "SGLang 0.5.8, a fit point, took 6.7 ms on the same model and GPUs); DeepSeek-R1 on SGLang on 8 B200s, TPOT and "
-    "TTFT (-52 %, -54 %: calc does not model what makes DeepSeek's layers dearer). The medians meet their targets "
-    "(TPOT 7.1 %, TTFT 5.6 %, throughput 9.2 %, KV capacity 1.2 %), and no other point is beyond 30 %"))
+    "same page gives vLLM 64 ms and SGLang 28 ms); SGLang 0.5.6's Qwen3-235B TPOT on 8 B200s (-35 %: 10.1 ms, where "
+    "SGLang 0.5.8, a fit point, took 6.7 ms); DeepSeek-R1 on SGLang on 8 B200s, TPOT and two TTFTs (-51 %, -54 %, "
+    "-46 %: calc does not model what makes DeepSeek's layers dearer). The medians meet their targets (TPOT 5.7 %, "
+    "throughput 9.2 %, KV capacity 1.2 %) except TTFT's: 12.1 % over 25 points, since the three SGLang TTFTs at 4,194-token "
+    "prompts were added (+28 %, -17 %, -46 %); no other point is beyond 30 %"))
 def test_holdout_meets_the_targets():
     assert _check([r for r in ROWS if r["subset"] == "holdout"]) == []
 
@@ -64,7 +65,8 @@ def test_holdout_meets_the_targets():
 # beyond MAX_ERROR. test_holdout_misses_are_the_known_ones fails when one of these passes (take it off the list
 # and the xfail reason) or a new one fails.
 KNOWN_HOLDOUT_MISSES = {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "sgl056-b200-qwen3-235b-tpot-c1",
-                        "sgl056-b200-dsr1-ttft-c1", "sgl056-b200-dsr1-tpot-c1"}
+                        "sgl056-b200-dsr1-ttft-c1", "sgl056-b200-dsr1-ttft-c1-8k", "sgl056-b200-dsr1-tpot-c1",
+                        "ttft"}  # "ttft": the held-out TTFT median is over its 10 % target
 
 
 def test_holdout_misses_are_the_known_ones():
@@ -92,7 +94,11 @@ def test_the_held_out_points_no_choice_used_are_as_the_data_page_says():
     gpustack = _errors("gpustack-")
     assert len(gpustack) == 4
     tpots = [e for k, e in gpustack.items() if "-tpot-" in k]
-    assert -0.085 <= min(tpots) and max(tpots) <= -0.045  # "TPOT -5 % to -8 %"
+    assert -0.085 <= min(tpots) and max(tpots) <= 0.005  # "TPOT -8 % to 0 %"
+    vllm = [e for k, e in gpustack.items() if "-tpot-" in k and "vllm" in k]
+    assert -0.085 <= min(vllm) and max(vllm) <= -0.065  # "7-8 % below that run's for vLLM"
+    assert abs(gpustack["gpustack-sglang053-h100-qwen3-8b-tpot-c4"]) < 0.01  # "within 1 % for SGLang"
+    assert round(_errors("gpustack-sglang", engine="vllm")["gpustack-sglang053-h100-qwen3-8b-tpot-c4"], 2) == -0.05
     assert round(gpustack["gpustack-vllm011-h100-qwen3-8b-ttft-c1"], 2) == -0.52  # "vLLM's TTFT -52 %"
     qwen = _errors("qwen25-vllm063-a100-")
     late = [e for k, e in qwen.items() if "-awq" in k or "-0.5b-" in k or "-72b-" in k]
@@ -146,19 +152,21 @@ def test_the_sglang_profile_is_as_the_data_page_says():
     from calc import engines
 
     p = engines.profile("sglang")
-    assert (p.overhead_base_s, p.overhead_multi_gpu_s, p.prefill_overhead_base_s) == (0.00093, 0.00065, 0.0282)
-    assert p.overhead_layers_fitted == 32 and p.prefill_in_step
-    # "with TensorRT-LLM's 1.92 ms multi-GPU cost, borrowed before": the earlier profile was vLLM's costs
+    assert (p.overhead_base_s, p.overhead_multi_gpu_s, p.prefill_overhead_base_s) == (0.00122, 0.00025, 0.02845)
+    assert p.overhead_layers_fitted == 32 and p.request_latency_per_layer and not p.prefill_in_step
+    # "with vLLM's 1.07 ms and TensorRT-LLM's 1.92 ms multi-GPU cost, borrowed before": the earlier profile's costs
     before = _errors("sgl05", engine="vllm")
-    assert engines.profile("vllm").overhead_multi_gpu_s == 0.00192
+    assert (engines.profile("vllm").overhead_base_s, engines.profile("vllm").overhead_multi_gpu_s) == (0.00107, 0.00192)
     assert round(before["sgl056-b200-gptoss120b-tpot-c1"], 2) == 0.64 and round(before["sgl058-b200-gptoss120b-tpot-c1"], 2) == 0.57
     pts = {q["id"]: q for q in calibration.points()}
     assert round(pts["sgl056-b200-gptoss120b-ttft-c1"]["value"] * 1e3) == 34 and round(pts["sgl056-b200-qwen3-235b-ttft-c1"]["value"] * 1e3) == 99
     now = _errors("sgl05")
-    assert round(now["sgl056-a100-llama70b-ttft-c1"], 2) == 0.02
-    assert round(now["sgl051-h100-gptoss120b-tpot-b1"], 2) == -0.19 and round(now["sgl051-b200-gptoss120b-tpot-b1-tp4"], 2) == 0.05
-    assert round(now["sgl056-b200-qwen3-235b-tpot-c1"], 2) == -0.39
-    assert round(pts["sgl056-b200-qwen3-235b-tpot-c1"]["value"] / pts["sgl058-b200-qwen3-235b-tpot-c1"]["value"], 1) == 1.5
-    assert round(now["sgl056-b200-dsr1-tpot-c1"], 2) == -0.52 and round(now["sgl056-b200-dsr1-ttft-c1"], 2) == -0.54
+    assert round(now["sgl056-a100-llama70b-ttft-c1"], 2) == 0.02 and round(now["sgl056-a100-llama70b-ttft-c1-8k"], 2) == 0.28
+    assert round(now["sgl056-b200-qwen3-235b-ttft-c1-8k"], 2) == -0.17
+    assert round(now["sgl051-h100-gptoss120b-tpot-b1"], 2) == -0.21 and round(now["sgl051-b200-gptoss120b-tpot-b1-tp4"], 2) == 0.02
+    assert round(now["sgl056-b200-qwen3-235b-tpot-c1"], 2) == -0.35
+    assert (pts["sgl056-b200-qwen3-235b-tpot-c1"]["value"], pts["sgl058-b200-qwen3-235b-tpot-c1"]["value"]) == (0.01012, 0.0067)
+    assert round(now["sgl056-b200-dsr1-tpot-c1"], 2) == -0.51
+    assert round(now["sgl056-b200-dsr1-ttft-c1"], 2) == -0.54 and round(now["sgl056-b200-dsr1-ttft-c1-8k"], 2) == -0.46
     h200 = [now[f"sgl057-h200-dsr1-tpot-c{c}"] for c in (8, 16, 64)]
-    assert -0.265 <= min(h200) and max(h200) <= -0.205  # "-21 % to -26 %"
+    assert -0.255 <= min(h200) and max(h200) <= -0.195  # "-20 % to -25 %"
