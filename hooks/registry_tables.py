@@ -168,10 +168,10 @@ def workloads_table(lang: str) -> str:
 def engines_table(lang: str) -> str:
     engines, units = hook_support.calc_modules("engines", "units")
     zh = lang == "zh"
-    header = (["引擎", "版本", "每步固定开销（解码 / 含提示 token 的步）+ 每个请求的前端延迟", "每个序列", "多卡（tp > 1）",
+    header = (["引擎", "版本", "每步固定开销（解码 / 含提示 token 的步）+ 每个请求不占 GPU 的延迟（前端；SGLang 还含提示的内核启动）", "每个序列", "多卡（tp > 1）",
                "带宽效率", "算力效率", "KV 预算规则", "来源"]
               if zh else
-              ["Engine", "Version", "Fixed cost per step (decode / step with prompt tokens) + front-end latency per request",
+              ["Engine", "Version", "Fixed cost per step (decode / step with prompt tokens) + per-request latency off the GPU (front end; for SGLang also its prompt launches)",
                "Per sequence", "Multi-GPU (tp > 1)",
                "Bandwidth efficiency", "Compute efficiency", "KV budget rule", "Sources"])
     ms = lambda x: units.format_value(x, "ms:2")  # noqa: E731
