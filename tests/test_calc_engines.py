@@ -311,3 +311,22 @@ def test_an_older_release_may_have_its_own_fixed_cost_and_4_bit_weights_their_ow
     assert v0.memory_efficiency("int4") == v1.memory_efficiency("int4") < v1.memory_efficiency("bf16")
     assert engines.profile("sglang").memory_efficiency("int4") == v1.memory_efficiency("int4")
     assert engines.profile("trt-llm").overhead_base_s == engines.profile("trt-llm@v0.6").overhead_base_s
+
+
+def test_sglang_request_latency_is_per_layer_and_the_same_in_perf_and_the_simulator():
+    """SGLang's prompt cost beyond the step's base is a per-request latency paid per layer (request_latency_per_layer):
+    perf's TTFT and the simulator's request latency scale it by the whole model's layers, pipeline stages or not."""
+    from calc.simulate import StepModel, step_cost
+
+    p = engines.profile("sglang")
+    assert p.request_latency_per_layer and not engines.profile("vllm").request_latency_per_layer
+    m, g = registry.get_model("llama-3.1-70b"), registry.get_gpu("h200")
+    want = p.request_latency_s * m.num_hidden_layers / p.overhead_layers_fitted
+    for pp in (1, 2):
+        r = perf.perf_report(m, g, "bf16", "bf16", 1, 512, 2, 4, curve_batches=(), engine="sglang", pp=pp)
+        assert r["request_latency_s"] == pytest.approx(want)
+    sm = StepModel(m, g, "bf16", "bf16", 4, step_cost("sglang", "bf16", gpu=g))
+    assert sm.cost.request_latency_s == pytest.approx(want)
+    small = registry.get_model("llama-3.1-8b")  # 32 layers: the fitted figure itself
+    assert StepModel(small, g, "bf16", "bf16", 1, step_cost("sglang", "bf16", gpu=g)).cost.request_latency_s == \
+        pytest.approx(p.request_latency_s)
