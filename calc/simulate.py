@@ -77,9 +77,9 @@ class StepCost:
     per_layer: bool = False
     layers: int | None = None
     fp16_accumulate: bool = False  # the matmuls run at the FP16-accumulate rate (EngineProfile.fp16_accumulate)
-    # a request latency paid per layer (EngineProfile.request_latency_per_layer): request_latency_s is for this
-    # many layers until StepModel scales it to the model's
-    request_latency_layers_fitted: int | None = None
+    # a request latency that depends on the model's depth (EngineProfile.request_latency_for, where the profile pays
+    # it per layer): StepModel binds it to the model's layer count into request_latency_s
+    request_latency_for: Callable[[int], float] | None = None
 
     def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
         return max(gpu_s, overhead_s) if self.overlaps_gpu else gpu_s + overhead_s
@@ -115,8 +115,7 @@ class StepCost:
                    bool(getattr(profile, "overhead_overlaps_gpu", False)),
                    bool(getattr(profile, "overhead_layers_fitted", None)), None,
                    bool(getattr(profile, "fp16_accumulate", lambda f: False)(fmt)),
-                   getattr(profile, "overhead_layers_fitted", None) if getattr(profile, "request_latency_per_layer", False)
-                   else None)
+                   profile.request_latency_for if getattr(profile, "request_latency_per_layer", False) else None)
 
 
 def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float | None = None,
@@ -150,9 +149,9 @@ class StepModel:
         self.m, self.gpu, self.weights, self.kv_dtype, self.tp = m, gpu, weights, kv_dtype, tp
         if cost is not None and cost.per_layer:  # a per-layer fixed cost needs the model's layer count
             cost = replace(cost, layers=m.num_hidden_layers)
-        if cost is not None and cost.request_latency_layers_fitted:  # and so does a per-layer request latency
-            cost = replace(cost, request_latency_s=cost.request_latency_s * m.num_hidden_layers
-                           / cost.request_latency_layers_fitted, request_latency_layers_fitted=None)
+        if cost is not None and cost.request_latency_for:  # and so does a per-layer request latency
+            cost = replace(cost, request_latency_s=cost.request_latency_for(m.num_hidden_layers),
+                           request_latency_for=None)
         self.cost = cost or StepCost()
         dtype = perf.compute_dtype(weights, gpu)
         from .engines import matmul_peak_flops  # noqa: PLC0415 (engines reads its JSON on import)

@@ -46,8 +46,9 @@ PER_FORMAT = {"fp8", "q8_0", "q4_k_m", "int4"}
 VARIANT_PARAMS = [(("step_overhead", "base_s"), 0.0, 0.05)]
 # Per-engine upper bounds that differ from PARAMS'. hf: its generate() decode fit points run at batch 1, where a
 # cost per sequence cannot be told from the base cost, and at batch 32, which sets the bandwidth share; a cost per
-# sequence is held at zero (the held-out batch-8 and batch-16 points check what the GPU time alone predicts). llama.cpp needs none: its FP16-accumulate
-# GEMMs are measured against the FP16-accumulate peak (engines.json accumulates_in_fp16).
+# sequence is held at zero (the held-out batch-8 and batch-16 points check what the GPU time alone predicts).
+# llama.cpp needs none: its FP16-accumulate GEMMs are measured against the FP16-accumulate peak (engines.json
+# accumulates_in_fp16).
 LIMITS: dict = {"hf": {("step_overhead", "per_seq_s"): 0.0}}
 # Parameters an engine borrows from another engine's fit and does not fit on its own points (its few points cannot
 # identify them): SGLang's bandwidth and compute shares and cost per sequence are vLLM's (engines.json note).

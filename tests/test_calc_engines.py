@@ -141,8 +141,6 @@ def test_hf_decode_at_batch_one_is_its_launch_cost_on_any_gpu():
 def test_hf_decode_moves_the_kv_cache_three_times():
     """transformers' dynamic cache appends with torch.cat, copying the whole cache each step: a decode step's bytes
     are the weights plus three times the KV cache attention reads (once without the copy)."""
-    from calc import perf, registry
-
     m, g = registry.get_model("llama-3.1-8b"), registry.get_gpu("h200")
 
     def step(engine):
