@@ -267,13 +267,22 @@ def _follow(page, url: str) -> None:
     page.evaluate("""url => { const a = Object.assign(document.createElement('a'), {href: url, id: '__follow'});
                               a.textContent = 'follow'; document.querySelector('article').append(a); }""", url)
     reader.click(page, page.locator("#__follow"))
+    # Instant navigation swaps the article, link included. Wait for that: the URL may already be the link's (the
+    # planner follows its own share link), and the old page, scrolled to the link, would pass the checks below.
+    page.wait_for_selector("#__follow", state="detached")
     page.wait_for_url(url)
     name = re.search(r"/calculators/(\w+)/", url).group(1)
     page.wait_for_selector(f".calc[data-calc={name}] form[data-state=ready]", timeout=LIVE_TIMEOUT)
     page.wait_for_function("document.querySelector('.calc').dataset.busy === 'false'")
     # The address bar is the share link: nothing (such as Material's anchor tracking) may add to it.
     assert page.url == url
-    assert page.evaluate("window.scrollY") == 0
+    # Material scrolls to the top once the new page is in; give it that moment, then insist.
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("window.scrollY === 0", timeout=10_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"the followed link left the page scrolled to {page.evaluate('window.scrollY')}px")
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
