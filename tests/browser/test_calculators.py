@@ -282,7 +282,7 @@ def _follow(page, url: str) -> None:
     try:
         page.wait_for_function("window.scrollY === 0", timeout=10_000)
     except PlaywrightTimeout:
-        raise AssertionError(f"the followed link left the page scrolled to {page.evaluate('window.scrollY')}px")
+        raise AssertionError(f"the followed link left the page scrolled to {page.evaluate('window.scrollY')}px") from None
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
