@@ -74,6 +74,12 @@ class EngineProfile:
         # concurrency 1 it grows with the model's depth, and charging it to every step with prompt tokens instead
         # stalls a loaded replica's decodes far more than the published serving runs show (data page)
         self.request_latency_per_layer = bool(o.get("request_latency_per_layer", False))
+        # Where set (SGLang), a layer of DeepSeek-V3's design (MLA attention, a shared expert beside the routed
+        # ones; calc keys it on MLA) costs this many ordinary layers' fixed cost: in the step (decode and prompt
+        # steps alike) and in the per-layer request latency. Fitted on DeepSeek-R1's concurrency-1 TPOT and TTFT
+        # (data page); 1 elsewhere: no other engine's MLA points were found, so its MLA costs are not calibrated
+        self.mla_step_layer_weight = float(o.get("mla_step_layer_weight", 1.0))
+        self.mla_request_layer_weight = float(o.get("mla_request_layer_weight", 1.0))
         self._mem = dict(entry["memory_efficiency"])
         # The share of the memory_efficiency figures this engine's kernels keep on GPUs with HBM (fitted where the
         # calibration set shows the same kernels reaching a smaller share of an HBM GPU's bandwidth than of a GDDR
@@ -98,26 +104,31 @@ class EngineProfile:
     def __repr__(self):
         return f"EngineProfile({self.key!r})"
 
-    def _per_layer(self, base_s: float, layers: int | None) -> float:
-        """``base_s`` for a model (or pipeline stage) of ``layers`` layers: scaled by layers / layers_fitted where
-        the profile charges its base cost per layer, else as fitted (also when layers is None)."""
+    def _per_layer(self, base_s: float, layers: int | None, weight: float = 1.0) -> float:
+        """``base_s`` for a model (or pipeline stage) of ``layers`` layers: scaled by layers × weight / layers_fitted
+        where the profile charges its base cost per layer (``weight``: what one of these layers costs in ordinary
+        layers), else as fitted (also when layers is None)."""
         if not self.overhead_layers_fitted or not layers:
             return base_s
-        return base_s * layers / self.overhead_layers_fitted
+        return base_s * layers * weight / self.overhead_layers_fitted
 
-    def request_latency_for(self, layers: int | None) -> float:
-        """The per-request latency off the GPU (request_latency_s) for a model of ``layers`` layers: scaled by
-        layers / layers_fitted where the profile charges it per layer, else as fitted."""
-        return self._per_layer(self.request_latency_s, layers) if self.request_latency_per_layer else self.request_latency_s
+    def request_latency_for(self, layers: int | None, mla: bool = False) -> float:
+        """The per-request latency off the GPU (request_latency_s) for a model of ``layers`` layers (``mla``: of
+        DeepSeek-V3's design): scaled by layers / layers_fitted where the profile charges it per layer (and by
+        mla_request_layer_weight for MLA layers), else as fitted."""
+        if not self.request_latency_per_layer:
+            return self.request_latency_s
+        return self._per_layer(self.request_latency_s, layers, self.mla_request_layer_weight if mla else 1.0)
 
-    def step_overhead_s(self, batch: int, tp: int, layers: int | None = None) -> float:
+    def step_overhead_s(self, batch: int, tp: int, layers: int | None = None, mla: bool = False) -> float:
         """Fixed time per engine step beyond the roofline: launch, scheduling, sampling, detokenisation, plus
         a per-sequence term, plus one multi-GPU term when tp > 1 (synchronising the tensor-parallel workers;
         the all-reduces themselves are in perf.allreduce_s). Fitted at TP 1-2 only: a constant, not a slope
         in tp, so it does not blow up when extrapolated to TP 8-32. ``layers``: the layers the step runs on
-        one GPU (a pipeline stage's), for profiles whose base cost is per layer (``layers_fitted``)."""
-        return (self._per_layer(self.overhead_base_s, layers) + self.overhead_per_seq_s * max(0, batch)
-                + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
+        one GPU (a pipeline stage's), for profiles whose base cost is per layer (``layers_fitted``); ``mla``:
+        they are of DeepSeek-V3's design (MLA), each costing mla_step_layer_weight ordinary layers."""
+        return (self._per_layer(self.overhead_base_s, layers, self.mla_step_layer_weight if mla else 1.0)
+                + self.overhead_per_seq_s * max(0, batch) + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
 
     def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
         """One step from its GPU time (roofline + communication) and its fixed cost: their sum where the fixed
@@ -126,7 +137,7 @@ class EngineProfile:
         (``overlaps_gpu``: eager PyTorch, whose launches run ahead of the GPU when kernels are long)."""
         return max(gpu_s, overhead_s) if self.overhead_overlaps_gpu else gpu_s + overhead_s
 
-    def prefill_step_overhead_s(self, batch: int, tp: int, layers: int | None = None) -> float:
+    def prefill_step_overhead_s(self, batch: int, tp: int, layers: int | None = None, mla: bool = False) -> float:
         """Fixed time of one engine step that holds prompt tokens (a prefill chunk, alone or mixed with decodes):
         the decode step's base cost (the same engine loop: schedule, prepare inputs, launch, sample), or the
         fitted prefill figure where that is smaller, plus the same per-sequence and per-GPU terms.
@@ -137,9 +148,9 @@ class EngineProfile:
         is not in the path, so it is the engine loop's own cost per step; what the TTFT fit adds beyond it
         is taken to be per-request work that does not hold the GPU (``request_latency_s``). For vLLM that
         front-end work runs in a separate API-server process, overlapping the engine core's GPU steps. The
-        step's base scales with ``layers`` as in step_overhead_s; the per-request part does not."""
-        return (self._per_layer(self.prefill_step_base_s, layers) + self.overhead_per_seq_s * max(0, batch)
-                + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
+        step's base scales with ``layers`` (and ``mla``) as in step_overhead_s; the per-request part does not."""
+        return (self._per_layer(self.prefill_step_base_s, layers, self.mla_step_layer_weight if mla else 1.0)
+                + self.overhead_per_seq_s * max(0, batch) + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
 
     def kv_budget(self, variant: str | None = None) -> dict:
         """The KV budget rule and its sourced constants (data/engines.json ``kv_budget``), for the engine's current

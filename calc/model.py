@@ -6,7 +6,7 @@ into a ``ModelSpec``; ``param_counts`` computes the parameters from the shapes, 
 the Hugging Face ``transformers`` modules lay them out (so the totals can be checked against the model card).
 
 Supported ``model_type`` values: llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, gemma, gemma2,
-deepseek_v2, deepseek_v3, gpt_oss. A malformed or unsupported config raises ``ConfigError`` naming the field.
+deepseek_v2, deepseek_v3, glm4_moe_lite (GLM-4.7-Flash: DeepSeek-V3's layer), gpt_oss. A malformed or unsupported config raises ``ConfigError`` naming the field.
 """
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ import math
 # (the default of the family's transformers Config class)
 _TIED_BY_DEFAULT = {
     "llama": False, "mistral": False, "mixtral": False, "qwen2": False, "qwen2_moe": False, "qwen3": False,
-    "qwen3_moe": False, "gemma": True, "gemma2": True, "deepseek_v2": False, "deepseek_v3": False, "gpt_oss": False,
+    "qwen3_moe": False, "gemma": True, "gemma2": True, "deepseek_v2": False, "deepseek_v3": False, "glm4_moe_lite": False,
+    "gpt_oss": False,
 }
+# DeepSeek-V3's layer (MLA attention, routed + shared experts, first layers dense); transformers' Glm4MoeLite modules
+# are DeepSeek-V3's (modular_glm4_moe_lite.py builds them from deepseek_v3's)
+_DEEPSEEK_LIKE = ("deepseek_v2", "deepseek_v3", "glm4_moe_lite")
 SUPPORTED_MODEL_TYPES = tuple(_TIED_BY_DEFAULT)
 REQUIRED = object()  # marks a ModelSpec field without a default
 
@@ -225,6 +229,9 @@ def from_hf_config(cfg: dict, name: str | None = None) -> ModelSpec:
         raise ConfigError("num_key_value_heads", f"{n_kv} does not divide num_attention_heads {n_heads}")
     if cfg.get("head_dim") is not None:
         head_dim = _int(cfg, "head_dim")
+    elif model_type in _DEEPSEEK_LIKE:
+        # MLA has no single head width (GLM-4.7-Flash: 2048 / 20 heads is not whole); a query head is nope + rope wide
+        head_dim = _int(cfg, "qk_nope_head_dim") + _int(cfg, "qk_rope_head_dim")
     elif hidden % n_heads:
         raise ConfigError("head_dim", f"is missing and hidden_size {hidden} is not a multiple of num_attention_heads {n_heads}")
     else:
@@ -289,19 +296,25 @@ def from_hf_config(cfg: dict, name: str | None = None) -> ModelSpec:
         if model_type == "qwen2_moe":
             spec["shared_expert_intermediate_size"] = _int(cfg, "shared_expert_intermediate_size", 0, minimum=0)
             spec["shared_expert_gate"] = spec["shared_expert_intermediate_size"] > 0
-    elif model_type in ("deepseek_v2", "deepseek_v3"):
+    elif model_type in _DEEPSEEK_LIKE:
         n_routed = _int(cfg, "n_routed_experts", 0, minimum=0)
         first_dense = _int(cfg, "first_k_dense_replace", 0, minimum=0)
         freq = _int(cfg, "moe_layer_freq", 1)
         moe_inter = _int(cfg, "moe_intermediate_size") if n_routed else 0
+        moe_layers = tuple(bool(n_routed) and i >= first_dense and i % freq == 0 for i in range(n_layers))
+        kinds = cfg.get("mlp_layer_types")  # transformers 5 writes the pattern out ("dense" / "sparse" per layer)
+        if kinds is not None:
+            if not isinstance(kinds, list) or len(kinds) != n_layers or not set(kinds) <= {"dense", "sparse"}:
+                raise ConfigError("mlp_layer_types", f"must list 'dense' or 'sparse' for each of the {n_layers} layers")
+            moe_layers = tuple(bool(n_routed) and k == "sparse" for k in kinds)
         spec.update(
             num_experts=n_routed,
             num_experts_per_tok=_int(cfg, "num_experts_per_tok") if n_routed else 0,
             moe_intermediate_size=moe_inter,
             shared_expert_intermediate_size=moe_inter * _int(cfg, "n_shared_experts", 0, minimum=0),
             # V3 routes with an auxiliary-loss-free bias term per expert (topk_method "noaux_tc")
-            router_bias=cfg.get("topk_method", "noaux_tc" if model_type == "deepseek_v3" else "greedy") == "noaux_tc",
-            moe_layers=tuple(bool(n_routed) and i >= first_dense and i % freq == 0 for i in range(n_layers)),
+            router_bias=cfg.get("topk_method", "greedy" if model_type == "deepseek_v2" else "noaux_tc") == "noaux_tc",
+            moe_layers=moe_layers,
             mtp_layers=_int(cfg, "num_nextn_predict_layers", 0, minimum=0),
         )
         # Multi-head latent attention: K and V are rebuilt from a small cached latent vector.

@@ -304,7 +304,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
             n_steps, per_read = 1, tokens
 
             def overhead(layers: int) -> float:
-                return eng.step_overhead_s(b, n_gpus, layers)
+                return eng.step_overhead_s(b, n_gpus, layers, m.is_mla)
         else:
             flops = prefill_flops(m, b, prompt)
             cached = cached_tokens(m, prompt)
@@ -312,7 +312,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
             per_read = min(tokens, chunk or tokens)
 
             def overhead(layers: int) -> float:
-                return n_steps * eng.prefill_step_overhead_s(b, n_gpus, layers)
+                return n_steps * eng.prefill_step_overhead_s(b, n_gpus, layers, m.is_mla)
         head_flops = 2 * head_params * tokens
         w_read = weight_bytes_read(m, weights, per_read) * n_steps
         dequant_bytes = 0.0
@@ -383,7 +383,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     v_s, v_bound, v_flops, v_bytes = step(batch, mean_context, verify_tokens)
     single, _, single_st = decode(batch, mean_context, 1)
     d_st = decode(batch, mean_context, micro)[2]
-    request_latency = eng.request_latency_for(m.num_hidden_layers)  # a request passes every layer
+    request_latency = eng.request_latency_for(m.num_hidden_layers, m.is_mla)  # a request passes every layer
     ttft = prefill_s + eng.ttft_decode_steps * step(batch, prompt_len)[0] + request_latency
     e2e = ttft + (output_len - 1) * tpot
 
@@ -443,7 +443,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "critical_batch_weights_only": peak / bandwidth * weights_bytes(m, weights) / param_counts(m)["total"] / 2,
         "throughput_curve": curve,
     }
-    return {"report": report, "step_overhead_s": eng.step_overhead_s(batch / micro, n_gpus, layers_per_stage)}
+    return {"report": report, "step_overhead_s": eng.step_overhead_s(batch / micro, n_gpus, layers_per_stage, m.is_mla)}
 
 
 def _attention_flops(m: ModelSpec, b: float, layers, length: int, prefill: bool) -> float:

@@ -73,19 +73,21 @@ class StepCost:
     request_latency_s: float = 0.0
     overlaps_gpu: bool = False  # the fixed cost overlaps the GPU work: a step takes the max, not the sum
     # profiles whose base cost is per layer (EngineProfile.overhead_layers_fitted): their overhead callables take
-    # the model's layer count as a third argument, which StepModel fills in (``layers``)
+    # the model's layer count as a third argument and whether its layers are MLA as a fourth, which StepModel
+    # fills in (``layers``, ``mla``)
     per_layer: bool = False
     layers: int | None = None
     fp16_accumulate: bool = False  # the matmuls run at the FP16-accumulate rate (EngineProfile.fp16_accumulate)
     # a request latency that depends on the model's depth (EngineProfile.request_latency_for, where the profile pays
     # it per layer): StepModel binds it to the model's layer count into request_latency_s
-    request_latency_for: Callable[[int], float] | None = None
+    request_latency_for: Callable[[int, bool], float] | None = None
+    mla: bool = False  # the model's layers are of DeepSeek-V3's design (EngineProfile.mla_step_layer_weight)
 
     def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
         return max(gpu_s, overhead_s) if self.overlaps_gpu else gpu_s + overhead_s
 
     def _call(self, fn, batch: int, tp: int) -> float:
-        return fn(batch, tp, self.layers) if self.per_layer else fn(batch, tp)
+        return fn(batch, tp, self.layers, self.mla) if self.per_layer else fn(batch, tp)
 
     def step_overhead_s(self, batch: int, tp: int) -> float:
         return self._call(self.overhead, batch, tp) if self.overhead else 0.0
@@ -148,9 +150,9 @@ class StepModel:
                  cost: StepCost | None = None):
         self.m, self.gpu, self.weights, self.kv_dtype, self.tp = m, gpu, weights, kv_dtype, tp
         if cost is not None and cost.per_layer:  # a per-layer fixed cost needs the model's layer count
-            cost = replace(cost, layers=m.num_hidden_layers)
+            cost = replace(cost, layers=m.num_hidden_layers, mla=m.is_mla)
         if cost is not None and cost.request_latency_for:  # and so does a per-layer request latency
-            cost = replace(cost, request_latency_s=cost.request_latency_for(m.num_hidden_layers),
+            cost = replace(cost, request_latency_s=cost.request_latency_for(m.num_hidden_layers, m.is_mla),
                            request_latency_for=None)
         self.cost = cost or StepCost()
         dtype = perf.compute_dtype(weights, gpu)

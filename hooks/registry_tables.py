@@ -231,6 +231,11 @@ def engines_table(lang: str) -> str:
                 fixed, front = f"({fixed} + {front}) {per} / {n}", ""
             else:
                 fixed = f"({fixed}) {per} / {n}"
+            if p.mla_step_layer_weight != 1 or p.mla_request_layer_weight != 1:  # what an MLA layer counts as
+                w_step, w_req = f"{p.mla_step_layer_weight:g}", f"{p.mla_request_layer_weight:g}"
+                fixed += (f"；MLA 层（DeepSeek-V3 式）在步内算 {w_step} 层、在请求延迟里算 {w_req} 层" if zh else
+                          f"; an MLA layer (DeepSeek-V3's design) counts as {w_step} layers in the step, {w_req} in the "
+                          "request latency")
         rows.append([name, p.version or "—", f"{fixed} + {front}" if front else fixed,
                      us(p.overhead_per_seq_s), ms(p.overhead_multi_gpu_s), bandwidth(p, e), compute(p, e), rule, links])
     return _table(header, rows)

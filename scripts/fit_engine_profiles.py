@@ -35,9 +35,13 @@ PARAMS = [
     (("memory_efficiency", "q4_k_m"), 0.3, _MEM),
     (("memory_efficiency", "int4"), 0.3, _MEM),
     (("hbm_bandwidth_factor",), 0.3, 1.0),
+    (("step_overhead", "mla_step_layer_weight"), 1.0, 10.0),
+    (("step_overhead", "mla_request_layer_weight"), 1.0, 10.0),
 ]
-# parameters only some engines' calibration points can identify: fitted where the entry already has the key
-OPTIONAL = {("hbm_bandwidth_factor",)}
+# parameters only some engines' calibration points can identify: fitted where the entry already has the key (an MLA
+# layer's weight: where the engine has fit points on an MLA model)
+OPTIONAL = {("hbm_bandwidth_factor",), ("step_overhead", "mla_step_layer_weight"),
+            ("step_overhead", "mla_request_layer_weight")}
 # the formats whose own efficiency is fitted only where fit points use them
 PER_FORMAT = {"fp8", "q8_0", "q4_k_m", "int4"}
 # An older release with its own fixed cost per step (a variant with ``step_overhead`` in data/engines.json) is
@@ -74,20 +78,55 @@ def _own_cost_variants(base: str) -> set:
     return {name for name, v in engines._data()["engines"][base].get("variants", {}).items() if "step_overhead" in v}
 
 
-def _fit_rows(key: str) -> list[dict]:
+# The weights of an MLA layer touch only the points on MLA models; the other parameters are fitted on the others first
+# (every engine's fixed cost is set by its ordinary models), then the weights on the MLA points. Fitted jointly,
+# coordinate descent stalls: moving the base cost alone moves the MLA points too, which only a simultaneous move of
+# the weights would undo.
+MLA_PARAMS = {("step_overhead", "mla_step_layer_weight"), ("step_overhead", "mla_request_layer_weight")}
+
+
+def _fit_rows(key: str, mla: bool | None = None) -> list[dict]:
     """The fit points of ``key`` ("engine" or "engine@variant"): a variant with its own fixed cost takes its own
-    points; the base engine takes the others."""
+    points; the base engine takes the others. ``mla``: only the points on MLA models (True) or the others (False)."""
     base, _, variant = key.partition("@")
     own = _own_cost_variants(base)
-    points = {p["id"]: p for p in calibration.points()}
-    return [r for r in calibration.errors() if r["engine"] == base and r["subset"] == "fit" and r["kind"] != "kv_tokens"
-            and (points[r["id"]].get("engine_variant") == variant if variant
-                 else points[r["id"]].get("engine_variant") not in own)]
+    data = calibration._data()
+    chosen = [p for p in data["points"] if p["engine"] == base and p["subset"] == "fit" and p["kind"] != "kv_tokens"
+              and (p.get("engine_variant") == variant if variant else p.get("engine_variant") not in own)
+              and (mla is None or calibration._model(p, data["configs"]).is_mla == mla)]
+    return [{"id": p["id"], "error": calibration.predict(p, data["configs"]) / p["value"] - 1} for p in chosen]
 
 
-def loss(key: str) -> float:
-    rows = _fit_rows(key)
+def loss(key: str, mla: bool | None = None) -> float:
+    rows = _fit_rows(key, mla)
     return sum(math.log1p(r["error"]) ** 2 for r in rows) / max(1, len(rows))
+
+
+def entry_of(key: str) -> dict:
+    return engines._data()["engines"][key.partition("@")[0]]
+
+
+def _descend(key: str, params: list, mla: bool | None, rounds: int) -> float:
+    """Coordinate descent on ``params`` over the fit points chosen by ``mla`` (see _fit_rows)."""
+    best = loss(key, mla)
+    for _ in range(rounds):
+        for path, lo, hi in params:
+            step = (hi - lo) / 8
+            while step > (hi - lo) / 2000:
+                improved = False
+                for sign in (1, -1):
+                    old = _get(entry_of(key), path)
+                    new = min(hi, max(lo, old + sign * step))
+                    _set(entry_of(key), path, new)
+                    value = loss(key, mla)
+                    if value < best - 1e-12:
+                        best, improved = value, True
+                        break
+                    _set(entry_of(key), path, old)
+                if not improved:
+                    step /= 2
+    return best
+
 
 
 def fit(key: str, rounds: int = 6) -> dict:
@@ -109,24 +148,13 @@ def fit(key: str, rounds: int = 6) -> dict:
         if _get(entry, path) is None:
             _set(entry, path, _get(entry, (path[0], "base_s" if path[1] == "prefill_base_s" else "default"))
                  if len(path) == 2 else 0.0)
-    best = loss(key)
-    for _ in range(rounds):
-        for path, lo, hi in params:
-            step = (hi - lo) / 8
-            while step > (hi - lo) / 2000:
-                improved = False
-                for sign in (1, -1):
-                    old = _get(entry, path)
-                    new = min(hi, max(lo, old + sign * step))
-                    _set(entry, path, new)
-                    value = loss(key)
-                    if value < best - 1e-12:
-                        best, improved = value, True
-                        break
-                    _set(entry, path, old)
-                if not improved:
-                    step /= 2
-    return {"loss": best, **{"/".join(p[0]): _get(entry, p[0]) for p in params}}
+    weights = [p for p in params if p[0] in MLA_PARAMS]
+    if weights:
+        _descend(key, [p for p in params if p[0] not in MLA_PARAMS], False, rounds)
+        _descend(key, weights, True, rounds)
+    else:
+        _descend(key, params, None, rounds)
+    return {"loss": loss(key), **{"/".join(p[0]): _get(entry, p[0]) for p in params}}
 
 
 if __name__ == "__main__":

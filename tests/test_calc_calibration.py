@@ -50,14 +50,13 @@ def test_fit_subset_meets_the_targets():
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "the held-out TTFT median and six points still miss: vLLM 0.11's TTFT through its chat endpoint at concurrency 1 on an H100 (-52 %: "
-    "59 ms measured; calc's per-request front-end latency, about 22 ms, was fitted on one L4 run; at concurrency 4 the "
-    "same page gives vLLM 64 ms and SGLang 28 ms); SGLang 0.5.3's TTFT for the dense Qwen3-8B on "
-    "one H100 (+36 % at least: the per-layer prompt cost was fitted on MoE models); SGLang 0.5.6's Qwen3-235B TPOT on "
-    "8 B200s (-35 %: 10.1 ms, where SGLang 0.5.8, a fit point, took 6.7 ms); DeepSeek-R1 on SGLang on 8 B200s, TPOT and two TTFTs (-51 %, -54 %, "
-    "-46 %: calc does not model what makes DeepSeek's layers dearer). The medians meet their targets (TPOT 5.7 %, "
-    "throughput 9.2 %, KV capacity 1.2 %) except TTFT's: 13.1 % over 26 points, since the SGLang TTFTs at 4,194-token prompts "
-    "(+28 %, -17 %, -46 %) and GPUStack's (+36 %) were added; no other point is beyond 30 %"))
+    "three held-out points still miss by more than 30 %: vLLM 0.11's TTFT through its chat endpoint at concurrency 1 on an "
+    "H100 (-52 %: 59 ms measured; calc's per-request front-end latency, about 22 ms, was fitted on one L4 run; at "
+    "concurrency 4 the same page gives vLLM 64 ms and SGLang 28 ms); SGLang 0.5.3's TTFT for the dense Qwen3-8B on one "
+    "H100 (+36 % at least: the per-layer prompt cost was fitted on MoE models); SGLang 0.5.6's Qwen3-235B TPOT on 8 B200s "
+    "(-35 %: 10.1 ms, where SGLang 0.5.8, a fit point, took 6.7 ms). The medians meet their targets (TPOT 5.7 %, TTFT "
+    "9.0 %, throughput 9.2 %, KV capacity 1.2 %); DeepSeek-R1's misses (-46 to -54 %) closed when an MLA layer was "
+    "weighted (two of its points moved to the fit set for that)"))
 def test_holdout_meets_the_targets():
     assert _check([r for r in ROWS if r["subset"] == "holdout"]) == []
 
@@ -66,9 +65,7 @@ def test_holdout_meets_the_targets():
 # beyond MAX_ERROR. test_holdout_misses_are_the_known_ones fails when one of these passes (take it off the list
 # and the xfail reason) or a new one fails.
 KNOWN_HOLDOUT_MISSES = {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "gpustack-sglang053-h100-qwen3-8b-ttft-c4",
-                        "sgl056-b200-qwen3-235b-tpot-c1",
-                        "sgl056-b200-dsr1-ttft-c1", "sgl056-b200-dsr1-ttft-c1-8k", "sgl056-b200-dsr1-tpot-c1",
-                        "ttft"}  # "ttft": the held-out TTFT median is over its 10 % target
+                        "sgl056-b200-qwen3-235b-tpot-c1"}
 
 
 def test_holdout_misses_are_the_known_ones():
@@ -155,6 +152,7 @@ def test_the_sglang_profile_is_as_the_data_page_says():
 
     p = engines.profile("sglang")
     assert (p.overhead_base_s, p.overhead_multi_gpu_s, p.prefill_overhead_base_s) == (0.00122, 0.00025, 0.02845)
+    assert (p.mla_step_layer_weight, p.mla_request_layer_weight) == (2.99, 2.5)  # "2.99 ordinary layers ... 2.5"
     assert p.overhead_layers_fitted == 32 and p.request_latency_per_layer and not p.prefill_in_step
     # "with vLLM's 1.07 ms and TensorRT-LLM's 1.92 ms multi-GPU cost, borrowed before": the earlier profile's costs
     before = _errors("sgl05", engine="vllm")
@@ -168,11 +166,40 @@ def test_the_sglang_profile_is_as_the_data_page_says():
     assert round(now["sgl051-h100-gptoss120b-tpot-b1"], 2) == -0.21 and round(now["sgl051-b200-gptoss120b-tpot-b1-tp4"], 2) == 0.02
     assert round(now["sgl056-b200-qwen3-235b-tpot-c1"], 2) == -0.35
     assert (pts["sgl056-b200-qwen3-235b-tpot-c1"]["value"], pts["sgl058-b200-qwen3-235b-tpot-c1"]["value"]) == (0.01012, 0.0067)
-    assert round(now["sgl056-b200-dsr1-tpot-c1"], 2) == -0.51
-    assert round(now["sgl056-b200-dsr1-ttft-c1"], 2) == -0.54 and round(now["sgl056-b200-dsr1-ttft-c1-8k"], 2) == -0.46
-    h200 = [now[f"sgl057-h200-dsr1-tpot-c{c}"] for c in (8, 16, 64)]
-    assert -0.255 <= min(h200) and max(h200) <= -0.195  # "-20 % to -25 %"
+    # DeepSeek-R1 and GLM-4.7-Flash, first with every layer counted as an ordinary one, then as the page says
+    flat = _mla_errors(1.0, 1.0)
+    assert round(flat["sgl056-b200-dsr1-tpot-c1"], 2) == -0.51
+    assert round(flat["sgl056-b200-dsr1-ttft-c1"], 2) == -0.54 and round(flat["sgl056-b200-dsr1-ttft-c1-8k"], 2) == -0.46
+    assert round(flat["sgl057-b200-glm47flash-tpot-c1"], 2) == -0.66 and round(flat["sgl057-b200-glm47flash-ttft-c1"], 2) == -0.61
+    ttft = {k: pts[k]["value"] / registry_layers(pts[k]) for k in ("sgl056-b200-dsr1-ttft-c1", "sgl056-b200-qwen3-235b-ttft-c1")}
+    assert round(ttft["sgl056-b200-dsr1-ttft-c1"] * 1e3, 1) == 2.5 and round(ttft["sgl056-b200-qwen3-235b-ttft-c1"] * 1e3, 2) == 1.05
+    now = _errors("sgl05") | _errors("sgl057")
+    assert abs(now["sgl056-b200-dsr1-tpot-c1"]) < 0.01 and abs(now["sgl056-b200-dsr1-ttft-c1"]) < 0.01  # the fit points
+    assert round(now["sgl056-b200-dsr1-ttft-c1-8k"], 2) == 0.04
+    h200 = [round(now[f"sgl057-h200-dsr1-tpot-c{c}"], 2) for c in (8, 16, 64)]
+    assert h200 == [0.11, 0.07, -0.08]  # "+11 %, +7 % and -8 %"
+    assert round(now["sgl057-b200-glm47flash-ttft-c1"], 2) == -0.13 and round(now["sgl057-b200-glm47flash-tpot-c1"], 2) == -0.26
+    glm = pts["sgl057-b200-glm47flash-ttft-c1"]
+    assert round(calibration.predict(glm) / 0.09455 - 1, 2) == 0.21  # "its median, 95 ms, is 21 % below calc"
     dense = _errors("gpustack-sglang053-h100-qwen3-8b-ttft")["gpustack-sglang053-h100-qwen3-8b-ttft-c4"]
     assert round(dense, 2) == 0.36 and round(calibration.predict(pts["gpustack-sglang053-h100-qwen3-8b-ttft-c4"]) * 1e3) == 38
     assert round(calibration.predict(pts["sgl056-b200-qwen3-235b-tpot-c1"]) * 1e3, 2) == 6.59  # "its 6.59 ms"
     assert round(_errors("vllm-pr23151")["vllm-pr23151-h100-qwen3-30b-a3b-tpot-c10"], 2) == 0.02
+
+
+def registry_layers(p):
+    return calibration._model(p, calibration._data()["configs"]).num_hidden_layers
+
+
+def _mla_errors(step_weight, request_weight):
+    """The MLA points' errors with the SGLang profile's MLA weights replaced (1, 1: every layer an ordinary one)."""
+    entry = engines._data()["engines"]["sglang"]["step_overhead"]
+    saved = dict(entry)
+    try:
+        entry.update(mla_step_layer_weight=step_weight, mla_request_layer_weight=request_weight)
+        engines.profile.cache_clear()
+        return _errors("sgl056-b200-dsr1") | _errors("sgl057")
+    finally:
+        entry.clear()
+        entry.update(saved)
+        engines.profile.cache_clear()

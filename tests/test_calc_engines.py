@@ -328,3 +328,32 @@ def test_sglang_request_latency_is_per_layer_and_the_same_in_perf_and_the_simula
     small = registry.get_model("llama-3.1-8b")  # 32 layers: the fitted figure itself
     assert StepModel(small, g, "bf16", "bf16", 1, step_cost("sglang", "bf16", gpu=g)).cost.request_latency_s == \
         pytest.approx(p.request_latency_s)
+
+
+def test_sglang_charges_an_mla_layer_as_several_ordinary_ones_in_perf_and_the_simulator():
+    """SGLang's per-layer fixed costs weigh a layer of DeepSeek-V3's design (MLA) more: the step's base by
+    mla_step_layer_weight, the request latency by mla_request_layer_weight; the same in perf and the simulator, and
+    nothing changes for GQA models or for engines whose costs are not per layer."""
+    from calc.simulate import StepModel, step_cost
+
+    p = engines.profile("sglang")
+    assert p.mla_step_layer_weight > 1 and p.mla_request_layer_weight > 1
+    ordinary, mla = p.step_overhead_s(1, 1, 61), p.step_overhead_s(1, 1, 61, mla=True)
+    assert mla - p.overhead_per_seq_s == pytest.approx((ordinary - p.overhead_per_seq_s) * p.mla_step_layer_weight)
+    assert p.prefill_step_overhead_s(1, 8, 61, mla=True) - p.prefill_step_overhead_s(1, 8, 61) == pytest.approx(
+        p.step_overhead_s(1, 8, 61, mla=True) - p.step_overhead_s(1, 8, 61))
+    assert p.request_latency_for(61, mla=True) == pytest.approx(p.request_latency_for(61) * p.mla_request_layer_weight)
+    vllm = engines.profile("vllm")  # one fixed cost per step, not per layer: the weight has nothing to scale
+    assert vllm.step_overhead_s(1, 1, 61, mla=True) == vllm.step_overhead_s(1, 1, 61)
+    assert vllm.request_latency_for(61, mla=True) == vllm.request_latency_for(61)
+
+    m, g = registry.get_model("deepseek-r1"), registry.get_gpu("h200")
+    assert m.is_mla
+    r = perf.perf_report(m, g, "fp8", "bf16", 4, 512, 64, 8, curve_batches=(), engine="sglang")
+    assert r["request_latency_s"] == pytest.approx(p.request_latency_for(m.num_hidden_layers, mla=True))
+    sm = StepModel(m, g, "fp8", "bf16", 8, step_cost("sglang", "fp8", gpu=g))
+    assert sm.cost.request_latency_s == pytest.approx(r["request_latency_s"])
+    assert sm.cost.step_overhead_s(4, 8) == pytest.approx(p.step_overhead_s(4, 8, m.num_hidden_layers, mla=True))
+    gqa = registry.get_model("qwen3-235b-a22b")
+    assert StepModel(gqa, g, "bf16", "bf16", 8, step_cost("sglang", "bf16", gpu=g)).cost.step_overhead_s(4, 8) == \
+        pytest.approx(p.step_overhead_s(4, 8, gqa.num_hidden_layers))

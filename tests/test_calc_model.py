@@ -146,3 +146,38 @@ def test_hf_config_is_a_fresh_copy_of_the_data_file():
     assert registry.hf_config("llama-3.1-8b")["hidden_size"] == 4096
     with open(os.path.join(registry.DATA, "models", "llama-3.1-8b.json"), encoding="utf-8") as fh:
         assert json.load(fh)["config"] == registry.hf_config("llama-3.1-8b")
+
+
+def _glm_4_7_flash() -> dict:
+    from calc import calibration
+
+    return calibration._data()["configs"]["glm-4.7-flash"]["config"]
+
+
+def test_glm_4_7_flash_is_deepseek_v3_s_layer_by_hand():
+    """glm4_moe_lite (GLM-4.7-Flash) is read as DeepSeek-V3's layer: MLA, 64 routed experts + 1 shared, the first
+    layer dense; 2048 / 20 heads is not whole, so no head width is derived from hidden_size."""
+    m = from_hf_config(_glm_4_7_flash())
+    assert m.is_mla and m.num_hidden_layers == 47 and m.moe_layers == (False,) + (True,) * 46
+    assert m.head_dim == 192 + 64  # a query head's width (nope + rope), used by nothing MLA computes
+    h, H = 2048, 20
+    attention = (h * 768 + 768 * H * (192 + 64)) + h * (512 + 64) + 512 * H * (192 + 256) + H * 256 * h
+    att_norms = 768 + 512
+    expert = 3 * h * 1536
+    moe_layer = attention + att_norms + 64 * expert + expert + 64 * h + 64 + 2 * h
+    dense_layer = attention + att_norms + 3 * h * 10240 + 2 * h
+    total = dense_layer + 46 * moe_layer + 2 * 154880 * h + h
+    counts = param_counts(m)
+    assert counts["total"] == total
+    assert counts["active"] == total - 46 * (64 - 4) * expert
+    # the model card's "30B-A3B" class: 29.9 billion in all, 3.3 billion active beside the embedding and output head
+    assert round(total / 1e9) == 30 and round((counts["active"] - counts["embedding"] - counts["lm_head"]) / 1e9) == 3
+
+
+def test_mlp_layer_types_set_the_moe_layers_and_bad_ones_are_named():
+    cfg = dict(_glm_4_7_flash(), num_hidden_layers=3)
+    cfg["mlp_layer_types"] = ["dense", "sparse", "dense"]  # transformers 5 writes the pattern out
+    assert from_hf_config(cfg).moe_layers == (False, True, False)
+    for bad in (["dense", "sparse"], ["dense", "moe", "dense"], "sparse"):
+        with pytest.raises(ConfigError, match="mlp_layer_types"):
+            from_hf_config({**cfg, "mlp_layer_types": bad})
