@@ -20,8 +20,9 @@ _TIED_BY_DEFAULT = {
     "qwen3_moe": False, "gemma": True, "gemma2": True, "deepseek_v2": False, "deepseek_v3": False, "glm4_moe_lite": False,
     "gpt_oss": False,
 }
-# DeepSeek-V3's layer (MLA attention, routed + shared experts, first layers dense); transformers' Glm4MoeLite modules
-# are DeepSeek-V3's (modular_glm4_moe_lite.py builds them from deepseek_v3's)
+# DeepSeek-V3's layer (MLA attention, routed + shared experts with a biased router, first layers dense). GLM-4.7-Flash
+# (glm4_moe_lite) has the same shapes: transformers' modular_glm4_moe_lite.py takes its attention from deepseek_v3 and
+# its router, experts and dense MLP from glm4_moe, which are laid out as DeepSeek-V3's
 _DEEPSEEK_LIKE = ("deepseek_v2", "deepseek_v3", "glm4_moe_lite")
 SUPPORTED_MODEL_TYPES = tuple(_TIED_BY_DEFAULT)
 REQUIRED = object()  # marks a ModelSpec field without a default

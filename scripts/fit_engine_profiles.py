@@ -3,7 +3,8 @@
     .venv/bin/python scripts/fit_engine_profiles.py trt-llm hf vllm@v0.6
 
 Minimises the mean squared log error (calc / measured) over the engine's fit points by coordinate descent
-(stdlib only) and prints the parameters and the fit/holdout table; it does not write data/engines.json (copy
+(stdlib only; where the entry weighs MLA layers, in two stages: the other parameters on the other points, then the
+weights on the MLA points) and prints the parameters and the fit/holdout table; it does not write data/engines.json (copy
 the figures there by hand, so every change to a profile is a reviewed diff). The holdout points are never
 looked at while fitting.
 """
@@ -126,7 +127,6 @@ def _descend(key: str, params: list, mla: bool | None, rounds: int) -> float:
                 if not improved:
                     step /= 2
     return best
-
 
 
 def fit(key: str, rounds: int = 6) -> dict:

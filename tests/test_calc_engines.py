@@ -351,6 +351,7 @@ def test_sglang_charges_an_mla_layer_as_several_ordinary_ones_in_perf_and_the_si
     assert m.is_mla
     r = perf.perf_report(m, g, "fp8", "bf16", 4, 512, 64, 8, curve_batches=(), engine="sglang")
     assert r["request_latency_s"] == pytest.approx(p.request_latency_for(m.num_hidden_layers, mla=True))
+    assert r["engine_step_overhead_s"] == pytest.approx(p.step_overhead_s(4, 8, m.num_hidden_layers, mla=True))
     sm = StepModel(m, g, "fp8", "bf16", 8, step_cost("sglang", "fp8", gpu=g))
     assert sm.cost.request_latency_s == pytest.approx(r["request_latency_s"])
     assert sm.cost.step_overhead_s(4, 8) == pytest.approx(p.step_overhead_s(4, 8, m.num_hidden_layers, mla=True))
