@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import cache
 
 from . import cost as cost_mod
@@ -98,6 +99,7 @@ def _all_fields() -> tuple:
         _f("max-num-batched-tokens", "int", mem.VLLM_MAX_NUM_BATCHED_TOKENS, unit="tokens", min=1, max=10_000_000, commands=("memory", "plan")),
         _f("mem-efficiency", "float", None, min=0.01, max=1.0, commands=("perf", "cost", "roi", "plan")),
         _f("compute-efficiency", "float", None, min=0.01, max=1.0, commands=("perf", "cost", "roi", "plan")),
+        _f("request-latency-ms", "float", None, unit="ms", min=0, max=60_000, commands=("perf", "cost", "roi", "plan")),
         _f("gpu-price", "float", None, unit="USD/h", min=0, max=1000, commands=("cost", "roi", "plan")),
         _f("utilization", "float", 1.0, min=0.01, max=1.0, commands=cost_roi),
         _f("requests-per-s", "float", 1.0, unit="req/s", min=0.000001, max=1_000_000, commands=cost_roi),
@@ -278,6 +280,8 @@ def _plan_errors(v: dict) -> dict:
 def _plan(v: dict) -> dict:
     price = v["gpu-price"] if v["gpu-price"] is not None else v["gpu_spec"].usd_per_hour
     cost = sim_mod.step_cost(v["engine"], v["weights"], v["mem-efficiency"], v["compute-efficiency"], v["gpu_spec"])
+    if _request_latency_s(v) is not None:  # the reader's own front-end latency replaces the engine's, per layer or not
+        cost = replace(cost, request_latency_s=_request_latency_s(v), request_latency_for=None)
     fixed = v["workload"] == "fixed"
     try:
         r = plan_mod.plan(v["spec"], v["gpu_spec"], v["weights"], v["kv-dtype"], v["rate"],
@@ -347,7 +351,12 @@ def _perf(v: dict) -> dict:
     return perf_mod.perf_report(
         v["spec"], v["gpu_spec"], v["weights"], v["kv-dtype"], v["batch"], v["prompt-len"], v["output-len"], v["tp"],
         memory_efficiency=v["mem-efficiency"], compute_efficiency=v["compute-efficiency"], pp=v["pp"], ep=v["ep"],
-        engine=v["engine"], verify_tokens=v.get("verify-tokens", 1))
+        engine=v["engine"], verify_tokens=v.get("verify-tokens", 1), request_latency_s=_request_latency_s(v))
+
+
+def _request_latency_s(v: dict) -> float | None:
+    """The reader's own per-request latency off the GPU (front end), in seconds; None: the engine's fitted figure."""
+    return None if v["request-latency-ms"] is None else v["request-latency-ms"] / 1000
 
 
 def _cost(v: dict) -> dict:

@@ -216,6 +216,7 @@ def perf_report(
     pp: int = 1,
     ep: int = 1,
     verify_tokens: int = 1,
+    request_latency_s: float | None = None,
 ) -> dict:
     """Latency and throughput of a static batch: ``batch`` requests prefilled together, then decoded together,
     as ``engine`` (a calc.engines key) runs them; the ``*_ideal*`` fields give the roofline bound ("ideal").
@@ -225,7 +226,8 @@ def perf_report(
     (``memory_efficiency`` / ``compute_efficiency`` override both, for the engine and the ideal bound).
     TTFT = the prefill (in chunks where the engine chunks it, one step each) + the engine's decode steps before
     the first token comes out + the engine's per-request latency off the GPU (``request_latency_s``: the part of
-    its fitted prefill cost beyond one engine step, calc/engines.py), paid once per request, not per chunk. TPOT = one decode step at the mean context (prompt + output/2); step time is
+    its fitted prefill cost beyond one engine step, calc/engines.py; ``request_latency_s`` replaces it, e.g. with a
+    front-end latency measured on one's own stack), paid once per request, not per chunk. TPOT = one decode step at the mean context (prompt + output/2); step time is
     linear in context, so this is the average over the generation. E2E = TTFT + (output - 1) × TPOT. All
     figures are for one deployment of max(tp, ep) × pp GPUs.
 
@@ -248,8 +250,10 @@ def perf_report(
     if verify_tokens < 1:
         raise ValueError("verify_tokens must be at least 1")
     eng = engines_mod.profile(engine)
+    if request_latency_s is not None and not (0 <= request_latency_s < math.inf):
+        raise ValueError("request_latency_s must be a finite number of seconds, at least 0")
     run = _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, ep, eng, memory_efficiency,
-                   compute_efficiency, curve_batches, verify_tokens)
+                   compute_efficiency, curve_batches, verify_tokens, request_latency_s)
     best = run if eng.key == "ideal" else _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp,
                                                    ep, engines_mod.profile("ideal"), memory_efficiency,
                                                    compute_efficiency, (), verify_tokens)
@@ -269,7 +273,7 @@ def perf_report(
 
 
 def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, ep, eng, memory_efficiency,
-             compute_efficiency, curve_batches, verify_tokens: int = 1) -> dict:
+             compute_efficiency, curve_batches, verify_tokens: int = 1, request_latency_s: float | None = None) -> dict:
     g, dp = gpus_per_stage(tp, ep), attention_replicas(tp, ep)
     n_gpus = g * pp
     dtype = compute_dtype(weights, gpu)
@@ -383,7 +387,8 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     v_s, v_bound, v_flops, v_bytes = step(batch, mean_context, verify_tokens)
     single, _, single_st = decode(batch, mean_context, 1)
     d_st = decode(batch, mean_context, micro)[2]
-    request_latency = eng.request_latency_for(m.num_hidden_layers, m.is_mla)  # a request passes every layer
+    request_latency = (eng.request_latency_for(m.num_hidden_layers, m.is_mla)  # a request passes every layer
+                       if request_latency_s is None else request_latency_s)
     ttft = prefill_s + eng.ttft_decode_steps * step(batch, prompt_len)[0] + request_latency
     e2e = ttft + (output_len - 1) * tpot
 

@@ -138,6 +138,14 @@ INPUTS = {
                   "Achievable / datasheet dense FLOPS; empty: the chosen engine's figure for the weight format "
                   "(ideal: the H100 reference matmul, 755.4 of 989.5 TFLOPS)"),
     },
+    "request-latency-ms": {
+        "label": t("每请求前端延迟", "Front-end latency per request"),
+        "help": t("每个请求在 GPU 之外花的时间（HTTP、分词、请求建立），计入 TTFT；留空则取所选引擎的拟合值。"
+                  "拟合值只依据很少几次运行（见数据页），最好填自己部署上实测的值",
+                  "Time each request spends off the GPU (HTTP, tokenisation, request set-up), added to its TTFT; "
+                  "empty: the chosen engine's fitted figure, which rests on few runs (see the data page): best enter "
+                  "your own stack's measurement"),
+    },
     "gpu-price": {
         "label": t("GPU 单价", "GPU price"),
         "help": t("每 GPU 小时的美元价格；留空则取注册表中带日期的云价格区间中值",

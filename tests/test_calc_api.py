@@ -222,3 +222,24 @@ def test_unverified_gpu_figures_are_flagged_in_both_languages():
     h20 = api.run("perf", {"gpu": "h20"})["warnings"]
     assert any("datasheet" in w["en"] and "数据手册" in w["zh"] for w in h20)
     assert not any("datasheet" in w["en"] for w in api.run("perf", {"gpu": "h100-sxm"})["warnings"])
+
+
+def test_a_front_end_latency_of_ones_own_replaces_the_engines_in_ttft_and_the_plan():
+    run, InputError = api.run, api.InputError
+    """request-latency-ms: the reader's measured per-request latency off the GPU replaces the engine's fitted one
+    (SGLang's is per layer) in perf's TTFT and in the planner's simulated TTFT; TPOT and the ideal bound stay."""
+    base = {"model": "qwen3-8b", "gpu": "h100-sxm", "prompt-len": "233", "output-len": "64"}
+    for engine in ("vllm", "sglang"):
+        fitted = run("perf", {**base, "engine": engine})
+        own = run("perf", {**base, "engine": engine, "request-latency-ms": "59"})
+        assert own["request_latency_s"] == 0.059 != fitted["request_latency_s"]
+        assert own["ttft_s"] - fitted["ttft_s"] == pytest.approx(0.059 - fitted["request_latency_s"])
+        assert (own["tpot_s"], own["ttft_ideal_s"]) == (fitted["tpot_s"], fitted["ttft_ideal_s"])
+    assert run("perf", {**base, "request-latency-ms": "0"})["ttft_s"] < run("perf", base)["ttft_s"]
+    plan = {"model": "llama-3.1-8b", "rate": "2", "requests": "40"}
+    slow = run("plan", {**plan, "request-latency-ms": "500"})
+    assert slow["ttft_p90_s"] > run("plan", plan)["ttft_p90_s"] + 0.4  # paid once per request, off the GPU
+    for bad in ("-1", "abc", "1e9"):
+        with pytest.raises(InputError) as err:
+            run("perf", {**base, "request-latency-ms": bad})
+        assert set(err.value.errors) == {"request-latency-ms"}
