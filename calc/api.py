@@ -356,7 +356,7 @@ def _perf(v: dict) -> dict:
 
 def _request_latency_s(v: dict) -> float | None:
     """The reader's own per-request latency off the GPU (front end), in seconds; None: the engine's fitted figure."""
-    return None if v["request-latency-ms"] is None else v["request-latency-ms"] / 1000
+    return None if v["request-latency-ms"] is None else v["request-latency-ms"] / 1000 + 0.0  # + 0.0: "-0" reads 0
 
 
 def _cost(v: dict) -> dict:

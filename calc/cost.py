@@ -1,7 +1,9 @@
 """Money: $/1M tokens and $/request from GPU time, monthly cost at a request rate, API comparison, and ROI.
 
 GPU time is split the way it is spent: the prefill (TTFT) is charged to input tokens, the decode steps
-after it to output tokens, so input + output cost add up to the request's cost exactly.
+after it to output tokens, so input + output cost add up to the request's cost exactly. The engine's per-request
+latency off the GPU (perf's ``request_latency_s``: front end, SGLang's prompt launches) is in TTFT but holds no GPU
+step, so it is charged to nobody and does not lower a replica's capacity (as in the capacity planner).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ def cost_report(perf: dict, batch: int, prompt_len: int, output_len: int, usd_pe
     so every per-token figure is divided by it. ``api_prices``: {key: price entry} to compare against.
     """
     usd_per_s = usd_per_gpu_hour * gpus / 3600
-    prefill_s = perf["ttft_s"]
-    decode_s = perf["e2e_s"] - prefill_s
+    off_gpu_s = perf.get("request_latency_s") or 0.0
+    prefill_s = perf["ttft_s"] - off_gpu_s
+    decode_s = perf["e2e_s"] - perf["ttft_s"]
     usd_in = usd_per_s * prefill_s / utilization  # one batch's prefill
     usd_out = usd_per_s * decode_s / utilization
     per_request = (usd_in + usd_out) / batch
-    # One replica (a TP group) serves `batch` requests every e2e_s seconds.
-    capacity = batch / perf["e2e_s"]
+    # One replica (a TP group) serves `batch` requests every e2e_s seconds of GPU time.
+    capacity = batch / (perf["e2e_s"] - off_gpu_s)
     replicas = max(1, math.ceil(requests_per_s / (capacity * utilization)))
     report = {
         "usd_per_gpu_hour": usd_per_gpu_hour,

@@ -254,7 +254,7 @@ def perf_report(
         raise ValueError("request_latency_s must be a finite number of seconds, at least 0")
     run = _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, ep, eng, memory_efficiency,
                    compute_efficiency, curve_batches, verify_tokens, request_latency_s)
-    best = run if eng.key == "ideal" else _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp,
+    best = run if eng.key == "ideal" and request_latency_s is None else _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp,
                                                    ep, engines_mod.profile("ideal"), memory_efficiency,
                                                    compute_efficiency, (), verify_tokens)
     out = run["report"]

@@ -139,12 +139,16 @@ INPUTS = {
                   "(ideal: the H100 reference matmul, 755.4 of 989.5 TFLOPS)"),
     },
     "request-latency-ms": {
-        "label": t("每请求前端延迟", "Front-end latency per request"),
-        "help": t("每个请求在 GPU 之外花的时间（HTTP、分词、请求建立），计入 TTFT；留空则取所选引擎的拟合值。"
-                  "拟合值只依据很少几次运行（见数据页），最好填自己部署上实测的值",
-                  "Time each request spends off the GPU (HTTP, tokenisation, request set-up), added to its TTFT; "
-                  "empty: the chosen engine's fitted figure, which rests on few runs (see the data page): best enter "
-                  "your own stack's measurement"),
+        "label": t("每个请求不占 GPU 的延迟", "Per-request latency off the GPU"),
+        "help": t("请求的 TTFT 中 calc 预填充时间以外的部分：前端（HTTP、分词），SGLang 还包括提示的内核启动。"
+                  "测法：并发 1、短提示下实测 TTFT，减去 calc 对这段提示给出的“预填充时间”（批大小 1，模型、GPU、并行度、"
+                  "权重格式和引擎都相同；不是理想下限那一行）。在客户端测得的值包含网络时间。留空则用引擎的拟合值"
+                  "（只依据少数几次运行，见数据页）",
+                  "Everything in a request's TTFT beyond calc's prefill time: the front end (HTTP, tokenisation) and, "
+                  "for SGLang, the prompt's kernel launches. Measure: your TTFT at concurrency 1 for a short prompt, "
+                  "minus the 'Prefill time' calc shows for it (batch 1; same model, GPU, parallelism, weights and "
+                  "engine; not the ideal bound). A value measured at your client includes its network time. Empty: "
+                  "the engine's fitted figure, from few runs (data page)"),
     },
     "gpu-price": {
         "label": t("GPU 单价", "GPU price"),

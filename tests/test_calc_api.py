@@ -225,21 +225,34 @@ def test_unverified_gpu_figures_are_flagged_in_both_languages():
 
 
 def test_a_front_end_latency_of_ones_own_replaces_the_engines_in_ttft_and_the_plan():
-    run, InputError = api.run, api.InputError
     """request-latency-ms: the reader's measured per-request latency off the GPU replaces the engine's fitted one
-    (SGLang's is per layer) in perf's TTFT and in the planner's simulated TTFT; TPOT and the ideal bound stay."""
+    (SGLang's is per layer, weighted for MLA) in perf's TTFT and in the planner's simulated TTFT; TPOT, the ideal bound
+    and the cost of GPU time stay."""
+    run, InputError = api.run, api.InputError
     base = {"model": "qwen3-8b", "gpu": "h100-sxm", "prompt-len": "233", "output-len": "64"}
-    for engine in ("vllm", "sglang"):
-        fitted = run("perf", {**base, "engine": engine})
-        own = run("perf", {**base, "engine": engine, "request-latency-ms": "59"})
+    mla = {"model": "deepseek-r1", "gpu": "h200", "tp": "8", "weights": "fp8", "prompt-len": "233", "output-len": "64"}
+    for params in ({**base, "engine": "vllm"}, {**base, "engine": "sglang"}, {**mla, "engine": "sglang"},
+                   {**base, "engine": "ideal"}):
+        fitted = run("perf", params)
+        own = run("perf", {**params, "request-latency-ms": "59"})
         assert own["request_latency_s"] == 0.059 != fitted["request_latency_s"]
         assert own["ttft_s"] - fitted["ttft_s"] == pytest.approx(0.059 - fitted["request_latency_s"])
-        assert (own["tpot_s"], own["ttft_ideal_s"]) == (fitted["tpot_s"], fitted["ttft_ideal_s"])
-    assert run("perf", {**base, "request-latency-ms": "0"})["ttft_s"] < run("perf", base)["ttft_s"]
+        assert own["e2e_s"] - fitted["e2e_s"] == pytest.approx(own["ttft_s"] - fitted["ttft_s"])
+        assert (own["tpot_s"], own["ttft_ideal_s"], own["e2e_ideal_s"]) == \
+            (fitted["tpot_s"], fitted["ttft_ideal_s"], fitted["e2e_ideal_s"])
+        # the latency holds no GPU: the cost calculator charges the same GPU time either way
+        costs = [run("cost", {**p, "gpu-price": "2"}) for p in (params, {**params, "request-latency-ms": "59"})]
+        assert costs[0]["usd_per_request"] == pytest.approx(costs[1]["usd_per_request"])
+    assert run("perf", {**mla, "engine": "sglang"})["request_latency_s"] > 0.1  # SGLang's MLA figure, replaced above
+    assert run("perf", {**base, "request-latency-ms": "-0"})["request_latency_s"] == 0.0
     plan = {"model": "llama-3.1-8b", "rate": "2", "requests": "40"}
-    slow = run("plan", {**plan, "request-latency-ms": "500"})
-    assert slow["ttft_p90_s"] > run("plan", plan)["ttft_p90_s"] + 0.4  # paid once per request, off the GPU
-    for bad in ("-1", "abc", "1e9"):
+    for engine in ("vllm", "sglang"):
+        fitted = run("plan", {**plan, "engine": engine})
+        slow = run("plan", {**plan, "engine": engine, "request-latency-ms": "500"})
+        assert slow["ttft_p90_s"] > fitted["ttft_p90_s"] + 0.4  # paid once per request, off the GPU
+        assert slow["e2e_p90_s"] - fitted["e2e_p90_s"] == pytest.approx(slow["ttft_p90_s"] - fitted["ttft_p90_s"], abs=1e-3)
+        assert slow["tpot_p90_s"] == fitted["tpot_p90_s"] and slow["gpus"] == fitted["gpus"]
+    for bad in ("-1", "abc", "1e9", "nan", "inf"):
         with pytest.raises(InputError) as err:
             run("perf", {**base, "request-latency-ms": bad})
         assert set(err.value.errors) == {"request-latency-ms"}

@@ -15,9 +15,12 @@ def test_cost_per_token_and_request_by_hand():
     c = api.run("cost", BASE)
     usd_per_s = 2.0 / 3600
     decode_s = perf["e2e_s"] - perf["ttft_s"]
-    assert c["usd_per_million_input_tokens"] == pytest.approx(usd_per_s * perf["ttft_s"] / (32 * 1000) * 1e6)
+    # the engine's per-request latency off the GPU (front end) is in TTFT but holds no GPU: it costs nothing
+    off_gpu_s = perf["request_latency_s"]
+    assert off_gpu_s > 0
+    assert c["usd_per_million_input_tokens"] == pytest.approx(usd_per_s * (perf["ttft_s"] - off_gpu_s) / (32 * 1000) * 1e6)
     assert c["usd_per_million_output_tokens"] == pytest.approx(usd_per_s * decode_s / (32 * 200) * 1e6)
-    assert c["usd_per_request"] == pytest.approx(usd_per_s * perf["e2e_s"] / 32)
+    assert c["usd_per_request"] == pytest.approx(usd_per_s * (perf["e2e_s"] - off_gpu_s) / 32)
     # input + output cost add up to the request
     parts = (1000 * c["usd_per_million_input_tokens"] + 200 * c["usd_per_million_output_tokens"]) / 1e6
     assert parts == pytest.approx(c["usd_per_request"])
@@ -33,7 +36,8 @@ def test_utilization_scales_cost_and_tp_multiplies_gpus():
 
 def test_monthly_cost_and_api_comparison_by_hand():
     c = api.run("cost", {**BASE, "api": "openai-gpt-4o"})
-    capacity = 32 / c["e2e_s"]
+    perf = api.run("perf", {k: v for k, v in BASE.items() if k not in ("gpu-price", "requests-per-s")})
+    capacity = 32 / (c["e2e_s"] - perf["request_latency_s"])  # GPU time per batch: the front end holds none
     replicas = math.ceil(10 / capacity)
     assert c["replicas_needed"] == replicas
     assert c["monthly_cost_usd"] == pytest.approx(replicas * 2.0 * 730)

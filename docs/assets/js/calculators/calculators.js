@@ -217,10 +217,6 @@ function setValue(form, name, value) {
     el.appendChild(option);
   }
   el.value = value;
-  if (el.tagName === "TEXTAREA" && value) {
-    const details = el.closest("details");
-    if (details) details.open = true;
-  }
   return true;
 }
 
@@ -256,7 +252,12 @@ function mount(widget) {
   if (sync) {
     let changed = false;
     for (const [name, value] of new URLSearchParams(location.search)) {
-      if (name in defaults && setValue(form, name, value) && value !== defaults[name]) changed = true;
+      if (name in defaults && setValue(form, name, value) && value !== defaults[name]) {
+        changed = true;
+        // a link that sets a collapsed input (config.json, "More inputs") shows it: the result depends on it
+        const details = form.elements.namedItem(name).closest("details");
+        if (details && value) details.open = true;
+      }
     }
     if (changed) setStatus(widget, "stale", t.stale);
   }
