@@ -322,7 +322,7 @@ def _plan(v: dict) -> dict:
     return out
 
 
-def _warnings(v: dict) -> list[dict]:
+def _warnings(v: dict, command: str) -> list[dict]:
     spec, gpu = v["spec"], v["gpu_spec"]
     out = []
     context = v["prompt-len"] + v["output-len"]
@@ -336,6 +336,18 @@ def _warnings(v: dict) -> list[dict]:
     if not gpu.peak_flops(wanted):
         out.append(t(f"{gpu.name} 没有 {wanted.upper()} 张量核心：{v['weights']} 权重按 16 位计算",
                      f"{gpu.name} has no {wanted.upper()} tensor cores: {v['weights']} weights are computed in 16 bits"))
+    # calc's fixed costs for MLA layers (DeepSeek-V3's design) were fitted and checked on SGLang with NVIDIA GPUs only
+    # (data page): say so where a speed figure is computed for anything else
+    if command != "memory" and spec.is_mla and v["engine"] != "ideal":
+        name = engines_mod.profile(v["engine"]).name
+        if v["engine"] != "sglang":
+            out.append(t(f"MLA 模型（DeepSeek-V3 式）的速度只对照过 SGLang 的实测；{name} 的结果没有对照过任何实测（见数据页）",
+                         f"speed figures for MLA models (DeepSeek-V3's design) were checked only against SGLang runs; "
+                         f"{name}'s have not been compared with any measurement (see the data page)"))
+        elif gpu.vendor != "NVIDIA":
+            out.append(t(f"MLA 模型（DeepSeek-V3 式）的速度只对照过 NVIDIA GPU 上的实测；我们读到的那次 {gpu.vendor} GPU 上的运行比 calc 慢得多（见数据页）",
+                         f"speed figures for MLA models (DeepSeek-V3's design) were checked only against runs on NVIDIA "
+                         f"GPUs; the one {gpu.vendor} run we read was far slower than calc's figure (see the data page)"))
     return out
 
 
@@ -386,7 +398,7 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
     spec: ModelSpec = v["spec"]
     if command == "plan":
         out = _plan(v)
-        out["warnings"] = _warnings(v)
+        out["warnings"] = _warnings(v, command)
         return _json_safe(out)
     out = _common(v)
     if command == "memory":
@@ -406,7 +418,7 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
                                        selfhost_monthly_usd=c["monthly_cost_usd"], api_usd_per_request=c["api_usd_per_request"]))
         out.update({"api": c["api"], "monthly_cost_usd": c["monthly_cost_usd"], "api_monthly_cost_usd": c["api_monthly_cost_usd"],
                     "usd_per_request": c["usd_per_request"], "api_usd_per_request": c["api_usd_per_request"]})
-    out["warnings"] = _warnings(v)
+    out["warnings"] = _warnings(v, command)
     return _json_safe(out)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from calc import api, registry
+from calc import api, engines, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = {
@@ -256,3 +256,24 @@ def test_a_front_end_latency_of_ones_own_replaces_the_engines_in_ttft_and_the_pl
         with pytest.raises(InputError) as err:
             run("perf", {**base, "request-latency-ms": bad})
         assert set(err.value.errors) == {"request-latency-ms"}
+
+
+def test_speed_figures_for_mla_models_warn_where_they_were_never_checked():
+    """The MLA weights were fitted and checked on SGLang with NVIDIA GPUs only (data page): a speed figure for an MLA
+    model with another engine or on an AMD GPU says so, in both languages; memory, GQA models and SGLang on NVIDIA
+    do not warn."""
+    ds = {"model": "deepseek-v3", "gpu": "h200", "tp": "8", "weights": "fp8"}
+
+    def mla_warnings(command, params):
+        return [w for w in api.run(command, params)["warnings"] if "MLA" in w["en"]]
+
+    for engine in ("vllm", "trt-llm"):
+        (w,) = mla_warnings("perf", {**ds, "engine": engine})
+        assert "SGLang" in w["en"] and engines.profile(engine).name in w["en"] and "MLA" in w["zh"]
+    plan = {"model": "deepseek-v3", "gpu": "h200", "weights": "fp8", "engine": "vllm", "rate": "1", "requests": "20"}
+    assert mla_warnings("cost", {**ds, "engine": "vllm"}) and mla_warnings("plan", plan)
+    (amd,) = mla_warnings("perf", {**ds, "gpu": "mi300x", "engine": "sglang"})
+    assert "NVIDIA" in amd["en"] and "AMD" in amd["en"]
+    assert mla_warnings("perf", {**ds, "engine": "sglang"}) == mla_warnings("perf", {**ds, "engine": "ideal"}) == []
+    assert mla_warnings("memory", {**ds, "engine": "vllm"}) == []
+    assert mla_warnings("perf", {"model": "qwen3-235b-a22b", "gpu": "h200", "tp": "8", "engine": "vllm"}) == []
