@@ -280,8 +280,9 @@ def _plan_errors(v: dict) -> dict:
 def _plan(v: dict) -> dict:
     price = v["gpu-price"] if v["gpu-price"] is not None else v["gpu_spec"].usd_per_hour
     cost = sim_mod.step_cost(v["engine"], v["weights"], v["mem-efficiency"], v["compute-efficiency"], v["gpu_spec"])
-    if _request_latency_s(v) is not None:  # the reader's own front-end latency replaces the engine's, per layer or not
-        cost = replace(cost, request_latency_s=_request_latency_s(v), request_latency_for=None)
+    own = _request_latency_s(v)
+    if own is not None:  # the reader's own latency off the GPU replaces the engine's, per layer or not
+        cost = replace(cost, request_latency_s=own, request_latency_for=None)
     fixed = v["workload"] == "fixed"
     try:
         r = plan_mod.plan(v["spec"], v["gpu_spec"], v["weights"], v["kv-dtype"], v["rate"],

@@ -103,12 +103,9 @@ def loss(key: str, mla: bool | None = None) -> float:
     return sum(math.log1p(r["error"]) ** 2 for r in rows) / max(1, len(rows))
 
 
-def entry_of(key: str) -> dict:
-    return engines._data()["engines"][key.partition("@")[0]]
-
-
-def _descend(key: str, params: list, mla: bool | None, rounds: int) -> float:
-    """Coordinate descent on ``params`` over the fit points chosen by ``mla`` (see _fit_rows)."""
+def _descend(key: str, entry: dict, params: list, mla: bool | None, rounds: int) -> float:
+    """Coordinate descent on ``params`` of ``entry`` (key's profile) over the fit points chosen by ``mla``
+    (see _fit_rows)."""
     best = loss(key, mla)
     for _ in range(rounds):
         for path, lo, hi in params:
@@ -116,14 +113,14 @@ def _descend(key: str, params: list, mla: bool | None, rounds: int) -> float:
             while step > (hi - lo) / 2000:
                 improved = False
                 for sign in (1, -1):
-                    old = _get(entry_of(key), path)
+                    old = _get(entry, path)
                     new = min(hi, max(lo, old + sign * step))
-                    _set(entry_of(key), path, new)
+                    _set(entry, path, new)
                     value = loss(key, mla)
                     if value < best - 1e-12:
                         best, improved = value, True
                         break
-                    _set(entry_of(key), path, old)
+                    _set(entry, path, old)
                 if not improved:
                     step /= 2
     return best
@@ -150,10 +147,10 @@ def fit(key: str, rounds: int = 6) -> dict:
                  if len(path) == 2 else 0.0)
     weights = [p for p in params if p[0] in MLA_PARAMS]
     if weights:
-        _descend(key, [p for p in params if p[0] not in MLA_PARAMS], False, rounds)
-        _descend(key, weights, True, rounds)
+        _descend(key, entry, [p for p in params if p[0] not in MLA_PARAMS], False, rounds)
+        _descend(key, entry, weights, True, rounds)
     else:
-        _descend(key, params, None, rounds)
+        _descend(key, entry, params, None, rounds)
     return {"loss": loss(key), **{"/".join(p[0]): _get(entry, p[0]) for p in params}}
 
 

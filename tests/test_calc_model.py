@@ -33,15 +33,22 @@ def test_qwen2_biases_and_gemma2_norms_by_hand():
     assert param_counts(g)["total"] == L * per_layer + 256000 * h + h
 
 
+def _mla_moe_by_hand(h, heads, q_rank, nope, v_dim, experts, moe_inter, inter, dense, moe, vocab, kv_rank=512, rope=64):
+    """DeepSeek-V3's layer counted by hand: MLA (q down/up, kv down with the rope part, kv up, o), its two extra norms,
+    ``dense`` layers with one MLP of width ``inter`` and ``moe`` layers with ``experts`` routed experts + 1 shared
+    (each 3 × h × ``moe_inter``), a router with a bias per expert; untied embedding and head. Returns (total, expert)."""
+    attention = (h * q_rank + q_rank * heads * (nope + rope)) + h * (kv_rank + rope) + kv_rank * heads * (nope + v_dim) \
+        + heads * v_dim * h
+    att_norms = q_rank + kv_rank
+    expert = 3 * h * moe_inter
+    moe_layer = attention + att_norms + experts * expert + expert + experts * h + experts + 2 * h
+    dense_layer = attention + att_norms + 3 * h * inter + 2 * h
+    return dense * dense_layer + moe * moe_layer + 2 * vocab * h + h, expert
+
+
 def test_deepseek_v3_mla_moe_by_hand():
     # 61 layers, first 3 dense (MLP 18432), 58 MoE: 256 routed experts (width 2048) + 1 shared, top-8
-    h, H = 7168, 128
-    attention = (h * 1536 + 1536 * H * (128 + 64)) + h * (512 + 64) + 512 * H * (128 + 128) + H * 128 * h
-    att_norms = 1536 + 512
-    expert = 3 * h * 2048
-    moe_layer = attention + att_norms + 256 * expert + expert + 256 * h + 256 + 2 * h
-    dense_layer = attention + att_norms + 3 * h * 18432 + 2 * h
-    total = 3 * dense_layer + 58 * moe_layer + 2 * 129280 * h + h
+    total, expert = _mla_moe_by_hand(7168, 128, 1536, 128, 128, 256, 2048, 18432, dense=3, moe=58, vocab=129280)
     counts = param_counts(registry.get_model("deepseek-v3"))
     assert counts["total"] == total
     assert counts["active"] == total - 58 * (256 - 8) * expert
@@ -160,13 +167,8 @@ def test_glm_4_7_flash_is_deepseek_v3_s_layer_by_hand():
     m = from_hf_config(_glm_4_7_flash())
     assert m.is_mla and m.num_hidden_layers == 47 and m.moe_layers == (False,) + (True,) * 46
     assert m.head_dim == 192 + 64  # a query head's width (nope + rope), used by nothing MLA computes
-    h, H = 2048, 20
-    attention = (h * 768 + 768 * H * (192 + 64)) + h * (512 + 64) + 512 * H * (192 + 256) + H * 256 * h
-    att_norms = 768 + 512
-    expert = 3 * h * 1536
-    moe_layer = attention + att_norms + 64 * expert + expert + 64 * h + 64 + 2 * h
-    dense_layer = attention + att_norms + 3 * h * 10240 + 2 * h
-    total = dense_layer + 46 * moe_layer + 2 * 154880 * h + h
+    # 47 layers, the first dense (MLP 10240), 46 MoE: 64 routed experts (width 1536) + 1 shared, top-4
+    total, expert = _mla_moe_by_hand(2048, 20, 768, 192, 256, 64, 1536, 10240, dense=1, moe=46, vocab=154880)
     counts = param_counts(m)
     assert counts["total"] == total
     assert counts["active"] == total - 46 * (64 - 4) * expert
