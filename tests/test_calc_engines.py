@@ -156,8 +156,8 @@ def test_hf_decode_moves_the_kv_cache_three_times():
 
 def test_pre_xqa_tensorrt_llm_reads_a_gqa_cache_once_per_query_head():
     """trt-llm@v0.6 (calibration only: points from v0.5/v0.6.1 tables): generation attention with one thread block
-    per query head reads Llama-3.1-70B's KV cache 64/8 = 8 times per step, so a long-context decode step slows; the
-    prefill is unchanged, and so is an MHA model (as many KV heads as query heads)."""
+    per query head reads Llama-3.1-70B's KV cache 64/8 = 8 times per step, so a long-context decode step slows; an
+    MHA model (as many KV heads as query heads) decodes as fast as with the base profile."""
     from calc import engines, perf, registry
     from calc import model as model_mod
 
@@ -166,7 +166,6 @@ def test_pre_xqa_tensorrt_llm_reads_a_gqa_cache_once_per_query_head():
     new = perf.perf_report(m70, gpu, batch=64, prompt_len=2048, output_len=2048, tp=4, engine="trt-llm")
     old = perf.perf_report(m70, gpu, batch=64, prompt_len=2048, output_len=2048, tp=4, engine="trt-llm@v0.6")
     assert old["tpot_s"] > 1.5 * new["tpot_s"]
-    assert old["ttft_s"] == pytest.approx(new["ttft_s"])
     mha = model_mod.from_hf_config({"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
                                               "num_attention_heads": 32, "num_key_value_heads": 32,
                                               "num_hidden_layers": 32, "vocab_size": 32000})
@@ -174,6 +173,28 @@ def test_pre_xqa_tensorrt_llm_reads_a_gqa_cache_once_per_query_head():
         perf.perf_report(mha, gpu, engine="trt-llm")["tpot_s"])
     with pytest.raises(KeyError, match="no variant 'v9'"):
         engines.profile("trt-llm@v9")
+
+
+def test_tensorrt_llm_v06_spends_its_whole_prefill_cost_in_the_step_per_layer():
+    """trt-llm@v0.6 (first-token latencies from gptSessionBenchmark, no front end): the fitted prefill cost is all
+    spent in the prompt step and scales with the layers, with no per-request part; for the 32 layers it was fitted on
+    that gives the base profile's TTFT, for 80 layers a longer one, by the 80/32 share of the per-request part less
+    that part."""
+    from calc import engines, perf, registry
+
+    base, v06 = engines.profile("trt-llm"), engines.profile("trt-llm@v0.6")
+    assert v06.request_latency_s == 0 and v06.request_latency_for(80) == 0 and base.request_latency_s > 1e-3
+    assert v06.prefill_step_base_s == base.prefill_overhead_base_s == v06.prefill_overhead_base_s
+    gpu = registry.get_gpu("h100-sxm")
+    m8, m70 = registry.get_model("llama-3.1-8b"), registry.get_model("llama-3.1-70b")
+    assert m8.num_hidden_layers == 32 and m70.num_hidden_layers == 80
+
+    def ttft(m, key, tp):
+        return perf.perf_report(m, gpu, batch=1, prompt_len=128, output_len=1, tp=tp, engine=key)["ttft_s"]
+
+    assert ttft(m8, "trt-llm@v0.6", 1) == pytest.approx(ttft(m8, "trt-llm", 1), abs=1e-12)
+    extra = ttft(m70, "trt-llm@v0.6", 4) - ttft(m70, "trt-llm", 4)
+    assert extra == pytest.approx(base.request_latency_s * (80 / 32 - 1), rel=1e-9)
 
 
 def test_early_2024_llama_cpp_dequantizes_quantized_weights_before_each_prompt_batch():
