@@ -40,6 +40,9 @@ WEIGHT_FORMATS = {
     "nf4": WeightFormat(4 + 32 / 64, "bf16", "NF4 (bitsandbytes, blocksize 64)"),
     # GGUF Q8_0: blocks of 32 int8 weights plus one fp16 scale = 34 bytes per 32 weights.
     "q8_0": WeightFormat(34 * 8 / 32, "bf16", "GGUF Q8_0", gguf=True),
+    # GGUF Q4_0: blocks of 32 4-bit weights plus one fp16 scale = 18 bytes per 32 weights (output.weight Q6_K,
+    # see _gguf_bytes). The format of llama.cpp's own benchmarks ("llama 8B Q4_0").
+    "q4_0": WeightFormat(18 * 8 / 32, "bf16", "GGUF Q4_0", gguf=True),
     # GGUF Q4_K_M: a mix of Q4_K (4.5 bits) and Q6_K (6.5625 bits) tensors, see _gguf_bytes.
     "q4_k_m": WeightFormat(4.5, "bf16", "GGUF Q4_K_M", gguf=True),
     # OCP Microscaling MXFP4: blocks of 32 FP4 (E2M1) values share one 8-bit power-of-two scale.
@@ -86,7 +89,9 @@ def _use_more_bits(i: int, n: int) -> bool:
 def _gguf_bytes(m: ModelSpec, fmt_name: str) -> float:
     """Bytes of a GGUF file's tensors. Norms and biases are fp32; routers (ffn_gate_inp) fp32 too.
 
-    Q8_0 stores every matrix as Q8_0. Q4_K_M stores matrices as Q4_K except: output.weight (lm_head, or the
+    Q8_0 stores every matrix as Q8_0. Q4_0 stores every matrix as Q4_0 except output.weight (lm_head, or the tied
+    embedding), which llama.cpp's quantizer raises to Q6_K (src/llama-quant.cpp: "else if (new_type !=
+    GGML_TYPE_Q8_0) new_type = GGML_TYPE_Q6_K" for the output tensor). Q4_K_M stores matrices as Q4_K except: output.weight (lm_head, or the
     tied embedding) as Q6_K, and attn_v / ffn_down as Q6_K in the layers picked by ``_use_more_bits``.
     (llama.cpp has a few model-specific extra rules, e.g. for 70B-class attn_v; they change < 1 %.)
     """
@@ -95,6 +100,11 @@ def _gguf_bytes(m: ModelSpec, fmt_name: str) -> float:
     if fmt_name == "q8_0":
         bits = WEIGHT_FORMATS["q8_0"].bits
         return small + bits / 8 * (c["embedding"] + c["lm_head"] + c["layer_linear"] + c["expert_linear"])
+    if fmt_name == "q4_0":
+        q4 = WEIGHT_FORMATS["q4_0"].bits * (c["layer_linear"] + c["expert_linear"])
+        if m.tie_word_embeddings:  # the embedding doubles as output.weight and is quantized as such
+            return small + (q4 + _Q6_K_BITS * c["embedding"]) / 8
+        return small + (q4 + WEIGHT_FORMATS["q4_0"].bits * c["embedding"] + _Q6_K_BITS * c["lm_head"]) / 8
     # q4_k_m: each layer's attn_v and ffn_down at Q6_K where _use_more_bits says so, every other matrix Q4_K
     h, n = m.hidden_size, m.num_hidden_layers
     v_per_layer = 0 if m.is_mla else h * m.num_key_value_heads * m.head_dim

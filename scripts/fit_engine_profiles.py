@@ -49,6 +49,11 @@ PER_FORMAT = {"fp8", "q8_0", "q4_k_m", "int4"}
 # fitted on its own points: its base cost, and the efficiency of the formats only its points use (the kernels are
 # taken to be the same in both releases); the base fit leaves those points out.
 VARIANT_PARAMS = [(("step_overhead", "base_s"), 0.0, 0.05)]
+# Parameters of the base entry that only a variant's points identify, fitted with that variant (and used by the base
+# profile as fitted there). llama.cpp: the current builds' fit points are all generation on GDDR cards, so the prompt
+# cost, the compute share and the HBM factor come from the 2024 runs (variant 2024-01).
+FROM_VARIANT: dict = {"llama.cpp": {("step_overhead", "prefill_base_s"), ("compute_efficiency", "default"),
+                                    ("hbm_bandwidth_factor",)}}
 # Per-engine upper bounds that differ from PARAMS'. hf: its generate() decode fit points run at batch 1, where a
 # cost per sequence cannot be told from the base cost, and at batch 32, which sets the bandwidth share; a cost per
 # sequence is held at zero (the held-out batch-8 and batch-16 points check what the GPU time alone predicts).
@@ -135,12 +140,13 @@ def fit(key: str, rounds: int = 6) -> dict:
         base_used = {points[r["id"]]["weights"] for r in _fit_rows(base)}
         params = [(("variants", variant) + path, lo, hi) for path, lo, hi in VARIANT_PARAMS]
         params += [(path, lo, hi) for path, lo, hi in PARAMS
-                   if path[0] == "memory_efficiency" and path[1] in PER_FORMAT and path[1] in used - base_used]
+                   if (path[0] == "memory_efficiency" and path[1] in PER_FORMAT and path[1] in used - base_used)
+                   or path in FROM_VARIANT.get(base, ())]
     else:
         params = [(path, lo, LIMITS.get(key, {}).get(path, hi)) for path, lo, hi in PARAMS
                   if (path[-1] not in PER_FORMAT or path[-1] in used)
                   and (path not in OPTIONAL or _get(entry, path) is not None)
-                  and path not in BORROWED.get(key, ())]
+                  and path not in BORROWED.get(key, ()) and path not in FROM_VARIANT.get(key, ())]
     for path, _, _ in params:
         if _get(entry, path) is None:
             _set(entry, path, _get(entry, (path[0], "base_s" if path[1] == "prefill_base_s" else "default"))

@@ -114,6 +114,13 @@ def test_gguf_sizes_against_published_files():
     # Q8_0 is 34 bytes per 32 weights for every matrix, norms in fp32
     c = 8_030_261_248 - 65 * 4096
     assert weights_bytes(m, "q8_0") == math.ceil(c * 34 / 32 + 65 * 4096 * 4)
+    # Q4_0 is 18 bytes per 32 weights except output.weight at Q6_K (210 bytes per 256). llama-bench prints the file
+    # sizes: "llama 8B Q4_0 | 4.33 GiB | 8.03 B", "llama 70B Q4_0 | 37.22 GiB | 70.55 B" (one public README's ROCm
+    # runs of build 72272b83 (3265), read through the stored GitHub index)
+    embedding = 128256 * 4096
+    q4_0 = math.ceil((c - embedding) * 18 / 32 + embedding * 210 / 256 + 65 * 4096 * 4)
+    assert weights_bytes(m, "q4_0") == q4_0 and round(q4_0 / GiB, 2) == 4.33
+    assert round(weights_bytes(registry.get_model("llama-3-70b"), "q4_0") / GiB, 2) == 37.22
 
 
 def test_fp4_formats_and_nf4_overheads():
