@@ -84,34 +84,47 @@ def _own_cost_variants(base: str) -> set:
     return {name for name, v in engines._data()["engines"][base].get("variants", {}).items() if "step_overhead" in v}
 
 
-# The weights of an MLA layer touch only the points on MLA models; the other parameters are fitted on the others first
-# (every engine's fixed cost is set by its ordinary models), then the weights on the MLA points. Fitted jointly,
-# coordinate descent stalls: moving the base cost alone moves the MLA points too, which only a simultaneous move of
-# the weights would undo.
+# Parameters that only some points can identify are fitted after the others, on those points alone; the others are
+# fitted first on the remaining points. The weights of an MLA layer touch only the points on MLA models (every engine's
+# fixed cost is set by its ordinary models; fitted jointly, coordinate descent stalls: moving the base cost alone moves
+# the MLA points too, which only a simultaneous move of the weights would undo). vLLM's multi-GPU cost per step touches
+# only its tensor-parallel points, while its one-GPU points pin the base cost and the shares: fitted jointly on one
+# TP 8 point, five constants would bend to fit six points.
 MLA_PARAMS = {("step_overhead", "mla_step_layer_weight"), ("step_overhead", "mla_request_layer_weight")}
+MULTI_GPU_PARAMS = {("step_overhead", "multi_gpu_s")}
+MULTI_GPU_STAGED = {"vllm"}  # SGLang's fit points are all TP 8: its base and multi-GPU costs are fitted together
 
 
-def _fit_rows(key: str, mla: bool | None = None) -> list[dict]:
+def _stage(key: str, p: dict, m) -> str:
+    """Which fit stage a point belongs to: 'mla' (an MLA model), 'multi_gpu' (tensor-parallel, for the engines in
+    MULTI_GPU_STAGED) or 'base'."""
+    if m.is_mla:
+        return "mla"
+    if key.partition("@")[0] in MULTI_GPU_STAGED and p["tp"] > 1:
+        return "multi_gpu"
+    return "base"
+
+
+def _fit_rows(key: str, stage: str | None = None) -> list[dict]:
     """The fit points of ``key`` ("engine" or "engine@variant"): a variant with its own fixed cost takes its own
-    points; the base engine takes the others. ``mla``: only the points on MLA models (True) or the others (False)."""
+    points; the base engine takes the others. ``stage``: only the points of that fit stage (see _stage)."""
     base, _, variant = key.partition("@")
     own = _own_cost_variants(base)
     data = calibration._data()
     chosen = [p for p in data["points"] if p["engine"] == base and p["subset"] == "fit" and p["kind"] != "kv_tokens"
               and (p.get("engine_variant") == variant if variant else p.get("engine_variant") not in own)
-              and (mla is None or calibration._model(p, data["configs"]).is_mla == mla)]
+              and (stage is None or _stage(key, p, calibration._model(p, data["configs"])) == stage)]
     return [{"id": p["id"], "error": calibration.predict(p, data["configs"]) / p["value"] - 1} for p in chosen]
 
 
-def loss(key: str, mla: bool | None = None) -> float:
-    rows = _fit_rows(key, mla)
+def loss(key: str, stage: str | None = None) -> float:
+    rows = _fit_rows(key, stage)
     return sum(math.log1p(r["error"]) ** 2 for r in rows) / max(1, len(rows))
 
 
-def _descend(key: str, entry: dict, params: list, mla: bool | None, rounds: int) -> float:
-    """Coordinate descent on ``params`` of ``entry`` (key's profile) over the fit points chosen by ``mla``
-    (see _fit_rows)."""
-    best = loss(key, mla)
+def _descend(key: str, entry: dict, params: list, stage: str | None, rounds: int) -> float:
+    """Coordinate descent on ``params`` of ``entry`` (key's profile) over the fit points of ``stage`` (see _fit_rows)."""
+    best = loss(key, stage)
     for _ in range(rounds):
         for path, lo, hi in params:
             step = (hi - lo) / 8
@@ -121,7 +134,7 @@ def _descend(key: str, entry: dict, params: list, mla: bool | None, rounds: int)
                     old = _get(entry, path)
                     new = min(hi, max(lo, old + sign * step))
                     _set(entry, path, new)
-                    value = loss(key, mla)
+                    value = loss(key, stage)
                     if value < best - 1e-12:
                         best, improved = value, True
                         break
@@ -151,10 +164,14 @@ def fit(key: str, rounds: int = 6) -> dict:
         if _get(entry, path) is None:
             _set(entry, path, _get(entry, (path[0], "base_s" if path[1] == "prefill_base_s" else "default"))
                  if len(path) == 2 else 0.0)
-    weights = [p for p in params if p[0] in MLA_PARAMS]
-    if weights:
-        _descend(key, entry, [p for p in params if p[0] not in MLA_PARAMS], False, rounds)
-        _descend(key, entry, weights, True, rounds)
+    staged = {"mla": [p for p in params if p[0] in MLA_PARAMS],
+              "multi_gpu": [p for p in params if p[0] in MULTI_GPU_PARAMS and base in MULTI_GPU_STAGED]}
+    if any(staged.values()):
+        later = {p[0] for ps in staged.values() for p in ps}
+        _descend(key, entry, [p for p in params if p[0] not in later], "base", rounds)
+        for stage, ps in staged.items():
+            if ps:
+                _descend(key, entry, ps, stage, rounds)
     else:
         _descend(key, entry, params, None, rounds)
     return {"loss": loss(key), **{"/".join(p[0]): _get(entry, p[0]) for p in params}}
