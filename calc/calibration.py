@@ -4,6 +4,10 @@
     errors()                  -> one row per point: predicted, measured, relative error
     table(rows)               -> kind × subset: count, median |error|, max |error|
 
+Subsets: ``fit`` (the constants are fitted on these), ``holdout`` (not fitted on), ``unseen`` (the held-out points
+that informed no modelling choice: a held-out point carries ``seen`` where a structural choice was made after it was
+computed, naming the choice) and ``all``.
+
 Used by tests/test_calc_calibration.py (which asserts the targets) and scripts/bench_calibration.py.
 """
 
@@ -63,16 +67,27 @@ def errors(engine: str | None = None) -> list[dict]:
     for p in data["points"]:
         pred = predict(p, data["configs"], engine)
         rows.append({"id": p["id"], "kind": p["kind"], "engine": p["engine"], "subset": p["subset"],
-                     "measured": p["value"], "predicted": pred, "error": pred / p["value"] - 1})
+                     "seen": p.get("seen"), "measured": p["value"], "predicted": pred, "error": pred / p["value"] - 1})
     return rows
 
 
+SUBSETS = ("fit", "holdout", "unseen", "all")
+
+
+def in_subset(row: dict, subset: str) -> bool:
+    if subset == "all":
+        return True
+    if subset == "unseen":
+        return row["subset"] == "holdout" and not row.get("seen")
+    return row["subset"] == subset
+
+
 def table(rows: list[dict]) -> list[dict]:
-    """kind × subset (fit, holdout, all): n, median |error|, max |error|."""
+    """kind × subset (fit, holdout, unseen, all): n, median |error|, max |error|."""
     out = []
     for kind in KINDS:
-        for subset in ("fit", "holdout", "all"):
-            errs = [abs(r["error"]) for r in rows if r["kind"] == kind and (subset == "all" or r["subset"] == subset)]
+        for subset in SUBSETS:
+            errs = [abs(r["error"]) for r in rows if r["kind"] == kind and in_subset(r, subset)]
             if errs:
                 out.append({"kind": kind, "subset": subset, "n": len(errs), "median_abs_error": median(errs),
                             "max_abs_error": max(errs)})

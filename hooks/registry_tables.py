@@ -246,7 +246,8 @@ def calibration_table(lang: str) -> str:
     zh = lang == "zh"
     kinds = {"tpot": "TPOT", "ttft": "TTFT", "throughput": "吞吐" if zh else "throughput",
              "kv_tokens": "KV 容量" if zh else "KV capacity"}
-    subsets = {"fit": "拟合集" if zh else "fit", "holdout": "留出集" if zh else "held out", "all": "全部" if zh else "all"}
+    subsets = {"fit": "拟合集" if zh else "fit", "holdout": "留出集" if zh else "held out",
+               "unseen": "留出集中未影响任何选择的" if zh else "held out, informed no choice", "all": "全部" if zh else "all"}
     header = (["量", "子集", "点数", "绝对误差中位数", "最大绝对误差"] if zh else
               ["Quantity", "Subset", "Points", "Median absolute error", "Max absolute error"])
     rows = [[kinds[t["kind"]], subsets[t["subset"]], t["n"], f"{t['median_abs_error']:.1%}", f"{t['max_abs_error']:.1%}"]
@@ -269,7 +270,9 @@ def calibration_points_table(lang: str) -> str:
         scale = 1e3 if units[r["kind"]] == "ms" else 1
         fmt = "{:,.1f}" if units[r["kind"]] == "ms" else "{:,.0f}"
         rows.append([f"`{r['id']}`", r["engine"], p.get("engine_variant") or p.get("kv_variant") or "—", r["kind"],
-                     ("拟合集" if zh else "fit") if r["subset"] == "fit" else ("留出集" if zh else "held out"),
+                     ("拟合集" if zh else "fit") if r["subset"] == "fit" else
+                     (("留出集（影响过选择）" if zh else "held out (informed a choice)") if r["seen"] else
+                      ("留出集" if zh else "held out")),
                      f"{fmt.format(r['measured'] * scale)} {units[r['kind']]}",
                      f"{fmt.format(r['predicted'] * scale)} {units[r['kind']]}", f"{r['error']:+.1%}",
                      f"[{p['source'].get('date', '—')}]({p['source']['url']})" if p["source"]["url"].startswith("https://")

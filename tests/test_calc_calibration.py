@@ -57,8 +57,9 @@ def test_fit_subset_meets_the_targets():
     "dense Qwen3-8B on one H100 (+36 % at least: the per-layer prompt cost was fitted on MoE models); SGLang 0.5.6's "
     "Qwen3-235B TPOT on 8 B200s (-35 %: 10.1 ms, where SGLang 0.5.8, a fit point, took 6.7 ms); GLM-4.7-Flash on one B200 "
     "with Triton attention at 4,000-token contexts (four TPOTs -39 % to -48 %, TTFT -56 %: its costs grow with the context, "
-    "which a fixed cost per MLA layer cannot follow). The medians meet their targets (TPOT 7.3 %, TTFT 8.0 %, "
-    "throughput 9.2 %, KV capacity 1.2 %); TTFT's was 12.1 % before TensorRT-LLM v0.5's 70B TTFTs (-29 and -26 %, now -8 "
+    "which a fixed cost per MLA layer cannot follow). The medians meet their targets (TPOT 7.1 %, TTFT 8.0 %, "
+    "throughput 9.2 %, KV capacity 1.2 %), but TTFT's only with points that informed choices (over the four that "
+    "informed none it is 33 %: test_unseen_holdout_meets_the_targets); it was 12.1 % before TensorRT-LLM v0.5's 70B TTFTs (-29 and -26 %, now -8 "
     "and -15 %) had their prefill cost moved into the step, a choice made after seeing them, and a held-out llama.cpp "
     "prompt of 2026 (-3 %) joined the set; DeepSeek-R1's misses (-46 to -54 %) closed when an MLA layer was weighted (two of its "
     "points moved to the fit set for that)"))
@@ -79,6 +80,38 @@ KNOWN_HOLDOUT_MISSES = {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "gpustack-sgla
 def test_holdout_misses_are_the_known_ones():
     misses = {b.split(":")[0] for b in _check([r for r in ROWS if r["subset"] == "holdout"])}
     assert misses == KNOWN_HOLDOUT_MISSES, (sorted(misses - KNOWN_HOLDOUT_MISSES), sorted(KNOWN_HOLDOUT_MISSES - misses))
+
+
+# The same check on the held-out points that informed no modelling choice (no ``seen`` in calibration.json): the
+# independent part of the check. Few TTFT points are left there, and two of them are vLLM's front-end latency.
+UNSEEN = [r for r in ROWS if calibration.in_subset(r, "unseen")]
+KNOWN_UNSEEN_MISSES = {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "vllm0251-rtx4090-qwen25-7b-ttft-c1",
+                       "ttft"}  # "ttft": the median over its four unseen points is over 10 %
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "over the held-out points that informed no modelling choice, TTFT misses: four points (TensorRT-LLM v0.5 on an "
+    "L40S, +2 and +15 %; vLLM's TTFT at concurrency 1 through a chat endpoint on an H100, -52 %, and through "
+    "/v1/completions on an RTX 4090, +88 %: calc's 22 ms front-end latency is one host's), median 33 %. TPOT, "
+    "throughput and KV capacity meet their targets there"))
+def test_unseen_holdout_meets_the_targets():
+    assert _check(UNSEEN) == []
+
+
+def test_unseen_holdout_misses_are_the_known_ones():
+    misses = {b.split(":")[0] for b in _check(UNSEEN)}
+    assert misses == KNOWN_UNSEEN_MISSES, (sorted(misses - KNOWN_UNSEEN_MISSES), sorted(KNOWN_UNSEEN_MISSES - misses))
+
+
+def test_seen_marks_only_held_out_points_and_names_the_choice():
+    seen = [p for p in calibration.points() if "seen" in p]
+    assert seen and all(p["subset"] == "holdout" and isinstance(p["seen"], str) and p["seen"] for p in seen)
+    # what the data page lists as seen before a choice
+    ids = {p["id"] for p in seen}
+    assert {"hf-h100-8b-ttft-b8", "llamacpp-4090-7b-q8_0-pp512", "trt-h100-fp8-70b-ttft-128",
+            "llamacpp-2026-rtx-6000-ada-8b-q4_0-pp8096", "vllm0151-h100x8-gptoss120b-tpot-c16-8kout"} <= ids
+    assert not ids & {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "qwen25-vllm063-a100-0.5b-bf16",
+                      "vllm-pr23151-h100-qwen3-30b-a3b-tpot-c10", "vllm0251-rtx4090-qwen25-7b-ttft-c1"}
 
 
 def test_ideal_is_a_bound_on_every_point():
