@@ -329,7 +329,7 @@ def test_an_older_release_may_have_its_own_fixed_cost_and_4_bit_weights_their_ow
     (GPTQ/AWQ int4) reach a smaller share of bandwidth than 16-bit ones in vLLM (and SGLang, which borrows it)."""
     v1, v0 = engines.profile("vllm"), engines.profile("vllm@v0.6")
     assert v0.overhead_base_s > v1.overhead_base_s
-    assert v0.overhead_multi_gpu_s == engines.profile("trt-llm").overhead_multi_gpu_s > v1.overhead_multi_gpu_s
+    assert v0.overhead_multi_gpu_s == 0.00192 > v1.overhead_multi_gpu_s  # kept when V1's own was fitted
     assert (v0.overhead_per_seq_s, v0.prefill_overhead_base_s) == (v1.overhead_per_seq_s, v1.prefill_overhead_base_s)
     assert v0.memory_efficiency("int4") == v1.memory_efficiency("int4") < v1.memory_efficiency("bf16")
     assert engines.profile("sglang").memory_efficiency("int4") == v1.memory_efficiency("int4")
