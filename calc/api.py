@@ -349,6 +349,32 @@ def _warnings(v: dict, command: str) -> list[dict]:
             out.append(t(f"MLA 模型（DeepSeek-V3 式）的速度只对照过 NVIDIA GPU 上的实测；我们读到的那次 {gpu.vendor} GPU 上的运行比 calc 慢得多（见数据页）",
                          f"speed figures for MLA models (DeepSeek-V3's design) were checked only against runs on NVIDIA "
                          f"GPUs; the one {gpu.vendor} run we read was far slower than calc's figure (see the data page)"))
+    if command != "memory":
+        out += _unchecked_engine_warnings(v, command)
+    return out
+
+
+def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
+    """Speed figures in cases the calibration set has no run of, or shows calc optimistic for (data page)."""
+    spec, gpu, engine, out = v["spec"], v["gpu_spec"], v["engine"], []
+    if engine == "llama.cpp" and (gpu.memory_type or "").upper().startswith("HBM"):
+        # the HBM factor was fitted on 2024 builds; no current build was found on an HBM GPU
+        out.append(t("llama.cpp 在用 HBM 的 GPU 上的速度依据的是 2024 年的版本（它们只用到 GDDR 显卡一半左右的带宽比例）；"
+                     "我们没有找到当前版本在这类 GPU 上的运行，这个数字没有检验过（见数据页）",
+                     "llama.cpp's speed on HBM GPUs rests on 2024 builds (which reached about half the bandwidth share "
+                     "they reached on GDDR cards); no run of a current build on such a GPU was found, so this figure is "
+                     "unchecked (see the data page)"))
+    several = command == "plan" or v.get("batch", 1) > 1
+    if engine == "llama.cpp" and several and v["weights"] in ("q4_0", "q4_k_m"):
+        # PR #15802: an RTX 3090's Q4_0 step at 8 tokens per step took 2.2x calc's (memory-bound) step
+        out.append(t("llama.cpp 同时处理多条序列、权重为 4 位 GGUF 时，每步比 calc 算的慢（RTX 3090 上 Q4_0 每步 8 个 token 时是 calc 的 2.2 倍，见数据页）",
+                     "with several sequences and 4-bit GGUF weights, llama.cpp's steps are slower than calc's (on an "
+                     "RTX 3090, Q4_0 at 8 tokens per step took 2.2 times calc's step; see the data page)"))
+    if engine == "vllm" and v.get("tp", 1) > 1 and not spec.is_moe:
+        # the multi-GPU cost was fitted on gpt-oss-120b; no vLLM V1 run of a dense model on several GPUs was found
+        out.append(t("vLLM 在多块 GPU 上每步的开销是用一个 MoE 模型（gpt-oss-120b）拟合的；我们没有找到 vLLM V1 在多块 GPU 上跑稠密模型的运行，这个数字没有检验过（见数据页）",
+                     "vLLM's cost per step on several GPUs was fitted on an MoE model (gpt-oss-120b); no vLLM V1 run of "
+                     "a dense model on several GPUs was found, so this figure is unchecked (see the data page)"))
     return out
 
 

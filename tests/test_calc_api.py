@@ -258,6 +258,35 @@ def test_a_front_end_latency_of_ones_own_replaces_the_engines_in_ttft_and_the_pl
         assert set(err.value.errors) == {"request-latency-ms"}
 
 
+def test_speed_figures_warn_where_the_engine_profile_is_unchecked_or_known_optimistic():
+    """Data page: llama.cpp on HBM GPUs rests on 2024 builds (no current-build run found); llama.cpp with several
+    sequences and 4-bit GGUF weights is optimistic (2.2x at 8 tokens per step); vLLM's multi-GPU cost was fitted on an
+    MoE model. Each warns beside a speed figure, in both languages, and only there."""
+    def warned(command, params, word):
+        return [w for w in api.run(command, params)["warnings"] if word in w["en"]]
+
+    hbm = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "engine": "llama.cpp", "weights": "q4_0"}
+    (w,) = warned("perf", hbm, "HBM")
+    assert "2024" in w["en"] and "HBM" in w["zh"]
+    assert warned("perf", {**hbm, "gpu": "rtx-4090"}, "HBM") == warned("memory", hbm, "HBM") == []
+    assert warned("perf", {**hbm, "engine": "vllm"}, "HBM") == []
+    batched = {"model": "llama-3.1-8b", "gpu": "rtx-3090", "engine": "llama.cpp", "weights": "q4_k_m", "batch": "8"}
+    (w,) = warned("perf", batched, "several sequences")
+    assert "2.2" in w["en"] and "2.2" in w["zh"]
+    assert warned("perf", {**batched, "batch": "1"}, "several sequences") == []
+    assert warned("perf", {**batched, "weights": "fp16"}, "several sequences") == []
+    assert warned("cost", batched, "several sequences")
+    plan = {"model": "llama-3.1-8b", "gpu": "rtx-4090", "engine": "llama.cpp", "weights": "q4_k_m", "rate": "1",
+            "requests": "20"}
+    assert warned("plan", plan, "several sequences")  # the planner batches whatever arrives together
+    dense = {"model": "llama-3.1-70b", "gpu": "h100-sxm", "engine": "vllm", "tp": "4"}
+    (w,) = warned("perf", dense, "MoE")
+    assert "gpt-oss-120b" in w["en"] and "MoE" in w["zh"]
+    assert warned("perf", {**dense, "tp": "1", "weights": "fp8"}, "MoE") == []
+    assert warned("perf", {**dense, "engine": "sglang"}, "MoE") == []
+    assert warned("perf", {"model": "qwen3-235b-a22b", "gpu": "h200", "tp": "8", "engine": "vllm"}, "MoE") == []
+
+
 def test_speed_figures_for_mla_models_warn_where_they_were_never_checked():
     """The MLA weights were fitted and checked on SGLang with NVIDIA GPUs only (data page): a speed figure for an MLA
     model with another engine or on an AMD GPU says so, in both languages; memory, GQA models and SGLang on NVIDIA
