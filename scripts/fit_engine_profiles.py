@@ -86,7 +86,10 @@ def _set(entry, path, value):
 
 
 def _own_cost_variants(base: str) -> set:
-    return {name for name, v in engines._data()["engines"][base].get("variants", {}).items() if "step_overhead" in v}
+    """The variants with a fixed cost per step of their own (``step_overhead.base_s``): fitted on their own points. A
+    variant that only changes how the cost is charged (trt-llm@v0.6: its prefill cost spent in the step) is not one."""
+    return {name for name, v in engines._data()["engines"][base].get("variants", {}).items()
+            if "base_s" in v.get("step_overhead", {})}
 
 
 # Parameters that only some points can identify are fitted after the others, on those points alone; the others are
