@@ -1,12 +1,19 @@
 """calc against published, dated measurements (calc/data/calibration.json): the engine profiles' error.
 
 Targets (issue 12): median |error| ≤ 10 % for TPOT, TTFT and throughput, ≤ 5 % for KV capacity, no point beyond
-30 %. The profile parameters were fitted on the 'fit' subset only (scripts/fit_engine_profiles.py); the 'holdout'
-points were not used to choose them. The fit subset meets the targets; the holdout subset does not yet, for the
-reasons in test_holdout_meets_the_targets. Run `scripts/bench_calibration.py` for the full table.
+30 %. The profile parameters were fitted on the 'fit' subset only (scripts/fit_engine_profiles.py); no constant is
+fitted on a 'holdout' point, but those that informed a structural choice carry 'seen', and the 'unseen' subset (the
+held-out points that informed none) is the independent check. The fit subset meets the targets; the holdout subsets
+do not yet, for the reasons in the xfails. Run `scripts/bench_calibration.py` for the full table.
 """
 
 from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -350,3 +357,26 @@ def _mla_errors(step_weight, request_weight):
         entry.clear()
         entry.update(saved)
         engines.profile.cache_clear()
+
+
+def test_the_fit_script_reproduces_the_committed_constants():
+    """scripts/fit_engine_profiles.py, started from calc/data/engines.json, ends where it started (to the 3 significant
+    digits the registry keeps) for every profile but vLLM's one-GPU constants and its V0 variant's, which drift along a
+    flat direction and are kept as first fitted (data page). Run in a subprocess: the fit edits the profiles it loads."""
+    root = Path(__file__).resolve().parents[1]
+    keys = ["trt-llm", "llama.cpp", "llama.cpp@2024-01", "hf", "sglang"]
+    out = subprocess.run([sys.executable, str(root / "scripts" / "fit_engine_profiles.py"), *keys], cwd=root,
+                         capture_output=True, text=True, check=True).stdout
+    fitted = {line.split(" ", 1)[0]: ast.literal_eval(line.split(" ", 1)[1]) for line in out.splitlines()
+              if line.split(" ", 1)[0] in keys}
+    assert set(fitted) == set(keys)
+    data = json.loads((root / "calc" / "data" / "engines.json").read_text(encoding="utf-8"))["engines"]
+    for key, params in fitted.items():
+        entry = data[key.partition("@")[0]]
+        for path, value in params.items():
+            if path == "loss":
+                continue
+            committed = entry
+            for part in path.split("/"):
+                committed = committed[part]
+            assert value == pytest.approx(committed, rel=0.006, abs=1e-9), (key, path, value, committed)
