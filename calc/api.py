@@ -359,22 +359,25 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
     spec, gpu, engine, out = v["spec"], v["gpu_spec"], v["engine"], []
     if engine == "llama.cpp" and (gpu.memory_type or "").upper().startswith("HBM"):
         # the HBM factor was fitted on 2024 builds; no current build was found on an HBM GPU
-        out.append(t("llama.cpp 在用 HBM 的 GPU 上的速度依据的是 2024 年的版本（它们只用到 GDDR 显卡一半左右的带宽比例）；"
+        out.append(t("llama.cpp 在用 HBM 的 GPU 上的速度依据的是 2024 年的版本（这些版本在 HBM 上达到的带宽比例只有在 GDDR 显卡上的一半左右）；"
                      "我们没有找到当前版本在这类 GPU 上的运行，这个数字没有检验过（见数据页）",
                      "llama.cpp's speed on HBM GPUs rests on 2024 builds (which reached about half the bandwidth share "
                      "they reached on GDDR cards); no run of a current build on such a GPU was found, so this figure is "
                      "unchecked (see the data page)"))
-    several = command == "plan" or v.get("batch", 1) > 1
+    several = v["max-num-seqs"] > 1 if command == "plan" else v.get("batch", 1) > 1
     if engine == "llama.cpp" and several and v["weights"] in ("q4_0", "q4_k_m"):
         # PR #15802: an RTX 3090's Q4_0 step at 8 tokens per step took 2.2x calc's (memory-bound) step
         out.append(t("llama.cpp 同时处理多条序列、权重为 4 位 GGUF 时，每步比 calc 算的慢（RTX 3090 上 Q4_0 每步 8 个 token 时是 calc 的 2.2 倍，见数据页）",
                      "with several sequences and 4-bit GGUF weights, llama.cpp's steps are slower than calc's (on an "
                      "RTX 3090, Q4_0 at 8 tokens per step took 2.2 times calc's step; see the data page)"))
-    if engine == "vllm" and v.get("tp", 1) > 1 and not spec.is_moe:
-        # the multi-GPU cost was fitted on gpt-oss-120b; no vLLM V1 run of a dense model on several GPUs was found
-        out.append(t("vLLM 在多块 GPU 上每步的开销是用一个 MoE 模型（gpt-oss-120b）拟合的；我们没有找到 vLLM V1 在多块 GPU 上跑稠密模型的运行，这个数字没有检验过（见数据页）",
-                     "vLLM's cost per step on several GPUs was fitted on an MoE model (gpt-oss-120b); no vLLM V1 run of "
-                     "a dense model on several GPUs was found, so this figure is unchecked (see the data page)"))
+    if engine in ("vllm", "sglang") and v.get("tp", 1) > 1 and not spec.is_moe:
+        # both engines' costs on several GPUs were fitted on MoE models only (vLLM: gpt-oss-120b at TP 8; SGLang:
+        # gpt-oss-120b and Qwen3-235B at TP 8); no usable decode run of a dense model on several GPUs was found
+        name = engines_mod.profile(engine).name
+        out.append(t(f"{name} 在多块 GPU 上每步的开销只用 MoE 模型拟合过；我们没有找到可用的、它在多块 GPU 上跑稠密模型的解码测量，"
+                     "这个数字没有检验过（见数据页）",
+                     f"{name}'s cost per step on several GPUs was fitted on MoE models only; no usable decode run of a "
+                     "dense model on several GPUs with it was found, so this figure is unchecked (see the data page)"))
     return out
 
 
@@ -425,7 +428,7 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
     spec: ModelSpec = v["spec"]
     if command == "plan":
         out = _plan(v)
-        out["warnings"] = _warnings(v, command)
+        out["warnings"] = _warnings({**v, "tp": out["tp_size"] or 1}, command)  # the tensor-parallel size it chose
         return _json_safe(out)
     out = _common(v)
     if command == "memory":

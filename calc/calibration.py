@@ -5,8 +5,8 @@
     table(rows)               -> kind × subset: count, median |error|, max |error|
 
 Subsets: ``fit`` (the constants are fitted on these), ``holdout`` (not fitted on), ``unseen`` (the held-out points
-that informed no modelling choice: a held-out point carries ``seen`` where a structural choice was made after it was
-computed, naming the choice) and ``all``.
+that informed no modelling choice: a held-out point carries ``seen``, naming the choice, where a structural choice that
+changes its figure was made after it had been computed) and ``all``.
 
 Used by tests/test_calc_calibration.py (which asserts the targets) and scripts/bench_calibration.py.
 """

@@ -247,7 +247,7 @@ def calibration_table(lang: str) -> str:
     kinds = {"tpot": "TPOT", "ttft": "TTFT", "throughput": "吞吐" if zh else "throughput",
              "kv_tokens": "KV 容量" if zh else "KV capacity"}
     subsets = {"fit": "拟合集" if zh else "fit", "holdout": "留出集" if zh else "held out",
-               "unseen": "留出集中未影响任何选择的" if zh else "held out, informed no choice", "all": "全部" if zh else "all"}
+               "unseen": "留出集（未影响选择）" if zh else "held out, informed no choice", "all": "全部" if zh else "all"}
     header = (["量", "子集", "点数", "绝对误差中位数", "最大绝对误差"] if zh else
               ["Quantity", "Subset", "Points", "Median absolute error", "Max absolute error"])
     rows = [[kinds[t["kind"]], subsets[t["subset"]], t["n"], f"{t['median_abs_error']:.1%}", f"{t['max_abs_error']:.1%}"]

@@ -157,6 +157,9 @@ def fit(key: str, rounds: int = 6) -> dict:
     entry = engines._data()["engines"][base]
     points = {p["id"]: p for p in calibration.points()}
     used = {points[r["id"]]["weights"] for r in _fit_rows(key)}
+    if variant and variant not in _own_cost_variants(base):
+        raise SystemExit(f"{key}: this variant has no fixed cost of its own (step_overhead.base_s); its points are "
+                         f"fitted with {base}")
     if variant:  # the variant's fixed cost, and the formats none of the base engine's own fit points use
         base_used = {points[r["id"]]["weights"] for r in _fit_rows(base)}
         params = [(("variants", variant) + path, lo, hi) for path, lo, hi in VARIANT_PARAMS]
@@ -167,7 +170,8 @@ def fit(key: str, rounds: int = 6) -> dict:
         params = [(path, lo, LIMITS.get(key, {}).get(path, hi)) for path, lo, hi in PARAMS
                   if (path[-1] not in PER_FORMAT or path[-1] in used)
                   and (path not in OPTIONAL or _get(entry, path) is not None)
-                  and path not in BORROWED.get(key, ()) and path not in FROM_VARIANT.get(key, ())]
+                  and path not in BORROWED.get(key, ()) and path not in FROM_VARIANT.get(key, ())
+                  and path not in HELD.get(key, ())]
     for path, _, _ in params:
         if _get(entry, path) is None:
             _set(entry, path, _get(entry, (path[0], "base_s" if path[1] == "prefill_base_s" else "default"))

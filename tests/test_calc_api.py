@@ -278,13 +278,20 @@ def test_speed_figures_warn_where_the_engine_profile_is_unchecked_or_known_optim
     assert warned("cost", batched, "several sequences")
     plan = {"model": "llama-3.1-8b", "gpu": "rtx-4090", "engine": "llama.cpp", "weights": "q4_k_m", "rate": "1",
             "requests": "20"}
-    assert warned("plan", plan, "several sequences")  # the planner batches whatever arrives together
+    assert warned("plan", plan, "several sequences")  # the planner batches whatever arrives together ...
+    assert warned("plan", {**plan, "max-num-seqs": "1"}, "several sequences") == []  # ... unless it may not
     dense = {"model": "llama-3.1-70b", "gpu": "h100-sxm", "engine": "vllm", "tp": "4"}
-    (w,) = warned("perf", dense, "MoE")
-    assert "gpt-oss-120b" in w["en"] and "MoE" in w["zh"]
+    for engine in ("vllm", "sglang"):
+        (w,) = warned("perf", {**dense, "engine": engine}, "MoE")
+        assert engines.profile(engine).name in w["en"] and "MoE" in w["zh"]
     assert warned("perf", {**dense, "tp": "1", "weights": "fp8"}, "MoE") == []
-    assert warned("perf", {**dense, "engine": "sglang"}, "MoE") == []
+    assert warned("perf", {**dense, "engine": "trt-llm"}, "MoE") == []  # TensorRT-LLM's was fitted on dense models
     assert warned("perf", {"model": "qwen3-235b-a22b", "gpu": "h200", "tp": "8", "engine": "vllm"}, "MoE") == []
+    # the planner chooses the tensor-parallel size itself: the warning follows its choice
+    plan70 = {"model": "llama-3.1-70b", "gpu": "h100-sxm", "engine": "vllm", "rate": "2", "requests": "40"}
+    out = api.run("plan", plan70)
+    assert out["tp_size"] > 1 and [w for w in out["warnings"] if "MoE" in w["en"]]
+    assert not [w for w in api.run("plan", {**plan70, "model": "llama-3.1-8b"})["warnings"] if "MoE" in w["en"]]
 
 
 def test_speed_figures_for_mla_models_warn_where_they_were_never_checked():
