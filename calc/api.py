@@ -370,14 +370,16 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
         out.append(t("llama.cpp 同时处理多条序列、权重为 4 位 GGUF 时，每步比 calc 算的慢（RTX 3090 上 Q4_0 每步 8 个 token 时是 calc 的 2.2 倍，见数据页）",
                      "with several sequences and 4-bit GGUF weights, llama.cpp's steps are slower than calc's (on an "
                      "RTX 3090, Q4_0 at 8 tokens per step took 2.2 times calc's step; see the data page)"))
-    if engine in ("vllm", "sglang") and v.get("tp", 1) > 1 and not spec.is_moe:
-        # both engines' costs on several GPUs were fitted on MoE models only (vLLM: gpt-oss-120b at TP 8; SGLang:
-        # gpt-oss-120b and Qwen3-235B at TP 8); no usable decode run of a dense model on several GPUs was found
-        name = engines_mod.profile(engine).name
-        out.append(t(f"{name} 在多块 GPU 上每步的开销只用 MoE 模型拟合过；我们没有找到可用的、它在多块 GPU 上跑稠密模型的解码测量，"
+    gpus = max(v.get("tp", 1), v.get("ep", 1)) * v.get("pp", 1)  # a step pays the multi-GPU cost on more than one
+    if engine in ("vllm", "sglang") and gpus > 1 and not spec.is_moe:
+        # both engines' costs on several GPUs were fitted on MoE models only (vLLM: gpt-oss-120b at TP 8 with its V1
+        # engine; SGLang: gpt-oss-120b and Qwen3-235B at TP 8); no usable decode run of a dense model on several GPUs
+        # was found (vLLM's V0 engine has some, with its own multi-GPU cost)
+        name = "vLLM V1" if engine == "vllm" else engines_mod.profile(engine).name
+        out.append(t(f"{name} 在多块 GPU 上每步的开销只用 MoE 模型拟合过；它在多块 GPU 上跑稠密模型的解码测量，我们没有找到能用的，"
                      "这个数字没有检验过（见数据页）",
                      f"{name}'s cost per step on several GPUs was fitted on MoE models only; no usable decode run of a "
-                     "dense model on several GPUs with it was found, so this figure is unchecked (see the data page)"))
+                     f"dense model on several GPUs with {name} was found, so this figure is unchecked (see the data page)"))
     return out
 
 
@@ -428,7 +430,9 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
     spec: ModelSpec = v["spec"]
     if command == "plan":
         out = _plan(v)
-        out["warnings"] = _warnings({**v, "tp": out["tp_size"] or 1}, command)  # the tensor-parallel size it chose
+        # the tensor-parallel size it chose; where nothing fits, the largest one its reasons quote figures for
+        tp = out["tp_size"] or max([x["tp"] for x in out["rejected"]] + [1])
+        out["warnings"] = _warnings({**v, "tp": tp}, command)
         return _json_safe(out)
     out = _common(v)
     if command == "memory":

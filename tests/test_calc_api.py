@@ -281,9 +281,9 @@ def test_speed_figures_warn_where_the_engine_profile_is_unchecked_or_known_optim
     assert warned("plan", plan, "several sequences")  # the planner batches whatever arrives together ...
     assert warned("plan", {**plan, "max-num-seqs": "1"}, "several sequences") == []  # ... unless it may not
     dense = {"model": "llama-3.1-70b", "gpu": "h100-sxm", "engine": "vllm", "tp": "4"}
-    for engine in ("vllm", "sglang"):
+    for engine, name in (("vllm", "vLLM V1"), ("sglang", "SGLang")):  # vLLM's V0 runs have their own multi-GPU cost
         (w,) = warned("perf", {**dense, "engine": engine}, "MoE")
-        assert engines.profile(engine).name in w["en"] and "MoE" in w["zh"]
+        assert name in w["en"] and name in w["zh"] and "MoE" in w["zh"]
     assert warned("perf", {**dense, "tp": "1", "weights": "fp8"}, "MoE") == []
     assert warned("perf", {**dense, "engine": "trt-llm"}, "MoE") == []  # TensorRT-LLM's was fitted on dense models
     assert warned("perf", {"model": "qwen3-235b-a22b", "gpu": "h200", "tp": "8", "engine": "vllm"}, "MoE") == []
@@ -292,6 +292,10 @@ def test_speed_figures_warn_where_the_engine_profile_is_unchecked_or_known_optim
     out = api.run("plan", plan70)
     assert out["tp_size"] > 1 and [w for w in out["warnings"] if "MoE" in w["en"]]
     assert not [w for w in api.run("plan", {**plan70, "model": "llama-3.1-8b"})["warnings"] if "MoE" in w["en"]]
+    # where nothing fits, the reasons quote figures for every tensor-parallel size tried
+    out = api.run("plan", {**plan70, "tpot-p90": "0.005"})
+    assert not out["fits"] and [w for w in out["warnings"] if "MoE" in w["en"]]
+    assert warned("perf", {**dense, "tp": "1", "pp": "2"}, "MoE")  # pipeline stages pay the multi-GPU cost too
 
 
 def test_speed_figures_for_mla_models_warn_where_they_were_never_checked():

@@ -3,7 +3,7 @@
 Targets (issue 12): median |error| ≤ 10 % for TPOT, TTFT and throughput, ≤ 5 % for KV capacity, no point beyond
 30 %. The profile parameters were fitted on the 'fit' subset only (scripts/fit_engine_profiles.py); no constant is
 fitted on a 'holdout' point, but those that informed a structural choice carry 'seen', and the 'unseen' subset (the
-held-out points that informed none) is the independent check. The fit subset meets the targets; the holdout subsets
+held-out points that informed none) is the closest thing to an independent check. The fit subset meets the targets; the holdout subsets
 do not yet, for the reasons in the xfails. Run `scripts/bench_calibration.py` for the full table.
 """
 
@@ -90,7 +90,7 @@ def test_holdout_misses_are_the_known_ones():
 
 
 # The same check on the held-out points that informed no modelling choice (no ``seen`` in calibration.json): the
-# independent part of the check. Few TTFT points are left there, and two of them are vLLM's front-end latency.
+# closest thing to an independent check (some neighbour fit points: the data page says which). Few TTFT points are left there, and two of them are vLLM's front-end latency.
 UNSEEN = [r for r in ROWS if calibration.in_subset(r, "unseen")]
 KNOWN_UNSEEN_MISSES = {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "vllm0251-rtx4090-qwen25-7b-ttft-c1",
                        "ttft"}  # "ttft": the median over its four unseen points is over 10 %
@@ -117,6 +117,13 @@ def test_seen_marks_only_held_out_points_and_names_the_choice():
     ids = {p["id"] for p in seen}
     assert {"hf-h100-8b-ttft-b8", "llamacpp-4090-7b-q8_0-pp512", "trt-h100-fp8-70b-ttft-128",
             "llamacpp-2026-rtx-6000-ada-8b-q4_0-pp8096", "vllm0151-h100x8-gptoss120b-tpot-c16-8kout"} <= ids
+    # "the variant trt-llm@v0.6 was also accepted against the other four 70B throughput rows ..., two of which it moves
+    # by more than 16 points"
+    four = ["trt-h100-fp8-70b-b1024-128-128", "trt-h100-fp8-70b-b96-2048-128", "trt-a100-fp16-70b-b1280-tp4-128-128",
+            "trt-a100-fp16-70b-b120-tp4-2048-128"]
+    assert set(four) <= ids
+    moved = {k: abs(_errors(k)[k] - _errors(k, engine="trt-llm")[k]) for k in four}
+    assert {k for k, d in moved.items() if d > 0.16} == set(four[1::2])
     assert not ids & {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "qwen25-vllm063-a100-0.5b-bf16",
                       "vllm-pr23151-h100-qwen3-30b-a3b-tpot-c10", "vllm0251-rtx4090-qwen25-7b-ttft-c1"}
 
@@ -202,6 +209,13 @@ def test_the_current_llama_cpp_builds_are_as_the_data_page_says():
     assert round(pts[fit[0]]["value"] * 1e3, 2) == 5.92
     assert round(now["llamacpp-2026-rtx-4090-8b-q4_0-ub1"], 3) == 0.102  # "+10.2 % and -5.7 %"
     assert round(now["llamacpp-2025-rtx-3090-8b-q4_0-ub1"], 3) == -0.057
+    # "with those bytes taken off calc would be about 16 % fast on the RTX 3090"
+    p3090 = pts["llamacpp-2025-rtx-3090-8b-q4_0-ub1"]
+    m = calibration._model(p3090, calibration._data()["configs"])
+    skipped = m.vocab_size * m.hidden_size * _Q6_K_BITS / 8 + 3 * m.hidden_size * m.intermediate_size * \
+        WEIGHT_FORMATS["q4_0"].bits / 8
+    bw = registry.get_gpu("rtx-3090").memory_bandwidth_bytes_per_s * engines.profile("llama.cpp").memory_efficiency("q4_0")
+    assert round((calibration.predict(p3090) - skipped / bw) / p3090["value"] - 1, 2) == -0.16
     assert round(now["llamacpp-2026-rtx-6000-ada-8b-q4_0-pp8096"], 3) == -0.026  # "-2.6 %"
     # "+39 %, +18 % and -3 %" with the 2024 profile (its cost per token; the old base had no FP16 copy for prompts)
     assert round(then["llamacpp-2026-rtx-4090-8b-q4_0-ub1"], 2) == 0.39 and round(then["llamacpp-2025-rtx-3090-8b-q4_0-ub1"], 2) == 0.18
@@ -248,14 +262,34 @@ def test_vllm_v1_multi_gpu_cost_and_new_held_out_runs_are_as_the_data_page_says(
     assert [round(now[f"vllm0151-h100x8-gptoss120b-tpot-c{c}-1k1k"], 3) for c in (4, 8, 16, 32)] == \
         [-0.015, 0.018, 0.022, 0.076]
     assert not any(pts[k].get("seen") for k in now if k.endswith("-1k1k"))  # "first computed after the fit"
-    # the 8,192/1,024 rows: "-6.0 % and -8.1 % at concurrency 4 and 8"
-    assert [round(now[f"vllm0151-h100x8-gptoss120b-tpot-c{c}-8k1k"], 3) for c in (4, 8)] == [-0.06, -0.081]
+    # the 8,192/1,024 rows: "-6.0 % and -8.1 % at concurrency 4 and 8, the issue's only rows where calc is more than
+    # 2 % optimistic"; the interleaved prefill "3-6 % of their TPOT"; "with it taken off ... about -3 % and -2 %"
+    eight = [f"vllm0151-h100x8-gptoss120b-tpot-c{c}-8k1k" for c in (4, 8)]
+    assert [round(now[k], 3) for k in eight] == [-0.06, -0.081]
+    assert sorted(k for k in now if k.startswith("vllm0151-") and now[k] < -0.02) == sorted(eight)
+    m = registry.get_model("gpt-oss-120b")
+    prefill = perf.perf_report(m, registry.get_gpu("h100-sxm"), "mxfp4-experts", "bf16", 1, 8192, 1, 8,
+                               curve_batches=(), engine="vllm")["prefill_s"]
+    shares, corrected = [], []
+    for k in eight:
+        per_step = prefill * pts[k]["batch"] / pts[k]["output_len"]  # each request's prefill spread over its outputs
+        shares.append(per_step / pts[k]["value"])
+        corrected.append(calibration.predict(pts[k]) / (pts[k]["value"] - per_step) - 1)
+    assert [round(x, 2) for x in shares] == [0.03, 0.06] and [round(e, 2) for e in corrected] == [-0.03, -0.02]
+    # "about what it is for the 1,024/1,024 rows at concurrency 32 and 64 (4-7 %)"
+    pre1k = perf.perf_report(m, registry.get_gpu("h100-sxm"), "mxfp4-experts", "bf16", 1, 1024, 1, 8,
+                             curve_batches=(), engine="vllm")["prefill_s"]
+    for c in (32, 64):
+        k = f"vllm0151-h100x8-gptoss120b-tpot-c{c}-1k1k"
+        assert 0.035 < pre1k * c / 1024 / pts[k]["value"] < 0.07
     assert round(now["vllm020-h100-qwen3-8b-tpot-c8-mtbench"], 3) == 0.001  # "+0.1 %"
     assert round(now["vllm020-h100-qwen3-8b-fp8-tpot-c8-mtbench"], 3) == -0.084  # "-8.4 %"
     rtx = [f"vllm0251-rtx4090-qwen25-7b-tpot-c{c}" for c in (1, 4, 8, 16)]
     assert [round(pts[k]["value"] * 1e3, 2) for k in rtx] == [15.9, 16.22, 16.6, 16.8]
     assert [round(now[k], 2) for k in rtx] == [0.16, 0.15, 0.13, 0.15]  # "+16 %, +15 %, +13 % and +15 %"
-    # the later no-caching series (400 prompts, mean 231 in / 221 out; 16.72 and 17.71 ms): "+13 % and +9 % at 8 and 16"
+    # the later no-caching series, not in the calibration set (violet-quartz/vllm-serving-experiments
+    # experiment_results/concurrency_performance/run1/result_c8.json and result_c16.json: 400 prompts, mean 231 in /
+    # 221 out; mean TPOT 16.72 and 17.71 ms): "+13 % and +9 % at 8 and 16"
     m, gpu = registry.get_model("qwen2.5-7b"), registry.get_gpu("rtx-4090")
     later = [perf.perf_report(m, gpu, "bf16", "bf16", c, 231, 221, 1, curve_batches=(), engine="vllm")["tpot_s"] / ms * 1e3 - 1
              for c, ms in ((8, 16.722312412052208), (16, 17.712687840133395))]
