@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
+from functools import cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -113,16 +114,23 @@ def _stage(key: str, p: dict, m) -> str:
     return "base"
 
 
-def _fit_rows(key: str, stage: str | None = None) -> list[dict]:
+@cache
+def _fit_points(key: str, stage: str | None = None) -> tuple:
     """The fit points of ``key`` ("engine" or "engine@variant"): a variant with its own fixed cost takes its own
-    points; the base engine takes the others. ``stage``: only the points of that fit stage (see _stage)."""
+    points; the base engine takes the others. ``stage``: only the points of that fit stage (see _stage). Chosen once:
+    which points belong where does not change while the constants move."""
     base, _, variant = key.partition("@")
     own = _own_cost_variants(base)
     data = calibration._data()
-    chosen = [p for p in data["points"] if p["engine"] == base and p["subset"] == "fit" and p["kind"] != "kv_tokens"
-              and (p.get("engine_variant") == variant if variant else p.get("engine_variant") not in own)
-              and (stage is None or _stage(key, p, calibration._model(p, data["configs"])) == stage)]
-    return [{"id": p["id"], "error": calibration.predict(p, data["configs"]) / p["value"] - 1} for p in chosen]
+    return tuple(p for p in data["points"] if p["engine"] == base and p["subset"] == "fit" and p["kind"] != "kv_tokens"
+                 and (p.get("engine_variant") == variant if variant else p.get("engine_variant") not in own)
+                 and (stage is None or _stage(key, p, calibration._model(p, data["configs"])) == stage))
+
+
+def _fit_rows(key: str, stage: str | None = None) -> list[dict]:
+    """calc's error on each of those points with the profile's constants as they are now."""
+    configs = calibration._data()["configs"]
+    return [{"id": p["id"], "error": calibration.predict(p, configs) / p["value"] - 1} for p in _fit_points(key, stage)]
 
 
 def loss(key: str, stage: str | None = None) -> float:
@@ -154,14 +162,13 @@ def _descend(key: str, entry: dict, params: list, stage: str | None, rounds: int
 
 def fit(key: str, rounds: int = 6) -> dict:
     base, _, variant = key.partition("@")
-    entry = engines._data()["engines"][base]
-    points = {p["id"]: p for p in calibration.points()}
-    used = {points[r["id"]]["weights"] for r in _fit_rows(key)}
     if variant and variant not in _own_cost_variants(base):
         raise SystemExit(f"{key}: this variant has no fixed cost of its own (step_overhead.base_s); its points are "
                          f"fitted with {base}")
+    entry = engines._data()["engines"][base]
+    used = {p["weights"] for p in _fit_points(key)}
     if variant:  # the variant's fixed cost, and the formats none of the base engine's own fit points use
-        base_used = {points[r["id"]]["weights"] for r in _fit_rows(base)}
+        base_used = {p["weights"] for p in _fit_points(base)}
         params = [(("variants", variant) + path, lo, hi) for path, lo, hi in VARIANT_PARAMS]
         params += [(path, lo, hi) for path, lo, hi in PARAMS
                    if ((path[0] == "memory_efficiency" and path[1] in PER_FORMAT and path[1] in used - base_used)
