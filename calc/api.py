@@ -337,18 +337,6 @@ def _warnings(v: dict, command: str) -> list[dict]:
     if not gpu.peak_flops(wanted):
         out.append(t(f"{gpu.name} 没有 {wanted.upper()} 张量核心：{v['weights']} 权重按 16 位计算",
                      f"{gpu.name} has no {wanted.upper()} tensor cores: {v['weights']} weights are computed in 16 bits"))
-    # calc's fixed costs for MLA layers (DeepSeek-V3's design) were fitted and checked on SGLang with NVIDIA GPUs only
-    # (data page): say so where a speed figure is computed for anything else
-    if command != "memory" and spec.is_mla and v["engine"] != "ideal":
-        name = engines_mod.profile(v["engine"]).name
-        if v["engine"] != "sglang":
-            out.append(t(f"MLA 模型（DeepSeek-V3 式）的速度只对照过 SGLang 的实测；{name} 的结果没有对照过任何实测（见数据页）",
-                         f"speed figures for MLA models (DeepSeek-V3's design) were checked only against SGLang runs; "
-                         f"{name}'s have not been compared with any measurement (see the data page)"))
-        elif gpu.vendor != "NVIDIA":
-            out.append(t(f"MLA 模型（DeepSeek-V3 式）的速度只对照过 NVIDIA GPU 上的实测；我们读到的那次 {gpu.vendor} GPU 上的运行比 calc 慢得多（见数据页）",
-                         f"speed figures for MLA models (DeepSeek-V3's design) were checked only against runs on NVIDIA "
-                         f"GPUs; the one {gpu.vendor} run we read was far slower than calc's figure (see the data page)"))
     if command != "memory":
         out += _unchecked_engine_warnings(v, command)
     return out
@@ -357,6 +345,17 @@ def _warnings(v: dict, command: str) -> list[dict]:
 def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
     """Speed figures in cases the calibration set has no run of, or shows calc optimistic for (data page)."""
     spec, gpu, engine, out = v["spec"], v["gpu_spec"], v["engine"], []
+    # calc's fixed costs for MLA layers (DeepSeek-V3's design) were fitted and checked on SGLang with NVIDIA GPUs only
+    if spec.is_mla and engine != "ideal":
+        name = engines_mod.profile(engine).name
+        if engine != "sglang":
+            out.append(t(f"MLA 模型（DeepSeek-V3 式）的速度只对照过 SGLang 的实测；{name} 的结果没有对照过任何实测（见数据页）",
+                         f"speed figures for MLA models (DeepSeek-V3's design) were checked only against SGLang runs; "
+                         f"{name}'s have not been compared with any measurement (see the data page)"))
+        elif gpu.vendor != "NVIDIA":
+            out.append(t(f"MLA 模型（DeepSeek-V3 式）的速度只对照过 NVIDIA GPU 上的实测；我们读到的那次 {gpu.vendor} GPU 上的运行比 calc 慢得多（见数据页）",
+                         f"speed figures for MLA models (DeepSeek-V3's design) were checked only against runs on NVIDIA "
+                         f"GPUs; the one {gpu.vendor} run we read was far slower than calc's figure (see the data page)"))
     if engine == "llama.cpp" and (gpu.memory_type or "").upper().startswith("HBM"):
         # the HBM factor was fitted on 2024 builds; no current build was found on an HBM GPU
         out.append(t("llama.cpp 在用 HBM 的 GPU 上的速度依据的是 2024 年的版本（这些版本在 HBM 上达到的带宽比例只有在 GDDR 显卡上的一半左右）；"

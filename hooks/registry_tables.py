@@ -241,13 +241,20 @@ def engines_table(lang: str) -> str:
     return _table(header, rows)
 
 
+def _subset_labels(zh: bool) -> dict:
+    """The calibration subsets' names (calc.calibration.SUBSETS), and ``seen`` for a held-out point that informed a
+    modelling choice."""
+    return {"fit": "拟合集" if zh else "fit", "holdout": "留出集" if zh else "held out",
+            "unseen": "留出集（未影响选择）" if zh else "held out, informed no choice", "all": "全部" if zh else "all",
+            "seen": "留出集（影响过选择）" if zh else "held out (informed a choice)"}
+
+
 def calibration_table(lang: str) -> str:
     (calibration,) = hook_support.calc_modules("calibration")
     zh = lang == "zh"
     kinds = {"tpot": "TPOT", "ttft": "TTFT", "throughput": "吞吐" if zh else "throughput",
              "kv_tokens": "KV 容量" if zh else "KV capacity"}
-    subsets = {"fit": "拟合集" if zh else "fit", "holdout": "留出集" if zh else "held out",
-               "unseen": "留出集（未影响选择）" if zh else "held out, informed no choice", "all": "全部" if zh else "all"}
+    subsets = _subset_labels(zh)
     header = (["量", "子集", "点数", "绝对误差中位数", "最大绝对误差"] if zh else
               ["Quantity", "Subset", "Points", "Median absolute error", "Max absolute error"])
     rows = [[kinds[t["kind"]], subsets[t["subset"]], t["n"], f"{t['median_abs_error']:.1%}", f"{t['max_abs_error']:.1%}"]
@@ -261,6 +268,7 @@ def calibration_points_table(lang: str) -> str:
     (calibration,) = hook_support.calc_modules("calibration")
     zh = lang == "zh"
     points = {p["id"]: p for p in calibration.points()}
+    subsets = _subset_labels(zh)
     units = {"tpot": "ms", "ttft": "ms", "throughput": "tok/s", "kv_tokens": "tokens"}
     header = (["测量点", "引擎", "变体", "量", "子集", "实测", "calc", "误差", "来源"] if zh else
               ["Point", "Engine", "Variant", "Quantity", "Subset", "Measured", "calc", "Error", "Source"])
@@ -270,9 +278,7 @@ def calibration_points_table(lang: str) -> str:
         scale = 1e3 if units[r["kind"]] == "ms" else 1
         fmt = "{:,.1f}" if units[r["kind"]] == "ms" else "{:,.0f}"
         rows.append([f"`{r['id']}`", r["engine"], p.get("engine_variant") or p.get("kv_variant") or "—", r["kind"],
-                     ("拟合集" if zh else "fit") if r["subset"] == "fit" else
-                     (("留出集（影响过选择）" if zh else "held out (informed a choice)") if r["seen"] else
-                      ("留出集" if zh else "held out")),
+                     subsets["seen" if r["seen"] else r["subset"]],
                      f"{fmt.format(r['measured'] * scale)} {units[r['kind']]}",
                      f"{fmt.format(r['predicted'] * scale)} {units[r['kind']]}", f"{r['error']:+.1%}",
                      f"[{p['source'].get('date', '—')}]({p['source']['url']})" if p["source"]["url"].startswith("https://")
