@@ -352,10 +352,14 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
             out.append(t(f"MLA 模型（DeepSeek-V3 式）的速度只对照过 SGLang 的实测；{name} 的结果没有对照过任何实测（见数据页）",
                          f"speed figures for MLA models (DeepSeek-V3's design) were checked only against SGLang runs; "
                          f"{name}'s have not been compared with any measurement (see the data page)"))
-        elif gpu.vendor != "NVIDIA":
-            out.append(t(f"MLA 模型（DeepSeek-V3 式）的速度只对照过 NVIDIA GPU 上的实测；我们读到的那次 {gpu.vendor} GPU 上的运行比 calc 慢得多（见数据页）",
-                         f"speed figures for MLA models (DeepSeek-V3's design) were checked only against runs on NVIDIA "
-                         f"GPUs; the one {gpu.vendor} run we read was far slower than calc's figure (see the data page)"))
+    if engine != "ideal" and gpu.vendor != "NVIDIA":
+        # every engine profile was fitted on NVIDIA runs; the AMD runs read took far longer than calc's figures:
+        # vLLM 0.9.1 for ROCm on MI300X (chipbenchmark, batch 1, -30 to -65 %) and SGLang with DeepSeek-V3.1
+        out.append(t(f"calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；我们读到的 {gpu.vendor} GPU 上的运行都比 calc 算的慢得多"
+                     "（MI300X 上的 vLLM 0.9.1：calc 的解码每步比实测短 30 % 到 65 %，见数据页），这个数字应看作偏乐观",
+                     f"calc's engine profiles were fitted on runs on NVIDIA GPUs; the runs on {gpu.vendor} GPUs we read all "
+                     f"took far longer than calc says (vLLM 0.9.1 on MI300X: calc's decode step 30-65 % shorter than "
+                     f"measured; see the data page), so read this figure as optimistic"))
     if engine == "llama.cpp" and (gpu.memory_type or "").upper().startswith("HBM"):
         # the HBM factor was fitted on 2024 builds; no current build was found on an HBM GPU
         out.append(t("llama.cpp 在用 HBM 的 GPU 上的速度依据的是 2024 年的版本（这些版本在 HBM 上达到的带宽比例只有在 GDDR 显卡上的一半左右）；"
@@ -370,11 +374,11 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
                      "with several sequences and 4-bit GGUF weights, llama.cpp's steps are slower than calc's (on an "
                      "RTX 3090, Q4_0 at 8 tokens per step took 2.2 times calc's step; see the data page)"))
     gpus = max(v.get("tp", 1), v.get("ep", 1)) * v.get("pp", 1)  # a step pays the multi-GPU cost on more than one
-    if engine in ("vllm", "sglang") and gpus > 1 and not spec.is_moe:
-        # both engines' costs on several GPUs were fitted on MoE models only (vLLM: gpt-oss-120b at TP 8 with its V1
-        # engine; SGLang: gpt-oss-120b and Qwen3-235B at TP 8); no usable decode run of a dense model on several GPUs
-        # was found (vLLM's V0 engine has some, with its own multi-GPU cost)
-        name = "vLLM V1" if engine == "vllm" else engines_mod.profile(engine).name
+    if engine == "sglang" and gpus > 1 and not spec.is_moe:
+        # SGLang's cost on several GPUs was fitted on MoE models only (gpt-oss-120b and Qwen3-235B at TP 8); no usable
+        # decode run of a dense model on several GPUs was found. vLLM V1's, fitted on gpt-oss-120b at TP 8 too, has
+        # held-out dense runs at TP 2 and 4 (vLLM 0.9.1 on H100 and A100: -16 to +12 %)
+        name = engines_mod.profile(engine).name
         out.append(t(f"{name} 在多块 GPU 上每步的开销只用 MoE 模型拟合过；它在多块 GPU 上跑稠密模型的解码测量，我们没有找到能用的，"
                      "这个数字没有检验过（见数据页）",
                      f"{name}'s cost per step on several GPUs was fitted on MoE models only; no usable decode run of a "

@@ -52,21 +52,47 @@ def _check(rows):
     return bad
 
 
-def test_fit_subset_meets_the_targets():
-    assert _check([r for r in ROWS if r["subset"] == "fit"]) == []
+# vLLM's per-request front-end latency is the median of its fit hosts' (scripts/fit_engine_profiles.py
+# FRONT_END_MEDIAN): two hosts, one spending about 22 ms off the GPU, one about none, so their TTFTs sit on either side
+# of it, about 44 % each, by design.
+KNOWN_FIT_MISSES = {"vllm-l4-qwen0.5b-ttft-c1", "vllm0251-rtx4090-qwen25-7b-ttft-c1"}
+
+
+def test_fit_subset_meets_the_targets_but_for_the_front_end_hosts():
+    misses = {b.split(":")[0] for b in _check([r for r in ROWS if r["subset"] == "fit"])}
+    assert misses == KNOWN_FIT_MISSES
+
+
+def test_vllm_front_end_latency_is_the_median_of_its_fit_hosts():
+    """engines.json's vLLM prefill_base_s = base_s + the median, over the fit sources, of what their short-prompt
+    TTFTs of one request spent beyond calc's GPU time (the rule in the fit script), to the 5 decimals kept; the data
+    page's "about 22 ms" and "about -2 ms" for the two hosts, and its 9.8 ms."""
+    import importlib.util  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("fit_engine_profiles", root / "scripts" / "fit_engine_profiles.py")
+    fit_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit_script)
+    latency, per_source = fit_script.front_end_latency("vllm")
+    assert sorted(round(v * 1e3, 1) for v in per_source.values()) == [-2.2, 21.8]
+    assert round(latency * 1e3, 1) == 9.8
+    o = json.loads((root / "calc" / "data" / "engines.json").read_text(encoding="utf-8"))["engines"]["vllm"]["step_overhead"]
+    assert round(o["base_s"] + latency, 5) == o["prefill_base_s"]
+    assert round(engines.profile("vllm").request_latency_s * 1e3, 1) == 9.8
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "nine held-out points still miss: vLLM 0.11's TTFT through its chat "
-    "endpoint at concurrency 1 on an H100 (-52 %: 59 ms measured; calc's per-request front-end latency, about 22 ms, was "
-    "fitted on one L4 run; at concurrency 4 the same page gives vLLM 64 ms and SGLang 28 ms) and vLLM 0.25.1's on an "
-    "RTX 4090 the other way (+88 %: 27.4 ms measured, 11 % above calc's ideal bound: a front end of a few ms); SGLang 0.5.3's TTFT for the "
+    "thirteen held-out points still miss: vLLM 0.9.1 for ROCm on MI300X, five of six TPOTs at batch 1 (-40 to -65 %; "
+    "the sixth -30 %: every profile was fitted on NVIDIA runs); vLLM 0.11's TTFT through its chat "
+    "endpoint at concurrency 1 on an H100 (-72 %: 59 ms measured, about 52 ms of it off the GPU, where calc's "
+    "front-end latency is 9.8 ms, the median of its fit hosts; at concurrency 4 the same page gives vLLM 64 ms and "
+    "SGLang 28 ms); SGLang 0.5.3's TTFT for the "
     "dense Qwen3-8B on one H100 (+36 % at least: the per-layer prompt cost was fitted on MoE models); SGLang 0.5.6's "
     "Qwen3-235B TPOT on 8 B200s (-35 %: 10.1 ms, where SGLang 0.5.8, a fit point, took 6.7 ms); GLM-4.7-Flash on one B200 "
     "with Triton attention at 4,000-token contexts (four TPOTs -39 % to -48 %, TTFT -56 %: its costs grow with the context, "
-    "which a fixed cost per MLA layer cannot follow). The medians meet their targets (TPOT 7.3 %, TTFT 8.0 %, "
-    "throughput 9.2 %, KV capacity 1.2 %), but TTFT's only with points that informed choices (over the four that "
-    "informed none it is 33 %: test_unseen_holdout_meets_the_targets); it was 12.1 % before TensorRT-LLM v0.5's 70B TTFTs (-29 and -26 %, now -8 "
+    "which a fixed cost per MLA layer cannot follow). The medians meet their targets (TPOT 7.6 %, TTFT 8.0 %, "
+    "throughput 9.2 %, KV capacity 1.2 %), but TTFT's only with points that informed choices (over the five that "
+    "informed none it is 12 %: test_unseen_holdout_meets_the_targets); it was 12.1 % before TensorRT-LLM v0.5's 70B TTFTs (-29 and -26 %, now -8 "
     "and -15 %) had their prefill cost moved into the step, a choice made after seeing them, and a held-out llama.cpp "
     "prompt of 2026 (-3 %) joined the set; DeepSeek-R1's misses (-46 to -54 %) closed when an MLA layer was weighted (two of its "
     "points moved to the fit set for that)"))
@@ -77,11 +103,14 @@ def test_holdout_meets_the_targets():
 # What test_holdout_meets_the_targets misses today, exactly: a kind whose median is over its target, or a point
 # beyond MAX_ERROR. test_holdout_misses_are_the_known_ones fails when one of these passes (take it off the list
 # and the xfail reason) or a new one fails.
+AMD_MISSES = {"chipbench-vllm091-mi300xx1-llama-3.1-8b-bf16-tpot-c1", "chipbench-vllm091-mi300xx4-llama-3.1-8b-bf16-tpot-c1",
+              "chipbench-vllm091-mi300xx2-llama-3.1-70b-bf16-tpot-c1",
+              "chipbench-vllm091-mi300xx4-llama-3.1-70b-bf16-tpot-c1",
+              "chipbench-vllm091-mi300xx1-llama-3-70b-fp8-tpot-c1"}
 KNOWN_HOLDOUT_MISSES = {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "gpustack-sglang053-h100-qwen3-8b-ttft-c4",
                         "sgl056-b200-qwen3-235b-tpot-c1", "sgl057-b200-glm47flash-ttft-c1-8k",
                         "sgl057-b200-glm47flash-tpot-c1-8k", "sgl057-b200-glm47flash-tpot-c1-8kout",
-                        "sgl057-b200-glm47flash-tpot-c16-8kout", "sgl057-b200-glm47flash-tpot-c64-8kout",
-                        "vllm0251-rtx4090-qwen25-7b-ttft-c1"}
+                        "sgl057-b200-glm47flash-tpot-c16-8kout", "sgl057-b200-glm47flash-tpot-c64-8kout"} | AMD_MISSES
 
 
 def test_holdout_misses_are_the_known_ones():
@@ -90,17 +119,16 @@ def test_holdout_misses_are_the_known_ones():
 
 
 # The same check on the held-out points that informed no modelling choice (no ``seen`` in calibration.json): the
-# closest thing to an independent check (some neighbour fit points: the data page says which). Few TTFT points are left there, and two of them are vLLM's front-end latency.
+# closest thing to an independent check (some neighbour fit points: the data page says which). Few TTFT points are left there.
 UNSEEN = [r for r in ROWS if calibration.in_subset(r, "unseen")]
-KNOWN_UNSEEN_MISSES = {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "vllm0251-rtx4090-qwen25-7b-ttft-c1",
-                       "ttft"}  # "ttft": the median over its four unseen points is over 10 %
+KNOWN_UNSEEN_MISSES = AMD_MISSES | {"ttft"}  # "ttft": the median over its five unseen points is over 10 %
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "over the held-out points that informed no modelling choice, TTFT misses: four points (TensorRT-LLM v0.5 on an "
-    "L40S, +2 and +15 %; vLLM's TTFT at concurrency 1 through a chat endpoint on an H100, -52 %, and through "
-    "/v1/completions on an RTX 4090, +88 %: calc's 22 ms front-end latency is one host's), median 33 %. TPOT, "
-    "throughput and KV capacity meet their targets there"))
+    "over the held-out points that informed no modelling choice, vLLM 0.9.1 for ROCm on MI300X misses (five TPOTs "
+    "beyond -30 %) and TTFT's median is 12 % over five points (TensorRT-LLM v0.5 on an L40S, +2 and +15 %; vLLM 0.8.5 "
+    "and 0.20.1 through a chat endpoint on an L4 and an A100 40GB, -4 and -12 % at about 45 prompt tokens, -20 % at "
+    "about 1,800 on the L4). TPOT, throughput and KV capacity meet their medians there"))
 def test_unseen_holdout_meets_the_targets():
     assert _check(UNSEEN) == []
 
@@ -124,8 +152,11 @@ def test_seen_marks_only_held_out_points_and_names_the_choice():
     assert set(four) <= ids
     moved = {k: abs(_errors(k)[k] - _errors(k, engine="trt-llm")[k]) for k in four}
     assert {k for k, d in moved.items() if d > 0.16} == set(four[1::2])
-    assert not ids & {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "qwen25-vllm063-a100-0.5b-bf16",
-                      "vllm-pr23151-h100-qwen3-30b-a3b-tpot-c10", "vllm0251-rtx4090-qwen25-7b-ttft-c1"}
+    assert "gpustack-vllm011-h100-qwen3-8b-ttft-c1" in ids  # "the rule was chosen knowing that run's residual"
+    assert not ids & {"qwen25-vllm063-a100-0.5b-bf16", "vllm-pr23151-h100-qwen3-30b-a3b-tpot-c10",
+                      "vllm0251-rtx4090-qwen25-7b-tpot-c1"}
+    # "two later sources ... informed no choice"
+    assert not any(k.startswith(("chipbench-", "ree2raz-")) for k in ids)
 
 
 def test_ideal_is_a_bound_on_every_point():
@@ -149,14 +180,18 @@ def test_the_held_out_points_no_choice_used_are_as_the_data_page_says():
     gpustack = {k: e for k, e in _errors("gpustack-").items() if k != "gpustack-sglang053-h100-qwen3-8b-ttft-c4"}
     assert len(gpustack) == 4  # "GPUStack's first four" (the SGLang TTFT was added later)
     pts = {p["id"]: p for p in calibration.points()}
-    assert [k for k in gpustack if pts[k].get("seen")] == ["gpustack-sglang053-h100-qwen3-8b-tpot-c4"]
+    assert {k for k in gpustack if pts[k].get("seen")} == {"gpustack-sglang053-h100-qwen3-8b-tpot-c4",
+                                                           "gpustack-vllm011-h100-qwen3-8b-ttft-c1"}
     assert pts["gpustack-sglang053-h100-qwen3-8b-ttft-c4"].get("seen")
     vllm = [e for k, e in gpustack.items() if "-tpot-" in k and "vllm" in k]
     assert [round(e, 2) for e in vllm] == [-0.08, -0.07]  # "TPOT -8 % and -7 %"
     assert -0.085 <= min(vllm) and max(vllm) <= -0.065  # "7-8 % below that run's for vLLM"
     assert abs(gpustack["gpustack-sglang053-h100-qwen3-8b-tpot-c4"]) < 0.01  # "within 1 % for SGLang"
     assert round(_errors("gpustack-sglang", engine="vllm")["gpustack-sglang053-h100-qwen3-8b-tpot-c4"], 2) == -0.05
-    assert round(gpustack["gpustack-vllm011-h100-qwen3-8b-ttft-c1"], 2) == -0.52  # "vLLM's TTFT -52 %"
+    assert round(gpustack["gpustack-vllm011-h100-qwen3-8b-ttft-c1"], 2) == -0.72  # "-72 %; it was -52 %"
+    with pytest.MonkeyPatch.context() as mp:
+        _with_vllm_front_end_of_one_host(mp)
+        assert round(_errors("gpustack-vllm011-h100-qwen3-8b-ttft")["gpustack-vllm011-h100-qwen3-8b-ttft-c1"], 2) == -0.52
     qwen = _errors("qwen25-vllm063-a100-")
     late = [e for k, e in qwen.items() if "-awq" in k or "-0.5b-" in k or "-72b-" in k]
     assert len(late) == 8 and -0.205 <= min(late) and max(late) <= 0.145  # "-20 % to +14 %"
@@ -169,8 +204,18 @@ def _with_vllm_multi_gpu_borrowed(monkeypatch):
     monkeypatch.setattr(engines.profile("vllm"), "overhead_multi_gpu_s", 0.00192)
 
 
+def _with_vllm_front_end_of_one_host(monkeypatch):
+    """vLLM V1's profile as it was until its front-end latency became the median of its fit hosts': a prompt cost of
+    22.9 ms fitted on the L4 run alone (21.8 ms of it per request)."""
+    p = engines.profile("vllm")
+    monkeypatch.setattr(p, "prefill_overhead_base_s", 0.0229)
+    monkeypatch.setattr(p, "request_latency_s", 0.0229 - p.prefill_step_base_s)
+
+
 def test_the_v0_variant_and_the_per_layer_cost_are_as_the_data_page_says(monkeypatch):
     _with_vllm_multi_gpu_borrowed(monkeypatch)
+    _with_vllm_front_end_of_one_host(monkeypatch)
+    assert engines.profile("vllm@v0.6").prefill_overhead_base_s == 0.0229  # "the prompt cost ... which the variant keeps"
     v1 = _errors("vllm063-", engine="vllm")
     v0 = _errors("vllm063-")
     llama = [k for k in v1 if "llama" in k]
@@ -296,13 +341,55 @@ def test_vllm_v1_multi_gpu_cost_and_new_held_out_runs_are_as_the_data_page_says(
     assert [round(e, 2) for e in later] == [0.13, 0.09]
     ideal = calibration.predict(pts[rtx[0]], engine="ideal")  # "equals calc's ideal bound (15.91 ms)"
     assert round(ideal * 1e3, 2) == 15.91 and abs(ideal / pts[rtx[0]]["value"] - 1) < 0.001
-    # the RTX 4090 TTFT at concurrency 1: "27.4 ms measured, calc 51.5 ms (+88 %)", the ideal bound "24.5 ms, only
-    # 11 % under"
+    # the RTX 4090 TTFT at concurrency 1: "measured 27.4 ms where calc gave 51.5 ms" (with the one-host front end),
+    # the ideal bound "24.5 ms, only 11 % under"; now a fit point, "44 %" above calc's figure
     ttft = pts["vllm0251-rtx4090-qwen25-7b-ttft-c1"]
-    assert round(ttft["value"] * 1e3, 1) == 27.4 and round(now["vllm0251-rtx4090-qwen25-7b-ttft-c1"], 2) == 0.88
-    assert round(calibration.predict(ttft) * 1e3, 1) == 51.5
+    with monkeypatch.context() as mp:
+        _with_vllm_front_end_of_one_host(mp)
+        assert round(calibration.predict(ttft) * 1e3, 1) == 51.5
+    assert round(ttft["value"] * 1e3, 1) == 27.4 and ttft["subset"] == "fit"
+    assert round(now["vllm0251-rtx4090-qwen25-7b-ttft-c1"], 2) == 0.44
     ideal = calibration.predict(ttft, engine="ideal")
     assert round(ideal * 1e3, 1) == 24.5 and round(1 - ideal / ttft["value"], 2) == 0.11
+
+
+def test_the_later_vllm_sources_and_the_front_end_rule_are_as_the_data_page_says(monkeypatch):
+    """docs/*/calculators/data.md on chipbenchmark (vLLM 0.9.1 on H100, L40S, A100 and MI300X) and ree2raz (vLLM 0.8.5
+    and 0.20.1), held out, and on the TTFTs the front-end rule was checked on."""
+    chip, ree = _errors("chipbench-"), _errors("ree2raz-")
+    pts = {p["id"]: p for p in calibration.points()}
+    assert all(pts[k]["subset"] == "holdout" for k in chip | ree) and len(chip) == 17
+    e = {k.removeprefix("chipbench-vllm091-").removesuffix("-tpot-c1"): round(v * 100) for k, v in chip.items()}
+    assert [e["h100-sxmx1-llama-3.1-8b-bf16"], e["h100-sxmx1-qwen3-14b-bf16"], e["l40sx1-llama-3.1-8b-bf16"],
+            e["a100-80gbx1-llama-3.1-8b-bf16"], e["a100-80gbx1-qwen3-14b-bf16"]] == [-5, -4, 2, -15, -12]
+    assert [e["h100-sxmx4-llama-3.1-70b-bf16"], e["h100-sxmx4-qwen3-14b-bf16"], e["h100-sxmx4-llama-3.1-8b-bf16"],
+            e["h100-sxmx2-llama-3-70b-fp8"], e["a100-80gbx2-qwen3-14b-bf16"], e["a100-80gbx4-llama-3.1-70b-bf16"]] == \
+        [0, 2, 12, -9, -10, -16]
+    assert round(chip["chipbench-vllm091-h100-sxmx4-llama-3.1-70b-bf16-tpot-c1"], 3) == -0.003
+    a100 = [v for k, v in chip.items() if "a100" in k]  # "-10 % to -16 % throughout"
+    assert len(a100) == 4 and -0.165 < min(a100) and max(a100) < -0.095
+    # "the A100 40GB fit run, the V0 table's A100 80GB and the A100 40GB of the next source are within 6 %"
+    others = [v for k, v in _errors("vllm-a100-40gb-").items()] + \
+        [v for k, v in _errors("qwen25-vllm063-a100-").items() if pts[k]["subset"] == "fit"] + \
+        [ree["ree2raz-vllm0201-a100-40gb-qwen25-7b-tpot-c1"]]
+    assert max(abs(v) for v in others) < 0.06
+    assert [e["mi300xx1-llama-3.1-8b-bf16"], e["mi300xx1-qwen3-14b-bf16"], e["mi300xx1-llama-3-70b-fp8"],
+            e["mi300xx2-llama-3.1-70b-bf16"], e["mi300xx4-llama-3.1-70b-bf16"], e["mi300xx4-llama-3.1-8b-bf16"]] == \
+        [-42, -30, -48, -40, -65, -54]
+    mi70 = [pts[f"chipbench-vllm091-mi300xx{tp}-llama-3.1-70b-bf16-tpot-c1"]["value"] * 1e3 for tp in (2, 4)]
+    assert [round(v) for v in mi70] == [34, 35]  # "34 ms per step at TP 2 and 35 ms at TP 4"
+    assert [round(ree[f"ree2raz-{k}-tpot-c1"] * 100, 1) for k in ("vllm085-l4-qwen25-7b", "vllm0201-a100-40gb-qwen25-7b")] \
+        == [1.5, -0.7]
+    # the TTFTs: now and with the one-host front end ("it was")
+    assert [round(ree[f"ree2raz-{k}"] * 100) for k in ("vllm085-l4-qwen25-7b-ttft-c1", "vllm085-l4-qwen25-7b-ttft-c1-1800",
+                                                      "vllm0201-a100-40gb-qwen25-7b-ttft-c1")] == [-4, -20, -12]
+    with monkeypatch.context() as mp:
+        _with_vllm_front_end_of_one_host(mp)
+        then = _errors("ree2raz-")
+        assert [round(then[f"ree2raz-{k}"] * 100) for k in ("vllm085-l4-qwen25-7b-ttft-c1",
+                                                            "vllm0201-a100-40gb-qwen25-7b-ttft-c1")] == [13, 36]
+    fit = _errors("vllm-l4-qwen0.5b-ttft-c1") | _errors("vllm0251-rtx4090-qwen25-7b-ttft-c1")
+    assert sorted(round(v * 100) for v in fit.values()) == [-45, 44]  # "44-45 % either side of calc"
 
 
 def test_the_hf_profile_is_as_the_data_page_says():

@@ -63,7 +63,7 @@ def test_ideal_reproduces_the_plain_roofline_and_engines_are_slower():
     # together give the fitted prefill cost for one request
     p = engines.profile("vllm")
     assert p.prefill_step_overhead_s(1, 1) == pytest.approx(p.step_overhead_s(1, 1))
-    assert v["ttft_s"] == pytest.approx(v["prefill_s"] + p.request_latency_s) and p.request_latency_s > 0.02
+    assert v["ttft_s"] == pytest.approx(v["prefill_s"] + p.request_latency_s) and p.request_latency_s > 0.005
     assert p.prefill_step_overhead_s(1, 1) + p.request_latency_s == pytest.approx(
         p.prefill_overhead_base_s + p.overhead_per_seq_s)
 
@@ -324,13 +324,15 @@ def test_fp16_accumulate_runs_at_twice_the_rate_on_geforce_only():
 
 
 def test_an_older_release_may_have_its_own_fixed_cost_and_4_bit_weights_their_own_share():
-    """vllm@v0.6 (the V0 engine): its own base cost per step and multi-GPU cost (the one vLLM borrowed from
-    TensorRT-LLM before its own was fitted on a V1 run), everything else the current profile's; W4A16 weights
-    (GPTQ/AWQ int4) reach a smaller share of bandwidth than 16-bit ones in vLLM (and SGLang, which borrows it)."""
+    """vllm@v0.6 (the V0 engine): its own base cost per step, multi-GPU cost (the one vLLM borrowed from
+    TensorRT-LLM before its own was fitted on a V1 run) and prompt cost (the one V1 had before its front-end latency
+    became the median of several hosts), everything else the current profile's; W4A16 weights (GPTQ/AWQ int4) reach a
+    smaller share of bandwidth than 16-bit ones in vLLM (and SGLang, which borrows it)."""
     v1, v0 = engines.profile("vllm"), engines.profile("vllm@v0.6")
     assert v0.overhead_base_s > v1.overhead_base_s
     assert v0.overhead_multi_gpu_s == 0.00192 > v1.overhead_multi_gpu_s  # kept when V1's own was fitted
-    assert (v0.overhead_per_seq_s, v0.prefill_overhead_base_s) == (v1.overhead_per_seq_s, v1.prefill_overhead_base_s)
+    assert v0.prefill_overhead_base_s == 0.0229 > v1.prefill_overhead_base_s  # kept when V1's was re-estimated
+    assert v0.overhead_per_seq_s == v1.overhead_per_seq_s
     assert v0.memory_efficiency("int4") == v1.memory_efficiency("int4") < v1.memory_efficiency("bf16")
     assert engines.profile("sglang").memory_efficiency("int4") == v1.memory_efficiency("int4")
     assert engines.profile("trt-llm").overhead_base_s == engines.profile("trt-llm@v0.6").overhead_base_s
