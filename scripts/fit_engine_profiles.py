@@ -118,8 +118,12 @@ MULTI_GPU_STAGED = {"vllm"}  # SGLang's fit points are all TP 8: its base and mu
 
 
 def _stage(key: str, p: dict, m) -> str:
-    """Which fit stage a point belongs to: 'mla' (an MLA model), 'multi_gpu' (tensor-parallel, for the engines in
-    MULTI_GPU_STAGED) or 'base'."""
+    """Which fit stage a point belongs to: 'front_end' (a short-prompt TTFT of one request, for the engines in
+    FRONT_END_MEDIAN: it sets the median front-end latency and nothing else), 'mla' (an MLA model), 'multi_gpu'
+    (tensor-parallel, for the engines in MULTI_GPU_STAGED) or 'base'."""
+    if (key.partition("@")[0] in FRONT_END_MEDIAN and p["kind"] == "ttft" and p["batch"] == 1
+            and p["prompt_len"] <= FRONT_END_MAX_PROMPT):
+        return "front_end"
     if m.is_mla:
         return "mla"
     if key.partition("@")[0] in MULTI_GPU_STAGED and p["tp"] > 1:
@@ -177,13 +181,11 @@ def front_end_latency(key: str) -> tuple[float, dict]:
     """The median front-end latency of ``key``'s fit sources (see FRONT_END_MEDIAN), and each source's value."""
     data = calibration._data()
     by_source: dict[str, list[float]] = {}
-    for p in _fit_points(key):
-        if p["kind"] == "ttft" and p["batch"] == 1 and p["prompt_len"] <= FRONT_END_MAX_PROMPT:
-            m = calibration._model(p, data["configs"])
-            gpu_s = perf.perf_report(m, registry.get_gpu(p["gpu"]), p["weights"], p["kv_dtype"], 1, p["prompt_len"],
-                                     p["output_len"], p["tp"], curve_batches=(), engine=key,
-                                     request_latency_s=0.0)["ttft_s"]
-            by_source.setdefault(p["source"]["url"], []).append(p["value"] - gpu_s)
+    for p in _fit_points(key, "front_end"):
+        m = calibration._model(p, data["configs"])
+        gpu_s = perf.perf_report(m, registry.get_gpu(p["gpu"]), p["weights"], p["kv_dtype"], 1, p["prompt_len"],
+                                 p["output_len"], p["tp"], curve_batches=(), engine=key, request_latency_s=0.0)["ttft_s"]
+        by_source.setdefault(p["source"]["url"], []).append(p["value"] - gpu_s)
     per_source = {url: statistics.median(v) for url, v in by_source.items()}
     return statistics.median(per_source.values()), per_source
 
