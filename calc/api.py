@@ -353,13 +353,28 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
                          f"speed figures for MLA models (DeepSeek-V3's design) were checked only against SGLang runs; "
                          f"{name}'s have not been compared with any measurement (see the data page)"))
     if engine != "ideal" and gpu.vendor != "NVIDIA":
-        # every engine profile was fitted on NVIDIA runs; the AMD runs read took far longer than calc's figures:
-        # vLLM 0.9.1 for ROCm on MI300X (chipbenchmark, batch 1, -30 to -65 %) and SGLang with DeepSeek-V3.1
-        out.append(t(f"calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；我们读到的 {gpu.vendor} GPU 上的运行都比 calc 算的慢得多"
-                     "（MI300X 上的 vLLM 0.9.1：calc 的解码每步比实测短 30 % 到 65 %，见数据页），这个数字应看作偏乐观",
-                     f"calc's engine profiles were fitted on runs on NVIDIA GPUs; the runs on {gpu.vendor} GPUs we read all "
-                     f"took far longer than calc says (vLLM 0.9.1 on MI300X: calc's decode step 30-65 % shorter than "
-                     f"measured; see the data page), so read this figure as optimistic"))
+        # every engine profile was fitted on NVIDIA runs. The AMD runs read took far longer than calc says: vLLM 0.9.1
+        # for ROCm on MI300X (chipbenchmark, concurrency 1: TPOT -30 to -65 %, TTFT -44 to -61 %) and one SGLang run of
+        # DeepSeek-V3.1 on 8 MI300X; no AMD run of the other engines was read
+        name = engines_mod.profile(engine).name
+        if engine == "vllm":
+            out.append(t("calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；MI300X 上的 vLLM 0.9.1 比 calc 算的慢得多：calc 的解码每步比实测短 "
+                         "30 % 到 65 %，TTFT 短 44 % 到 61 %（见数据页），这个数字应看作偏乐观",
+                         "calc's engine profiles were fitted on runs on NVIDIA GPUs; vLLM 0.9.1 on MI300X took far longer "
+                         "than calc says (calc's decode step 30-65 % and its TTFT 44-61 % shorter than measured; see the "
+                         "data page), so read this figure as optimistic"))
+        elif engine == "sglang":
+            out.append(t(f"calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；我们读到的唯一一次 {gpu.vendor} GPU 上的 SGLang 运行"
+                         "（8 块 MI300X 上的 DeepSeek-V3.1）比 calc 算的慢得多（见数据页），这个数字应看作偏乐观",
+                         f"calc's engine profiles were fitted on runs on NVIDIA GPUs; the one SGLang run on {gpu.vendor} "
+                         f"GPUs we read (DeepSeek-V3.1 on 8 MI300X) took far longer than calc says (see the data page), so "
+                         f"read this figure as optimistic"))
+        else:
+            out.append(t(f"calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；{name} 在 {gpu.vendor} GPU 上的运行我们一次也没有读到，"
+                         "这个数字没有检验过（同一块 GPU 上的 vLLM 比 calc 算的慢得多，见数据页）",
+                         f"calc's engine profiles were fitted on runs on NVIDIA GPUs and no run of {name} on {gpu.vendor} "
+                         f"GPUs was read, so this figure is unchecked (vLLM on that GPU took far longer than calc says; "
+                         f"see the data page)"))
     if engine == "llama.cpp" and (gpu.memory_type or "").upper().startswith("HBM"):
         # the HBM factor was fitted on 2024 builds; no current build was found on an HBM GPU
         out.append(t("llama.cpp 在用 HBM 的 GPU 上的速度依据的是 2024 年的版本（这些版本在 HBM 上达到的带宽比例只有在 GDDR 显卡上的一半左右）；"
@@ -374,10 +389,20 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
                      "with several sequences and 4-bit GGUF weights, llama.cpp's steps are slower than calc's (on an "
                      "RTX 3090, Q4_0 at 8 tokens per step took 2.2 times calc's step; see the data page)"))
     gpus = max(v.get("tp", 1), v.get("ep", 1)) * v.get("pp", 1)  # a step pays the multi-GPU cost on more than one
+    tp, pp = v.get("tp", 1), v.get("pp", 1)
+    link = gpu.interconnect or ""
+    nvlink = link.startswith("NVLink") and "bridge" not in link
+    if engine == "vllm" and gpus > 1 and not spec.is_moe and (pp > 1 or tp > 4 or not nvlink):
+        # vLLM V1's multi-GPU cost was fitted on gpt-oss-120b at TP 8; its held-out dense runs are vLLM 0.9.1 at
+        # concurrency 1, TP 2 and 4, on NVLink H100 SXM and A100 SXM nodes (-16 to +12 %): nothing else was checked
+        out.append(t("vLLM V1 在多块 GPU 上跑稠密模型，只对照过 NVLink 互连、张量并行 2 和 4、没有流水线并行的情形（vLLM 0.9.1，并发 1："
+                     "−16 % 到 +12 %）；这里的配置不在其内，这个数字没有检验过（见数据页）",
+                     "vLLM V1 with a dense model on several GPUs was checked only at tensor parallel 2 and 4 on NVLink "
+                     "GPUs without pipeline stages (vLLM 0.9.1 at concurrency 1: -16 % to +12 %); this setup is outside "
+                     "that, so the figure is unchecked (see the data page)"))
     if engine == "sglang" and gpus > 1 and not spec.is_moe:
         # SGLang's cost on several GPUs was fitted on MoE models only (gpt-oss-120b and Qwen3-235B at TP 8); no usable
-        # decode run of a dense model on several GPUs was found. vLLM V1's, fitted on gpt-oss-120b at TP 8 too, has
-        # held-out dense runs at TP 2 and 4 (vLLM 0.9.1 on H100 and A100: -16 to +12 %)
+        # decode run of a dense model on several GPUs was found
         name = engines_mod.profile(engine).name
         out.append(t(f"{name} 在多块 GPU 上每步的开销只用 MoE 模型拟合过；它在多块 GPU 上跑稠密模型的解码测量，我们没有找到能用的，"
                      "这个数字没有检验过（见数据页）",

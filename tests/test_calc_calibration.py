@@ -3,7 +3,8 @@
 Targets (issue 12): median |error| ≤ 10 % for TPOT, TTFT and throughput, ≤ 5 % for KV capacity, no point beyond
 30 %. The profile parameters were fitted on the 'fit' subset only (scripts/fit_engine_profiles.py); no constant is
 fitted on a 'holdout' point, but those that informed a structural choice carry 'seen', and the 'unseen' subset (the
-held-out points that informed none) is the closest thing to an independent check. The fit subset meets the targets; the holdout subsets
+held-out points that informed none) is the closest thing to an independent check. The fit subset meets the targets but for the
+two TTFTs that set vLLM's front-end latency (their median, by a rule: they straddle it); the holdout subsets
 do not yet, for the reasons in the xfails. Run `scripts/bench_calibration.py` for the full table.
 """
 
@@ -63,17 +64,23 @@ def test_fit_subset_meets_the_targets_but_for_the_front_end_hosts():
     assert misses == KNOWN_FIT_MISSES
 
 
+def _fit_script():
+    """scripts/fit_engine_profiles.py as a module (its functions; nothing is fitted on import)."""
+    import importlib.util  # noqa: PLC0415
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "fit_engine_profiles.py"
+    spec = importlib.util.spec_from_file_location("fit_engine_profiles", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_vllm_front_end_latency_is_the_median_of_its_fit_hosts():
     """engines.json's vLLM prefill_base_s = base_s + the median, over the fit sources, of what their short-prompt
     TTFTs of one request spent beyond calc's GPU time (the rule in the fit script), to the 5 decimals kept; the data
     page's "about 22 ms" and "about -2 ms" for the two hosts, and its 9.8 ms."""
-    import importlib.util  # noqa: PLC0415
-
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("fit_engine_profiles", root / "scripts" / "fit_engine_profiles.py")
-    fit_script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fit_script)
-    latency, per_source = fit_script.front_end_latency("vllm")
+    latency, per_source = _fit_script().front_end_latency("vllm")
     assert sorted(round(v * 1e3, 1) for v in per_source.values()) == [-2.2, 21.8]
     assert round(latency * 1e3, 1) == 9.8
     o = json.loads((root / "calc" / "data" / "engines.json").read_text(encoding="utf-8"))["engines"]["vllm"]["step_overhead"]
@@ -82,15 +89,15 @@ def test_vllm_front_end_latency_is_the_median_of_its_fit_hosts():
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "thirteen held-out points still miss: vLLM 0.9.1 for ROCm on MI300X, five of six TPOTs at batch 1 (-40 to -65 %; "
-    "the sixth -30 %: every profile was fitted on NVIDIA runs); vLLM 0.11's TTFT through its chat "
+    "nineteen held-out points still miss: vLLM 0.9.1 for ROCm on MI300X, five of six TPOTs at batch 1 (-40 to -65 %; "
+    "the sixth -30 %) and all six TTFTs (-44 to -61 %): every profile was fitted on NVIDIA runs; vLLM 0.11's TTFT through its chat "
     "endpoint at concurrency 1 on an H100 (-72 %: 59 ms measured, about 52 ms of it off the GPU, where calc's "
     "front-end latency is 9.8 ms, the median of its fit hosts; at concurrency 4 the same page gives vLLM 64 ms and "
     "SGLang 28 ms); SGLang 0.5.3's TTFT for the "
     "dense Qwen3-8B on one H100 (+36 % at least: the per-layer prompt cost was fitted on MoE models); SGLang 0.5.6's "
     "Qwen3-235B TPOT on 8 B200s (-35 %: 10.1 ms, where SGLang 0.5.8, a fit point, took 6.7 ms); GLM-4.7-Flash on one B200 "
     "with Triton attention at 4,000-token contexts (four TPOTs -39 % to -48 %, TTFT -56 %: its costs grow with the context, "
-    "which a fixed cost per MLA layer cannot follow). The medians meet their targets (TPOT 7.6 %, TTFT 8.0 %, "
+    "which a fixed cost per MLA layer cannot follow). The medians meet their targets (TPOT 7.6 %, TTFT 9.8 %, "
     "throughput 9.2 %, KV capacity 1.2 %), but TTFT's only with points that informed choices (over the five that "
     "informed none it is 12 %: test_unseen_holdout_meets_the_targets); it was 12.1 % before TensorRT-LLM v0.5's 70B TTFTs (-29 and -26 %, now -8 "
     "and -15 %) had their prefill cost moved into the step, a choice made after seeing them, and a held-out llama.cpp "
@@ -107,10 +114,12 @@ AMD_MISSES = {"chipbench-vllm091-mi300xx1-llama-3.1-8b-bf16-tpot-c1", "chipbench
               "chipbench-vllm091-mi300xx2-llama-3.1-70b-bf16-tpot-c1",
               "chipbench-vllm091-mi300xx4-llama-3.1-70b-bf16-tpot-c1",
               "chipbench-vllm091-mi300xx1-llama-3-70b-fp8-tpot-c1"}
+AMD_TTFT_MISSES = {k.replace("-tpot-", "-ttft-") for k in AMD_MISSES} | {"chipbench-vllm091-mi300xx1-qwen3-14b-bf16-ttft-c1"}
 KNOWN_HOLDOUT_MISSES = {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "gpustack-sglang053-h100-qwen3-8b-ttft-c4",
                         "sgl056-b200-qwen3-235b-tpot-c1", "sgl057-b200-glm47flash-ttft-c1-8k",
                         "sgl057-b200-glm47flash-tpot-c1-8k", "sgl057-b200-glm47flash-tpot-c1-8kout",
-                        "sgl057-b200-glm47flash-tpot-c16-8kout", "sgl057-b200-glm47flash-tpot-c64-8kout"} | AMD_MISSES
+                        "sgl057-b200-glm47flash-tpot-c16-8kout", "sgl057-b200-glm47flash-tpot-c64-8kout"} | AMD_MISSES | \
+    AMD_TTFT_MISSES
 
 
 def test_holdout_misses_are_the_known_ones():
@@ -155,8 +164,11 @@ def test_seen_marks_only_held_out_points_and_names_the_choice():
     assert "gpustack-vllm011-h100-qwen3-8b-ttft-c1" in ids  # "the rule was chosen knowing that run's residual"
     assert not ids & {"qwen25-vllm063-a100-0.5b-bf16", "vllm-pr23151-h100-qwen3-30b-a3b-tpot-c10",
                       "vllm0251-rtx4090-qwen25-7b-tpot-c1"}
-    # "two later sources ... informed no choice"
-    assert not any(k.startswith(("chipbench-", "ree2raz-")) for k in ids)
+    # "two later sources ... first computed after every constant was fixed"; chipbenchmark's TTFT medians were added
+    # after the review computed them
+    later = {p["id"] for p in calibration.points() if p["id"].startswith(("chipbench-", "ree2raz-"))}
+    assert later & ids == {k for k in later if k.startswith("chipbench-") and k.endswith("-ttft-c1")}
+    assert len(later & ids) == 17
 
 
 def test_ideal_is_a_bound_on_every_point():
@@ -358,7 +370,9 @@ def test_the_later_vllm_sources_and_the_front_end_rule_are_as_the_data_page_says
     and 0.20.1), held out, and on the TTFTs the front-end rule was checked on."""
     chip, ree = _errors("chipbench-"), _errors("ree2raz-")
     pts = {p["id"]: p for p in calibration.points()}
-    assert all(pts[k]["subset"] == "holdout" for k in chip | ree) and len(chip) == 17
+    assert all(pts[k]["subset"] == "holdout" for k in chip | ree) and len(chip) == 34
+    ttft = {k.removeprefix("chipbench-vllm091-").removesuffix("-ttft-c1"): v for k, v in chip.items() if k.endswith("-ttft-c1")}
+    chip = {k: v for k, v in chip.items() if k.endswith("-tpot-c1")}
     e = {k.removeprefix("chipbench-vllm091-").removesuffix("-tpot-c1"): round(v * 100) for k, v in chip.items()}
     assert [e["h100-sxmx1-llama-3.1-8b-bf16"], e["h100-sxmx1-qwen3-14b-bf16"], e["l40sx1-llama-3.1-8b-bf16"],
             e["a100-80gbx1-llama-3.1-8b-bf16"], e["a100-80gbx1-qwen3-14b-bf16"]] == [-5, -4, 2, -15, -12]
@@ -368,11 +382,23 @@ def test_the_later_vllm_sources_and_the_front_end_rule_are_as_the_data_page_says
     assert round(chip["chipbench-vllm091-h100-sxmx4-llama-3.1-70b-bf16-tpot-c1"], 3) == -0.003
     a100 = [v for k, v in chip.items() if "a100" in k]  # "-10 % to -16 % throughout"
     assert len(a100) == 4 and -0.165 < min(a100) and max(a100) < -0.095
-    # "the A100 40GB fit run, the V0 table's A100 80GB and the A100 40GB of the next source are within 6 %"
-    others = [v for k, v in _errors("vllm-a100-40gb-").items()] + \
-        [v for k, v in _errors("qwen25-vllm063-a100-").items() if pts[k]["subset"] == "fit"] + \
-        [ree["ree2raz-vllm0201-a100-40gb-qwen25-7b-tpot-c1"]]
-    assert max(abs(v) for v in others) < 0.06
+    # "the one independent A100 run in the set (ree2raz's A100 40GB) is within 1 %" (the others are fit points or
+    # were seen) "and this host's compute-bound TTFTs agree with calc (+3 %, +5 %, -10 %, -11 %)"
+    assert abs(ree["ree2raz-vllm0201-a100-40gb-qwen25-7b-tpot-c1"]) < 0.01
+    vllm_a100 = [p for p in calibration.points() if p["engine"] == "vllm" and p["gpu"].startswith("a100")
+                 and p["kind"] == "tpot" and p["subset"] == "holdout" and not p["id"].startswith("chipbench-")]
+    assert [p["id"] for p in vllm_a100 if "seen" not in p] == ["ree2raz-vllm0201-a100-40gb-qwen25-7b-tpot-c1"]
+    assert [round(ttft[k] * 100) for k in ("a100-80gbx1-llama-3.1-8b-bf16", "a100-80gbx1-qwen3-14b-bf16",
+                                           "a100-80gbx4-llama-3.1-70b-bf16", "a100-80gbx2-qwen3-14b-bf16")] == [3, 5, -10, -11]
+    # the TTFT medians: "-14 % to +10 % on NVIDIA GPUs"; MI300X "TTFT -44 % to -61 %"
+    nv = [v for k, v in ttft.items() if "mi300x" not in k]
+    amd = [v for k, v in ttft.items() if "mi300x" in k]
+    assert len(nv) == 11 and round(min(nv) * 100) == -14 and round(max(nv) * 100) == 10
+    assert len(amd) == 6 and round(max(amd) * 100) == -44 and round(min(amd) * 100) == -61
+    # "the BF16 steps on one GPU are each about 3.3 ms longer than calc's"; "the FP8 row misses by more (16 ms)"
+    over = {k: pts[f"chipbench-vllm091-mi300xx1-{k}-tpot-c1"]["value"] - calibration.predict(pts[f"chipbench-vllm091-mi300xx1-{k}-tpot-c1"])
+            for k in ("llama-3.1-8b-bf16", "qwen3-14b-bf16", "llama-3-70b-fp8")}
+    assert [round(v * 1e3, 1) for v in over.values()][:2] == [3.4, 3.2] and round(over["llama-3-70b-fp8"] * 1e3) == 16
     assert [e["mi300xx1-llama-3.1-8b-bf16"], e["mi300xx1-qwen3-14b-bf16"], e["mi300xx1-llama-3-70b-fp8"],
             e["mi300xx2-llama-3.1-70b-bf16"], e["mi300xx4-llama-3.1-70b-bf16"], e["mi300xx4-llama-3.1-8b-bf16"]] == \
         [-42, -30, -48, -40, -65, -54]
@@ -390,6 +416,18 @@ def test_the_later_vllm_sources_and_the_front_end_rule_are_as_the_data_page_says
                                                             "vllm0201-a100-40gb-qwen25-7b-ttft-c1")] == [13, 36]
     fit = _errors("vllm-l4-qwen0.5b-ttft-c1") | _errors("vllm0251-rtx4090-qwen25-7b-ttft-c1")
     assert sorted(round(v * 100) for v in fit.values()) == [-45, 44]  # "44-45 % either side of calc"
+    # "calc would match at about 2,200-2,300 tokens" for the L4's long prompt
+    long = dict(pts["ree2raz-vllm085-l4-qwen25-7b-ttft-c1-1800"])
+    errs = [calibration.predict(dict(long, prompt_len=n)) / long["value"] - 1 for n in (2200, 2300)]
+    assert errs[0] < 0 < errs[1]
+    # "one excluded source (an RTX A6000 run that repeated one prompt) would alone have made it 21.8 ms": ld-singh's
+    # p50 47 ms at about 40 prompt tokens, vLLM 0.23.0 (ai-factory-ops-lab inference-benchmark-report.md)
+    from calc import perf  # noqa: PLC0415
+    gpu_s = perf.perf_report(registry.get_model("qwen2.5-7b"), registry.get_gpu("rtx-a6000"), "bf16", "bf16", 1, 40, 1, 1,
+                             curve_batches=(), engine="vllm", request_latency_s=0.0)["ttft_s"]
+    import statistics  # noqa: PLC0415
+    _, per_source = _fit_script().front_end_latency("vllm")
+    assert round(statistics.median([*per_source.values(), 0.047 - gpu_s]) * 1e3, 1) == 21.8
 
 
 def test_the_hf_profile_is_as_the_data_page_says():
