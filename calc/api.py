@@ -369,6 +369,9 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
                          f"calc's engine profiles were fitted on runs on NVIDIA GPUs; the one SGLang run on {gpu.vendor} "
                          f"GPUs we read (DeepSeek-V3.1 on 8 MI300X) took far longer than calc says (see the data page), so "
                          f"read this figure as optimistic"))
+        elif engine == "trt-llm":
+            out.append(t(f"{name} 只能在 NVIDIA GPU 上运行，这个数字不对应任何实际部署",
+                         f"{name} runs on NVIDIA GPUs only, so this figure describes no real deployment"))
         else:
             out.append(t(f"calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；{name} 在 {gpu.vendor} GPU 上的运行我们一次也没有读到，"
                          "这个数字没有检验过（同一块 GPU 上的 vLLM 比 calc 算的慢得多，见数据页）",
@@ -389,17 +392,19 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
                      "with several sequences and 4-bit GGUF weights, llama.cpp's steps are slower than calc's (on an "
                      "RTX 3090, Q4_0 at 8 tokens per step took 2.2 times calc's step; see the data page)"))
     gpus = max(v.get("tp", 1), v.get("ep", 1)) * v.get("pp", 1)  # a step pays the multi-GPU cost on more than one
-    tp, pp = v.get("tp", 1), v.get("pp", 1)
-    link = gpu.interconnect or ""
-    nvlink = link.startswith("NVLink") and "bridge" not in link
-    if engine == "vllm" and gpus > 1 and not spec.is_moe and (pp > 1 or tp > 4 or not nvlink):
-        # vLLM V1's multi-GPU cost was fitted on gpt-oss-120b at TP 8; its held-out dense runs are vLLM 0.9.1 at
-        # concurrency 1, TP 2 and 4, on NVLink H100 SXM and A100 SXM nodes (-16 to +12 %): nothing else was checked
-        out.append(t("vLLM V1 在多块 GPU 上跑稠密模型，只对照过 NVLink 互连、张量并行 2 和 4、没有流水线并行的情形（vLLM 0.9.1，并发 1："
-                     "−16 % 到 +12 %）；这里的配置不在其内，这个数字没有检验过（见数据页）",
-                     "vLLM V1 with a dense model on several GPUs was checked only at tensor parallel 2 and 4 on NVLink "
-                     "GPUs without pipeline stages (vLLM 0.9.1 at concurrency 1: -16 % to +12 %); this setup is outside "
-                     "that, so the figure is unchecked (see the data page)"))
+    tp, pp, ep = v.get("tp", 1), v.get("pp", 1), v.get("ep", 1)
+    # vLLM V1 on several GPUs: its multi-GPU cost was fitted on gpt-oss-120b at TP 8 on H100 SXM (MoE checked at TP 2,
+    # 4 and 8 there); dense models were checked at TP 2 and 4 on H100 SXM and A100 SXM 80GB nodes (chipbenchmark, vLLM
+    # 0.9.1, concurrency 1: -16 to +12 %); no run with pipeline stages or expert parallelism was read
+    checked = pp == 1 and ep <= 1 and (v["gpu"] == "h100-sxm" and tp <= 8 if spec.is_moe else
+                                       v["gpu"] in ("h100-sxm", "a100-80gb") and tp <= 4)
+    if engine == "vllm" and gpus > 1 and not checked:
+        out.append(t("vLLM V1 在多块 GPU 上只对照过 H100 SXM 和 A100 SXM 节点、没有流水线并行和专家并行的情形（稠密模型是张量并行 2 和 4，"
+                     "vLLM 0.9.1，并发 1：−16 % 到 +12 %；MoE 模型是 H100 SXM 上的张量并行 2 到 8）；这里的配置不在其内，这个数字没有检验过（见数据页）",
+                     "vLLM V1 on several GPUs was checked only on H100 SXM and A100 SXM nodes without pipeline stages or "
+                     "expert parallelism (dense models at tensor parallel 2 and 4, vLLM 0.9.1 at concurrency 1: -16 % to "
+                     "+12 %; MoE models at TP 2 to 8 on H100 SXM); this setup is outside that, so the figure is unchecked "
+                     "(see the data page)"))
     if engine == "sglang" and gpus > 1 and not spec.is_moe:
         # SGLang's cost on several GPUs was fitted on MoE models only (gpt-oss-120b and Qwen3-235B at TP 8); no usable
         # decode run of a dense model on several GPUs was found

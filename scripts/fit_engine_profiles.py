@@ -181,9 +181,10 @@ def _descend(key: str, entry: dict, params: list, stage: str | None, rounds: int
 
 
 def _source(url: str) -> str:
-    """A source: a GitHub repository (its files and runs are one host's), else the page."""
-    m = re.match(r"https://github\.com/([^/]+/[^/]+)", url)
-    return m.group(1) if m else url
+    """A source: a GitHub issue, pull request or discussion (each its own author's run), else a GitHub repository (its
+    files and runs are one host's), else the page."""
+    m = re.match(r"https://github\.com/([^/]+/[^/]+)(/(?:issues|pull|discussions)/\d+)?", url)
+    return m.group(1) + (m.group(2) or "") if m else url
 
 
 def front_end_latency(key: str) -> tuple[float, dict]:
