@@ -290,7 +290,7 @@ def test_speed_figures_warn_where_the_engine_profile_is_unchecked_or_known_optim
     assert warned("perf", {**dense, "engine": "vllm"}, "MoE") == []  # vLLM V1: held-out dense runs at TP 2 and 4
     # ... on H100 SXM and A100 SXM nodes without pipeline stages or expert parallelism (MoE: TP 2-8 on H100 SXM);
     # outside that, vLLM V1's multi-GPU figure is unchecked, and the warning quotes the held-out dense range
-    rows = [r for r in calibration.errors() if r["id"].startswith("chipbench-") and r["kind"] == "tpot"
+    rows = [r for r in calibration.errors() if r["id"].startswith("chipbench-") and r["id"].endswith("-tpot-c1")
             and "mi300x" not in r["id"] and "x1-" not in r["id"]]
     lo, hi = round(min(r["error"] for r in rows) * 100), round(max(r["error"] for r in rows) * 100)
     checked = {**dense, "engine": "vllm"}
@@ -317,7 +317,7 @@ def test_speed_figures_warn_where_the_engine_profile_is_unchecked_or_known_optim
     # AMD: every engine's profile, whatever the model; not the ideal bound, not memory. vLLM's quotes its MI300X
     # misses (from the calibration set), SGLang's its one run, TensorRT-LLM does not run there, the others are unchecked
     amd = {"model": "llama-3.1-8b", "gpu": "mi300x"}
-    mi = [r for r in calibration.errors() if r["id"].startswith("chipbench-") and "mi300x" in r["id"]]
+    mi = [r for r in calibration.errors() if r["id"].startswith("chipbench-") and "mi300x" in r["id"] and r["id"].endswith("-c1")]
     span = {k: (round(-max(r["error"] for r in mi if r["kind"] == k) * 100), round(-min(r["error"] for r in mi if r["kind"] == k) * 100))
             for k in ("tpot", "ttft")}
     (w,) = warned("perf", {**amd, "engine": "vllm"}, "NVIDIA")

@@ -90,15 +90,17 @@ def test_vllm_front_end_latency_is_the_median_of_its_fit_hosts():
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "nineteen held-out points still miss: vLLM 0.9.1 for ROCm on MI300X, five of six TPOTs at batch 1 (-40 to -65 %; "
-    "the sixth -30 %) and all six TTFTs (-44 to -61 %): every profile was fitted on NVIDIA runs; vLLM 0.11's TTFT through its chat "
+    "twenty-six held-out points still miss: vLLM 0.9.1 for ROCm on MI300X, five of six TPOTs at batch 1 (-40 to -65 %; "
+    "the sixth -30 %), all six at batch 64 (-38 to -58 %) and all six TTFTs (-44 to -61 %): every profile was fitted on "
+    "NVIDIA runs; the same harness's A100 SXM4 70B at TP 4 and batch 64 (-38 %, of which calc's uncounted interleaved "
+    "prefill is 23 % of the measurement); vLLM 0.11's TTFT through its chat "
     "endpoint at concurrency 1 on an H100 (-72 %: 59 ms measured, about 52 ms of it off the GPU, where calc's "
     "front-end latency is 9.8 ms, the median of its fit hosts; at concurrency 4 the same page gives vLLM 64 ms and "
     "SGLang 28 ms); SGLang 0.5.3's TTFT for the "
     "dense Qwen3-8B on one H100 (+36 % at least: the per-layer prompt cost was fitted on MoE models); SGLang 0.5.6's "
     "Qwen3-235B TPOT on 8 B200s (-35 %: 10.1 ms, where SGLang 0.5.8, a fit point, took 6.7 ms); GLM-4.7-Flash on one B200 "
     "with Triton attention at 4,000-token contexts (four TPOTs -39 % to -48 %, TTFT -56 %: its costs grow with the context, "
-    "which a fixed cost per MLA layer cannot follow). The medians meet their targets (TPOT 7.6 %, TTFT 9.8 %, "
+    "which a fixed cost per MLA layer cannot follow). The medians meet their targets (TPOT 8.3 %, TTFT 9.8 %, "
     "throughput 9.2 %, KV capacity 1.2 %), but TTFT's only with points that informed choices (over the five that "
     "informed none it is 12 %: test_unseen_holdout_meets_the_targets); it was 12.1 % before TensorRT-LLM v0.5's 70B TTFTs (-29 and -26 %, now -8 "
     "and -15 %) had their prefill cost moved into the step, a choice made after seeing them, and a held-out llama.cpp "
@@ -116,11 +118,14 @@ AMD_MISSES = {"chipbench-vllm091-mi300xx1-llama-3.1-8b-bf16-tpot-c1", "chipbench
               "chipbench-vllm091-mi300xx4-llama-3.1-70b-bf16-tpot-c1",
               "chipbench-vllm091-mi300xx1-llama-3-70b-fp8-tpot-c1"}
 AMD_TTFT_MISSES = {k.replace("-tpot-", "-ttft-") for k in AMD_MISSES} | {"chipbench-vllm091-mi300xx1-qwen3-14b-bf16-ttft-c1"}
+# concurrency 64 (batch 64): all six MI300X TPOTs, and the A100s' 70B at TP 4 (-38 %)
+C64_MISSES = {k.replace("-tpot-c1", "-tpot-c64") for k in AMD_MISSES} | {
+    "chipbench-vllm091-mi300xx1-qwen3-14b-bf16-tpot-c64", "chipbench-vllm091-a100-80gbx4-llama-3.1-70b-bf16-tpot-c64"}
 KNOWN_HOLDOUT_MISSES = {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "gpustack-sglang053-h100-qwen3-8b-ttft-c4",
                         "sgl056-b200-qwen3-235b-tpot-c1", "sgl057-b200-glm47flash-ttft-c1-8k",
                         "sgl057-b200-glm47flash-tpot-c1-8k", "sgl057-b200-glm47flash-tpot-c1-8kout",
                         "sgl057-b200-glm47flash-tpot-c16-8kout", "sgl057-b200-glm47flash-tpot-c64-8kout"} | AMD_MISSES | \
-    AMD_TTFT_MISSES
+    AMD_TTFT_MISSES | C64_MISSES
 
 
 def test_holdout_misses_are_the_known_ones():
@@ -131,14 +136,16 @@ def test_holdout_misses_are_the_known_ones():
 # The same check on the held-out points that informed no modelling choice (no ``seen`` in calibration.json): the
 # closest thing to an independent check (some neighbour fit points: the data page says which). Few TTFT points are left there.
 UNSEEN = [r for r in ROWS if calibration.in_subset(r, "unseen")]
-KNOWN_UNSEEN_MISSES = AMD_MISSES | {"ttft"}  # "ttft": the median over its five unseen points is over 10 %
+# "ttft": the median over its five unseen points is over 10 %; "tpot": over its 57, with the MI300X points (8.1 % without)
+KNOWN_UNSEEN_MISSES = AMD_MISSES | C64_MISSES | {"ttft", "tpot"}
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "over the held-out points that informed no modelling choice, vLLM 0.9.1 for ROCm on MI300X misses (five TPOTs "
-    "beyond -30 %) and TTFT's median is 12 % over five points (TensorRT-LLM v0.5 on an L40S, +2 and +15 %; vLLM 0.8.5 "
+    "over the held-out points that informed no modelling choice, vLLM 0.9.1 for ROCm on MI300X misses (eleven TPOTs "
+    "beyond -30 %), as does one A100 TPOT at batch 64 (-38 %); TPOT's median is 10.9 % over 57 points (8.1 % without "
+    "MI300X) and TTFT's 12 % over five points (TensorRT-LLM v0.5 on an L40S, +2 and +15 %; vLLM 0.8.5 "
     "and 0.20.1 through a chat endpoint on an L4 and an A100 40GB, -4 and -12 % at about 45 prompt tokens, -20 % at "
-    "about 1,800 on the L4). TPOT, throughput and KV capacity meet their medians there"))
+    "about 1,800 on the L4). Throughput and KV capacity meet their medians there"))
 def test_unseen_holdout_meets_the_targets():
     assert _check(UNSEEN) == []
 
@@ -371,7 +378,8 @@ def test_the_later_vllm_sources_and_the_front_end_rule_are_as_the_data_page_says
     and 0.20.1), held out, and on the TTFTs the front-end rule was checked on."""
     chip, ree = _errors("chipbench-"), _errors("ree2raz-")
     pts = {p["id"]: p for p in calibration.points()}
-    assert all(pts[k]["subset"] == "holdout" for k in chip | ree) and len(chip) == 34
+    assert all(pts[k]["subset"] == "holdout" for k in chip | ree) and len(chip) == 51
+    c64 = {k.removeprefix("chipbench-vllm091-").removesuffix("-tpot-c64"): v for k, v in chip.items() if k.endswith("-tpot-c64")}
     ttft = {k.removeprefix("chipbench-vllm091-").removesuffix("-ttft-c1"): v for k, v in chip.items() if k.endswith("-ttft-c1")}
     chip = {k: v for k, v in chip.items() if k.endswith("-tpot-c1")}
     e = {k.removeprefix("chipbench-vllm091-").removesuffix("-tpot-c1"): round(v * 100) for k, v in chip.items()}
@@ -396,6 +404,28 @@ def test_the_later_vllm_sources_and_the_front_end_rule_are_as_the_data_page_says
     amd = [v for k, v in ttft.items() if "mi300x" in k]
     assert len(nv) == 11 and round(min(nv) * 100) == -14 and round(max(nv) * 100) == 10
     assert len(amd) == 6 and round(max(amd) * 100) == -44 and round(min(amd) * 100) == -61
+    # concurrency 64: "-14 % to +16 % on H100s, -10 % on the L40S, -27 % to -38 % on the A100s and -38 % to -58 % on
+    # MI300X"; the interleaved prefill "9-23 % of these TPOTs"; taken off, "+4 % to +29 % on the H100s, -1 % on the
+    # L40S and -9 % to -19 % on the A100s"
+    def span(keys):
+        return round(min(keys) * 100), round(max(keys) * 100)
+    by_gpu = {g: [v for k, v in c64.items() if k.startswith(g)] for g in ("h100", "l40s", "a100", "mi300x")}
+    assert [span(v) for v in by_gpu.values()] == [(-14, 16), (-10, -10), (-38, -27), (-58, -38)]
+    from calc import perf  # noqa: PLC0415
+    shares, corrected = {}, {}
+    for k in c64:
+        p = pts[f"chipbench-vllm091-{k}-tpot-c64"]
+        if p["gpu"] == "mi300x":
+            continue
+        m = calibration._model(p, calibration._data()["configs"])
+        pre = perf.perf_report(m, registry.get_gpu(p["gpu"]), p["weights"], "bf16", 1, p["prompt_len"], 1, p["tp"],
+                               curve_batches=(), engine="vllm", request_latency_s=0.0)["prefill_s"]
+        per_step = pre * p["batch"] / p["output_len"]
+        shares[k] = per_step / p["value"]
+        corrected[k] = calibration.predict(p) / (p["value"] - per_step) - 1
+    assert span(shares.values()) == (9, 23)
+    assert [span([v for k, v in corrected.items() if k.startswith(g)]) for g in ("h100", "l40s", "a100")] == \
+        [(4, 29), (-1, -1), (-19, -9)]
     # "the BF16 steps on one GPU are each about 3.3 ms longer than calc's"; "the FP8 row misses by more (16 ms)"
     over = {k: pts[f"chipbench-vllm091-mi300xx1-{k}-tpot-c1"]["value"] - calibration.predict(pts[f"chipbench-vllm091-mi300xx1-{k}-tpot-c1"])
             for k in ("llama-3.1-8b-bf16", "qwen3-14b-bf16", "llama-3-70b-fp8")}
