@@ -399,9 +399,9 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
     checked = pp == 1 and ep <= 1 and (v["gpu"] == "h100-sxm" and tp <= 8 if spec.is_moe else
                                        v["gpu"] in ("h100-sxm", "a100-80gb") and tp <= 4)
     if engine == "vllm" and gpus > 1 and not checked:
-        out.append(t("vLLM V1 在多块 GPU 上只对照过 H100 SXM 和 A100 SXM 节点、没有流水线并行和专家并行的情形（稠密模型是张量并行 2 和 4，"
+        out.append(t("vLLM V1 在多块 GPU 上只对照过 H100 SXM 和 A100 SXM 80GB 节点、没有流水线并行和专家并行的情形（稠密模型是张量并行 2 和 4，"
                      "vLLM 0.9.1，并发 1：−16 % 到 +12 %；MoE 模型是 H100 SXM 上的张量并行 2 到 8）；这里的配置不在其内，这个数字没有检验过（见数据页）",
-                     "vLLM V1 on several GPUs was checked only on H100 SXM and A100 SXM nodes without pipeline stages or "
+                     "vLLM V1 on several GPUs was checked only on H100 SXM and A100 SXM 80GB nodes without pipeline stages or "
                      "expert parallelism (dense models at tensor parallel 2 and 4, vLLM 0.9.1 at concurrency 1: -16 % to "
                      "+12 %; MoE models at TP 2 to 8 on H100 SXM); this setup is outside that, so the figure is unchecked "
                      "(see the data page)"))

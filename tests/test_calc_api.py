@@ -296,12 +296,12 @@ def test_speed_figures_warn_where_the_engine_profile_is_unchecked_or_known_optim
     checked = {**dense, "engine": "vllm"}
     for case in ({"tp": "2"}, {"tp": "4"}, {"gpu": "a100-80gb", "tp": "2"}, {"tp": "1"},
                  {"model": "qwen3-235b-a22b", "tp": "8", "weights": "fp8"}, {"model": "qwen3-30b-a3b", "tp": "2"}):
-        assert warned("perf", {**checked, **case}, "SXM nodes") == []
+        assert warned("perf", {**checked, **case}, "80GB nodes") == []
     for case in ({"tp": "8"}, {"tp": "1", "pp": "2"}, {"tp": "2", "pp": "2"}, {"gpu": "l40s", "tp": "2"},
                  {"gpu": "h100-pcie", "tp": "2"}, {"gpu": "h200", "tp": "4"}, {"gpu": "b200", "tp": "2"},
                  {"model": "qwen3-30b-a3b", "gpu": "l40s", "tp": "2"}, {"model": "qwen3-235b-a22b", "tp": "4", "pp": "2"},
-                 {"model": "qwen3-30b-a3b", "tp": "1", "ep": "2"}):
-        (w,) = warned("perf", {**checked, **case}, "SXM nodes")
+                 {"model": "qwen3-30b-a3b", "tp": "1", "ep": "2"}, {"gpu": "a100-40gb", "tp": "2"}):
+        (w,) = warned("perf", {**checked, **case}, "80GB nodes")
         assert "vLLM V1" in w["en"] and "SXM" in w["zh"]
         assert f"{lo} % to +{hi} %" in w["en"] and f"−{-lo} % 到 +{hi} %" in w["zh"], (lo, hi)
     assert warned("perf", {"model": "qwen3-235b-a22b", "gpu": "h200", "tp": "8", "engine": "sglang"}, "MoE") == []
