@@ -323,6 +323,13 @@ def test_speed_figures_warn_where_the_engine_profile_is_unchecked_or_known_optim
     (w,) = warned("perf", {**amd, "engine": "vllm"}, "NVIDIA")
     for a, b in span.values():
         assert f"{a}-{b} %" in w["en"] and f"{a} % 到 {b} %" in w["zh"], span
+    # TensorRT-LLM's TTFT has no HTTP front end: said beside its speed figures on NVIDIA GPUs, with the one serving run's gap
+    trt = [r for r in calibration.errors() if r["id"] == "gpustack-trtllm120rc1-h100-qwen3-8b-ttft-c4"]
+    gap = round(trt[0]["measured"] - trt[0]["predicted"], 2) * 1e3
+    (w,) = warned("perf", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "engine": "trt-llm"}, "front end")
+    assert f"about {gap:.0f} ms" in w["en"] and f"约 {gap:.0f} ms" in w["zh"] and "trtllm-serve" in w["zh"]
+    assert warned("perf", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "engine": "vllm"}, "trtllm-serve") == []
+    assert warned("memory", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "engine": "trt-llm"}, "front end") == []
     (w,) = warned("perf", {**amd, "engine": "trt-llm"}, "NVIDIA")
     assert "no real deployment" in w["en"] and "NVIDIA" in w["zh"]
     (w,) = warned("perf", {**amd, "engine": "sglang"}, "NVIDIA")
