@@ -378,14 +378,15 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
                          f"calc's engine profiles were fitted on runs on NVIDIA GPUs and no run of {name} on {gpu.vendor} "
                          f"GPUs was read, so this figure is unchecked (vLLM on that GPU took far longer than calc says; "
                          f"see the data page)"))
-    if engine == "trt-llm" and gpu.vendor == "NVIDIA":
-        # its TTFT points ran gptSessionBenchmark (no HTTP front end); the one trtllm-serve run read (GPUStack, v1.2.0rc1,
-        # Qwen3-8B on an H100 at concurrency 4) took about 40 ms more than calc's TTFT (-79 %), part of it the host's
-        out.append(t("TensorRT-LLM 的首 token 时间是按没有 HTTP 前端的基准程序拟合的；经由 trtllm-serve 的一次运行比 calc 多约 40 ms"
-                     "（部分属于那台主机）。请在“更多参数”里填入自己服务前端的每请求延迟（见数据页）",
-                     "TensorRT-LLM's TTFT was fitted on a benchmark without an HTTP front end; one run through trtllm-serve "
-                     "took about 40 ms more than calc says (part of it that host's). Enter your serving front end's "
-                     "per-request latency under \"More inputs\" (see the data page)"))
+    if engine == "trt-llm" and gpu.vendor == "NVIDIA" and v.get("request-latency-ms") is None:
+        # its fit TTFTs ran gptSessionBenchmark; NIM's held-out HTTP-served TTFTs are within +5 %, but the one
+        # trtllm-serve run read (GPUStack, v1.2.0rc1, Qwen3-8B on an H100, mean at concurrency 4) took about 40 ms more
+        out.append(t("经由 trtllm-serve（v1.2.0rc1）的一次 TensorRT-LLM 运行，TTFT 比 calc 算的多约 40 ms（并发 4 下的均值，部分属于那台主机；"
+                     "NIM 里的 TensorRT-LLM 相差在 5 % 以内）。如果用 trtllm-serve 部署，请在“更多参数”里填入自己服务前端的每请求延迟（见数据页）",
+                     "one TensorRT-LLM run through trtllm-serve (v1.2.0rc1) took about 40 ms more TTFT than calc says (the "
+                     "mean at concurrency 4, part of it that host's; NIM's TensorRT-LLM runs matched within 5 %). If you "
+                     "serve with trtllm-serve, enter your front end's per-request latency under \"More inputs\" (see the "
+                     "data page)"))
     if engine == "llama.cpp" and (gpu.memory_type or "").upper().startswith("HBM"):
         # the HBM factor was fitted on 2024 builds; no current build was found on an HBM GPU
         out.append(t("llama.cpp 在用 HBM 的 GPU 上的速度依据的是 2024 年的版本（这些版本在 HBM 上达到的带宽比例只有在 GDDR 显卡上的一半左右）；"

@@ -326,10 +326,15 @@ def test_speed_figures_warn_where_the_engine_profile_is_unchecked_or_known_optim
     # TensorRT-LLM's TTFT has no HTTP front end: said beside its speed figures on NVIDIA GPUs, with the one serving run's gap
     trt = [r for r in calibration.errors() if r["id"] == "gpustack-trtllm120rc1-h100-qwen3-8b-ttft-c4"]
     gap = round(trt[0]["measured"] - trt[0]["predicted"], 2) * 1e3
-    (w,) = warned("perf", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "engine": "trt-llm"}, "front end")
+    trt8b = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "engine": "trt-llm"}
+    (w,) = warned("perf", trt8b, "trtllm-serve")
     assert f"about {gap:.0f} ms" in w["en"] and f"约 {gap:.0f} ms" in w["zh"] and "trtllm-serve" in w["zh"]
-    assert warned("perf", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "engine": "vllm"}, "trtllm-serve") == []
-    assert warned("memory", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "engine": "trt-llm"}, "front end") == []
+    for command, extra in (("cost", {}), ("roi", {}), ("plan", {"rate": "1", "requests": "20"})):
+        assert len(warned(command, {**trt8b, **extra}, "trtllm-serve")) == 1, command
+    assert warned("perf", {**trt8b, "request-latency-ms": "30"}, "trtllm-serve") == []  # the reader entered theirs
+    assert warned("perf", {**trt8b, "engine": "vllm"}, "trtllm-serve") == []
+    assert warned("perf", {**trt8b, "gpu": "mi300x"}, "trtllm-serve") == []  # on AMD it says it does not run there
+    assert warned("memory", trt8b, "trtllm-serve") == []
     (w,) = warned("perf", {**amd, "engine": "trt-llm"}, "NVIDIA")
     assert "no real deployment" in w["en"] and "NVIDIA" in w["zh"]
     (w,) = warned("perf", {**amd, "engine": "sglang"}, "NVIDIA")
