@@ -400,8 +400,8 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
         out.append(t("llama.cpp 同时处理多条序列、权重为 4 位 GGUF 时，每步比 calc 算的慢（RTX 3090 上 Q4_0 每步 8 个 token 时是 calc 的 2.2 倍，见数据页）",
                      "with several sequences and 4-bit GGUF weights, llama.cpp's steps are slower than calc's (on an "
                      "RTX 3090, Q4_0 at 8 tokens per step took 2.2 times calc's step; see the data page)"))
-    gpus = max(v.get("tp", 1), v.get("ep", 1)) * v.get("pp", 1)  # a step pays the multi-GPU cost on more than one
     tp, pp, ep = v.get("tp", 1), v.get("pp", 1), v.get("ep", 1)
+    gpus = max(tp, ep) * pp  # a step pays the multi-GPU cost on more than one
     # vLLM V1 on several GPUs: its multi-GPU cost was fitted on gpt-oss-120b at TP 8 on H100 SXM (MoE checked at TP 2,
     # 4 and 8 there); dense models were checked at TP 2 and 4 on H100 SXM and A100 SXM 80GB nodes (chipbenchmark, vLLM
     # 0.9.1, concurrency 1: -16 to +12 %); no run with pipeline stages or expert parallelism was read

@@ -199,6 +199,7 @@ def front_end_latency(key: str) -> tuple[float, dict]:
     per_source = {url: statistics.median(v) for url, v in by_source.items()}
     return statistics.median(per_source.values()), per_source
 
+
 def fit(key: str, rounds: int = 6) -> dict:
     base, _, variant = key.partition("@")
     if variant and variant not in _own_cost_variants(base):
