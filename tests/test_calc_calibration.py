@@ -658,3 +658,23 @@ def test_the_later_kv_logs_are_as_the_data_page_says():
     kv = [abs(r["error"]) for r in ROWS if r["kind"] == "kv_tokens" and r["subset"] == "holdout"]
     assert len(kv) == 13 and round(statistics.median(kv) * 100, 1) == 2.7
     assert len([r for r in UNSEEN if r["kind"] == "kv_tokens"]) == 12
+
+
+def test_the_later_rocm_run_is_as_the_data_page_says():
+    """docs/*/calculators/data.md and vLLM's AMD warning on infervisor/plow's vLLM 0.28 run of Gemma-4-31B on one MI300X
+    (BF16: median TPOT 17.68 ms at 128 prompt tokens, 57.82 GiB of weights; FP8: 14.40 ms, 30.41 GiB; the run's JSON)."""
+    from calc import api  # noqa: PLC0415
+
+    vllm, mi300x = engines.profile("vllm"), registry.get_gpu("mi300x")
+    tpot, weights = 17.67620985629037e-3, 57.82 * 2**30
+    assert round(tpot * 1e3, 1) == 17.7 and round(weights / 1e9, 1) == 62.1  # "17.7 ms", "62.1 GB"
+    assert round(weights / tpot / 1e12, 1) == 3.5 and round(weights / tpot / mi300x.memory_bandwidth_bytes_per_s * 100) == 66
+    assert round(mi300x.memory_bandwidth_bytes_per_s / 1e12, 1) == 5.3
+    assert round(vllm.memory_efficiency("bf16") * 100) == 81 and round(vllm.overhead_base_s * 1e3, 2) == 1.07
+    at_calc = weights / (vllm.memory_efficiency("bf16") * mi300x.memory_bandwidth_bytes_per_s) + vllm.overhead_base_s
+    assert round(at_calc * 1e3, 1) == 15.5 and round((1 - at_calc / tpot) * 100) == 12  # "15.5 ms, 12 % less"
+    assert round(30.41 * 2**30 / 14.403331793829917e-3 / 1e12, 1) == 2.3  # "14.4 ms, 2.3 TB/s"
+    assert "gemma-4-31b" not in registry.list_models()
+    w = [x for x in api.run("perf", {"model": "llama-3.1-8b", "gpu": "mi300x", "engine": "vllm"})["warnings"]
+         if "NVIDIA" in x["en"]]
+    assert len(w) == 1 and "12 % under its measured time" in w[0]["en"] and "比实测少 12 %" in w[0]["zh"]
