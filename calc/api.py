@@ -360,7 +360,7 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
         name = engines_mod.profile(engine).name
         if engine == "vllm":
             out.append(t("calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；MI300X 上的 vLLM 0.9.1 比 calc 算的慢得多：calc 的解码每步比实测短 "
-                         "30 % 到 65 %，TTFT 短 44 % 到 61 %；按 calc 的常数算，vLLM 0.28 的一次 BF16 运行（calc 里没有的模型）比实测少 12 %"
+                         "30 % 到 65 %，TTFT 短 44 % 到 61 %；vLLM 0.28 的一次 BF16 运行（所用模型 calc 里没有），按 calc 的常数算也比实测少 12 %"
                          "（见数据页），这个数字应看作偏乐观",
                          "calc's engine profiles were fitted on runs on NVIDIA GPUs; vLLM 0.9.1 on MI300X took far longer "
                          "than calc says (calc's decode step 30-65 % and its TTFT 44-61 % shorter than measured), and calc's "

@@ -79,3 +79,15 @@ def test_unknown_keys_name_valid_ones():
         registry.get_gpu("h1000")
     with pytest.raises(KeyError, match="llama-3.1-8b"):
         registry.get_model("llama-9")
+
+
+def test_the_h200s_visible_memory_is_this_projects_lab_reading():
+    """Chapter 4 says the registry takes the H200 lab's CUDA reading as the H200's visible memory."""
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parents[1] / "docs" / "assets" / "labs"
+    for f in ("ch04-gpu-basics/data/ch04-h200.json", "ch03-prefill-decode/data/ch03-h200.json"):
+        device = json.loads((root / f).read_text(encoding="utf-8"))["provenance"]["device"]
+        assert device["name"] == "NVIDIA H200"
+        assert registry.get_gpu("h200").visible_memory_bytes == device["memory_bytes"], f
