@@ -122,9 +122,13 @@ INPUTS = {
     },
     "max-num-batched-tokens": {
         "label": t("最大批处理 token 数", "Max batched tokens"),
-        "help": t("vLLM 的 max_num_batched_tokens：一步最多处理的 token 数；也决定预估激活显存时那次前向的大小",
+        "help": t("vLLM 的 max_num_batched_tokens：一步最多处理的 token 数；也决定预估激活显存时那次前向的大小。"
+                  "vLLM 0.32 的 API 服务默认值随 GPU 而变：A100 和 70 GiB 以下的 GPU 为 2048，其他 70 GiB 以上的为 8192，"
+                  "160 GiB 以上的（如 B200、MI300X）为 16384",
                   "vLLM's max_num_batched_tokens: the most tokens one step processes; also the size of the "
-                  "profiling pass that sets the activation reserve"),
+                  "profiling run that sets the activation reserve. vLLM 0.32's API server picks its default by GPU: "
+                  "2048 on A100s and GPUs under 70 GiB, 8192 on the others of 70 GiB or more, 16384 from 160 GiB "
+                  "(B200, MI300X)"),
     },
     "mem-efficiency": {
         "label": t("显存带宽效率", "Memory bandwidth efficiency"),
