@@ -752,3 +752,22 @@ def test_the_rtx_4090_chat_runs_are_as_the_data_page_says():
     assert len(unseen) == 6 and round(statistics.median(unseen) * 100) == 13
     unseen = [abs(r["error"]) for r in UNSEEN if r["kind"] == "tpot"]
     assert len(unseen) == 62 and round(statistics.median(unseen) * 100, 1) == 11.1
+
+
+def test_the_lm_head_overcount_is_as_the_performance_page_says():
+    """docs/*/calculators/performance.md: calc's prefill charges the lm_head to every prompt token; the share of the
+    weights a token uses that the lm_head is, "about 7 % for Llama-3.1-8B, 21 % for Llama-3.2-1B, 1.5 % for
+    Llama-3.1-70B". The test fails once the correction lands (then the page must change)."""
+    from calc import perf  # noqa: PLC0415
+    from calc.model import matmul_params_per_token, param_counts  # noqa: PLC0415
+
+    share = {}
+    for key in ("llama-3.1-8b", "llama-3.2-1b", "llama-3.1-70b"):
+        m = registry.get_model(key)
+        c = param_counts(m)
+        head = c["lm_head"] or c["embedding"]
+        share[key] = head / matmul_params_per_token(m)
+        # still charged per prompt token: the linear part of a 100-token prefill is 100 tokens' worth
+        assert perf.prefill_flops(m, 1, 100) - perf.prefill_flops(m, 1, 0) >= 2 * matmul_params_per_token(m) * 100
+    assert [round(share["llama-3.1-8b"] * 100), round(share["llama-3.2-1b"] * 100),
+            round(share["llama-3.1-70b"] * 100, 1)] == [7, 21, 1.5]
