@@ -53,6 +53,12 @@ def compute_dtype(fmt: str, gpu: GPU) -> str:
     return "bf16" if gpu.peak_flops("bf16") else "fp16"  # Volta and Turing have FP16 but no BF16 tensor cores
 
 
+def lm_head_params(m: ModelSpec) -> int:
+    """The output projection's weights (the embedding matrix when tied)."""
+    c = param_counts(m)
+    return c["lm_head"] or c["embedding"]
+
+
 def _attention_pairs(context: int, window: int | None) -> float:
     """(query, key) pairs a causal pass over ``context`` tokens scores in one layer (window: sliding)."""
     if window is None or window >= context:
@@ -61,8 +67,12 @@ def _attention_pairs(context: int, window: int | None) -> float:
 
 
 def prefill_flops(m: ModelSpec, batch: int, prompt_len: int) -> float:
-    """2 FLOPs per weight per token, plus attention: QKᵀ and PV cost 2·heads·(d_qk + d_v) per scored pair."""
-    linear = 2 * matmul_params_per_token(m) * batch * prompt_len
+    """2 FLOPs per weight per token, plus attention: QKᵀ and PV cost 2·heads·(d_qk + d_v) per scored pair.
+
+    The lm_head runs once per sequence, on its last token: serving engines (vLLM's logits_indices, SGLang's logits
+    processor, Hugging Face's logits_to_keep=1) compute logits only where a token is sampled."""
+    head = lm_head_params(m)
+    linear = 2 * (matmul_params_per_token(m) - head) * batch * prompt_len + 2 * head * batch
     per_pair = 2 * m.num_attention_heads * (m.qk_head_dim + m.v_dim)
     attention = batch * per_pair * sum(_attention_pairs(prompt_len, w) for w in m.layer_windows)
     return linear + attention
@@ -288,7 +298,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     chunk = eng.prefill_chunk_tokens
     shares = _stage_shares(m, weights, pp)
     c = param_counts(m)
-    head_params = c["lm_head"] or c["embedding"]
+    head_params = lm_head_params(m)
     fmt = WEIGHT_FORMATS[weights]
     head_bytes = head_params * (weights_bytes(m, weights) / c["total"] if fmt.gguf else 2)
     per_layer_kv = kv_bytes_per_token_layer(m, kv_dtype, tp)
@@ -317,7 +327,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
 
             def overhead(layers: int) -> float:
                 return n_steps * eng.prefill_step_overhead_s(b, n_gpus, layers, m.is_mla)
-        head_flops = 2 * head_params * tokens
+        head_flops = 2 * head_params * (tokens if prompt is None else b)  # logits: every decoded token, a prompt's last
         w_read = weight_bytes_read(m, weights, per_read) * n_steps
         dequant_bytes = 0.0
         if (prompt is not None and eng.prefill_dequantizes_to_fp16 and fmt.gguf and fmt.bits < 16

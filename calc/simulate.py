@@ -160,6 +160,7 @@ class StepModel:
         self.peak = matmul_peak_flops(gpu, dtype, self.cost.fp16_accumulate) * self.cost.compute_efficiency * tp
         self.bandwidth = gpu.memory_bandwidth_bytes_per_s * self.cost.memory_efficiency * tp
         self.linear_flops_per_token = 2 * matmul_params_per_token(m)
+        self.head_flops_per_token = 2 * perf.lm_head_params(m)  # logits: each decoded token, each prompt chunk's last
         self._wbytes: dict[int, float] = {}
         self._allreduce: dict[int, float] = {}
         self._dec_attn: dict[int, float] = {}
@@ -196,7 +197,8 @@ class StepModel:
         """Attention FLOPs of a causal pass over the first ``n`` tokens (cumulative, so chunks subtract)."""
         v = self._pre_attn.get(n)
         if v is None:
-            v = self._pre_attn[n] = perf.prefill_flops(self.m, 1, n) - self.linear_flops_per_token * n
+            v = self._pre_attn[n] = perf.prefill_flops(self.m, 1, n) - (
+                (self.linear_flops_per_token - self.head_flops_per_token) * n + self.head_flops_per_token)
         return v
 
     def step_s(self, chunks: Sequence[tuple[int, int]], n_decode: int, decode_context_sum: int) -> float:
@@ -213,7 +215,8 @@ class StepModel:
             ctx = decode_context_sum // n_decode
             flops += n_decode * self._decode_attention_flops(ctx)
             nbytes += n_decode * self._kv_bytes(ctx)
-        flops += self.linear_flops_per_token * tokens
+        flops += (self.linear_flops_per_token - self.head_flops_per_token) * tokens \
+            + self.head_flops_per_token * (n_decode + len(chunks))
         nbytes += self._weight_bytes(tokens)
         t = max(flops / self.peak, nbytes / self.bandwidth)
         seqs = n_decode + len(chunks)
