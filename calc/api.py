@@ -354,16 +354,16 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
                          f"{name}'s have not been compared with any measurement (see the data page)"))
     if engine != "ideal" and gpu.vendor != "NVIDIA":
         # every engine profile was fitted on NVIDIA runs. The AMD runs read took far longer than calc says: vLLM 0.9.1
-        # for ROCm on MI300X (chipbenchmark, concurrency 1: TPOT -30 to -65 %, TTFT -44 to -61 %; a vLLM 0.28 run of Gemma-4-31B,
+        # for ROCm on MI300X (chipbenchmark, concurrency 1: TPOT -30 to -65 %, TTFT -42 to -60 %; a vLLM 0.28 run of Gemma-4-31B,
         # which calc lacks: calc's constants give its bytes 12 % less time than it took; data page) and one SGLang run of
         # DeepSeek-V3.1 on 8 MI300X; no AMD run of the other engines was read
         name = engines_mod.profile(engine).name
         if engine == "vllm":
             out.append(t("calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；MI300X 上的 vLLM 0.9.1 比 calc 算的慢得多：calc 的解码每步比实测短 "
-                         "30 % 到 65 %，TTFT 短 44 % 到 61 %；vLLM 0.28 的一次 BF16 运行（所用模型 calc 里没有），按 calc 的常数算也比实测少 12 %"
+                         "30 % 到 65 %，TTFT 短 42 % 到 60 %；vLLM 0.28 的一次 BF16 运行（所用模型 calc 里没有），按 calc 的常数算也比实测少 12 %"
                          "（见数据页），这个数字应看作偏乐观",
                          "calc's engine profiles were fitted on runs on NVIDIA GPUs; vLLM 0.9.1 on MI300X took far longer "
-                         "than calc says (calc's decode step 30-65 % and its TTFT 44-61 % shorter than measured), and calc's "
+                         "than calc says (calc's decode step 30-65 % and its TTFT 42-60 % shorter than measured), and calc's "
                          "constants put a vLLM 0.28 BF16 run (of a model calc lacks) 12 % under its measured time (see "
                          "the data page), so read this figure as optimistic"))
         elif engine == "sglang":
