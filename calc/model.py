@@ -470,6 +470,12 @@ def param_counts(m: ModelSpec) -> dict:
     return counts
 
 
+def lm_head_params(m: ModelSpec) -> int:
+    """The output projection's weights (the embedding matrix when tied)."""
+    c = param_counts(m)
+    return c["lm_head"] or c["embedding"]
+
+
 def matmul_params_per_token(m: ModelSpec) -> int:
     """Weights that take part in a matrix multiply for one token: 2 FLOPs each.
 
@@ -477,4 +483,4 @@ def matmul_params_per_token(m: ModelSpec) -> int:
     matrix is the lm_head, which is a matmul). Norms and biases are negligible and left out too.
     """
     c = param_counts(m)
-    return c["layer_linear"] + c["expert_linear_active"] + c["router"] + (c["lm_head"] or c["embedding"])
+    return c["layer_linear"] + c["expert_linear_active"] + c["router"] + lm_head_params(m)

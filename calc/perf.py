@@ -29,7 +29,7 @@ from .memory import (
     weight_parts,
     weights_bytes,
 )
-from .model import ModelSpec, matmul_params_per_token, param_counts
+from .model import ModelSpec, lm_head_params, matmul_params_per_token, param_counts
 from .registry import GPU
 
 MEMORY_EFFICIENCY = 2957.5e9 / 3.35e12  # 0.883
@@ -51,12 +51,6 @@ def compute_dtype(fmt: str, gpu: GPU) -> str:
     if gpu.peak_flops(dtype):
         return dtype
     return "bf16" if gpu.peak_flops("bf16") else "fp16"  # Volta and Turing have FP16 but no BF16 tensor cores
-
-
-def lm_head_params(m: ModelSpec) -> int:
-    """The output projection's weights (the embedding matrix when tied)."""
-    c = param_counts(m)
-    return c["lm_head"] or c["embedding"]
 
 
 def _attention_pairs(context: int, window: int | None) -> float:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 
 from . import perf
 from .memory import kv_bytes_per_token, memory_report
-from .model import ModelSpec, matmul_params_per_token
+from .model import ModelSpec, lm_head_params, matmul_params_per_token
 from .registry import GPU
 
 BLOCK_SIZE = 16  # vLLM's default KV block size (tokens)
@@ -160,7 +160,7 @@ class StepModel:
         self.peak = matmul_peak_flops(gpu, dtype, self.cost.fp16_accumulate) * self.cost.compute_efficiency * tp
         self.bandwidth = gpu.memory_bandwidth_bytes_per_s * self.cost.memory_efficiency * tp
         self.linear_flops_per_token = 2 * matmul_params_per_token(m)
-        self.head_flops_per_token = 2 * perf.lm_head_params(m)  # logits: each decoded token, each prompt chunk's last
+        self.head_flops_per_token = 2 * lm_head_params(m)  # logits: each decoded token, each prompt chunk's last
         self._wbytes: dict[int, float] = {}
         self._allreduce: dict[int, float] = {}
         self._dec_attn: dict[int, float] = {}
