@@ -868,6 +868,12 @@ def calc_kv_prediction(config: dict, on_gpu: bool, args, gpu_key: str | None, cu
             return {"params": params, "error": "calc has no fp32 weights: no prediction on a GPU"}
         params.update({"gpu": gpu_key, "gpu-memory-utilization": args.gpu_memory_utilization,
                        "max-num-batched-tokens": args.max_num_batched_tokens or GPU_MAX_NUM_BATCHED_TOKENS})
+    return kv_prediction(params, on_gpu, args.gpu_memory_utilization, args.kv_cache_gib, args.max_model_len, cuda_total)
+
+
+def kv_prediction(params: dict, on_gpu: bool, gpu_memory_utilization: float, kv_cache_gib: float, max_model_len: int,
+                  cuda_total: int | None) -> dict:
+    """calc_kv_prediction's evaluation of calc's parameters (also what --repredict reruns on a stored point)."""
     result = common.calc_predict("memory", params)
     extra = {}
     if not result:
@@ -879,16 +885,28 @@ def calc_kv_prediction(config: dict, on_gpu: bool, args, gpu_key: str | None, cu
         budget = result["engine_kv_budget_bytes_per_gpu"]
         # the same rule with the memory CUDA reports in the engine (vLLM multiplies that) instead of the datasheet's
         if cuda_total:
-            budget_cuda = budget + int(args.gpu_memory_utilization * (cuda_total - result["gpu_memory_bytes"]))
+            budget_cuda = budget + int(gpu_memory_utilization * (cuda_total - result["gpu_memory_bytes"]))
             extra = {"cuda_total_bytes": cuda_total, "datasheet_bytes": result["gpu_memory_bytes"],
                      "kv_cache_tokens_with_cuda_total": budget_cuda // (block * per_token) * block}
     else:
-        budget = args.kv_cache_gib * GiB
+        budget = kv_cache_gib * GiB
         tokens = budget // (block * per_token) * block
     return {"params": params, "kv_bytes_per_token": per_token, "kv_budget_bytes": budget, "kv_cache_tokens": tokens,
-            "max_concurrency": tokens / args.max_model_len, "block_size": block,
+            "max_concurrency": tokens / max_model_len, "block_size": block,
             "rule": "gpu: calc engine view" if on_gpu else "cpu: VLLM_CPU_KVCACHE_SPACE / (block x bytes per token)",
             **extra}
+
+
+def refresh_prediction(point, prov) -> None:
+    """--repredict: calc's KV capacity for a serve point, from the parameters stored with its prediction."""
+    pred = point.get("predicted")
+    if point.get("kind") != "serve" or not pred or "error" in pred:
+        return
+    s = prov["settings"]
+    point["predicted"] = kv_prediction(pred["params"], "gpu" in pred["params"], s["gpu_memory_utilization"],
+                                       s["kv_cache_gib"], s["max_model_len"], pred.get("cuda_total_bytes"))
+    if point.get("log", {}).get("kv_cache_tokens") and point["predicted"].get("kv_cache_tokens"):
+        point["kv_tokens_logged_over_calc"] = point["log"]["kv_cache_tokens"] / point["predicted"]["kv_cache_tokens"]
 
 
 def run_serve(args, data: common.DataFile, prov: dict, python: str | None, info: dict | None) -> None:
@@ -1169,7 +1187,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.plot_only:
-        return common.plot_only(args.out, LAB, plot)
+        return common.plot_only(args.out, LAB, plot, refresh_prediction if args.repredict else None)
     saved = {}
     try:
         for sig in (signal.SIGTERM, signal.SIGHUP):

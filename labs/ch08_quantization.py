@@ -624,6 +624,20 @@ def calc_weight_bytes(params: int, fmt_name: str) -> float:
     return params * memory.WEIGHT_FORMATS[CALC_FORMAT[fmt_name]].bits / 8
 
 
+def refresh_prediction(point, prov) -> None:
+    """--repredict: calc's side of a speed point (weight bytes, roofline per pass) from what the run stored; a pass
+    that had no prediction (the int8 reference kernel above one token, a GPU calc does not know) keeps none."""
+    if point.get("kind") != "speed" or "params" not in point:
+        return
+    fmt_name = point["format"]
+    point["calc_weight_bytes"] = calc_weight_bytes(point["params"], fmt_name)
+    point["calc_bits_per_weight"] = calc_weight_bytes(1, fmt_name) * 8
+    for m, entry in point.get("by_tokens", {}).items():
+        if entry.get("predicted"):
+            entry["predicted"] = predict_speed(point["weight_bytes"], point["params"], int(m), fmt_name,
+                                               prov.get("calc_gpu_key"))
+
+
 def wait_for(device, event=None) -> None:
     """Wait for the GPU (or one event on it) by polling: the main thread stays in Python, so Ctrl-C (SIGINT) is
     handled at once. A blocking synchronize holds the thread in C until every queued kernel has run, and the
@@ -874,7 +888,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.plot_only:
-        return common.plot_only(args.out, LAB, plot)
+        return common.plot_only(args.out, LAB, plot, refresh_prediction if args.repredict else None)
     device = common.pick_device(args.device)
     if args.threads and device.type == "cpu":
         torch.set_num_threads(args.threads)

@@ -584,6 +584,12 @@ def predict_critical_batch(prov, context, gamma: int = 4) -> dict | None:
                                    "verify_critical_batch": r.get("verify_critical_batch")}
 
 
+def refresh_prediction(point, prov) -> None:
+    """--repredict: calc's critical batches for a batch-sweep point, from its context and draft length."""
+    if point.get("kind") == "batch" and point.get("predicted"):
+        point["predicted"] = predict_critical_batch(prov, point["context"], point["gamma"])
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Figures
 
@@ -790,7 +796,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.plot_only:
-        return common.plot_only(args.out, LAB, plot)
+        return common.plot_only(args.out, LAB, plot, refresh_prediction if args.repredict else None)
     device = common.pick_device(args.device)
     if device.type != "cpu":
         for name, value in args.gpu_values.items():

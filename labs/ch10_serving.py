@@ -627,6 +627,8 @@ def parse_args(argv):
         if value is not None:
             ap.error(f"{option} does not apply to this lab: the server decides the model and the device "
                      "(--url, or the tiny model started here); each rate is bounded by --num-requests and --duration-s")
+    if args.repredict:
+        ap.error("--repredict does not apply to this lab: its data holds measurements only, no calc prediction")
     args = common.finish_lab_args(ap, args, {"rates": [2, 8], "num_requests": 16, "duration_s": 20, "warmup": 2,
                                              "bench_repeats": 1},
                                   DEFAULT_OUT, QUICK_OUT)

@@ -435,13 +435,18 @@ def router_only(shape: dict, routing: str, skew: float, device) -> MoELayer:
                     skew=skew if routing == "skewed" else 0.0, dtype=torch.float32).to(device)
 
 
+def full_expert_bytes_bf16(calc_model: str) -> int:
+    """The bytes of one routed expert (gate, up and down projections) of calc's full-size model, in bf16."""
+    from calc import registry
+
+    m = registry.get_model(calc_model)
+    return 3 * m.hidden_size * m.moe_intermediate_size * 2
+
+
 def measure_moe_bytes(shape: dict, batches, trials, skew, device) -> dict:
     """Distinct experts a decode step of `batch` tokens touches (mean over trials), per routing, and the bytes of
     expert weights that makes at the full-size shape; calc's expectation for uniform routing beside it."""
-    from calc import registry
-
-    m = registry.get_model(shape["calc_model"])
-    expert_bytes_bf16 = 3 * m.hidden_size * m.moe_intermediate_size * 2  # one full-size expert in bf16
+    expert_bytes_bf16 = full_expert_bytes_bf16(shape["calc_model"])
     out = {"moe_shape": shape, "experts": shape["experts"], "top_k": shape["top_k"], "expert_bytes_full_bf16": expert_bytes_bf16,
            "by_batch": []}
     layers = {r: router_only(shape, r, skew, device) for r in ROUTINGS}
@@ -464,6 +469,20 @@ def measure_moe_bytes(shape: dict, batches, trials, skew, device) -> dict:
                                 "expert_bytes": frac * shape["experts"] * expert_bytes_bf16}
         out["by_batch"].append(row)
     return out
+
+
+def refresh_prediction(point, prov) -> None:
+    """--repredict: calc's expert bytes and expected touched share for each batch of an experts-touched point."""
+    shape = point.get("moe_shape")
+    if not shape or "by_batch" not in point:
+        return
+    point["expert_bytes_full_bf16"] = full_expert_bytes_bf16(shape["calc_model"])
+    for row in point["by_batch"]:
+        frac = calc_touched_fraction(shape["calc_model"], row["batch"])
+        row.pop("predicted", None)
+        if frac is not None:
+            row["predicted"] = {"touched_fraction": frac, "touched": frac * shape["experts"],
+                                "expert_bytes": frac * shape["experts"] * point["expert_bytes_full_bf16"]}
 
 
 def measure_moe_load(shape: dict, tokens: int, skew: float, device) -> dict:
@@ -804,7 +823,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.plot_only:
-        return common.plot_only(args.out, LAB, plot)
+        return common.plot_only(args.out, LAB, plot, refresh_prediction if args.repredict else None)
     device = common.pick_device(args.device)
     if args.threads and device.type == "cpu":
         torch.set_num_threads(args.threads)

@@ -162,6 +162,37 @@ def test_committed_figures_rerender_identically(data_path, tmp_path):
         assert p.read_bytes() == (committed_dir / p.name).read_bytes(), f"{p.name} differs: rerun with --plot-only"
 
 
+@pytest.mark.parametrize("data_path", COMMITTED, ids=[p.relative_to(ROOT).as_posix() for p in COMMITTED])
+def test_committed_predictions_are_what_calc_computes_now(data_path):
+    """calc's predictions stored beside the measurements (and drawn on the figures) are refreshed by --plot-only
+    --repredict when calc changes; a change to calc that moves one fails here until the data is repredicted."""
+    lab = importlib.import_module(data_path.parent.parent.name.replace("-", "_"))
+    if not hasattr(lab, "refresh_prediction"):
+        with pytest.raises(SystemExit) as e:  # a lab without calc predictions refuses --repredict, not ignores it
+            lab.parse_args(["--plot-only", "--repredict"])
+        assert e.value.code == 2
+        assert "predicted" not in data_path.read_text()
+        return
+    stored = common.load_data(data_path)
+    fresh = copy.deepcopy(stored)
+    for point in fresh["points"]:
+        lab.refresh_prediction(point, fresh["provenance"])
+    assert _same(fresh, stored), \
+        f"calc's predictions in {data_path.name} are stale: python labs/{lab.__name__}.py --plot-only --repredict " \
+        f"--out {data_path.parent.parent.relative_to(ROOT)}"
+
+
+def _same(a, b) -> bool:
+    """Equal JSON trees, floats to 1e-9 relative (the last bits of a sum can differ between platforms)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
 def test_every_committed_figure_has_data():
     figures = sorted((ROOT / "docs" / "assets" / "labs").glob("*/figures/*.svg"))
     for fig in figures:
