@@ -67,9 +67,7 @@ def prefill_flops(m: ModelSpec, batch: int, prompt_len: int) -> float:
     processor, Hugging Face's logits_to_keep=1) compute logits only where a token is sampled."""
     head = lm_head_params(m)
     linear = 2 * (matmul_params_per_token(m) - head) * batch * prompt_len + 2 * head * batch
-    per_pair = 2 * m.num_attention_heads * (m.qk_head_dim + m.v_dim)
-    attention = batch * per_pair * sum(_attention_pairs(prompt_len, w) for w in m.layer_windows)
-    return linear + attention
+    return linear + attention_flops(m, batch, range(m.num_hidden_layers), prompt_len, prefill=True)
 
 
 def decode_flops(m: ModelSpec, batch: int, context: int) -> float:
@@ -78,12 +76,8 @@ def decode_flops(m: ModelSpec, batch: int, context: int) -> float:
     MLA decodes in the 'absorbed' form serving engines use: scores and values are computed against the cached
     latent directly, so a head costs (kv_lora_rank + rope) + kv_lora_rank per cached token.
     """
-    if m.is_mla:
-        per_key = 2 * m.num_attention_heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
-    else:
-        per_key = 2 * m.num_attention_heads * (m.qk_head_dim + m.v_dim)
-    attention = batch * per_key * sum(cached_tokens(m, context))
-    return 2 * matmul_params_per_token(m) * batch + attention
+    return 2 * matmul_params_per_token(m) * batch + attention_flops(m, batch, range(m.num_hidden_layers), context,
+                                                                   prefill=False)
 
 
 def experts_touched_fraction(m: ModelSpec, tokens: int) -> float:
@@ -341,9 +335,9 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
             if pp > 1:  # attention FLOPs follow each layer's context (sliding windows)
                 length, pre = (prompt, True) if prompt else (context, False)
                 bq = b if prompt else b * q
-                attention = _attention_flops(m, bq, range(m.num_hidden_layers), length, pre)
+                attention = attention_flops(m, bq, range(m.num_hidden_layers), length, pre)
                 f = (flops - head_flops - attention) * sh["linear"] \
-                    + _attention_flops(m, bq, sh["layers"], length, pre) + (head_flops if last else 0)
+                    + attention_flops(m, bq, sh["layers"], length, pre) + (head_flops if last else 0)
             kv = b * per_layer_kv * sum(cached[i] for i in sh["layers"]) * tp
             if prompt is None and eng.decode_kv_reads_per_query_head:  # pre-XQA TensorRT-LLM (engines.py)
                 kv *= m.num_attention_heads / m.num_key_value_heads
@@ -455,9 +449,10 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     return {"report": report, "step_overhead_s": eng.step_overhead_s(batch / micro, n_gpus, layers_per_stage, m.is_mla)}
 
 
-def _attention_flops(m: ModelSpec, b: float, layers, length: int, prefill: bool) -> float:
-    """Attention FLOPs of ``layers`` for ``b`` sequences: a decode step at context ``length``, or a prefill of
-    ``length`` tokens (see decode_flops and prefill_flops)."""
+def attention_flops(m: ModelSpec, b: float, layers, length: int, prefill: bool) -> float:
+    """Attention FLOPs of ``layers`` for ``b`` sequences: a decode step at context ``length`` (one new token per
+    sequence), or a causal prefill of ``length`` tokens (see decode_flops and prefill_flops). QKᵀ and PV cost
+    2·heads·(d_qk + d_v) per scored (query, key) pair; MLA decodes in the absorbed form."""
     if not prefill:
         if m.is_mla:
             per_key = 2 * m.num_attention_heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)

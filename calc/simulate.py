@@ -163,6 +163,7 @@ class StepModel:
         self.head_flops_per_token = 2 * lm_head_params(m)  # logits: each decoded token, each prompt chunk's last
         self._wbytes: dict[int, float] = {}
         self._allreduce: dict[int, float] = {}
+        self._layers = range(m.num_hidden_layers)
         self._dec_attn: dict[int, float] = {}
         self._kv: dict[int, float] = {}
         self._pre_attn: dict[int, float] = {}
@@ -183,7 +184,7 @@ class StepModel:
     def _decode_attention_flops(self, context: int) -> float:
         v = self._dec_attn.get(context)
         if v is None:
-            v = self._dec_attn[context] = perf.decode_flops(self.m, 1, context) - self.linear_flops_per_token
+            v = self._dec_attn[context] = perf.attention_flops(self.m, 1, self._layers, context, prefill=False)
         return v
 
     def _kv_bytes(self, context: int) -> float:
@@ -197,8 +198,7 @@ class StepModel:
         """Attention FLOPs of a causal pass over the first ``n`` tokens (cumulative, so chunks subtract)."""
         v = self._pre_attn.get(n)
         if v is None:
-            v = self._pre_attn[n] = perf.prefill_flops(self.m, 1, n) - (
-                (self.linear_flops_per_token - self.head_flops_per_token) * n + self.head_flops_per_token)
+            v = self._pre_attn[n] = perf.attention_flops(self.m, 1, self._layers, n, prefill=True)
         return v
 
     def step_s(self, chunks: Sequence[tuple[int, int]], n_decode: int, decode_context_sum: int) -> float:
