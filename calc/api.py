@@ -355,17 +355,20 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
     if engine != "ideal" and gpu.vendor != "NVIDIA":
         # every engine profile was fitted on NVIDIA runs. The AMD runs read took far longer than calc says: vLLM 0.9.1
         # for ROCm on MI300X (chipbenchmark, concurrency 1: TPOT -30 to -65 %, TTFT -42 to -60 %; a vLLM 0.28 run of Gemma-4-31B,
-        # which calc lacks: calc's constants give its bytes 12 % less time than it took; data page) and one SGLang run of
+        # which calc lacks: calc's constants give its bytes 12 % less time than it took; vLLM 0.17 serving gpt-oss-120b in
+        # MXFP4, InferenceX: TPOT -45 to -51 % at 64-256 requests on one GPU, -20 % at TP 8; data page) and one SGLang run of
         # DeepSeek-V3.1 on 8 MI300X; no AMD run of the other engines was read
         name = engines_mod.profile(engine).name
         if engine == "vllm":
             out.append(t("calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；MI300X 上的 vLLM 0.9.1 比 calc 算的慢得多：calc 的解码每步比实测短 "
-                         "30 % 到 65 %，TTFT 短 42 % 到 60 %；vLLM 0.28 的一次 BF16 运行（所用模型 calc 里没有），按 calc 的常数算也比实测少 12 %"
+                         "30 % 到 65 %，TTFT 短 42 % 到 60 %；vLLM 0.28 的一次 BF16 运行（所用模型 calc 里没有），按 calc 的常数算也比实测少 12 %；"
+                         "vLLM 0.17 跑 gpt-oss-120b（MXFP4）时，calc 的 TPOT 在单块 GPU、64 到 256 个并发请求下比实测短 45 % 到 51 %"
                          "（见数据页），这个数字应看作偏乐观",
                          "calc's engine profiles were fitted on runs on NVIDIA GPUs; vLLM 0.9.1 on MI300X took far longer "
                          "than calc says (calc's decode step 30-65 % and its TTFT 42-60 % shorter than measured), and calc's "
-                         "constants put a vLLM 0.28 BF16 run (of a model calc lacks) 12 % under its measured time (see "
-                         "the data page), so read this figure as optimistic"))
+                         "constants put a vLLM 0.28 BF16 run (of a model calc lacks) 12 % under its measured time; with "
+                         "vLLM 0.17 serving gpt-oss-120b (MXFP4) on one GPU at 64-256 concurrent requests calc's TPOT is "
+                         "45-51 % shorter than measured (see the data page), so read this figure as optimistic"))
         elif engine == "sglang":
             out.append(t(f"calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；我们读到的唯一一次 {gpu.vendor} GPU 上的 SGLang 运行"
                          "（8 块 MI300X 上的 DeepSeek-V3.1）比 calc 算的慢得多（见数据页），这个数字应看作偏乐观",
@@ -485,7 +488,8 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
             spec, v["gpu_spec"].memory_bytes, v["weights"], v["kv-dtype"], v["batch"], v["prompt-len"], v["output-len"],
             v["tp"], overhead_bytes=round(v["overhead-gib"] * GiB), gpu_memory_utilization=v["gpu-memory-utilization"],
             block_size=v["block-size"], max_model_len=v["max-model-len"], max_num_batched_tokens=v["max-num-batched-tokens"],
-            pp=v["pp"], ep=v["ep"], visible_memory_bytes=v["gpu_spec"].visible_memory_bytes, engine=v["engine"]))
+            pp=v["pp"], ep=v["ep"], visible_memory_bytes=v["gpu_spec"].visible_memory_bytes, engine=v["engine"],
+            pcie_only=v["gpu_spec"].pcie_only))
     elif command == "perf":
         out.update(_perf(v))
     elif command == "cost":

@@ -367,6 +367,7 @@ def memory_report(
     visible_memory_bytes: int | None = None,
     engine: str | None = None,
     kv_variant: str | None = None,
+    pcie_only: bool = False,
 ) -> dict:
     """Everything that must fit: weights + KV for batch × (prompt + output) tokens + the prefill activation
     peak over batch × prompt tokens + runtime overhead; per GPU and in total (all GPUs). Then the engine view.
@@ -387,8 +388,8 @@ def memory_report(
       from vLLM 0.21 on, the CUDA-graph pool (``cuda_graph_bytes``). Both constants are sourced start-up-log
       figures, not functions of the model: the caller's ``overhead_bytes`` is not used here.
     - ``sglang_static`` (SGLang's mem_fraction_static): the fraction × the memory free after the CUDA context and
-      the distributed set-up (the visible total minus ``startup_bytes_multi_gpu`` when more than one GPU),
-      minus the weights; activations and CUDA graphs live in the rest, so no profiling pass is taken off.
+      the distributed set-up (the visible total minus ``startup_bytes_multi_gpu`` when more than one GPU, or
+      ``startup_bytes_multi_gpu_pcie`` when they are ``pcie_only``: registry GPU.pcie_only), minus the weights; activations and CUDA graphs live in the rest, so no profiling pass is taken off.
     - ``fraction_of_visible`` (engines without a sourced rule): the fraction × the visible total, minus the
       weights, the profiling pass and ``overhead_bytes``.
 
@@ -414,7 +415,10 @@ def memory_report(
     # Engine (vLLM) view
     if max_model_len is None:
         max_model_len = m.max_position_embeddings
-    startup = int(kvb.get("startup_bytes_multi_gpu", 0)) if rule == "sglang_static" and n_gpus > 1 else 0
+    startup = 0
+    if rule == "sglang_static" and n_gpus > 1:
+        key = "startup_bytes_multi_gpu_pcie" if pcie_only and "startup_bytes_multi_gpu_pcie" in kvb else "startup_bytes_multi_gpu"
+        startup = int(kvb.get(key, 0))
     budget = int(gpu_memory_utilization * (capacity - startup))
     profile_act = 0 if rule == "sglang_static" else activation_peak_bytes(m, max_num_batched_tokens * dp, g)
     if rule == "vllm_profile":

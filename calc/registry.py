@@ -87,6 +87,13 @@ class GPU:
             return None
         return (self.usd_per_hour_low + self.usd_per_hour_high) / 2
 
+    @property
+    def pcie_only(self) -> bool:
+        """No NVLink or other GPU-to-GPU fabric (registry interconnect "none (PCIe only ...)"): engines set up fewer
+        communication buffers for several such GPUs (SGLang: no custom all-reduce beyond two, few NCCL channels).
+        Cards sold with an NVLink bridge for pairs count as linked, which holds for a bridged pair only."""
+        return (self.interconnect or "").startswith("none")
+
     def fp16_accumulate_flops(self) -> float | None:
         """Dense FP16 tensor rate with FP16 accumulate: fp16_acc16_dense_flops where the card has a faster one."""
         return self.fp16_acc16_dense_flops or self.fp16_dense_flops

@@ -239,7 +239,8 @@ class StepModel:
         r = memory_report(self.m, self.gpu.memory_bytes, self.weights, self.kv_dtype, 1, 1, 1, self.tp,
                           gpu_memory_utilization=gpu_memory_utilization, block_size=block_size,
                           max_num_batched_tokens=max_num_batched_tokens,
-                          visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine)
+                          visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine,
+                          pcie_only=self.gpu.pcie_only)
         return int(r["engine_num_kv_blocks"])
 
     def kv_bytes_per_token(self) -> int:

@@ -199,6 +199,14 @@ def test_vllm_v0_variant_and_sglang_rule_by_hand():
         w = s["weights_bytes_per_gpu"]
         assert s["engine_kv_budget_bytes_per_gpu"] == int(0.88 * (85_017_493_504 - startup)) - w
         assert s["engine_profile_activation_bytes_per_gpu"] == 0 and s["engine_startup_bytes_per_gpu"] == startup
+    # GPUs without NVLink: SGLang's PCIe-only reading, 0.26 GiB (issue #16920), through the API as the registry says
+    l4 = registry.get_gpu("l4")
+    assert l4.pcie_only and not h.pcie_only and not registry.get_gpu("rtx-a6000").pcie_only
+    r = api.run("memory", {"model": "llama-3.1-8b", "gpu": "l4", "engine": "sglang", "tp": 2,
+                           "gpu-memory-utilization": 0.88})
+    assert r["engine_startup_bytes_per_gpu"] == round(0.26 * GiB)
+    assert r["engine_kv_budget_bytes_per_gpu"] == int(0.88 * (l4.visible_memory_bytes - round(0.26 * GiB))) \
+        - r["weights_bytes_per_gpu"]
 
 
 def test_partial_quantization_keeps_listed_modules_in_16_bits():
