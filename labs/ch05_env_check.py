@@ -900,11 +900,14 @@ def kv_prediction(params: dict, on_gpu: bool, gpu_memory_utilization: float, kv_
 def refresh_prediction(point, prov) -> None:
     """--repredict: calc's KV capacity for a serve point, from the parameters stored with its prediction."""
     pred = point.get("predicted")
-    if point.get("kind") != "serve" or not pred or "error" in pred:
+    # a prediction refused by rule (no datasheet for the GPU, fp32 weights on a GPU) stays refused; one calc could
+    # not give ("calc gave no prediction") is asked again
+    if point.get("kind") != "serve" or not pred or pred.get("error", "calc gave no prediction") != "calc gave no prediction":
         return
     s = prov["settings"]
     point["predicted"] = kv_prediction(pred["params"], "gpu" in pred["params"], s["gpu_memory_utilization"],
                                        s["kv_cache_gib"], s["max_model_len"], pred.get("cuda_total_bytes"))
+    point.pop("kv_tokens_logged_over_calc", None)
     if point.get("log", {}).get("kv_cache_tokens") and point["predicted"].get("kv_cache_tokens"):
         point["kv_tokens_logged_over_calc"] = point["log"]["kv_cache_tokens"] / point["predicted"]["kv_cache_tokens"]
 

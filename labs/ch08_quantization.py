@@ -625,17 +625,19 @@ def calc_weight_bytes(params: int, fmt_name: str) -> float:
 
 
 def refresh_prediction(point, prov) -> None:
-    """--repredict: calc's side of a speed point (weight bytes, roofline per pass) from what the run stored; a pass
-    that had no prediction (the int8 reference kernel above one token, a GPU calc does not know) keeps none."""
+    """--repredict: calc's side of a speed point (weight bytes, roofline per pass) from what the run stored, by the
+    measuring run's rule: no prediction for the CUDA int8 reference kernel above one token, nor where calc does not
+    know the GPU (predict_speed returns None)."""
     if point.get("kind") != "speed" or "params" not in point:
         return
     fmt_name = point["format"]
     point["calc_weight_bytes"] = calc_weight_bytes(point["params"], fmt_name)
     point["calc_bits_per_weight"] = calc_weight_bytes(1, fmt_name) * 8
+    reference_kernel = fmt_name == "int8" and prov.get("device", {}).get("kind") == "cuda"
     for m, entry in point.get("by_tokens", {}).items():
-        if entry.get("predicted"):
-            entry["predicted"] = predict_speed(point["weight_bytes"], point["params"], int(m), fmt_name,
-                                               prov.get("calc_gpu_key"))
+        if "time_s" in entry:  # a timed pass (a skipped one has no prediction)
+            entry["predicted"] = None if reference_kernel and int(m) > 1 else predict_speed(
+                point["weight_bytes"], point["params"], int(m), fmt_name, prov.get("calc_gpu_key"))
 
 
 def wait_for(device, event=None) -> None:

@@ -586,7 +586,7 @@ def predict_critical_batch(prov, context, gamma: int = 4) -> dict | None:
 
 def refresh_prediction(point, prov) -> None:
     """--repredict: calc's critical batches for a batch-sweep point, from its context and draft length."""
-    if point.get("kind") == "batch" and point.get("predicted"):
+    if point.get("kind") == "batch" and "context" in point:
         point["predicted"] = predict_critical_batch(prov, point["context"], point["gamma"])
 
 

@@ -472,12 +472,23 @@ def measure_moe_bytes(shape: dict, batches, trials, skew, device) -> dict:
 
 
 def refresh_prediction(point, prov) -> None:
-    """--repredict: calc's expert bytes and expected touched share for each batch of an experts-touched point."""
+    """--repredict: calc's byte counts of an attention point; calc's expert size, and the expected touched share,
+    for each batch of an experts-touched point (the measured touched counts are kept, their bytes re-derived)."""
+    if point.get("kind") == "attention" and "scores_bytes" in point:
+        s = prov["settings"]
+        elem = torch.empty((), dtype=common.DTYPES[s["dtype"]]).element_size()
+        math_elem = round(point["scores_bytes_math"] / point["scores_bytes"] * elem)  # as the run's math path had it
+        point.update(attention_bytes(point["batch"], s["attn_heads"], point["kv_heads"], point["n_q"], point["n_k"],
+                                     s["attn_head_dim"], elem, math_elem))
+        return
     shape = point.get("moe_shape")
     if not shape or "by_batch" not in point:
         return
     point["expert_bytes_full_bf16"] = full_expert_bytes_bf16(shape["calc_model"])
     for row in point["by_batch"]:
+        for routing in ROUTINGS:
+            if routing in row:
+                row[routing]["expert_bytes"] = row[routing]["touched_mean"] * point["expert_bytes_full_bf16"]
         frac = calc_touched_fraction(shape["calc_model"], row["batch"])
         row.pop("predicted", None)
         if frac is not None:

@@ -799,7 +799,9 @@ def render_all(plot_one, data: dict, fig_dir: Path, tag: str) -> list[Path]:
 def plot_only(out: Path, lab: str, plot_one, refresh_prediction=None) -> int:
     """--plot-only: re-render this lab's data files under out/data/ (<chapter>-*.json) into out/figures/. With
     refresh_prediction (a lab's `function(point, provenance)`, i.e. --repredict), calc's predictions in the data
-    are refreshed first; measured values are never touched."""
+    are refreshed first, and the copy of calc's GPU datasheet in the provenance with them (the figures draw
+    rooflines from it); measured values are never touched, and the provenance records when and at which commit
+    the predictions were recomputed."""
     files = sorted((out / "data").glob(f"{lab_prefix(lab)}-*.json"))
     if not files:
         print(f"error: no {lab_prefix(lab)}-*.json data files in {out / 'data'}", file=sys.stderr)
@@ -807,9 +809,16 @@ def plot_only(out: Path, lab: str, plot_one, refresh_prediction=None) -> int:
     for path in files:
         data = load_data(path)
         if refresh_prediction:
+            before = json.dumps(data, sort_keys=True)
+            prov = data["provenance"]
+            if prov.get("datasheet") is not None:
+                prov["datasheet"] = gpu_datasheet(prov.get("calc_gpu_key"))
             for point in data["points"]:
-                refresh_prediction(point, data["provenance"])
-            save_data(path, data)
+                refresh_prediction(point, prov)
+            if json.dumps(data, sort_keys=True) != before:  # stamped and written only when something moved
+                prov["predictions_recomputed"] = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                                  "git": _git()}
+                save_data(path, data)
         for fig in render_all(plot_one, data, out / "figures", data_stem(data["provenance"])):
             print(f"figure: {fig}")
     return 0
