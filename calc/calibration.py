@@ -51,7 +51,7 @@ def predict(p: dict, configs: dict | None = None, engine: str | None = None) -> 
     engine = engine or (f"{p['engine']}@{p['engine_variant']}" if p.get("engine_variant") else p["engine"])
     if p["kind"] == "kv_tokens":
         r = mem.memory_report(m, gpu.memory_bytes, p["weights"], p["kv_dtype"], tp=p["tp"],
-                              visible_memory_bytes=gpu.visible_memory_bytes, engine=engine, pcie_only=gpu.pcie_only,
+                              visible_memory_bytes=gpu.visible_memory_bytes, engine=engine, linked_gpus=gpu.linked_gpus,
                               gpu_memory_utilization=p.get("gpu_memory_utilization"),
                               max_num_batched_tokens=p.get("max_num_batched_tokens", mem.VLLM_MAX_NUM_BATCHED_TOKENS),
                               max_model_len=p.get("max_model_len"), kv_variant=p.get("kv_variant"))

@@ -367,7 +367,7 @@ def memory_report(
     visible_memory_bytes: int | None = None,
     engine: str | None = None,
     kv_variant: str | None = None,
-    pcie_only: bool = False,
+    linked_gpus: int | None = None,
 ) -> dict:
     """Everything that must fit: weights + KV for batch × (prompt + output) tokens + the prefill activation
     peak over batch × prompt tokens + runtime overhead; per GPU and in total (all GPUs). Then the engine view.
@@ -389,7 +389,8 @@ def memory_report(
       figures, not functions of the model: the caller's ``overhead_bytes`` is not used here.
     - ``sglang_static`` (SGLang's mem_fraction_static): the fraction × the memory free after the CUDA context and
       the distributed set-up (the visible total minus ``startup_bytes_multi_gpu`` when more than one GPU, or
-      ``startup_bytes_multi_gpu_pcie`` when they are ``pcie_only``: registry GPU.pcie_only), minus the weights; activations and CUDA graphs live in the rest, so no profiling pass is taken off.
+      ``startup_bytes_multi_gpu_pcie`` when a stage has more GPUs than one fabric links, ``linked_gpus``: registry
+      GPU.linked_gpus, None for a node-wide fabric), minus the weights; activations and CUDA graphs live in the rest, so no profiling pass is taken off.
     - ``fraction_of_visible`` (engines without a sourced rule): the fraction × the visible total, minus the
       weights, the profiling pass and ``overhead_bytes``.
 
@@ -417,7 +418,8 @@ def memory_report(
         max_model_len = m.max_position_embeddings
     startup = 0
     if rule == "sglang_static" and n_gpus > 1:
-        key = "startup_bytes_multi_gpu_pcie" if pcie_only and "startup_bytes_multi_gpu_pcie" in kvb else "startup_bytes_multi_gpu"
+        pcie = linked_gpus is not None and g > linked_gpus and "startup_bytes_multi_gpu_pcie" in kvb
+        key = "startup_bytes_multi_gpu_pcie" if pcie else "startup_bytes_multi_gpu"
         startup = int(kvb.get(key, 0))
     budget = int(gpu_memory_utilization * (capacity - startup))
     profile_act = 0 if rule == "sglang_static" else activation_peak_bytes(m, max_num_batched_tokens * dp, g)

@@ -88,11 +88,15 @@ class GPU:
         return (self.usd_per_hour_low + self.usd_per_hour_high) / 2
 
     @property
-    def pcie_only(self) -> bool:
-        """No NVLink or other GPU-to-GPU fabric (registry interconnect "none (PCIe only ...)"): engines set up fewer
-        communication buffers for several such GPUs (SGLang: no custom all-reduce beyond two, few NCCL channels).
-        Cards sold with an NVLink bridge for pairs count as linked, which holds for a bridged pair only."""
-        return (self.interconnect or "").startswith("none")
+    def linked_gpus(self) -> int | None:
+        """How many of these GPUs one GPU-to-GPU fabric joins, from the registry's interconnect: None for a node-wide
+        fabric (NVLink/NVSwitch, Infinity Fabric), 2 for cards with an NVLink bridge for pairs, 0 for PCIe only.
+        Engines set up far fewer communication buffers where the GPUs of a group are not all linked (SGLang: no
+        custom all-reduce beyond two such GPUs, few NCCL channels)."""
+        text = self.interconnect or ""
+        if text.startswith("none"):
+            return 0
+        return 2 if "bridge (2 GPUs)" in text else None
 
     def fp16_accumulate_flops(self) -> float | None:
         """Dense FP16 tensor rate with FP16 accumulate: fp16_acc16_dense_flops where the card has a faster one."""

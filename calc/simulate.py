@@ -240,7 +240,7 @@ class StepModel:
                           gpu_memory_utilization=gpu_memory_utilization, block_size=block_size,
                           max_num_batched_tokens=max_num_batched_tokens,
                           visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine,
-                          pcie_only=self.gpu.pcie_only)
+                          linked_gpus=self.gpu.linked_gpus)
         return int(r["engine_num_kv_blocks"])
 
     def kv_bytes_per_token(self) -> int:

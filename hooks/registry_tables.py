@@ -205,9 +205,9 @@ def engines_table(lang: str) -> str:
         frac = f"{kv['fraction']:g}" if kv.get("fraction") is not None else "?"
         if kv["rule"] == "sglang_static":
             start, pcie = gib(kv.get("startup_bytes_multi_gpu", 0)), gib(kv.get("startup_bytes_multi_gpu_pcie", 0))
-            rule = (f"mem_fraction_static × (CUDA 可见显存 − 多卡时分布式初始化 {start}，无 NVLink 的 GPU 为 {pcie}) − 权重" if zh else
-                    f"mem_fraction_static × (CUDA-visible − {start} of distributed set-up on several GPUs, {pcie} on "
-                    f"GPUs without NVLink) − weights")
+            rule = (f"mem_fraction_static × (CUDA 可见显存 − 多卡时分布式初始化 {start}，GPU 未全部由 NVLink 连通时 {pcie}) − 权重"
+                    if zh else f"mem_fraction_static × (CUDA-visible − {start} of distributed set-up on several GPUs, "
+                               f"{pcie} where NVLink does not link them all) − weights")
         elif kv["rule"] == "vllm_profile":
             nt, cg = gib(kv.get("non_torch_bytes", 0)), gib(kv.get("cuda_graph_bytes", 0))
             rule = (f"{frac} × CUDA 可见显存 − 权重 − 试运行激活峰值 − PyTorch 之外 {nt} − CUDA Graph {cg}" if zh else

@@ -199,14 +199,21 @@ def test_vllm_v0_variant_and_sglang_rule_by_hand():
         w = s["weights_bytes_per_gpu"]
         assert s["engine_kv_budget_bytes_per_gpu"] == int(0.88 * (85_017_493_504 - startup)) - w
         assert s["engine_profile_activation_bytes_per_gpu"] == 0 and s["engine_startup_bytes_per_gpu"] == startup
-    # GPUs without NVLink: SGLang's PCIe-only reading, 0.26 GiB (issue #16920), through the API as the registry says
+    # GPUs a fabric does not all link: SGLang's PCIe-only reading, 0.26 GiB (issue #16920), through the API as the
+    # registry's interconnect says (PCIe only; an NVLink bridge links pairs; NVLink/NVSwitch and Infinity Fabric the node)
     l4 = registry.get_gpu("l4")
-    assert l4.pcie_only and not h.pcie_only and not registry.get_gpu("rtx-a6000").pcie_only
+    assert (l4.linked_gpus, registry.get_gpu("rtx-3090").linked_gpus, registry.get_gpu("rtx-a6000").linked_gpus,
+            registry.get_gpu("h100-nvl").linked_gpus, h.linked_gpus, registry.get_gpu("mi300x").linked_gpus) == \
+        (0, 0, 2, 2, None, None)
+    nvlink, pcie = 2_158_221_066, round(0.26 * GiB)
+    for gpu, tp, startup in (("l4", 2, pcie), ("l4", 4, pcie), ("rtx-a6000", 2, nvlink), ("rtx-a6000", 4, pcie),
+                             ("h100-nvl", 8, pcie), ("h100-sxm", 8, nvlink), ("l4", 1, 0)):
+        r = api.run("memory", {"model": "llama-3.1-8b", "gpu": gpu, "engine": "sglang", "tp": tp,
+                               "gpu-memory-utilization": 0.88})
+        assert r["engine_startup_bytes_per_gpu"] == startup, (gpu, tp)
     r = api.run("memory", {"model": "llama-3.1-8b", "gpu": "l4", "engine": "sglang", "tp": 2,
                            "gpu-memory-utilization": 0.88})
-    assert r["engine_startup_bytes_per_gpu"] == round(0.26 * GiB)
-    assert r["engine_kv_budget_bytes_per_gpu"] == int(0.88 * (l4.visible_memory_bytes - round(0.26 * GiB))) \
-        - r["weights_bytes_per_gpu"]
+    assert r["engine_kv_budget_bytes_per_gpu"] == int(0.88 * (l4.visible_memory_bytes - pcie)) - r["weights_bytes_per_gpu"]
 
 
 def test_partial_quantization_keeps_listed_modules_in_16_bits():
