@@ -92,6 +92,8 @@ class ModelSpec:
             if name not in values and default is REQUIRED:
                 raise TypeError(f"ModelSpec needs {name}")
             object.__setattr__(self, name, values.get(name, default))
+        if not self.layer_windows:  # not given: every layer attends over the whole context
+            object.__setattr__(self, "layer_windows", (None,) * self.num_hidden_layers)
 
     def __setattr__(self, name, value):
         raise AttributeError("ModelSpec is read-only")

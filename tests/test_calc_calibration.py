@@ -803,11 +803,23 @@ def test_the_held_llama_cpp_prompt_constants_are_as_the_data_page_says():
     entry = engines._data()["engines"]["llama.cpp"]
     assert (entry["step_overhead"]["prefill_base_s"], entry["compute_efficiency"]["default"]) == (0.019, 0.53)
     assert round(_errors(key)[key] * 100, 1) == -26.6
+    # "PR #4766's F16 prompt from +18.0 to +23.6 %"; the two biases: "about 2 % more FLOPs than calc counts" (logits for
+    # every prompt token, CodeLlama-7B) and "about 2.7 % fewer ... for Llama-3-8B" (the last layer's o_proj and FFN)
+    assert round(_errors("llamacpp-4090-7b-f16-pp512")["llamacpp-4090-7b-f16-pp512"] * 100, 1) == 23.6
+    from calc import perf  # noqa: PLC0415
+    from calc.model import lm_head_params  # noqa: PLC0415
+
+    pts = {p["id"]: p for p in calibration.points()}
+    for pid, share in (("llamacpp-4090-7b-f16-pp512", 2.0), ("llamacpp-rtx-4090-8b-fp16-pp512", 2.7)):
+        m = calibration._model(pts[pid], calibration._data()["configs"])
+        skipped = lm_head_params(m) if share == 2.0 else m.hidden_size ** 2 + 3 * m.hidden_size * m.intermediate_size
+        assert round(2 * skipped * 511 / perf.prefill_flops(m, 1, 512) * 100, 1) == share
     saved = (entry["step_overhead"]["prefill_base_s"], dict(entry["compute_efficiency"]))
     try:
         entry["step_overhead"]["prefill_base_s"], entry["compute_efficiency"]["default"] = 0.0149, 0.51
         engines.profile.cache_clear()
         assert round(_errors(key)[key] * 100, 2) == -30.05
+        assert round(_errors("llamacpp-4090-7b-f16-pp512")["llamacpp-4090-7b-f16-pp512"] * 100, 1) == 18.0
     finally:
         entry["step_overhead"]["prefill_base_s"], entry["compute_efficiency"] = saved
         engines.profile.cache_clear()

@@ -183,3 +183,18 @@ def test_mlp_layer_types_set_the_moe_layers_and_bad_ones_are_named():
     for bad in (["dense", "sparse"], ["dense", "moe", "dense"], "sparse"):
         with pytest.raises(ConfigError, match="mlp_layer_types"):
             from_hf_config({**cfg, "mlp_layer_types": bad})
+
+
+def test_a_spec_built_without_layer_windows_attends_over_the_whole_context():
+    """ModelSpec(...) without layer_windows: every layer full attention (it used to be an empty tuple, which gave zero
+    attention FLOPs and no KV cache), the same as a config without sliding windows."""
+    from calc import perf  # noqa: PLC0415
+    from calc.memory import cached_tokens  # noqa: PLC0415
+    from calc.model import ModelSpec  # noqa: PLC0415
+
+    m = registry.get_model("llama-3.1-8b")
+    bare = ModelSpec(**{k: getattr(m, k) for k in ModelSpec._FIELDS if k != "layer_windows"})
+    assert bare.layer_windows == (None,) * 32 == m.layer_windows
+    assert cached_tokens(bare, 1000) == [1000] * 32
+    assert perf.prefill_flops(bare, 2, 500) == perf.prefill_flops(m, 2, 500)
+    assert perf.decode_flops(bare, 3, 700) == perf.decode_flops(m, 3, 700) > 2 * 3 * 7e9
