@@ -801,7 +801,7 @@ def plot_only(out: Path, lab: str, plot_one, refresh_prediction=None) -> int:
     refresh_prediction (a lab's `function(point, provenance)`, i.e. --repredict), calc's predictions in the data
     are refreshed first, and the copy of calc's GPU datasheet in the provenance with them (the figures draw
     rooflines from it); measured values are never touched, and the provenance records when and at which commit
-    the predictions were recomputed."""
+    calc's side was refreshed (``calc_refreshed``; only when something moved)."""
     files = sorted((out / "data").glob(f"{lab_prefix(lab)}-*.json"))
     if not files:
         print(f"error: no {lab_prefix(lab)}-*.json data files in {out / 'data'}", file=sys.stderr)
@@ -816,7 +816,7 @@ def plot_only(out: Path, lab: str, plot_one, refresh_prediction=None) -> int:
             for point in data["points"]:
                 refresh_prediction(point, prov)
             if json.dumps(data, sort_keys=True) != before:  # stamped and written only when something moved
-                prov["predictions_recomputed"] = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                prov["calc_refreshed"] = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                                   "git": _git()}
                 save_data(path, data)
         for fig in render_all(plot_one, data, out / "figures", data_stem(data["provenance"])):
