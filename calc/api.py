@@ -362,12 +362,12 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
         if engine == "vllm":
             out.append(t("calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；MI300X 上的 vLLM 0.9.1 比 calc 算的慢得多：calc 的解码每步比实测短 "
                          "30 % 到 65 %，TTFT 短 42 % 到 60 %；vLLM 0.28 的一次 BF16 运行（所用模型 calc 里没有），按 calc 的常数算也比实测少 12 %；"
-                         "vLLM 0.17 跑 gpt-oss-120b（MXFP4）时，calc 的 TPOT 在单块 GPU、64 到 256 个并发请求下比实测短 45 % 到 51 %"
+                         "vLLM 0.17 跑 gpt-oss-120b（MXFP4）时，calc 的 TPOT 在单块 MI300X、64 到 256 个并发请求下比实测短 45 % 到 51 %"
                          "（见数据页），这个数字应看作偏乐观",
                          "calc's engine profiles were fitted on runs on NVIDIA GPUs; vLLM 0.9.1 on MI300X took far longer "
                          "than calc says (calc's decode step 30-65 % and its TTFT 42-60 % shorter than measured), and calc's "
                          "constants put a vLLM 0.28 BF16 run (of a model calc lacks) 12 % under its measured time; with "
-                         "vLLM 0.17 serving gpt-oss-120b (MXFP4) on one GPU at 64-256 concurrent requests calc's TPOT is "
+                         "vLLM 0.17 serving gpt-oss-120b (MXFP4) on one MI300X at 64-256 concurrent requests calc's TPOT is "
                          "45-51 % shorter than measured (see the data page), so read this figure as optimistic"))
         elif engine == "sglang":
             out.append(t(f"calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；我们读到的唯一一次 {gpu.vendor} GPU 上的 SGLang 运行"
