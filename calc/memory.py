@@ -390,7 +390,8 @@ def memory_report(
     - ``sglang_static`` (SGLang's mem_fraction_static): the fraction × the memory free after the CUDA context and
       the distributed set-up (the visible total minus ``startup_bytes_multi_gpu`` when more than one GPU, or
       ``startup_bytes_multi_gpu_pcie`` when a stage has more GPUs than one fabric links, ``linked_gpus``: registry
-      GPU.linked_gpus, None for a node-wide fabric), minus the weights; activations and CUDA graphs live in the rest, so no profiling pass is taken off.
+      GPU.linked_gpus, None for a node-wide fabric), minus the weights; activations and CUDA graphs live in the
+      rest, so no profiling pass is taken off.
     - ``fraction_of_visible`` (engines without a sourced rule): the fraction × the visible total, minus the
       weights, the profiling pass and ``overhead_bytes``.
 

@@ -474,8 +474,11 @@ def param_counts(m: ModelSpec) -> dict:
 
 def lm_head_params(m: ModelSpec) -> int:
     """The output projection's weights (the embedding matrix when tied)."""
-    c = param_counts(m)
-    return c["lm_head"] or c["embedding"]
+    return _lm_head(param_counts(m))
+
+
+def _lm_head(counts: dict) -> int:
+    return counts["lm_head"] or counts["embedding"]
 
 
 def matmul_params_per_token(m: ModelSpec) -> int:
@@ -485,4 +488,4 @@ def matmul_params_per_token(m: ModelSpec) -> int:
     matrix is the lm_head, which is a matmul). Norms and biases are negligible and left out too.
     """
     c = param_counts(m)
-    return c["layer_linear"] + c["expert_linear_active"] + c["router"] + lm_head_params(m)
+    return c["layer_linear"] + c["expert_linear_active"] + c["router"] + _lm_head(c)

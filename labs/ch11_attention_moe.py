@@ -435,6 +435,16 @@ def router_only(shape: dict, routing: str, skew: float, device) -> MoELayer:
                     skew=skew if routing == "skewed" else 0.0, dtype=torch.float32).to(device)
 
 
+def calc_touched(shape: dict, batch: int, expert_bytes: int) -> dict | None:
+    """calc's expectation for `batch` tokens under uniform routing: the share of a layer's experts touched, how many,
+    and their bytes at the full-size expert size (None where calc cannot say)."""
+    frac = calc_touched_fraction(shape["calc_model"], batch)
+    if frac is None:
+        return None
+    return {"touched_fraction": frac, "touched": frac * shape["experts"],
+            "expert_bytes": frac * shape["experts"] * expert_bytes}
+
+
 def full_expert_bytes_bf16(calc_model: str) -> int:
     """The bytes of one routed expert (gate, up and down projections) of calc's full-size model, in bf16."""
     from calc import registry
@@ -463,10 +473,9 @@ def measure_moe_bytes(shape: dict, batches, trials, skew, device) -> dict:
             mean = sum(counts) / len(counts)
             row[routing] = {"touched_mean": mean, "touched_min": min(counts), "touched_max": max(counts),
                             "expert_bytes": mean * expert_bytes_bf16}
-        frac = calc_touched_fraction(shape["calc_model"], batch)
-        if frac is not None:
-            row["predicted"] = {"touched_fraction": frac, "touched": frac * shape["experts"],
-                                "expert_bytes": frac * shape["experts"] * expert_bytes_bf16}
+        predicted = calc_touched(shape, batch, expert_bytes_bf16)
+        if predicted is not None:
+            row["predicted"] = predicted
         out["by_batch"].append(row)
     return out
 
@@ -489,11 +498,10 @@ def refresh_prediction(point, prov) -> None:
         for routing in ROUTINGS:
             if routing in row:
                 row[routing]["expert_bytes"] = row[routing]["touched_mean"] * point["expert_bytes_full_bf16"]
-        frac = calc_touched_fraction(shape["calc_model"], row["batch"])
         row.pop("predicted", None)
-        if frac is not None:
-            row["predicted"] = {"touched_fraction": frac, "touched": frac * shape["experts"],
-                                "expert_bytes": frac * shape["experts"] * point["expert_bytes_full_bf16"]}
+        predicted = calc_touched(shape, row["batch"], point["expert_bytes_full_bf16"])
+        if predicted is not None:
+            row["predicted"] = predicted
 
 
 def measure_moe_load(shape: dict, tokens: int, skew: float, device) -> dict:

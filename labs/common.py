@@ -796,6 +796,16 @@ def render_all(plot_one, data: dict, fig_dir: Path, tag: str) -> list[Path]:
     return written
 
 
+def refresh_calc(data: dict, refresh_prediction) -> None:
+    """calc's side of a data file, recomputed in place: the provenance's copy of calc's GPU datasheet (the figures
+    draw rooflines from it) and each point's predictions (the lab's `refresh_prediction(point, provenance)`)."""
+    prov = data["provenance"]
+    if prov.get("datasheet") is not None:
+        prov["datasheet"] = gpu_datasheet(prov.get("calc_gpu_key"))
+    for point in data["points"]:
+        refresh_prediction(point, prov)
+
+
 def plot_only(out: Path, lab: str, plot_one, refresh_prediction=None) -> int:
     """--plot-only: re-render this lab's data files under out/data/ (<chapter>-*.json) into out/figures/. With
     refresh_prediction (a lab's `function(point, provenance)`, i.e. --repredict), calc's predictions in the data
@@ -810,14 +820,10 @@ def plot_only(out: Path, lab: str, plot_one, refresh_prediction=None) -> int:
         data = load_data(path)
         if refresh_prediction:
             before = json.dumps(data, sort_keys=True)
-            prov = data["provenance"]
-            if prov.get("datasheet") is not None:
-                prov["datasheet"] = gpu_datasheet(prov.get("calc_gpu_key"))
-            for point in data["points"]:
-                refresh_prediction(point, prov)
+            refresh_calc(data, refresh_prediction)
             if json.dumps(data, sort_keys=True) != before:  # stamped and written only when something moved
-                prov["calc_refreshed"] = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                                                  "git": _git()}
+                data["provenance"]["calc_refreshed"] = {
+                    "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "git": _git()}
                 save_data(path, data)
         for fig in render_all(plot_one, data, out / "figures", data_stem(data["provenance"])):
             print(f"figure: {fig}")

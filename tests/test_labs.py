@@ -175,10 +175,7 @@ def test_committed_predictions_are_what_calc_computes_now(data_path):
         return
     stored = common.load_data(data_path)
     fresh = copy.deepcopy(stored)
-    if stored["provenance"].get("datasheet") is not None:  # the registry copy the figures draw rooflines from
-        fresh["provenance"]["datasheet"] = common.gpu_datasheet(stored["provenance"].get("calc_gpu_key"))
-    for point in fresh["points"]:
-        lab.refresh_prediction(point, fresh["provenance"])
+    common.refresh_calc(fresh, lab.refresh_prediction)
     assert _same(fresh, stored), \
         f"calc's predictions in {data_path.name} are stale: python labs/{lab.__name__}.py --plot-only --repredict " \
         f"--out {data_path.parent.parent.relative_to(ROOT)}"
