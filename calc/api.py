@@ -489,7 +489,7 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
             v["tp"], overhead_bytes=round(v["overhead-gib"] * GiB), gpu_memory_utilization=v["gpu-memory-utilization"],
             block_size=v["block-size"], max_model_len=v["max-model-len"], max_num_batched_tokens=v["max-num-batched-tokens"],
             pp=v["pp"], ep=v["ep"], visible_memory_bytes=v["gpu_spec"].visible_memory_bytes, engine=v["engine"],
-            linked_gpus=v["gpu_spec"].linked_gpus))
+            linked_gpus=v["gpu_spec"].linked_gpus, compute_capability=v["gpu_spec"].compute_capability))
     elif command == "perf":
         out.update(_perf(v))
     elif command == "cost":

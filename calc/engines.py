@@ -97,6 +97,9 @@ class EngineProfile:
         self._kv_variants = dict(kv.get("variants", {}))
         self.kv_variants = tuple(self._kv_variants)  # older versions' KV budget constants (see kv_budget)
         self.kv_rule = kv.get("rule", "fraction_of_visible")
+        # How the engine stores MXFP4 routed experts: its default MoE backend per GPU (by compute capability) and
+        # the multiples each backend rounds [hidden size, expert width per GPU] up to (None: not modelled)
+        self._mxfp4_moe = entry.get("mxfp4_moe")
         self.kv_fraction = kv.get("fraction")
         self.note = entry.get("note", "")
         self.sources = entry.get("sources", [])
@@ -169,6 +172,24 @@ class EngineProfile:
                                f"{', '.join(self._kv_variants) or 'none'}") from None
         out.setdefault("rule", "fraction_of_visible")
         return {k: v for k, v in out.items() if not k.startswith("_")}
+
+    def mxfp4_backend(self, compute_capability: str | None) -> str | None:
+        """The MoE backend this engine picks by default for MXFP4 experts on a GPU of ``compute_capability``
+        (registry GPU.compute_capability), or None where the profile models none."""
+        if not self._mxfp4_moe or compute_capability is None:
+            return None
+        return self._mxfp4_moe["backend"].get(compute_capability)
+
+    def mxfp4_alignment(self, backend: str | None) -> tuple[int, int] | None:
+        """The multiples ``backend`` rounds (hidden size, expert width per GPU) up to, or None (no padding modelled)."""
+        if not self._mxfp4_moe or backend is None:
+            return None
+        try:
+            hidden, width = self._mxfp4_moe["alignment"][backend]
+        except KeyError:
+            raise KeyError(f"engine {self.key!r} has no MXFP4 MoE backend {backend!r}; valid: "
+                           f"{', '.join(self._mxfp4_moe['alignment'])}") from None
+        return int(hidden), int(width)
 
     def memory_efficiency(self, fmt: str, gpu=None) -> float:
         """Achieved / datasheet memory bandwidth for weights stored in ``fmt`` (a calc.memory WEIGHT_FORMATS key), on

@@ -143,6 +143,19 @@ def weights_bytes_per_gpu(m: ModelSpec, fmt: str, tp: int) -> int:
     return math.ceil(weights_bytes(m, fmt) / tp)
 
 
+def mxfp4_expert_padding(m: ModelSpec, alignment: tuple[int, int] | None, tp: int = 1, ep: int = 1) -> float:
+    """How much an engine's MXFP4 MoE kernels grow the routed experts' bytes on one GPU: vLLM rounds the hidden
+    size and each GPU's expert width (moe_intermediate_size sliced over tp/ep GPUs, see gpus_per_stage) up to the
+    ``alignment`` multiples of the backend it picks, and allocates and loads the padded matrices. gpt-oss's
+    2,880 under Marlin (256, 128): 3,072 × 2,944, 9.0 % more expert bytes. 1.0 without an alignment."""
+    if alignment is None or not m.is_moe:
+        return 1.0
+    a_hidden, a_width = alignment
+    h = m.hidden_size
+    width = m.moe_intermediate_size // max(1, tp // ep)
+    return (-(-h // a_hidden) * a_hidden) * (-(-width // a_width) * a_width) / (h * width)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # KV cache
 
@@ -310,11 +323,14 @@ def _linear_bits(f: WeightFormat) -> tuple[float, float]:
 
 
 def per_gpu_table(m: ModelSpec, fmt: str, kv_dtype: str, batch: int, prompt_len: int, context: int,
-                  tp: int = 1, pp: int = 1, ep: int = 1, overhead_bytes: int = DEFAULT_OVERHEAD_BYTES) -> list[dict]:
+                  tp: int = 1, pp: int = 1, ep: int = 1, overhead_bytes: int = DEFAULT_OVERHEAD_BYTES,
+                  expert_padding: float = 1.0) -> list[dict]:
     """What one GPU of each pipeline stage holds (every GPU of a stage holds the same), one row per stage.
 
     Weights: the stage's layers, dense parts split over tp, routed experts over max(tp, ep); the first stage adds
-    the embedding, the last the lm_head and final norm (both split over tp, vocab-parallel). KV cache: the stage's
+    the embedding, the last the lm_head and final norm (both split over tp, vocab-parallel); the routed experts
+    grow by ``expert_padding`` (an engine's kernel layout, mxfp4_expert_padding), the growth listed apart as
+    ``weights_padding_bytes``. KV cache: the stage's
     layers only, for the ceil(batch / replicas) sequences of one attention replica. Activations: the peak of a
     prefill over all batch × prompt tokens, spread like the experts (see activation_peak_bytes).
     """
@@ -336,10 +352,11 @@ def per_gpu_table(m: ModelSpec, fmt: str, kv_dtype: str, batch: int, prompt_len:
                 w += parts["embedding"] / tp
         if pp == 1 and g == tp:
             w = weights_bytes_per_gpu(m, fmt, tp)  # the same figure as without pp/ep, to the byte
-        w = math.ceil(w)
+        pad = math.ceil(sum(parts["layers"][i]["experts"] for i in layers) / g * (expert_padding - 1))
+        w = math.ceil(w) + pad
         kv = seqs * per_layer_kv * sum(cached[i] for i in layers)
         rows.append({"stage": s + 1, "first_layer": layers[0], "last_layer": layers[-1], "gpus": g,
-                     "weights_bytes": w, "kv_cache_bytes": kv, "activation_peak_bytes": act,
+                     "weights_bytes": w, "weights_padding_bytes": pad, "kv_cache_bytes": kv, "activation_peak_bytes": act,
                      "overhead_bytes": overhead_bytes, "total_bytes": w + kv + act + overhead_bytes})
     return rows
 
@@ -368,6 +385,8 @@ def memory_report(
     engine: str | None = None,
     kv_variant: str | None = None,
     linked_gpus: int | None = None,
+    compute_capability: str | None = None,
+    mxfp4_backend: str | None = None,
 ) -> dict:
     """Everything that must fit: weights + KV for batch × (prompt + output) tokens + the prefill activation
     peak over batch × prompt tokens + runtime overhead; per GPU and in total (all GPUs). Then the engine view.
@@ -395,6 +414,10 @@ def memory_report(
     - ``fraction_of_visible`` (engines without a sourced rule): the fraction × the visible total, minus the
       weights, the profiling pass and ``overhead_bytes``.
 
+    MXFP4 routed experts (gpt-oss) take the engine's kernel padding (data/engines.json ``mxfp4_moe``): the backend
+    the engine picks on a GPU of ``compute_capability`` (registry GPU.compute_capability), or ``mxfp4_backend``
+    where a run names the one it used; the padded bytes are part of the weights, per GPU and in the KV budget.
+
     What is left becomes KV blocks of ``block_size`` tokens. With pipeline stages every stage keeps the same
     number of blocks (the smallest any stage can afford), as vLLM does; each attention replica (ep > tp) has a
     cache of its own.
@@ -407,7 +430,11 @@ def memory_report(
     capacity = gpu_memory_bytes if visible_memory_bytes is None else visible_memory_bytes
     counts = param_counts(m)
     context = prompt_len + output_len
-    table = per_gpu_table(m, weights, kv_dtype, batch, prompt_len, context, tp, pp, ep, overhead_bytes)
+    backend = None
+    if weights in ("mxfp4", "mxfp4-experts") and m.is_moe:
+        backend = mxfp4_backend or eng.mxfp4_backend(compute_capability)
+    padding = mxfp4_expert_padding(m, eng.mxfp4_alignment(backend), tp, ep)
+    table = per_gpu_table(m, weights, kv_dtype, batch, prompt_len, context, tp, pp, ep, overhead_bytes, padding)
     g, dp = gpus_per_stage(tp, ep), attention_replicas(tp, ep)
     fullest = max(table, key=lambda r: r["total_bytes"])
     w_gpu, kv_gpu = fullest["weights_bytes"], fullest["kv_cache_bytes"]
@@ -453,7 +480,8 @@ def memory_report(
         "attention_replicas": dp,
         "params_total": counts["total"],
         "params_active": counts["active"],
-        "weights_bytes": weights_bytes(m, weights),
+        # as loaded on all GPUs: the checkpoint's bytes plus any kernel padding (weights_padding_bytes per stage)
+        "weights_bytes": weights_bytes(m, weights) + sum(r["weights_padding_bytes"] for r in table) * g,
         "weights_bytes_per_gpu": w_gpu,
         # the format's bits per quantized weight, scales included (GGUF: the recipe's main type)
         "weights_bits_per_param": WEIGHT_FORMATS[weights].bits,
@@ -479,6 +507,8 @@ def memory_report(
         "engine_non_torch_bytes_per_gpu": non_torch,
         "engine_cuda_graph_bytes_per_gpu": cuda_graph,
         "engine_startup_bytes_per_gpu": startup,
+        "engine_mxfp4_backend": backend,
+        "engine_weight_padding_bytes_per_gpu": fullest["weights_padding_bytes"],
         "engine_block_size": block_size,
         "engine_max_model_len": max_model_len,
         "engine_max_num_batched_tokens": max_num_batched_tokens,

@@ -34,13 +34,12 @@ class GPU:
         "vendor",
         "form_factor",
         "architecture",
+        "compute_capability",  # NVIDIA: CUDA compute capability "major.minor"; AMD: the LLVM target (e.g. "gfx942")
         "memory_datasheet",  # the datasheet wording, e.g. "80 GB HBM3"
         "memory_bytes",  # capacity: the datasheet's GB read as GiB (DRAM convention), see data/gpus.json
         "visible_memory_bytes",  # what CUDA reports as total memory (driver and ECC reserves taken off)
         "visible_memory_source",
         "memory_type",
-        "visible_memory_bytes",  # what the driver reports as the card's total (see visible_memory_source)
-        "visible_memory_source",
         "memory_bandwidth_bytes_per_s",
         "bf16_dense_flops",
         "bf16_sparse_flops",

@@ -240,7 +240,7 @@ class StepModel:
                           gpu_memory_utilization=gpu_memory_utilization, block_size=block_size,
                           max_num_batched_tokens=max_num_batched_tokens,
                           visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine,
-                          linked_gpus=self.gpu.linked_gpus)
+                          linked_gpus=self.gpu.linked_gpus, compute_capability=self.gpu.compute_capability)
         return int(r["engine_num_kv_blocks"])
 
     def kv_bytes_per_token(self) -> int:

@@ -273,6 +273,9 @@ LABELS = {
     "engine_cuda_graph_bytes_per_gpu": t("引擎 CUDA Graph 显存（每块 GPU）", "Engine CUDA graph memory (per GPU)"),
     "engine_startup_bytes_per_gpu": t("引擎启动时分布式初始化占用（每块 GPU）",
                                       "Engine distributed set-up memory (per GPU)"),
+    "engine_mxfp4_backend": t("引擎的 MXFP4 MoE 内核", "Engine MXFP4 MoE kernels"),
+    "engine_weight_padding_bytes_per_gpu": t("引擎内核补齐的权重（每块 GPU，已计入权重）",
+                                             "Engine kernel padding of the weights (per GPU, in the weights)"),
     "engine_kv_budget_bytes_per_gpu": t("引擎 KV 缓存预算（每块 GPU）", "Engine KV cache budget (per GPU)"),
     "engine_num_kv_blocks": t("引擎 KV 块数", "Engine KV blocks"),
     "engine_max_tokens_in_cache": t("引擎可缓存 token 数", "Engine tokens in cache"),
@@ -380,6 +383,11 @@ VALUE_WORDS = {
     "mha": t("MHA（多头注意力）", "MHA (multi-head attention)"),
     "mqa": t("MQA（多查询注意力）", "MQA (multi-query attention)"),
     "mla": t("MLA（多头潜在注意力）", "MLA (multi-head latent attention)"),
+    # vLLM's MXFP4 MoE backends (data/engines.json mxfp4_moe)
+    "marlin": t("Marlin", "Marlin"),
+    "triton": t("Triton（OpenAI triton_kernels）", "Triton (OpenAI triton_kernels)"),
+    "flashinfer_trtllm": t("FlashInfer TensorRT-LLM", "FlashInfer TensorRT-LLM"),
+    "triton_rocm": t("Triton（ROCm）", "Triton (ROCm)"),
 }
 
 # ---------------------------------------------------------------------------------------------------------

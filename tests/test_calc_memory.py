@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from calc import api, registry
+from calc import api, engines, registry
+from calc import memory as mem
 from calc.memory import (
     activation_peak_bytes,
     kv_bytes_per_token,
@@ -214,6 +215,67 @@ def test_vllm_v0_variant_and_sglang_rule_by_hand():
     r = api.run("memory", {"model": "llama-3.1-8b", "gpu": "l4", "engine": "sglang", "tp": 2,
                            "gpu-memory-utilization": 0.88})
     assert r["engine_kv_budget_bytes_per_gpu"] == int(0.88 * (l4.visible_memory_bytes - pcie)) - r["weights_bytes_per_gpu"]
+
+
+def test_vllm_pads_mxfp4_experts_as_its_default_backend_on_each_gpu_does():
+    """vLLM rounds the hidden size and each GPU's expert width up to its MoE backend's multiples and loads the padded
+    experts (vLLM 0.32 fused_moe/oracle/mxfp4.py). gpt-oss-120b: hidden 2,880, expert width 2,880, 36 layers of 128
+    experts; the expected sizes below are worked by hand from those shapes, not read from calc."""
+    oss = registry.get_model("gpt-oss-120b")
+    assert (oss.hidden_size, oss.moe_intermediate_size, oss.num_experts, oss.num_hidden_layers) == (2880, 2880, 128, 36)
+    # the routed experts' MXFP4 bytes: 36 x 128 x 3 matrices of 2,880 x 2,880 at 4.25 bits
+    experts = 36 * 128 * 3 * 2880 * 2880 * 4.25 / 8
+    vllm = engines.profile("vllm")
+    cases = {  # gpu, tp -> backend, padded hidden, padded width per GPU
+        ("a100-80gb", 1): ("marlin", 3072, 2944), ("rtx-4090", 1): ("marlin", 3072, 2944),
+        ("rtx-5090", 1): ("marlin", 3072, 2944), ("t4", 1): ("marlin", 3072, 2944),
+        ("b200", 1): ("flashinfer_trtllm", 3072, 2944), ("b200", 8): ("flashinfer_trtllm", 3072, 384),
+        ("h100-sxm", 1): ("triton", 2880, 2880), ("h100-sxm", 2): ("triton", 2880, 1472),
+        ("h200", 4): ("triton", 2880, 768), ("mi300x", 1): ("triton_rocm", 3072, 3072),
+        ("v100-sxm2-32gb", 1): (None, 2880, 2880),
+    }
+    for (gpu, tp), (backend, hidden, width) in cases.items():
+        g = registry.get_gpu(gpu)
+        r = memory_report(oss, g.memory_bytes, "mxfp4-experts", "bf16", tp=tp, visible_memory_bytes=g.visible_memory_bytes,
+                          engine="vllm", compute_capability=g.compute_capability)
+        unpadded = 2880 // tp
+        want = experts / tp * (hidden * width / (2880 * unpadded) - 1)
+        assert r["engine_mxfp4_backend"] == backend, gpu
+        assert abs(r["engine_weight_padding_bytes_per_gpu"] - want) <= 1, (gpu, tp)
+        # the padding is part of the weights, and so comes out of the KV budget
+        bare = memory_report(oss, g.memory_bytes, "mxfp4-experts", "bf16", tp=tp,
+                             visible_memory_bytes=g.visible_memory_bytes, engine="vllm")
+        assert r["weights_bytes_per_gpu"] - bare["weights_bytes_per_gpu"] == r["engine_weight_padding_bytes_per_gpu"]
+        assert r["weights_bytes"] - bare["weights_bytes"] == r["engine_weight_padding_bytes_per_gpu"] * tp
+        if bare["engine_kv_budget_bytes_per_gpu"] > want:
+            assert bare["engine_kv_budget_bytes_per_gpu"] - r["engine_kv_budget_bytes_per_gpu"] == \
+                r["engine_weight_padding_bytes_per_gpu"], gpu
+    # Marlin on one GPU: 3,072 x 2,944 / 2,880^2 = 1.0904, about 9 % more expert bytes (5.13 GiB)
+    assert round(mem.mxfp4_expert_padding(oss, vllm.mxfp4_alignment("marlin")), 4) == 1.0904
+    # what the API and the planner's simulator see: the GPU's compute capability from the registry
+    r = api.run("memory", {"model": "gpt-oss-120b", "gpu": "a100-80gb", "weights": "mxfp4-experts"})
+    assert r["engine_mxfp4_backend"] == "marlin" and round(r["engine_weight_padding_bytes_per_gpu"] / GiB, 2) == 5.13
+    # no padding: the ideal engine, engines whose padding is not modelled, dense models, other formats
+    for params in ({"engine": "ideal"}, {"engine": "sglang", "gpu-memory-utilization": 0.88}):
+        r = api.run("memory", {"model": "gpt-oss-120b", "gpu": "a100-80gb", "weights": "mxfp4-experts", **params})
+        assert r["engine_weight_padding_bytes_per_gpu"] == 0 and r["engine_mxfp4_backend"] is None
+    for model, weights in (("qwen3-30b-a3b", "bf16"), ("llama-3.1-8b", "mxfp4")):
+        r = api.run("memory", {"model": model, "gpu": "a100-80gb", "weights": weights})
+        assert r["engine_weight_padding_bytes_per_gpu"] == 0, model
+    # a backend calc has no rounding for is a clear error, not a silent zero
+    with pytest.raises(KeyError, match="no MXFP4 MoE backend 'cutlass'"):
+        memory_report(oss, 80 * GiB, "mxfp4-experts", engine="vllm", mxfp4_backend="cutlass")
+
+
+def test_every_gpu_has_a_compute_capability_and_vllm_a_decision_for_it():
+    """A GPU added to the registry must say its compute capability; vLLM's MXFP4 table covers every one that vLLM 0.32
+    can run MXFP4 experts on (Volta, 7.0, has no GPU backend there)."""
+    table = engines.entry("vllm")["mxfp4_moe"]["backend"]
+    for key in registry.list_gpus():
+        cc = registry.get_gpu(key).compute_capability
+        assert cc, key
+        assert cc in table or cc == "7.0", (key, cc)
+    assert set(table.values()) == set(engines.entry("vllm")["mxfp4_moe"]["alignment"])
 
 
 def test_partial_quantization_keeps_listed_modules_in_16_bits():
