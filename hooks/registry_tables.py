@@ -46,7 +46,9 @@ def gpus_table(lang: str) -> str:
     rows = []
     for key in registry.list_gpus():
         g = registry.get_gpu(key)
-        name = f"{g.name} (`{key}`)" + (" †" if getattr(g, "unverified", None) else "")
+        cc = g.compute_capability or ""
+        cc = (cc if cc.startswith("gfx") else f"CC {cc}") if cc else ""
+        name = f"{g.name} (`{key}`{', ' + cc if cc else ''})" + (" †" if getattr(g, "unverified", None) else "")
         memory = f"{units.format_value(g.memory_bytes, 'GiB:0')} = {units.format_value(g.memory_bytes, 'GB:2')}"
         if getattr(g, "visible_memory_bytes", None):
             derived = g.visible_memory_source.startswith("derived")
@@ -221,6 +223,16 @@ def engines_table(lang: str) -> str:
         else:
             rule = (f"{frac} × CUDA 可见显存 − 权重 − 激活 − 开销" if zh else
                     f"{frac} × CUDA-visible − weights − activations − overhead")
+        if e.get("mxfp4_moe"):  # MXFP4 experts padded by the backend the engine picks on each GPU
+            mx = e["mxfp4_moe"]
+            by_backend = {}
+            for cc, backend in mx["backend"].items():
+                by_backend.setdefault(backend, []).append(cc)
+            parts = [f"{'/'.join(ccs)}: {b} {' × '.join(str(a) for a in mx['alignment'][b])}"
+                     for b, ccs in by_backend.items()]
+            rule += ("；MXFP4 专家按各 GPU（计算能力）上默认后端补齐到（隐藏维度 × 每卡专家宽度）的倍数，计入权重：" if zh else
+                     "; MXFP4 experts padded, in the weights, to the multiples (hidden × expert width per GPU) of the "
+                     "default backend by compute capability: ") + "; ".join(parts)
         links = " · ".join(f"[{i + 1}]({s['url']}) ({s['date']})" if s["url"].startswith("https://")
                            else f"`{s['url']}` ({s['date']})" for i, s in enumerate(e["sources"]))
         fixed = f"{ms(p.overhead_base_s)} / {ms(p.prefill_step_base_s)}"
