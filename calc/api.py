@@ -337,6 +337,11 @@ def _warnings(v: dict, command: str) -> list[dict]:
     if not gpu.peak_flops(wanted):
         out.append(t(f"{gpu.name} 没有 {wanted.upper()} 张量核心：{v['weights']} 权重按 16 位计算",
                      f"{gpu.name} has no {wanted.upper()} tensor cores: {v['weights']} weights are computed in 16 bits"))
+    eng = engines_mod.profile(v["engine"])
+    if v["weights"] in ("mxfp4", "mxfp4-experts") and eng.refuses_mxfp4(gpu.compute_capability):
+        out.append(t(f"{eng.name} 不接受计算能力低于 8.0 的 GPU 上的 MXFP4 检查点（{gpu.name} 是 {gpu.compute_capability}）：这样的部署起不来",
+                     f"{eng.name} refuses MXFP4 checkpoints on GPUs below compute capability 8.0 ({gpu.name} is "
+                     f"{gpu.compute_capability}): this deployment does not start"))
     if command != "memory":
         out += _unchecked_engine_warnings(v, command)
     return out

@@ -173,12 +173,23 @@ class EngineProfile:
         out.setdefault("rule", "fraction_of_visible")
         return {k: v for k, v in out.items() if not k.startswith("_")}
 
-    def mxfp4_backend(self, compute_capability: str | None) -> str | None:
-        """The MoE backend this engine picks by default for MXFP4 experts on a GPU of ``compute_capability``
-        (registry GPU.compute_capability), or None where the profile models none."""
+    def mxfp4_backend(self, compute_capability: str | None, model_type: str | None = None) -> str | None:
+        """The MoE backend this engine picks by default for the MXFP4 experts of a model of ``model_type`` (config.json;
+        vLLM's table is gpt-oss's) on a GPU of ``compute_capability`` (registry GPU.compute_capability), or None where
+        the profile models none."""
         if not self._mxfp4_moe or compute_capability is None:
             return None
+        if model_type not in self._mxfp4_moe.get("model_types", ()):
+            return None
         return self._mxfp4_moe["backend"].get(compute_capability)
+
+    def refuses_mxfp4(self, compute_capability: str | None) -> bool:
+        """Whether this engine refuses MXFP4 checkpoints on an NVIDIA GPU of ``compute_capability`` (vLLM: below 8.0)."""
+        least = (self._mxfp4_moe or {}).get("min_compute_capability")
+        if least is None or not compute_capability or compute_capability.startswith("gfx"):
+            return False
+        as_tuple = lambda cc: tuple(int(x) for x in cc.split("."))  # noqa: E731
+        return as_tuple(compute_capability) < as_tuple(least)
 
     def mxfp4_alignment(self, backend: str | None) -> tuple[int, int] | None:
         """The multiples ``backend`` rounds (hidden size, expert width per GPU) up to, or None (no padding modelled)."""

@@ -146,13 +146,16 @@ def weights_bytes_per_gpu(m: ModelSpec, fmt: str, tp: int) -> int:
 def mxfp4_expert_padding(m: ModelSpec, alignment: tuple[int, int] | None, tp: int = 1, ep: int = 1) -> float:
     """How much an engine's MXFP4 MoE kernels grow the routed experts' bytes on one GPU: vLLM rounds the hidden
     size and each GPU's expert width (moe_intermediate_size sliced over tp/ep GPUs, see gpus_per_stage) up to the
-    ``alignment`` multiples of the backend it picks, and allocates and loads the padded matrices. gpt-oss's
-    2,880 under Marlin (256, 128): 3,072 × 2,944, 9.0 % more expert bytes. 1.0 without an alignment."""
+    ``alignment`` multiples of the backend it picks, and allocates and loads the padded matrices (weights and
+    scales alike). gpt-oss's 2,880 under Marlin (256, 128): 3,072 × 2,944, 9.0 % more expert bytes. 1.0 without
+    an alignment. vLLM's expert parallelism holds whole experts (ep ≥ tp); a width that tp/ep does not divide,
+    which vLLM refuses, is rounded up. Not modelled: vLLM's plain data parallelism, which spreads the experts
+    over dp × tp GPUs, and DeepEP's batched format, which takes Marlin's layout."""
     if alignment is None or not m.is_moe:
         return 1.0
     a_hidden, a_width = alignment
     h = m.hidden_size
-    width = m.moe_intermediate_size // max(1, tp // ep)
+    width = -(-m.moe_intermediate_size // max(1, tp // ep))
     return (-(-h // a_hidden) * a_hidden) * (-(-width // a_width) * a_width) / (h * width)
 
 
@@ -414,9 +417,10 @@ def memory_report(
     - ``fraction_of_visible`` (engines without a sourced rule): the fraction × the visible total, minus the
       weights, the profiling pass and ``overhead_bytes``.
 
-    MXFP4 routed experts (gpt-oss) take the engine's kernel padding (data/engines.json ``mxfp4_moe``): the backend
-    the engine picks on a GPU of ``compute_capability`` (registry GPU.compute_capability), or ``mxfp4_backend``
-    where a run names the one it used; the padded bytes are part of the weights, per GPU and in the KV budget.
+    MXFP4 routed experts take the engine's kernel padding (data/engines.json ``mxfp4_moe``, vLLM's for gpt-oss): the
+    backend the engine picks on a GPU of ``compute_capability`` (registry GPU.compute_capability), or
+    ``mxfp4_backend`` where a run names the one it used; the padded bytes are part of the weights (``weights_bytes``
+    too), per GPU and in the KV budget.
 
     What is left becomes KV blocks of ``block_size`` tokens. With pipeline stages every stage keeps the same
     number of blocks (the smallest any stage can afford), as vLLM does; each attention replica (ep > tp) has a
@@ -432,8 +436,10 @@ def memory_report(
     context = prompt_len + output_len
     backend = None
     if weights in ("mxfp4", "mxfp4-experts") and m.is_moe:
-        backend = mxfp4_backend or eng.mxfp4_backend(compute_capability)
-    padding = mxfp4_expert_padding(m, eng.mxfp4_alignment(backend), tp, ep)
+        backend = mxfp4_backend or eng.mxfp4_backend(compute_capability, m.model_type)
+    alignment = eng.mxfp4_alignment(backend)
+    backend = backend if alignment else None  # a backend only where the engine's padding is modelled
+    padding = mxfp4_expert_padding(m, alignment, tp, ep)
     table = per_gpu_table(m, weights, kv_dtype, batch, prompt_len, context, tp, pp, ep, overhead_bytes, padding)
     g, dp = gpus_per_stage(tp, ep), attention_replicas(tp, ep)
     fullest = max(table, key=lambda r: r["total_bytes"])

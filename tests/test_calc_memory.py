@@ -220,62 +220,103 @@ def test_vllm_v0_variant_and_sglang_rule_by_hand():
 def test_vllm_pads_mxfp4_experts_as_its_default_backend_on_each_gpu_does():
     """vLLM rounds the hidden size and each GPU's expert width up to its MoE backend's multiples and loads the padded
     experts (vLLM 0.32 fused_moe/oracle/mxfp4.py). gpt-oss-120b: hidden 2,880, expert width 2,880, 36 layers of 128
-    experts; the expected sizes below are worked by hand from those shapes, not read from calc."""
+    experts. The backends and padded shapes below are written from reading vLLM's source, not from calc's table."""
     oss = registry.get_model("gpt-oss-120b")
     assert (oss.hidden_size, oss.moe_intermediate_size, oss.num_experts, oss.num_hidden_layers) == (2880, 2880, 128, 36)
     # the routed experts' MXFP4 bytes: 36 x 128 x 3 matrices of 2,880 x 2,880 at 4.25 bits
     experts = 36 * 128 * 3 * 2880 * 2880 * 4.25 / 8
     vllm = engines.profile("vllm")
-    cases = {  # gpu, tp -> backend, padded hidden, padded width per GPU
-        ("a100-80gb", 1): ("marlin", 3072, 2944), ("rtx-4090", 1): ("marlin", 3072, 2944),
-        ("rtx-5090", 1): ("marlin", 3072, 2944), ("t4", 1): ("marlin", 3072, 2944),
-        ("b200", 1): ("flashinfer_trtllm", 3072, 2944), ("b200", 8): ("flashinfer_trtllm", 3072, 384),
-        ("h100-sxm", 1): ("triton", 2880, 2880), ("h100-sxm", 2): ("triton", 2880, 1472),
-        ("h200", 4): ("triton", 2880, 768), ("mi300x", 1): ("triton_rocm", 3072, 3072),
-        ("v100-sxm2-32gb", 1): (None, 2880, 2880),
+    cases = {  # gpu, tp, ep -> backend, padded hidden, padded width per GPU
+        ("a100-80gb", 1, 1): ("marlin", 3072, 2944), ("rtx-4090", 1, 1): ("marlin", 3072, 2944),
+        ("rtx-5090", 1, 1): ("marlin", 3072, 2944), ("b200", 1, 1): ("flashinfer_trtllm", 3072, 2944),
+        ("b200", 8, 1): ("flashinfer_trtllm", 3072, 384), ("b200", 8, 8): ("flashinfer_trtllm", 3072, 2944),
+        ("h100-sxm", 1, 1): ("triton", 2880, 2880), ("h100-sxm", 2, 1): ("triton", 2880, 1472),
+        ("h200", 4, 1): ("triton", 2880, 768), ("h100-sxm", 8, 8): ("triton", 2880, 2880),
+        ("mi300x", 1, 1): ("triton_rocm", 3072, 3072),
+        # vLLM refuses MXFP4 below compute capability 8.0: no backend, no padding (and a warning, below)
+        ("t4", 1, 1): (None, 2880, 2880), ("v100-sxm2-32gb", 1, 1): (None, 2880, 2880),
     }
-    for (gpu, tp), (backend, hidden, width) in cases.items():
+    for (gpu, tp, ep), (backend, hidden, width) in cases.items():
         g = registry.get_gpu(gpu)
-        r = memory_report(oss, g.memory_bytes, "mxfp4-experts", "bf16", tp=tp, visible_memory_bytes=g.visible_memory_bytes,
+        r = memory_report(oss, g.memory_bytes, "mxfp4-experts", "bf16", tp=tp, ep=ep, visible_memory_bytes=g.visible_memory_bytes,
                           engine="vllm", compute_capability=g.compute_capability)
-        unpadded = 2880 // tp
-        want = experts / tp * (hidden * width / (2880 * unpadded) - 1)
+        unpadded = 2880 // max(1, tp // ep)
+        want = experts / max(tp, ep) * (hidden * width / (2880 * unpadded) - 1)
         assert r["engine_mxfp4_backend"] == backend, gpu
-        assert abs(r["engine_weight_padding_bytes_per_gpu"] - want) <= 1, (gpu, tp)
+        assert abs(r["engine_weight_padding_bytes_per_gpu"] - want) <= 1, (gpu, tp, ep)
         # the padding is part of the weights, and so comes out of the KV budget
-        bare = memory_report(oss, g.memory_bytes, "mxfp4-experts", "bf16", tp=tp,
+        bare = memory_report(oss, g.memory_bytes, "mxfp4-experts", "bf16", tp=tp, ep=ep,
                              visible_memory_bytes=g.visible_memory_bytes, engine="vllm")
         assert r["weights_bytes_per_gpu"] - bare["weights_bytes_per_gpu"] == r["engine_weight_padding_bytes_per_gpu"]
-        assert r["weights_bytes"] - bare["weights_bytes"] == r["engine_weight_padding_bytes_per_gpu"] * tp
+        assert r["weights_bytes"] - bare["weights_bytes"] == r["engine_weight_padding_bytes_per_gpu"] * max(tp, ep)
         if bare["engine_kv_budget_bytes_per_gpu"] > want:
             assert bare["engine_kv_budget_bytes_per_gpu"] - r["engine_kv_budget_bytes_per_gpu"] == \
                 r["engine_weight_padding_bytes_per_gpu"], gpu
+    # pipeline stages: each stage pads its own layers' experts; the total is the sum over the stages' GPUs
+    r = memory_report(oss, 80 * GiB, "mxfp4-experts", tp=2, pp=2, engine="vllm", compute_capability="8.0")
+    stage = experts / 2 / 2 * (3072 * 1536 / (2880 * 1440) - 1)
+    assert [abs(row["weights_padding_bytes"] - stage) <= 1 for row in r["per_gpu_table"]] == [True, True]
+    assert r["weights_bytes"] == mem.weights_bytes(oss, "mxfp4-experts") + sum(row["weights_padding_bytes"] for row in r["per_gpu_table"]) * 2
+    # MXFP4 in every linear layer: the experts are padded the same (the dense layers are not)
+    for fmt in ("mxfp4", "mxfp4-experts"):
+        r = memory_report(oss, 80 * GiB, fmt, engine="vllm", compute_capability="8.0")
+        assert abs(r["engine_weight_padding_bytes_per_gpu"] - experts * (3072 * 2944 / 2880**2 - 1)) <= 1, fmt
     # Marlin on one GPU: 3,072 x 2,944 / 2,880^2 = 1.0904, about 9 % more expert bytes (5.13 GiB)
     assert round(mem.mxfp4_expert_padding(oss, vllm.mxfp4_alignment("marlin")), 4) == 1.0904
     # what the API and the planner's simulator see: the GPU's compute capability from the registry
     r = api.run("memory", {"model": "gpt-oss-120b", "gpu": "a100-80gb", "weights": "mxfp4-experts"})
     assert r["engine_mxfp4_backend"] == "marlin" and round(r["engine_weight_padding_bytes_per_gpu"] / GiB, 2) == 5.13
-    # no padding: the ideal engine, engines whose padding is not modelled, dense models, other formats
+    assert not any("refuses MXFP4" in w["en"] for w in r["warnings"])
+    # below compute capability 8.0 vLLM refuses the checkpoint: the calculators say so, in both languages
+    for gpu in ("t4", "v100-sxm2-32gb"):
+        r = api.run("memory", {"model": "gpt-oss-20b", "gpu": gpu, "weights": "mxfp4-experts"})
+        assert [w for w in r["warnings"] if "refuses MXFP4" in w["en"] and "MXFP4" in w["zh"]], gpu
+    r = api.run("memory", {"model": "gpt-oss-20b", "gpu": "t4", "weights": "mxfp4-experts", "engine": "llama.cpp"})
+    assert not any("refuses MXFP4" in w["en"] for w in r["warnings"])
+    # no padding: the ideal engine, engines whose padding is not modelled, other MoE models (vLLM picks their MXFP4
+    # backend another way), dense models, other formats
     for params in ({"engine": "ideal"}, {"engine": "sglang", "gpu-memory-utilization": 0.88}):
         r = api.run("memory", {"model": "gpt-oss-120b", "gpu": "a100-80gb", "weights": "mxfp4-experts", **params})
         assert r["engine_weight_padding_bytes_per_gpu"] == 0 and r["engine_mxfp4_backend"] is None
-    for model, weights in (("qwen3-30b-a3b", "bf16"), ("llama-3.1-8b", "mxfp4")):
+    for model, weights in (("qwen3-30b-a3b", "mxfp4-experts"), ("qwen3-30b-a3b", "bf16"), ("llama-3.1-8b", "mxfp4")):
         r = api.run("memory", {"model": model, "gpu": "a100-80gb", "weights": weights})
-        assert r["engine_weight_padding_bytes_per_gpu"] == 0, model
-    # a backend calc has no rounding for is a clear error, not a silent zero
+        assert r["engine_weight_padding_bytes_per_gpu"] == 0 and r["engine_mxfp4_backend"] is None, model
+    # a backend named by a run is used as named; where the engine has no rounding for it, none is reported
+    r = memory_report(oss, 80 * GiB, "mxfp4-experts", engine="vllm", mxfp4_backend="marlin", compute_capability="9.0")
+    assert r["engine_mxfp4_backend"] == "marlin" and r["engine_weight_padding_bytes_per_gpu"] > 0
+    r = memory_report(oss, 80 * GiB, "mxfp4-experts", engine="ideal", mxfp4_backend="marlin")
+    assert r["engine_mxfp4_backend"] is None and r["engine_weight_padding_bytes_per_gpu"] == 0
     with pytest.raises(KeyError, match="no MXFP4 MoE backend 'cutlass'"):
         memory_report(oss, 80 * GiB, "mxfp4-experts", engine="vllm", mxfp4_backend="cutlass")
 
 
-def test_every_gpu_has_a_compute_capability_and_vllm_a_decision_for_it():
-    """A GPU added to the registry must say its compute capability; vLLM's MXFP4 table covers every one that vLLM 0.32
-    can run MXFP4 experts on (Volta, 7.0, has no GPU backend there)."""
-    table = engines.entry("vllm")["mxfp4_moe"]["backend"]
-    for key in registry.list_gpus():
-        cc = registry.get_gpu(key).compute_capability
-        assert cc, key
-        assert cc in table or cc == "7.0", (key, cc)
-    assert set(table.values()) == set(engines.entry("vllm")["mxfp4_moe"]["alignment"])
+def test_gpt_oss_weights_match_what_vllm_logs_loaded():
+    """Two vLLM logs read after the padding was modelled (data page): 0.19.0 on an A100 loaded gpt-oss-20b in 13.72 GiB
+    (Marlin pads; unpadded it would be about 12.8 GiB); 0.25.1 on an H100 with the Triton backend loaded gpt-oss-120b
+    in 61.29 GiB from a 60.77 GiB checkpoint (Triton does not pad at TP 1)."""
+    a100, h100 = registry.get_gpu("a100-80gb"), registry.get_gpu("h100-sxm")
+    small = memory_report(registry.get_model("gpt-oss-20b"), a100.memory_bytes, "mxfp4-experts", engine="vllm",
+                          compute_capability=a100.compute_capability)
+    assert abs(small["weights_bytes_per_gpu"] / GiB / 13.72 - 1) < 0.005
+    assert round(weights_bytes(registry.get_model("gpt-oss-20b"), "mxfp4-experts") / GiB, 2) == 12.82
+    big = memory_report(registry.get_model("gpt-oss-120b"), h100.memory_bytes, "mxfp4-experts", engine="vllm",
+                        compute_capability=h100.compute_capability)
+    assert round(big["weights_bytes_per_gpu"] / GiB, 2) == 60.77 and abs(big["weights_bytes_per_gpu"] / GiB / 61.29 - 1) < 0.01
+
+
+def test_every_gpu_has_its_compute_capability_and_vllm_a_decision_for_it():
+    """The registry's compute capabilities, written here from NVIDIA's CUDA GPU Compute Capability pages (and AMD's
+    LLVM target for the MI300X); vLLM's MXFP4 table covers every one that vLLM accepts MXFP4 on (8.0 and up)."""
+    want = {"h100-sxm": "9.0", "h100-pcie": "9.0", "h100-nvl": "9.0", "h200": "9.0", "gh200": "9.0", "gh200-144g": "9.0",
+            "h20": "9.0", "a100-40gb": "8.0", "a100-80gb": "8.0", "l40s": "8.9", "l20": "8.9", "l4": "8.9", "a10": "8.6",
+            "rtx-4090": "8.9", "rtx-5090": "12.0", "b200": "10.0", "mi300x": "gfx942", "t4": "7.5", "v100-sxm2-32gb": "7.0",
+            "a10g": "8.6", "rtx-3090": "8.6", "rtx-a6000": "8.6", "rtx-6000-ada": "8.9"}
+    assert {k: registry.get_gpu(k).compute_capability for k in registry.list_gpus()} == want
+    mx = engines.entry("vllm")["mxfp4_moe"]
+    vllm = engines.profile("vllm")
+    for cc in set(want.values()):
+        assert (cc in mx["backend"]) != vllm.refuses_mxfp4(cc), cc
+    assert set(mx["backend"].values()) == set(mx["alignment"])
 
 
 def test_partial_quantization_keeps_listed_modules_in_16_bits():
