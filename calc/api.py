@@ -398,6 +398,15 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
                      "mean at concurrency 4, part of it that host's; NIM's TensorRT-LLM runs matched within 5 %). If you "
                      "serve with trtllm-serve, enter your front end's per-request latency under \"More inputs\" (see the "
                      "data page)"))
+    if engine == "vllm" and "GeForce" in gpu.name:
+        # the vLLM runs on GeForce cards in the calibration set (RTX 4090: vLLM 0.25.1, two hosts; RTX 5090: vLLM 0.19.1
+        # dev): BF16 TPOT +13 to +16 %, TTFT +32 to +41 %; AWQ/GPTQ TPOT +31/+32 %, TTFT +16 %; FP8 TPOT -5 %, TTFT -11 %
+        # (calc minus measured, over measured; test_calc_calibration pins these ranges)
+        out.append(t("在 GeForce 显卡上，calc 对 vLLM 算出的时间偏长：与 RTX 4090 和 RTX 5090 上 vLLM 服务 7–8B 模型的实测相比，calc 的 BF16 TPOT 高 "
+                     "13–16 %、TTFT 高 32–41 %，AWQ/GPTQ 的 TPOT 高 31–32 %、TTFT 高 16 %；FP8 则低 5–11 %（见数据页）",
+                     "on GeForce cards calc's vLLM times run long: against vLLM serving 7-8B models on an RTX 4090 and an RTX 5090, calc's BF16 "
+                     "TPOT was 13-16 % and its TTFT 32-41 % above the measured, AWQ/GPTQ TPOT 31-32 % and TTFT 16 % above; "
+                     "FP8 was 5-11 % below (see the data page)"))
     if engine == "llama.cpp" and (gpu.memory_type or "").upper().startswith("HBM"):
         # the HBM factor was fitted on 2024 builds; no current build was found on an HBM GPU
         out.append(t("llama.cpp 在用 HBM 的 GPU 上的速度依据的是 2024 年的版本（这些版本在 HBM 上达到的带宽比例只有在 GDDR 显卡上的一半左右）；"

@@ -907,3 +907,32 @@ def test_the_accelmark_rows_left_out_are_as_the_data_page_says():
     assert got[:3] == [-5.3, 12.1, -6.9] and round(got[3]) == -65
     assert round(5.11 / 1.83, 1) == 2.8
     assert not any(p["id"].startswith("accelmark-") and p["prompt_len"] < 1000 for p in calibration.points())
+
+
+def test_the_geforce_warning_quotes_the_calibration_set():
+    """vLLM's warning beside figures on GeForce cards quotes calc's errors on the vLLM points of RTX 4090 and RTX 5090
+    (7-8B models): its ranges are these points' errors, rounded to whole per cent."""
+    from calc import api  # noqa: PLC0415
+
+    pts = {p["id"]: p for p in calibration.points()}
+    geforce = [{**r, **pts[r["id"]], "error": r["error"]} for r in ROWS
+               if r["engine"] == "vllm" and pts[r["id"]]["gpu"] in ("rtx-4090", "rtx-5090")]
+    assert {registry.get_gpu(r["gpu"]).name.split()[1] for r in geforce} == {"GeForce"} and len(geforce) == 15
+
+    def span(kind, weights):
+        errs = sorted(round(r["error"] * 100) for r in geforce if r["kind"] == kind and r["weights"] in weights)
+        return errs[0], errs[-1]
+
+    assert span("tpot", ("bf16",)) == (13, 16) and span("ttft", ("bf16",)) == (32, 41)
+    assert span("tpot", ("int4",)) == (31, 32) and span("ttft", ("int4",)) == (16, 16)
+    assert span("tpot", ("fp8",)) == (-5, -5) and span("ttft", ("fp8",)) == (-11, -11)
+    text = [w for w in api.run("perf", {"model": "qwen2.5-7b", "gpu": "rtx-4090"})["warnings"] if "GeForce" in w["en"]]
+    assert len(text) == 1
+    for piece in ("TPOT was 13-16 %", "TTFT 32-41 %", "AWQ/GPTQ TPOT 31-32 % and TTFT 16 %", "FP8 was 5-11 % below"):
+        assert piece in text[0]["en"], piece
+    for piece in ("13–16 %", "32–41 %", "31–32 %", "16 %", "5–11 %"):
+        assert piece in text[0]["zh"], piece
+    # not for other engines, nor for datacenter cards
+    for params in ({"gpu": "rtx-4090", "engine": "sglang"}, {"gpu": "l40s"}, {"gpu": "h100-sxm"}):
+        w = api.run("perf", {"model": "qwen2.5-7b", **params})["warnings"]
+        assert not any("GeForce" in x["en"] for x in w), params
