@@ -65,6 +65,9 @@ def _table(result: dict) -> str:
             continue
         if key == "fits_reason" and isinstance(value, dict):
             value = value["en"]
+        if key == "engine_kv_group_windows":  # each KV cache group's attention window
+            lines.append(f"{key:<{width}}  " + ", ".join("full" if w is None else f"window {w}" for w in value))
+            continue
         lines.append(f"{key:<{width}}  {_format(key, value)}")
     for row in result.get("per_gpu_table", []):
         parts = ", ".join(f"{name} {_format('bytes', row[key])}" for name, key in (

@@ -200,6 +200,34 @@ def kv_cache_bytes(m: ModelSpec, kv_dtype: str, batch: int, context: int, tp: in
     return batch * per_layer * sum(cached_tokens(m, context))
 
 
+def vllm_kv_groups(windows: list) -> tuple[int, list]:
+    """vLLM's KV cache groups for layers with these attention windows (None: full attention), as its hybrid KV cache
+    manager forms them (v1/core/kv_cache_utils.py, _get_kv_cache_groups_uniform_page_size): layers bucketed by
+    window; every group holds the same number of layers, the smallest bucket's (the largest's where that is under
+    1.5 times the smallest), a bucket's last group padded. Returns (layers per group, each group's window). One
+    window for every layer: one group of all the layers. gpt-oss (18 full, 18 windowed): (18, [None, 128])."""
+    counts: dict = {}
+    for w in windows:
+        counts[w] = counts.get(w, 0) + 1
+    lo, hi = min(counts.values()), max(counts.values())
+    size = hi if hi < 1.5 * lo else lo
+    return size, [w for w, n in counts.items() for _ in range(-(-n // size))]
+
+
+def vllm_blocks_per_request(groups: list, tokens: int, block_size: int, in_flight: int) -> int:
+    """KV blocks one request of ``tokens`` tokens may hold, summed over vLLM's KV cache groups (``groups``: each group's
+    window, vllm_kv_groups): a full-attention group one block per ``block_size`` tokens; a sliding-window group at most
+    the window and the tokens still in flight (window − 1 + ``in_flight``, never more than the request) plus one
+    block for a window that starts mid-block (v1/kv_cache_interface.py, max_admission_blocks_per_request)."""
+    total = 0
+    for w in groups:
+        if w is None:
+            total += -(-tokens // block_size)
+        else:
+            total += -(-min(w - 1 + in_flight, tokens) // block_size) + 1
+    return total
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Activations
 
@@ -424,7 +452,12 @@ def memory_report(
 
     What is left becomes KV blocks of ``block_size`` tokens. With pipeline stages every stage keeps the same
     number of blocks (the smallest any stage can afford), as vLLM does; each attention replica (ep > tp) has a
-    cache of its own.
+    cache of its own. vLLM's hybrid KV cache manager (kv_budget ``hybrid_kv_groups``: models that mix attention
+    windows, such as gpt-oss and Gemma-2, or slide a window in every layer) groups the layers (vllm_kv_groups); a
+    request holds full blocks in full-attention groups and only its window's in the others
+    (vllm_blocks_per_request), which sets the concurrency; ``engine_max_tokens_in_cache`` is what vLLM logs as its
+    KV cache size (kv_budget ``tokens_reported``: the max_model_len requests that fit, in tokens, or, before, the
+    blocks shared out evenly over the groups).
     """
     eng = engines_mod.profile(engine or engines_mod.DEFAULT_ENGINE)
     kvb = eng.kv_budget(kv_variant)
@@ -463,18 +496,32 @@ def memory_report(
         non_torch, cuda_graph = 0, 0
     else:
         non_torch, cuda_graph = overhead_bytes, 0
-    # A block holds block_size tokens of every layer of the stage; sliding-window layers are sized like full
-    # ones here, which is what vLLM does unless its hybrid allocator is on (it is for Gemma-2 in recent versions).
+    # A block holds block_size tokens of every layer of a KV cache group. vLLM's hybrid KV cache manager (kv_budget
+    # ``hybrid_kv_groups``) puts layers with different attention windows in groups of equal size that draw blocks
+    # from one pool, and a sliding-window group keeps only the blocks its window needs; elsewhere (SGLang here, vLLM's
+    # V0) one group holds all the stage's layers and sliding-window layers are sized like full ones.
     per_layer_kv = kv_bytes_per_token_layer(m, kv_dtype, tp)
+    hybrid = rule == "vllm_profile" and bool(kvb.get("hybrid_kv_groups"))
+    in_flight = int(kvb.get("in_flight_batches", 1)) * max_num_batched_tokens
     stage_blocks = []
     for row in table:
         stage_budget = max(0, budget - row["weights_bytes"] - profile_act - non_torch - cuda_graph)
-        block_bytes = block_size * per_layer_kv * (row["last_layer"] - row["first_layer"] + 1)
-        stage_blocks.append((stage_budget // block_bytes, stage_budget))
+        layers = range(row["first_layer"], row["last_layer"] + 1)
+        size, groups = vllm_kv_groups([m.layer_windows[i] for i in layers]) if hybrid else (len(layers), [None])
+        block_bytes = block_size * per_layer_kv * size
+        stage_blocks.append((stage_budget // block_bytes, stage_budget, groups))
         row["engine_num_kv_blocks"] = stage_budget // block_bytes
-    num_blocks, kv_budget = min(stage_blocks)
-    max_tokens = num_blocks * block_size
-    blocks_per_request = math.ceil(min(context, max_model_len) / block_size)
+    num_blocks, kv_budget, groups = min(stage_blocks, key=lambda x: (x[0], x[1]))
+    per_max_len = vllm_blocks_per_request(groups, max_model_len, block_size, in_flight)
+    if kvb.get("tokens_reported") == "concurrency":
+        # vLLM from about 0.25 logs "GPU KV cache size" as the requests of max_model_len tokens that fit, in tokens
+        # (kv_cache_utils.get_kv_cache_capacity); earlier, the blocks shared out evenly over the groups, in tokens
+        concurrency_max_len = num_blocks / per_max_len
+        max_tokens = int(concurrency_max_len * max_model_len)
+    else:
+        max_tokens = num_blocks // len(groups) * block_size
+        concurrency_max_len = max_tokens / max_model_len if not hybrid else num_blocks / per_max_len
+    blocks_per_request = vllm_blocks_per_request(groups, min(context, max_model_len), block_size, in_flight)
 
     fits = all(r["total_bytes"] <= capacity for r in table)
     for row in table:
@@ -520,9 +567,12 @@ def memory_report(
         "engine_max_num_batched_tokens": max_num_batched_tokens,
         "engine_kv_budget_bytes_per_gpu": kv_budget,
         "engine_num_kv_blocks": num_blocks,
+        "engine_kv_cache_groups": len(groups),
+        "engine_kv_group_windows": list(groups),  # each group's attention window (None: full), for the simulator
+        "engine_kv_in_flight_tokens": in_flight,
         "engine_max_tokens_in_cache": max_tokens * dp,
-        "engine_max_concurrency_at_max_model_len": max_tokens * dp / max_model_len,
-        "engine_fits_one_max_len_request": max_tokens >= max_model_len,
+        "engine_max_concurrency_at_max_model_len": concurrency_max_len * dp,
+        "engine_fits_one_max_len_request": num_blocks >= per_max_len,
         "per_gpu_table": table,
     }
 

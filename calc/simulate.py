@@ -243,6 +243,26 @@ class StepModel:
                           linked_gpus=self.gpu.linked_gpus, compute_capability=self.gpu.compute_capability)
         return int(r["engine_num_kv_blocks"])
 
+    def kv_blocks_held(self, max_num_batched_tokens: int = 8192, block_size: int = BLOCK_SIZE):
+        """A function: the KV blocks a sequence of n tokens holds, summed over the engine's KV cache groups (the
+        memory model's engine view): n / block_size, rounded up, per full-attention group; in a sliding-window group
+        of vLLM's hybrid KV cache manager no more than its window and the tokens in flight need. One group of
+        full attention (most models, other engines): ceil(n / block_size)."""
+        r = memory_report(self.m, self.gpu.memory_bytes, self.weights, self.kv_dtype, 1, 1, 1, self.tp,
+                          block_size=block_size, max_num_batched_tokens=max_num_batched_tokens,
+                          visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine,
+                          linked_gpus=self.gpu.linked_gpus, compute_capability=self.gpu.compute_capability)
+        windows, in_flight = r["engine_kv_group_windows"], r["engine_kv_in_flight_tokens"]
+        full = sum(1 for w in windows if w is None)
+        caps = [-(-(w - 1 + in_flight) // block_size) + 1 for w in windows if w is not None]
+        if not caps:
+            return lambda n: full * -(-n // block_size)
+
+        def held(n: int) -> int:
+            b = -(-n // block_size)
+            return full * b + sum(min(b, cap) for cap in caps)
+        return held
+
     def kv_bytes_per_token(self) -> int:
         return kv_bytes_per_token(self.m, self.kv_dtype, self.tp)
 
@@ -408,10 +428,11 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
         raise ValueError("max_num_seqs and max_num_batched_tokens must be ≥ 1")
     if num_blocks is None:
         num_blocks = model.kv_blocks(gpu_memory_utilization, max_num_batched_tokens, block_size)
+    held = model.kv_blocks_held(max_num_batched_tokens, block_size)  # blocks a sequence of n tokens holds
     longest = max((r.prompt_len + r.output_len for r in reqs), default=0)
-    if num_blocks * block_size < longest:
-        raise ValueError(f"the KV cache holds {num_blocks * block_size} tokens, fewer than one request needs "
-                         f"({longest}): the model does not fit with room for a request")
+    if held(longest) > num_blocks:
+        raise ValueError(f"the KV cache holds {num_blocks} blocks, fewer than one request of {longest} tokens needs "
+                         f"({held(longest)}): the model does not fit with room for a request")
     if not chunked_prefill:
         too_long = max((r.prompt_len + r.output_len for r in reqs), default=0)
         if too_long > max_num_batched_tokens:
@@ -448,8 +469,9 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
             # Run decode steps back to back, without the scheduler, until the first request finishes, the next
             # one arrives, or the cache might run short of blocks; every step gives n_run equal ITLs.
             k = min(s.req.output_len - s.generated for s in running)
-            if n_run * -(-k // block_size) > free:
-                k = min(k, free // n_run * block_size)
+            groups = held(block_size)  # a block per KV cache group for the first block_size tokens
+            if n_run * groups * -(-k // block_size) > free:
+                k = min(k, free // (n_run * groups) * block_size)
             if k >= 2:
                 ctx_sum = 0
                 for s in running:
@@ -474,7 +496,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                     s.computed += j
                     s.generated += j
                     s.last = now
-                    need = -(-s.computed // block_size) - s.blocks
+                    need = held(s.computed) - s.blocks
                     free -= need
                     s.blocks += need
                 running, free = _finish(running, finished, free)
@@ -492,7 +514,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
             while waiting and len(running) + len(chunks) < max_num_seqs:
                 s = waiting[0]
                 n = s.target - s.computed
-                need = -(-(s.computed + n) // block_size) - s.blocks
+                need = held(s.computed + n) - s.blocks
                 if n > budget or need > free:
                     break
                 waiting.popleft()
@@ -513,7 +535,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                 if n <= 0 or budget <= 0:
                     i += 1
                     continue
-                need = -(-(s.computed + n) // block_size) - s.blocks
+                need = held(s.computed + n) - s.blocks
                 preempted_self = False
                 while need > free:
                     victim = running.pop()  # the most recently admitted
@@ -541,7 +563,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                 while waiting and budget > 0 and len(running) < max_num_seqs:
                     s = waiting[0]
                     n = min(s.target - s.computed, budget)
-                    need = -(-(s.computed + n) // block_size) - s.blocks
+                    need = held(s.computed + n) - s.blocks
                     if need > free:
                         break
                     waiting.popleft()

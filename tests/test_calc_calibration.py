@@ -936,3 +936,28 @@ def test_the_geforce_warning_quotes_the_calibration_set():
     for params in ({"gpu": "rtx-4090", "engine": "sglang"}, {"gpu": "l40s"}, {"gpu": "h100-sxm"}):
         w = api.run("perf", {"model": "qwen2.5-7b", **params})["warnings"]
         assert not any("GeForce" in x["en"] for x in w), params
+
+
+def test_the_hybrid_kv_checks_are_as_the_data_page_says():
+    """docs/*/calculators/data.md on vLLM's hybrid KV cache manager: the Kaggle log's 2.46x at 98,304 tokens against
+    calc's 2.53 (1.37 counting every layer at full length); vLLM 0.25.1's 303,646 tokens for 10.52 GiB against this
+    counting with one batch in flight (303,709) or two (301,375); 155,728 tokens for gpt-oss-120b on one H100 by the
+    earlier count."""
+    pts = {p["id"]: p for p in calibration.points()}
+    p = pts["vllm0112-h100-gptoss120b-kv"]
+    oss, h100 = registry.get_model("gpt-oss-120b"), registry.get_gpu("h100-sxm")
+    kw = dict(visible_memory_bytes=h100.visible_memory_bytes, engine="vllm", kv_variant=p["kv_variant"],
+              gpu_memory_utilization=p["gpu_memory_utilization"], max_model_len=p["max_model_len"],
+              mxfp4_backend=p["mxfp4_backend"])
+    r = mem.memory_report(oss, h100.memory_bytes, "mxfp4-experts", **kw)
+    assert round(r["engine_max_concurrency_at_max_model_len"], 2) == 2.53
+    assert round(r["engine_max_concurrency_at_max_model_len"] / 2.46 - 1, 2) == round(calibration.predict(p) / p["value"] - 1, 2) == 0.03
+    assert round(r["engine_max_tokens_in_cache"] / p["max_model_len"], 2) == 1.37  # all 36 layers at full length
+    # vLLM 0.25.1: the log's 10.52 GiB in blocks of 16 tokens x 18 layers x 2,048 bytes, at 131,072 tokens
+    size, groups = mem.vllm_kv_groups(list(oss.layer_windows))
+    blocks = int(10.52 * 2**30) // (16 * size * 2048)
+    got = [int(blocks / mem.vllm_blocks_per_request(groups, 131072, 16, n * 1024) * 131072) for n in (1, 2)]
+    assert got == [303709, 301375] and abs(got[0] / 303646 - 1) < 0.001
+    now = mem.memory_report(oss, h100.memory_bytes, "mxfp4-experts", visible_memory_bytes=h100.visible_memory_bytes,
+                            engine="vllm", compute_capability=h100.compute_capability)
+    assert now["engine_num_kv_blocks"] // 2 * 16 == 155728

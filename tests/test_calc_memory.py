@@ -339,3 +339,69 @@ def test_partial_quantization_keeps_listed_modules_in_16_bits():
     regex = dict(cfg["quantization_config"], modules_to_not_convert=None, ignore=["lm_head", "re:.*self_attn.*"])
     cfg["quantization_config"] = regex
     assert weights_bytes(from_hf_config(cfg), "fp8") - weights_bytes(plain, "fp8") == attention
+
+
+def test_vllm_groups_layers_by_attention_window_and_a_window_caps_a_requests_blocks():
+    """vLLM's hybrid KV cache manager (v1/core/kv_cache_utils.py, kv_cache_interface.py, read in 0.32): layers bucketed
+    by window into groups of equal size drawing from one block pool; a sliding-window group holds at most
+    cdiv(window - 1 + tokens in flight, block) + 1 blocks of a request. Expected values worked by hand."""
+    # one window for all layers: one group of all layers
+    assert mem.vllm_kv_groups([None] * 32) == (32, [None])
+    assert mem.vllm_kv_groups([4096] * 32) == (32, [4096])
+    # gpt-oss: 18 + 18 alternating; Gemma-2-9B: 21 + 21
+    oss, gemma = registry.get_model("gpt-oss-120b"), registry.get_model("gemma-2-9b")
+    assert mem.vllm_kv_groups(list(oss.layer_windows)) == (18, [128, None])
+    assert mem.vllm_kv_groups(list(gemma.layer_windows)) == (21, [4096, None])
+    # vLLM's docstring example: 10 full + 20 sliding -> three groups of 10; 12 sliding + 13 full -> groups of 13
+    assert mem.vllm_kv_groups([None] * 10 + [512] * 20) == (10, [None, 512, 512])
+    assert mem.vllm_kv_groups([512] * 12 + [None] * 13) == (13, [512, None])
+    # blocks of one request at 131,072 tokens, 16-token blocks, 2 x 8,192 tokens in flight: 8,192 full + 1,033 sliding
+    assert mem.vllm_blocks_per_request([128, None], 131072, 16, 16384) == 8192 + (127 + 16384 + 15) // 16 + 1
+    assert mem.vllm_blocks_per_request([128, None], 100, 16, 16384) == 7 + 7 + 1  # a short request: its own tokens
+    # the engine view: gpt-oss-120b on one H100, 10.69 GiB of budget in blocks of 16 tokens x 18 layers x 2 KiB
+    h100 = registry.get_gpu("h100-sxm")
+    r = memory_report(oss, h100.memory_bytes, "mxfp4-experts", visible_memory_bytes=h100.visible_memory_bytes,
+                      engine="vllm", compute_capability=h100.compute_capability)
+    blocks = r["engine_kv_budget_bytes_per_gpu"] // (16 * 18 * 2 * 8 * 64 * 2)
+    assert r["engine_num_kv_blocks"] == blocks and r["engine_kv_cache_groups"] == 2
+    per = 8192 + 1033
+    assert abs(r["engine_max_concurrency_at_max_model_len"] - blocks / per) < 1e-9
+    assert r["engine_max_tokens_in_cache"] == int(blocks / per * 131072)
+    # against counting every layer at full length (SGLang's view here, and vLLM's V0): half the bytes per block,
+    # 9,225 blocks a request instead of 8,192: 1.78 times the requests
+    flat = r["engine_kv_budget_bytes_per_gpu"] // (16 * 36 * 2048) / 8192
+    assert round(r["engine_max_concurrency_at_max_model_len"], 2) == 2.11 and round(flat, 2) == 1.19
+    assert abs(r["engine_max_concurrency_at_max_model_len"] / flat - 2 * 8192 / 9225) < 0.01
+    # the request this report is for (1,280 tokens): its blocks in both groups
+    assert r["max_concurrency"] == blocks // (80 + 81)
+    # vLLM 0.10-0.20 (variant v1-pre0.21): one batch in flight, and the logged size is the blocks shared out over
+    # the groups, in tokens
+    old = memory_report(oss, h100.memory_bytes, "mxfp4-experts", visible_memory_bytes=h100.visible_memory_bytes,
+                        engine="vllm", kv_variant="v1-pre0.21", compute_capability=h100.compute_capability)
+    b_old = old["engine_num_kv_blocks"]
+    assert old["engine_max_tokens_in_cache"] == b_old // 2 * 16
+    assert abs(old["engine_max_concurrency_at_max_model_len"] - b_old / (8192 + (127 + 8192 + 15) // 16 + 1)) < 1e-9
+    # V0 and SGLang: every layer at full length, one group
+    for kw in ({"engine": "vllm", "kv_variant": "v0"}, {"engine": "sglang"}):
+        v = memory_report(oss, h100.memory_bytes, "mxfp4-experts", visible_memory_bytes=h100.visible_memory_bytes, **kw)
+        assert v["engine_kv_cache_groups"] == 1 and v["engine_max_tokens_in_cache"] == v["engine_num_kv_blocks"] * 16
+    # a model of full attention only is as before: blocks x block size
+    llama = memory_report(registry.get_model("llama-3.1-8b"), h100.memory_bytes, visible_memory_bytes=h100.visible_memory_bytes)
+    assert llama["engine_max_tokens_in_cache"] == llama["engine_num_kv_blocks"] * 16
+
+
+def test_the_simulator_holds_a_requests_blocks_as_the_memory_model_counts_them():
+    """The planner's simulator: a sequence of n tokens holds ceil(n / 16) blocks in each full-attention group and at most
+    the window's share in a sliding-window group (vLLM's hybrid manager); one group for models of full attention."""
+    from calc.simulate import StepModel, step_cost  # noqa: PLC0415
+
+    h100 = registry.get_gpu("h100-sxm")
+    held = StepModel(registry.get_model("gpt-oss-120b"), h100, weights="mxfp4-experts",
+                     cost=step_cost("vllm", "mxfp4-experts")).kv_blocks_held(8192)
+    cap = (127 + 16384 + 15) // 16 + 1
+    assert [held(n) for n in (1, 16, 17, 100_000)] == [2, 2, 4, 6250 + cap]
+    flat = StepModel(registry.get_model("llama-3.1-8b"), h100, cost=step_cost("vllm")).kv_blocks_held(8192)
+    assert [flat(n) for n in (1, 16, 17, 100_000)] == [1, 1, 2, 6250]
+    # SGLang (and the ideal engine) count gpt-oss's layers at full length: one group
+    ideal = StepModel(registry.get_model("gpt-oss-120b"), h100, weights="mxfp4-experts").kv_blocks_held(8192)
+    assert [ideal(n) for n in (1, 17, 100_000)] == [1, 2, 6250]
