@@ -214,6 +214,12 @@ def engines_table(lang: str) -> str:
             nt, cg = gib(kv.get("non_torch_bytes", 0)), gib(kv.get("cuda_graph_bytes", 0))
             rule = (f"{frac} × CUDA 可见显存 − 权重 − 试运行激活峰值 − PyTorch 之外 {nt} − CUDA Graph {cg}" if zh else
                     f"{frac} × CUDA-visible − weights − profiling-pass activations − {nt} outside PyTorch − {cg} CUDA graphs")
+            if kv.get("hybrid_kv_groups"):
+                rule += ("；滑动窗口层按 vLLM 的混合 KV 管理分组，一个请求在窗口组里只占窗口 − 1 + 在途 token"
+                         f"（{kv.get('in_flight_batches', 1)} 批 max_num_batched_tokens）所需的块" if zh else
+                         "; sliding-window layers in vLLM's hybrid KV groups, a request holding in a window group only the "
+                         f"blocks of the window − 1 + the tokens in flight ({kv.get('in_flight_batches', 1)} batches of "
+                         "max_num_batched_tokens)")
             for vname in p.kv_variants:
                 vkv = p.kv_budget(vname)
                 rule += (f"（{vname}：{vkv['fraction']:g}，{gib(vkv.get('non_torch_bytes', 0))}，"
@@ -223,16 +229,21 @@ def engines_table(lang: str) -> str:
         else:
             rule = (f"{frac} × CUDA 可见显存 − 权重 − 激活 − 开销" if zh else
                     f"{frac} × CUDA-visible − weights − activations − overhead")
-        if e.get("mxfp4_moe"):  # MXFP4 experts padded by the backend the engine picks on each GPU
-            mx = e["mxfp4_moe"]
+        if e.get("mxfp4_moe"):  # gpt-oss's MXFP4 experts padded by the backend the engine picks on each GPU
+            strings, = hook_support.calc_modules("strings")
+            mx, lang_key = e["mxfp4_moe"], ("zh" if zh else "en")
             by_backend = {}
             for cc, backend in mx["backend"].items():
                 by_backend.setdefault(backend, []).append(cc)
-            parts = [f"{'/'.join(ccs)}: {b} {' × '.join(str(a) for a in mx['alignment'][b])}"
+            sep, slash = ("；", "、") if zh else ("; ", "/")
+            colon = "：" if zh else ": "
+            parts = [f"{slash.join(ccs)}{colon}{strings.VALUE_WORDS[b][lang_key]} {' × '.join(str(a) for a in mx['alignment'][b])}"
                      for b, ccs in by_backend.items()]
-            rule += ("；MXFP4 专家按各 GPU（计算能力）上默认后端补齐到（隐藏维度 × 每卡专家宽度）的倍数，计入权重：" if zh else
-                     "; MXFP4 experts padded, in the weights, to the multiples (hidden × expert width per GPU) of the "
-                     "default backend by compute capability: ") + "; ".join(parts)
+            least = mx.get("min_compute_capability")
+            rule += ((f"；gpt-oss 的 MXFP4 专家按各 GPU（计算能力）上的默认后端补齐到（隐藏维度 × 每卡专家宽度）的倍数，计入权重：{sep.join(parts)}"
+                      f"；计算能力低于 {least} 时 vLLM 不接受 MXFP4") if zh else
+                     ("; gpt-oss's MXFP4 experts padded, in the weights, to the multiples (hidden × expert width per GPU) of "
+                      f"the default backend by compute capability: {sep.join(parts)}; vLLM refuses MXFP4 below {least}"))
         links = " · ".join(f"[{i + 1}]({s['url']}) ({s['date']})" if s["url"].startswith("https://")
                            else f"`{s['url']}` ({s['date']})" for i, s in enumerate(e["sources"]))
         fixed = f"{ms(p.overhead_base_s)} / {ms(p.prefill_step_base_s)}"
