@@ -204,27 +204,36 @@ def vllm_kv_groups(windows: list) -> tuple[int, list]:
     """vLLM's KV cache groups for layers with these attention windows (None: full attention), as its hybrid KV cache
     manager forms them (v1/core/kv_cache_utils.py, _get_kv_cache_groups_uniform_page_size): layers bucketed by
     window; every group holds the same number of layers, the smallest bucket's (the largest's where that is under
-    1.5 times the smallest), a bucket's last group padded. Returns (layers per group, each group's window). One
-    window for every layer: one group of all the layers. gpt-oss (18 full, 18 windowed): (18, [None, 128])."""
-    counts: dict = {}
-    for w in windows:
-        counts[w] = counts.get(w, 0) + 1
-    lo, hi = min(counts.values()), max(counts.values())
+    1.5 times the smallest), a bucket's last group padded; a bucket's layers go round-robin into its groups.
+    Returns (layers per group, [(window, [layer indices]) per group]). One window for every layer: one group of all
+    the layers. gpt-oss (18 windowed, 18 full, alternating): (18, [(128, [0, 2, ...]), (None, [1, 3, ...])])."""
+    buckets: dict = {}
+    for i, w in enumerate(windows):
+        buckets.setdefault(w, []).append(i)
+    lo, hi = min(len(v) for v in buckets.values()), max(len(v) for v in buckets.values())
     size = hi if hi < 1.5 * lo else lo
-    return size, [w for w, n in counts.items() for _ in range(-(-n // size))]
+    groups = []
+    for w, layers in buckets.items():
+        n = -(-len(layers) // size)
+        groups += [(w, layers[j::n]) for j in range(n)]
+    return size, groups
 
 
-def vllm_blocks_per_request(groups: list, tokens: int, block_size: int, in_flight: int) -> int:
-    """KV blocks one request of ``tokens`` tokens may hold, summed over vLLM's KV cache groups (``groups``: each group's
-    window, vllm_kv_groups): a full-attention group one block per ``block_size`` tokens; a sliding-window group at most
-    the window and the tokens still in flight (window − 1 + ``in_flight``, never more than the request) plus one
-    block for a window that starts mid-block (v1/kv_cache_interface.py, max_admission_blocks_per_request)."""
+def vllm_blocks_per_request(windows: list, tokens: int, block_size: int, in_flight: int, bound: bool = False) -> int:
+    """KV blocks a request of ``tokens`` tokens holds, summed over vLLM's KV cache groups (``windows``: each group's
+    attention window, None for full attention): a full-attention group one per ``block_size`` tokens; a sliding-window
+    group no more than the window and the tokens in flight need, window − 1 + ``in_flight`` tokens plus one block for a
+    window that starts mid-block (v1/kv_cache_interface.py, SlidingWindowSpec.max_admission_blocks_per_request), and
+    never more than the request's own blocks. ``bound``: vLLM's start-up bound (max_memory_usage_bytes), which
+    keeps that extra block even for a request shorter than the window (it sets the logged concurrency)."""
+    b = -(-tokens // block_size)
     total = 0
-    for w in groups:
+    for w in windows:
         if w is None:
-            total += -(-tokens // block_size)
+            total += b
         else:
-            total += -(-min(w - 1 + in_flight, tokens) // block_size) + 1
+            cap = -(-min(w - 1 + in_flight, tokens) // block_size) + 1
+            total += cap if bound else min(b, cap)
     return total
 
 
@@ -502,26 +511,34 @@ def memory_report(
     # V0) one group holds all the stage's layers and sliding-window layers are sized like full ones.
     per_layer_kv = kv_bytes_per_token_layer(m, kv_dtype, tp)
     hybrid = rule == "vllm_profile" and bool(kvb.get("hybrid_kv_groups"))
-    in_flight = int(kvb.get("in_flight_batches", 1)) * max_num_batched_tokens
+    if hybrid:  # groups over the whole model, projected onto each stage (kv_cache_utils, as vLLM does with PP)
+        _, groups = vllm_kv_groups(list(m.layer_windows))
+    else:
+        groups = [(None, list(range(m.num_hidden_layers)))]
+    windows = [w for w, _ in groups]
+    sliding = any(w is not None for w in windows)
+    # the tokens a sliding-window group keeps room for: one max_num_batched_tokens per batch in flight (vLLM 0.32:
+    # pp + 1 with async scheduling, its default; pp before)
+    in_flight = (pp + int(kvb.get("in_flight_batches_beyond_pp", 0))) * max_num_batched_tokens if sliding else 0
     stage_blocks = []
     for row in table:
+        stage = set(range(row["first_layer"], row["last_layer"] + 1))
+        per_block_layers = max(len(stage.intersection(layers)) for _, layers in groups)
         stage_budget = max(0, budget - row["weights_bytes"] - profile_act - non_torch - cuda_graph)
-        layers = range(row["first_layer"], row["last_layer"] + 1)
-        size, groups = vllm_kv_groups([m.layer_windows[i] for i in layers]) if hybrid else (len(layers), [None])
-        block_bytes = block_size * per_layer_kv * size
-        stage_blocks.append((stage_budget // block_bytes, stage_budget, groups))
+        block_bytes = block_size * per_layer_kv * per_block_layers
+        stage_blocks.append((stage_budget // block_bytes, stage_budget))
         row["engine_num_kv_blocks"] = stage_budget // block_bytes
-    num_blocks, kv_budget, groups = min(stage_blocks, key=lambda x: (x[0], x[1]))
-    per_max_len = vllm_blocks_per_request(groups, max_model_len, block_size, in_flight)
+    num_blocks, kv_budget = min(stage_blocks)
+    per_max_len = vllm_blocks_per_request(windows, max_model_len, block_size, in_flight, bound=True)
     if kvb.get("tokens_reported") == "concurrency":
-        # vLLM from about 0.25 logs "GPU KV cache size" as the requests of max_model_len tokens that fit, in tokens
-        # (kv_cache_utils.get_kv_cache_capacity); earlier, the blocks shared out evenly over the groups, in tokens
+        # vLLM 0.32 logs "GPU KV cache size" as the requests of max_model_len tokens that fit, in tokens
+        # (kv_cache_utils.get_kv_cache_capacity); up to at least 0.17, the blocks shared out evenly over the groups
         concurrency_max_len = num_blocks / per_max_len
         max_tokens = int(concurrency_max_len * max_model_len)
     else:
         max_tokens = num_blocks // len(groups) * block_size
-        concurrency_max_len = max_tokens / max_model_len if not hybrid else num_blocks / per_max_len
-    blocks_per_request = vllm_blocks_per_request(groups, min(context, max_model_len), block_size, in_flight)
+        concurrency_max_len = num_blocks / per_max_len if hybrid else max_tokens / max_model_len
+    blocks_per_request = vllm_blocks_per_request(windows, min(context, max_model_len), block_size, in_flight)
 
     fits = all(r["total_bytes"] <= capacity for r in table)
     for row in table:
@@ -568,11 +585,12 @@ def memory_report(
         "engine_kv_budget_bytes_per_gpu": kv_budget,
         "engine_num_kv_blocks": num_blocks,
         "engine_kv_cache_groups": len(groups),
-        "engine_kv_group_windows": list(groups),  # each group's attention window (None: full), for the simulator
+        "engine_kv_group_windows": windows,  # each group's attention window (None: full), for the simulator
         "engine_kv_in_flight_tokens": in_flight,
         "engine_max_tokens_in_cache": max_tokens * dp,
         "engine_max_concurrency_at_max_model_len": concurrency_max_len * dp,
-        "engine_fits_one_max_len_request": num_blocks >= per_max_len,
+        # vLLM keeps one block aside as its null block (kv_cache_utils, block_pool.py)
+        "engine_fits_one_max_len_request": num_blocks - 1 >= per_max_len,
         "per_gpu_table": table,
     }
 

@@ -106,11 +106,12 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
     for tp in tp_sizes(m, gpu):
         sm = StepModel(m, gpu, weights, kv_dtype, tp, cost)
         blocks = sm.kv_blocks(max_num_batched_tokens=max_num_batched_tokens)
-        if blocks * BLOCK_SIZE < longest:
+        need = sm.kv_blocks_held(max_num_batched_tokens)(longest, max_num_batched_tokens)  # blocks of the longest
+        if need > blocks:
             reasons.append({"tp": tp, "why": "memory", "message": t(
-                f"TP={tp}：权重之外的 KV 缓存只有 {blocks * BLOCK_SIZE} 个 token，放不下一个 {longest} token 的请求",
-                f"TP={tp}: the KV cache left beside the weights holds {blocks * BLOCK_SIZE} tokens, less than one "
-                f"{longest}-token request")})
+                f"TP={tp}：权重之外的 KV 缓存只有 {blocks} 块（每块 {BLOCK_SIZE} 个 token），放不下一个 {longest} token 的请求（要 {need} 块）",
+                f"TP={tp}: the KV cache left beside the weights holds {blocks} blocks of {BLOCK_SIZE} tokens, fewer than "
+                f"one {longest}-token request needs ({need})")})
             continue
         # the floor: one request alone on an empty engine
         chunk = max_num_batched_tokens if chunked_prefill else p90_prompt

@@ -244,23 +244,26 @@ class StepModel:
         return int(r["engine_num_kv_blocks"])
 
     def kv_blocks_held(self, max_num_batched_tokens: int = 8192, block_size: int = BLOCK_SIZE):
-        """A function: the KV blocks a sequence of n tokens holds, summed over the engine's KV cache groups (the
-        memory model's engine view): n / block_size, rounded up, per full-attention group; in a sliding-window group
-        of vLLM's hybrid KV cache manager no more than its window and the tokens in flight need. One group of
-        full attention (most models, other engines): ceil(n / block_size)."""
+        """A function held(n, step): the KV blocks a sequence of n tokens holds after a step that scheduled ``step`` of
+        its tokens, summed over the engine's KV cache groups (the memory model's engine view): n / block_size,
+        rounded up, per full-attention group; in a sliding-window group of vLLM's hybrid KV cache manager only the
+        window and the tokens still in flight (window − 1 + step × the batches in flight, plus one block), since vLLM
+        frees the blocks that leave the window at every step. One group of full attention (most models, other
+        engines): ceil(n / block_size)."""
         r = memory_report(self.m, self.gpu.memory_bytes, self.weights, self.kv_dtype, 1, 1, 1, self.tp,
                           block_size=block_size, max_num_batched_tokens=max_num_batched_tokens,
                           visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine,
                           linked_gpus=self.gpu.linked_gpus, compute_capability=self.gpu.compute_capability)
-        windows, in_flight = r["engine_kv_group_windows"], r["engine_kv_in_flight_tokens"]
+        windows = r["engine_kv_group_windows"]
+        batches = r["engine_kv_in_flight_tokens"] // max_num_batched_tokens
         full = sum(1 for w in windows if w is None)
-        caps = [-(-(w - 1 + in_flight) // block_size) + 1 for w in windows if w is not None]
-        if not caps:
-            return lambda n: full * -(-n // block_size)
+        sliding = [w for w in windows if w is not None]
+        if not sliding:
+            return lambda n, step=1: full * -(-n // block_size)
 
-        def held(n: int) -> int:
+        def held(n: int, step: int = 1) -> int:
             b = -(-n // block_size)
-            return full * b + sum(min(b, cap) for cap in caps)
+            return full * b + sum(min(b, -(-(w - 1 + batches * step) // block_size) + 1) for w in sliding)
         return held
 
     def kv_bytes_per_token(self) -> int:
@@ -430,9 +433,9 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
         num_blocks = model.kv_blocks(gpu_memory_utilization, max_num_batched_tokens, block_size)
     held = model.kv_blocks_held(max_num_batched_tokens, block_size)  # blocks a sequence of n tokens holds
     longest = max((r.prompt_len + r.output_len for r in reqs), default=0)
-    if held(longest) > num_blocks:
+    if held(longest, max_num_batched_tokens) > num_blocks:
         raise ValueError(f"the KV cache holds {num_blocks} blocks, fewer than one request of {longest} tokens needs "
-                         f"({held(longest)}): the model does not fit with room for a request")
+                         f"({held(longest, max_num_batched_tokens)}): the model does not fit with room for a request")
     if not chunked_prefill:
         too_long = max((r.prompt_len + r.output_len for r in reqs), default=0)
         if too_long > max_num_batched_tokens:
@@ -514,7 +517,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
             while waiting and len(running) + len(chunks) < max_num_seqs:
                 s = waiting[0]
                 n = s.target - s.computed
-                need = held(s.computed + n) - s.blocks
+                need = held(s.computed + n, n) - s.blocks
                 if n > budget or need > free:
                     break
                 waiting.popleft()
@@ -535,7 +538,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                 if n <= 0 or budget <= 0:
                     i += 1
                     continue
-                need = held(s.computed + n) - s.blocks
+                need = held(s.computed + n, n) - s.blocks
                 preempted_self = False
                 while need > free:
                     victim = running.pop()  # the most recently admitted
@@ -563,7 +566,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                 while waiting and budget > 0 and len(running) < max_num_seqs:
                     s = waiting[0]
                     n = min(s.target - s.computed, budget)
-                    need = held(s.computed + n) - s.blocks
+                    need = held(s.computed + n, n) - s.blocks
                     if need > free:
                         break
                     waiting.popleft()

@@ -216,9 +216,9 @@ def engines_table(lang: str) -> str:
                     f"{frac} × CUDA-visible − weights − profiling-pass activations − {nt} outside PyTorch − {cg} CUDA graphs")
             if kv.get("hybrid_kv_groups"):
                 rule += ("；滑动窗口层按 vLLM 的混合 KV 管理分组，一个请求在窗口组里只占窗口 − 1 + 在途 token"
-                         f"（{kv.get('in_flight_batches', 1)} 批 max_num_batched_tokens）所需的块" if zh else
+                         f"（流水线级数 + {kv.get('in_flight_batches_beyond_pp', 0)} 批 max_num_batched_tokens）所需的块" if zh else
                          "; sliding-window layers in vLLM's hybrid KV groups, a request holding in a window group only the "
-                         f"blocks of the window − 1 + the tokens in flight ({kv.get('in_flight_batches', 1)} batches of "
+                         f"blocks of the window − 1 + the tokens in flight (pipeline stages + {kv.get('in_flight_batches_beyond_pp', 0)} batches of "
                          "max_num_batched_tokens)")
             for vname in p.kv_variants:
                 vkv = p.kv_budget(vname)
