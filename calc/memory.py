@@ -518,8 +518,9 @@ def memory_report(
     windows = [w for w, _ in groups]
     sliding = any(w is not None for w in windows)
     # the tokens a sliding-window group keeps room for: one max_num_batched_tokens per batch in flight (vLLM 0.32:
-    # pp + 1 with async scheduling, its default; pp before)
-    in_flight = (pp + int(kvb.get("in_flight_batches_beyond_pp", 0))) * max_num_batched_tokens if sliding else 0
+    # pp + 1 with async scheduling, its default; one before, in_flight_batches)
+    batches = kvb.get("in_flight_batches") or pp + int(kvb.get("in_flight_batches_beyond_pp", 0))
+    in_flight = int(batches) * max_num_batched_tokens if sliding else 0
     stage_blocks = []
     for row in table:
         stage = set(range(row["first_layer"], row["last_layer"] + 1))
@@ -590,7 +591,7 @@ def memory_report(
         "engine_max_tokens_in_cache": max_tokens * dp,
         "engine_max_concurrency_at_max_model_len": concurrency_max_len * dp,
         # vLLM keeps one block aside as its null block (kv_cache_utils, block_pool.py)
-        "engine_fits_one_max_len_request": num_blocks - 1 >= per_max_len,
+        "engine_fits_one_max_len_request": num_blocks - (rule == "vllm_profile") >= per_max_len,
         "per_gpu_table": table,
     }
 

@@ -106,7 +106,8 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
     for tp in tp_sizes(m, gpu):
         sm = StepModel(m, gpu, weights, kv_dtype, tp, cost)
         blocks = sm.kv_blocks(max_num_batched_tokens=max_num_batched_tokens)
-        need = sm.kv_blocks_held(max_num_batched_tokens)(longest, max_num_batched_tokens)  # blocks of the longest
+        held, batches = sm.kv_blocks_held(max_num_batched_tokens)
+        need = held(longest, batches * max_num_batched_tokens)  # the longest request's blocks, as simulate() checks
         if need > blocks:
             reasons.append({"tp": tp, "why": "memory", "message": t(
                 f"TP={tp}：权重之外的 KV 缓存只有 {blocks} 块（每块 {BLOCK_SIZE} 个 token），放不下一个 {longest} token 的请求（要 {need} 块）",

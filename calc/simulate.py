@@ -244,27 +244,28 @@ class StepModel:
         return int(r["engine_num_kv_blocks"])
 
     def kv_blocks_held(self, max_num_batched_tokens: int = 8192, block_size: int = BLOCK_SIZE):
-        """A function held(n, step): the KV blocks a sequence of n tokens holds after a step that scheduled ``step`` of
-        its tokens, summed over the engine's KV cache groups (the memory model's engine view): n / block_size,
-        rounded up, per full-attention group; in a sliding-window group of vLLM's hybrid KV cache manager only the
-        window and the tokens still in flight (window − 1 + step × the batches in flight, plus one block), since vLLM
-        frees the blocks that leave the window at every step. One group of full attention (most models, other
-        engines): ceil(n / block_size)."""
+        """(held, batches): held(n, in_flight) is the KV blocks a sequence of n tokens holds while ``in_flight`` of its
+        tokens are scheduled but not yet settled, summed over the engine's KV cache groups (the memory model's engine
+        view): n / block_size, rounded up, per full-attention group; in a sliding-window group of vLLM's hybrid KV
+        cache manager only the window and those tokens (window − 1 + in_flight, plus one block), since vLLM frees the
+        blocks that leave the window at every step. ``batches``: the steps in flight (2 with vLLM 0.32's async
+        scheduling: a sequence's previous step's tokens and this step's). One group of full attention (most models,
+        other engines): ceil(n / block_size)."""
         r = memory_report(self.m, self.gpu.memory_bytes, self.weights, self.kv_dtype, 1, 1, 1, self.tp,
                           block_size=block_size, max_num_batched_tokens=max_num_batched_tokens,
                           visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine,
                           linked_gpus=self.gpu.linked_gpus, compute_capability=self.gpu.compute_capability)
         windows = r["engine_kv_group_windows"]
-        batches = r["engine_kv_in_flight_tokens"] // max_num_batched_tokens
+        batches = max(1, r["engine_kv_in_flight_tokens"] // max_num_batched_tokens)
         full = sum(1 for w in windows if w is None)
         sliding = [w for w in windows if w is not None]
         if not sliding:
-            return lambda n, step=1: full * -(-n // block_size)
+            return (lambda n, in_flight=1: full * -(-n // block_size)), batches
 
-        def held(n: int, step: int = 1) -> int:
+        def held(n: int, in_flight: int = 1) -> int:
             b = -(-n // block_size)
-            return full * b + sum(min(b, -(-(w - 1 + batches * step) // block_size) + 1) for w in sliding)
-        return held
+            return full * b + sum(min(b, -(-(w - 1 + in_flight) // block_size) + 1) for w in sliding)
+        return held, batches
 
     def kv_bytes_per_token(self) -> int:
         return kv_bytes_per_token(self.m, self.kv_dtype, self.tp)
@@ -389,7 +390,7 @@ def requests(n: int, rate: float, prompt=1024, output=256, seed: int = 0,
 
 
 class _Seq:
-    __slots__ = ("req", "computed", "target", "generated", "blocks", "first", "last", "done_prefill", "order")
+    __slots__ = ("req", "computed", "target", "generated", "blocks", "first", "last", "done_prefill", "order", "prev")
 
     def __init__(self, req: Request):
         self.req = req
@@ -401,6 +402,7 @@ class _Seq:
         self.last = None  # time of the latest token
         self.done_prefill = False
         self.order = 0
+        self.prev = 0  # tokens scheduled in its previous step (still in flight under async scheduling)
 
 
 def percentiles(xs: list[float], ps=PERCENTILES) -> dict:
@@ -431,11 +433,16 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
         raise ValueError("max_num_seqs and max_num_batched_tokens must be ≥ 1")
     if num_blocks is None:
         num_blocks = model.kv_blocks(gpu_memory_utilization, max_num_batched_tokens, block_size)
-    held = model.kv_blocks_held(max_num_batched_tokens, block_size)  # blocks a sequence of n tokens holds
+    held, batches = model.kv_blocks_held(max_num_batched_tokens, block_size)  # blocks a sequence holds
+
+    def in_flight(s: _Seq, n: int) -> int:  # a sequence's tokens not yet settled once it schedules n more
+        return n + (s.prev if batches > 1 else 0)
+
     longest = max((r.prompt_len + r.output_len for r in reqs), default=0)
-    if held(longest, max_num_batched_tokens) > num_blocks:
+    worst = held(longest, batches * max_num_batched_tokens)
+    if worst > num_blocks:
         raise ValueError(f"the KV cache holds {num_blocks} blocks, fewer than one request of {longest} tokens needs "
-                         f"({held(longest, max_num_batched_tokens)}): the model does not fit with room for a request")
+                         f"({worst}): the model does not fit with room for a request")
     if not chunked_prefill:
         too_long = max((r.prompt_len + r.output_len for r in reqs), default=0)
         if too_long > max_num_batched_tokens:
@@ -499,7 +506,8 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                     s.computed += j
                     s.generated += j
                     s.last = now
-                    need = held(s.computed) - s.blocks
+                    need = held(s.computed, batches) - s.blocks  # decodes: one token per step in flight
+                    s.prev = 1
                     free -= need
                     s.blocks += need
                 running, free = _finish(running, finished, free)
@@ -517,12 +525,13 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
             while waiting and len(running) + len(chunks) < max_num_seqs:
                 s = waiting[0]
                 n = s.target - s.computed
-                need = held(s.computed + n, n) - s.blocks
+                need = held(s.computed + n, in_flight(s, n)) - s.blocks
                 if n > budget or need > free:
                     break
                 waiting.popleft()
                 free -= need
                 s.blocks += need
+                s.prev = n
                 budget -= n
                 order += 1
                 s.order = order
@@ -538,12 +547,13 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                 if n <= 0 or budget <= 0:
                     i += 1
                     continue
-                need = held(s.computed + n, n) - s.blocks
+                need = held(s.computed + n, in_flight(s, n)) - s.blocks
                 preempted_self = False
                 while need > free:
                     victim = running.pop()  # the most recently admitted
                     free += victim.blocks
                     victim.blocks = 0
+                    victim.prev = 0
                     victim.computed = 0
                     victim.target = victim.req.prompt_len + victim.generated
                     victim.done_prefill = False
@@ -556,6 +566,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                     break
                 free -= need
                 s.blocks += need
+                s.prev = n
                 budget -= n
                 if s.done_prefill:
                     decodes.append(s)
@@ -566,12 +577,13 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                 while waiting and budget > 0 and len(running) < max_num_seqs:
                     s = waiting[0]
                     n = min(s.target - s.computed, budget)
-                    need = held(s.computed + n, n) - s.blocks
+                    need = held(s.computed + n, in_flight(s, n)) - s.blocks
                     if need > free:
                         break
                     waiting.popleft()
                     free -= need
                     s.blocks += need
+                    s.prev = n
                     budget -= n
                     order += 1
                     s.order = order

@@ -426,22 +426,26 @@ def test_the_simulator_holds_a_requests_blocks_as_vllm_frees_them():
 
     h100 = registry.get_gpu("h100-sxm")
     oss = StepModel(registry.get_model("gpt-oss-120b"), h100, weights="mxfp4-experts", cost=step_cost("vllm", "mxfp4-experts"))
-    held = oss.kv_blocks_held(8192)
-    # decode (1 token a step, 2 batches in flight): cdiv(127 + 2, 16) + 1 = 10 windowed blocks; a chunk of 8,192
-    # tokens: cdiv(127 + 16,384, 16) + 1 = 1,033
-    assert [held(n) for n in (1, 16, 17, 100_000)] == [2, 2, 4, 6250 + 10]
-    assert held(100_000, 8192) == 6250 + 1033
-    flat = StepModel(registry.get_model("llama-3.1-8b"), h100, cost=step_cost("vllm")).kv_blocks_held(8192)
+    held, batches = oss.kv_blocks_held(8192)
+    assert batches == 2  # vLLM 0.32's async scheduling: a sequence's previous step and this one in flight
+    # decoding (one token a step, two steps in flight): cdiv(127 + 2, 16) + 1 = 10 windowed blocks; right after two
+    # 8,192-token chunks: cdiv(127 + 16,384, 16) + 1 = 1,033; a sequence shorter than that holds its own blocks
+    assert [held(n, 2) for n in (1, 16, 17, 100_000)] == [2, 2, 4, 6250 + 10]
+    assert held(100_000, 16384) == 6250 + 1033
+    flat, _ = StepModel(registry.get_model("llama-3.1-8b"), h100, cost=step_cost("vllm")).kv_blocks_held(8192)
     assert [flat(n) for n in (1, 16, 17, 100_000)] == [1, 1, 2, 6250]
-    assert flat(100_000, 8192) == 6250
+    assert flat(100_000, 16384) == 6250
     # SGLang (and the ideal engine) count gpt-oss's layers at full length: one group
-    ideal = StepModel(registry.get_model("gpt-oss-120b"), h100, weights="mxfp4-experts").kv_blocks_held(8192)
+    # Gemma-2 (data page): a decoding 8,192-token request holds 512 + cdiv(4,095 + 2, 16) + 1 = 770 blocks, not 1,024
+    gemma, _ = StepModel(registry.get_model("gemma-2-9b"), h100, cost=step_cost("vllm")).kv_blocks_held(8192)
+    assert gemma(8192, 2) == 770
+    ideal, _ = StepModel(registry.get_model("gpt-oss-120b"), h100, weights="mxfp4-experts").kv_blocks_held(8192)
     assert [ideal(n) for n in (1, 17, 100_000)] == [1, 2, 6250]
     # a burst of 2,560-token requests: the same bytes as blocks of all 36 layers at full length hold 60 sequences
     # (9,733 blocks / 160); vLLM's groups about 114 (19,467 / (160 + 10)): fewer preemptions, more requests a second
     class EveryLayerInFull(StepModel):
         def kv_blocks_held(self, max_num_batched_tokens=8192, block_size=16):
-            return lambda n, step=1: -(-n // block_size)
+            return (lambda n, in_flight=1: -(-n // block_size)), 2
 
     whole = EveryLayerInFull(oss.m, h100, weights="mxfp4-experts", cost=oss.cost)
     reqs = [Request(i, 0.0, 2048, 512) for i in range(200)]
@@ -450,8 +454,6 @@ def test_the_simulator_holds_a_requests_blocks_as_vllm_frees_them():
     hybrid = simulate(oss, reqs, max_num_seqs=1024, num_blocks=blocks)
     flat_run = simulate(whole, reqs, max_num_seqs=1024, num_blocks=blocks // 2)
     assert hybrid["preemptions"] < flat_run["preemptions"] and hybrid["requests_per_s"] > flat_run["requests_per_s"]
-
-
 
 
 def test_the_planner_sizes_a_windowed_model_in_the_engines_blocks():
