@@ -539,7 +539,10 @@ def memory_report(
     else:
         max_tokens = num_blocks // len(groups) * block_size
         concurrency_max_len = num_blocks / per_max_len if hybrid else max_tokens / max_model_len
-    blocks_per_request = vllm_blocks_per_request(windows, min(context, max_model_len), block_size, in_flight)
+    # a request of this length once it decodes: one token per batch in flight, so a window group holds only the
+    # window's blocks (what the planner's simulator counts); admitting it briefly needs its prompt chunk's too
+    decode_in_flight = int(batches) if sliding else 0
+    blocks_per_request = vllm_blocks_per_request(windows, min(context, max_model_len), block_size, decode_in_flight)
 
     fits = all(r["total_bytes"] <= capacity for r in table)
     for row in table:

@@ -381,8 +381,9 @@ def test_vllm_groups_layers_by_attention_window_and_a_window_caps_a_requests_blo
     flat = r["engine_kv_budget_bytes_per_gpu"] // (16 * 36 * 2048) / 8192
     assert round(r["engine_max_concurrency_at_max_model_len"], 2) == 2.11 and round(flat, 2) == 1.19
     assert abs(r["engine_max_concurrency_at_max_model_len"] / flat - 2 * 8192 / 9225) < 0.01
-    # the request this report is for (1,280 tokens): 80 blocks in each group
-    assert r["max_concurrency"] == blocks // (80 + 80)
+    # the request this report is for (1,280 tokens), decoding: 80 full-attention blocks and cdiv(127 + 2, 16) + 1 = 10
+    # in the window group
+    assert r["max_concurrency"] == blocks // (80 + 10)
     # pipeline stages: pp + 1 batches in flight; the groups are the whole model's, each stage holding half of each
     r2 = memory_report(oss, h100.memory_bytes, "mxfp4-experts", pp=2, visible_memory_bytes=h100.visible_memory_bytes,
                        engine="vllm", compute_capability=h100.compute_capability)
