@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from . import perf
-from .memory import kv_bytes_per_token, memory_report
+from .memory import kv_bytes_per_token, memory_report, vllm_blocks_per_request
 from .model import ModelSpec, lm_head_params, matmul_params_per_token
 from .registry import GPU
 
@@ -257,14 +257,9 @@ class StepModel:
                           linked_gpus=self.gpu.linked_gpus, compute_capability=self.gpu.compute_capability)
         windows = r["engine_kv_group_windows"]
         batches = max(1, r["engine_kv_in_flight_tokens"] // max_num_batched_tokens)
-        full = sum(1 for w in windows if w is None)
-        sliding = [w for w in windows if w is not None]
-        if not sliding:
-            return (lambda n, in_flight=1: full * -(-n // block_size)), batches
 
         def held(n: int, in_flight: int = 1) -> int:
-            b = -(-n // block_size)
-            return full * b + sum(min(b, -(-(w - 1 + in_flight) // block_size) + 1) for w in sliding)
+            return vllm_blocks_per_request(windows, n, block_size, in_flight)
         return held, batches
 
     def kv_bytes_per_token(self) -> int:
