@@ -9,6 +9,9 @@ What it models (the scheduler of vLLM's V1 engine, simplified):
   - Chunked prefill on: a prompt longer than the budget is split across steps, in the same steps as the decodes.
     Off: a step either prefills whole prompts (and nothing else) or decodes, as vLLM's V0 scheduler did; a long
     prompt that arrives mid-decode then stalls every running sequence for a whole prefill.
+  - Admission: a waiting request starts only when the blocks its whole prompt needs are free (vLLM's
+    --scheduler-reserve-full-isl, the default since 0.19.0; SGLang also reserves room for part of the outputs, which
+    is not modelled), so a long prompt waits rather than starting and preempting others halfway through.
   - KV cache: blocks of 16 tokens, as many as the engine's KV budget leaves on the GPU's CUDA-visible memory
     (calc/memory.py's engine view, with the engine profile's rule: vLLM's or SGLang's). A sequence holds ceil(tokens / 16) blocks; when a decode needs a block and
     none is free, the most recently admitted sequence is preempted: its blocks are freed and it goes back to the
@@ -419,11 +422,16 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
              max_num_batched_tokens: int = 8192, chunked_prefill: bool = True, num_blocks: int | None = None,
              block_size: int = BLOCK_SIZE, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
              gpu_memory_utilization: float | None = None, kv_samples: int = 200, max_steps: int = 2_000_000,
-             fast_path: bool = True, warmup_s: float = 0.0) -> dict:
+             fast_path: bool = True, warmup_s: float = 0.0, reserve_full_prompt: bool = True) -> dict:
     """Serve ``reqs`` on one replica; return latency percentiles, throughput, goodput, KV usage, preemptions.
     ``fast_path=False`` runs every step through the scheduler (the tests compare both). ``warmup_s``: a warm-up
     window left out of the latency statistics: TTFT, TPOT, E2EL and SLO attainment count only requests arriving
-    at or after it, ITL only tokens emitted after it (throughput and KV figures count the whole run)."""
+    at or after it, ITL only tokens emitted after it (throughput and KV figures count the whole run).
+    ``reserve_full_prompt``: with chunked prefill, admit a waiting sequence only when the blocks its whole prompt
+    needs are free, not just its first chunk's (vLLM's --scheduler-reserve-full-isl, on by default since 0.19.0;
+    False is the first-chunk check of 0.18 and earlier, which admits long prompts that later preempt others; read in
+    the 0.18.1, 0.19.0 and 0.32.0 wheels). A sliding-window group counts up to vLLM's admission cap, as from 0.21.0
+    (0.19 and 0.20 counted its whole prompt, so long prompts of such models could wait forever: vLLM issue #39734)."""
     if max_num_seqs < 1 or max_num_batched_tokens < 1:
         raise ValueError("max_num_seqs and max_num_batched_tokens must be ≥ 1")
     if num_blocks is None:
@@ -573,7 +581,10 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                     s = waiting[0]
                     n = min(s.target - s.computed, budget)
                     need = held(s.computed + n, in_flight(s, n)) - s.blocks
-                    if need > free:
+                    # vLLM >= 0.19 admits only what can hold its whole prompt (a window group: up to vLLM's admission
+                    # cap, window - 1 + the tokens in flight; kv_cache_manager.allocate_slots, full_sequence_must_fit)
+                    whole = held(s.target, batches * max_num_batched_tokens) if reserve_full_prompt else 0
+                    if need > free or whole > free:
                         break
                     waiting.popleft()
                     free -= need

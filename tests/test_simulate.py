@@ -204,19 +204,55 @@ def test_uniform_and_fixed_lengths():
     assert {r.prompt_len for r in rs} <= set(range(2, 10)) and {r.output_len for r in rs} == {3}
 
 
+def test_a_prompt_waits_until_its_whole_prompt_fits(small):
+    """vLLM >= 0.19 admits a request only when the blocks of its whole prompt are free (--scheduler-reserve-full-isl),
+    not just its first chunk's. Two 4,096-token prompts in a 300-block cache (4,800 tokens) with 512-token chunks:
+    with the gate the second waits until the first has finished, so the first runs exactly as it would alone and
+    nothing is preempted; with the first-chunk check of vLLM <= 0.18 the second starts beside the first's decodes,
+    runs out of blocks halfway and is preempted."""
+    from calc.simulate import Request  # noqa: PLC0415
+    pair = [Request(0, 0.0, 4096, 16), Request(1, 0.0, 4096, 16)]
+    kw = {"max_num_batched_tokens": 512, "num_blocks": 300}
+    gated = simulate(small, pair, **kw)
+    alone = simulate(small, pair[:1], **kw)
+    assert gated["preemptions"] == 0
+    # two values a < b: p50 = (a + b) / 2, p90 = a + 0.9 (b - a)
+    e2e = gated["e2e_s"]
+    first_e2e = e2e["p50"] - 0.5 * (e2e["p90"] - e2e["p50"]) / 0.4
+    assert first_e2e == pytest.approx(alone["e2e_s"]["p50"], rel=1e-9)
+    ttft = gated["ttft_s"]
+    second_ttft = ttft["p50"] + 0.5 * (ttft["p90"] - ttft["p50"]) / 0.4
+    assert second_ttft > first_e2e
+    assert simulate(small, pair, reserve_full_prompt=False, **kw)["preemptions"] > 0
+
+
+def test_the_admission_gate_counts_a_window_group_up_to_vllms_cap():
+    """A sliding-window group's share of the whole-prompt check is capped as vLLM caps it (window - 1 + the tokens in
+    flight, plus a block): a 32,768-token Gemma-2 prompt is admitted into a cache of exactly the blocks that cap
+    allows, well below one block per 16 tokens in every layer group, instead of waiting forever."""
+    from calc.simulate import Request  # noqa: PLC0415
+    sm = StepModel(registry.get_model("gemma-2-9b"), registry.get_gpu("h100-sxm"), cost=step_cost("vllm"))
+    held, batches = sm.kv_blocks_held(8192)
+    need = held(32768 + 4, batches * 8192)
+    assert need < 2 * (32768 + 4) // 16
+    r = simulate(sm, [Request(0, 0.0, 32768, 4), Request(1, 0.0, 32768, 4)], num_blocks=need)
+    assert r["requests"] == 2 and r["preemptions"] == 0
+
+
 # --- properties --------------------------------------------------------------------------------------------
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(1, 40), rate=st.one_of(st.floats(0.01, 500), st.just(math.inf)),
        prompt=st.integers(1, 3000), output=st.integers(1, 80), seqs=st.integers(1, 64),
-       budget=st.integers(64, 4096), chunked=st.booleans(), blocks=st.integers(300, 3000), seed=st.integers(0, 99))
-def test_any_workload_finishes_every_request(small, n, rate, prompt, output, seqs, budget, chunked, blocks, seed):
+       budget=st.integers(64, 4096), chunked=st.booleans(), blocks=st.integers(300, 3000), seed=st.integers(0, 99),
+       full=st.booleans())
+def test_any_workload_finishes_every_request(small, n, rate, prompt, output, seqs, budget, chunked, blocks, seed, full):
     reqs = requests(n, rate, prompt, output, seed=seed)
     if not chunked:
         budget = max(budget, prompt + output)
     r = simulate(small, reqs, max_num_seqs=seqs, max_num_batched_tokens=budget, chunked_prefill=chunked,
-                 num_blocks=max(blocks, -(-(prompt + output) // 16)))
+                 num_blocks=max(blocks, -(-(prompt + output) // 16)), reserve_full_prompt=full)
     assert r["requests"] == n
     assert all(v is None or v >= 0 for k in ("ttft_s", "itl_s", "e2e_s") for v in r[k].values())
     assert r["ttft_s"]["p50"] <= r["e2e_s"]["p50"] + 1e-9 or n == 1
