@@ -960,6 +960,19 @@ def test_the_hybrid_kv_checks_are_as_the_data_page_says():
     # max_num_batched_tokens 1,024: the repository's compose default (the log excerpt does not print it)
     got = [int(blocks / mem.vllm_blocks_per_request(windows, 131072, 16, n * 1024, bound=True) * 131072) for n in (1, 2)]
     assert got == [303709, 301375] and abs(got[0] / 303646 - 1) < 0.001
+    # the variant for 0.21 to 0.25 counts one batch in flight and logs the concurrency, as that log does; current
+    # vLLM (0.26 on) two batches, 0.10 to 0.20 one batch and the blocks shared out over the groups
+    kw = dict(visible_memory_bytes=h100.visible_memory_bytes, engine="vllm", max_num_batched_tokens=1024,
+              compute_capability=h100.compute_capability, max_model_len=131072)
+    for variant, in_flight in (("v1-0.21-0.25", 1024), (None, 2048), ("v1-pre0.21", 1024)):
+        r = mem.memory_report(oss, h100.memory_bytes, "mxfp4-experts", kv_variant=variant, **kw)
+        assert r["engine_kv_in_flight_tokens"] == in_flight, variant
+        b = r["engine_num_kv_blocks"]
+        logged = (b // 2 * 16 if variant == "v1-pre0.21"
+                  else int(b / mem.vllm_blocks_per_request(windows, 131072, 16, in_flight, bound=True) * 131072))
+        assert r["engine_max_tokens_in_cache"] == logged, variant
+    assert engines.profile("vllm").kv_budget("v1-0.21-0.25") == {**engines.profile("vllm").kv_budget(),
+                                                                  "in_flight_batches": 1}
     now = mem.memory_report(oss, h100.memory_bytes, "mxfp4-experts", visible_memory_bytes=h100.visible_memory_bytes,
                             engine="vllm", compute_capability=h100.compute_capability)
     assert now["engine_num_kv_blocks"] // 2 * 16 == 155728
