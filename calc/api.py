@@ -89,6 +89,8 @@ def _all_fields() -> tuple:
         _f("max-num-seqs", "int", sim_mod.DEFAULT_MAX_NUM_SEQS, min=1, max=4096, commands=("plan",)),
         _f("chunked-prefill", "choice", "on", choices=[{"value": "on", "label": "on"}, {"value": "off", "label": "off"}],
            commands=("plan",)),
+        _f("reserve-full-prompt", "choice", "on", choices=[{"value": "on", "label": "on"}, {"value": "off", "label": "off"}],
+           commands=("plan",)),
         _f("requests", "int", None, min=20, max=2000, commands=("plan",)),
         _f("seed", "int", 0, min=0, max=2**31 - 1, commands=("plan",)),
         _f("verify-tokens", "int", 1, unit="tokens", min=1, max=64, commands=("perf",)),
@@ -289,7 +291,8 @@ def _plan(v: dict) -> dict:
                           v["prompt-len"] if fixed else v["workload"], v["output-len"] if fixed else v["workload"],
                           v["ttft-p90"], v["tpot-p90"], price, cost=cost, n_requests=v["requests"], seed=v["seed"],
                           max_num_seqs=v["max-num-seqs"], max_num_batched_tokens=v["max-num-batched-tokens"],
-                          chunked_prefill=v["chunked-prefill"] == "on")
+                          chunked_prefill=v["chunked-prefill"] == "on",
+                          reserve_full_prompt=v["reserve-full-prompt"] == "on")
     except ValueError as e:  # a workload the simulator rejects (a profile's prompt too long without chunking)
         raise InputError({"workload": t(f"无法模拟：{e}", f"cannot simulate: {e}")}) from None
     best = r["best"] or {}

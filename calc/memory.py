@@ -533,14 +533,16 @@ def memory_report(
     per_max_len = vllm_blocks_per_request(windows, max_model_len, block_size, in_flight, bound=True)
     if kvb.get("tokens_reported") == "concurrency":
         # vLLM 0.32 logs "GPU KV cache size" as the requests of max_model_len tokens that fit, in tokens
-        # (kv_cache_utils.get_kv_cache_capacity); up to at least 0.17, the blocks shared out evenly over the groups
+        # (kv_cache_utils.get_kv_cache_capacity, from 0.21.0); up to 0.20, the blocks shared out evenly over the groups
         concurrency_max_len = num_blocks / per_max_len
         max_tokens = int(concurrency_max_len * max_model_len)
     else:
         max_tokens = num_blocks // len(groups) * block_size
         concurrency_max_len = num_blocks / per_max_len if hybrid else max_tokens / max_model_len
     # a request of this length once it decodes: one token per batch in flight, so a window group holds only the
-    # window's blocks (what the planner's simulator counts); admitting it briefly needs its prompt chunk's too
+    # window's blocks (what the planner's simulator counts). vLLM admits a request only when its whole prompt's blocks
+    # are free, a window group's up to window - 1 + the tokens in flight: for windowed models the last request
+    # admitted may need more than this, so the count is an upper bound there
     decode_in_flight = int(batches) if sliding else 0
     blocks_per_request = vllm_blocks_per_request(windows, min(context, max_model_len), block_size, decode_in_flight)
 

@@ -74,7 +74,7 @@ def _meets(sim, ttft, tpot) -> bool:
 def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_p90_s: float, tpot_p90_s: float,
          usd_per_gpu_hour: float | None, cost: StepCost | None = None, n_requests: int | None = None,
          seed: int = 0, max_num_seqs: int = 256, max_num_batched_tokens: int = 8192, chunked_prefill: bool = True,
-         max_replicas: int = MAX_REPLICAS, curve_points: int = 5) -> dict:
+         max_replicas: int = MAX_REPLICAS, curve_points: int = 5, reserve_full_prompt: bool = True) -> dict:
     cost = cost or StepCost()
     n = sim_requests(prompt, output, n_requests)
     n_fixed = n_requests or None  # a count the user chose: every check simulates exactly that many
@@ -94,14 +94,15 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
         warmup = WARMUP_FRACTION * reqs[-1].arrival
         return simulate(sm, reqs, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                         chunked_prefill=chunked_prefill, num_blocks=blocks, slo_ttft_s=ttft_p90_s,
-                        slo_tpot_s=tpot_p90_s, warmup_s=warmup)
+                        slo_tpot_s=tpot_p90_s, warmup_s=warmup, reserve_full_prompt=reserve_full_prompt)
 
     def saturation(sm, blocks):
         """The replica's simulated saturated rate: every base request queued at t = 0 (a burst), completions per
         second between the 10th and 90th percentile of finish times."""
         reqs = [r.__class__(r.id, 0.0, r.prompt_len, r.output_len) for r in base]
         return simulate(sm, reqs, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                        chunked_prefill=chunked_prefill, num_blocks=blocks)["requests_per_s_steady"]
+                        chunked_prefill=chunked_prefill, num_blocks=blocks,
+                        reserve_full_prompt=reserve_full_prompt)["requests_per_s_steady"]
 
     for tp in tp_sizes(m, gpu):
         sm = StepModel(m, gpu, weights, kv_dtype, tp, cost)

@@ -11,7 +11,8 @@ What it models (the scheduler of vLLM's V1 engine, simplified):
     prompt that arrives mid-decode then stalls every running sequence for a whole prefill.
   - Admission: a waiting request starts only when the blocks its whole prompt needs are free (vLLM's
     --scheduler-reserve-full-isl, the default since 0.19.0; SGLang also reserves room for part of the outputs, which
-    is not modelled), so a long prompt waits rather than starting and preempting others halfway through.
+    is not modelled), so a long prompt waits rather than starting and preempting others halfway through; nothing is
+    reserved for outputs, so decodes can still preempt. No request is admitted in a step that preempted one.
   - KV cache: blocks of 16 tokens, as many as the engine's KV budget leaves on the GPU's CUDA-visible memory
     (calc/memory.py's engine view, with the engine profile's rule: vLLM's or SGLang's). A sequence holds ceil(tokens / 16) blocks; when a decode needs a block and
     none is free, the most recently admitted sequence is preempted: its blocks are freed and it goes back to the
@@ -430,8 +431,9 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
     ``reserve_full_prompt``: with chunked prefill, admit a waiting sequence only when the blocks its whole prompt
     needs are free, not just its first chunk's (vLLM's --scheduler-reserve-full-isl, on by default since 0.19.0;
     False is the first-chunk check of 0.18 and earlier, which admits long prompts that later preempt others; read in
-    the 0.18.1, 0.19.0 and 0.32.0 wheels). A sliding-window group counts up to vLLM's admission cap, as from 0.21.0
-    (0.19 and 0.20 counted its whole prompt, so long prompts of such models could wait forever: vLLM issue #39734)."""
+    the 0.18.1, 0.19.0, 0.20.0 and 0.32.0 wheels). A sliding-window group counts up to vLLM's admission cap, as from
+    0.20.0 (0.19.x counted its whole prompt, so long prompts of such models could wait forever: vLLM issue #39734,
+    fixed by PR #40946). Either way, as in vLLM, no waiting request is admitted in a step that preempted one."""
     if max_num_seqs < 1 or max_num_batched_tokens < 1:
         raise ValueError("max_num_seqs and max_num_batched_tokens must be ≥ 1")
     if num_blocks is None:
@@ -544,6 +546,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
         if not prefill_step:
             # decodes (and, with chunked prefill, unfinished prompts) of running sequences, in admission order
             i = 0
+            preempted_now = False
             while i < len(running):
                 s = running[i]
                 n = 1 if s.done_prefill else min(s.target - s.computed, budget)
@@ -562,6 +565,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                     victim.done_prefill = False
                     waiting.appendleft(victim)
                     preemptions += 1
+                    preempted_now = True
                     if victim is s:
                         preempted_self = True
                         break
@@ -576,13 +580,14 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                 else:
                     chunks.append((s, n))
                 i += 1
-            if chunked_prefill:
+            if chunked_prefill and not preempted_now:  # vLLM admits no waiting request in a step that preempted
                 while waiting and budget > 0 and len(running) < max_num_seqs:
                     s = waiting[0]
                     n = min(s.target - s.computed, budget)
                     need = held(s.computed + n, in_flight(s, n)) - s.blocks
-                    # vLLM >= 0.19 admits only what can hold its whole prompt (a window group: up to vLLM's admission
-                    # cap, window - 1 + the tokens in flight; kv_cache_manager.allocate_slots, full_sequence_must_fit)
+                    # vLLM >= 0.19 admits only what can hold its whole prompt, or prompt + generated tokens for a
+                    # preempted request (a window group: up to vLLM's cap, window - 1 + the tokens in flight, + 1 block;
+                    # kv_cache_manager.allocate_slots, full_sequence_must_fit)
                     whole = held(s.target, batches * max_num_batched_tokens) if reserve_full_prompt else 0
                     if need > free or whole > free:
                         break

@@ -211,6 +211,14 @@ INPUTS = {
         "help": t("on：长提示分块，与解码同步执行；off：整段预填充时解码暂停",
                   "on: long prompts are split and run alongside decodes; off: decodes pause for whole prefills"),
     },
+    "reserve-full-prompt": {
+        "label": t("按整段提示接纳", "Admit on the whole prompt"),
+        "help": t("on：整段提示的 KV 块都空闲才接纳请求（vLLM 0.19 起的默认，--scheduler-reserve-full-isl）；"
+                  "off：只看第一个分块（vLLM 0.18 及更早，或 --no-scheduler-reserve-full-isl）",
+                  "on: a request is admitted only when its whole prompt's KV blocks are free (vLLM's default since 0.19, "
+                  "--scheduler-reserve-full-isl); off: its first chunk's (vLLM 0.18 and earlier, or "
+                  "--no-scheduler-reserve-full-isl)"),
+    },
     "requests": {
         "label": t("模拟请求数", "Simulated requests"),
         "help": t("每次模拟的请求数；留空则按输出 token 总量自动选取",

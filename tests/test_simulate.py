@@ -228,15 +228,43 @@ def test_a_prompt_waits_until_its_whole_prompt_fits(small):
 
 def test_the_admission_gate_counts_a_window_group_up_to_vllms_cap():
     """A sliding-window group's share of the whole-prompt check is capped as vLLM caps it (window - 1 + the tokens in
-    flight, plus a block): a 32,768-token Gemma-2 prompt is admitted into a cache of exactly the blocks that cap
-    allows, well below one block per 16 tokens in every layer group, instead of waiting forever."""
+    flight of both batches, plus a block): a 32,768-token Gemma-2 prompt is admitted into a cache of exactly the
+    blocks that cap allows, well below one block per 16 tokens in every layer group, instead of waiting forever; and
+    beside a decoding request the second one starts as soon as the free blocks reach that cap, not one block before
+    (a cap with one batch in flight would start it earlier)."""
     from calc.simulate import Request  # noqa: PLC0415
     sm = StepModel(registry.get_model("gemma-2-9b"), registry.get_gpu("h100-sxm"), cost=step_cost("vllm"))
     held, batches = sm.kv_blocks_held(8192)
+    assert batches == 2
     need = held(32768 + 4, batches * 8192)
     assert need < 2 * (32768 + 4) // 16
-    r = simulate(sm, [Request(0, 0.0, 32768, 4), Request(1, 0.0, 32768, 4)], num_blocks=need)
+    pair = [Request(0, 0.0, 32768, 4), Request(1, 0.0, 32768, 4)]
+    r = simulate(sm, pair, num_blocks=need)
     assert r["requests"] == 2 and r["preemptions"] == 0
+    gate = held(32768, batches * 8192)  # the second request's prompt, window group capped
+    assert gate > held(32768, 8192)  # one batch in flight would ask for fewer blocks
+    decoding = held(32768 + 1, 2)  # what the first holds while it decodes: its last token and this step's
+    alone = simulate(sm, pair[:1], num_blocks=decoding + gate)["e2e_s"]["p50"]
+    for blocks, waits in ((decoding + gate - 1, True), (decoding + gate, False)):
+        r = simulate(sm, pair, num_blocks=blocks)
+        e2e, ttft = r["e2e_s"], r["ttft_s"]
+        first_e2e = e2e["p50"] - 0.5 * (e2e["p90"] - e2e["p50"]) / 0.4
+        second_ttft = ttft["p50"] + 0.5 * (ttft["p90"] - ttft["p50"]) / 0.4
+        if waits:  # the first runs as it would alone, the second starts after it
+            assert first_e2e == pytest.approx(alone, rel=1e-9) and second_ttft > first_e2e, blocks
+        else:  # the second's prompt shares the first's decode steps and slows them
+            assert first_e2e > alone * 1.05, blocks
+
+
+def test_the_gate_counts_a_preempted_requests_tokens_and_no_outputs(small):
+    """Two 1,024-token prompts with 512-token outputs in 150 blocks (2,400 tokens), 256-token chunks: both prompts fit
+    together (nothing is reserved for outputs), so the second starts beside the first's decodes, and one of them is
+    preempted when their outputs outgrow the cache. Back in the queue it must fit its prompt and the tokens it had
+    generated, which it cannot until the other finishes: one preemption in all. Checking only its prompt would let it
+    back in early and preempt it again and again; reserving its output would have kept it out from the start."""
+    from calc.simulate import Request  # noqa: PLC0415
+    pair = [Request(0, 0.0, 1024, 512), Request(1, 0.0, 1024, 512)]
+    assert simulate(small, pair, max_num_batched_tokens=256, num_blocks=150)["preemptions"] == 1
 
 
 # --- properties --------------------------------------------------------------------------------------------
@@ -270,6 +298,19 @@ def test_plan_finds_the_cheapest_configuration():
     assert all(c["gpus"] >= r["gpus"] for c in r["candidates"])
     assert r["monthly_cost_usd"] == pytest.approx(r["gpus"] * r["usd_per_gpu_hour"] * 730)
     assert r["load_curve"] and all(p["ttft_p90_s"] > 0 for p in r["load_curve"])
+
+
+def test_the_planner_can_plan_for_vllm_without_the_whole_prompt_gate():
+    """'reserve-full-prompt' off plans for vLLM 0.18 and earlier (or --no-scheduler-reserve-full-isl): 12,000-token
+    prompts on L4s then start on their first chunk and preempt each other, so a tensor-parallel size needs more
+    replicas than with the gate; a value other than on/off is refused with a message."""
+    q = {"model": "llama-3.1-8b", "gpu": "l4", "rate": "0.5", "prompt-len": "12000", "output-len": "512",
+         "ttft-p90": "30", "tpot-p90": "0.2", "requests": "60"}
+    on, off = ({c["tp"]: c for c in api.run("plan", {**q, "reserve-full-prompt": v})["candidates"]} for v in ("on", "off"))
+    assert on[2]["replicas"] < off[2]["replicas"]
+    assert on[1]["preemptions"] < off[1]["preemptions"]
+    with pytest.raises(api.InputError, match="reserve-full-prompt"):
+        api.run("plan", {**q, "reserve-full-prompt": "maybe"})
 
 
 def test_plan_says_why_when_nothing_fits():
