@@ -222,10 +222,13 @@ def engines_table(lang: str) -> str:
                          "max_num_batched_tokens)")
             for vname in p.kv_variants:
                 vkv = p.kv_budget(vname)
+                batches = vkv.get("in_flight_batches")  # a fixed count of batches in flight, where the release had one
+                more = "" if not (batches and vkv.get("hybrid_kv_groups")) else (
+                    f"，在途 {batches} 批" if zh else f", {batches} batch{'es' if batches > 1 else ''} in flight")
                 rule += (f"（{vname}：{vkv['fraction']:g}，{gib(vkv.get('non_torch_bytes', 0))}，"
-                         f"{gib(vkv.get('cuda_graph_bytes', 0))}）" if zh else
+                         f"{gib(vkv.get('cuda_graph_bytes', 0))}{more}）" if zh else
                          f" ({vname}: {vkv['fraction']:g}, {gib(vkv.get('non_torch_bytes', 0))}, "
-                         f"{gib(vkv.get('cuda_graph_bytes', 0))})")
+                         f"{gib(vkv.get('cuda_graph_bytes', 0))}{more})")
         else:
             rule = (f"{frac} × CUDA 可见显存 − 权重 − 激活 − 开销" if zh else
                     f"{frac} × CUDA-visible − weights − activations − overhead")

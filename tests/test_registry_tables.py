@@ -96,6 +96,12 @@ def test_engine_and_calibration_tables():
     # llama.cpp's bandwidth share shrinks on HBM and its compute share is of the FP16-accumulate peak: both shown
     assert "× 0.545 on HBM GPUs" in rows["llama.cpp"][5] and "FP16-accumulate peak" in rows["llama.cpp"][6]
     assert "HBM" not in rows["vllm"][5] and "accumulate" not in rows["vllm"][6]
+    # each vLLM KV variant with its own count of batches in flight says so (V0 has no hybrid groups: nothing to say)
+    kv_rule = next(cell for cell in rows["vllm"] if "(v1-0.21-0.25:" in cell)
+    assert "(v1-0.21-0.25: 0.92, 0.16 GiB, 0.52 GiB, 1 batch in flight)" in kv_rule
+    assert "(v1-pre0.21: 0.9, 0.16 GiB, 0.00 GiB, 1 batch in flight)" in kv_rule
+    assert "(v0: 0.9, 0.39 GiB, 0.00 GiB)" in kv_rule
+    assert "在途 1 批" in registry_tables.engines_table("zh")
     for lang in ("zh", "en"):
         table = registry_tables.calibration_table(lang)
         assert table.count("\n") >= 2 + 8 and "|error|" not in table
