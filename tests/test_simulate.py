@@ -41,6 +41,13 @@ def small():
 
 
 @pytest.fixture(scope="module")
+def windowed():
+    """gpt-oss-20b under vLLM on an H100: sliding-window layers in vLLM's hybrid KV groups."""
+    return StepModel(registry.get_model("gpt-oss-20b"), registry.get_gpu("h100-sxm"), "mxfp4-experts",
+                     cost=step_cost("vllm", "mxfp4-experts"))
+
+
+@pytest.fixture(scope="module")
 def mid():
     return StepModel(registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm"))
 
@@ -226,6 +233,21 @@ def test_a_prompt_waits_until_its_whole_prompt_fits(small):
     assert simulate(small, pair, reserve_full_prompt=False, **kw)["preemptions"] > 0
 
 
+def test_no_request_is_admitted_in_a_step_that_preempted(small):
+    """vLLM schedules the waiting queue only in a step whose running requests preempted nothing. Without the gate, two
+    16-token prompts with 8-token outputs in 3 blocks and a 16-token budget: A prefills in step 1 and holds 2 blocks
+    from its first decode, so B can never decode beside it. B starts in step 2 (15 tokens), finishes its prompt in step
+    3, and in step 4 its first decode needs a second block: it preempts itself. Re-admitted no earlier than the next
+    step, it comes back in steps 5 and 7 and preempts itself again in steps 6 and 8, when A finishes: 3 preemptions;
+    re-admitting it in the same step would preempt it in every step from 4 to 8, 5 in all. With the gate B still starts
+    (its prompt fits) and is preempted once, then waits for A: it must now fit its prompt and its token, 2 blocks."""
+    from calc.simulate import Request  # noqa: PLC0415
+    pair = [Request(0, 0.0, 16, 8), Request(1, 0.0, 16, 8)]
+    kw = {"max_num_batched_tokens": 16, "num_blocks": 3}
+    assert simulate(small, pair, reserve_full_prompt=False, **kw)["preemptions"] == 3
+    assert simulate(small, pair, **kw)["preemptions"] == 1
+
+
 def test_the_admission_gate_counts_a_window_group_up_to_vllms_cap():
     """A sliding-window group's share of the whole-prompt check is capped as vLLM caps it (window - 1 + the tokens in
     flight of both batches, plus a block): a 32,768-token Gemma-2 prompt is admitted into a cache of exactly the
@@ -286,6 +308,22 @@ def test_any_workload_finishes_every_request(small, n, rate, prompt, output, seq
     assert r["ttft_s"]["p50"] <= r["e2e_s"]["p50"] + 1e-9 or n == 1
     assert 0 <= r["kv_usage_peak"] <= 1
     json.dumps(r, allow_nan=False)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 30), rate=st.one_of(st.floats(0.01, 500), st.just(math.inf)),
+       prompt=st.integers(1, 3000), output=st.integers(1, 80), seqs=st.integers(1, 64),
+       budget=st.integers(16, 4096), spare=st.integers(0, 300), full=st.booleans(), seed=st.integers(0, 99))
+def test_any_workload_finishes_on_a_windowed_model(windowed, n, rate, prompt, output, seqs, budget, spare, full, seed):
+    """The same with gpt-oss's sliding-window layers under vLLM's hybrid KV groups (two batches in flight, window blocks
+    freed as they leave the window, the gate's window cap), in caches from the smallest that takes the longest request."""
+    sm = windowed
+    held, batches = sm.kv_blocks_held(budget)
+    reqs = requests(n, rate, prompt, output, seed=seed)
+    longest = max(r.prompt_len + r.output_len for r in reqs)
+    r = simulate(sm, reqs, max_num_seqs=seqs, max_num_batched_tokens=budget, reserve_full_prompt=full,
+                 num_blocks=held(longest, batches * budget) + spare)
+    assert r["requests"] == n and 0 <= r["kv_usage_peak"] <= 1
 
 
 # --- the planner -------------------------------------------------------------------------------------------
