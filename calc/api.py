@@ -86,7 +86,7 @@ def _all_fields() -> tuple:
         _f("ttft-p90", "float", 1.0, unit="s", min=0.001, max=3600, commands=("plan",)),
         _f("tpot-p90", "float", 0.05, unit="s", min=0.0001, max=60, commands=("plan",)),
         _f("engine", "choice", engines_mod.DEFAULT_ENGINE, choices=engine_choices),
-        _f("max-num-seqs", "int", None, min=1, max=4096, commands=("plan",)),
+        _f("max-num-seqs", "int", sim_mod.DEFAULT_MAX_NUM_SEQS, min=1, max=4096, commands=("plan",)),
         _f("chunked-prefill", "choice", "on", choices=[{"value": "on", "label": "on"}, {"value": "off", "label": "off"}],
            commands=("plan",)),
         _f("reserve-full-prompt", "choice", "on", choices=[{"value": "on", "label": "on"}, {"value": "off", "label": "off"}],
@@ -279,11 +279,6 @@ def _plan_errors(v: dict) -> dict:
     return errors
 
 
-def _max_num_seqs(v: dict) -> int:
-    """The planner's max_num_seqs: the reader's, else vLLM's API-server default for the GPU (1,024 or 256)."""
-    return v["max-num-seqs"] or engines_mod.vllm_batch_defaults(v["gpu_spec"])["max_num_seqs"]
-
-
 def _plan(v: dict) -> dict:
     price = v["gpu-price"] if v["gpu-price"] is not None else v["gpu_spec"].usd_per_hour
     cost = sim_mod.step_cost(v["engine"], v["weights"], v["mem-efficiency"], v["compute-efficiency"], v["gpu_spec"])
@@ -295,7 +290,7 @@ def _plan(v: dict) -> dict:
         r = plan_mod.plan(v["spec"], v["gpu_spec"], v["weights"], v["kv-dtype"], v["rate"],
                           v["prompt-len"] if fixed else v["workload"], v["output-len"] if fixed else v["workload"],
                           v["ttft-p90"], v["tpot-p90"], price, cost=cost, n_requests=v["requests"], seed=v["seed"],
-                          max_num_seqs=_max_num_seqs(v), max_num_batched_tokens=v["max-num-batched-tokens"],
+                          max_num_seqs=v["max-num-seqs"], max_num_batched_tokens=v["max-num-batched-tokens"],
                           chunked_prefill=v["chunked-prefill"] == "on",
                           reserve_full_prompt=v["reserve-full-prompt"] == "on")
     except ValueError as e:  # a workload the simulator rejects (a profile's prompt too long without chunking)
@@ -305,7 +300,7 @@ def _plan(v: dict) -> dict:
         "model": v["spec"].name, "gpu": v["gpu"], "weights": v["weights"], "kv_dtype": v["kv-dtype"],
         "prompt_len": v["prompt-len"] if fixed else None, "output_len": v["output-len"] if fixed else None,
         "attention": v["spec"].attention_kind,
-        "fits": r["fits"], "fits_reason": r["reason"], "max_num_seqs": _max_num_seqs(v),
+        "fits": r["fits"], "fits_reason": r["reason"],
         "gpus": best.get("gpus"), "replicas": best.get("replicas"), "tp_size": best.get("tp"),
         "ttft_p90_s": best.get("ttft_p90_s"), "tpot_p90_s": best.get("tpot_p90_s"),
         "itl_p99_s": best.get("itl_p99_s"), "e2e_p90_s": best.get("e2e_p90_s"),
@@ -422,7 +417,7 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
                      "llama.cpp's speed on HBM GPUs rests on 2024 builds (which reached about half the bandwidth share "
                      "they reached on GDDR cards); no run of a current build on such a GPU was found, so this figure is "
                      "unchecked (see the data page)"))
-    several = _max_num_seqs(v) > 1 if command == "plan" else v.get("batch", 1) > 1
+    several = v["max-num-seqs"] > 1 if command == "plan" else v.get("batch", 1) > 1
     if engine == "llama.cpp" and several and v["weights"] in ("q4_0", "q4_k_m"):
         # PR #15802: an RTX 3090's Q4_0 step at 8 tokens per step took 2.2x calc's (memory-bound) step
         out.append(t("llama.cpp 同时处理多条序列、权重为 4 位 GGUF 时，每步比 calc 算的慢（RTX 3090 上 Q4_0 每步 8 个 token 时是 calc 的 2.2 倍，见数据页）",

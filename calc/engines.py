@@ -260,15 +260,3 @@ def profile(key: str = DEFAULT_ENGINE) -> EngineProfile:
 def entry(key: str) -> dict:
     """The raw registry entry (with its sources), for the data page."""
     return _data()["engines"][key]
-
-
-def vllm_batch_defaults(gpu) -> dict:
-    """vLLM's API-server defaults for a ``gpu`` (registry GPU): {"max_num_batched_tokens", "max_num_seqs"}, from the
-    first tier of data/engines.json ``vllm.batch_defaults.api_server`` whose minimum the GPU's CUDA-visible memory
-    reaches (vLLM compares the total memory the device reports) and whose excluded name (A100s) it does not carry."""
-    visible_gib = (gpu.visible_memory_bytes or gpu.memory_bytes) / 2**30
-    names = f"{gpu.key} {gpu.name}".lower()
-    for tier in _data()["engines"]["vllm"]["batch_defaults"]["api_server"]:
-        if visible_gib >= tier["min_visible_gib"] and not (tier.get("exclude_name") and tier["exclude_name"] in names):
-            return {"max_num_batched_tokens": tier["max_num_batched_tokens"], "max_num_seqs": tier["max_num_seqs"]}
-    raise ValueError("engines.json vllm.batch_defaults.api_server needs a last tier with min_visible_gib 0")

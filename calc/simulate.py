@@ -44,7 +44,7 @@ from .model import ModelSpec, lm_head_params, matmul_params_per_token
 from .registry import GPU
 
 BLOCK_SIZE = 16  # vLLM's default KV block size (tokens)
-DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default max_num_seqs on A100s and GPUs under 70 GiB (1024 on larger ones: engines.vllm_batch_defaults)
+DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default max_num_seqs
 PERCENTILES = (50, 90, 99)
 
 

@@ -204,10 +204,7 @@ INPUTS = {
     },
     "max-num-seqs": {
         "label": t("最大并发序列数", "Max sequences"),
-        "help": t("vLLM 的 max_num_seqs：一步最多容纳的序列数；留空则用 vLLM API 服务对该 GPU 的默认值"
-                  "（CUDA 可见显存 70 GiB 及以上、不是 A100 的 GPU 为 1024，其他为 256）",
-                  "vLLM's max_num_seqs: the most sequences one step holds; empty: vLLM's API-server default for the GPU "
-                  "(1024 on GPUs with 70 GiB or more visible to CUDA other than A100s, 256 on others)"),
+        "help": t("vLLM 的 max_num_seqs：一步最多容纳的序列数", "vLLM's max_num_seqs: the most sequences one step holds"),
     },
     "chunked-prefill": {
         "label": t("分块预填充", "Chunked prefill"),
@@ -382,7 +379,6 @@ LABELS = {
     "slo_attainment": t("同时满足两个目标的请求比例（模拟）", "Requests meeting both targets (simulated)"),
     "requests_per_s_goodput": t("有效吞吐（同时满足两个目标，整个服务）", "Goodput (requests meeting both targets, whole service)"),
     "preemptions": t("抢占次数（模拟）", "Preemptions (simulated)"),
-    "max_num_seqs": t("最大并发序列数", "Max sequences"),
     "requests_per_s_replica": t("每副本请求速率", "Request rate per replica"),
     "requests_per_s_saturated": t("每副本饱和速率（模拟）", "Saturated rate per replica (simulated)"),
     "simulated_requests": t("所选配置检查时模拟的请求数", "Requests simulated in the chosen configuration's check"),

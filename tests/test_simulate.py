@@ -351,19 +351,6 @@ def test_the_planner_can_plan_for_vllm_without_the_whole_prompt_gate():
         api.run("plan", {**q, "reserve-full-prompt": "maybe"})
 
 
-def test_the_planners_max_num_seqs_follows_vllms_default_for_the_gpu():
-    """Left empty, max-num-seqs is what vLLM 0.32's API server picks for the GPU (EngineArgs.get_batch_defaults): 1,024
-    where CUDA reports at least 70 GiB, except on A100s (the name check), 256 below; a value the reader gives is kept."""
-    from calc import engines  # noqa: PLC0415
-    q = {"model": "llama-3.2-1b", "rate": "1", "requests": "20"}
-    used = {g: api.run("plan", {**q, "gpu": g})["max_num_seqs"] for g in ("h100-sxm", "a100-80gb", "b200", "l4")}
-    assert used == {"h100-sxm": 1024, "a100-80gb": 256, "b200": 1024, "l4": 256}
-    assert api.run("plan", {**q, "gpu": "h100-sxm", "max-num-seqs": "64"})["max_num_seqs"] == 64
-    # the same tiers give the batched-token defaults the max-num-batched-tokens help quotes: 2048, 8192, 16384
-    assert [engines.vllm_batch_defaults(registry.get_gpu(g))["max_num_batched_tokens"]
-            for g in ("a100-80gb", "h100-sxm", "b200")] == [2048, 8192, 16384]
-
-
 def test_plan_says_why_when_nothing_fits():
     r = api.run("plan", {"model": "llama-3.1-405b", "gpu": "rtx-4090", "gpu-price": "1"})
     assert not r["fits"] and "does not fit" in r["fits_reason"]["en"] and r["fits_reason"]["zh"]
@@ -416,8 +403,7 @@ def _replica(r, replicas, n, seed=0):
     sm = StepModel(m, g, tp=r["tp_size"], cost=step_cost("vllm", "bf16", None, None, g))
     reqs = requests(n, float(HEAVY["rate"]) / replicas, "azure-conv", "azure-conv", seed=seed,
                     max_len=m.max_position_embeddings)
-    return simulate(sm, reqs, num_blocks=sm.kv_blocks(), warmup_s=plan_mod.WARMUP_FRACTION * reqs[-1].arrival,
-                    max_num_seqs=r["max_num_seqs"])
+    return simulate(sm, reqs, num_blocks=sm.kv_blocks(), warmup_s=plan_mod.WARMUP_FRACTION * reqs[-1].arrival)
 
 
 def test_the_planners_answer_holds_in_a_longer_run():
@@ -449,8 +435,7 @@ def test_the_planner_searches_below_its_start_and_shows_the_simulated_saturated_
             sm = StepModel(m, g, tp=c["tp"], cost=step_cost("vllm", "bf16", None, None, g))
             n = plan_mod.check_requests(per, plan_mod.sim_requests("azure-conv", "azure-conv"))
             reqs = requests(n, per, "azure-conv", "azure-conv", seed=0, max_len=m.max_position_embeddings)
-            sim = simulate(sm, reqs, num_blocks=sm.kv_blocks(), warmup_s=plan_mod.WARMUP_FRACTION * reqs[-1].arrival,
-                           max_num_seqs=r["max_num_seqs"])
+            sim = simulate(sm, reqs, num_blocks=sm.kv_blocks(), warmup_s=plan_mod.WARMUP_FRACTION * reqs[-1].arrival)
             assert sim["ttft_s"]["p90"] > 1 or sim["tpot_s"]["p90"] > 0.04
     best = r["candidates"][0]
     m, g = registry.get_model(HEAVY["model"]), registry.get_gpu(HEAVY["gpu"])
@@ -458,7 +443,7 @@ def test_the_planner_searches_below_its_start_and_shows_the_simulated_saturated_
     n = plan_mod.sim_requests("azure-conv", "azure-conv")
     burst = [r.__class__(r.id, 0.0, r.prompt_len, r.output_len) for r in requests(n, 1.0, "azure-conv", "azure-conv", seed=0, max_len=m.max_position_embeddings)]
     assert best["requests_per_s_saturated"] == pytest.approx(
-        simulate(sm, burst, num_blocks=sm.kv_blocks(), max_num_seqs=r["max_num_seqs"])["requests_per_s_steady"])
+        simulate(sm, burst, num_blocks=sm.kv_blocks())["requests_per_s_steady"])
 
 
 def test_plan_with_one_output_token_has_no_tpot_and_no_traceback():
