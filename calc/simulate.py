@@ -44,7 +44,7 @@ from .model import ModelSpec, lm_head_params, matmul_params_per_token
 from .registry import GPU
 
 BLOCK_SIZE = 16  # vLLM's default KV block size (tokens)
-DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default max_num_seqs
+DEFAULT_MAX_NUM_SEQS = 256  # vLLM 0.32's API-server default on A100s and GPUs under 70 GiB (1,024 on larger ones)
 PERCENTILES = (50, 90, 99)
 
 

@@ -204,7 +204,9 @@ INPUTS = {
     },
     "max-num-seqs": {
         "label": t("最大并发序列数", "Max sequences"),
-        "help": t("vLLM 的 max_num_seqs：一步最多容纳的序列数", "vLLM's max_num_seqs: the most sequences one step holds"),
+        "help": t("vLLM 的 max_num_seqs：一步最多容纳的序列数。默认 256；vLLM 0.32 的 API 服务在 70 GiB 及以上、不是 A100 的 GPU 上默认为 1024",
+                  "vLLM's max_num_seqs: the most sequences one step holds. Default 256; vLLM 0.32's API server uses 1024 "
+                  "on GPUs with 70 GiB or more other than A100s"),
     },
     "chunked-prefill": {
         "label": t("分块预填充", "Chunked prefill"),

@@ -446,6 +446,24 @@ def test_the_planner_searches_below_its_start_and_shows_the_simulated_saturated_
         simulate(sm, burst, num_blocks=sm.kv_blocks())["requests_per_s_steady"])
 
 
+def test_a_large_max_num_seqs_does_not_inflate_the_saturated_rate():
+    """Review case (s12): with max-num-seqs 1024 (vLLM's default on large GPUs) a B200 holds a whole base burst of
+    781 requests at once; they finished together and the burst 'rate' read 277 req/s, so 60 req/s passed as one
+    replica at 22 % load and missed both targets in a longer run. The burst now outlasts the first waves: the
+    saturated rate is within 20 % of a 6,000-request burst's, and the answer holds in a 3,000-request run."""
+    from calc import plan as plan_mod  # noqa: PLC0415
+    r = api.run("plan", {"model": "llama-3.1-8b", "gpu": "b200", "rate": "60", "max-num-seqs": "1024"})
+    m, g = registry.get_model("llama-3.1-8b"), registry.get_gpu("b200")
+    sm = StepModel(m, g, tp=r["tp_size"], cost=step_cost("vllm", "bf16", None, None, g))
+    burst = [q.__class__(q.id, 0.0, q.prompt_len, q.output_len) for q in requests(6000, 1.0, 1024, 256, seed=0)]
+    long_burst = simulate(sm, burst, max_num_seqs=1024, num_blocks=sm.kv_blocks())["requests_per_s_steady"]
+    assert long_burst <= r["requests_per_s_saturated"] <= 1.2 * long_burst
+    reqs = requests(3000, 60 / r["replicas"], 1024, 256, seed=0)
+    sim = simulate(sm, reqs, max_num_seqs=1024, num_blocks=sm.kv_blocks(),
+                   warmup_s=plan_mod.WARMUP_FRACTION * reqs[-1].arrival)
+    assert sim["ttft_s"]["p90"] <= 1.0 and sim["tpot_s"]["p90"] <= 0.05
+
+
 def test_plan_with_one_output_token_has_no_tpot_and_no_traceback():
     r = api.run("plan", {"model": "llama-3.1-8b", "rate": "5", "output-len": "1"})
     assert r["fits"] and r["tpot_p90_s"] is None
