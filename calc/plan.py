@@ -99,13 +99,14 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
     def saturation(sm, blocks):
         """The replica's simulated saturated rate: every base request queued at t = 0 (a burst), completions per
         second between the 10th and 90th percentile of finish times. The burst must outlast the replica's first
-        waves: where the replica holds half the base requests or more at once (a large max_num_seqs on a large
-        GPU), they would run side by side and finish together, and that window would say nothing, so the burst is
-        then four times the requests it holds, drawn from the same seeded stream."""
-        held, batches = sm.kv_blocks_held(max_num_batched_tokens)
-        at_once = min(max_num_seqs, blocks // max(1, held(round(mean_prompt + mean_output), batches)))
-        burst = base if n >= 2 * at_once else requests(4 * at_once, 1.0, prompt, output, seed=seed,
-                                                        max_len=m.max_position_embeddings)
+        waves: where its first wave takes half the base requests or more (a large max_num_seqs on a large GPU, or
+        long outputs: a wave starts on its prompts' blocks alone and is preempted as it grows), they would run side
+        by side and finish together, and that window would say nothing, so the burst is then four first waves,
+        drawn from the same seeded stream."""
+        held, _ = sm.kv_blocks_held(max_num_batched_tokens)
+        first_wave = min(max_num_seqs, blocks // max(1, held(round(mean_prompt), max_num_batched_tokens)))
+        burst = base if n > 2 * first_wave else requests(4 * first_wave, 1.0, prompt, output, seed=seed,
+                                                          max_len=m.max_position_embeddings)
         reqs = [r.__class__(r.id, 0.0, r.prompt_len, r.output_len) for r in burst]
         return simulate(sm, reqs, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                         chunked_prefill=chunked_prefill, num_blocks=blocks,
