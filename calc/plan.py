@@ -96,14 +96,13 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
                         chunked_prefill=chunked_prefill, num_blocks=blocks, slo_ttft_s=ttft_p90_s,
                         slo_tpot_s=tpot_p90_s, warmup_s=warmup, reserve_full_prompt=reserve_full_prompt)
 
-    def saturation(sm, blocks):
+    def saturation(sm, blocks, held):
         """The replica's simulated saturated rate: every base request queued at t = 0 (a burst), completions per
         second between the 10th and 90th percentile of finish times. The burst must outlast the replica's first
         waves: where its first wave takes half the base requests or more (a large max_num_seqs on a large GPU, or
         long outputs: a wave starts on its prompts' blocks alone and is preempted as it grows), they would run side
         by side and finish together, and that window would say nothing, so the burst is then four first waves,
-        drawn from the same seeded stream."""
-        held, _ = sm.kv_blocks_held(max_num_batched_tokens)
+        drawn from the same seeded stream. ``held``: the replica's blocks per sequence (StepModel.kv_blocks_held)."""
         first_wave = min(max_num_seqs, blocks // max(1, held(round(mean_prompt), max_num_batched_tokens)))
         burst = base if n > 2 * first_wave else requests(4 * first_wave, 1.0, prompt, output, seed=seed,
                                                           max_len=m.max_position_embeddings)
@@ -143,7 +142,7 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
                 f"TP={tp}：空载时单个请求已达不到目标：" + "，".join(zh),
                 f"TP={tp}: one request alone on an empty engine misses the target: " + "; ".join(en))})
             continue
-        saturated = saturation(sm, blocks)
+        saturated = saturation(sm, blocks, held)
         # a replica loaded above MAX_LOAD of its simulated saturated rate is rejected without a check (a finite run
         # of an overloaded queue can still look fine); the search starts at the fewest replicas below that load
         lo = max(1, math.ceil(rate / (MAX_LOAD * saturated) - 1e-9)) if saturated else 1
