@@ -80,7 +80,9 @@ class EngineProfile:
         # (data page); 1 elsewhere: no other engine's MLA points were found, so its MLA costs are not calibrated
         self.mla_step_layer_weight = float(o.get("mla_step_layer_weight", 1.0))
         self.mla_request_layer_weight = float(o.get("mla_request_layer_weight", 1.0))
-        self._mem = dict(entry["memory_efficiency"])
+        # an older or other build's kernels (vLLM for ROCm) may reach other shares of the datasheet: a variant's
+        # memory_efficiency / compute_efficiency keys replace the entry's
+        self._mem = {**entry["memory_efficiency"], **variant.get("memory_efficiency", {})}
         # The share of the memory_efficiency figures this engine's kernels keep on GPUs with HBM (fitted where the
         # calibration set shows the same kernels reaching a smaller share of an HBM GPU's bandwidth than of a GDDR
         # one's: llama.cpp's); 1 = the figures hold on every memory type
@@ -88,7 +90,7 @@ class EngineProfile:
         # 16-bit matmuls accumulate in FP16 (llama.cpp's cuBLAS path): on GeForce cards that runs at twice the
         # FP32-accumulate rate calc takes as the peak (registry fp16_acc16_dense_flops); elsewhere at the same rate
         self.accumulates_in_fp16 = bool(entry.get("accumulates_in_fp16", False))
-        self._comp = dict(entry["compute_efficiency"])
+        self._comp = {**entry["compute_efficiency"], **variant.get("compute_efficiency", {})}
         p = entry.get("prefill", {})
         self.prefill_chunk_tokens = p.get("chunk_tokens")  # None: the whole prompt batch in one step
         self.ttft_decode_steps = int(p.get("ttft_decode_steps", 0))

@@ -124,10 +124,28 @@ MULTI_GPU_PARAMS = {("step_overhead", "multi_gpu_s")}
 MULTI_GPU_STAGED = {"vllm"}  # SGLang's fit points are all TP 8: its base and multi-GPU costs are fitted together
 
 
+# A variant that is another build's kernels (vLLM for ROCm: ``memory_efficiency`` / ``compute_efficiency`` keys of its
+# own) is fitted on its own points in two stages: its fixed cost and bandwidth shares on the rows of at most
+# OWN_KERNELS_SMALL_BATCH sequences (decode bound by the weights' bytes), then its compute shares on all its rows with
+# those held. Fitted jointly, the large batches' residual (calc's attention and matmul costs, which these rows alone
+# cannot separate) would bend the bandwidth share the small ones pin. The stages were fixed before the variant was
+# applied to any held-out point (data page).
+OWN_KERNELS_SMALL_BATCH = 4
+
+
+def _own_kernels(key: str) -> dict | None:
+    """The variant entry of ``key`` where it carries efficiencies of its own, else None."""
+    base, _, variant = key.partition("@")
+    v = engines._data()["engines"][base].get("variants", {}).get(variant) if variant else None
+    return v if v and ("memory_efficiency" in v or "compute_efficiency" in v) else None
+
+
 def _stage(key: str, p: dict, m) -> str:
     """Which fit stage a point belongs to: 'front_end' (a short-prompt TTFT of one request, for the engines in
     FRONT_END_MEDIAN: it sets the median front-end latency and nothing else), 'mla' (an MLA model), 'multi_gpu'
     (tensor-parallel, for the engines in MULTI_GPU_STAGED) or 'base'."""
+    if _own_kernels(key):
+        return "small_batch" if p["batch"] <= OWN_KERNELS_SMALL_BATCH else "large_batch"
     if (key.partition("@")[0] in FRONT_END_MEDIAN and p["kind"] == "ttft" and p["batch"] == 1
             and p["prompt_len"] <= FRONT_END_MAX_PROMPT):
         return "front_end"
@@ -210,6 +228,16 @@ def fit(key: str, rounds: int = 6) -> dict:
         raise SystemExit(f"{key}: this variant has no fixed cost of its own (step_overhead.base_s); its points are "
                          f"fitted with {base}")
     entry = engines._data()["engines"][base]
+    own = _own_kernels(key)
+    if own:
+        v = ("variants", variant)
+        small = [(v + ("step_overhead", "base_s"), 0.0, 0.05)]
+        small += [(v + ("memory_efficiency", k), 0.3, _MEM) for k in own.get("memory_efficiency", {})]
+        # a lower floor than PARAMS' 0.2: these rows' large batches want less (data page)
+        large = [(v + ("compute_efficiency", k), 0.05, _COMP) for k in own.get("compute_efficiency", {})]
+        _descend(key, entry, small, "small_batch", rounds)
+        _descend(key, entry, large, None, rounds)
+        return {"loss": loss(key), **{"/".join(p[0]): _get(entry, p[0]) for p in small + large}}
     used = {p["weights"] for p in _fit_points(key)}
     if variant:  # the variant's fixed cost, and the formats none of the base engine's own fit points use
         base_used = {p["weights"] for p in _fit_points(base)}
