@@ -117,7 +117,7 @@ def test_vllm_front_end_latency_is_the_median_of_its_fit_hosts():
     "and TPOT +31 and +32 % in AWQ and GPTQ: calc's prefill and 4-bit decode are too slow on that card); AccelMark's "
     "RTX 5090 TTFT at 28,650 prompt tokens (+31.5 %: the card ran the prompt at 84 % of its FP32-accumulate peak, calc's "
     "vLLM profile takes 64 %). The medians meet "
-    "their targets: TPOT 8.3 % (8.4 % before the ROCm variant), throughput 9.2 %, KV capacity 2.7 %, TTFT 9.3 % (that run's four TTFTs had taken it "
+    "their targets: TPOT 8.2 % (8.4 % before the ROCm variant and the A100 AWQ point), throughput 9.2 %, KV capacity 2.7 %, TTFT 9.3 % (that run's four TTFTs had taken it "
     "from 9.95 % to 11.3 %; 11.0 % once calc charged the lm_head once per prompt, 9.3 % since llama.cpp's held prompt "
     "constants were refitted on their fit points). The TTFT median was 12.1 % before TensorRT-LLM v0.5's 70B TTFTs (-29 and -26 %, now -8 "
     "and -14 %) had their prefill cost moved into the step, a choice made after seeing them, and a held-out llama.cpp "
@@ -168,8 +168,9 @@ KNOWN_UNSEEN_MISSES = {"chipbench-vllm091-a100-80gbx4-llama-3.1-70b-bf16-tpot-c6
 @pytest.mark.xfail(strict=True, reason=(
     "over the held-out points that informed no modelling choice, one A100 TPOT at batch 64 misses (-38 %), as do the "
     "RTX 4090's 4-bit TPOTs (+31 and +32 %) and TensorRT-LLM 1.2's TTFT through trtllm-serve (-79 %); TPOT's median is "
-    "8.1 % over 52 points (11.1 % over 64 while the twelve MI300X TPOTs were unseen: they are seen since the ROCm "
-    "variant was chosen after their errors were known, so the fall is bookkeeping) and TTFT's "
+    "8.1 % over 53 points (11.1 % over 64 while the twelve MI300X TPOTs were unseen: they are seen since the ROCm "
+    "variant was chosen after their errors were known, so the fall is bookkeeping; the 53rd is a later A100 AWQ row, "
+    "-0.3 %) and TTFT's "
     "11.5 % over eight points (TensorRT-LLM v0.5 on an L40S, +2 and +14 %; vLLM 0.8.5 "
     "and 0.20.1 through a chat endpoint on an L4 and an A100 40GB, -3 and -9 % at about 45 prompt tokens, -24 % at "
     "about 1,800 on the L4; AccelMark's 28,650-token prompts, -3 % on an A100 SXM4 80GB and +31.5 % on an RTX 5090), and one KV capacity (+60 %: test_holdout_meets_the_targets). "
@@ -444,7 +445,10 @@ def test_the_later_vllm_sources_and_the_front_end_rule_are_as_the_data_page_says
     vllm_a100 = [p for p in calibration.points() if p["engine"] == "vllm" and p["gpu"].startswith("a100")
                  and p["kind"] == "tpot" and p["subset"] == "holdout" and not p["id"].startswith("chipbench-")]
     assert sorted(p["id"] for p in vllm_a100 if "seen" not in p) == [
-        "accelmark-vllm0201-a100-80gb-llama31-8b-28k-tpot-c1", "ree2raz-vllm0201-a100-40gb-qwen25-7b-tpot-c1"]
+        "accelmark-vllm0201-a100-80gb-llama31-8b-28k-tpot-c1", "ree2raz-vllm0201-a100-40gb-qwen25-7b-awq-tpot-c1",
+        "ree2raz-vllm0201-a100-40gb-qwen25-7b-tpot-c1"]
+    # the later 4-bit hunt's one row (AWQ with Marlin, same host): "−0.3 %"
+    assert round(ree["ree2raz-vllm0201-a100-40gb-qwen25-7b-awq-tpot-c1"] * 100, 1) == -0.3
     assert [round(ttft[k] * 100) for k in ("a100-80gbx1-llama-3.1-8b-bf16", "a100-80gbx1-qwen3-14b-bf16",
                                            "a100-80gbx4-llama-3.1-70b-bf16", "a100-80gbx2-qwen3-14b-bf16")] == [-1, 2, -9, -13]
     # the TTFT medians: "-13 % to +8 % on NVIDIA GPUs"; MI300X "TTFT -42 % to -60 %"
@@ -847,9 +851,9 @@ def test_the_rtx_4090_chat_runs_are_as_the_data_page_says():
     unseen = [abs(r["error"]) for r in UNSEEN if r["kind"] == "ttft"]
     assert len(unseen) == 8 and round(statistics.median(unseen) * 100, 1) == 11.5
     unseen = [abs(r["error"]) for r in UNSEEN if r["kind"] == "tpot"]
-    assert len(unseen) == 52 and round(statistics.median(unseen) * 100, 1) == 8.1
+    assert len(unseen) == 53 and round(statistics.median(unseen) * 100, 1) == 8.1
     held = [abs(r["error"]) for r in ROWS if r["kind"] == "tpot" and r["subset"] == "holdout"]
-    assert round(statistics.median(held) * 100, 1) == 8.3
+    assert round(statistics.median(held) * 100, 1) == 8.2
 
 
 def test_the_lm_head_overcount_is_as_the_performance_page_says():
