@@ -367,19 +367,20 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
         # MXFP4, InferenceX: TPOT -45 to -51 % at 64-256 requests on one GPU, -20 % at TP 8; data page) and one SGLang run of
         # DeepSeek-V3.1 on 8 MI300X; no AMD run of the other engines was read. The figures are the CUDA-fitted vLLM profile's,
         # the one the calculators use here; the calibration set's ROCm variant (vllm@rocm-0.9) describes 0.9.1 only, and
-        # calc's time is still 24 % short of AMD's own table for vLLM 0.11.1 (70B FP8, TP 8, batch 1: 16.154 s)
+        # calc's time is 29 % short of AMD's own table for that release (70B FP8, TP 8, batch 1: 17.236 s; ROCm/vllm
+        # docs/dev-docker/README.md at d61a61c13)
         name = engines_mod.profile(engine).name
         if engine == "vllm":
             out.append(t("calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；MI300X 上的 vLLM 0.9.1 比 calc 算的慢得多：calc 的解码每步比实测短 "
                          "30 % 到 65 %，TTFT 短 42 % 到 60 %；vLLM 0.28 的一次 BF16 运行（所用模型 calc 里没有），按 calc 的常数算也比实测少 12 %；"
                          "vLLM 0.17 跑 gpt-oss-120b（MXFP4）时，calc 的 TPOT 在单块 MI300X、64 到 256 个并发请求下比实测短 45 % 到 51 %"
-                         "；对 AMD 自己给 vLLM 0.11.1 的延迟表，calc 算的 8 块 MI300X 上 70B（FP8）单请求的一次运行也短 24 %（见数据页），这个数字应看作偏乐观",
+                         "；与 AMD 为 vLLM 0.9.1 发布的延迟表相比，calc 算出的 8 块 MI300X 上 70B（FP8）单个请求的耗时也短 29 %（见数据页），这个数字应看作偏乐观",
                          "calc's engine profiles were fitted on runs on NVIDIA GPUs; vLLM 0.9.1 on MI300X took far longer "
                          "than calc says (calc's decode step 30-65 % and its TTFT 42-60 % shorter than measured), and calc's "
                          "constants put a vLLM 0.28 BF16 run (of a model calc lacks) 12 % under its measured time; with "
                          "vLLM 0.17 serving gpt-oss-120b (MXFP4) on one MI300X at 64-256 concurrent requests calc's TPOT is "
-                         "45-51 % shorter than measured, and for a single request to the 70B (FP8) on eight MI300X calc's time is 24 % "
-                         "short of AMD's own latency table for vLLM 0.11.1 (see the data page), so read this figure as optimistic"))
+                         "45-51 % shorter than measured, and for a single request to the 70B (FP8) on eight MI300X calc's time is 29 % "
+                         "short of AMD's own latency table for vLLM 0.9.1 (see the data page), so read this figure as optimistic"))
         elif engine == "sglang":
             out.append(t(f"calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；我们读到的唯一一次 {gpu.vendor} GPU 上的 SGLang 运行"
                          "（8 块 MI300X 上的 DeepSeek-V3.1）比 calc 算的慢得多（见数据页），这个数字应看作偏乐观",
