@@ -86,7 +86,7 @@ def _all_fields() -> tuple:
         _f("ttft-p90", "float", 1.0, unit="s", min=0.001, max=3600, commands=("plan",)),
         _f("tpot-p90", "float", 0.05, unit="s", min=0.0001, max=60, commands=("plan",)),
         _f("engine", "choice", engines_mod.DEFAULT_ENGINE, choices=engine_choices),
-        _f("max-num-seqs", "int", sim_mod.DEFAULT_MAX_NUM_SEQS, min=1, max=4096, commands=("plan",)),
+        _f("max-num-seqs", "int", sim_mod.DEFAULT_MAX_NUM_SEQS, min=1, max=4096, commands=("memory", "plan")),
         _f("chunked-prefill", "choice", "on", choices=[{"value": "on", "label": "on"}, {"value": "off", "label": "off"}],
            commands=("plan",)),
         _f("reserve-full-prompt", "choice", "on", choices=[{"value": "on", "label": "on"}, {"value": "off", "label": "off"}],
@@ -509,7 +509,7 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
             spec, v["gpu_spec"].memory_bytes, v["weights"], v["kv-dtype"], v["batch"], v["prompt-len"], v["output-len"],
             v["tp"], overhead_bytes=round(v["overhead-gib"] * GiB), gpu_memory_utilization=v["gpu-memory-utilization"],
             block_size=v["block-size"], max_model_len=v["max-model-len"], max_num_batched_tokens=v["max-num-batched-tokens"],
-            pp=v["pp"], ep=v["ep"], visible_memory_bytes=v["gpu_spec"].visible_memory_bytes, engine=v["engine"],
+            max_num_seqs=v["max-num-seqs"], pp=v["pp"], ep=v["ep"], visible_memory_bytes=v["gpu_spec"].visible_memory_bytes, engine=v["engine"],
             linked_gpus=v["gpu_spec"].linked_gpus, compute_capability=v["gpu_spec"].compute_capability))
     elif command == "perf":
         out.update(_perf(v))

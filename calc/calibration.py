@@ -54,6 +54,7 @@ def predict(p: dict, configs: dict | None = None, engine: str | None = None) -> 
                               visible_memory_bytes=gpu.visible_memory_bytes, engine=engine, linked_gpus=gpu.linked_gpus,
                               gpu_memory_utilization=p.get("gpu_memory_utilization"),
                               max_num_batched_tokens=p.get("max_num_batched_tokens", mem.VLLM_MAX_NUM_BATCHED_TOKENS),
+                              max_num_seqs=p.get("max_num_seqs", mem.VLLM_MAX_NUM_SEQS), sampler_path=p.get("sampler_path"),
                               max_model_len=p.get("max_model_len"), kv_variant=p.get("kv_variant"),
                               compute_capability=gpu.compute_capability, mxfp4_backend=p.get("mxfp4_backend"))
         return r["engine_max_tokens_in_cache"]

@@ -71,6 +71,9 @@ DEFAULT_OVERHEAD_BYTES = 1 * GiB
 VLLM_BLOCK_SIZE = 16
 VLLM_GPU_MEMORY_UTILIZATION = 0.92
 VLLM_MAX_NUM_BATCHED_TOKENS = 8192
+# max_num_seqs: vLLM 0.32's API-server default on A100s and GPUs under 70 GiB (1,024 on larger ones,
+# EngineArgs.get_batch_defaults); the planner's simulator uses the same default
+VLLM_MAX_NUM_SEQS = 256
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -264,6 +267,20 @@ def activation_peak_bytes(m: ModelSpec, tokens: int, tp: int = 1) -> int:
     return math.ceil(tokens * activation_bytes_per_token(m, tp))
 
 
+def vllm_sampler_warmup_bytes(m: ModelSpec, max_num_seqs: int, max_num_batched_tokens: int,
+                              bytes_per_logit: float) -> int:
+    """Peak memory of vLLM's sampler warm-up in its profiling run, per GPU (gpu_model_runner._dummy_sampler_run).
+    The forward pass over ``max_num_batched_tokens`` tokens has returned by then, its activations freed but its output
+    hidden states held; the sampler then runs on min(``max_num_seqs``, ``max_num_batched_tokens``) dummy requests with
+    top-k and top-p set, holding ``bytes_per_logit`` per request × vocabulary entry (engines.json
+    kv_budget.sampler_bytes_per_logit: a count of what that path allocates). Logits are gathered whole on every
+    tensor-parallel rank, and every rank samples, so TP does not divide it. The profiling peak vLLM measures is the
+    larger of this and the forward pass's."""
+    requests = min(max_num_seqs, max_num_batched_tokens)
+    held = max_num_batched_tokens * m.hidden_size * ACTIVATION_BYTES
+    return math.ceil(held + requests * m.vocab_size * bytes_per_logit)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Several GPUs: tensor (tp), pipeline (pp) and expert (ep) parallelism
 
@@ -419,6 +436,7 @@ def memory_report(
     block_size: int = VLLM_BLOCK_SIZE,
     max_model_len: int | None = None,
     max_num_batched_tokens: int = VLLM_MAX_NUM_BATCHED_TOKENS,
+    max_num_seqs: int = VLLM_MAX_NUM_SEQS,
     pp: int = 1,
     ep: int = 1,
     visible_memory_bytes: int | None = None,
@@ -427,6 +445,7 @@ def memory_report(
     linked_gpus: int | None = None,
     compute_capability: str | None = None,
     mxfp4_backend: str | None = None,
+    sampler_path: str | None = None,
 ) -> dict:
     """Everything that must fit: weights + KV for batch × (prompt + output) tokens + the prefill activation
     peak over batch × prompt tokens + runtime overhead; per GPU and in total (all GPUs). Then the engine view.
@@ -499,6 +518,18 @@ def memory_report(
         startup = int(kvb.get(key, 0))
     budget = int(gpu_memory_utilization * (capacity - startup))
     profile_act = 0 if rule == "sglang_static" else activation_peak_bytes(m, max_num_batched_tokens * dp, g)
+    # vLLM's sampler warm-up (last pipeline stage only): the profiling peak is the larger of it and the forward pass
+    sampler, path = 0, None
+    if rule == "vllm_profile":
+        per_logit = kvb.get("sampler_bytes_per_logit", {})
+        path = sampler_path or kvb.get("sampler_path")
+        if sampler_path is not None and sampler_path not in per_logit:
+            raise ValueError(f"unknown sampler path {sampler_path!r}; valid: {', '.join(per_logit) or 'none'}")
+        if max_num_seqs < 1:
+            raise ValueError(f"max_num_seqs must be ≥ 1, got {max_num_seqs}")
+        if path is not None:
+            sampler = vllm_sampler_warmup_bytes(m, max_num_seqs, max_num_batched_tokens, per_logit[path])
+    last_stage_profile = max(profile_act, sampler)
     if rule == "vllm_profile":
         non_torch, cuda_graph = int(kvb.get("non_torch_bytes", 0)), int(kvb.get("cuda_graph_bytes", 0))
     elif rule == "sglang_static":
@@ -525,7 +556,8 @@ def memory_report(
     for row in table:
         stage = set(range(row["first_layer"], row["last_layer"] + 1))
         per_block_layers = max(len(stage.intersection(layers)) for _, layers in groups)
-        stage_budget = max(0, budget - row["weights_bytes"] - profile_act - non_torch - cuda_graph)
+        peak = last_stage_profile if row is table[-1] else profile_act
+        stage_budget = max(0, budget - row["weights_bytes"] - peak - non_torch - cuda_graph)
         block_bytes = block_size * per_layer_kv * per_block_layers
         stage_blocks.append((stage_budget // block_bytes, stage_budget))
         row["engine_num_kv_blocks"] = stage_budget // block_bytes
@@ -580,6 +612,11 @@ def memory_report(
         "engine_gpu_memory_utilization": gpu_memory_utilization,
         "engine_kv_rule": rule,
         "engine_profile_activation_bytes_per_gpu": profile_act,
+        # vLLM's sampler warm-up on the last stage (0 where not counted) and the profiling peak taken off there
+        "engine_max_num_seqs": max_num_seqs,
+        "engine_sampler_path": path,
+        "engine_sampler_warmup_bytes_per_gpu": sampler,
+        "engine_profile_peak_bytes_per_gpu": last_stage_profile,
         "engine_non_torch_bytes_per_gpu": non_torch,
         "engine_cuda_graph_bytes_per_gpu": cuda_graph,
         "engine_startup_bytes_per_gpu": startup,

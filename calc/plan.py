@@ -113,7 +113,7 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
 
     for tp in tp_sizes(m, gpu):
         sm = StepModel(m, gpu, weights, kv_dtype, tp, cost)
-        blocks = sm.kv_blocks(max_num_batched_tokens=max_num_batched_tokens)
+        blocks = sm.kv_blocks(max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs)
         held, batches = sm.kv_blocks_held(max_num_batched_tokens)
         need = held(longest, batches * max_num_batched_tokens)  # the longest request's blocks, as simulate() checks
         if need > blocks:

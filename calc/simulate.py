@@ -39,12 +39,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from . import perf
-from .memory import kv_bytes_per_token, memory_report, vllm_blocks_per_request
+from .memory import VLLM_MAX_NUM_SEQS, kv_bytes_per_token, memory_report, vllm_blocks_per_request
 from .model import ModelSpec, lm_head_params, matmul_params_per_token
 from .registry import GPU
 
 BLOCK_SIZE = 16  # vLLM's default KV block size (tokens)
-DEFAULT_MAX_NUM_SEQS = 256  # vLLM 0.32's API-server default on A100s and GPUs under 70 GiB (1,024 on larger ones)
+DEFAULT_MAX_NUM_SEQS = VLLM_MAX_NUM_SEQS  # vLLM 0.32's API-server default on A100s and GPUs under 70 GiB (1,024 on larger ones)
 PERCENTILES = (50, 90, 99)
 
 
@@ -237,12 +237,13 @@ class StepModel:
         return self.cost.step_time_s(t + self._allreduce_s(n_decode), self.cost.step_overhead_s(n_decode, self.tp))
 
     def kv_blocks(self, gpu_memory_utilization: float | None = None, max_num_batched_tokens: int = 8192,
-                  block_size: int = BLOCK_SIZE) -> int:
+                  block_size: int = BLOCK_SIZE, max_num_seqs: int = DEFAULT_MAX_NUM_SEQS) -> int:
         """KV blocks per replica, from the memory model's engine view (blocks are per GPU, sharded by tp): the
-        StepCost's engine budget rule (None: its default fraction) applied to the GPU's CUDA-visible memory."""
+        StepCost's engine budget rule (None: its default fraction) applied to the GPU's CUDA-visible memory
+        (``max_num_seqs`` sizes vLLM's sampler warm-up in its profiling run)."""
         r = memory_report(self.m, self.gpu.memory_bytes, self.weights, self.kv_dtype, 1, 1, 1, self.tp,
                           gpu_memory_utilization=gpu_memory_utilization, block_size=block_size,
-                          max_num_batched_tokens=max_num_batched_tokens,
+                          max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                           visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine,
                           linked_gpus=self.gpu.linked_gpus, compute_capability=self.gpu.compute_capability)
         return int(r["engine_num_kv_blocks"])
@@ -437,7 +438,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
     if max_num_seqs < 1 or max_num_batched_tokens < 1:
         raise ValueError("max_num_seqs and max_num_batched_tokens must be ≥ 1")
     if num_blocks is None:
-        num_blocks = model.kv_blocks(gpu_memory_utilization, max_num_batched_tokens, block_size)
+        num_blocks = model.kv_blocks(gpu_memory_utilization, max_num_batched_tokens, block_size, max_num_seqs)
     held, batches = model.kv_blocks_held(max_num_batched_tokens, block_size)  # blocks a sequence holds
 
     def in_flight(s: _Seq, n: int) -> int:  # a sequence's tokens not yet settled once it schedules n more

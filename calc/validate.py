@@ -41,7 +41,7 @@ def validate(cost: StepCost | None = None, seed: int = 0, only: str | None = Non
         m, gpu = registry.get_model(b["model"]), registry.get_gpu(b["gpu"])
         c = cost or step_cost(engine or b["calc_engine"], b["weights"], gpu=gpu)
         sm = StepModel(m, gpu, b["weights"], b["kv_dtype"], b["tp"], c)
-        blocks = sm.kv_blocks(max_num_batched_tokens=SIM_MAX_NUM_BATCHED_TOKENS)
+        blocks = sm.kv_blocks(max_num_batched_tokens=SIM_MAX_NUM_BATCHED_TOKENS, max_num_seqs=SIM_MAX_NUM_SEQS)
         for p in b["points"][:max_points]:
             rate = math.inf if p["rate"] is None else p["rate"]
             reqs = requests(p["requests"], rate, p.get("prompt", b["prompt"]), p.get("output", b["output"]), seed=seed)

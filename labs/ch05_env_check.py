@@ -866,8 +866,10 @@ def calc_kv_prediction(config: dict, on_gpu: bool, args, gpu_key: str | None, cu
             return {"params": params, "error": "calc has no datasheet for this GPU: no prediction"}
         if args.dtype == "float32":
             return {"params": params, "error": "calc has no fp32 weights: no prediction on a GPU"}
+        # max-num-seqs: vLLM's profiling run warms its sampler up on that many requests (calc counts it)
         params.update({"gpu": gpu_key, "gpu-memory-utilization": args.gpu_memory_utilization,
-                       "max-num-batched-tokens": args.max_num_batched_tokens or GPU_MAX_NUM_BATCHED_TOKENS})
+                       "max-num-batched-tokens": args.max_num_batched_tokens or GPU_MAX_NUM_BATCHED_TOKENS,
+                       "max-num-seqs": args.max_num_seqs})
     return kv_prediction(params, on_gpu, args.gpu_memory_utilization, args.kv_cache_gib, args.max_model_len, cuda_total)
 
 
