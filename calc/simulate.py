@@ -267,6 +267,16 @@ class StepModel:
             return vllm_blocks_per_request(windows, n, block_size, in_flight)
         return held, batches
 
+    def kv_has_windows(self, max_num_batched_tokens: int = 8192, block_size: int = BLOCK_SIZE) -> bool:
+        """Whether the engine keeps sliding-window KV cache groups (vLLM's hybrid manager), whose blocks a sequence
+        frees as they leave its window: there a sequence's blocks can shrink, as when its prompt's chunks in flight
+        settle into decoding."""
+        r = memory_report(self.m, self.gpu.memory_bytes, self.weights, self.kv_dtype, 1, 1, 1, self.tp,
+                          block_size=block_size, max_num_batched_tokens=max_num_batched_tokens,
+                          visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine,
+                          linked_gpus=self.gpu.linked_gpus, compute_capability=self.gpu.compute_capability)
+        return any(w is not None for w in r["engine_kv_group_windows"])
+
     def kv_bytes_per_token(self) -> int:
         return kv_bytes_per_token(self.m, self.kv_dtype, self.tp)
 
@@ -440,9 +450,34 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
     if num_blocks is None:
         num_blocks = model.kv_blocks(gpu_memory_utilization, max_num_batched_tokens, block_size, max_num_seqs)
     held, batches = model.kv_blocks_held(max_num_batched_tokens, block_size)  # blocks a sequence holds
+    # with full attention only, a sequence's blocks never shrink while it runs, so free blocks only fall between
+    # finishes and a waiting request that cannot be admitted now cannot be before one (the fast path's test)
+    monotone = not model.kv_has_windows(max_num_batched_tokens, block_size)
 
     def in_flight(s: _Seq, n: int) -> int:  # a sequence's tokens not yet settled once it schedules n more
         return n + (s.prev if batches > 1 else 0)
+
+    def head_blocked() -> bool:
+        """The first waiting sequence cannot be admitted now, nor before a running one finishes: the sequence cap is
+        reached, it cannot fit the token budget, or its blocks (with chunked prefill and vLLM's reserve, its whole
+        prompt's) exceed the free ones, which decode steps only shrink where every KV group is full attention
+        (``monotone``). Admission is first come, first served, so the rest wait behind it, and decode-only steps may
+        then run back to back while others wait."""
+        if len(running) >= max_num_seqs:
+            return True
+        s = waiting[0]
+        if chunked_prefill:
+            budget = max_num_batched_tokens - len(running)  # what a step of decodes leaves for prompt tokens
+            if budget <= 0:
+                return True
+            n = min(s.target - s.computed, budget)
+            whole = held(s.target, batches * max_num_batched_tokens) if reserve_full_prompt else 0
+        else:
+            n = s.target - s.computed
+            if n > max_num_batched_tokens:
+                return True
+            whole = 0
+        return held(s.computed + n, in_flight(s, n)) - s.blocks > free or whole > free
 
     longest = max((r.prompt_len + r.output_len for r in reqs), default=0)
     worst = held(longest, batches * max_num_batched_tokens)
@@ -467,6 +502,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
     preemptions = 0
     steps = 0
     kv_trace: list[tuple[float, float]] = []
+    kv_peak = 0.0  # the largest share of blocks held, at the end of a step before finished sequences free theirs
     busy = 0.0
     in_system_area = 0.0  # ∫ (waiting + running) dt over steps, for Little's law
     order = 0
@@ -480,10 +516,11 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
             waiting.append(_Seq(pending.popleft()))
 
         n_run = len(running)
-        if fast_path and synced and not waiting and n_run <= max_num_batched_tokens:
-            # Fast path: every running sequence is decoding and got its last token at `now`, and nobody waits.
-            # Run decode steps back to back, without the scheduler, until the first request finishes, the next
-            # one arrives, or the cache might run short of blocks; every step gives n_run equal ITLs.
+        if fast_path and synced and n_run <= max_num_batched_tokens and (not waiting or monotone and head_blocked()):
+            # Fast path: every running sequence is decoding and got its last token at `now`, and nobody waits or
+            # nobody waiting can be admitted before a running sequence finishes (head_blocked). Run decode steps back
+            # to back, without the scheduler, until the first request finishes, the next one arrives, or the cache
+            # might run short of blocks; every step gives n_run equal ITLs.
             k = min(s.req.output_len - s.generated for s in running)
             groups = held(block_size)  # a block per KV cache group for the first block_size tokens
             if n_run * groups * -(-k // block_size) > free:
@@ -504,7 +541,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                     if now >= next_arrival:
                         break
                 busy += now - start
-                in_system_area += n_run * (now - start)
+                in_system_area += (n_run + len(waiting)) * (now - start)
                 steps += j
                 if steps > max_steps:
                     raise ValueError(f"simulation exceeded {max_steps} steps; reduce the requests or their lengths")
@@ -516,6 +553,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                     s.prev = 1
                     free -= need
                     s.blocks += need
+                kv_peak = max(kv_peak, 1.0 - free / num_blocks)  # blocks only grew over the stretch
                 running, free = _finish(running, finished, free)
                 synced = True
                 kv_trace.append((now, 1.0 - free / num_blocks))
@@ -639,6 +677,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                 s.last = now
             if prefill_step:
                 running.append(s)
+        kv_peak = max(kv_peak, 1.0 - free / num_blocks)
         running, free = _finish(running, finished, free)
         synced = all(s.done_prefill and s.last == now for s in running)
         if steps % step_step == 0:
@@ -649,7 +688,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
 
     itl.sort()
     return _report(finished, _merge(itl, itl_weighted), preemptions, steps, busy, in_system_area, kv_trace, num_blocks, block_size,
-                   slo_ttft_s, slo_tpot_s, model.cost.request_latency_s, warmup_s)
+                   slo_ttft_s, slo_tpot_s, model.cost.request_latency_s, warmup_s, kv_peak)
 
 
 def _finish(running: list, finished: list, free: int) -> tuple[list, int]:
@@ -696,7 +735,7 @@ def weighted_percentiles(pairs: list[tuple[float, int]], ps=PERCENTILES) -> dict
 
 
 def _report(finished, itl, preemptions, steps, busy, in_system_area, kv_trace, num_blocks, block_size,
-            slo_ttft_s, slo_tpot_s, latency: float = 0.0, warmup_s: float = 0.0) -> dict:
+            slo_ttft_s, slo_tpot_s, latency: float = 0.0, warmup_s: float = 0.0, kv_peak: float = 0.0) -> dict:
     """``latency``: the per-request front-end latency (StepCost.request_latency_s), paid by every request on top
     of its engine-side times; it shifts each first and last token by the same amount, so TPOT and ITL keep."""
     n = len(finished)
@@ -741,6 +780,7 @@ def _report(finished, itl, preemptions, steps, busy, in_system_area, kv_trace, n
         "mean_in_system": in_system_area / span if span > 0 else None,
         "kv_blocks": num_blocks,
         "kv_block_size": block_size,
-        "kv_usage_peak": max((u for _, u in kv_trace), default=0.0),
+        # the peak over every step (the trace is thinned to kv_samples points and taken after finished sequences free)
+        "kv_usage_peak": kv_peak,
         "kv_usage": [{"t_s": t, "used": u} for t, u in kv_trace],
     }
