@@ -268,17 +268,21 @@ def activation_peak_bytes(m: ModelSpec, tokens: int, tp: int = 1) -> int:
 
 
 def vllm_sampler_warmup_bytes(m: ModelSpec, max_num_seqs: int, max_num_batched_tokens: int,
-                              bytes_per_logit: float) -> int:
-    """Peak memory of vLLM's sampler warm-up in its profiling run, per GPU (gpu_model_runner._dummy_sampler_run).
+                              bytes_per_logit: float, tp: int = 1) -> int:
+    """Peak memory of vLLM's sampler warm-up in its profiling run, per GPU (the model runner's _dummy_sampler_run).
     The forward pass over ``max_num_batched_tokens`` tokens has returned by then, its activations freed but its output
-    hidden states held; the sampler then runs on min(``max_num_seqs``, ``max_num_batched_tokens``) dummy requests with
-    top-k and top-p set, holding ``bytes_per_logit`` per request × vocabulary entry (engines.json
-    kv_budget.sampler_bytes_per_logit: a count of what that path allocates). Logits are gathered whole on every
-    tensor-parallel rank, and every rank samples, so TP does not divide it. The profiling peak vLLM measures is the
-    larger of this and the forward pass's."""
+    hidden states held; the logits of min(``max_num_seqs``, ``max_num_batched_tokens``) dummy requests are computed and
+    sampled, holding ``bytes_per_logit`` per request × vocabulary entry (engines.json kv_budget.sampler_bytes_per_logit:
+    a count of what that path allocates). On CUDA vLLM all-gathers the logits, so every tensor-parallel rank holds the
+    whole vocabulary and samples (TP does not divide this), and at TP > 1 the gather itself briefly holds this rank's
+    shard, the gathered buffer and its reshaped copy (base_device_communicator.all_gather): 2 + 2/tp activation-sized
+    bytes per entry, which sets the peak where the sampler holds less. The profiling peak vLLM measures is the larger of
+    this and the forward pass's (persistent workspaces that outlive the forward pass, such as MoE kernels', are not
+    counted)."""
     requests = min(max_num_seqs, max_num_batched_tokens)
     held = max_num_batched_tokens * m.hidden_size * ACTIVATION_BYTES
-    return math.ceil(held + requests * m.vocab_size * bytes_per_logit)
+    gather = ACTIVATION_BYTES * (2 + 1 / tp) if tp > 1 else 0
+    return math.ceil(held + requests * m.vocab_size * max(bytes_per_logit, gather))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -528,7 +532,7 @@ def memory_report(
         if max_num_seqs < 1:
             raise ValueError(f"max_num_seqs must be ≥ 1, got {max_num_seqs}")
         if path is not None:
-            sampler = vllm_sampler_warmup_bytes(m, max_num_seqs, max_num_batched_tokens, per_logit[path])
+            sampler = vllm_sampler_warmup_bytes(m, max_num_seqs, max_num_batched_tokens, per_logit[path], tp)
     last_stage_profile = max(profile_act, sampler)
     if rule == "vllm_profile":
         non_torch, cuda_graph = int(kvb.get("non_torch_bytes", 0)), int(kvb.get("cuda_graph_bytes", 0))

@@ -205,10 +205,11 @@ INPUTS = {
     "max-num-seqs": {
         "label": t("最大并发序列数", "Max sequences"),
         "help": t("vLLM 的 max_num_seqs：一步最多容纳的序列数。默认 256；vLLM 0.32 的 API 服务在 70 GiB 及以上、不是 A100 的 GPU 上默认为 1024。"
-                  "vLLM 启动试运行时按这么多个请求预热采样器，词表大的模型因此少得一些 KV 缓存",
+                  "vLLM 启动时的剖析前向会为这么多个请求算出 logits 并预热采样器；若这部分显存超过前向的激活峰值，就按它从 KV 预算里扣除",
                   "vLLM's max_num_seqs: the most sequences one step holds. Default 256; vLLM 0.32's API server uses 1024 "
-                  "on GPUs with 70 GiB or more other than A100s. vLLM's start-up profiling warms its sampler up on this "
-                  "many requests, which takes KV cache away for models with a large vocabulary"),
+                  "on GPUs with 70 GiB or more other than A100s. vLLM's start-up profiling computes the logits of this many "
+                  "requests and warms its sampler up on them; where that takes more memory than the forward pass, the KV "
+                  "budget loses the difference"),
     },
     "chunked-prefill": {
         "label": t("分块预填充", "Chunked prefill"),
@@ -282,11 +283,11 @@ LABELS = {
     "engine_profile_activation_bytes_per_gpu": t("引擎试运行激活峰值（每块 GPU）",
                                                  "Engine profiling-pass activation peak (per GPU)"),
     "engine_max_num_seqs": t("引擎最大并发序列数", "Engine max sequences"),
-    "engine_sampler_path": t("引擎试运行采样路径", "Engine sampling path in the profiling run"),
-    "engine_sampler_warmup_bytes_per_gpu": t("引擎试运行采样器预热峰值（最后一段流水线，每块 GPU）",
+    "engine_sampler_path": t("引擎剖析前向的采样路径", "Engine sampling path in the profiling run"),
+    "engine_sampler_warmup_bytes_per_gpu": t("引擎剖析前向的采样器预热峰值（流水线最后一级，每块 GPU）",
                                              "Engine sampler warm-up peak in the profiling run (last pipeline stage, per GPU)"),
-    "engine_profile_peak_bytes_per_gpu": t("引擎试运行峰值（前向与采样器取大，最后一段流水线，每块 GPU）",
-                                           "Engine profiling peak (larger of forward pass and sampler, last stage, per GPU)"),
+    "engine_profile_peak_bytes_per_gpu": t("引擎剖析前向峰值（前向与采样器预热取较大者，流水线最后一级，每块 GPU）",
+                                           "Engine profiling peak (larger of forward pass and sampler warm-up, last pipeline stage, per GPU)"),
     "engine_non_torch_bytes_per_gpu": t("引擎非 PyTorch 显存（每块 GPU）", "Engine non-torch memory (per GPU)"),
     "engine_cuda_graph_bytes_per_gpu": t("引擎 CUDA Graph 显存（每块 GPU）", "Engine CUDA graph memory (per GPU)"),
     "engine_startup_bytes_per_gpu": t("引擎启动时分布式初始化占用（每块 GPU）",

@@ -763,7 +763,20 @@ def test_the_fit_script_reproduces_the_committed_constants():
             assert value == pytest.approx(committed, rel=0.006, abs=1e-9), (key, path, value, committed)
 
 
-def test_the_later_kv_logs_are_as_the_data_page_says():
+def test_every_vllm_v1_kv_point_names_its_sampler():
+    """The sampler's warm-up depends on vLLM's runner, version and install (engines.json's vLLM source): a V1-era KV point
+    records the path its log prints or its version's default, and its max_num_seqs, rather than inheriting a variant's
+    default silently."""
+    vllm = engines.profile("vllm")
+    for p in calibration.points():
+        if p["kind"] != "kv_tokens" or p["engine"] != "vllm" or p.get("kv_variant") == "v0":
+            continue
+        assert p["sampler_path"] in vllm.kv_budget(p.get("kv_variant"))["sampler_bytes_per_logit"], p["id"]
+        assert isinstance(p["max_num_seqs"], int) and p["max_num_seqs"] >= 1, p["id"]
+        assert "sampler path " + p["sampler_path"] in p["source"]["settings"], p["id"]  # and says why
+
+
+def test_the_later_kv_logs_are_as_the_data_page_says(monkeypatch):
     """docs/*/calculators/data.md on the nine start-up logs of 2025-2026 added to the KV check on 2026-11-30."""
     pts = {p["id"]: p for p in calibration.points() if p["kind"] == "kv_tokens"}
     new = {k: p for k, p in pts.items() if k.startswith(("vllm01", "vllm02", "sglang043-"))}
@@ -788,6 +801,13 @@ def test_the_later_kv_logs_are_as_the_data_page_says():
     # the figures "when they joined", before the sampler's warm-up was counted: at one sequence its warm-up is below
     # every point's forward pass, so nothing but the forward pass is taken off, as then
     then = {k: calibration.predict({**p, "max_num_seqs": 1}) / p["value"] - 1 for k, p in new.items()}
+    for k, p in new.items():  # (which holds: at one sequence no point's warm-up reaches its forward pass)
+        if p["engine"] == "vllm":
+            m, g = calibration._model(p, calibration._data()["configs"]), registry.get_gpu(p["gpu"])
+            r = mem.memory_report(m, g.memory_bytes, p["weights"], p["kv_dtype"], tp=p["tp"], engine="vllm",
+                                  kv_variant=p.get("kv_variant"), max_num_batched_tokens=p["max_num_batched_tokens"],
+                                  max_num_seqs=1, sampler_path=p["sampler_path"], mxfp4_backend=p.get("mxfp4_backend"))
+            assert r["engine_sampler_warmup_bytes_per_gpu"] < r["engine_profile_activation_bytes_per_gpu"], k
     a100, a100_then = [e[k] for k in a100_ids], [then[k] for k in a100_ids]
     assert len(a100) == 4 and round(min(a100_then) * 100, 1) == 0.4 and round(max(a100_then) * 100, 1) == 3.0
     assert round(min(a100) * 100, 1) == -1.9 and round(max(a100) * 100, 1) == -0.1  # "now −1.9 % to −0.1 %"
@@ -830,7 +850,7 @@ def test_the_later_kv_logs_are_as_the_data_page_says():
     assert round(0.92 * h100.visible_memory_bytes / 2**30 - 29.08 - 42.54 - 0.14, 1) == 1.1
     # the sampler: "where calc counted 0.38 GiB for the forward pass"; "calc now counts that warm-up: 5.54 GiB here"
     qwen3 = pts["vllm0102-h100-qwen3-30b-a3b-kv"]
-    assert (qwen3["max_num_seqs"], qwen3.get("sampler_path")) == (1024, None) and v1["sampler_path"] == "torch-sort"
+    assert (qwen3["max_num_seqs"], qwen3["sampler_path"]) == (1024, "torch-sort") and v1["sampler_path"] == "torch-sort"
     r = engine_view("qwen3-30b-a3b", h100, "bf16", 8192, kv_variant="v1-pre0.21", max_num_seqs=1024)
     assert round(r["engine_profile_activation_bytes_per_gpu"] / 2**30, 2) == 0.38
     assert round(r["engine_sampler_warmup_bytes_per_gpu"] / 2**30, 2) == 5.54
@@ -844,11 +864,14 @@ def test_the_later_kv_logs_are_as_the_data_page_says():
     assert round((5.58 * 2**30 - 8192 * qwen3_m.hidden_size * 2) / (1024 * qwen3_m.vocab_size), 1) == 38.3
     peak = 0.9 * h200.visible_memory_bytes - (14.9596 + 105.97) * 2**30 - v1["non_torch_bytes"]
     assert round((peak - 8192 * llama3.hidden_size * 2) / (1024 * llama3.vocab_size), 1) == 38.2
-    # the count (engines.json's source): bf16 logits 2 + fp32 copy 4 on every path; the sort adds values 4, indices 8,
-    # reverse indices 8 and CUB's alternate buffers 4 + 8; the sort-free paths two fp32 tensors
-    assert vllm.kv_budget()["sampler_bytes_per_logit"] == {"torch-sort": 2 + 4 + (4 + 8) + 8 + (4 + 8),
+    # the count (engines.json's source): the V2 runner's warm-up holds the bf16 logits (2); the V1 runner's paths add an
+    # fp32 copy (4), then the sort its values 4, indices 8, reverse indices 8 and CUB's alternate buffers 4 + 8, the
+    # sort-free paths two fp32 tensors
+    assert vllm.kv_budget()["sampler_bytes_per_logit"] == {"v2-logits": 2, "torch-sort": 2 + 4 + (4 + 8) + 8 + (4 + 8),
                                                           "sort-free": 2 + 4 + 4 + 4}
-    assert vllm.kv_budget()["sampler_path"] == "sort-free" and vllm.kv_budget("v0")["sampler_path"] is None
+    # "vLLM 0.32's default, the V2 model runner"; the variants: the V1 runner with FlashInfer (0.21 on) and the sort
+    assert vllm.kv_budget()["sampler_path"] == "v2-logits" and vllm.kv_budget("v0")["sampler_path"] is None
+    assert (vllm.kv_budget("v1-0.21-0.25")["sampler_path"], v1["sampler_path"]) == ("sort-free", "torch-sort")
     # "the +3.6 % there was about 3.9 GiB in a 106 GiB cache"
     p = pts["vllm0112-h200-llama3-8b-kv"]
     assert round((calibration.predict({**p, "max_num_seqs": 1}) - p["value"]) * 128 / 2**20, 1) == 3.9
@@ -856,7 +879,7 @@ def test_the_later_kv_logs_are_as_the_data_page_says():
     assert all(new[k]["sampler_path"] == "sort-free" and new[k]["max_num_seqs"] == 256 for k in a100_ids)
     assert round(min(calibration.predict({**new[k], "sampler_path": "torch-sort"}) / new[k]["value"] - 1
                      for k in a100_ids) * 100, 1) == -19.3
-    # "at 256 requests the warm-up exceeds the forward pass by 0.25 GB on one GPU and 0.40 GB per GPU at TP 2"
+    # "at 256 requests the warm-up exceeds their forward pass by only 0.23 GiB on one GPU and 0.38 GiB per GPU at TP 2"
     extra = {}
     for k in a100_ids:
         q = new[k]
@@ -864,12 +887,28 @@ def test_the_later_kv_logs_are_as_the_data_page_says():
                               "bf16", "bf16", tp=q["tp"], visible_memory_bytes=registry.get_gpu(q["gpu"]).visible_memory_bytes,
                               engine="vllm", kv_variant=q["kv_variant"], max_num_batched_tokens=q["max_num_batched_tokens"],
                               max_num_seqs=q["max_num_seqs"], sampler_path=q["sampler_path"])
-        extra[q["tp"]] = round((r["engine_profile_peak_bytes_per_gpu"] - r["engine_profile_activation_bytes_per_gpu"]) / 1e9, 2)
-    assert extra == {1: 0.25, 2: 0.40}
-    # "on the sort path of 0.11 to 0.16 the same 1,024 requests take 4.7 GiB (128k vocabulary) to 7.3 GiB (201k)"
+        extra[q["tp"]] = round((r["engine_profile_peak_bytes_per_gpu"] - r["engine_profile_activation_bytes_per_gpu"]) / 2**30, 2)
+    assert extra == {1: 0.23, 2: 0.38}
+    # "consistent with anything from about 6 to 14 bytes": within 3 % at 6, 10 and 14 bytes per entry
+    per_logit = vllm.kv_budget("v1-pre0.21")["sampler_bytes_per_logit"]  # the profile's own dict (shallow copies)
+    for per in (6, 10, 14):
+        monkeypatch.setitem(per_logit, "sort-free", per)
+        assert all(abs(calibration.predict(new[k]) / new[k]["value"] - 1) < 0.03 for k in a100_ids), per
+    monkeypatch.undo()
+    # "on the V1 runner the same 1,024 requests hold 2.73 GiB for gpt-oss-120b, and on the sort path of 0.11 to 0.16
+    # 4.7 GiB (128k vocabulary) to 7.3 GiB (201k)"; "about 12 bytes per entry more, 2.3 GiB at 1,024 requests and a 201k
+    # vocabulary", "6.3 GiB on an H100 at 0.92"
     oss = registry.get_model("gpt-oss-120b")
+    assert round(mem.vllm_sampler_warmup_bytes(oss, 1024, 8192, 14) / 2**30, 2) == 2.73
     assert round(mem.vllm_sampler_warmup_bytes(registry.get_model("llama-3.1-8b"), 1024, 8192, 38) / 2**30, 1) == 4.7
     assert round(mem.vllm_sampler_warmup_bytes(oss, 1024, 8192, 38) / 2**30, 1) == 7.3
+    assert 2 + 4 + 4 + 4 - 2 == 12 and round(12 * 1024 * oss.vocab_size / 2**30, 1) == 2.3
+    assert round(0.08 * h100.visible_memory_bytes / 2**30, 1) == 6.3
+    # "With vLLM 0.32 the warm-up rarely sets the peak": at 1,024 requests on an H100, below the forward pass for both
+    for model, w in (("llama-3.1-8b", "bf16"), ("gpt-oss-120b", "mxfp4-experts")):
+        r = mem.memory_report(registry.get_model(model), h100.memory_bytes, w, visible_memory_bytes=h100.visible_memory_bytes,
+                              engine="vllm", max_num_seqs=1024, compute_capability=h100.compute_capability)
+        assert 0 < r["engine_sampler_warmup_bytes_per_gpu"] < r["engine_profile_activation_bytes_per_gpu"], model
     # gpt-oss: "65.97 GiB where calc counts 60.77 GiB; calc's count with those shapes is about 65.9 GiB" (Marlin:
     # 2,880 -> 3,072 hidden, 2,880 -> 2,944 expert width; the expert matrices and their block-32 scales scale with both)
     oss = registry.get_model("gpt-oss-120b")
@@ -1119,8 +1158,8 @@ def test_the_geforce_warning_quotes_the_calibration_set():
 def test_the_hybrid_kv_checks_are_as_the_data_page_says():
     """docs/*/calculators/data.md on vLLM's hybrid KV cache manager: the Kaggle log's 2.46x at 98,304 tokens against
     calc's 2.53 (1.37 counting every layer at full length); vLLM 0.25.1's 303,646 tokens for 10.52 GiB against this
-    counting with one batch in flight (303,709) or two (301,375); 155,552 tokens for gpt-oss-120b on one H100 by the
-    earlier count (155,552 since the sampler warm-up is counted at 256 sequences)."""
+    counting with one batch in flight (303,709) or two (301,375); 155,728 tokens for gpt-oss-120b on one H100 by the
+    earlier count."""
     pts = {p["id"]: p for p in calibration.points()}
     p = pts["vllm0112-h100-gptoss120b-kv"]
     oss, h100 = registry.get_model("gpt-oss-120b"), registry.get_gpu("h100-sxm")
@@ -1149,8 +1188,9 @@ def test_the_hybrid_kv_checks_are_as_the_data_page_says():
         logged = (b // 2 * 16 if variant == "v1-pre0.21"
                   else int(b / mem.vllm_blocks_per_request(windows, 131072, 16, in_flight, bound=True) * 131072))
         assert r["engine_max_tokens_in_cache"] == logged, variant
+    # it differs from the current rule in its batches in flight and in its sampler (the V1 runner's)
     assert engines.profile("vllm").kv_budget("v1-0.21-0.25") == {**engines.profile("vllm").kv_budget(),
-                                                                  "in_flight_batches": 1}
+                                                                  "in_flight_batches": 1, "sampler_path": "sort-free"}
     now = mem.memory_report(oss, h100.memory_bytes, "mxfp4-experts", visible_memory_bytes=h100.visible_memory_bytes,
                             engine="vllm", compute_capability=h100.compute_capability)
-    assert now["engine_num_kv_blocks"] // 2 * 16 == 155552
+    assert now["engine_num_kv_blocks"] // 2 * 16 == 155728

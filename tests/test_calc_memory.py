@@ -389,13 +389,8 @@ def test_vllm_groups_layers_by_attention_window_and_a_window_caps_a_requests_blo
                        engine="vllm", compute_capability=h100.compute_capability)
     assert r2["engine_kv_in_flight_tokens"] == 3 * 8192 and r2["engine_kv_cache_groups"] == 2
     assert r2["engine_num_kv_blocks"] == min(row["engine_num_kv_blocks"] for row in r2["per_gpu_table"])
-    # the reported budget is the limiting stage's; only the last stage runs the sampler's warm-up (here larger than
-    # the forward pass), so the first stage affords more blocks
-    block = 16 * 9 * 2048
-    assert r2["engine_num_kv_blocks"] * block <= r2["engine_kv_budget_bytes_per_gpu"] < (r2["engine_num_kv_blocks"] + 1) * block
-    first, last = r2["per_gpu_table"][0]["engine_num_kv_blocks"], r2["per_gpu_table"][-1]["engine_num_kv_blocks"]
-    taken = r2["engine_profile_peak_bytes_per_gpu"] - r2["engine_profile_activation_bytes_per_gpu"]
-    assert taken > 0 and last == r2["engine_num_kv_blocks"] and abs((first - last) * block - taken) <= block
+    assert all(row["engine_num_kv_blocks"] * 16 * 9 * 2048 <= r2["engine_kv_budget_bytes_per_gpu"] + 16 * 9 * 2048
+               for row in r2["per_gpu_table"])
     # vLLM 0.10-0.20 (variant v1-pre0.21): one batch in flight, and the logged size is the blocks shared out over
     # the groups, in tokens
     old = memory_report(oss, h100.memory_bytes, "mxfp4-experts", visible_memory_bytes=h100.visible_memory_bytes,
@@ -448,17 +443,15 @@ def test_the_simulator_holds_a_requests_blocks_as_vllm_frees_them():
     ideal, _ = StepModel(registry.get_model("gpt-oss-120b"), h100, weights="mxfp4-experts").kv_blocks_held(8192)
     assert [ideal(n) for n in (1, 17, 100_000)] == [1, 2, 6250]
     # a burst of 2,560-token requests: the same bytes as blocks of all 36 layers at full length hold 60 sequences
-    # (9,722 blocks / 160); vLLM's groups about 114 (19,445 / (160 + 10)): fewer preemptions, more requests a second.
-    # (19,467 blocks before the sampler's warm-up was counted: at 256 requests it peaks 12.9 MB above the forward pass,
-    # 22 blocks of 589,824 bytes)
+    # (9,733 blocks / 160); vLLM's groups about 114 (19,467 / (160 + 10)): fewer preemptions, more requests a second
     class EveryLayerInFull(StepModel):
         def kv_blocks_held(self, max_num_batched_tokens=8192, block_size=16):
             return (lambda n, in_flight=1: -(-n // block_size)), 2
 
     whole = EveryLayerInFull(oss.m, h100, weights="mxfp4-experts", cost=oss.cost)
     reqs = [Request(i, 0.0, 2048, 512) for i in range(200)]
-    blocks = oss.kv_blocks(max_num_batched_tokens=8192)
-    assert blocks == 19445
+    blocks = oss.kv_blocks(max_num_batched_tokens=8192, max_num_seqs=1024)
+    assert blocks == 19467
     hybrid = simulate(oss, reqs, max_num_seqs=1024, num_blocks=blocks)
     flat_run = simulate(whole, reqs, max_num_seqs=1024, num_blocks=blocks // 2)
     assert hybrid["preemptions"] < flat_run["preemptions"] and hybrid["requests_per_s"] > flat_run["requests_per_s"]
@@ -479,35 +472,40 @@ def test_the_planner_sizes_a_windowed_model_in_the_engines_blocks():
 
 
 def test_vllms_sampler_warm_up_takes_the_larger_of_it_and_the_forward_pass():
-    """vLLM's profiling run samples min(max_num_seqs, max_num_batched_tokens) dummy requests after the forward pass: the
-    KV budget loses the larger of the two peaks, on the last pipeline stage, unsplit by tensor parallelism."""
+    """vLLM's profiling run computes and samples the logits of min(max_num_seqs, max_num_batched_tokens) dummy requests
+    after the forward pass: the KV budget loses the larger of the two peaks, on the last pipeline stage, unsplit by
+    tensor parallelism, whose all-gather of the logits briefly holds more."""
     h100 = registry.get_gpu("h100-sxm")
     m = registry.get_model("llama-3-70b")  # L70: hidden 8192, vocabulary 128256
+    held = 8192 * L70["h"] * 2  # the forward pass's output, held through the warm-up
 
     def view(**kw):
         return memory_report(m, h100.memory_bytes, "fp8", visible_memory_bytes=h100.visible_memory_bytes, engine="vllm", **kw)
-    # at 1,024 requests on the current path (14 bytes per request x vocabulary entry), plus the forward's output held
-    big = view(tp=8, max_num_seqs=1024)
-    assert big["engine_sampler_path"] == "sort-free" and big["engine_max_num_seqs"] == 1024
-    assert big["engine_sampler_warmup_bytes_per_gpu"] == 8192 * L70["h"] * 2 + 1024 * L70["vocab"] * 14
-    # tensor parallelism splits the forward pass, not the sampler
+    # vLLM 0.32 (V2 model runner): the bf16 logits only; at TP 8 the gather holds shard, buffer and copy, 2 + 2 + 2/8 B
     one = view(tp=1, max_num_seqs=1024)
-    assert one["engine_sampler_warmup_bytes_per_gpu"] == big["engine_sampler_warmup_bytes_per_gpu"]
+    assert one["engine_sampler_path"] == "v2-logits" and one["engine_max_num_seqs"] == 1024
+    assert one["engine_sampler_warmup_bytes_per_gpu"] == held + 1024 * L70["vocab"] * 2
+    big = view(tp=8, max_num_seqs=1024)
+    assert big["engine_sampler_warmup_bytes_per_gpu"] == held + 1024 * L70["vocab"] * 4.25
+    # tensor parallelism splits the forward pass, not the logits
     assert one["engine_profile_activation_bytes_per_gpu"] == 8 * big["engine_profile_activation_bytes_per_gpu"]
-    # the larger peak is taken off, not the sum: at TP 8 the sampler's, at one sequence the forward pass's
+    # the larger peak is taken off, not the sum: at TP 8 the warm-up's, at TP 1 (and at one sequence) the forward pass's
     assert big["engine_profile_peak_bytes_per_gpu"] == big["engine_sampler_warmup_bytes_per_gpu"]
+    assert one["engine_profile_peak_bytes_per_gpu"] == one["engine_profile_activation_bytes_per_gpu"]
     small = view(tp=8, max_num_seqs=1)
     assert small["engine_profile_peak_bytes_per_gpu"] == small["engine_profile_activation_bytes_per_gpu"]
     taken = big["engine_sampler_warmup_bytes_per_gpu"] - big["engine_profile_activation_bytes_per_gpu"]
     assert small["engine_kv_budget_bytes_per_gpu"] - big["engine_kv_budget_bytes_per_gpu"] == taken
     # no more requests than tokens in the profiling pass
     capped = view(tp=8, max_num_seqs=4096, max_num_batched_tokens=2048)
-    assert capped["engine_sampler_warmup_bytes_per_gpu"] == 2048 * L70["h"] * 2 + 2048 * L70["vocab"] * 14
-    # the sort path of vLLM 0.11-0.16 (variant v1-pre0.21) holds 38 bytes an entry; a run may name its path
-    old = view(tp=8, max_num_seqs=1024, kv_variant="v1-pre0.21")
-    assert old["engine_sampler_path"] == "torch-sort"
-    assert old["engine_sampler_warmup_bytes_per_gpu"] == 8192 * L70["h"] * 2 + 1024 * L70["vocab"] * 38
-    named = view(tp=8, max_num_seqs=1024, kv_variant="v1-pre0.21", sampler_path="sort-free")
+    assert capped["engine_sampler_warmup_bytes_per_gpu"] == 2048 * L70["h"] * 2 + 2048 * L70["vocab"] * 4.25
+    # the V1 runner: 14 B (FlashInfer or Triton; variant v1-0.21-0.25) and 38 B (PyTorch's sort; variant v1-pre0.21);
+    # those exceed the gather, and a run may name its path
+    for variant, path, per in (("v1-0.21-0.25", "sort-free", 14), ("v1-pre0.21", "torch-sort", 38)):
+        r = view(tp=8, max_num_seqs=1024, kv_variant=variant)
+        assert r["engine_sampler_path"] == path
+        assert r["engine_sampler_warmup_bytes_per_gpu"] == held + 1024 * L70["vocab"] * per
+    named = view(tp=8, max_num_seqs=1024, kv_variant="v1-pre0.21", sampler_path="v2-logits")
     assert named["engine_sampler_warmup_bytes_per_gpu"] == big["engine_sampler_warmup_bytes_per_gpu"]
     # not counted where calc does not model the engine's sampler: vLLM's V0 (its fitted constant holds it), SGLang
     for kw in (dict(kv_variant="v0"), dict(engine="sglang")):
@@ -515,22 +513,29 @@ def test_vllms_sampler_warm_up_takes_the_larger_of_it_and_the_forward_pass():
                           **{"engine": "vllm", **kw})
         assert r["engine_sampler_warmup_bytes_per_gpu"] == 0 and r["engine_sampler_path"] is None
     # pipeline stages: only the last samples
-    pp = view(tp=4, pp=2, max_num_seqs=1024)
+    pp = view(tp=4, pp=2, max_num_seqs=1024, kv_variant="v1-0.21-0.25")
     first, last = pp["per_gpu_table"][0], pp["per_gpu_table"][-1]
-    assert last["engine_num_kv_blocks"] < first["engine_num_kv_blocks"] == view(tp=4, pp=2, max_num_seqs=1)["per_gpu_table"][0]["engine_num_kv_blocks"]
+    alone = view(tp=4, pp=2, max_num_seqs=1, kv_variant="v1-0.21-0.25")["per_gpu_table"][0]["engine_num_kv_blocks"]
+    assert last["engine_num_kv_blocks"] < first["engine_num_kv_blocks"] == alone
     # bad input: a clear message
-    with pytest.raises(ValueError, match="unknown sampler path 'radix'; valid: sort-free, torch-sort"):
+    with pytest.raises(ValueError, match="unknown sampler path 'radix'; valid: v2-logits, sort-free, torch-sort"):
         view(sampler_path="radix")
     with pytest.raises(ValueError, match="max_num_seqs must be ≥ 1"):
         view(max_num_seqs=0)
 
 
 def test_the_memory_calculator_takes_max_num_seqs():
-    """The VRAM calculator's "Max sequences" reaches the engine view (CLI/browser), and is validated like every input."""
-    base = api.run("memory", {"model": "gpt-oss-120b", "gpu": "h100-sxm", "weights": "mxfp4-experts"})
-    more = api.run("memory", {"model": "gpt-oss-120b", "gpu": "h100-sxm", "weights": "mxfp4-experts", "max-num-seqs": 1024})
+    """The VRAM calculator's "Max sequences" reaches the engine view (CLI/browser) and the planner, and is validated like
+    every input. Llama-3-70B at TP 8, where the logits' warm-up outgrows the forward pass."""
+    args = {"model": "llama-3-70b", "gpu": "h100-sxm", "weights": "fp8", "tp": 8}
+    base = api.run("memory", args)
+    more = api.run("memory", {**args, "max-num-seqs": 1024})
     assert base["engine_max_num_seqs"] == 256 and more["engine_max_num_seqs"] == 1024
     assert more["engine_kv_budget_bytes_per_gpu"] < base["engine_kv_budget_bytes_per_gpu"]
     with pytest.raises(api.InputError) as err:
-        api.run("memory", {"model": "gpt-oss-120b", "gpu": "h100-sxm", "max-num-seqs": 0})
+        api.run("memory", {**args, "max-num-seqs": 0})
     assert "max-num-seqs" in err.value.errors
+    # the planner's simulator sizes its KV cache with the same input
+    from calc.simulate import StepModel, step_cost  # noqa: PLC0415
+    sm = StepModel(registry.get_model("llama-3-70b"), registry.get_gpu("h100-sxm"), "fp8", tp=8, cost=step_cost("vllm"))
+    assert sm.kv_blocks(max_num_seqs=1024) < sm.kv_blocks(max_num_seqs=256)
