@@ -98,7 +98,7 @@ def _all_fields() -> tuple:
         _f("gpu-memory-utilization", "float", None, min=0.01, max=1.0, commands=("memory",)),
         _f("block-size", "int", mem.VLLM_BLOCK_SIZE, unit="tokens", min=1, max=1024, commands=("memory",)),
         _f("max-model-len", "int", None, unit="tokens", min=1, max=10_000_000, commands=("memory",)),
-        _f("max-num-batched-tokens", "int", mem.VLLM_MAX_NUM_BATCHED_TOKENS, unit="tokens", min=1, max=10_000_000, commands=("memory", "plan")),
+        _f("max-num-batched-tokens", "int", None, unit="tokens", min=1, max=10_000_000, commands=("memory", "plan")),
         _f("mem-efficiency", "float", None, min=0.01, max=1.0, commands=("perf", "cost", "roi", "plan")),
         _f("compute-efficiency", "float", None, min=0.01, max=1.0, commands=("perf", "cost", "roi", "plan")),
         _f("request-latency-ms", "float", None, unit="ms", min=0, max=60_000, commands=("perf", "cost", "roi", "plan")),
@@ -215,6 +215,15 @@ def _resolve(command: str, params: Mapping) -> dict:
         raise InputError({"config": t(f"config.json 字段 '{e.field}' 有误：{e.message}", str(e))}) from None
     values["spec"] = spec
     values["gpu_spec"] = registry.get_gpu(values["gpu"])
+    # left empty, vLLM's token budget follows `vllm serve`'s default for this GPU (without chunked prefill vLLM raises it
+    # to max_model_len, here to the longest fixed request). The sequence cap keeps 256, the default on A100s and smaller
+    # GPUs, on every GPU: at vLLM's 1,024 the planner's saturation bursts take a browser too long, and with vLLM 0.32's
+    # sampler warm-up (2 bytes per logit) the KV budget barely depends on it
+    tokens = mem.vllm_max_num_batched_tokens(values["gpu_spec"])
+    if "max-num-batched-tokens" in values and values["max-num-batched-tokens"] is None:
+        if command == "plan" and values["chunked-prefill"] == "off" and values["workload"] == "fixed":
+            tokens = max(tokens, values["prompt-len"] + values["output-len"])
+        values["max-num-batched-tokens"] = tokens
 
     tp = values.get("tp", 1)
     if spec.num_attention_heads % tp:
@@ -318,6 +327,8 @@ def _plan(v: dict) -> dict:
         "mean_prompt_len": r["mean_prompt_len"], "mean_output_len": r["mean_output_len"],
         "runners_up": max(0, len(r["candidates"]) - 1),
         "engine": v["engine"],
+        # the engine settings simulated (left empty: vllm serve's defaults for the GPU)
+        "engine_max_num_seqs": v["max-num-seqs"], "engine_max_num_batched_tokens": v["max-num-batched-tokens"],
         "requests_per_s": v["rate"], "ttft_p90_target_s": v["ttft-p90"], "tpot_p90_target_s": v["tpot-p90"],
         "candidates": r["candidates"], "rejected": [{"tp": x["tp"], "why": x["why"], "message": x["message"]}
                                                    for x in r["rejected"]],

@@ -72,8 +72,21 @@ VLLM_BLOCK_SIZE = 16
 VLLM_GPU_MEMORY_UTILIZATION = 0.92
 VLLM_MAX_NUM_BATCHED_TOKENS = 8192
 # max_num_seqs: vLLM 0.32's API-server default on A100s and GPUs under 70 GiB (1,024 on larger ones,
-# EngineArgs.get_batch_defaults); the planner's simulator uses the same default
+# EngineArgs.get_batch_defaults); calc's default on every GPU (the planner and the calculators)
 VLLM_MAX_NUM_SEQS = 256
+
+
+def vllm_max_num_batched_tokens(gpu) -> int:
+    """The max_num_batched_tokens `vllm serve` picks for a GPU when it is not set: vLLM 0.32's
+    EngineArgs.get_batch_defaults for the OpenAI-compatible server, by the total memory CUDA reports (registry
+    visible_memory_bytes) and the device name: 16384 from 160 GiB; 8192 from 70 GiB on GPUs other than A100s (a large
+    token budget lowers A100 throughput, PR #17885); 2048 otherwise."""
+    total = gpu.visible_memory_bytes or gpu.memory_bytes
+    if total >= 160 * GiB:
+        return 16384
+    if total >= 70 * GiB and "a100" not in gpu.name.lower():
+        return 8192
+    return 2048
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -275,10 +288,10 @@ def vllm_sampler_warmup_bytes(m: ModelSpec, max_num_seqs: int, max_num_batched_t
     sampled, holding ``bytes_per_logit`` per request × vocabulary entry (engines.json kv_budget.sampler_bytes_per_logit:
     a count of what that path allocates). On CUDA vLLM all-gathers the logits, so every tensor-parallel rank holds the
     whole vocabulary and samples (TP does not divide this), and at TP > 1 the gather itself briefly holds this rank's
-    shard, the gathered buffer and its reshaped copy (base_device_communicator.all_gather): 2 + 2/tp activation-sized
-    bytes per entry, which sets the peak where the sampler holds less. The profiling peak vLLM measures is the larger of
-    this and the forward pass's (persistent workspaces that outlive the forward pass, such as MoE kernels', are not
-    counted)."""
+    shard, the gathered buffer and its reshaped copy (base_device_communicator.all_gather): 2 + 1/tp activation-sized
+    values, 4 + 2/tp bytes, per entry, which sets the peak where the sampler holds less. The profiling peak vLLM measures
+    is the larger of this and the forward pass's (persistent workspaces that outlive the forward pass, such as MoE
+    kernels', and a final logit soft-cap's temporaries are not counted)."""
     requests = min(max_num_seqs, max_num_batched_tokens)
     held = max_num_batched_tokens * m.hidden_size * ACTIVATION_BYTES
     gather = ACTIVATION_BYTES * (2 + 1 / tp) if tp > 1 else 0

@@ -123,10 +123,10 @@ INPUTS = {
     "max-num-batched-tokens": {
         "label": t("最大批处理 token 数", "Max batched tokens"),
         "help": t("vLLM 的 max_num_batched_tokens：一步最多处理的 token 数；也决定预估激活显存时那次前向的大小。"
-                  "vLLM 0.32 的 API 服务默认值随 GPU 而变：A100 和 70 GiB 以下的 GPU 为 2048，其他 70 GiB 以上的为 8192，"
+                  "留空则按 vLLM 0.32 的 API 服务随 GPU 取的默认值：A100 和 70 GiB 以下的 GPU 为 2048，其他 70 GiB 以上的为 8192，"
                   "160 GiB 以上的（如 B200、MI300X）为 16384",
                   "vLLM's max_num_batched_tokens: the most tokens one step processes; also the size of the "
-                  "profiling run that sets the activation reserve. vLLM 0.32's API server picks its default by GPU: "
+                  "profiling run that sets the activation reserve. Empty: what vLLM 0.32's API server picks for the GPU, "
                   "2048 on A100s and GPUs under 70 GiB, 8192 on the others of 70 GiB or more, 16384 from 160 GiB "
                   "(B200, MI300X)"),
     },
@@ -207,9 +207,9 @@ INPUTS = {
         "help": t("vLLM 的 max_num_seqs：一步最多容纳的序列数。默认 256；vLLM 0.32 的 API 服务在 70 GiB 及以上、不是 A100 的 GPU 上默认为 1024。"
                   "vLLM 启动时的剖析前向会为这么多个请求算出 logits 并预热采样器；若这部分显存超过前向的激活峰值，就按它从 KV 预算里扣除",
                   "vLLM's max_num_seqs: the most sequences one step holds. Default 256; vLLM 0.32's API server uses 1024 "
-                  "on GPUs with 70 GiB or more other than A100s. vLLM's start-up profiling computes the logits of this many "
-                  "requests and warms its sampler up on them; where that takes more memory than the forward pass, the KV "
-                  "budget loses the difference"),
+                  "on GPUs with 70 GiB or more other than A100s. vLLM's start-up profiling "
+                  "computes the logits of this many requests and warms its sampler up on them; where that takes more "
+                  "memory than the forward pass, the KV budget loses the difference"),
     },
     "chunked-prefill": {
         "label": t("分块预填充", "Chunked prefill"),

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calc import api, registry
+from calc import api, memory, registry
 from calc.simulate import (
     LENGTH_PROFILES,
     Lengths,
@@ -205,6 +205,14 @@ def test_the_fast_path_waits_for_the_scheduler_where_sliding_windows_free_blocks
     assert fast["steps"] == slow["steps"] and fast["preemptions"] == slow["preemptions"]
     for metric in ("ttft_s", "tpot_s", "e2e_s", "kv_usage_peak"):
         assert fast[metric] == pytest.approx(slow[metric], rel=1e-9), metric
+    # spaced arrivals, nobody waiting: the step after a prompt's last chunk frees the window blocks that chunk held in
+    # flight, and the KV peak is still the step-by-step one (a review found it one block lower)
+    gemma = StepModel(registry.get_model("gemma-2-9b"), registry.get_gpu("h100-sxm"), cost=step_cost("vllm"))
+    for sm in (windowed, gemma):
+        for prompt in (2000, 5000, 8000):
+            spaced = [Request(i, 5.0 * i, prompt, 300) for i in range(5)]
+            fast, slow = simulate(sm, spaced, num_blocks=2000), simulate(sm, spaced, num_blocks=2000, fast_path=False)
+            assert fast["kv_usage_peak"] == slow["kv_usage_peak"] and fast["steps"] == slow["steps"], (sm.m.name, prompt)
 
 
 # --- workloads ---------------------------------------------------------------------------------------------
@@ -413,7 +421,7 @@ def test_plan_more_traffic_never_needs_fewer_gpus():
     ({"workload": "sharegpt-ish"}, "workload"),
     ({"output-len": "100000"}, "output-len"),
     ({"prompt-len": "200000"}, "prompt-len"),
-    ({"chunked-prefill": "off", "prompt-len": "9000"}, "max-num-batched-tokens"),
+    ({"chunked-prefill": "off", "prompt-len": "9000", "max-num-batched-tokens": "8192"}, "max-num-batched-tokens"),
     ({"batch": "4"}, "batch"),
 ])
 def test_plan_bad_input_is_a_clear_error(params, field):
@@ -421,6 +429,15 @@ def test_plan_bad_input_is_a_clear_error(params, field):
         api.run("plan", params)
     assert field in err.value.errors
     assert all(set(m) == {"zh", "en"} for m in err.value.errors.values())
+
+
+def test_without_chunked_prefill_an_empty_token_budget_grows_to_the_longest_request():
+    """vLLM raises max_num_batched_tokens to max_model_len when chunked prefill is off; the planner, left to vLLM's
+    default budget, raises it to the longest fixed request instead of refusing it."""
+    r = api.run("plan", {"chunked-prefill": "off", "prompt-len": "9000", "output-len": "256", "rate": "1",
+                         "requests": "20"})
+    assert r["engine_max_num_batched_tokens"] == 9256 and r["engine_max_num_seqs"] == 256
+    assert api.run("plan", {"rate": "1", "requests": "20"})["engine_max_num_batched_tokens"] == 8192
 
 
 def test_plan_cli():
@@ -467,6 +484,8 @@ def test_the_planner_searches_below_its_start_and_shows_the_simulated_saturated_
     from calc import plan as plan_mod
 
     r = api.run("plan", HEAVY)
+    tokens, seqs = memory.vllm_max_num_batched_tokens(registry.get_gpu(HEAVY["gpu"])), 256  # the plan's defaults
+    kw = {"max_num_seqs": seqs, "max_num_batched_tokens": tokens}
     for c in r["candidates"]:
         fewer = c["replicas"] - 1
         if fewer < 1:
@@ -477,7 +496,8 @@ def test_the_planner_searches_below_its_start_and_shows_the_simulated_saturated_
             sm = StepModel(m, g, tp=c["tp"], cost=step_cost("vllm", "bf16", None, None, g))
             n = plan_mod.check_requests(per, plan_mod.sim_requests("azure-conv", "azure-conv"))
             reqs = requests(n, per, "azure-conv", "azure-conv", seed=0, max_len=m.max_position_embeddings)
-            sim = simulate(sm, reqs, num_blocks=sm.kv_blocks(), warmup_s=plan_mod.WARMUP_FRACTION * reqs[-1].arrival)
+            sim = simulate(sm, reqs, num_blocks=sm.kv_blocks(max_num_batched_tokens=tokens, max_num_seqs=seqs),
+                           warmup_s=plan_mod.WARMUP_FRACTION * reqs[-1].arrival, **kw)
             assert sim["ttft_s"]["p90"] > 1 or sim["tpot_s"]["p90"] > 0.04
     best = r["candidates"][0]
     m, g = registry.get_model(HEAVY["model"]), registry.get_gpu(HEAVY["gpu"])
@@ -485,7 +505,7 @@ def test_the_planner_searches_below_its_start_and_shows_the_simulated_saturated_
     n = plan_mod.sim_requests("azure-conv", "azure-conv")
     burst = [r.__class__(r.id, 0.0, r.prompt_len, r.output_len) for r in requests(n, 1.0, "azure-conv", "azure-conv", seed=0, max_len=m.max_position_embeddings)]
     assert best["requests_per_s_saturated"] == pytest.approx(
-        simulate(sm, burst, num_blocks=sm.kv_blocks())["requests_per_s_steady"])
+        simulate(sm, burst, num_blocks=sm.kv_blocks(max_num_batched_tokens=tokens, max_num_seqs=seqs), **kw)["requests_per_s_steady"])
 
 
 def test_a_large_max_num_seqs_does_not_inflate_the_saturated_rate():
