@@ -215,14 +215,15 @@ def _resolve(command: str, params: Mapping) -> dict:
         raise InputError({"config": t(f"config.json 字段 '{e.field}' 有误：{e.message}", str(e))}) from None
     values["spec"] = spec
     values["gpu_spec"] = registry.get_gpu(values["gpu"])
-    # left empty, vLLM's token budget follows `vllm serve`'s default for this GPU (without chunked prefill vLLM raises it
-    # to max_model_len, here to the longest fixed request). The sequence cap keeps 256, the default on A100s and smaller
+    # left empty, vLLM's token budget follows `vllm serve`'s default for this GPU; without chunked prefill vLLM raises it
+    # to max_model_len, the model's context when unset, and profiles a forward pass that long (so the planner reserves
+    # that activation peak too). The sequence cap keeps 256, the default on A100s and smaller
     # GPUs, on every GPU: at vLLM's 1,024 the planner's saturation bursts take a browser too long, and with vLLM 0.32's
     # sampler warm-up (2 bytes per logit) the KV budget barely depends on it
     tokens = mem.vllm_max_num_batched_tokens(values["gpu_spec"])
     if "max-num-batched-tokens" in values and values["max-num-batched-tokens"] is None:
-        if command == "plan" and values["chunked-prefill"] == "off" and values["workload"] == "fixed":
-            tokens = max(tokens, values["prompt-len"] + values["output-len"])
+        if command == "plan" and values["chunked-prefill"] == "off":
+            tokens = max(tokens, spec.max_position_embeddings)
         values["max-num-batched-tokens"] = tokens
 
     tp = values.get("tp", 1)

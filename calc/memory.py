@@ -78,9 +78,11 @@ VLLM_MAX_NUM_SEQS = 256
 
 def vllm_max_num_batched_tokens(gpu) -> int:
     """The max_num_batched_tokens `vllm serve` picks for a GPU when it is not set: vLLM 0.32's
-    EngineArgs.get_batch_defaults for the OpenAI-compatible server, by the total memory CUDA reports (registry
-    visible_memory_bytes) and the device name: 16384 from 160 GiB; 8192 from 70 GiB on GPUs other than A100s (a large
-    token budget lowers A100 throughput, PR #17885); 2048 otherwise."""
+    EngineArgs.get_batch_defaults for the OpenAI-compatible server, by the GPU's total memory in GiB and its device name:
+    16384 from 160 GiB; 8192 from 70 GiB on GPUs other than A100s (a large token budget lowers A100 throughput, PR
+    #17885); 2048 otherwise. vLLM reads NVML's total (79.65 GiB on an H100), calc the registry's CUDA-visible one (79.18);
+    no registry GPU sits near a threshold, so both give the same tier. Not modelled: `--performance-mode throughput`
+    doubles the default, and without chunked prefill vLLM raises it to max_model_len (the planner does that itself)."""
     total = gpu.visible_memory_bytes or gpu.memory_bytes
     if total >= 160 * GiB:
         return 16384

@@ -280,7 +280,7 @@ LABELS = {
     "engine_max_model_len": t("引擎最大模型长度", "Engine max model length"),
     "engine_max_num_batched_tokens": t("引擎最大批处理 token 数", "Engine max batched tokens"),
     "engine_kv_rule": t("引擎 KV 预算规则", "Engine KV budget rule"),
-    "engine_profile_activation_bytes_per_gpu": t("引擎试运行激活峰值（每块 GPU）",
+    "engine_profile_activation_bytes_per_gpu": t("引擎剖析前向的激活峰值（每块 GPU）",
                                                  "Engine profiling-pass activation peak (per GPU)"),
     "engine_max_num_seqs": t("引擎最大并发序列数", "Engine max sequences"),
     "engine_sampler_path": t("引擎剖析前向的采样路径", "Engine sampling path in the profiling run"),

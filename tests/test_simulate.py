@@ -431,13 +431,20 @@ def test_plan_bad_input_is_a_clear_error(params, field):
     assert all(set(m) == {"zh", "en"} for m in err.value.errors.values())
 
 
-def test_without_chunked_prefill_an_empty_token_budget_grows_to_the_longest_request():
-    """vLLM raises max_num_batched_tokens to max_model_len when chunked prefill is off; the planner, left to vLLM's
-    default budget, raises it to the longest fixed request instead of refusing it."""
+def test_without_chunked_prefill_an_empty_token_budget_grows_to_the_models_context():
+    """vLLM raises max_num_batched_tokens to max_model_len (the model's context when unset) when chunked prefill is
+    off, and profiles a forward pass that long: the planner, left to vLLM's default budget, does the same for fixed
+    and trace workloads, and its KV cache loses that activation peak."""
+    from calc.simulate import StepModel, step_cost  # noqa: PLC0415
     r = api.run("plan", {"chunked-prefill": "off", "prompt-len": "9000", "output-len": "256", "rate": "1",
                          "requests": "20"})
-    assert r["engine_max_num_batched_tokens"] == 9256 and r["engine_max_num_seqs"] == 256
+    assert r["engine_max_num_batched_tokens"] == registry.get_model("llama-3.1-8b").max_position_embeddings == 131072
+    assert r["engine_max_num_seqs"] == 256
+    trace = api.run("plan", {"chunked-prefill": "off", "workload": "azure-conv", "rate": "1", "requests": "20"})
+    assert trace["engine_max_num_batched_tokens"] == 131072
     assert api.run("plan", {"rate": "1", "requests": "20"})["engine_max_num_batched_tokens"] == 8192
+    sm = StepModel(registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm"), cost=step_cost("vllm"))
+    assert sm.kv_blocks(max_num_batched_tokens=131072) < 0.8 * sm.kv_blocks(max_num_batched_tokens=8192)
 
 
 def test_plan_cli():
