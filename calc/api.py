@@ -217,11 +217,11 @@ def _resolve(command: str, params: Mapping) -> dict:
     values["gpu_spec"] = registry.get_gpu(values["gpu"])
     # left empty, vLLM's token budget follows `vllm serve`'s default for this GPU; without chunked prefill vLLM raises it
     # to max_model_len, the model's context when unset, and profiles a forward pass that long (so the planner reserves
-    # that activation peak too). The sequence cap keeps 256, the default on A100s and smaller
-    # GPUs, on every GPU: at vLLM's 1,024 the planner's saturation bursts take a browser too long, and with vLLM 0.32's
-    # sampler warm-up (2 bytes per logit) the KV budget barely depends on it
-    tokens = mem.vllm_max_num_batched_tokens(values["gpu_spec"])
+    # that activation peak too). The sequence cap keeps 256, the default on A100s and smaller GPUs, on every GPU: at
+    # vLLM's 1,024 the planner's saturation bursts take a browser too long, and with vLLM 0.32's sampler warm-up
+    # (2 bytes per logit) the KV budget barely depends on it
     if "max-num-batched-tokens" in values and values["max-num-batched-tokens"] is None:
+        tokens = mem.vllm_max_num_batched_tokens(values["gpu_spec"])
         if command == "plan" and values["chunked-prefill"] == "off":
             tokens = max(tokens, spec.max_position_embeddings)
         values["max-num-batched-tokens"] = tokens

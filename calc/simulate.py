@@ -241,11 +241,8 @@ class StepModel:
         """KV blocks per replica, from the memory model's engine view (blocks are per GPU, sharded by tp): the
         StepCost's engine budget rule (None: its default fraction) applied to the GPU's CUDA-visible memory
         (``max_num_seqs`` sizes vLLM's sampler warm-up in its profiling run)."""
-        r = memory_report(self.m, self.gpu.memory_bytes, self.weights, self.kv_dtype, 1, 1, 1, self.tp,
-                          gpu_memory_utilization=gpu_memory_utilization, block_size=block_size,
-                          max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
-                          visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine,
-                          linked_gpus=self.gpu.linked_gpus, compute_capability=self.gpu.compute_capability)
+        r = self._engine_view(max_num_batched_tokens, block_size, gpu_memory_utilization=gpu_memory_utilization,
+                              max_num_seqs=max_num_seqs)
         return int(r["engine_num_kv_blocks"])
 
     def kv_blocks_held(self, max_num_batched_tokens: int = 8192, block_size: int = BLOCK_SIZE):
@@ -256,10 +253,7 @@ class StepModel:
         blocks that leave the window at every step. ``batches``: the steps in flight (2 with vLLM 0.32's async
         scheduling: a sequence's previous step's tokens and this step's). One group of full attention (most models,
         other engines): ceil(n / block_size)."""
-        r = memory_report(self.m, self.gpu.memory_bytes, self.weights, self.kv_dtype, 1, 1, 1, self.tp,
-                          block_size=block_size, max_num_batched_tokens=max_num_batched_tokens,
-                          visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine,
-                          linked_gpus=self.gpu.linked_gpus, compute_capability=self.gpu.compute_capability)
+        r = self._engine_view(max_num_batched_tokens, block_size)
         windows = r["engine_kv_group_windows"]
         batches = max(1, r["engine_kv_in_flight_tokens"] // max_num_batched_tokens)
 
@@ -271,11 +265,15 @@ class StepModel:
         """Whether the engine keeps sliding-window KV cache groups (vLLM's hybrid manager), whose blocks a sequence
         frees as they leave its window: there a sequence's blocks can shrink, as when its prompt's chunks in flight
         settle into decoding."""
-        r = memory_report(self.m, self.gpu.memory_bytes, self.weights, self.kv_dtype, 1, 1, 1, self.tp,
-                          block_size=block_size, max_num_batched_tokens=max_num_batched_tokens,
-                          visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine,
-                          linked_gpus=self.gpu.linked_gpus, compute_capability=self.gpu.compute_capability)
-        return any(w is not None for w in r["engine_kv_group_windows"])
+        return any(w is not None for w in self._engine_view(max_num_batched_tokens, block_size)["engine_kv_group_windows"])
+
+    def _engine_view(self, max_num_batched_tokens: int, block_size: int, **kw) -> dict:
+        """The memory model's engine view of one replica (calc.memory.memory_report) under this StepCost's engine, on
+        the GPU's CUDA-visible memory; ``kw``: further memory_report settings."""
+        return memory_report(self.m, self.gpu.memory_bytes, self.weights, self.kv_dtype, 1, 1, 1, self.tp,
+                             block_size=block_size, max_num_batched_tokens=max_num_batched_tokens,
+                             visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine,
+                             linked_gpus=self.gpu.linked_gpus, compute_capability=self.gpu.compute_capability, **kw)
 
     def kv_bytes_per_token(self) -> int:
         return kv_bytes_per_token(self.m, self.kv_dtype, self.tp)
@@ -457,27 +455,27 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
     def in_flight(s: _Seq, n: int) -> int:  # a sequence's tokens not yet settled once it schedules n more
         return n + (s.prev if batches > 1 else 0)
 
+    def admission(s: _Seq, budget: int) -> tuple[int, int] | None:
+        """(tokens, blocks) a waiting sequence schedules if admitted with ``budget`` tokens left in the step, or None
+        where it cannot be: without chunked prefill its whole prompt must fit the budget and its blocks be free; with
+        it, its first chunk's blocks must be free and, from vLLM 0.19 (``reserve_full_prompt``), its whole prompt's, or
+        prompt + generated tokens for a preempted request (a window group: up to vLLM's cap, window - 1 + the tokens in
+        flight, + 1 block; kv_cache_manager.allocate_slots, full_sequence_must_fit)."""
+        n = min(s.target - s.computed, budget) if chunked_prefill else s.target - s.computed
+        if n > budget:
+            return None
+        need = held(s.computed + n, in_flight(s, n)) - s.blocks
+        whole = held(s.target, batches * max_num_batched_tokens) if chunked_prefill and reserve_full_prompt else 0
+        return None if need > free or whole > free else (n, need)
+
     def head_blocked() -> bool:
         """The first waiting sequence cannot be admitted now, nor before a running one finishes: the sequence cap is
-        reached, it cannot fit the token budget, or its blocks (with chunked prefill and vLLM's reserve, its whole
-        prompt's) exceed the free ones, which decode steps only shrink where every KV group is full attention
-        (``monotone``). Admission is first come, first served, so the rest wait behind it, and decode-only steps may
-        then run back to back while others wait."""
-        if len(running) >= max_num_seqs:
-            return True
-        s = waiting[0]
-        if chunked_prefill:
-            budget = max_num_batched_tokens - len(running)  # what a step of decodes leaves for prompt tokens
-            if budget <= 0:
-                return True
-            n = min(s.target - s.computed, budget)
-            whole = held(s.target, batches * max_num_batched_tokens) if reserve_full_prompt else 0
-        else:
-            n = s.target - s.computed
-            if n > max_num_batched_tokens:
-                return True
-            whole = 0
-        return held(s.computed + n, in_flight(s, n)) - s.blocks > free or whole > free
+        reached, or ``admission`` refuses it with what a step of decodes leaves of the token budget; the free blocks
+        it is refused for only shrink under decode steps where every KV group is full attention (``monotone``).
+        Admission is first come, first served, so the rest wait behind it, and decode-only steps may then run back to
+        back while others wait."""
+        budget = max_num_batched_tokens - len(running) if chunked_prefill else max_num_batched_tokens
+        return len(running) >= max_num_seqs or budget <= 0 or admission(waiting[0], budget) is None
 
     longest = max((r.prompt_len + r.output_len for r in reqs), default=0)
     worst = held(longest, batches * max_num_batched_tokens)
@@ -571,10 +569,10 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
             # V0 style: a step of whole prompts when any can be admitted, decodes paused meanwhile
             while waiting and len(running) + len(chunks) < max_num_seqs:
                 s = waiting[0]
-                n = s.target - s.computed
-                need = held(s.computed + n, in_flight(s, n)) - s.blocks
-                if n > budget or need > free:
+                admitted = admission(s, budget)
+                if admitted is None:
                     break
+                n, need = admitted
                 waiting.popleft()
                 free -= need
                 s.blocks += need
@@ -625,14 +623,10 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
             if chunked_prefill and not preempted_now:  # vLLM admits no waiting request in a step that preempted
                 while waiting and budget > 0 and len(running) < max_num_seqs:
                     s = waiting[0]
-                    n = min(s.target - s.computed, budget)
-                    need = held(s.computed + n, in_flight(s, n)) - s.blocks
-                    # vLLM >= 0.19 admits only what can hold its whole prompt, or prompt + generated tokens for a
-                    # preempted request (a window group: up to vLLM's cap, window - 1 + the tokens in flight, + 1 block;
-                    # kv_cache_manager.allocate_slots, full_sequence_must_fit)
-                    whole = held(s.target, batches * max_num_batched_tokens) if reserve_full_prompt else 0
-                    if need > free or whole > free:
+                    admitted = admission(s, budget)
+                    if admitted is None:
                         break
+                    n, need = admitted
                     waiting.popleft()
                     free -= need
                     s.blocks += need
