@@ -14,11 +14,13 @@ Used by tests/test_calc_calibration.py (which asserts the targets) and scripts/b
 from __future__ import annotations
 
 import json
+import math
 import os
 from statistics import median
 
+from . import engines as engines_mod
 from . import memory as mem
-from . import perf, registry
+from . import perf, registry, simulate
 from .model import from_hf_config
 
 _PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "calibration.json")
@@ -58,9 +60,39 @@ def predict(p: dict, configs: dict | None = None, engine: str | None = None) -> 
                               max_model_len=p.get("max_model_len"), kv_variant=p.get("kv_variant"),
                               compute_capability=gpu.compute_capability, mxfp4_backend=p.get("mxfp4_backend"))
         return r["engine_max_tokens_in_cache"]
+    if p.get("closed_loop") and p["kind"] == "tpot":
+        return closed_loop_tpot(p, m, gpu, engine)
     r = perf.perf_report(m, gpu, p["weights"], p["kv_dtype"], p["batch"], p["prompt_len"], p["output_len"], p["tp"],
                          curve_batches=(), engine=engine)
     return {"tpot": r["tpot_s"], "ttft": r["ttft_s"], "throughput": r["throughput_tok_per_s"]}[p["kind"]]
+
+
+# the statistic a closed-loop point reports -> (simulator field, key)
+_CLOSED_LOOP_STATISTICS = {"mean": ("tpot_s", "mean"), "median": ("tpot_s", "p50"), "itl_p50": ("itl_s", "p50")}
+
+
+def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
+    """A serving client's TPOT at ``max-concurrency`` = the point's batch (vllm bench serve, sglang bench_serving):
+    calc.simulate runs the point's ``closed_loop.num_prompts`` requests, all queued at t = 0, at most ``batch`` at a
+    time, on a StepModel of the same engine profile perf uses. Unlike perf_report's static batch (all prompts
+    prefilled, then all decoded), each request's decode steps then also carry the prompts of the requests that
+    start while it runs, as in the measured run."""
+    cl = p["closed_loop"]
+    prof = engines_mod.profile(engine)
+    cost = simulate.StepCost.from_profile(prof, p["weights"], engine, gpu)
+    model = simulate.StepModel(m, gpu, p["weights"], p["kv_dtype"], p["tp"], cost)
+    # lengths: the source's generator where the point names it (e.g. "1-1000": uniform), else the point's, fixed
+    reqs = simulate.requests(cl["num_prompts"], math.inf, cl.get("prompt", p["prompt_len"]), cl.get("output", p["output_len"]))
+    chunk = prof.prefill_chunk_tokens  # None (no chunked prefill): a step must hold a whole request, as vLLM requires
+    budget = p.get("max_num_batched_tokens") or chunk or max(8192, max(r.prompt_len + r.output_len for r in reqs))
+    if engine.partition("@")[0] == "vllm" and chunk and not p.get("max_num_batched_tokens"):
+        # `vllm serve`'s own default for the GPU: 2048 on A100s and under 70 GiB, else 8192. The 16384 tier of
+        # 0.32 (from 160 GiB) is absent in the releases these points ran (ROCm/vllm v0.9.1+rocm, the 0.10.1.1 wheel)
+        budget = min(mem.vllm_max_num_batched_tokens(gpu), 8192)
+    r = simulate.simulate(model, reqs, max_num_seqs=p["batch"], max_num_batched_tokens=budget,
+                          chunked_prefill=bool(chunk), kv_samples=2)
+    field, key = _CLOSED_LOOP_STATISTICS[cl["statistic"]]
+    return r[field][key]
 
 
 def errors(engine: str | None = None) -> list[dict]:

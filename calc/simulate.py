@@ -517,7 +517,9 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
         # (with sliding windows, the step after a prompt's last chunk frees the window blocks its chunk held in flight:
         # that step goes through the scheduler, so the KV peak is taken where the step-by-step run takes it)
         settled = monotone or all(s.prev == 1 for s in running)
-        if fast_path and synced and settled and n_run <= max_num_batched_tokens and (not waiting or monotone and head_blocked()):
+        # (the sequence cap holds the queue back whatever the blocks do, so it does not need ``monotone``)
+        if fast_path and synced and settled and n_run <= max_num_batched_tokens and (
+                not waiting or n_run >= max_num_seqs or monotone and head_blocked()):
             # Fast path: every running sequence is decoding and got its last token at `now`, and nobody waits or
             # nobody waiting can be admitted before a running sequence finishes (head_blocked). Run decode steps back
             # to back, without the scheduler, until the first request finishes, the next one arrives, or the cache

@@ -410,6 +410,12 @@ VALUE_WORDS = {
     "triton": t("Triton（OpenAI triton_kernels）", "Triton (OpenAI triton_kernels)"),
     "flashinfer_trtllm": t("FlashInfer TensorRT-LLM", "FlashInfer TensorRT-LLM"),
     "triton_rocm": t("Triton（ROCm）", "Triton (ROCm)"),
+    # vLLM's sampler paths in its profiling run (data/engines.json kv_budget.sampler_bytes_per_logit)
+    "v2-logits": t("V2 运行器（只有 logits）", "V2 runner (logits only)"),
+    "v2-fp32": t("V2 运行器（logits 加 fp32 副本）", "V2 runner (logits + fp32 copy)"),
+    "sort-free": t("V1 运行器，免排序的 top-k/top-p（FlashInfer 或 Triton）",
+                   "V1 runner, sort-free top-k/top-p (FlashInfer or Triton)"),
+    "torch-sort": t("V1 运行器，PyTorch 排序", "V1 runner, PyTorch sort"),
 }
 
 # ---------------------------------------------------------------------------------------------------------

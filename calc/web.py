@@ -86,7 +86,8 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
         return (_host(value) if value.startswith("https://") else value), ""
     if isinstance(value, str):
         words = VALUE_WORDS.get(value)
-        return (words[lang] if words and field in ("bound", "prefill_bound", "verify_bound", "attention", "engine_mxfp4_backend") else value), ""
+        return (words[lang] if words and field in ("bound", "prefill_bound", "verify_bound", "attention", "engine_mxfp4_backend",
+                                                                            "engine_sampler_path") else value), ""
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return UI["none"][lang], ""
     x, fmt = value, units.format_number

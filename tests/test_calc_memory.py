@@ -552,3 +552,17 @@ def test_the_memory_calculator_takes_max_num_seqs():
     from calc.simulate import StepModel, step_cost  # noqa: PLC0415
     sm = StepModel(registry.get_model("llama-3-70b"), registry.get_gpu("h100-sxm"), "fp8", tp=8, cost=step_cost("vllm"))
     assert sm.kv_blocks(max_num_seqs=1024) < sm.kv_blocks(max_num_seqs=256)
+
+
+def test_the_sampler_path_is_shown_in_words():
+    """The calculators name vLLM's sampler path in words, not by its registry id (v2-logits, sort-free, ...)."""
+    from calc import engines, web  # noqa: PLC0415
+    from calc.strings import VALUE_WORDS  # noqa: PLC0415
+
+    paths = engines._data()["engines"]["vllm"]["kv_budget"]["sampler_bytes_per_logit"]
+    assert set(paths) == {"v2-logits", "v2-fp32", "sort-free", "torch-sort"}
+    for path in paths:
+        for lang in ("zh", "en"):
+            assert web.format_value("engine_sampler_path", path, lang)[0] == VALUE_WORDS[path][lang] != path
+    shown = {r["field"]: r["display"] for r in web.view("memory", {"model": "llama-3.1-8b", "gpu": "h100-sxm"}, "en")["details"]}
+    assert shown["engine_sampler_path"] == "V2 runner (logits only)"

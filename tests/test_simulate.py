@@ -197,7 +197,8 @@ def test_the_fast_path_also_runs_while_requests_wait_that_cannot_be_admitted(sma
 
 def test_the_fast_path_waits_for_the_scheduler_where_sliding_windows_free_blocks(windowed):
     """With sliding-window groups a sequence's blocks shrink as its prompt settles into decoding, so a waiting request
-    may fit at the next step: the fast path does not run while requests wait, and the results match step by step."""
+    may fit at the next step: the fast path does not run while requests wait for blocks, and the results match step by
+    step."""
     from calc.simulate import Request  # noqa: PLC0415
     assert windowed.kv_has_windows() and not StepModel(registry.get_model("llama-3.2-1b"), registry.get_gpu("h100-sxm")).kv_has_windows()
     reqs = [Request(i, 0.0, 3000 + 50 * (i % 3), 300) for i in range(120)]
@@ -213,6 +214,28 @@ def test_the_fast_path_waits_for_the_scheduler_where_sliding_windows_free_blocks
             spaced = [Request(i, 5.0 * i, prompt, 300) for i in range(5)]
             fast, slow = simulate(sm, spaced, num_blocks=2000), simulate(sm, spaced, num_blocks=2000, fast_path=False)
             assert fast["kv_usage_peak"] == slow["kv_usage_peak"] and fast["steps"] == slow["steps"], (sm.m.name, prompt)
+
+
+def test_the_fast_path_runs_while_the_sequence_cap_holds_the_queue_with_sliding_windows(windowed):
+    """A closed loop (calibration's serving points): with max_num_seqs running, no one waiting is admitted before a
+    running sequence finishes, whatever the window groups free, so decode steps run back to back for sliding-window
+    models too; lengths vary so prompts join other requests' decode steps. Same result as step by step."""
+    from calc.simulate import Request  # noqa: PLC0415
+
+    class Counting(StepModel):
+        calls = 0
+
+        def step_s(self, *args):
+            Counting.calls += 1
+            return super().step_s(*args)
+    counted = Counting(windowed.m, windowed.gpu, windowed.weights, windowed.kv_dtype, windowed.tp, windowed.cost)
+    reqs = [Request(i, 0.0, 800 + 37 * (i % 7), 600 + 53 * (i % 5)) for i in range(80)]
+    fast = simulate(counted, reqs, max_num_seqs=8, max_num_batched_tokens=2048)
+    slow = simulate(windowed, reqs, max_num_seqs=8, max_num_batched_tokens=2048, fast_path=False)
+    assert fast["steps"] == slow["steps"] and fast["preemptions"] == slow["preemptions"] == 0
+    for metric in ("ttft_s", "tpot_s", "itl_s", "e2e_s", "kv_usage_peak", "output_tok_per_s"):
+        assert fast[metric] == pytest.approx(slow[metric], rel=1e-9), metric
+    assert Counting.calls < fast["steps"] / 3  # most steps ran without the scheduler
 
 
 # --- workloads ---------------------------------------------------------------------------------------------
