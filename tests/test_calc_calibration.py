@@ -98,7 +98,9 @@ def test_vllm_front_end_latency_is_the_median_of_its_fit_hosts():
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "twenty held-out points still miss: vLLM 0.9.1 for ROCm on MI300X with its own variant (vllm@rocm-0.9, fitted "
+    "twenty-four held-out points still miss: SGLang's 1,000-token-output rows at concurrency 16 and 64, admitted as "
+    "unseen checks of the closed-loop simulation (DeepSeek-R1 -30 % at 8,000-token prompts and concurrency 64, "
+    "GLM-4.7-Flash -33 to -64 %: SGLang runs prompts apart from the decodes, calc's simulation mixes them); vLLM 0.9.1 for ROCm on MI300X with its own variant (vllm@rocm-0.9, fitted "
     "on AMD's latency table for that release), the 70B's TPOT at TP 4 and batch 1 (-50 %: on that host TP 4 was no "
     "faster than TP 2), its TPOT at concurrency 64 (-37 %; as static batches the 70B at TP 2 and the 70B FP8 missed too, "
     "-37 and -31 %, now -29 and -6 % with the prompts prefilled inside the decode steps simulated) and the five "
@@ -116,7 +118,7 @@ def test_vllm_front_end_latency_is_the_median_of_its_fit_hosts():
     "or its 4-bit kernels, one source cannot tell; a later A100 AWQ row elsewhere is -0.3 %); AccelMark's "
     "RTX 5090 TTFT at 28,650 prompt tokens (+31.5 %: the card ran the prompt at 84 % of its FP32-accumulate peak, calc's "
     "vLLM profile takes 64 %). The medians meet "
-    "their targets: TPOT 8.0 % (8.2 % before the serving runs at fixed concurrency were simulated as closed loops, 8.4 % before the ROCm variant and the A100 AWQ point), throughput 9.2 %, KV capacity 0.5 % (2.7 % before vLLM's sampler warm-up was counted, which closed the last KV miss, Qwen3-30B-A3B's +60 %, now +0.2 %), TTFT 9.3 % (that run's four TTFTs had taken it "
+    "their targets: TPOT 8.3 % (8.1 % before the six SGLang rows admitted as unseen checks, 8.2 % before the serving runs at fixed concurrency were simulated as closed loops, 8.4 % before the ROCm variant and the A100 AWQ point), throughput 9.2 %, KV capacity 0.5 % (2.7 % before vLLM's sampler warm-up was counted, which closed the last KV miss, Qwen3-30B-A3B's +60 %, now +0.2 %), TTFT 9.3 % (that run's four TTFTs had taken it "
     "from 9.95 % to 11.3 %; 11.0 % once calc charged the lm_head once per prompt, 9.3 % since llama.cpp's held prompt "
     "constants were refitted on their fit points). The TTFT median was 12.1 % before TensorRT-LLM v0.5's 70B TTFTs (-29 and -26 %, now -8 "
     "and -14 %) had their prefill cost moved into the step, a choice made after seeing them, and a held-out llama.cpp "
@@ -143,7 +145,11 @@ KV_MISSES: set = set()
 RTX4090_TPOT_MISSES = {f"lifenyan-vllm0251-rtx4090-qwen25-7b-{k}-tpot-c1" for k in ("awq", "gptq")}
 RTX4090_MISSES = RTX4090_TPOT_MISSES | {"lifenyan-vllm0251-rtx4090-qwen25-7b-bf16-ttft-c1"}
 RTX5090_MISSES = {"accelmark-vllm0191-rtx-5090-llama31-8b-28k-ttft-c1"}
-KNOWN_HOLDOUT_MISSES = {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "gpustack-sglang053-h100-qwen3-8b-ttft-c4",
+# SGLang's 1,000-token-output rows at concurrency 16 and 64 (unseen checks of the closed loop): DeepSeek-R1's 8,000-token
+# prompts at 64 (-30 %) and GLM-4.7-Flash's three (-33 to -64 %)
+COOKBOOK_MISSES = {"sgl056-b200-dsr1-tpot-c64-8k1k"} | {f"sgl057-b200-glm47flash-tpot-{k}" for k in (
+    "c16-1k1k", "c16-8k1k", "c64-8k1k")}
+KNOWN_HOLDOUT_MISSES = COOKBOOK_MISSES | {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "gpustack-sglang053-h100-qwen3-8b-ttft-c4",
                         "sgl056-b200-qwen3-235b-tpot-c1", "sgl057-b200-glm47flash-ttft-c1-8k",
                         "sgl057-b200-glm47flash-tpot-c1-8k", "sgl057-b200-glm47flash-tpot-c1-8kout",
                         "sgl057-b200-glm47flash-tpot-c16-8kout", "sgl057-b200-glm47flash-tpot-c64-8kout"} | AMD_MISSES | \
@@ -160,13 +166,15 @@ def test_holdout_misses_are_the_known_ones():
 UNSEEN = [r for r in ROWS if calibration.in_subset(r, "unseen")]
 # "ttft": the median over its eight unseen points is over 10 %. The MI300X points are all seen (their variant was
 # chosen after their errors were known)
-KNOWN_UNSEEN_MISSES = KV_MISSES | RTX4090_TPOT_MISSES | RTX5090_MISSES | {"ttft", "gpustack-trtllm120rc1-h100-qwen3-8b-ttft-c4"}
+KNOWN_UNSEEN_MISSES = KV_MISSES | RTX4090_TPOT_MISSES | RTX5090_MISSES | COOKBOOK_MISSES | {"ttft", "gpustack-trtllm120rc1-h100-qwen3-8b-ttft-c4"}
 
 
 @pytest.mark.xfail(strict=True, reason=(
     "over the held-out points that informed no modelling choice, the RTX 4090's 4-bit TPOTs miss (+31 and +32 %), as "
-    "does TensorRT-LLM 1.2's TTFT through trtllm-serve (-79 %); TPOT's median is 7.6 % over 32 points (8.1 % over 53 "
-    "before the serving runs at fixed concurrency were simulated as closed loops, which made twenty-one of them seen, among "
+    "do four of SGLang's 1,000-token-output rows (-30 to -64 %, admitted after the closed loop as its unseen check) and "
+    "TensorRT-LLM 1.2's TTFT through trtllm-serve (-79 %); TPOT's median is 9.2 % over 36 points (7.6 % over 30 before "
+    "those six rows; 8.1 % over 53 "
+    "before the serving runs at fixed concurrency were simulated as closed loops, which made twenty-three of them seen, among "
     "them the A100 70B at batch 64, -38 % then and -20 % now; 11.1 % over 64 while the twelve MI300X TPOTs were unseen: "
     "they are seen since the ROCm variant was chosen after their errors were known, so both falls are bookkeeping) and "
     "TTFT's "
@@ -205,13 +213,18 @@ def test_seen_marks_only_held_out_points_and_names_the_choice():
     assert later & ids == {k for k in later if k.startswith("chipbench-") and (
         k.endswith(("-ttft-c1", "-tpot-c64")) or "-mi300x" in k)}
     assert len(later & ids) == 40
-    # the closed-loop simulation (2026-12-01): every held-out point it changes is seen, and only those ("the 34
+    # the closed-loop simulation (2026-12-01): every held-out point it changes is seen, and only those ("the 37
     # held-out points whose figure it changes had been computed as static batches first")
+    # (the six SGLang rows admitted afterwards as unseen checks were never predicted as static batches)
+    admitted = ("sgl056-b200-dsr1-tpot-c16-1k1k", "sgl056-b200-dsr1-tpot-c16-8k1k", "sgl056-b200-dsr1-tpot-c64-8k1k",
+                "sgl057-b200-glm47flash-tpot-c16-1k1k", "sgl057-b200-glm47flash-tpot-c16-8k1k",
+                "sgl057-b200-glm47flash-tpot-c64-8k1k")
     moved = {p["id"] for p in calibration.points() if p.get("closed_loop") and p["subset"] == "holdout"
-             and abs(calibration.predict(p) / calibration.predict({k: v for k, v in p.items() if k != "closed_loop"}) - 1) > 5e-4}
+             and p["id"] not in admitted
+             and abs(calibration.predict(p) / calibration.predict({k: v for k, v in p.items() if k != "closed_loop"}) - 1) > 1e-4}
     marked = {p["id"] for p in seen if "closed-loop simulation" in p["seen"]}
-    assert moved == marked and len(marked) == 34 and "vllm-pr23151-h100-qwen3-30b-a3b-tpot-c10" in marked
-    assert sum(1 for p in calibration.points() if p.get("closed_loop")) == 45
+    assert moved == marked and len(marked) == 37 and "vllm-pr23151-h100-qwen3-30b-a3b-tpot-c10" in marked
+    assert sum(1 for p in calibration.points() if p.get("closed_loop")) == 45 + 6  # the six SGLang rows admitted since
     # every MI300X point carries the ROCm variant, chosen after its error with the CUDA profile was known
     assert all(p.get("engine_variant") == "rocm-0.9" and "rocm-0.9" in p["seen"]
                for p in calibration.points() if p["id"].startswith("chipbench-vllm091-mi300x"))
@@ -495,11 +508,15 @@ def test_the_later_vllm_sources_and_the_front_end_rule_are_as_the_data_page_says
               for k, v in _errors("chipbench-", engine="vllm", static=True).items() if k.endswith("-tpot-c64")}
     assert [span([v for k, v in static.items() if k.startswith(g)]) for g in groups] == \
         [(-14, 16), (-10, -10), (-38, -27), (-58, -38)]
-    # the performance page: "calc's simulation of that closed loop is 4 % to 29 % slower than its static batch"
+    # the performance page: "(256 requests, 64 in flight ...) ... 4 % to 29 % slower than its static batch on NVIDIA
+    # GPUs, and up to 35 % on MI300X" (MI300X with its ROCm variant, as the points are predicted)
     ratios = [(1 + c64[k]) / (1 + static[k]) for k in c64 if not k.startswith("mi300x")]
     assert (round(min(ratios) * 100 - 100), round(max(ratios) * 100 - 100)) == (4, 29)
+    amd = [calibration.predict(p) / calibration.predict({k: v for k, v in p.items() if k != "closed_loop"})
+           for p in calibration.points() if p["id"].startswith("chipbench-vllm091-mi300x") and p["id"].endswith("-tpot-c64")]
+    assert round(max(amd) * 100 - 100) == 35
     page = (Path(__file__).resolve().parents[1] / "docs" / "en" / "calculators" / "performance.md").read_text(encoding="utf-8")
-    assert "4 % to 29 % slower than its" in page
+    assert "(256 requests, 64 in flight" in page and "4 % to 29 % slower than its static batch on NVIDIA GPUs, and up to 35 %" in page
     # "the BF16 steps on one GPU are each about 3.3 ms longer than calc's"; "the FP8 row misses by more (16 ms)"
     over = {k: pts[f"chipbench-vllm091-mi300xx1-{k}-tpot-c1"]["value"] - calibration.predict(pts[f"chipbench-vllm091-mi300xx1-{k}-tpot-c1"], engine="vllm")
             for k in ("llama-3.1-8b-bf16", "qwen3-14b-bf16", "llama-3-70b-fp8")}
@@ -719,11 +736,11 @@ def test_the_sglang_profile_is_as_the_data_page_says(monkeypatch):
     static = _errors("sgl05", static=True)
     assert [round(static[f"sgl056-b200-dsr1-tpot-c{c}-8kout"], 2) for c in (16, 64)] == [-0.04, -0.07]
     h200 = [round(now[f"sgl057-h200-dsr1-tpot-c{c}"], 2) for c in (8, 16, 64)]
-    assert h200 == [0.11, 0.08, -0.06]  # "+11 %, +8 % and -6 %"
+    assert h200 == [0.11, 0.08, -0.08]  # "+11 %, +8 % and -8 %", with InferenceX's lengths (819 to 1,024 tokens)
+    assert all(pts[f"sgl057-h200-dsr1-tpot-c{c}"]["closed_loop"] | {"lengths_note": None} == {
+        "num_prompts": 10 * c, "statistic": "mean", "prompt": "819-1024", "output": "819-1024", "lengths_note": None}
+        for c in (8, 16, 64))
     assert [round(static[f"sgl057-h200-dsr1-tpot-c{c}"], 2) for c in (8, 16, 64)] == [0.11, 0.07, -0.08]
-    # "At concurrency 8 the eight prompts fit one step's token budget, so with equal lengths the simulated requests
-    # start, and finish, together": the closed loop gives the static batch's figure
-    assert now["sgl057-h200-dsr1-tpot-c8"] == pytest.approx(static["sgl057-h200-dsr1-tpot-c8"], rel=1e-9)
     assert round(now["sgl057-b200-glm47flash-ttft-c1"], 2) == -0.13 and round(now["sgl057-b200-glm47flash-tpot-c1"], 2) == -0.26
     glm = pts["sgl057-b200-glm47flash-ttft-c1"]
     assert round(calibration.predict(glm) / 0.09455 - 1, 2) == 0.21  # "calc is 21 % above the median, 95 ms"
@@ -732,7 +749,16 @@ def test_the_sglang_profile_is_as_the_data_page_says(monkeypatch):
     assert [round(now[f"sgl057-b200-glm47flash-{k}"], 2) for k in keys] == [-0.40, -0.40, -0.41, -0.48, -0.56]
     long = pts["sgl057-b200-glm47flash-ttft-c1-8k"]
     assert round(calibration.predict(long) / 0.19559 - 1, 2) == -0.33  # "against the median, 196 ms, -33 %"
-    assert max(abs(now[k]) for k in now if "dsr1" in k) < 0.11  # engines.json: "within 11 %"
+    later = ("-1k1k", "-8k1k")  # the 1,000-token-output rows admitted as unseen checks (below)
+    assert max(abs(now[k]) for k in now if "dsr1" in k and not k.endswith(later)) < 0.12  # engines.json: "within 12 %"
+    # those rows: "DeepSeek-R1's TPOT is -17 % (1,000-token prompts, concurrency 16), -16 % and -30 % (8,000-token
+    # prompts, concurrency 16 and 64)"; GLM-4.7-Flash's "-33 % ..., -53 % and -64 %"; admitted by a rule, never seen
+    rows = {k: v for k, v in now.items() if k.endswith(later)}
+    assert {k: round(v * 100) for k, v in rows.items()} == {
+        "sgl056-b200-dsr1-tpot-c16-1k1k": -17, "sgl056-b200-dsr1-tpot-c16-8k1k": -16, "sgl056-b200-dsr1-tpot-c64-8k1k": -30,
+        "sgl057-b200-glm47flash-tpot-c16-1k1k": -33, "sgl057-b200-glm47flash-tpot-c16-8k1k": -53,
+        "sgl057-b200-glm47flash-tpot-c64-8k1k": -64}
+    assert all(not pts[k].get("seen") and pts[k]["closed_loop"]["output"] == "2-1000" for k in rows)
     # "DeepSeek-V3.1 on 8 MI300X ... 23.84 ms per token where calc gives 9.5 ms" (a run read, not in the set)
     from calc import perf
     r = perf.perf_report(registry.get_model("deepseek-v3"), registry.get_gpu("mi300x"), "fp8", "bf16", 1, 610, 422, 8,
@@ -1026,15 +1052,15 @@ def test_the_rtx_4090_chat_runs_are_as_the_data_page_says():
     assert round(step / measured / g.memory_bandwidth_bytes_per_s * 100) == 89
     assert round(step / r["tpot_s"] / g.memory_bandwidth_bytes_per_s * 100) == 76
     # the medians the xfail reasons and the data page quote: held-out TTFT 9.3 %, unseen TTFT 11.5 % over eight, unseen
-    # TPOT 7.6 % over 32 (8.1 % over 53 before the closed loops), held-out TPOT 8.0 % (8.2 % before)
+    # TPOT 9.2 % over 36 (7.6 % over 30 before the six SGLang rows, 8.1 % over 53 before the closed loops), held-out TPOT 8.3 % (8.1 % before the six SGLang rows, 8.2 % before the closed loops)
     held = [abs(r["error"]) for r in ROWS if r["kind"] == "ttft" and r["subset"] == "holdout"]
     assert round(statistics.median(held) * 100, 1) == 9.3
     unseen = [abs(r["error"]) for r in UNSEEN if r["kind"] == "ttft"]
     assert len(unseen) == 8 and round(statistics.median(unseen) * 100, 1) == 11.5
     unseen = [abs(r["error"]) for r in UNSEEN if r["kind"] == "tpot"]
-    assert len(unseen) == 32 and round(statistics.median(unseen) * 100, 1) == 7.6
+    assert len(unseen) == 36 and round(statistics.median(unseen) * 100, 1) == 9.2
     held = [abs(r["error"]) for r in ROWS if r["kind"] == "tpot" and r["subset"] == "holdout"]
-    assert round(statistics.median(held) * 100, 1) == 8.0
+    assert round(statistics.median(held) * 100, 1) == 8.3
 
 
 def test_the_lm_head_overcount_is_as_the_performance_page_says():
@@ -1238,3 +1264,26 @@ def test_the_hybrid_kv_checks_are_as_the_data_page_says():
     now = mem.memory_report(oss, h100.memory_bytes, "mxfp4-experts", visible_memory_bytes=h100.visible_memory_bytes,
                             engine="vllm", compute_capability=h100.compute_capability)
     assert now["engine_num_kv_blocks"] // 2 * 16 == 155728
+
+
+def test_a_closed_loops_decode_step_is_the_performance_calculators():
+    """The data page: the closed-loop simulation uses "the very step the performance calculator uses: a decode-only step
+    equals its TPOT on every such point" (the 51 closed-loop points and the five kept as static batches for the prefix
+    cache)."""
+    from calc import perf  # noqa: PLC0415
+    from calc.simulate import StepCost, StepModel  # noqa: PLC0415
+
+    kept = {f"vllm0251-rtx4090-qwen25-7b-tpot-c{c}" for c in (4, 8, 16)} | {
+        "vllm020-h100-qwen3-8b-tpot-c8-mtbench", "vllm020-h100-qwen3-8b-fp8-tpot-c8-mtbench"}
+    pts = [p for p in calibration.points() if p.get("closed_loop") or p["id"] in kept]
+    assert len(pts) == 56 and sum(1 for p in pts if p.get("closed_loop")) == 51
+    configs = calibration._data()["configs"]
+    for p in pts:
+        m, gpu = calibration._model(p, configs), registry.get_gpu(p["gpu"])
+        key = f"{p['engine']}@{p['engine_variant']}" if p.get("engine_variant") else p["engine"]
+        step = StepModel(m, gpu, p["weights"], p["kv_dtype"], p["tp"],
+                         StepCost.from_profile(engines.profile(key), p["weights"], key, gpu))
+        ctx = round(p["prompt_len"] + p["output_len"] / 2)
+        tpot = perf.perf_report(m, gpu, p["weights"], p["kv_dtype"], p["batch"], p["prompt_len"], p["output_len"],
+                                p["tp"], curve_batches=(), engine=key)["tpot_s"]
+        assert step.decode_step_s(p["batch"], p["batch"] * ctx) == pytest.approx(tpot, rel=1e-4), p["id"]

@@ -238,6 +238,29 @@ def test_the_fast_path_runs_while_the_sequence_cap_holds_the_queue_with_sliding_
     assert Counting.calls < fast["steps"] / 3  # most steps ran without the scheduler
 
 
+def test_the_fast_path_matches_step_by_step_on_random_workloads(windowed, small):
+    """Seeded random workloads (both models, sequence caps, token budgets, bursts and Poisson arrivals, chunked and
+    whole-prompt steps, caches small enough to preempt): the fast path gives exactly the step-by-step result."""
+    from calc.simulate import Request  # noqa: PLC0415
+    rng = random.Random(15)
+    preempted = 0
+    for _ in range(10):
+        model = rng.choice((windowed, small))
+        n, burst = rng.randint(20, 60), rng.random() < 0.5
+        reqs = [Request(i, 0.0 if burst else i * rng.uniform(0.0, 0.05), rng.randint(50, 1500), rng.randint(2, 400))
+                for i in range(n)]
+        kw = {"max_num_seqs": rng.choice((2, 4, 8, 32)), "max_num_batched_tokens": rng.choice((2048, 4096)),
+              "chunked_prefill": rng.random() < 0.8, "num_blocks": rng.choice((400, 1200, 6000))}
+        if not kw["chunked_prefill"]:
+            kw["max_num_batched_tokens"] = 4096  # whole prompts: a step must hold the longest request
+        fast, slow = simulate(model, reqs, **kw), simulate(model, reqs, fast_path=False, **kw)
+        assert fast["steps"] == slow["steps"] and fast["preemptions"] == slow["preemptions"], kw
+        for metric in ("ttft_s", "tpot_s", "itl_s", "e2e_s", "kv_usage_peak"):
+            assert fast[metric] == pytest.approx(slow[metric], rel=1e-9), (metric, kw)
+        preempted += fast["preemptions"] > 0
+    assert preempted  # some of them preempt
+
+
 # --- workloads ---------------------------------------------------------------------------------------------
 
 
