@@ -13,6 +13,7 @@ Used by tests/test_calc_calibration.py (which asserts the targets) and scripts/b
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -82,9 +83,11 @@ def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
     start while it runs, as in the measured run."""
     cl = p["closed_loop"]
     prof = engines_mod.profile(engine)
-    # keyed on everything the figure depends on, the profile's current state included (tests patch profiles)
-    key = (json.dumps(p, sort_keys=True), engine, repr(m), repr(gpu), repr(sorted(vars(prof).items())),
-           json.dumps(engines_mod._data()["engines"][engine.partition("@")[0]], sort_keys=True))
+    # keyed on the point, the model's and GPU's every field and the engine's current state (tests patch profiles and
+    # their data); not on calc's module constants, which nothing changes at run time
+    key = hashlib.sha1(repr((json.dumps(p, sort_keys=True), engine, vars(m), vars(gpu), sorted(vars(prof).items()),
+                             json.dumps(engines_mod._data()["engines"][engine.partition("@")[0]], sort_keys=True)))
+                       .encode()).hexdigest()
     if key in _CLOSED_LOOP_CACHE:
         return _CLOSED_LOOP_CACHE[key]
     cost = simulate.StepCost.from_profile(prof, p["weights"], engine, gpu)
@@ -97,8 +100,9 @@ def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
         budget = max(budget, max(r.prompt_len + r.output_len for r in reqs))
     if engine in ("vllm", "vllm@rocm-0.9") and not p.get("max_num_batched_tokens"):
         # `vllm serve`'s own default (V1) for the GPU: 2048 on A100s and under 70 GiB, else 8192. The 16384 tier of
-        # 0.32 (from 160 GiB) is absent in ROCm/vllm v0.9.1+rocm and the 0.10.1.1 wheel, which the MI300X points ran;
-        # the other points ran 0.11-0.25 on GPUs under 160 GiB, where the tiers agree. (V0, vllm@v0.6, had none of this.)
+        # 0.32 (from 160 GiB) is absent in ROCm/vllm v0.9.1+rocm and the 0.10.1.1 wheel; of these points only the MI300X
+        # ones (0.9.1) ran on a GPU that large, and the others (0.9.1, main of August 2025, 0.11-0.25) on GPUs where the
+        # tiers agree. (V0, vllm@v0.6, had none of this.)
         budget = min(mem.vllm_max_num_batched_tokens(gpu), 8192)
     r = simulate.simulate(model, reqs, max_num_seqs=p["batch"], max_num_batched_tokens=budget,
                           chunked_prefill=bool(chunk), kv_samples=2)
