@@ -70,8 +70,6 @@ def predict(p: dict, configs: dict | None = None, engine: str | None = None) -> 
 
 # the statistic a closed-loop point reports -> (simulator field, key)
 _CLOSED_LOOP_STATISTICS = {"mean": ("tpot_s", "mean"), "median": ("tpot_s", "p50"), "itl_p50": ("itl_s", "p50")}
-
-
 _CLOSED_LOOP_CACHE: dict = {}  # a simulation costs up to a second; the tests ask for the same points many times
 
 
@@ -95,15 +93,18 @@ def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
     # lengths: the source's generator where the point names it (e.g. "1-1000": uniform), else the point's, fixed
     reqs = simulate.requests(cl["num_prompts"], math.inf, cl.get("prompt", p["prompt_len"]), cl.get("output", p["output_len"]))
     chunk = prof.prefill_chunk_tokens
-    budget = p.get("max_num_batched_tokens") or chunk or 8192
-    if not chunk:  # no chunked prefill (ideal, TensorRT-LLM's profile): a step must hold a whole request
-        budget = max(budget, max(r.prompt_len + r.output_len for r in reqs))
-    if engine in ("vllm", "vllm@rocm-0.9") and not p.get("max_num_batched_tokens"):
+    if p.get("max_num_batched_tokens"):  # as the source ran it
+        budget = p["max_num_batched_tokens"]
+    elif engine in ("vllm", "vllm@rocm-0.9"):
         # `vllm serve`'s own default (V1) for the GPU: 2048 on A100s and under 70 GiB, else 8192. The 16384 tier of
         # 0.32 (from 160 GiB) is absent in ROCm/vllm v0.9.1+rocm and the 0.10.1.1 wheel; of these points only the MI300X
         # ones (0.9.1) ran on a GPU that large, and the others (0.9.1, main of August 2025, 0.11-0.25) on GPUs where the
         # tiers agree. (V0, vllm@v0.6, had none of this.)
         budget = min(mem.vllm_max_num_batched_tokens(gpu), 8192)
+    else:
+        budget = chunk or 8192
+    if not chunk:  # no chunked prefill (ideal, TensorRT-LLM's profile): a step must hold a whole request
+        budget = max(budget, max(r.prompt_len + r.output_len for r in reqs))
     r = simulate.simulate(model, reqs, max_num_seqs=p["batch"], max_num_batched_tokens=budget,
                           chunked_prefill=bool(chunk), kv_samples=2)
     field, stat = _CLOSED_LOOP_STATISTICS[cl["statistic"]]

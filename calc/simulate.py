@@ -469,13 +469,13 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
         return None if need > free or whole > free else (n, need)
 
     def head_blocked() -> bool:
-        """The first waiting sequence cannot be admitted now, nor before a running one finishes: the sequence cap is
-        reached, or ``admission`` refuses it with what a step of decodes leaves of the token budget; the free blocks
-        it is refused for only shrink under decode steps where every KV group is full attention (``monotone``).
-        Admission is first come, first served, so the rest wait behind it, and decode-only steps may then run back to
-        back while others wait."""
+        """Below the sequence cap (the caller checks it), the first waiting sequence cannot be admitted now, nor before
+        a running one finishes: ``admission`` refuses it with what a step of decodes leaves of the token budget, and the
+        free blocks it is refused for only shrink under decode steps where every KV group is full attention
+        (``monotone``, which the caller requires). Admission is first come, first served, so the rest wait behind it,
+        and decode-only steps may then run back to back while others wait."""
         budget = max_num_batched_tokens - len(running) if chunked_prefill else max_num_batched_tokens
-        return len(running) >= max_num_seqs or budget <= 0 or admission(waiting[0], budget) is None
+        return budget <= 0 or admission(waiting[0], budget) is None
 
     longest = max((r.prompt_len + r.output_len for r in reqs), default=0)
     worst = held(longest, batches * max_num_batched_tokens)
@@ -517,7 +517,8 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
         # (with sliding windows, the step after a prompt's last chunk frees the window blocks its chunk held in flight:
         # that step goes through the scheduler, so the KV peak is taken where the step-by-step run takes it)
         settled = monotone or all(s.prev == 1 for s in running)
-        # (the sequence cap holds the queue back whatever the blocks do, so it does not need ``monotone``)
+        # (the sequence cap holds the queue back whatever the blocks do, so it does not need ``monotone``; the token
+        # budget and the free blocks do only where they cannot grow, head_blocked)
         if fast_path and synced and settled and n_run <= max_num_batched_tokens and (
                 not waiting or n_run >= max_num_seqs or monotone and head_blocked()):
             # Fast path: every running sequence is decoding and got its last token at `now`, and nobody waits or

@@ -220,7 +220,7 @@ def test_seen_marks_only_held_out_points_and_names_the_choice():
                      for k in ("c16-1k1k", "c16-8k1k", "c64-8k1k"))
     moved = {p["id"] for p in calibration.points() if p.get("closed_loop") and p["subset"] == "holdout"
              and p["id"] not in admitted
-             and abs(calibration.predict(p) / calibration.predict({k: v for k, v in p.items() if k != "closed_loop"}) - 1) > 1e-4}
+             and abs(calibration.predict(p) / calibration.predict(_static(p)) - 1) > 1e-4}
     marked = {p["id"] for p in seen if "closed-loop simulation" in p["seen"]}
     assert moved == marked and len(marked) == 37 and "vllm-pr23151-h100-qwen3-30b-a3b-tpot-c10" in marked
     assert sum(1 for p in calibration.points() if p.get("closed_loop")) == 45 + 9  # the nine SGLang rows admitted since
@@ -239,11 +239,15 @@ def test_ideal_is_a_bound_on_every_point():
 
 
 # What docs/*/calculators/data.md says of today's held-out points, computed, so the page cannot drift from the data.
+def _static(p):
+    """The point as a static batch, without the closed-loop simulation (calibration.closed_loop_tpot), as every point
+    was computed before 2026-12-01."""
+    return {k: v for k, v in p.items() if k != "closed_loop"}
+
+
 def _errors(prefix, engine=None, static=False):
-    """calc's errors on the points whose id starts with ``prefix``; ``static``: as a static batch, without the
-    closed-loop simulation (calibration.closed_loop_tpot), as every point was computed before 2026-12-01."""
-    return {p["id"]: calibration.predict({k: v for k, v in p.items() if not (static and k == "closed_loop")},
-                                         engine=engine) / p["value"] - 1
+    """calc's errors on the points whose id starts with ``prefix``; ``static``: as static batches (_static)."""
+    return {p["id"]: calibration.predict(_static(p) if static else p, engine=engine) / p["value"] - 1
             for p in calibration.points() if p["id"].startswith(prefix)}
 
 
@@ -511,7 +515,7 @@ def test_the_later_vllm_sources_and_the_front_end_rule_are_as_the_data_page_says
     # GPUs, and up to 35 % on MI300X" (MI300X with its ROCm variant, as the points are predicted)
     ratios = [(1 + c64[k]) / (1 + static[k]) for k in c64 if not k.startswith("mi300x")]
     assert (round(min(ratios) * 100 - 100), round(max(ratios) * 100 - 100)) == (4, 29)
-    amd = [calibration.predict(p) / calibration.predict({k: v for k, v in p.items() if k != "closed_loop"})
+    amd = [calibration.predict(p) / calibration.predict(_static(p))
            for p in calibration.points() if p["id"].startswith("chipbench-vllm091-mi300x") and p["id"].endswith("-tpot-c64")]
     assert round(max(amd) * 100 - 100) == 35
     page = (Path(__file__).resolve().parents[1] / "docs" / "en" / "calculators" / "performance.md").read_text(encoding="utf-8")
@@ -1312,8 +1316,8 @@ def test_the_closed_loop_side_figures_are_as_the_data_page_says():
     assert len(held) == 111 and nine <= {p["id"] for p in held}
 
     def med(ps, static=False):
-        return round(statistics.median(abs(calibration.predict({k: v for k, v in p.items() if not (static and k == "closed_loop")})
-                                           / p["value"] - 1) for p in ps) * 100, 1)
+        return round(statistics.median(abs(calibration.predict(_static(p) if static else p) / p["value"] - 1)
+                                       for p in ps) * 100, 1)
     before = [p for p in held if p["id"] not in nine]
     assert (len(before), med(before, static=True), med(before), med(held)) == (102, 8.2, 8.1, 8.8)
     unseen = [p for p in before if not p.get("seen")]
@@ -1328,7 +1332,7 @@ def test_the_closed_loop_side_figures_are_as_the_data_page_says():
             moves += [abs(calibration.predict({**p, "closed_loop": {**p["closed_loop"], "num_prompts": f * p["batch"]}})
                           / p["value"] - base) for f in (4, 20)]
     assert 0.02 < max(moves) < 0.03
-    noise = [abs(calibration.predict(p) / calibration.predict({k: v for k, v in p.items() if k != "closed_loop"}) - 1)
+    noise = [abs(calibration.predict(p) / calibration.predict(_static(p)) - 1)
              for p in pts.values() if p["id"].startswith("gpustack-") and p.get("closed_loop")]
     assert len(noise) == 3 and round(1e-4 / max(noise)) == 6
     # "part of a point's move is the shorter mean length, not the prompts in the decode steps (up to half a point on the
@@ -1337,7 +1341,7 @@ def test_the_closed_loop_side_figures_are_as_the_data_page_says():
     for p in pts.values():
         if p["id"].startswith("vllm0151-") and p.get("closed_loop"):
             (a, b), (c, d) = (map(int, p["closed_loop"][side].split("-")) for side in ("prompt", "output"))
-            static = {k: v for k, v in p.items() if k != "closed_loop"}
+            static = _static(p)
             shift.append(abs(calibration.predict(static) - calibration.predict({**static, "prompt_len": round((a + b) / 2),
                                                                              "output_len": round((c + d) / 2)})) / p["value"])
     assert len(shift) == 12 and 0.004 < max(shift) < 0.005
