@@ -220,8 +220,10 @@ def _resolve(command: str, params: Mapping) -> dict:
     # that activation peak too). The sequence cap keeps 256, the default on A100s and smaller GPUs, on every GPU: at
     # vLLM's 1,024 the planner's saturation bursts take a browser too long, and with vLLM 0.32's sampler warm-up
     # (2 bytes per logit) the KV budget barely depends on it
+    # (SGLang's is its chunked_prefill_size for the GPU, the most prompt tokens one of its prompt steps holds)
     if "max-num-batched-tokens" in values and values["max-num-batched-tokens"] is None:
-        tokens = mem.vllm_max_num_batched_tokens(values["gpu_spec"])
+        tokens = (mem.sglang_chunked_prefill_size(values["gpu_spec"]) if values.get("engine") == "sglang"
+                  else mem.vllm_max_num_batched_tokens(values["gpu_spec"]))
         if command == "plan" and values["chunked-prefill"] == "off":
             tokens = max(tokens, spec.max_position_embeddings)
         values["max-num-batched-tokens"] = tokens

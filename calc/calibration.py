@@ -101,6 +101,8 @@ def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
         # ones (0.9.1) ran on a GPU that large, and the others (0.9.1, main of August 2025, 0.11-0.25) on GPUs where the
         # tiers agree. (V0, vllm@v0.6, had none of this.)
         budget = min(mem.vllm_max_num_batched_tokens(gpu), 8192)
+    elif engine == "sglang":  # SGLang's chunked_prefill_size for the GPU
+        budget = mem.sglang_chunked_prefill_size(gpu)
     else:
         budget = chunk or 8192
     if not chunk:  # no chunked prefill (ideal, TensorRT-LLM's profile): a step must hold a whole request

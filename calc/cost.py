@@ -2,7 +2,7 @@
 
 GPU time is split the way it is spent: the prefill (TTFT) is charged to input tokens, the decode steps
 after it to output tokens, so input + output cost add up to the request's cost exactly. The engine's per-request
-latency off the GPU (perf's ``request_latency_s``: front end, SGLang's prompt launches) is in TTFT but holds no GPU
+latency off the GPU (perf's ``request_latency_s``: the front end) is in TTFT but holds no GPU
 step, so it is charged to nobody and does not lower a replica's capacity (as in the capacity planner).
 """
 

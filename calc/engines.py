@@ -69,10 +69,15 @@ class EngineProfile:
         self.prefill_in_step = bool(o.get("prefill_in_step", False))
         self.prefill_step_base_s = (self.prefill_overhead_base_s if self.prefill_in_step
                                     else min(self.prefill_overhead_base_s, self.overhead_base_s))
-        self.request_latency_s = self.prefill_overhead_base_s - self.prefill_step_base_s
-        # Where set (SGLang), that per-request latency is paid per layer like the base cost (layers_fitted): at
-        # concurrency 1 it grows with the model's depth, and charging it to every step with prompt tokens instead
-        # stalls a loaded replica's decodes far more than the published serving runs show (data page)
+        rest_s = self.prefill_overhead_base_s - self.prefill_step_base_s
+        # Where set (SGLang), that rest is not off the GPU: it is the prompt's forward itself (SGLang 0.5.6 launched
+        # prefill kernels one by one), so the step that carries prompt tokens pays it, once per step however many
+        # prompts the step batches, and a loaded replica's decodes wait for it (prefill_step_overhead_s)
+        self.prompt_cost_in_step = bool(o.get("prompt_cost_in_step", False))
+        self.prompt_step_s = rest_s if self.prompt_cost_in_step else 0.0
+        self.request_latency_s = 0.0 if self.prompt_cost_in_step else rest_s
+        # Where set (SGLang), that rest is paid per layer like the base cost (layers_fitted), with
+        # mla_request_layer_weight for MLA layers: at concurrency 1 it grows with the model's depth, not the prompt
         self.request_latency_per_layer = bool(o.get("request_latency_per_layer", False))
         # Where set (SGLang), a layer of DeepSeek-V3's design (MLA attention, a shared expert beside the routed
         # ones; calc keys it on MLA) costs this many ordinary layers' fixed cost: in the step (decode and prompt
@@ -93,6 +98,9 @@ class EngineProfile:
         self._comp = {**entry["compute_efficiency"], **variant.get("compute_efficiency", {})}
         p = entry.get("prefill", {})
         self.prefill_chunk_tokens = p.get("chunk_tokens")  # None: the whole prompt batch in one step
+        # True where the engine runs prompt tokens in steps of their own, first, with the decodes paused (SGLang's
+        # scheduler without --enable-mixed-chunk); False where a step mixes them with the decodes (vLLM V1)
+        self.prefill_alone = bool(p.get("alone", False))
         self.ttft_decode_steps = int(p.get("ttft_decode_steps", 0))
         kv = entry.get("kv_budget", {})
         self._kv = {k: v for k, v in kv.items() if k != "variants"}
@@ -153,8 +161,13 @@ class EngineProfile:
         is not in the path, so it is the engine loop's own cost per step; what the TTFT fit adds beyond it
         is taken to be per-request work that does not hold the GPU (``request_latency_s``). For vLLM that
         front-end work runs in a separate API-server process, overlapping the engine core's GPU steps. The
-        step's base scales with ``layers`` (and ``mla``) as in step_overhead_s; the per-request part does not."""
+        step's base scales with ``layers`` (and ``mla``) as in step_overhead_s; the per-request part does not.
+        Where the profile says that part is the prompt's forward itself (``prompt_cost_in_step``: SGLang), the step
+        pays it too (``prompt_step_s``, per layer as the request latency would have been), and nothing is off the
+        GPU: one request alone gets the same TTFT either way."""
         return (self._per_layer(self.prefill_step_base_s, layers, self.mla_step_layer_weight if mla else 1.0)
+                + (self._per_layer(self.prompt_step_s, layers, self.mla_request_layer_weight if mla else 1.0)
+                   if self.request_latency_per_layer else self.prompt_step_s)
                 + self.overhead_per_seq_s * max(0, batch) + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
 
     def kv_budget(self, variant: str | None = None) -> dict:

@@ -91,6 +91,19 @@ def vllm_max_num_batched_tokens(gpu) -> int:
     return 2048
 
 
+def sglang_chunked_prefill_size(gpu) -> int:
+    """The chunked_prefill_size SGLang picks for a GPU when it is not set (server_args.py
+    _handle_gpu_memory_settings, by the GPU's memory in MiB: 2048 below 35 GiB, 4096 below 60 GiB, 8192 below
+    160 GiB, 16384 from there, as chapter 7 cites). It is also the most prompt tokens calc lets one of SGLang's prompt
+    steps hold (its max_prefill_tokens, 16384 by default, is not modelled apart)."""
+    total = gpu.visible_memory_bytes or gpu.memory_bytes
+    if total < 35 * GiB:
+        return 2048
+    if total < 60 * GiB:
+        return 4096
+    return 8192 if total < 160 * GiB else 16384
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Weights
 

@@ -9,6 +9,9 @@ What it models (the scheduler of vLLM's V1 engine, simplified):
   - Chunked prefill on: a prompt longer than the budget is split across steps, in the same steps as the decodes.
     Off: a step either prefills whole prompts (and nothing else) or decodes, as vLLM's V0 scheduler did; a long
     prompt that arrives mid-decode then stalls every running sequence for a whole prefill.
+  - Prompts alone (the engine profile's ``prefill.alone``: SGLang's scheduler, without --enable-mixed-chunk): a step
+    of prompt tokens holds no decodes and runs first whenever a prompt can start or one is part-way through; with
+    chunked prefill a long prompt runs in several such steps, ahead of any new one.
   - Admission: a waiting request starts only when the blocks its whole prompt needs are free (vLLM's
     --scheduler-reserve-full-isl, the default since 0.19.0; SGLang also reserves room for part of the outputs, which
     is not modelled), so a long prompt waits rather than starting and preempting others halfway through; nothing is
@@ -21,7 +24,9 @@ What it models (the scheduler of vLLM's V1 engine, simplified):
     at the engine profile's achievable bandwidth and FLOPS, plus its fixed cost per step (calc/engines.py), the
     GPU-side part: the engine loop's cost per step (the decode figure) whether or not the step holds prompt
     tokens. The rest of the profile's fitted prefill cost is per-request work off the GPU (HTTP, tokenisation:
-    EngineProfile.request_latency_s); it is added to every request's TTFT and E2E latency and holds no step.
+    EngineProfile.request_latency_s); it is added to every request's TTFT and E2E latency and holds no step. Where
+    the profile says that rest is the prompt's forward itself (SGLang: prompt_cost_in_step), the step that carries
+    prompt tokens pays it, once however many prompts it batches.
 
 What it leaves out: prefix caching, speculative decoding, network time, and anything the engine profile does
 not carry. With the ``ideal`` engine (no per-step overhead) expect it to be optimistic.
@@ -86,6 +91,7 @@ class StepCost:
     # it per layer): StepModel binds it to the model's layer count into request_latency_s
     request_latency_for: Callable[[int, bool], float] | None = None
     mla: bool = False  # the model's layers are of DeepSeek-V3's design (EngineProfile.mla_step_layer_weight)
+    prefill_alone: bool = False  # prompt tokens run in steps of their own, decodes paused (EngineProfile.prefill_alone)
 
     def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
         return max(gpu_s, overhead_s) if self.overlaps_gpu else gpu_s + overhead_s
@@ -121,7 +127,8 @@ class StepCost:
                    bool(getattr(profile, "overhead_overlaps_gpu", False)),
                    bool(getattr(profile, "overhead_layers_fitted", None)), None,
                    bool(getattr(profile, "fp16_accumulate", lambda f: False)(fmt)),
-                   profile.request_latency_for if getattr(profile, "request_latency_per_layer", False) else None)
+                   profile.request_latency_for if getattr(profile, "request_latency_per_layer", False) else None,
+                   False, bool(getattr(profile, "prefill_alone", False)))
 
 
 def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float | None = None,
@@ -432,7 +439,8 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
              max_num_batched_tokens: int = 8192, chunked_prefill: bool = True, num_blocks: int | None = None,
              block_size: int = BLOCK_SIZE, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
              gpu_memory_utilization: float | None = None, kv_samples: int = 200, max_steps: int = 2_000_000,
-             fast_path: bool = True, warmup_s: float = 0.0, reserve_full_prompt: bool = True) -> dict:
+             fast_path: bool = True, warmup_s: float = 0.0, reserve_full_prompt: bool = True,
+             prefill_alone: bool | None = None) -> dict:
     """Serve ``reqs`` on one replica; return latency percentiles, throughput, goodput, KV usage, preemptions.
     ``fast_path=False`` runs every step through the scheduler (the tests compare both). ``warmup_s``: a warm-up
     window left out of the latency statistics: TTFT, TPOT, E2EL and SLO attainment count only requests arriving
@@ -442,9 +450,14 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
     False is the first-chunk check of 0.18 and earlier, which admits long prompts that later preempt others; read in
     the 0.18.1, 0.19.0, 0.20.0 and 0.32.0 wheels). A sliding-window group counts up to vLLM's admission cap, as from
     0.20.0 (0.19.x counted its whole prompt, so long prompts of such models could wait forever: vLLM issue #39734,
-    fixed by PR #40946). Either way, as in vLLM, no waiting request is admitted in a step that preempted one."""
+    fixed by PR #40946). Either way, as in vLLM, no waiting request is admitted in a step that preempted one.
+    ``prefill_alone`` (default: the engine profile's, StepCost.prefill_alone): prompt tokens run in steps of their own,
+    first, decodes paused meanwhile, as SGLang's scheduler does without --enable-mixed-chunk; with chunked prefill a
+    long prompt runs in several such steps of at most ``max_num_batched_tokens``. Without chunked prefill steps are
+    always of this kind (vLLM's V0 scheduler)."""
     if max_num_seqs < 1 or max_num_batched_tokens < 1:
         raise ValueError("max_num_seqs and max_num_batched_tokens must be ≥ 1")
+    alone = not chunked_prefill or (model.cost.prefill_alone if prefill_alone is None else prefill_alone)
     if num_blocks is None:
         num_blocks = model.kv_blocks(gpu_memory_utilization, max_num_batched_tokens, block_size, max_num_seqs)
     held, batches = model.kv_blocks_held(max_num_batched_tokens, block_size)  # blocks a sequence holds
@@ -474,7 +487,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
         free blocks it is refused for only shrink under decode steps where every KV group is full attention
         (``monotone``, which the caller requires). Admission is first come, first served, so the rest wait behind it,
         and decode-only steps may then run back to back while others wait."""
-        budget = max_num_batched_tokens - len(running) if chunked_prefill else max_num_batched_tokens
+        budget = max_num_batched_tokens if alone else max_num_batched_tokens - len(running)
         return budget <= 0 or admission(waiting[0], budget) is None
 
     longest = max((r.prompt_len + r.output_len for r in reqs), default=0)
@@ -566,11 +579,26 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
         budget = max_num_batched_tokens
         chunks: list[tuple[_Seq, int]] = []
         decodes: list[_Seq] = []
+        joined: list[_Seq] = []  # waiting sequences admitted into a step of prompts
         prefill_step = False
 
-        if not chunked_prefill and waiting and len(running) < max_num_seqs:
-            # V0 style: a step of whole prompts when any can be admitted, decodes paused meanwhile
-            while waiting and len(running) + len(chunks) < max_num_seqs:
+        if alone:
+            # prompts first, in a step of their own, decodes paused meanwhile (vLLM V0: whole prompts; SGLang: a
+            # prompt longer than the budget goes on in the next steps, ahead of any new one), then waiting sequences
+            # join while the budget, the free blocks and the sequence cap allow
+            for s in running:
+                if s.done_prefill or budget <= 0:
+                    continue
+                n = min(s.target - s.computed, budget)
+                need = held(s.computed + n, in_flight(s, n)) - s.blocks
+                if need > free:  # cannot happen when its whole prompt was reserved at admission; else the mixed
+                    break        # step below preempts for it
+                free -= need
+                s.blocks += need
+                s.prev = n
+                budget -= n
+                chunks.append((s, n))
+            while waiting and budget > 0 and len(running) + len(joined) < max_num_seqs:
                 s = waiting[0]
                 admitted = admission(s, budget)
                 if admitted is None:
@@ -584,6 +612,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                 order += 1
                 s.order = order
                 chunks.append((s, n))
+                joined.append(s)
             prefill_step = bool(chunks)
 
         if not prefill_step:
@@ -650,7 +679,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
         for s in decodes:
             ctx_sum += s.computed + 1
         dt = model.step_s([(s.computed, n) for s, n in chunks], len(decodes), ctx_sum)
-        in_system_area += (len(waiting) + len(running) + (len(chunks) if prefill_step else 0)) * dt
+        in_system_area += (len(waiting) + len(running) + len(joined)) * dt
         now += dt
         busy += dt
         steps += 1
@@ -675,8 +704,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                 elif keep_itl:
                     itl.append(now - s.last)
                 s.last = now
-            if prefill_step:
-                running.append(s)
+        running.extend(joined)
         kv_peak = max(kv_peak, 1.0 - free / num_blocks)
         running, free = _finish(running, finished, free)
         synced = all(s.done_prefill and s.last == now for s in running)

@@ -124,11 +124,13 @@ INPUTS = {
         "label": t("最大批处理 token 数", "Max batched tokens"),
         "help": t("vLLM 的 max_num_batched_tokens：一步最多处理的 token 数；也决定预估激活显存时那次前向的大小。"
                   "留空则按 vLLM 0.32 的 API 服务随 GPU 取的默认值：A100 和 70 GiB 以下的 GPU 为 2048，其他 70 GiB 以上的为 8192，"
-                  "160 GiB 以上的（如 B200、MI300X）为 16384",
+                  "160 GiB 以上的（如 B200、MI300X）为 16384。引擎选 SGLang 时留空则取它随 GPU 取的 chunked_prefill_size："
+                  "35 GiB 以下 2048，60 GiB 以下 4096，160 GiB 以下 8192，其余 16384；它也是 SGLang 一个只含提示的步最多容纳的 token 数",
                   "vLLM's max_num_batched_tokens: the most tokens one step processes; also the size of the "
                   "profiling run that sets the activation reserve. Empty: what vLLM 0.32's API server picks for the GPU, "
                   "2048 on A100s and GPUs under 70 GiB, 8192 on the others of 70 GiB or more, 16384 from 160 GiB "
-                  "(B200, MI300X)"),
+                  "(B200, MI300X). With SGLang, empty: its chunked_prefill_size for the GPU, 2048 under 35 GiB, 4096 under "
+                  "60 GiB, 8192 under 160 GiB, else 16384, also the most tokens one of its prompt steps holds"),
     },
     "mem-efficiency": {
         "label": t("显存带宽效率", "Memory bandwidth efficiency"),
@@ -144,12 +146,12 @@ INPUTS = {
     },
     "request-latency-ms": {
         "label": t("每个请求不占 GPU 的延迟", "Per-request latency off the GPU"),
-        "help": t("请求的 TTFT 中 calc 预填充时间以外的部分：前端（HTTP、分词），SGLang 还包括提示的内核启动。"
+        "help": t("请求的 TTFT 中 calc 预填充时间以外的部分：前端（HTTP、分词）。"
                   "测法：并发 1、短提示下实测 TTFT，减去 calc 对这段提示给出的“预填充时间”（批大小 1，模型、GPU、并行度、"
                   "权重格式和引擎都相同；不是理想下限那一行）。在客户端测得的值包含网络时间。留空则用引擎的拟合值"
                   "（只依据少数几次运行，见数据页）",
-                  "Everything in a request's TTFT beyond calc's prefill time: the front end (HTTP, tokenisation) and, "
-                  "for SGLang, the prompt's kernel launches. Measure: your TTFT at concurrency 1 for a short prompt, "
+                  "Everything in a request's TTFT beyond calc's prefill time: the front end (HTTP, tokenisation). "
+                  "Measure: your TTFT at concurrency 1 for a short prompt, "
                   "minus the 'Prefill time' calc shows for it (batch 1; same model, GPU, parallelism, weights and "
                   "engine; not the ideal bound). A value measured at your client includes its network time. Empty: "
                   "the engine's fitted figure, from few runs (data page)"),
@@ -319,8 +321,8 @@ LABELS = {
     "prefill_ideal_s": t("预填充时间（理想下界）", "Prefill time (ideal bound)"),
     "prefill_chunks": t("预填充步数（分块）", "Prefill steps (chunks)"),
     "engine_step_overhead_s": t("引擎每步固定开销", "Engine fixed cost per step"),
-    "request_latency_s": t("每个请求不占 GPU 的延迟（计入 TTFT：前端，SGLang 还含提示的内核启动）",
-                           "Per-request latency off the GPU (in TTFT: front end, for SGLang also its prompt launches)"),
+    "request_latency_s": t("每个请求不占 GPU 的延迟（计入 TTFT：前端）",
+                           "Per-request latency off the GPU (in TTFT: the front end)"),
     "decode_flops_per_step": t("每步解码计算量", "Decode FLOPs per step"),
     "decode_bytes_per_step": t("每步解码读写字节", "Decode bytes per step"),
     "decode_weight_bytes_per_step": t("每步解码读取的权重字节", "Decode weight bytes per step"),

@@ -21,7 +21,7 @@ from .simulate import StepCost, StepModel, requests, simulate, step_cost
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 SIM_MAX_NUM_SEQS = 1024  # SGLang admits requests by free KV memory, with no small cap; 1024 stands in for that
 # (it also sizes vLLM's sampler warm-up in the KV budget: a vLLM benchmark would need its own run's max_num_seqs)
-SIM_MAX_NUM_BATCHED_TOKENS = 8192  # SGLang's chunked_prefill_size default on large-memory GPUs (assumption)
+SIM_MAX_NUM_BATCHED_TOKENS = 8192  # SGLang's chunked_prefill_size on the benchmarks' H200s (memory.sglang_chunked_prefill_size)
 
 
 def benchmarks() -> list[dict]:

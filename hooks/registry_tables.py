@@ -170,10 +170,10 @@ def workloads_table(lang: str) -> str:
 def engines_table(lang: str) -> str:
     engines, units = hook_support.calc_modules("engines", "units")
     zh = lang == "zh"
-    header = (["引擎", "版本", "每步固定开销（解码 / 含提示 token 的步）+ 每个请求不占 GPU 的延迟（前端；SGLang 还含提示的内核启动）", "每个序列", "多卡（tp > 1）",
+    header = (["引擎", "版本", "每步固定开销（解码 / 含提示 token 的步）+ 每个请求不占 GPU 的延迟（前端）", "每个序列", "多卡（tp > 1）",
                "带宽效率", "算力效率", "KV 预算规则", "来源"]
               if zh else
-              ["Engine", "Version", "Fixed cost per step (decode / step with prompt tokens) + per-request latency off the GPU (front end; for SGLang also its prompt launches)",
+              ["Engine", "Version", "Fixed cost per step (decode / step with prompt tokens) + per-request latency off the GPU (front end)",
                "Per sequence", "Multi-GPU (tp > 1)",
                "Bandwidth efficiency", "Compute efficiency", "KV budget rule", "Sources"])
     ms = lambda x: units.format_value(x, "ms:2")  # noqa: E731
@@ -249,20 +249,19 @@ def engines_table(lang: str) -> str:
                       f"the default backend by compute capability: {sep.join(parts)}; vLLM refuses MXFP4 below {least}"))
         links = " · ".join(f"[{i + 1}]({s['url']}) ({s['date']})" if s["url"].startswith("https://")
                            else f"`{s['url']}` ({s['date']})" for i, s in enumerate(e["sources"]))
-        fixed = f"{ms(p.overhead_base_s)} / {ms(p.prefill_step_base_s)}"
-        front = ms(p.request_latency_s)
+        # a prompt's step: the engine loop's base, plus the prompt's cost where that is paid in the step (SGLang)
+        fixed = f"{ms(p.overhead_base_s)} / {ms(p.prefill_step_base_s + p.prompt_step_s)}"
+        front = ms(p.request_latency_s) if p.request_latency_s else ""
         if p.overhead_layers_fitted:  # the base is paid per layer: state it for the depth it was fitted on
-            n = p.overhead_layers_fitted
             per = "× 层数" if zh else "× layers"
-            if p.request_latency_per_layer:  # and the request latency too (SGLang)
-                fixed, front = f"({fixed} + {front}) {per} / {n}", ""
-            else:
-                fixed = f"({fixed}) {per} / {n}"
+            fixed = f"({fixed}) {per} / {p.overhead_layers_fitted}"
             if p.mla_step_layer_weight != 1 or p.mla_request_layer_weight != 1:  # what an MLA layer counts as
                 w_step, w_req = f"{p.mla_step_layer_weight:g}", f"{p.mla_request_layer_weight:g}"
-                fixed += (f"；MLA 层（DeepSeek-V3 式）在步内算 {w_step} 层、在请求延迟里算 {w_req} 层" if zh else
-                          f"; an MLA layer (DeepSeek-V3's design) counts as {w_step} layers in the step, {w_req} in the "
-                          "request latency")
+                fixed += (f"；MLA 层（DeepSeek-V3 式）在步的基础开销里算 {w_step} 层、在提示的开销里算 {w_req} 层" if zh else
+                          f"; an MLA layer (DeepSeek-V3's design) counts as {w_step} layers in a step's base, {w_req} in "
+                          "the prompt's cost")
+        if p.prefill_alone:
+            fixed += ("；含提示的步只算提示，解码暂停" if zh else "; a step with prompt tokens holds no decodes")
         rows.append([name, p.version or "—", f"{fixed} + {front}" if front else fixed,
                      us(p.overhead_per_seq_s), ms(p.overhead_multi_gpu_s), bandwidth(p, e), compute(p, e), rule, links])
     return _table(header, rows)

@@ -4,6 +4,7 @@ perf_report does with a profile."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -94,11 +95,16 @@ def test_cli_engine_flag():
 def test_the_fitted_prefill_cost_splits_into_a_step_part_and_a_request_part():
     """The fitted prefill_base_s = the GPU-side cost of a step that holds prompt tokens (the decode step's base,
     or the fitted figure where that is smaller) + a per-request latency off the GPU (never negative); a single
-    request's TTFT is unchanged by the split, a long prompt in several chunks pays the request part once."""
+    request's TTFT is unchanged by the split, a long prompt in several chunks pays the request part once. Where the
+    profile says that part is the prompt's forward itself (prompt_cost_in_step: SGLang), the step pays it instead and
+    nothing is off the GPU."""
     for key in engines.ENGINES:
         p = engines.profile(key)
         assert p.request_latency_s >= 0 and (p.prefill_in_step or p.prefill_step_base_s <= p.overhead_base_s), key
-        assert p.prefill_step_base_s + p.request_latency_s == pytest.approx(p.prefill_overhead_base_s), key
+        assert p.prefill_step_base_s + p.prompt_step_s + p.request_latency_s == \
+            pytest.approx(p.prefill_overhead_base_s), key
+        assert p.prompt_step_s == 0 or p.request_latency_s == 0, key  # one place or the other, never both
+    assert engines.profile("sglang").prompt_cost_in_step and not engines.profile("vllm").prompt_cost_in_step
     hf = engines.profile("hf")  # its fitted prefill figure is below its decode one: no request part
     assert hf.request_latency_s == 0 and hf.prefill_step_base_s == hf.prefill_overhead_base_s
     m, g = registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm")
@@ -338,23 +344,27 @@ def test_an_older_release_may_have_its_own_fixed_cost_and_4_bit_weights_their_ow
     assert engines.profile("trt-llm").overhead_base_s == engines.profile("trt-llm@v0.6").overhead_base_s
 
 
-def test_sglang_request_latency_is_per_layer_and_the_same_in_perf_and_the_simulator():
-    """SGLang's prompt cost beyond the step's base is a per-request latency paid per layer (request_latency_per_layer):
-    perf's TTFT and the simulator's request latency scale it by the whole model's layers, pipeline stages or not."""
-    from calc.simulate import StepModel, step_cost
+def test_sglang_prompt_cost_is_per_layer_in_the_step_and_the_same_in_perf_and_the_simulator():
+    """SGLang's prompt cost beyond the step's base is paid per layer (request_latency_per_layer) by the step that
+    carries the prompt (prompt_cost_in_step), nothing off the GPU: a 32-layer model pays the fitted prefill_base_s, an
+    80-layer one 80/32 of it, and perf's TTFT of one short prompt equals the simulator's for one request alone."""
+    from calc.simulate import StepModel, requests, simulate, step_cost
 
     p = engines.profile("sglang")
-    assert p.request_latency_per_layer and not engines.profile("vllm").request_latency_per_layer
-    m, g = registry.get_model("llama-3.1-70b"), registry.get_gpu("h200")
-    want = p.request_latency_s * m.num_hidden_layers / p.overhead_layers_fitted
-    for pp in (1, 2):
-        r = perf.perf_report(m, g, "bf16", "bf16", 1, 512, 2, 4, curve_batches=(), engine="sglang", pp=pp)
-        assert r["request_latency_s"] == pytest.approx(want)
-    sm = StepModel(m, g, "bf16", "bf16", 4, step_cost("sglang", "bf16", gpu=g))
-    assert sm.cost.request_latency_s == pytest.approx(want)
-    small = registry.get_model("llama-3.1-8b")  # 32 layers: the fitted figure itself
-    assert StepModel(small, g, "bf16", "bf16", 1, step_cost("sglang", "bf16", gpu=g)).cost.request_latency_s == \
-        pytest.approx(p.request_latency_s)
+    assert p.request_latency_per_layer and p.prompt_cost_in_step and p.request_latency_s == 0
+    assert p.prefill_step_overhead_s(1, 1, 32) - p.overhead_per_seq_s == pytest.approx(p.prefill_overhead_base_s)
+    assert p.prefill_step_overhead_s(1, 1, 80) - p.overhead_per_seq_s == \
+        pytest.approx(p.prefill_overhead_base_s * 80 / 32)
+    assert p.request_latency_for(80) == 0 and engines.profile("vllm").request_latency_for(80) > 0
+    g = registry.get_gpu("h200")
+    for name, tp in (("llama-3.1-70b", 4), ("llama-3.1-8b", 1)):
+        m = registry.get_model(name)
+        r = perf.perf_report(m, g, "bf16", "bf16", 1, 512, 2, tp, curve_batches=(), engine="sglang")
+        assert r["request_latency_s"] == 0
+        sm = StepModel(m, g, "bf16", "bf16", tp, step_cost("sglang", "bf16", gpu=g))
+        assert sm.cost.request_latency_s == 0
+        alone = simulate(sm, requests(1, math.inf, 512, 2))
+        assert alone["ttft_s"]["p50"] == pytest.approx(r["ttft_s"], rel=2e-3), name
 
 
 def test_sglang_charges_an_mla_layer_as_several_ordinary_ones_in_perf_and_the_simulator():
@@ -367,9 +377,10 @@ def test_sglang_charges_an_mla_layer_as_several_ordinary_ones_in_perf_and_the_si
     assert p.mla_step_layer_weight > 1 and p.mla_request_layer_weight > 1
     ordinary, mla = p.step_overhead_s(1, 1, 61), p.step_overhead_s(1, 1, 61, mla=True)
     assert mla - p.overhead_per_seq_s == pytest.approx((ordinary - p.overhead_per_seq_s) * p.mla_step_layer_weight)
+    # the prompt's step: the step base weighed as in a decode step, the prompt cost by the request weight
     assert p.prefill_step_overhead_s(1, 8, 61, mla=True) - p.prefill_step_overhead_s(1, 8, 61) == pytest.approx(
-        p.step_overhead_s(1, 8, 61, mla=True) - p.step_overhead_s(1, 8, 61))
-    assert p.request_latency_for(61, mla=True) == pytest.approx(p.request_latency_for(61) * p.mla_request_layer_weight)
+        p.step_overhead_s(1, 8, 61, mla=True) - p.step_overhead_s(1, 8, 61)
+        + p.prompt_step_s * 61 / p.overhead_layers_fitted * (p.mla_request_layer_weight - 1))
     vllm = engines.profile("vllm")  # one fixed cost per step, not per layer: the weight has nothing to scale
     assert vllm.step_overhead_s(1, 1, 61, mla=True) == vllm.step_overhead_s(1, 1, 61)
     assert vllm.request_latency_for(61, mla=True) == vllm.request_latency_for(61)
@@ -377,11 +388,11 @@ def test_sglang_charges_an_mla_layer_as_several_ordinary_ones_in_perf_and_the_si
     m, g = registry.get_model("deepseek-r1"), registry.get_gpu("h200")
     assert m.is_mla
     r = perf.perf_report(m, g, "fp8", "bf16", 4, 512, 64, 8, curve_batches=(), engine="sglang")
-    assert r["request_latency_s"] == pytest.approx(p.request_latency_for(m.num_hidden_layers, mla=True))
     assert r["engine_step_overhead_s"] == pytest.approx(p.step_overhead_s(4, 8, m.num_hidden_layers, mla=True))
     sm = StepModel(m, g, "fp8", "bf16", 8, step_cost("sglang", "fp8", gpu=g))
-    assert sm.cost.request_latency_s == pytest.approx(r["request_latency_s"])
     assert sm.cost.step_overhead_s(4, 8) == pytest.approx(p.step_overhead_s(4, 8, m.num_hidden_layers, mla=True))
+    assert sm.cost.prefill_step_overhead_s(4, 8) == pytest.approx(
+        p.prefill_step_overhead_s(4, 8, m.num_hidden_layers, mla=True))
     gqa = registry.get_model("qwen3-235b-a22b")
     assert StepModel(gqa, g, "bf16", "bf16", 8, step_cost("sglang", "bf16", gpu=g)).cost.step_overhead_s(4, 8) == \
         pytest.approx(p.step_overhead_s(4, 8, gqa.num_hidden_layers))

@@ -118,6 +118,36 @@ def test_chunked_prefill_lowers_itl_p99_when_long_prompts_arrive_mid_decode(mid)
     assert on["itl_s"]["p99"] < off["itl_s"]["p99"] / 2
 
 
+def test_prompts_alone_pause_the_decodes_and_a_long_prompt_runs_its_chunks_first(mid):
+    """prefill_alone (SGLang's scheduler): a step that carries prompt tokens carries nothing else. One request decodes
+    50 tokens while a prompt of three budgets arrives: alone, the prompt takes three steps of its own on top of the 50
+    the first request needs (its last token shares a step with a decode); mixed, its chunks ride in the decode steps
+    and no step is added. The decoding request waits for the prompt's steps, so its TPOT is longer alone."""
+    from calc.simulate import Request  # noqa: PLC0415
+    reqs = [Request(0, 0.0, 64, 50), Request(1, 0.05, 3 * 1024, 2)]
+    alone = simulate(mid, reqs, max_num_batched_tokens=1024, prefill_alone=True)
+    mixed = simulate(mid, reqs, max_num_batched_tokens=1024, prefill_alone=False)
+    assert mixed["steps"] == 50 and alone["steps"] == 53
+    assert alone["e2e_s"]["p50"] > mixed["e2e_s"]["p50"]
+    # the three prompt steps, back to back: the second request's TTFT is at least their sum
+    chunks = sum(mid.step_s([(k * 1024, 1024)], 0, 0) for k in range(3))
+    assert max(alone["ttft_s"].values()) >= chunks
+    # without chunked prefill every step is of this kind, whatever prefill_alone says (vLLM's V0 scheduler)
+    whole = [simulate(mid, reqs, max_num_batched_tokens=4096, chunked_prefill=False, prefill_alone=a) for a in (0, 1)]
+    assert whole[0]["steps"] == whole[1]["steps"] == 51
+
+
+def test_the_engine_profile_sets_whether_prompts_run_alone(mid):
+    """By default simulate() takes the engine's scheduler: SGLang's runs prompts alone, vLLM V1's mixes them."""
+    assert step_cost("sglang").prefill_alone and not step_cost("vllm").prefill_alone
+    m, g = registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm")
+    from calc.simulate import Request  # noqa: PLC0415
+    reqs = [Request(0, 0.0, 64, 50), Request(1, 0.05, 3 * 1024, 2)]
+    for engine, steps in (("sglang", 53), ("vllm", 50)):
+        sm = StepModel(m, g, cost=step_cost(engine, gpu=g))
+        assert simulate(sm, reqs, max_num_batched_tokens=1024)["steps"] == steps, engine
+
+
 def test_a_full_cache_preempts_and_still_finishes_everything(small):
     r = _run(small, n=80, rate=math.inf, prompt=256, output=256, num_blocks=200)
     assert r["preemptions"] > 0 and r["requests"] == 80
@@ -240,7 +270,7 @@ def test_the_fast_path_runs_while_the_sequence_cap_holds_the_queue_with_sliding_
 
 def test_the_fast_path_matches_step_by_step_on_random_workloads(windowed, small):
     """Seeded random workloads (both models, sequence caps, token budgets, bursts and Poisson arrivals, chunked and
-    whole-prompt steps, caches small enough to preempt): the fast path gives exactly the step-by-step result."""
+    whole-prompt steps, prompts alone or mixed, caches small enough to preempt): the fast path gives exactly the step-by-step result."""
     from calc.simulate import Request  # noqa: PLC0415
     rng = random.Random(15)
     preempted = 0
@@ -250,7 +280,8 @@ def test_the_fast_path_matches_step_by_step_on_random_workloads(windowed, small)
         reqs = [Request(i, 0.0 if burst else i * rng.uniform(0.0, 0.05), rng.randint(50, 1500), rng.randint(2, 400))
                 for i in range(n)]
         kw = {"max_num_seqs": rng.choice((2, 4, 8, 32)), "max_num_batched_tokens": rng.choice((2048, 4096)),
-              "chunked_prefill": rng.random() < 0.8, "num_blocks": rng.choice((400, 1200, 6000))}
+              "chunked_prefill": rng.random() < 0.8, "num_blocks": rng.choice((400, 1200, 6000)),
+              "prefill_alone": rng.random() < 0.4}
         if not kw["chunked_prefill"]:
             kw["max_num_batched_tokens"] = 4096  # whole prompts: a step must hold the longest request
         fast, slow = simulate(model, reqs, **kw), simulate(model, reqs, fast_path=False, **kw)
@@ -392,13 +423,14 @@ def test_the_gate_counts_a_preempted_requests_tokens_and_no_outputs(small):
 @given(n=st.integers(1, 40), rate=st.one_of(st.floats(0.01, 500), st.just(math.inf)),
        prompt=st.integers(1, 3000), output=st.integers(1, 80), seqs=st.integers(1, 64),
        budget=st.integers(64, 4096), chunked=st.booleans(), blocks=st.integers(300, 3000), seed=st.integers(0, 99),
-       full=st.booleans())
-def test_any_workload_finishes_every_request(small, n, rate, prompt, output, seqs, budget, chunked, blocks, seed, full):
+       full=st.booleans(), alone=st.booleans())
+def test_any_workload_finishes_every_request(small, n, rate, prompt, output, seqs, budget, chunked, blocks, seed, full,
+                                             alone):
     reqs = requests(n, rate, prompt, output, seed=seed)
     if not chunked:
         budget = max(budget, prompt + output)
     r = simulate(small, reqs, max_num_seqs=seqs, max_num_batched_tokens=budget, chunked_prefill=chunked,
-                 num_blocks=max(blocks, -(-(prompt + output) // 16)), reserve_full_prompt=full)
+                 num_blocks=max(blocks, -(-(prompt + output) // 16)), reserve_full_prompt=full, prefill_alone=alone)
     assert r["requests"] == n
     assert all(v is None or v >= 0 for k in ("ttft_s", "itl_s", "e2e_s") for v in r[k].values())
     assert r["ttft_s"]["p50"] <= r["e2e_s"]["p50"] + 1e-9 or n == 1
@@ -660,6 +692,19 @@ def test_the_planner_takes_the_engine():
         api.run("plan", {**params, "engine": "roofline"})
 
 
+def test_the_planners_token_budget_defaults_to_the_engines_own():
+    """Left empty, the token budget is the engine's default for the GPU: vLLM's max_num_batched_tokens (2048 on an A100,
+    8192 on an H100, 16384 on a B200), SGLang's chunked_prefill_size (4096 on an A100 40GB, 8192 on an H100 or H200,
+    16384 on a B200: server_args.py's tiers at 60 and 160 GiB); a value given is kept."""
+    params = {"model": "llama-3.1-8b", "rate": "1", "requests": "20"}
+    got = {(engine, gpu): api.run("plan", {**params, "engine": engine, "gpu": gpu})["engine_max_num_batched_tokens"]
+           for engine in ("vllm", "sglang") for gpu in ("a100-40gb", "h100-sxm", "b200")}
+    assert got == {("vllm", "a100-40gb"): 2048, ("vllm", "h100-sxm"): 8192, ("vllm", "b200"): 16384,
+                   ("sglang", "a100-40gb"): 4096, ("sglang", "h100-sxm"): 8192, ("sglang", "b200"): 16384}
+    assert api.run("plan", {**params, "engine": "sglang", "max-num-batched-tokens": "3000"})[
+        "engine_max_num_batched_tokens"] == 3000
+
+
 def test_front_end_latency_does_not_hold_the_gpu():
     """A per-request front-end latency (HTTP, tokenisation: the part of an engine's fitted prefill cost beyond
     one engine step) adds to each request's TTFT and E2E but holds no engine step: a replica's saturated
@@ -684,3 +729,42 @@ def test_front_end_latency_does_not_hold_the_gpu():
         assert r["tpot_s"]["p50"] == pytest.approx(base["tpot_s"]["p50"], rel=1e-9)
         assert r["ttft_s"]["p50"] == pytest.approx(base["ttft_s"]["p50"] + extra, rel=1e-9)
         assert r["e2e_s"]["p90"] == pytest.approx(base["e2e_s"]["p90"] + extra, rel=1e-9)
+
+
+def test_the_committed_validation_table_is_the_simulators_and_as_the_pages_say(monkeypatch):
+    """calc/data/simulator_validation.json (the planner page's table, written by scripts/validate_simulator.py) is what
+    the simulator gives today with each benchmark's engine profile, and the data and planner pages' figures about it
+    hold: with SGLang's steps of prompts the engine column's median errors are 10 % (ITL), 5 % (throughput) and 23 %
+    (TTFT), against 19 %, 10 % and 15 % with the mixed steps and the prompt cost off the GPU used until 2026-12-01, when
+    the 70B's ITL at 8 requests per second and the 405B's at 4 were 71 % and 66 % too short."""
+    import statistics
+
+    from calc import engines, validate
+
+    committed = json.loads((ROOT / "calc" / "data" / "simulator_validation.json").read_text(encoding="utf-8"))["rows"]
+    assert all(memory.sglang_chunked_prefill_size(registry.get_gpu(b["gpu"])) == validate.SIM_MAX_NUM_BATCHED_TOKENS
+               for b in validate.benchmarks() if b["calc_engine"] == "sglang")  # SGLang's own chunk on those GPUs
+    now = validate.validate()
+    keys = ("simulated_median_ttft_ms", "simulated_median_itl_ms", "simulated_output_tok_per_s", "kv_blocks")
+    assert [[r[k] for k in keys] for r in now] == [[pytest.approx(r[k], rel=1e-9) for k in keys] for r in committed]
+
+    def medians(rows):
+        return {k: round(statistics.median(abs(r[f"error_{k}"]) for r in rows) * 100)
+                for k in ("median_itl_ms", "output_tok_per_s", "median_ttft_ms")}
+
+    entry = engines._data()["engines"]["sglang"]
+    monkeypatch.setitem(entry["step_overhead"], "prompt_cost_in_step", False)
+    monkeypatch.setitem(entry["prefill"], "alone", False)
+    engines.profile.cache_clear()
+    try:
+        mixed = validate.validate()
+    finally:
+        monkeypatch.undo()
+        engines.profile.cache_clear()
+    assert medians(now) == {"median_itl_ms": 10, "output_tok_per_s": 5, "median_ttft_ms": 23}
+    assert medians(mixed) == {"median_itl_ms": 19, "output_tok_per_s": 10, "median_ttft_ms": 15}
+    assert [round(mixed[i]["error_median_itl_ms"] * 100) for i in (3, 7)] == [-71, -66]
+    assert (now[3]["rate"], now[7]["rate"], now[3]["benchmark"], now[7]["benchmark"]) == (
+        8.0, 4.0, "sglang-h200-llama3.3-70b-tp4", "sglang-h200-llama3.1-405b-tp8")
+    # "its throughput is about half the offered load" at 16 requests per second (outputs uniform in 1..1024)
+    assert round(committed[4]["published_output_tok_per_s"] / (16 * 512.5), 1) == 0.5
