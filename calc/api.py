@@ -222,7 +222,8 @@ def _resolve(command: str, params: Mapping) -> dict:
     # (2 bytes per logit) the KV budget barely depends on it
     # (SGLang's is its chunked_prefill_size for the GPU, the most prompt tokens one of its prompt steps holds)
     if "max-num-batched-tokens" in values and values["max-num-batched-tokens"] is None:
-        tokens = (mem.sglang_chunked_prefill_size(values["gpu_spec"]) if values.get("engine") == "sglang"
+        prof = engines_mod.profile(values.get("engine") or engines_mod.DEFAULT_ENGINE)
+        tokens = (prof.prefill_chunk_for(values["gpu_spec"]) if prof.prefill_chunk_rule
                   else mem.vllm_max_num_batched_tokens(values["gpu_spec"]))
         if command == "plan" and values["chunked-prefill"] == "off":
             tokens = max(tokens, spec.max_position_embeddings)

@@ -101,10 +101,8 @@ def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
         # ones (0.9.1) ran on a GPU that large, and the others (0.9.1, main of August 2025, 0.11-0.25) on GPUs where the
         # tiers agree. (V0, vllm@v0.6, had none of this.)
         budget = min(mem.vllm_max_num_batched_tokens(gpu), 8192)
-    elif engine == "sglang":  # SGLang's chunked_prefill_size for the GPU
-        budget = mem.sglang_chunked_prefill_size(gpu)
-    else:
-        budget = chunk or 8192
+    else:  # the engine's chunk for the GPU (SGLang's chunked_prefill_size), else 8192
+        budget = prof.prefill_chunk_for(gpu) or 8192
     if not chunk:  # no chunked prefill (ideal, TensorRT-LLM's profile): a step must hold a whole request
         budget = max(budget, max(r.prompt_len + r.output_len for r in reqs))
     r = simulate.simulate(model, reqs, max_num_seqs=p["batch"], max_num_batched_tokens=budget,

@@ -98,6 +98,8 @@ class EngineProfile:
         self._comp = {**entry["compute_efficiency"], **variant.get("compute_efficiency", {})}
         p = entry.get("prefill", {})
         self.prefill_chunk_tokens = p.get("chunk_tokens")  # None: the whole prompt batch in one step
+        # "sglang_gpu_memory": the chunk is SGLang's chunked_prefill_size for the GPU (prefill_chunk_for)
+        self.prefill_chunk_rule = p.get("chunk_rule")
         # True where the engine runs prompt tokens in steps of their own, first, with the decodes paused (SGLang's
         # scheduler without --enable-mixed-chunk); False where a step mixes them with the decodes (vLLM V1)
         self.prefill_alone = bool(p.get("alone", False))
@@ -169,6 +171,14 @@ class EngineProfile:
                 + (self._per_layer(self.prompt_step_s, layers, self.mla_request_layer_weight if mla else 1.0)
                    if self.request_latency_per_layer else self.prompt_step_s)
                 + self.overhead_per_seq_s * max(0, batch) + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
+
+    def prefill_chunk_for(self, gpu=None) -> int | None:
+        """Tokens per prompt step on ``gpu``: SGLang's default chunked_prefill_size for its memory where the profile says
+        so (``chunk_rule``), else the profile's fixed chunk (None: a whole prompt batch in one step)."""
+        if self.prefill_chunk_rule == "sglang_gpu_memory" and gpu is not None:
+            from .memory import sglang_chunked_prefill_size  # noqa: PLC0415 (engines stays importable without it)
+            return sglang_chunked_prefill_size(gpu)
+        return self.prefill_chunk_tokens
 
     def kv_budget(self, variant: str | None = None) -> dict:
         """The KV budget rule and its sourced constants (data/engines.json ``kv_budget``), for the engine's current

@@ -95,7 +95,8 @@ def sglang_chunked_prefill_size(gpu) -> int:
     """The chunked_prefill_size SGLang picks for a GPU when it is not set (server_args.py
     _handle_gpu_memory_settings, by the GPU's memory in MiB: 2048 below 35 GiB, 4096 below 60 GiB, 8192 below
     160 GiB, 16384 from there, as chapter 7 cites). It is also the most prompt tokens calc lets one of SGLang's prompt
-    steps hold (its max_prefill_tokens, 16384 by default, is not modelled apart)."""
+    steps hold (its max_prefill_tokens, 16384 by default, is not modelled apart: where it equals the chunk, SGLang stops
+    a batch rather than cutting a new prompt into it, so calc packs those steps slightly tighter)."""
     total = gpu.visible_memory_bytes or gpu.memory_bytes
     if total < 35 * GiB:
         return 2048

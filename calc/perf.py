@@ -225,7 +225,8 @@ def perf_report(
     TTFT = the prefill (in chunks where the engine chunks it, one step each) + the engine's decode steps before
     the first token comes out + the engine's per-request latency off the GPU (``request_latency_s``: the part of
     its fitted prefill cost beyond one engine step, calc/engines.py; ``request_latency_s`` replaces it, e.g. with a
-    front-end latency measured on one's own stack), paid once per request, not per chunk. TPOT = one decode step at the mean context (prompt + output/2); step time is
+    front-end latency measured on one's own stack), paid once per request, not per chunk; for SGLang that part is the
+    prompt's forward, paid by every prompt step instead, chunks included: prompt_cost_in_step). TPOT = one decode step at the mean context (prompt + output/2); step time is
     linear in context, so this is the average over the generation. E2E = TTFT + (output - 1) × TPOT. All
     figures are for one deployment of max(tp, ep) × pp GPUs.
 
@@ -283,7 +284,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     stage_peak = eng.peak_flops(gpu, dtype, weights)  # the FP16-accumulate rate where the engine's GEMMs use it
     peak = stage_peak * comp_eff * g  # one stage
     bandwidth = gpu.memory_bandwidth_bytes_per_s * mem_eff * g
-    chunk = eng.prefill_chunk_tokens
+    chunk = eng.prefill_chunk_for(gpu)
     shares = _stage_shares(m, weights, pp)
     c = param_counts(m)
     head_params = lm_head_params(m)

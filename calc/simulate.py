@@ -454,10 +454,15 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
     ``prefill_alone`` (default: the engine profile's, StepCost.prefill_alone): prompt tokens run in steps of their own,
     first, decodes paused meanwhile, as SGLang's scheduler does without --enable-mixed-chunk; with chunked prefill a
     long prompt runs in several such steps of at most ``max_num_batched_tokens``. Without chunked prefill steps are
-    always of this kind (vLLM's V0 scheduler)."""
+    always of this kind (vLLM's V0 scheduler). With prompts alone the whole prompt is always reserved at admission
+    (``reserve_full_prompt`` is then ignored), as SGLang does."""
     if max_num_seqs < 1 or max_num_batched_tokens < 1:
         raise ValueError("max_num_seqs and max_num_batched_tokens must be ≥ 1")
     alone = not chunked_prefill or (model.cost.prefill_alone if prefill_alone is None else prefill_alone)
+    # prompts alone always reserve the whole prompt (SGLang admits a request only when its whole input, and room for part
+    # of its output, fits): a prompt part-way through then always finds its next chunk's blocks, as no decode runs
+    # between its steps, and never has to share a step with decodes to preempt for them
+    reserve_full_prompt = reserve_full_prompt or alone
     if num_blocks is None:
         num_blocks = model.kv_blocks(gpu_memory_utilization, max_num_batched_tokens, block_size, max_num_seqs)
     held, batches = model.kv_blocks_held(max_num_batched_tokens, block_size)  # blocks a sequence holds
@@ -591,8 +596,8 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                     continue
                 n = min(s.target - s.computed, budget)
                 need = held(s.computed + n, in_flight(s, n)) - s.blocks
-                if need > free:  # cannot happen when its whole prompt was reserved at admission; else the mixed
-                    break        # step below preempts for it
+                if need > free:  # cannot happen: its whole prompt was reserved at admission (reserve_full_prompt)
+                    break
                 free -= need
                 s.blocks += need
                 s.prev = n
@@ -622,7 +627,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
             while i < len(running):
                 s = running[i]
                 n = 1 if s.done_prefill else min(s.target - s.computed, budget)
-                if n <= 0 or budget <= 0:
+                if n <= 0 or budget <= 0 or alone and not s.done_prefill:  # (alone: prompts go in their own steps)
                     i += 1
                     continue
                 need = held(s.computed + n, in_flight(s, n)) - s.blocks
@@ -652,7 +657,7 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
                 else:
                     chunks.append((s, n))
                 i += 1
-            if chunked_prefill and not preempted_now:  # vLLM admits no waiting request in a step that preempted
+            if chunked_prefill and not alone and not preempted_now:  # vLLM admits none in a step that preempted
                 while waiting and budget > 0 and len(running) < max_num_seqs:
                     s = waiting[0]
                     admitted = admission(s, budget)

@@ -221,10 +221,10 @@ INPUTS = {
     "reserve-full-prompt": {
         "label": t("按整段提示接纳", "Admit on the whole prompt"),
         "help": t("on：整段提示的 KV 块都空闲才接纳请求（vLLM 0.19 起的默认，--scheduler-reserve-full-isl）；"
-                  "off：只看第一个分块（vLLM 0.18 及更早，或 --no-scheduler-reserve-full-isl）。只在分块预填充打开时起作用，所选引擎为 SGLang 时也按 vLLM 的规则",
+                  "off：只看第一个分块（vLLM 0.18 及更早，或 --no-scheduler-reserve-full-isl）。只在分块预填充打开时起作用；所选引擎为 SGLang 时总按整段提示接纳（SGLang 本身就是这样）",
                   "on: a request is admitted only when its whole prompt's KV blocks are free (vLLM's default since 0.19, "
                   "--scheduler-reserve-full-isl); off: its first chunk's (vLLM 0.18 and earlier, or "
-                  "--no-scheduler-reserve-full-isl). Only with chunked prefill on; the SGLang profile follows vLLM's rule too"),
+                  "--no-scheduler-reserve-full-isl). Only with chunked prefill on; with SGLang always on, as SGLang admits"),
     },
     "requests": {
         "label": t("模拟请求数", "Simulated requests"),

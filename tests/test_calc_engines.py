@@ -357,6 +357,14 @@ def test_sglang_prompt_cost_is_per_layer_in_the_step_and_the_same_in_perf_and_th
         pytest.approx(p.prefill_overhead_base_s * 80 / 32)
     assert p.request_latency_for(80) == 0 and engines.profile("vllm").request_latency_for(80) > 0
     g = registry.get_gpu("h200")
+    # a prompt's steps are SGLang's chunked_prefill_size for the GPU (16,384 on a B200, 8,192 on an H200), in perf too
+    big = registry.get_model("llama-3.1-8b")
+    assert [perf.perf_report(big, registry.get_gpu(x), prompt_len=16384, output_len=2, curve_batches=(),
+                             engine="sglang")["prefill_chunks"] for x in ("b200", "h200")] == [1, 2]
+    # once per step, however many prompts it holds: two prompts of 256 tokens cost one of 512 plus one more sequence
+    sm = StepModel(registry.get_model("llama-3.1-8b"), g, cost=step_cost("sglang", "bf16", gpu=g))
+    one, two = sm.step_s([(0, 512)], 0, 0), sm.step_s([(0, 256), (0, 256)], 0, 0)
+    assert one > p.prefill_overhead_base_s and abs(two - one) < p.prefill_overhead_base_s / 20
     for name, tp in (("llama-3.1-70b", 4), ("llama-3.1-8b", 1)):
         m = registry.get_model(name)
         r = perf.perf_report(m, g, "bf16", "bf16", 1, 512, 2, tp, curve_batches=(), engine="sglang")
@@ -377,10 +385,10 @@ def test_sglang_charges_an_mla_layer_as_several_ordinary_ones_in_perf_and_the_si
     assert p.mla_step_layer_weight > 1 and p.mla_request_layer_weight > 1
     ordinary, mla = p.step_overhead_s(1, 1, 61), p.step_overhead_s(1, 1, 61, mla=True)
     assert mla - p.overhead_per_seq_s == pytest.approx((ordinary - p.overhead_per_seq_s) * p.mla_step_layer_weight)
-    # the prompt's step: the step base weighed as in a decode step, the prompt cost by the request weight
-    assert p.prefill_step_overhead_s(1, 8, 61, mla=True) - p.prefill_step_overhead_s(1, 8, 61) == pytest.approx(
-        p.step_overhead_s(1, 8, 61, mla=True) - p.step_overhead_s(1, 8, 61)
-        + p.prompt_step_s * 61 / p.overhead_layers_fitted * (p.mla_request_layer_weight - 1))
+    # the prompt's step: the step base weighed as in a decode step, the prompt cost by the request weight: 61 MLA layers
+    # cost (1.99 x 1.22 + 1.5 x 27.23) ms x 61 / 32 = 82.5 ms more than 61 ordinary ones (data page: 1.22 ms per step
+    # and 28.45 ms per prompt per 32 layers, weights 2.99 and 2.5)
+    assert round((p.prefill_step_overhead_s(1, 8, 61, mla=True) - p.prefill_step_overhead_s(1, 8, 61)) * 1e3, 1) == 82.5
     vllm = engines.profile("vllm")  # one fixed cost per step, not per layer: the weight has nothing to scale
     assert vllm.step_overhead_s(1, 1, 61, mla=True) == vllm.step_overhead_s(1, 1, 61)
     assert vllm.request_latency_for(61, mla=True) == vllm.request_latency_for(61)
