@@ -225,9 +225,9 @@ def perf_report(
     TTFT = the prefill (in chunks where the engine chunks it, one step each) + the engine's decode steps before
     the first token comes out + the engine's per-request latency off the GPU (``request_latency_s``: the part of
     its fitted prefill cost beyond one engine step, calc/engines.py; ``request_latency_s`` replaces it, e.g. with a
-    front-end latency measured on one's own stack), paid once per request, not per chunk; for SGLang that part is the
-    prompt's forward, paid by every prompt step instead, chunks included: prompt_cost_in_step). TPOT = one decode step at the mean context (prompt + output/2); step time is
-    linear in context, so this is the average over the generation. E2E = TTFT + (output - 1) × TPOT. All
+    front-end latency measured on one's own stack), paid once per request, not per chunk (for SGLang that part is the
+    prompt's forward, paid by every prompt step instead, chunks included: prompt_cost_in_step). TPOT = one decode step
+    at the mean context (prompt + output/2); step time is linear in context, so this is the average over the generation. E2E = TTFT + (output - 1) × TPOT. All
     figures are for one deployment of max(tp, ep) × pp GPUs.
 
     Each pipeline stage runs its layers on max(tp, ep) GPUs: roofline time + its communication (tp all-reduces;

@@ -357,6 +357,12 @@ def test_sglang_prompt_cost_is_per_layer_in_the_step_and_the_same_in_perf_and_th
         pytest.approx(p.prefill_overhead_base_s * 80 / 32)
     assert p.request_latency_for(80) == 0 and engines.profile("vllm").request_latency_for(80) > 0
     g = registry.get_gpu("h200")
+    # pipeline stages: each pays the prompt cost for its own layers, so a second stage adds only its per-sequence and
+    # multi-GPU terms beyond what the roofline adds (the whole model's layers pay the per-layer cost once)
+    m70, h200 = registry.get_model("llama-3.1-70b"), registry.get_gpu("h200")
+    fixed = [perf.perf_report(m70, h200, "bf16", "bf16", 1, 512, 2, 4, curve_batches=(), engine=e, pp=pp)["ttft_s"]
+             for pp in (1, 2) for e in ("sglang", "ideal")]
+    assert (fixed[2] - fixed[3]) - (fixed[0] - fixed[1]) == pytest.approx(p.overhead_per_seq_s + p.overhead_multi_gpu_s)
     # a prompt's steps are SGLang's chunked_prefill_size for the GPU (16,384 on a B200, 8,192 on an H200), in perf too
     big = registry.get_model("llama-3.1-8b")
     assert [perf.perf_report(big, registry.get_gpu(x), prompt_len=16384, output_len=2, curve_batches=(),
