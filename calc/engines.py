@@ -127,13 +127,17 @@ class EngineProfile:
             return base_s
         return base_s * layers * weight / self.overhead_layers_fitted
 
-    def request_latency_for(self, layers: int | None, mla: bool = False) -> float:
-        """The per-request latency off the GPU (request_latency_s) for a model of ``layers`` layers (``mla``: of
-        DeepSeek-V3's design): scaled by layers / layers_fitted where the profile charges it per layer (and by
-        mla_request_layer_weight for MLA layers), else as fitted."""
+    def _prompt_part(self, part_s: float, layers: int | None, mla: bool) -> float:
+        """The fitted prefill cost beyond the step's base (``part_s``: off the GPU or, with prompt_cost_in_step, in the
+        step) for a model of ``layers`` layers (``mla``: of DeepSeek-V3's design): scaled by layers / layers_fitted where
+        the profile charges it per layer (and by mla_request_layer_weight for MLA layers), else as fitted."""
         if not self.request_latency_per_layer:
-            return self.request_latency_s
-        return self._per_layer(self.request_latency_s, layers, self.mla_request_layer_weight if mla else 1.0)
+            return part_s
+        return self._per_layer(part_s, layers, self.mla_request_layer_weight if mla else 1.0)
+
+    def request_latency_for(self, layers: int | None, mla: bool = False) -> float:
+        """The per-request latency off the GPU (request_latency_s) for a model of ``layers`` layers (_prompt_part)."""
+        return self._prompt_part(self.request_latency_s, layers, mla)
 
     def step_overhead_s(self, batch: int, tp: int, layers: int | None = None, mla: bool = False) -> float:
         """Fixed time per engine step beyond the roofline: launch, scheduling, sampling, detokenisation, plus
@@ -168,8 +172,7 @@ class EngineProfile:
         pays it too (``prompt_step_s``, per layer as the request latency would have been), and nothing is off the
         GPU: one request alone gets the same TTFT either way."""
         return (self._per_layer(self.prefill_step_base_s, layers, self.mla_step_layer_weight if mla else 1.0)
-                + (self._per_layer(self.prompt_step_s, layers, self.mla_request_layer_weight if mla else 1.0)
-                   if self.request_latency_per_layer else self.prompt_step_s)
+                + self._prompt_part(self.prompt_step_s, layers, mla)
                 + self.overhead_per_seq_s * max(0, batch) + (self.overhead_multi_gpu_s if tp > 1 else 0.0))
 
     def prefill_chunk_for(self, gpu=None) -> int | None:

@@ -250,7 +250,7 @@ def engines_table(lang: str) -> str:
         links = " · ".join(f"[{i + 1}]({s['url']}) ({s['date']})" if s["url"].startswith("https://")
                            else f"`{s['url']}` ({s['date']})" for i, s in enumerate(e["sources"]))
         # a prompt's step: the engine loop's base, plus the prompt's cost where that is paid in the step (SGLang)
-        prompt = f" + {ms(p.prompt_step_s)}" if p.prompt_step_s else ""  # (SGLang: base + the prompt's own cost)
+        prompt = f" + {ms(p.prompt_step_s)}" if p.prompt_step_s else ""
         fixed = f"{ms(p.overhead_base_s)} / {ms(p.prefill_step_base_s)}{prompt}"
         front = ms(p.request_latency_s) if p.request_latency_s else ""
         if p.overhead_layers_fitted:  # the base is paid per layer: state it for the depth it was fitted on
