@@ -387,11 +387,11 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
         name = engines_mod.profile(engine).name
         if engine == "vllm":
             out.append(t("calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；MI300X 上的 vLLM 0.9.1 比 calc 算的慢得多：calc 的解码每步比实测短 "
-                         "30 % 到 65 %，TTFT 短 42 % 到 60 %；vLLM 0.28 的一次 BF16 运行（所用模型 calc 里没有），按 calc 的常数算也比实测少 12 %；"
+                         "30 % 到 65 %，TTFT 短 24 % 到 41 %；vLLM 0.28 的一次 BF16 运行（所用模型 calc 里没有），按 calc 的常数算也比实测少 12 %；"
                          "vLLM 0.17 跑 gpt-oss-120b（MXFP4）时，calc 的 TPOT 在单块 MI300X、64 到 256 个并发请求下比实测短 45 % 到 51 %"
                          "；与 AMD 为 vLLM 0.9.1 发布的延迟表相比，calc 算出的 8 块 MI300X 上 70B（FP8）单个请求的耗时也短 29 %（见数据页），这个数字应看作偏乐观",
                          "calc's engine profiles were fitted on runs on NVIDIA GPUs; vLLM 0.9.1 on MI300X took far longer "
-                         "than calc says (calc's decode step 30-65 % and its TTFT 42-60 % shorter than measured), and calc's "
+                         "than calc says (calc's decode step 30-65 % and its TTFT 24-41 % shorter than measured), and calc's "
                          "constants put a vLLM 0.28 BF16 run (of a model calc lacks) 12 % under its measured time; with "
                          "vLLM 0.17 serving gpt-oss-120b (MXFP4) on one MI300X at 64-256 concurrent requests calc's TPOT is "
                          "45-51 % shorter than measured, and for a single request to the 70B (FP8) on eight MI300X calc's time is 29 % "
@@ -422,13 +422,13 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
                      "data page)"))
     if engine == "vllm" and "GeForce" in gpu.name:
         # the vLLM runs on GeForce cards in the calibration set (RTX 4090: vLLM 0.25.1, two hosts; RTX 5090: vLLM 0.19.1
-        # dev): BF16 TPOT +13 to +16 %, TTFT +32 to +41 %; AWQ/GPTQ TPOT +31/+32 %, TTFT +16 %; FP8 TPOT -5 %, TTFT -11 %
+        # dev): BF16 TPOT +13 to +16 %, TTFT -7 to +31 %; AWQ/GPTQ TPOT +31/+32 %, TTFT 0 %; FP8 TPOT -5 %, TTFT -21 %
         # (calc minus measured, over measured; test_calc_calibration pins these ranges)
-        out.append(t("在 GeForce 显卡上，calc 对 vLLM 算出的时间偏长：与 RTX 4090 和 RTX 5090 上 vLLM 服务 7–8B 模型的实测相比，calc 的 BF16 TPOT 高 "
-                     "13–16 %、TTFT 高 32–41 %，AWQ/GPTQ 的 TPOT 高 31–32 %、TTFT 高 16 %；FP8 则低 5–11 %（见数据页）",
-                     "on GeForce cards calc's vLLM times run long: against vLLM serving 7-8B models on an RTX 4090 and an RTX 5090, calc's BF16 "
-                     "TPOT was 13-16 % and its TTFT 32-41 % above the measured, AWQ/GPTQ TPOT 31-32 % and TTFT 16 % above; "
-                     "FP8 was 5-11 % below (see the data page)"))
+        out.append(t("在 GeForce 显卡上，calc 对 vLLM 算出的解码时间偏长：与 RTX 4090 和 RTX 5090 上 vLLM 服务 7–8B 模型的实测相比，calc 的 BF16 TPOT 高 "
+                     "13–16 %、TTFT 在 −7 % 到 +31 % 之间，AWQ/GPTQ 的 TPOT 高 31–32 %（TTFT 相差不到 1 %）；FP8 的 TPOT 低 5 %、TTFT 低 21 %（见数据页）",
+                     "on GeForce cards calc's vLLM decode runs long: against vLLM serving 7-8B models on an RTX 4090 and an RTX 5090, calc's BF16 "
+                     "TPOT was 13-16 % above the measured and its TTFT -7 % to +31 %, AWQ/GPTQ TPOT 31-32 % above (TTFT within 1 %); "
+                     "FP8 TPOT 5 % and TTFT 21 % below (see the data page)"))
     if engine == "llama.cpp" and (gpu.memory_type or "").upper().startswith("HBM"):
         # the HBM factor was fitted on 2024 builds; no current build was found on an HBM GPU
         out.append(t("llama.cpp 在用 HBM 的 GPU 上的速度依据的是 2024 年的版本（这些版本在 HBM 上达到的带宽比例只有在 GDDR 显卡上的一半左右）；"

@@ -250,10 +250,13 @@ class EngineProfile:
         """The dense tensor peak this engine's matmuls in ``dtype`` for weights in ``fmt`` run against on ``gpu``."""
         return matmul_peak_flops(gpu, dtype, self.fp16_accumulate(fmt))
 
-    def compute_efficiency(self, fmt: str) -> float:
+    def compute_efficiency(self, fmt: str, gpu=None) -> float:
         """Achieved / datasheet dense tensor-core FLOPS for the matmuls of weights in ``fmt`` (FP8 weights are
-        calibrated separately from bf16 ones: an FP8 GEMM reaches a different share of its peak)."""
-        return float(self._comp.get(fmt, self._comp["default"]))
+        calibrated separately from bf16 ones: an FP8 GEMM reaches a different share of its peak), on ``gpu`` (a
+        registry.GPU) where given: × its matmul_factor, the share of its datasheet a plain large matmul measurably
+        reaches there relative to the H100 SXM (GeForce cards above their spec clock, MI300X about half)."""
+        e = float(self._comp.get(fmt, self._comp["default"]))
+        return e * gpu.matmul_factor if gpu is not None else e
 
 
 def matmul_peak_flops(gpu, dtype: str, fp16_accumulate: bool = False) -> float | None:

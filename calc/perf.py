@@ -277,10 +277,10 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     n_gpus = g * pp
     dtype = compute_dtype(weights, gpu)
     mem_eff = eng.memory_efficiency(weights, gpu) if memory_efficiency is None else memory_efficiency
-    comp_eff = eng.compute_efficiency(weights) if compute_efficiency is None else compute_efficiency
+    comp_eff = eng.compute_efficiency(weights, gpu) if compute_efficiency is None else compute_efficiency
     # FP8/FP4 formats that fall back to 16-bit math on this GPU run weight-only kernels: use the 16-bit figure
     if dtype != WEIGHT_FORMATS[weights].compute_dtype and compute_efficiency is None:
-        comp_eff = eng.compute_efficiency("bf16")
+        comp_eff = eng.compute_efficiency("bf16", gpu)
     stage_peak = eng.peak_flops(gpu, dtype, weights)  # the FP16-accumulate rate where the engine's GEMMs use it
     peak = stage_peak * comp_eff * g  # one stage
     bandwidth = gpu.memory_bandwidth_bytes_per_s * mem_eff * g

@@ -20,6 +20,11 @@ from functools import cache
 from .model import ModelSpec, from_hf_config, param_counts
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+# The GPU whose measured matmul share the engines' compute efficiencies are read against (GPU.matmul_factor)
+MATMUL_REFERENCE_GPU = "h100-sxm"
+# Shares within this of the reference's count as the reference's: two sources differ by up to 3 % on one part (A100,
+# B200, H100) and one card's rows by up to 7 % (RTX 4090), so a datacenter part's few per cent is not a finding
+MATMUL_FACTOR_DEADBAND = 0.10
 
 
 class GPU:
@@ -69,6 +74,11 @@ class GPU:
         "checked_via",  # a secondary page the figures were checked against, where the primary was unreachable
         "unverified",  # names of fields no primary source confirms (e.g. H20: no public datasheet)
         "note",
+        # a measured large 16-bit matmul (BF16; FP16 where the GPU has no BF16 tensor cores), FLOPS: what the card
+        # reaches of its datasheet peak (GeForce cards boost above their spec clock, MI300X's GEMMs reach about half)
+        "matmul_measured_flops",
+        "matmul_measured_source",
+        "matmul_measured_note",
     )
 
     def __init__(self, key: str, entry: dict):
@@ -105,6 +115,23 @@ class GPU:
         """Dense tensor-core peak for a compute dtype: 'bf16', 'fp16', 'fp8', 'int8' or 'fp4'."""
         return {"bf16": self.bf16_dense_flops, "fp16": self.fp16_dense_flops, "fp8": self.fp8_dense_flops,
                 "int8": self.int8_dense_ops, "fp4": self.fp4_dense_flops}[dtype]
+
+    @property
+    def matmul_share(self) -> float | None:
+        """Measured large 16-bit matmul / datasheet dense 16-bit peak (None where no measurement was sourced)."""
+        if not self.matmul_measured_flops:
+            return None
+        return self.matmul_measured_flops / (self.bf16_dense_flops or self.fp16_dense_flops)
+
+    @property
+    def matmul_factor(self) -> float:
+        """This GPU's matmul share relative to the reference GPU's (MATMUL_REFERENCE_GPU, the H100 SXM the engine
+        efficiencies are read against): the factor on an engine's compute efficiency here. 1 where either share
+        is unknown: the GPU is taken to reach the reference's share of its datasheet."""
+        share, ref = self.matmul_share, _gpus()[MATMUL_REFERENCE_GPU].matmul_share
+        if not share or not ref or abs(share / ref - 1) <= MATMUL_FACTOR_DEADBAND:
+            return 1.0
+        return share / ref
 
 
 def _read(name: str) -> dict:

@@ -120,8 +120,10 @@ class StepCost:
         if memory_efficiency is None:  # engine profiles know the GPU's memory type (hbm_bandwidth_factor)
             memory_efficiency = (profile.memory_efficiency(fmt, gpu) if gpu is not None
                                  and hasattr(profile, "hbm_bandwidth_factor") else profile.memory_efficiency(fmt))
-        return cls(memory_efficiency,
-                   profile.compute_efficiency(comp_fmt) if compute_efficiency is None else compute_efficiency,
+        if compute_efficiency is None:  # and the GPU's measured matmul share (registry GPU.matmul_factor)
+            compute_efficiency = (profile.compute_efficiency(comp_fmt, gpu) if gpu is not None
+                                  and hasattr(profile, "hbm_bandwidth_factor") else profile.compute_efficiency(comp_fmt))
+        return cls(memory_efficiency, compute_efficiency,
                    profile.step_overhead_s, name or key, getattr(profile, "prefill_step_overhead_s", None), key,
                    float(getattr(profile, "request_latency_s", 0.0)),
                    bool(getattr(profile, "overhead_overlaps_gpu", False)),

@@ -65,8 +65,16 @@ def gpus_table(lang: str) -> str:
             sources.append(f"[{'核对' if zh else 'checked via'}]({g.checked_via})")
         if g.price_source:
             sources.append(f"[{'价格' if zh else 'price'}]({g.price_source})")
+        bf16 = _flops(g.bf16_dense_flops, units)
+        if g.matmul_measured_flops:  # a measured large matmul, and the factor calc applies (× 1 inside the dead band)
+            shown = _flops(g.matmul_measured_flops, units)
+            dtype = "" if g.bf16_dense_flops else " FP16"
+            bf16 += (f"；实测{dtype} {shown}（{g.matmul_share:.0%}）" if zh else f"; measured{dtype} {shown} ({g.matmul_share:.0%})")
+            if g.matmul_factor != 1:
+                bf16 += f" ×{g.matmul_factor:.2f}"
+            sources.append(f"[{'实测矩阵乘' if zh else 'matmul'}]({g.matmul_measured_source})")
         rows.append([name, memory, units.format_value(g.memory_bandwidth_bytes_per_s, "TB/s:2"),
-                     _flops(g.bf16_dense_flops, units), _flops(g.fp8_dense_flops, units), link,
+                     bf16, _flops(g.fp8_dense_flops, units), link,
                      f"{g.tdp_watts} W" if g.tdp_watts else "—", price, " · ".join(sources)])
     return _table(header, rows)
 

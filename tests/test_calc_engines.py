@@ -322,10 +322,12 @@ def test_fp16_accumulate_runs_at_twice_the_rate_on_geforce_only():
     assert lc.peak_flops(l40s, "fp16", "fp16") == l40s.peak_flops("fp16") and l40s.fp16_acc16_dense_flops is None
     m = registry.get_model("llama-3.1-8b")
     sm = StepModel(m, g4090, "fp16", "fp16", cost=step_cost("llama.cpp", "fp16", gpu=g4090))
-    assert sm.peak == pytest.approx(330.3e12 * lc.compute_efficiency("fp16"))
+    # × the card's measured matmul share relative to the H100's (registry GPU.matmul_factor)
+    assert sm.peak == pytest.approx(330.3e12 * lc.compute_efficiency("fp16") * g4090.matmul_factor)
     for w in ("fp16", "bf16", "q4_k_m"):  # the report's peak is the one its effective rate is a share of
         r = perf.perf_report(m, g4090, w, "fp16", 1, 512, 64, curve_batches=(), engine="llama.cpp")
-        assert r["effective_flops"] == pytest.approx(r["peak_flops"] * lc.compute_efficiency(w)), w
+        assert r["effective_flops"] == pytest.approx(r["peak_flops"] * lc.compute_efficiency(w, g4090)), w
+        assert r["compute_efficiency"] == pytest.approx(lc.compute_efficiency(w) * g4090.matmul_factor), w
         assert r["ridge_flops_per_byte"] == pytest.approx(r["peak_flops"] / g4090.memory_bandwidth_bytes_per_s), w
 
 
@@ -410,3 +412,30 @@ def test_sglang_charges_an_mla_layer_as_several_ordinary_ones_in_perf_and_the_si
     gqa = registry.get_model("qwen3-235b-a22b")
     assert StepModel(gqa, g, "bf16", "bf16", 8, step_cost("sglang", "bf16", gpu=g)).cost.step_overhead_s(4, 8) == \
         pytest.approx(p.step_overhead_s(4, 8, gqa.num_hidden_layers))
+
+
+def test_compute_shares_are_read_against_the_h100s_measured_matmul():
+    """An engine's compute share on a GPU is its fitted share × the GPU's matmul_factor (registry), in the performance
+    calculator's report and in the simulator's step alike; a share given by the user is taken as is; memory shares do
+    not move."""
+    from calc.simulate import StepModel, step_cost
+
+    vllm, m = engines.profile("vllm"), registry.get_model("llama-3.1-8b")
+    for key, factor in (("h100-sxm", 1.0), ("rtx-4090", 1.264), ("mi300x", 0.641), ("l4", 1.0)):
+        g = registry.get_gpu(key)
+        assert round(g.matmul_factor, 3) == factor
+        assert vllm.compute_efficiency("bf16", g) == pytest.approx(vllm.compute_efficiency("bf16") * g.matmul_factor)
+        assert vllm.memory_efficiency("bf16", g) == vllm.memory_efficiency("bf16")
+        r = perf.perf_report(m, g, "bf16", "bf16", 1, 2048, 64, curve_batches=(), engine="vllm")
+        assert r["effective_flops"] == pytest.approx(g.bf16_dense_flops * vllm.compute_efficiency("bf16") * g.matmul_factor)
+        sm = StepModel(m, g, "bf16", "bf16", cost=step_cost("vllm", "bf16", gpu=g))
+        assert sm.peak == pytest.approx(r["effective_flops"])
+        mine = perf.perf_report(m, g, "bf16", "bf16", 1, 2048, 64, curve_batches=(), engine="vllm", compute_efficiency=0.5)
+        assert mine["effective_flops"] == pytest.approx(g.bf16_dense_flops * 0.5)
+        assert step_cost("vllm", "bf16", compute_efficiency=0.5, gpu=g).compute_efficiency == 0.5
+    # a prefill on the RTX 4090 takes less time than at its datasheet's share, a decode step the same
+    g = registry.get_gpu("rtx-4090")
+    fast = perf.perf_report(m, g, "bf16", "bf16", 1, 4096, 64, curve_batches=(), engine="vllm")
+    slow = perf.perf_report(m, g, "bf16", "bf16", 1, 4096, 64, curve_batches=(), engine="vllm",
+                            compute_efficiency=vllm.compute_efficiency("bf16"))
+    assert fast["prefill_s"] < 0.85 * slow["prefill_s"] and fast["tpot_s"] == pytest.approx(slow["tpot_s"], rel=1e-3)

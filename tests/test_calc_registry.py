@@ -40,6 +40,9 @@ def test_gpu_entry(key):
     assert g.form_factor and (g.tdp_watts > 0 if g.tdp_watts is not None else "tdp_watts" in g.unverified)
     if g.visible_memory_bytes is not None:  # what the driver shows: a little less than the datasheet capacity
         assert 0.9 * g.memory_bytes < g.visible_memory_bytes <= g.memory_bytes and g.visible_memory_source
+    if g.matmul_measured_flops is not None:  # a measured matmul has its source, and is a share of a 16-bit peak
+        assert g.matmul_measured_source.startswith("https://github.com/") and g.matmul_measured_note
+        assert 0.3 < g.matmul_share < 1.3
 
 
 def test_datasheet_values_spot_checks():
@@ -91,3 +94,27 @@ def test_the_h200s_visible_memory_is_this_projects_lab_reading():
         device = json.loads((root / f).read_text(encoding="utf-8"))["provenance"]["device"]
         assert device["name"] == "NVIDIA H200"
         assert registry.get_gpu("h200").visible_memory_bytes == device["memory_bytes"], f
+
+
+def test_the_matmul_factor_reads_a_gpus_measured_share_against_the_h100s(monkeypatch):
+    """GPU.matmul_factor: the measured large 16-bit matmul over the datasheet dense peak, relative to the H100 SXM's
+    (BF16; FP16 where the card has no BF16 tensor cores); 1 without a measurement or within the dead band."""
+    h100, g4090, t4 = registry.get_gpu("h100-sxm"), registry.get_gpu("rtx-4090"), registry.get_gpu("t4")
+    assert registry.MATMUL_REFERENCE_GPU == "h100-sxm" and h100.matmul_factor == 1.0
+    assert h100.matmul_share == pytest.approx(789.24 / 989.5)
+    assert g4090.matmul_factor == pytest.approx((166.575 / 165.2) / (789.24 / 989.5))  # the median of four cards
+    assert t4.bf16_dense_flops is None and t4.matmul_share == pytest.approx(41.91 / 65)  # FP16 on Turing
+    assert registry.get_gpu("l4").matmul_measured_flops is None and registry.get_gpu("l4").matmul_factor == 1.0
+    # inside the dead band: the A100s (85 % and 79 % against 80 %) and the B200 (75 %) count as the H100
+    for key in ("a100-80gb", "a100-40gb", "b200"):
+        g = registry.get_gpu(key)
+        assert abs(g.matmul_share / h100.matmul_share - 1) <= registry.MATMUL_FACTOR_DEADBAND and g.matmul_factor == 1.0
+    # just beyond the band the factor is the ratio itself, not the part beyond the band
+    edge = registry.GPU("edge", {"bf16_dense_flops": 100e12, "matmul_measured_flops": 100e12 * h100.matmul_share * 0.89})
+    assert edge.matmul_factor == pytest.approx(0.89)
+    monkeypatch.setattr(registry, "MATMUL_FACTOR_DEADBAND", 0.12)
+    assert edge.matmul_factor == 1.0
+    # the factors calc applies today (the data page's list)
+    assert {k: round(registry.get_gpu(k).matmul_factor, 2) for k in registry.list_gpus()
+            if registry.get_gpu(k).matmul_factor != 1} == {"h20": 1.2, "rtx-4090": 1.26, "rtx-5090": 1.41,
+                                                             "mi300x": 0.64, "t4": 0.81, "rtx-3090": 1.35}
