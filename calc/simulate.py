@@ -167,7 +167,8 @@ class StepModel:
         if cost is not None and cost.request_latency_for:  # and so does a per-layer request latency
             cost = replace(cost, request_latency_s=cost.request_latency_for(m.num_hidden_layers, m.is_mla),
                            request_latency_for=None)
-        self.cost = cost or StepCost()
+        # no cost given: the ideal engine on this GPU, at its measured matmul share (registry GPU.matmul_factor)
+        self.cost = cost or StepCost(compute_efficiency=perf.COMPUTE_EFFICIENCY * gpu.matmul_factor)
         dtype = perf.compute_dtype(weights, gpu)
         from .engines import matmul_peak_flops  # noqa: PLC0415 (engines reads its JSON on import)
         self.peak = matmul_peak_flops(gpu, dtype, self.cost.fp16_accumulate) * self.cost.compute_efficiency * tp

@@ -39,9 +39,9 @@ def _flops(value, units) -> str:
 def gpus_table(lang: str) -> str:
     registry, units = hook_support.calc_modules("registry", "units")
     zh = lang == "zh"
-    header = (["GPU", "显存", "显存带宽", "BF16 稠密 TFLOPS", "FP8 稠密 TFLOPS", "GPU 互联", "TDP", "云租价 $/GPU·h", "来源"]
+    header = (["GPU", "显存", "显存带宽", "BF16 稠密 TFLOPS（实测矩阵乘）", "FP8 稠密 TFLOPS", "GPU 互联", "TDP", "云租价 $/GPU·h", "来源"]
               if zh else
-              ["GPU", "Memory", "Memory bandwidth", "BF16 dense TFLOPS", "FP8 dense TFLOPS", "GPU interconnect", "TDP",
+              ["GPU", "Memory", "Memory bandwidth", "BF16 dense TFLOPS (measured matmul)", "FP8 dense TFLOPS", "GPU interconnect", "TDP",
                "Cloud price $/GPU-h", "Sources"])
     rows = []
     for key in registry.list_gpus():
@@ -68,7 +68,7 @@ def gpus_table(lang: str) -> str:
         bf16 = _flops(g.bf16_dense_flops, units)
         if g.matmul_measured_flops:  # a measured large matmul, and the factor calc applies (× 1 inside the dead band)
             shown = _flops(g.matmul_measured_flops, units)
-            dtype = "" if g.bf16_dense_flops else " FP16"
+            dtype = "" if g.bf16_dense_flops else f" FP16 {_flops(g.fp16_dense_flops, units)} →"
             bf16 += (f"；实测{dtype} {shown}（{g.matmul_share:.0%}）" if zh else f"; measured{dtype} {shown} ({g.matmul_share:.0%})")
             if g.matmul_factor != 1:
                 bf16 += f" ×{g.matmul_factor:.2f}"

@@ -439,3 +439,21 @@ def test_compute_shares_are_read_against_the_h100s_measured_matmul():
     slow = perf.perf_report(m, g, "bf16", "bf16", 1, 4096, 64, curve_batches=(), engine="vllm",
                             compute_efficiency=vllm.compute_efficiency("bf16"))
     assert fast["prefill_s"] < 0.85 * slow["prefill_s"] and fast["tpot_s"] == pytest.approx(slow["tpot_s"], rel=1e-3)
+
+
+def test_a_compute_share_above_one_is_allowed_where_a_card_beats_its_datasheet():
+    """The ideal bound on an RTX 5090 runs above the datasheet's dense peak (its measured matmul: 113 % of it), so
+    the compute-efficiency input accepts shares up to 1.5 and the report says what it used; the simulator's default
+    cost is the same ideal engine on that GPU."""
+    from calc.simulate import StepModel, step_cost
+
+    g = registry.get_gpu("rtx-5090")
+    r = api.run("perf", {"model": "llama-3.1-8b", "gpu": "rtx-5090", "engine": "ideal"})
+    ideal = engines.profile("ideal").compute_efficiency("bf16")
+    assert r["compute_efficiency"] == pytest.approx(ideal * g.matmul_factor) and r["compute_efficiency"] > 1
+    assert r["effective_flops"] < g.matmul_measured_flops  # still below what the card measurably does
+    assert api.run("perf", {"model": "llama-3.1-8b", "gpu": "rtx-5090", "compute-efficiency": "1.13"})["compute_efficiency"] == 1.13
+    with pytest.raises(api.InputError):
+        api.run("perf", {"model": "llama-3.1-8b", "gpu": "rtx-5090", "compute-efficiency": "1.6"})
+    m = registry.get_model("llama-3.1-8b")
+    assert StepModel(m, g).peak == pytest.approx(StepModel(m, g, cost=step_cost("ideal", "bf16", gpu=g)).peak)

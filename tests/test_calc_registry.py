@@ -114,6 +114,11 @@ def test_the_matmul_factor_reads_a_gpus_measured_share_against_the_h100s(monkeyp
     assert edge.matmul_factor == pytest.approx(0.89)
     monkeypatch.setattr(registry, "MATMUL_FACTOR_DEADBAND", 0.12)
     assert edge.matmul_factor == 1.0
+    # every measured figure, as its source gives it (crowd table rows; medians of several cards; MAMF for MI300X)
+    assert {k: registry.get_gpu(k).matmul_measured_flops / 1e12 for k in registry.list_gpus()
+            if registry.get_gpu(k).matmul_measured_flops} == pytest.approx({
+                "h100-sxm": 789.24, "h20": 141.86, "a100-40gb": 246.33, "a100-80gb": 264.53, "rtx-4090": 166.575,
+                "rtx-5090": 236.03, "b200": 1696.03, "mi300x": 668.4, "t4": 41.91, "rtx-3090": 76.51})
     # the factors calc applies today (the data page's list)
     assert {k: round(registry.get_gpu(k).matmul_factor, 2) for k in registry.list_gpus()
             if registry.get_gpu(k).matmul_factor != 1} == {"h20": 1.2, "rtx-4090": 1.26, "rtx-5090": 1.41,
