@@ -41,14 +41,14 @@ def test_gpu_row_values():
     assert row[1] == f"80 GiB = {80 * 2**30 / 1e9:.2f} GB; CUDA 79.18 GiB"
     assert row[2] == "3.35 TB/s"
     # and a measured large matmul, its share of the datasheet (the reference: no factor shown) and its source
-    assert row[3:5] == ["990; measured 789 (80%)", "1,979"]
+    assert row[3:5] == ["990; measured 791 (80%)", "1,979"]
     assert row[6] == "700 W"
     gpu = registry.get_gpu("h100-sxm")
     assert row[7] == f"{gpu.usd_per_hour_low:.2f}–{gpu.usd_per_hour_high:.2f} ({gpu.price_as_of})"
     assert gpu.source in row[8] and gpu.price_source in row[8] and gpu.matmul_measured_source in row[8]
     # a card outside the dead band shows the factor calc applies; one without a measurement, the datasheet alone
     rows = _rows(registry_tables.gpus_table("en"))
-    assert rows["rtx-4090"][3] == "165; measured 167 (101%) ×1.26" and rows["l4"][3] == "121"
+    assert rows["rtx-4090"][3] == "165; measured 167 (101%) ×1.26" and rows["a10"][3] == "125"
     assert rows["a100-80gb"][3] == "312; measured 265 (85%)"  # within 10 % of the H100's share: no factor
     assert _rows(registry_tables.gpus_table("zh"))["mi300x"][3] == "1,307；实测 668（51%） ×0.64"
 
