@@ -100,7 +100,7 @@ def _all_fields() -> tuple:
         _f("max-model-len", "int", None, unit="tokens", min=1, max=10_000_000, commands=("memory",)),
         _f("max-num-batched-tokens", "int", None, unit="tokens", min=1, max=10_000_000, commands=("memory", "plan")),
         _f("mem-efficiency", "float", None, min=0.01, max=1.0, commands=("perf", "cost", "roi", "plan")),
-        # a share of the datasheet: above 1 where a card's measured matmul beats it (RTX 5090: 1.13, registry)
+        # a share of the datasheet: above 1 only where a card's measured matmul beats it (RTX 5090: 1.14; checked per GPU)
         _f("compute-efficiency", "float", None, min=0.01, max=1.5, commands=("perf", "cost", "roi", "plan")),
         _f("request-latency-ms", "float", None, unit="ms", min=0, max=60_000, commands=("perf", "cost", "roi", "plan")),
         _f("gpu-price", "float", None, unit="USD/h", min=0, max=1000, commands=("cost", "roi", "plan")),
@@ -260,6 +260,16 @@ def _resolve(command: str, params: Mapping) -> dict:
         elif not values["gpu_spec"].interconnect_bytes_per_s:
             errors["ep"] = t(f"注册表中 {values['gpu']} 没有 GPU 间带宽数据",
                              f"{values['gpu']} has no GPU-to-GPU bandwidth in the registry")
+    # a compute share above 1 only where the card's measured matmul beats its datasheet (GeForce cards), up to that
+    gpu, share = values["gpu_spec"], values.get("compute-efficiency")
+    most = max(1.0, math.floor((gpu.matmul_share or 0) * 100) / 100)
+    if share is not None and share > most:
+        errors["compute-efficiency"] = t(
+            f"{values['gpu']} 的算力效率最多为 {most:g}" + (
+                f"（实测矩阵乘达到数据手册的 {gpu.matmul_share:.0%}）" if most > 1 else "（实测矩阵乘没有超过数据手册的值）"),
+            f"compute efficiency on {values['gpu']} is at most {most:g}" + (
+                f" (its measured matmul reaches {gpu.matmul_share:.0%} of its datasheet)" if most > 1 else
+                " (no measured matmul of this card exceeds its datasheet)"))
     if command == "plan":
         errors.update(_plan_errors(values))
     if command in ("cost", "roi", "plan") and values["gpu-price"] is None and values["gpu_spec"].usd_per_hour is None:

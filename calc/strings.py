@@ -141,10 +141,11 @@ INPUTS = {
     "compute-efficiency": {
         "label": t("算力效率", "Compute efficiency"),
         "help": t("可达算力 / 标称稠密算力；留空则取所选引擎对该权重格式的校准值（ideal：H100 实测矩阵乘 755.4 / 989.5 TFLOPS），"
-                  "再乘以这块 GPU 实测矩阵乘比例与 H100 之比（见数据页的 GPU 表）。可以大于 1：GeForce 卡实测的矩阵乘超过数据手册的值",
+                  "再乘以这块 GPU 实测矩阵乘比例与 H100 之比（见数据页的 GPU 表）。只有实测矩阵乘超过数据手册的卡（GeForce）可以大于 1，最大为它的实测比例",
                   "Achievable / datasheet dense FLOPS; empty: the chosen engine's figure for the weight format "
                   "(ideal: the H100 reference matmul, 755.4 of 989.5 TFLOPS) times this GPU's measured matmul share over "
-                  "the H100's (the data page's GPU table). It may exceed 1: GeForce cards' measured matmuls exceed their datasheet"),
+                  "the H100's (the data page's GPU table). Above 1 only on a card whose measured matmul exceeds its datasheet "
+                  "(GeForce cards), up to that share"),
     },
     "request-latency-ms": {
         "label": t("每个请求不占 GPU 的延迟", "Per-request latency off the GPU"),

@@ -102,7 +102,7 @@ def test_the_matmul_factor_reads_a_gpus_measured_share_against_the_h100s(monkeyp
     h100, g4090, t4 = registry.get_gpu("h100-sxm"), registry.get_gpu("rtx-4090"), registry.get_gpu("t4")
     assert registry.MATMUL_REFERENCE_GPU == "h100-sxm" and h100.matmul_factor == 1.0
     assert h100.matmul_share == pytest.approx(790.585 / 989.5)  # the median of two rows
-    assert g4090.matmul_factor == pytest.approx((166.575 / 165.2) / (790.585 / 989.5))  # the median of four cards
+    assert g4090.matmul_factor == pytest.approx((165.26 / 165.2) / (790.585 / 989.5))  # the median of six cards
     assert t4.bf16_dense_flops is None and t4.matmul_share == pytest.approx(41.93 / 65)  # FP16 on Turing
     assert registry.get_gpu("a10").matmul_measured_flops is None and registry.get_gpu("a10").matmul_factor == 1.0
     # inside the dead band: the A100s (85 % and 79 % against 80 %) and the B200 (75 %) count as the H100
@@ -118,10 +118,10 @@ def test_the_matmul_factor_reads_a_gpus_measured_share_against_the_h100s(monkeyp
     assert {k: registry.get_gpu(k).matmul_measured_flops / 1e12 for k in registry.list_gpus()
             if registry.get_gpu(k).matmul_measured_flops} == pytest.approx({
                 "h100-sxm": 790.585, "h200": 790.29, "h100-pcie": 495.93, "h20": 142.055, "a100-40gb": 246.33,
-                "a100-80gb": 264.53, "l40s": 269.15, "l20": 114.14, "l4": 70.89, "rtx-a6000": 123.34, "rtx-4090": 166.575,
+                "a100-80gb": 264.53, "l40s": 269.15, "l20": 114.14, "l4": 70.89, "rtx-a6000": 123.34, "rtx-4090": 165.26,
                 "rtx-5090": 238.04, "b200": 1696.03, "mi300x": 668.4, "t4": 41.93, "rtx-3090": 76.58})
     # the factors calc applies today (the data page's list)
     assert {k: round(registry.get_gpu(k).matmul_factor, 2) for k in registry.list_gpus()
-            if registry.get_gpu(k).matmul_factor != 1} == {"h20": 1.2, "rtx-4090": 1.26, "rtx-5090": 1.42, "mi300x": 0.64,
+            if registry.get_gpu(k).matmul_factor != 1} == {"h20": 1.2, "rtx-4090": 1.25, "rtx-5090": 1.42, "mi300x": 0.64,
                                                              "t4": 0.81, "rtx-3090": 1.35, "l4": 0.73, "l20": 1.2,
                                                              "h100-pcie": 0.82}

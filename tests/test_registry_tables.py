@@ -48,7 +48,7 @@ def test_gpu_row_values():
     assert gpu.source in row[8] and gpu.price_source in row[8] and gpu.matmul_measured_source in row[8]
     # a card outside the dead band shows the factor calc applies; one without a measurement, the datasheet alone
     rows = _rows(registry_tables.gpus_table("en"))
-    assert rows["rtx-4090"][3] == "165; measured 167 (101%) ×1.26" and rows["a10"][3] == "125"
+    assert rows["rtx-4090"][3] == "165; measured 165 (100%) ×1.25" and rows["a10"][3] == "125"
     assert rows["a100-80gb"][3] == "312; measured 265 (85%)"  # within 10 % of the H100's share: no factor
     assert _rows(registry_tables.gpus_table("zh"))["mi300x"][3] == "1,307；实测 668（51%） ×0.64"
 
