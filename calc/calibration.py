@@ -83,7 +83,9 @@ def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
     prof = engines_mod.profile(engine)
     # keyed on the point, the model's and GPU's every field and the engine's current state (tests patch profiles and
     # their data); not on calc's module constants, which nothing changes at run time
-    key = hashlib.sha1(repr((json.dumps(p, sort_keys=True), engine, vars(m), vars(gpu), sorted(vars(prof).items()),
+    # (matmul_factor: derived from the registry's reference GPU and dead band, not in the GPU's own fields)
+    key = hashlib.sha1(repr((json.dumps(p, sort_keys=True), engine, vars(m), vars(gpu), gpu.matmul_factor,
+                             sorted(vars(prof).items()),
                              json.dumps(engines_mod._data()["engines"][engine.partition("@")[0]], sort_keys=True)))
                        .encode()).hexdigest()
     if key in _CLOSED_LOOP_CACHE:

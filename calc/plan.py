@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 
-from . import perf
 from .cost import HOURS_PER_MONTH, SECONDS_PER_MONTH
 from .simulate import BLOCK_SIZE, StepCost, StepModel, parse_lengths, requests, simulate
 from .strings import t
@@ -76,8 +75,6 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
          usd_per_gpu_hour: float | None, cost: StepCost | None = None, n_requests: int | None = None,
          seed: int = 0, max_num_seqs: int = 256, max_num_batched_tokens: int = 8192, chunked_prefill: bool = True,
          max_replicas: int = MAX_REPLICAS, curve_points: int = 5, reserve_full_prompt: bool = True) -> dict:
-    # no cost given: the ideal engine on this GPU, at its measured matmul share (as StepModel's default)
-    cost = cost or StepCost(compute_efficiency=perf.COMPUTE_EFFICIENCY * gpu.matmul_factor)
     n = sim_requests(prompt, output, n_requests)
     n_fixed = n_requests or None  # a count the user chose: every check simulates exactly that many
     base = requests(n, 1.0, prompt, output, seed=seed, max_len=m.max_position_embeddings)

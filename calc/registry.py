@@ -23,7 +23,7 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 # The GPU whose measured matmul share the engines' compute efficiencies are read against (GPU.matmul_factor)
 MATMUL_REFERENCE_GPU = "h100-sxm"
 # Shares within this of the reference's count as the reference's: two sources differ by up to 3 % on one part (A100,
-# B200, H100) and one card's rows by up to 7 % (RTX 4090), so a datacenter part's few per cent is not a finding
+# B200, H100) and one card's rows by up to 9 % (RTX 5090), so a datacenter part's few per cent is not a finding
 MATMUL_FACTOR_DEADBAND = 0.10
 
 

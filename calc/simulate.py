@@ -117,12 +117,12 @@ class StepCost:
         if gpu is not None and perf.compute_dtype(fmt, gpu) != perf.WEIGHT_FORMATS[fmt].compute_dtype:
             comp_fmt = "bf16"
         key = getattr(profile, "key", name or "engine")
-        if memory_efficiency is None:  # engine profiles know the GPU's memory type (hbm_bandwidth_factor)
-            memory_efficiency = (profile.memory_efficiency(fmt, gpu) if gpu is not None
-                                 and hasattr(profile, "hbm_bandwidth_factor") else profile.memory_efficiency(fmt))
-        if compute_efficiency is None:  # and the GPU's measured matmul share (registry GPU.matmul_factor)
-            compute_efficiency = (profile.compute_efficiency(comp_fmt, gpu) if gpu is not None
-                                  and hasattr(profile, "hbm_bandwidth_factor") else profile.compute_efficiency(comp_fmt))
+        # engine profiles take the GPU: its memory type (hbm_bandwidth_factor), its measured matmul share (matmul_factor)
+        on = (gpu,) if gpu is not None and hasattr(profile, "hbm_bandwidth_factor") else ()
+        if memory_efficiency is None:
+            memory_efficiency = profile.memory_efficiency(fmt, *on)
+        if compute_efficiency is None:
+            compute_efficiency = profile.compute_efficiency(comp_fmt, *on)
         return cls(memory_efficiency, compute_efficiency,
                    profile.step_overhead_s, name or key, getattr(profile, "prefill_step_overhead_s", None), key,
                    float(getattr(profile, "request_latency_s", 0.0)),
