@@ -15,6 +15,7 @@ matmul), with no fixed cost per step: a lower bound on time that no engine beats
 from __future__ import annotations
 
 import json
+import math
 import os
 from functools import cache
 
@@ -46,6 +47,9 @@ class EngineProfile:
         # tensor and copies the whole cache into it: every decode step reads and writes the cache once more
         # beyond attention's read (3x the KV bytes instead of 1x)
         self.decode_copies_kv_cache = bool(entry.get("decode_copies_kv_cache", False))
+        # SGLang's Triton attention backend (--attention-backend triton): an MLA model's decode attention runs as
+        # batch x head groups x KV splits programs, each walking its split of the context alone (split_kv_decode_s)
+        self.split_kv_decode = variant.get("split_kv_decode")
         self.name = entry["name"]
         self.version = entry.get("version")
         self.calibrated = entry.get("calibrated", False)
@@ -229,6 +233,33 @@ class EngineProfile:
             raise KeyError(f"engine {self.key!r} has no MXFP4 MoE backend {backend!r}; valid: "
                            f"{', '.join(self._mxfp4_moe['alignment'])}") from None
         return int(hidden), int(width)
+
+    def split_kv_decode_s(self, m, gpu, batch: float, context: int, layers: int, tp: int = 1) -> float:
+        """Seconds the decode attention of ``layers`` MLA layers takes on one GPU in one step of ``batch`` sequences
+        at ``context`` tokens, where the profile runs it as a split-KV kernel that is latency-bound at small batches
+        (``split_kv_decode``: SGLang's Triton backend); 0 elsewhere (the roofline's KV read stands).
+
+        SGLang's grouped decode kernel (triton_ops/decode_attention.py, _decode_grouped_att_m_fwd) launches
+        batch x ceil(heads / min(16, heads)) x splits programs; each reads its split of the context 32 tokens at a
+        time, one after another. The splits per sequence (triton_backend.py, get_num_kv_splits_triton, for sequences
+        of one length): min(max_kv_splits, ceil(SMs x max(log2(context / 64), 1) / (batch x head groups))). The
+        programs run in waves of SMs x programs_per_sm, and a wave lasts one program's tokens x s_per_token. Heads
+        are split across ``tp`` GPUs. Needs the GPU's SM count (registry GPU.sm_count)."""
+        k = self.split_kv_decode
+        if not k or not getattr(m, "is_mla", False) or batch <= 0 or context <= 0:
+            return 0.0
+        if not gpu.sm_count:
+            raise ValueError(f"{self.name}'s split-KV decode model needs the GPU's SM count; {gpu.name} has none "
+                             f"in the registry")
+        heads = math.ceil(m.num_attention_heads / tp)
+        groups = math.ceil(heads / min(int(k["heads_per_program"]), heads))
+        token_grid = math.ceil(batch) * groups
+        cores = int(gpu.sm_count * max(math.log2(context / 64), 1.0))
+        splits = min(int(k["max_kv_splits"]), math.ceil(cores / token_grid))
+        block = int(k["min_block_kv"])
+        per_program = math.ceil(math.ceil(context / splits) / block) * block
+        waves = math.ceil(token_grid * splits / (gpu.sm_count * int(k["programs_per_sm"])))
+        return layers * waves * per_program * float(k["s_per_token"])
 
     def memory_efficiency(self, fmt: str, gpu=None) -> float:
         """Achieved / datasheet memory bandwidth for weights stored in ``fmt`` (a calc.memory WEIGHT_FORMATS key), on

@@ -79,6 +79,10 @@ class GPU:
         "matmul_measured_flops",
         "matmul_measured_source",
         "matmul_measured_note",
+        # streaming multiprocessors, as CUDA reports them (multi_processor_count): a latency-bound kernel's programs
+        # run in waves of this many (engines.split_kv_decode_s); None where not sourced
+        "sm_count",
+        "sm_count_source",
     )
 
     def __init__(self, key: str, entry: dict):

@@ -92,6 +92,9 @@ class StepCost:
     request_latency_for: Callable[[int, bool], float] | None = None
     mla: bool = False  # the model's layers are of DeepSeek-V3's design (EngineProfile.mla_step_layer_weight)
     prefill_alone: bool = False  # prompt tokens run in steps of their own, decodes paused (EngineProfile.prefill_alone)
+    # the decode attention's own time where it is a latency-bound split-KV kernel (EngineProfile.split_kv_decode_s:
+    # model, GPU, sequences, context, layers, tp -> seconds on one GPU), else None: the roofline's KV read
+    split_kv_decode: Callable | None = None
 
     def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
         return max(gpu_s, overhead_s) if self.overlaps_gpu else gpu_s + overhead_s
@@ -130,7 +133,8 @@ class StepCost:
                    bool(getattr(profile, "overhead_layers_fitted", None)), None,
                    bool(getattr(profile, "fp16_accumulate", lambda f: False)(fmt)),
                    profile.request_latency_for if getattr(profile, "request_latency_per_layer", False) else None,
-                   False, bool(getattr(profile, "prefill_alone", False)))
+                   False, bool(getattr(profile, "prefill_alone", False)),
+                   profile.split_kv_decode_s if getattr(profile, "split_kv_decode", None) else None)
 
 
 def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float | None = None,
@@ -215,6 +219,14 @@ class StepModel:
             v = self._pre_attn[n] = perf.attention_flops(self.m, 1, self._layers, n, prefill=True)
         return v
 
+    def _split_kv_extra_s(self, n_decode: int, ctx: int) -> float:
+        """What a latency-bound split-KV decode kernel (StepCost.split_kv_decode) takes beyond the roofline's read of
+        the same KV bytes: 0 without one, or where the read is the longer."""
+        if self.cost.split_kv_decode is None:
+            return 0.0
+        t = self.cost.split_kv_decode(self.m, self.gpu, n_decode, ctx, self.m.num_hidden_layers, self.tp)
+        return max(0.0, t - n_decode * self._kv_bytes(ctx) / self.bandwidth)
+
     def step_s(self, chunks: Sequence[tuple[int, int]], n_decode: int, decode_context_sum: int) -> float:
         """``chunks``: (tokens already computed, tokens computed now) per prefilling sequence; ``n_decode``
         sequences decode one token each over ``decode_context_sum`` context tokens in total."""
@@ -225,14 +237,16 @@ class StepModel:
             tokens += n
             flops += self._prefill_attention_flops(start + n) - self._prefill_attention_flops(start)
             nbytes += self._kv_bytes(start + n)
+        extra = 0.0
         if n_decode:
             ctx = decode_context_sum // n_decode
             flops += n_decode * self._decode_attention_flops(ctx)
             nbytes += n_decode * self._kv_bytes(ctx)
+            extra = self._split_kv_extra_s(n_decode, ctx)
         flops += (self.linear_flops_per_token - self.head_flops_per_token) * tokens \
             + self.head_flops_per_token * (n_decode + len(chunks))
         nbytes += self._weight_bytes(tokens)
-        t = max(flops / self.peak, nbytes / self.bandwidth)
+        t = max(flops / self.peak, nbytes / self.bandwidth) + extra
         seqs = n_decode + len(chunks)
         overhead = (self.cost.prefill_step_overhead_s(seqs, self.tp) if chunks
                     else self.cost.step_overhead_s(seqs, self.tp))
@@ -243,7 +257,7 @@ class StepModel:
         ctx = decode_context_sum // n_decode
         flops = n_decode * (self.linear_flops_per_token + self._decode_attention_flops(ctx))
         nbytes = self._weight_bytes(n_decode) + n_decode * self._kv_bytes(ctx)
-        t = max(flops / self.peak, nbytes / self.bandwidth)
+        t = max(flops / self.peak, nbytes / self.bandwidth) + self._split_kv_extra_s(n_decode, ctx)
         return self.cost.step_time_s(t + self._allreduce_s(n_decode), self.cost.step_overhead_s(n_decode, self.tp))
 
     def kv_blocks(self, gpu_memory_utilization: float | None = None, max_num_batched_tokens: int = 8192,

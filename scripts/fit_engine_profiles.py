@@ -107,10 +107,16 @@ def _set(entry, path, value):
 
 
 def _own_cost_variants(base: str) -> set:
-    """The variants with a fixed cost per step of their own (``step_overhead.base_s``): fitted on their own points. A
-    variant that only changes how the cost is charged (trt-llm@v0.6: its prefill cost spent in the step) is not one."""
+    """The variants with a cost of their own: a fixed cost per step (``step_overhead.base_s``) or a split-KV decode
+    kernel's time per token (``split_kv_decode.s_per_token``), fitted on their own points. A variant that only changes
+    how the cost is charged (trt-llm@v0.6: its prefill cost spent in the step) is not one."""
     return {name for name, v in engines._data()["engines"][base].get("variants", {}).items()
-            if "base_s" in v.get("step_overhead", {})}
+            if "base_s" in v.get("step_overhead", {}) or "split_kv_decode" in v}
+
+
+# A variant whose decode attention is a latency-bound split-KV kernel (sglang@triton) fits that kernel's time per token
+# per program alone, on its own points (the concurrency-1 TPOTs); every other constant is the base engine's.
+SPLIT_KV_PARAMS = [(("split_kv_decode", "s_per_token"), 0.0, 2e-6)]
 
 
 # Parameters that only some points can identify are fitted after the others, on those points alone; the others are
@@ -225,9 +231,13 @@ def front_end_latency(key: str) -> tuple[float, dict]:
 def fit(key: str, rounds: int = 6) -> dict:
     base, _, variant = key.partition("@")
     if variant and variant not in _own_cost_variants(base):
-        raise SystemExit(f"{key}: this variant has no fixed cost of its own (step_overhead.base_s); its points are "
+        raise SystemExit(f"{key}: this variant has no cost of its own (step_overhead.base_s, split_kv_decode); its points are "
                          f"fitted with {base}")
     entry = engines._data()["engines"][base]
+    if variant and "split_kv_decode" in entry["variants"][variant]:
+        params = [(("variants", variant) + path, lo, hi) for path, lo, hi in SPLIT_KV_PARAMS]
+        _descend(key, entry, params, None, rounds)
+        return {"loss": loss(key), **{"/".join(p[0]): _get(entry, p[0]) for p in params}}
     own = _own_kernels(key)
     if own:
         v = ("variants", variant)
