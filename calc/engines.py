@@ -236,14 +236,16 @@ class EngineProfile:
 
     def split_kv_decode_s(self, m, gpu, batch: float, context: int, layers: int, tp: int = 1) -> float:
         """Seconds the decode attention of ``layers`` MLA layers takes on one GPU in one step of ``batch`` sequences
-        at ``context`` tokens, where the profile runs it as a split-KV kernel that is latency-bound at small batches
-        (``split_kv_decode``: SGLang's Triton backend); 0 elsewhere (the roofline's KV read stands).
+        at ``context`` tokens, where the profile runs it as a split-KV kernel that walks each split of the context
+        alone (``split_kv_decode``: SGLang 0.5.7's Triton backend); 0 elsewhere (the roofline's KV read stands).
 
-        SGLang's grouped decode kernel (triton_ops/decode_attention.py, _decode_grouped_att_m_fwd) launches
-        batch x ceil(heads / min(16, heads)) x splits programs; each reads its split of the context 32 tokens at a
-        time, one after another. The splits per sequence (triton_backend.py, get_num_kv_splits_triton, for sequences
-        of one length): min(max_kv_splits, ceil(SMs x max(log2(context / 64), 1) / (batch x head groups))). The
-        programs run in waves of SMs x programs_per_sm, and a wave lasts one program's tokens x s_per_token. Heads
+        SGLang's grouped decode kernel (triton_ops/decode_attention.py, _decode_grouped_att_m_fwd) launches, per
+        sequence, ceil(heads / min(16, heads)) programs per split (the latent cache is one KV head shared by all the
+        query heads); each walks its split 32 tokens at a time. The splits (triton_backend.py,
+        get_num_kv_splits_triton, sequences of one length): min(max_kv_splits, ceil(SMs x max(log2(context / 64), 1)
+        / token grid)), where the token grid counts the model config's KV heads, not the latent one:
+        num_key_value_heads equals the heads in an MLA config, so it is batch x heads. The programs run in waves of
+        SMs x programs_per_sm, a wave lasting one program's tokens x s_per_token (an effective time, fitted). Heads
         are split across ``tp`` GPUs. Needs the GPU's SM count (registry GPU.sm_count)."""
         k = self.split_kv_decode
         if not k or not getattr(m, "is_mla", False) or batch <= 0 or context <= 0:
@@ -251,14 +253,19 @@ class EngineProfile:
         if not gpu.sm_count:
             raise ValueError(f"{self.name}'s split-KV decode model needs the GPU's SM count; {gpu.name} has none "
                              f"in the registry")
+        seqs = math.ceil(batch)
         heads = math.ceil(m.num_attention_heads / tp)
-        groups = math.ceil(heads / min(int(k["heads_per_program"]), heads))
-        token_grid = math.ceil(batch) * groups
+        # the programs per split: the kernel groups up to heads_per_program query heads on the one latent KV head
+        programs = seqs * math.ceil(heads / min(int(k["heads_per_program"]), heads))
+        # the split rule's token grid, from the config's KV heads (SGLang's model_config.get_num_kv_heads(tp))
+        kv_heads = max(1, m.num_key_value_heads // tp)
+        group = heads // kv_heads
+        token_grid = seqs * (heads if group == 1 else math.ceil(heads / min(int(k["heads_per_program"]), group)))
         cores = int(gpu.sm_count * max(math.log2(context / 64), 1.0))
         splits = min(int(k["max_kv_splits"]), math.ceil(cores / token_grid))
         block = int(k["min_block_kv"])
         per_program = math.ceil(math.ceil(context / splits) / block) * block
-        waves = math.ceil(token_grid * splits / (gpu.sm_count * int(k["programs_per_sm"])))
+        waves = math.ceil(programs * splits / (gpu.sm_count * int(k["programs_per_sm"])))
         return layers * waves * per_program * float(k["s_per_token"])
 
     def memory_efficiency(self, fmt: str, gpu=None) -> float:

@@ -143,7 +143,8 @@ def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float
     arguments override them), its fixed costs per decode step and per prefill step (with the multi-GPU term
     when tp > 1), and its KV budget rule. ``ideal`` is the plain roofline with no per-step overhead."""
     from . import engines  # noqa: PLC0415 (imported where used, like the other engine-dependent paths)
-    if "@" in engine:  # older releases' kernel behaviour lives in perf.py only, for the calibration set
+    if "@" in engine:  # variants (older releases, other kernels) describe calibration runs; the calibration set
+        # builds their StepCost from the profile itself (calibration.closed_loop_tpot), the calculators never do
         raise ValueError(f"the simulator runs current engine releases; {engine!r} is a calibration variant "
                          f"(calc/data/engines.json 'variants'), not one of {', '.join(engines.ENGINES)}")
     return StepCost.from_profile(engines.profile(engine), fmt, engine, gpu, memory_efficiency, compute_efficiency)

@@ -100,7 +100,13 @@ def test_vllm_front_end_latency_is_the_median_of_its_fit_hosts():
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "twelve held-out points still miss: vLLM 0.9.1 for ROCm on MI300X with its own variant (vllm@rocm-0.9, fitted "
+    "thirty held-out points still miss, and the held-out throughput median (12.1 % over 53 points) is over its target. "
+    "Sixteen of them are rows admitted on 2026-12-01 under a rule written before calc was computed on them, an "
+    "independent check: DeepSeek-R1 on vLLM 0.7's V0 engine (8 H200s: TPOT -51 % to -64 %; 8 MI300X: -79 %) and on "
+    "SGLang 0.4.2 (8 MI300X: -67 and -60 %), and vLLM 0.6.1 for ROCm on MI300X (Argonne's static batches: throughput "
+    "+55 % to +273 %; only its two batch-1 rows at 128 tokens of Mistral-7B and Mixtral come within 30 %); without them the "
+    "throughput median is 9.2 %. Two are GLM-4.7-Flash's TPOTs at concurrency 64 (+69 and +40 %), which calc's "
+    "model of SGLang's Triton decode kernel overshoots. The other twelve: vLLM 0.9.1 for ROCm on MI300X with its own variant (vllm@rocm-0.9, fitted "
     "on AMD's latency table for that release), the 70B's TPOT at TP 4 and batch 1 (-50 %: on that host TP 4 was no "
     "faster than TP 2), its TPOT at concurrency 64 (-34 %; as static batches the 70B at TP 2 and the 70B FP8 missed too, "
     "-37 and -31 %, now -26 and -6 % with the prompts prefilled inside the decode steps simulated) and three "
@@ -120,11 +126,12 @@ def test_vllm_front_end_latency_is_the_median_of_its_fit_hosts():
     "or its 4-bit kernels, one source cannot tell; a later A100 AWQ row elsewhere is -0.3 %). Four misses closed when calc "
     "read each GPU's measured matmul rate (registry matmul_measured_flops): that source's BF16 TTFT (+36 % -> +18 %), "
     "AccelMark's RTX 5090 TTFT at 28,650 prompt tokens (+31.5 % -> -7.3 %) and MI300X's two 8B BF16 TTFTs (-48 and -42 % -> "
-    "-26 %). Six closed when SGLang's Triton split-KV decode kernel was modelled (engines sglang@triton, fitted on "
-    "GLM-4.7-Flash's three TPOTs at concurrency 1, two of them misses before, -48 and -40 %, so moved to the fit set): "
-    "its TPOTs at concurrency 16 and 64 (-38, -36, -43 and -42 % -> -17, +22, -20 and -2 %). The medians meet "
-    "their targets: TPOT 7.6 % (8.1 % before the Triton kernel model, 8.3 % before the measured matmul rates, 8.8 % before SGLang's prompts ran in steps of their own, which brought three of the nine "
-    "SGLang rows admitted as unseen checks of the closed loop back within 30 %, 8.1 % before those nine rows, 8.2 % before the serving runs at fixed concurrency were simulated as closed loops, 8.4 % before the ROCm variant and the A100 AWQ point), throughput 9.2 %, KV capacity 0.5 % (2.7 % before vLLM's sampler warm-up was counted, which closed the last KV miss, Qwen3-30B-A3B's +60 %, now +0.2 %), TTFT 8.0 % (9.3 % before the measured matmul rates; "
+    "-26 %). With SGLang's Triton split-KV decode kernel modelled (engines sglang@triton, fitted on GLM-4.7-Flash's "
+    "three TPOTs at concurrency 1, two of them misses before, -48 and -40 %, so moved to the fit set), its two TPOTs at "
+    "concurrency 16 that missed came within 30 % (-38 and -43 % -> +17 and +17 %) and the two at 64 turned from -36 and "
+    "-42 % to +69 and +40 %. The other medians meet "
+    "their targets: TPOT 8.3 % (7.8 % without the rows of 2026-12-01, 8.1 % before the Triton kernel model, 8.3 % before the measured matmul rates, 8.8 % before SGLang's prompts ran in steps of their own, which brought three of the nine "
+    "SGLang rows admitted as unseen checks of the closed loop back within 30 %, 8.1 % before those nine rows, 8.2 % before the serving runs at fixed concurrency were simulated as closed loops, 8.4 % before the ROCm variant and the A100 AWQ point), KV capacity 0.5 % (2.7 % before vLLM's sampler warm-up was counted, which closed the last KV miss, Qwen3-30B-A3B's +60 %, now +0.2 %), TTFT 8.0 % (9.3 % before the measured matmul rates; "
     "that source's four TTFTs had taken it "
     "from 9.95 % to 11.3 %; 11.0 % once calc charged the lm_head once per prompt, 9.3 % since llama.cpp's held prompt "
     "constants were refitted on their fit points). The TTFT median was 12.1 % before TensorRT-LLM v0.5's 70B TTFTs (-29 and -26 %, now -8 "
@@ -153,9 +160,23 @@ KV_MISSES: set = set()
 # closed at the cards' measured matmul rates)
 RTX4090_TPOT_MISSES = {f"lifenyan-vllm0251-rtx4090-qwen25-7b-{k}-tpot-c1" for k in ("awq", "gptq")}
 RTX4090_MISSES = RTX4090_TPOT_MISSES
-# GLM-4.7-Flash on one B200 with Triton attention: its TTFT at 4,194-token prompts (its six TPOT misses closed when
-# SGLang's Triton split-KV decode kernel was modelled, engines sglang@triton; two of them became its fit points)
-KNOWN_HOLDOUT_MISSES = {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "gpustack-sglang053-h100-qwen3-8b-ttft-c4",
+# GLM-4.7-Flash on one B200 with Triton attention: its TTFT at 4,194-token prompts, and its TPOTs at concurrency 64,
+# which calc's model of SGLang's Triton split-KV decode kernel (engines sglang@triton) overshoots (+69 and +40 %; its
+# concurrency-1 TPOTs became that kernel's fit points, its concurrency-16 ones came within +8 to +17 %)
+TRITON_C64_MISSES = {f"sgl057-b200-glm47flash-tpot-{k}" for k in ("c64-8kout", "c64-8k1k")}
+# The held-back rows admitted on 2026-12-01 under a rule written before calc was computed on them (two dstack studies'
+# sources and Argonne's LLM-Inference-Bench; data page): DeepSeek-R1 on vLLM 0.7's V0 engine (8 H200s, 8 MI300X) and
+# SGLang 0.4.2 (8 MI300X), TPOT -51 % to -79 %; vLLM 0.6.1 for ROCm on MI300X, static batches, throughput +55 % to
+# +273 % (all but two of its eleven rows)
+ADMITTED_S18 = ("dstack-", "argonne-")
+S18_MISSES = {f"dstack-vllm074-h200x8-dsr1-tpot-c{c}" for c in (4, 8, 16, 32)} | {
+    "dstack-vllm073-rocm-mi300xx8-dsr1-tpot-c4", "dstack-sgl042-mi300xx8-dsr1-tpot-c4",
+    "dstack-sgl042-mi300xx8-dsr1-tpot-c16"} | {f"argonne-vllm061-rocm-mi300xx{k}" for k in (
+        "8-llama-3-70b-fp16-b1-128", "8-llama-3-70b-fp16-b1-1024", "8-llama-3-70b-fp16-b16-128",
+        "8-llama-3-70b-fp16-b64-1024", "4-llama-3-70b-fp16-b1-128", "1-llama-3-70b-fp16-b1-128",
+        "1-mistral-7b-fp16-b1-1024", "1-mistral-7b-fp16-b64-128", "2-mixtral-8x7b-fp16-b64-128")}
+# ("throughput": with those rows its held-out median is 12.1 %, over its 10 % target; 9.2 % without them)
+KNOWN_HOLDOUT_MISSES = TRITON_C64_MISSES | S18_MISSES | {"throughput"} | {"gpustack-vllm011-h100-qwen3-8b-ttft-c1", "gpustack-sglang053-h100-qwen3-8b-ttft-c4",
                         "sgl056-b200-qwen3-235b-tpot-c1", "sgl057-b200-glm47flash-ttft-c1-8k"} | AMD_MISSES | \
     AMD_TTFT_MISSES | C64_MISSES | {"gpustack-trtllm120rc1-h100-qwen3-8b-ttft-c4"} | KV_MISSES | RTX4090_MISSES
 
@@ -171,12 +192,16 @@ UNSEEN = [r for r in ROWS if calibration.in_subset(r, "unseen")]
 # "ttft": the median over its three unseen points is over 10 %. The MI300X points are all seen (their variant was chosen
 # after their errors were known), and so are SGLang's nine cookbook rows at concurrency 16 and 64 (its prompt steps) and
 # the TTFTs the GPUs' measured matmul rates moved (five of the eight unseen ones)
-KNOWN_UNSEEN_MISSES = KV_MISSES | RTX4090_TPOT_MISSES | {"ttft", "gpustack-trtllm120rc1-h100-qwen3-8b-ttft-c4"}
+KNOWN_UNSEEN_MISSES = KV_MISSES | RTX4090_TPOT_MISSES | {"ttft", "gpustack-trtllm120rc1-h100-qwen3-8b-ttft-c4"} | S18_MISSES | {
+    "throughput"}
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "over the held-out points that informed no modelling choice, the RTX 4090's 4-bit TPOTs miss (+31 and +32 %), as "
-    "does TensorRT-LLM 1.2's TTFT through trtllm-serve (-79 %); TPOT's median, 7.6 % over 30 points, meets its target "
+    "over the held-out points that informed no modelling choice, the sixteen rows admitted on 2026-12-01 that miss "
+    "(DeepSeek-R1 on vLLM 0.7 and SGLang 0.4.2, vLLM 0.6.1 for ROCm on MI300X; see the held-out reason) take the "
+    "throughput median to 14.3 % over 23 points (6.7 % over 12 without them) and TPOT's to 9.7 % over 37; the RTX "
+    "4090's 4-bit TPOTs miss (+31 and +32 %), as "
+    "does TensorRT-LLM 1.2's TTFT through trtllm-serve (-79 %); TPOT's median without those rows, 7.6 % over 30 points, meets its target "
     "(11.6 % over 39 while SGLang's nine 1,000-token-output rows, admitted after the closed loop as its unseen check, "
     "were unseen: five of them missed, -30 to -64 %; they are seen since SGLang's prompts run in steps of their own, "
     "a choice made after their errors were known; 8.1 % over 53 "
@@ -189,7 +214,7 @@ KNOWN_UNSEEN_MISSES = KV_MISSES | RTX4090_TPOT_MISSES | {"ttft", "gpustack-trtll
     "and 0.20.1 through a chat endpoint on an L4 and an A100 40GB, -3 and -9 % then at about 45 prompt tokens, -24 % at "
     "about 1,800 on the L4; AccelMark's 28,650-token prompts, -3 % on an A100 SXM4 80GB and +31.5 % on an RTX 5090 "
     "(now +1, +3, +3, -3 and -7 %). "
-    "Throughput and KV capacity meet their medians there"))
+    "KV capacity meets its median there"))
 def test_unseen_holdout_meets_the_targets():
     assert _check(UNSEEN) == []
 
@@ -232,11 +257,12 @@ def test_seen_marks_only_held_out_points_and_names_the_choice():
     admitted = tuple(f"{m}-tpot-{k}" for m in ("sgl056-b200-dsr1", "sgl056-b200-qwen3-235b", "sgl057-b200-glm47flash")
                      for k in ("c16-1k1k", "c16-8k1k", "c64-8k1k"))
     moved = {p["id"] for p in calibration.points() if p.get("closed_loop") and p["subset"] == "holdout"
-             and p["id"] not in admitted
+             and p["id"] not in admitted and not p["id"].startswith(ADMITTED_S18)
              and abs(calibration.predict(p) / calibration.predict(_static(p)) - 1) > 1e-4}
     marked = {p["id"] for p in seen if "closed-loop simulation" in p["seen"]}
     assert moved == marked and len(marked) == 37 and "vllm-pr23151-h100-qwen3-30b-a3b-tpot-c10" in marked
-    assert sum(1 for p in calibration.points() if p.get("closed_loop")) == 45 + 9  # the nine SGLang rows admitted since
+    # the nine SGLang rows admitted since, and the seven held-back serving rows of 2026-12-01 (never static batches)
+    assert sum(1 for p in calibration.points() if p.get("closed_loop")) == 45 + 9 + 7
     # every MI300X point carries the ROCm variant, chosen after its error with the CUDA profile was known
     assert all(p.get("engine_variant") == "rocm-0.9" and "rocm-0.9" in p["seen"]
                for p in calibration.points() if p["id"].startswith("chipbench-vllm091-mi300x"))
@@ -335,10 +361,11 @@ TRITON_FIT = tuple(f"sgl057-b200-glm47flash-tpot-{k}" for k in ("c1", "c1-8k", "
 
 def _as_before_triton(monkeypatch):
     """calc as it was until SGLang's Triton split-KV decode kernel was modelled (2026-12-01, engines sglang@triton): no
-    time for that kernel beyond the roofline's KV read, and GLM-4.7-Flash's three concurrency-1 TPOTs held out (seen for
-    SGLang's own costs, as they were). Edits the data in place (undone with ``monkeypatch``) and clears the profile cache."""
+    time for that kernel beyond the roofline's KV read, GLM-4.7-Flash's three concurrency-1 TPOTs held out (seen for
+    SGLang's own costs, as they were), and without the held-back rows admitted later that day (ADMITTED_S18). Edits the data in place (undone with ``monkeypatch``) and clears the profile cache."""
     monkeypatch.setitem(engines._data()["engines"]["sglang"]["variants"]["triton"]["split_kv_decode"], "s_per_token", 0.0)
     data = calibration._data()  # read from the file at every call: serve one edited copy instead
+    data["points"] = [p for p in data["points"] if not p["id"].startswith(ADMITTED_S18)]  # admitted the same day
     for p in data["points"]:
         if p["id"] in TRITON_FIT:
             p.update(subset="holdout", seen="SGLang's own costs (and the MLA layer weight)")
@@ -875,61 +902,69 @@ def test_the_sglang_profile_is_as_the_data_page_says(monkeypatch):
     assert round(_errors("vllm-pr23151")["vllm-pr23151-h100-qwen3-30b-a3b-tpot-c10"], 2) == 0.02
 
 
-def test_the_sglang_triton_variant_is_as_the_data_page_says(monkeypatch):
+def test_the_sglang_triton_variant_is_as_the_data_page_says():
     """docs/*/calculators/data.md on SGLang's Triton split-KV decode kernel (engines sglang@triton)."""
     from calc import perf
 
     p = engines.profile("sglang@triton")
-    assert p.split_kv_decode == {"max_kv_splits": 8, "heads_per_program": 16, "min_block_kv": 32, "programs_per_sm": 2,
+    assert p.split_kv_decode == {"max_kv_splits": 8, "heads_per_program": 16, "min_block_kv": 32, "programs_per_sm": 1,
                                  "s_per_token": 2.44e-07}
     pts = {q["id"]: q for q in calibration.points()}
     glm = calibration._model(pts["sgl057-b200-glm47flash-tpot-c1"], calibration._data()["configs"])
     b200 = registry.get_gpu("b200")
-    assert (glm.num_attention_heads, glm.num_hidden_layers, b200.sm_count) == (20, 47, 148)
-    # By hand, SGLang's rule: 20 heads make ceil(20 / 16) = 2 head groups. One sequence at 4,194 tokens: 148 SMs x
-    # log2(4194 / 64) = 148 x 6.034 -> 893 "cores" over a token grid of 2 -> 447, capped at 8 splits; 4194 / 8 -> 525
-    # tokens, rounded up to 544 (17 x 32); 16 programs, one wave: 47 layers x 544 x 2.44e-7 s = 6.24 ms
+    assert (glm.num_attention_heads, glm.num_key_value_heads, glm.num_hidden_layers, b200.sm_count) == (20, 20, 47, 148)
+    # By hand, SGLang 0.5.7's rule. The kernel runs ceil(20 / 16) = 2 programs per split and sequence; the split rule's
+    # token grid counts the config's 20 KV heads. One sequence at 4,194 tokens: 148 SMs x log2(4194 / 64) = 148 x 6.034
+    # -> 893 "cores" over a grid of 20 -> 45, capped at 8 splits; 4194 / 8 -> 525 tokens, rounded up to 544 (17 x 32);
+    # 16 programs, one wave: 47 layers x 544 x 2.44e-7 s = 6.24 ms
     assert p.split_kv_decode_s(glm, b200, 1, 4194, 47) == pytest.approx(47 * 544 * 2.44e-7)
-    # 64 sequences at 2,500: 148 x log2(39.06) = 148 x 5.288 -> 782 over a grid of 128 -> 7 splits; 2500 / 7 -> 358 ->
-    # 384 tokens; 896 programs in waves of 296 -> 4 waves
-    assert p.split_kv_decode_s(glm, b200, 64, 2500, 47) == pytest.approx(47 * 4 * 384 * 2.44e-7)
-    # at TP 2 each GPU holds 10 heads: one group, so 64 sequences make a grid of 64 -> ceil(782 / 64) = 13, capped at 8
-    # splits; 2500 / 8 -> 313 -> 320 tokens; 512 programs -> 2 waves
-    assert p.split_kv_decode_s(glm, b200, 64, 2500, 47, tp=2) == pytest.approx(47 * 2 * 320 * 2.44e-7)
-    # a short context: log2(100 / 64) < 1 counts as 1 -> 148 / 2 = 74, capped at 8; 100 / 8 -> 13 -> 32 tokens
+    # 64 sequences at 2,500: 148 x log2(39.06) = 148 x 5.288 -> 782 over a grid of 1,280 -> 1 split; 2,500 -> 2,528
+    # tokens (79 x 32); 128 programs, one wave
+    assert p.split_kv_decode_s(glm, b200, 64, 2500, 47) == pytest.approx(47 * 2528 * 2.44e-7)
+    # 200 sequences at 4,194: one split each, 4,224 tokens (132 x 32); 400 programs in waves of 148 -> 3
+    assert p.split_kv_decode_s(glm, b200, 200, 4194, 47) == pytest.approx(47 * 3 * 4224 * 2.44e-7)
+    # at TP 2 each GPU holds 10 heads and 10 KV heads: a grid of 640 -> ceil(782 / 640) = 2 splits of 1,250 -> 1,280
+    # tokens; one program per split (10 heads), 128 programs
+    assert p.split_kv_decode_s(glm, b200, 64, 2500, 47, tp=2) == pytest.approx(47 * 1280 * 2.44e-7)
+    # a short context: log2(100 / 64) < 1 counts as 1 -> 148 / 20 -> 8 splits; 100 / 8 -> 13 -> 32 tokens
     assert p.split_kv_decode_s(glm, b200, 1, 100, 47) == pytest.approx(47 * 32 * 2.44e-7)
     # not an MLA model, or the engine without the variant: no such kernel, the roofline's KV read stands
     assert p.split_kv_decode_s(registry.get_model("llama-3.1-8b"), b200, 1, 4194, 32) == 0.0
     assert engines.profile("sglang").split_kv_decode_s(glm, b200, 1, 4194, 47) == 0.0
     with pytest.raises(ValueError, match="SM count"):  # a GPU whose SM count the registry lacks
         p.split_kv_decode_s(glm, registry.get_gpu("h200"), 1, 4194, 47)
-    # the kernel's time replaces the roofline's read of the same KV bytes in perf and in the simulator alike
+    # the kernel's time replaces the roofline's read of the same KV bytes
     r = perf.perf_report(glm, b200, "bf16", "bf16", 1, 4194, 1, 1, curve_batches=(), engine="sglang@triton")
     base = perf.perf_report(glm, b200, "bf16", "bf16", 1, 4194, 1, 1, curve_batches=(), engine="sglang")
     assert r["tpot_s"] - base["tpot_s"] == pytest.approx(p.split_kv_decode_s(glm, b200, 1, 4194, 47)
                                                         - 4194 * 47 * 576 * 2 / (8e12 * p.memory_efficiency("bf16", b200)),
                                                         rel=1e-6)
+    # "1.43 µs per token of context at concurrency 1" (47 x 2.44e-7 / 8), "against the measured 1.08": the slope of the
+    # three concurrency-1 TPOTs over their mean contexts (821, 2,833 and 4,405 tokens)
+    assert round(47 * 2.44e-7 / 8 * 1e6, 2) == 1.43
+    c1 = ("tpot-c1", "tpot-c1-8k", "tpot-c1-8kout")
+    v = [pts[f"sgl057-b200-glm47flash-{k}"]["value"] for k in c1]
+    assert round((v[1] - v[0]) / (4405 - 821) * 1e6, 2) == 1.08 and round((v[2] - v[0]) / (2833 - 821) * 1e6, 2) == 1.09
     # "the three concurrency-1 TPOTs, now its fit points: -9.0 %, +3.7 % and -0.4 %" (-26, -48 and -40 % without it)
     now = _errors("sgl057-b200-glm47flash")
     before = _errors("sgl057-b200-glm47flash", engine="sglang")
-    c1 = ("tpot-c1", "tpot-c1-8k", "tpot-c1-8kout")
     assert [round(now[f"sgl057-b200-glm47flash-{k}"] * 100, 1) for k in c1] == [-9.0, 3.7, -0.4]
     assert [round(before[f"sgl057-b200-glm47flash-{k}"] * 100) for k in c1] == [-26, -48, -40]
     assert all(pts[f"sgl057-b200-glm47flash-{k}"]["subset"] == "fit" for k in c1)
-    # held out: concurrency 16 and 64, "-17 %, +22 %, -12 %, -21 % and -2 %" (before: -38, -36, -19, -43, -42 %)
+    # held out: concurrency 16 and 64, "+17 %, +69 %, +8 %, +17 % and +40 %" (before: -38, -36, -19, -43, -42 %)
     held = ("tpot-c16-8kout", "tpot-c64-8kout", "tpot-c16-1k1k", "tpot-c16-8k1k", "tpot-c64-8k1k")
-    assert [round(now[f"sgl057-b200-glm47flash-{k}"] * 100) for k in held] == [-17, 22, -12, -21, -2]
+    assert [round(now[f"sgl057-b200-glm47flash-{k}"] * 100) for k in held] == [17, 69, 8, 17, 40]
     assert [round(before[f"sgl057-b200-glm47flash-{k}"] * 100) for k in held] == [-38, -36, -19, -43, -42]
-    # "with one program per SM, as first assumed: +4.5 %, +70 %, -3.8 %, +3.6 % and +32 %"
-    monkeypatch.setitem(engines._data()["engines"]["sglang"]["variants"]["triton"]["split_kv_decode"], "programs_per_sm", 1)
-    engines.profile.cache_clear()
-    try:
-        one = _errors("sgl057-b200-glm47flash")
-    finally:
-        monkeypatch.undo()
-        engines.profile.cache_clear()
-    assert [round(one[f"sgl057-b200-glm47flash-{k}"] * 100, 1) for k in held] == [4.5, 70.2, -3.8, 3.6, 32.1]
-    # the TTFTs do not move (no decode step in them); the five held-out TPOTs moved, and are seen for the choice of 2
+    # "no point has more programs than the B200 has SMs", so programs_per_sm changes none of them: at concurrency 16
+    # and 64 and any context the runs reach (up to 9,000 tokens), two programs per SM give the same time as one
+    entry = engines._data()["engines"]["sglang"]
+    variant = entry["variants"]["triton"]
+    two = engines.EngineProfile("sglang@triton", entry, {
+        **variant, "split_kv_decode": {**variant["split_kv_decode"], "programs_per_sm": 2}})
+    assert all(two.split_kv_decode_s(glm, b200, b, c, 47) == p.split_kv_decode_s(glm, b200, b, c, 47)
+               for b in (16, 64) for c in range(64, 9000, 97))
+    assert two.split_kv_decode_s(glm, b200, 200, 4194, 47) < p.split_kv_decode_s(glm, b200, 200, 4194, 47)
+    # the TTFTs do not move (no decode step in them); the five held-out TPOTs moved, and are seen for the kernel model
     assert round(now["sgl057-b200-glm47flash-ttft-c1-8k"] * 100) == -56
     moved = {k for k in now if abs((1 + now[k]) / (1 + before[k]) - 1) > 1e-4 and pts[k]["subset"] == "holdout"}
     assert moved == {f"sgl057-b200-glm47flash-{k}" for k in held}
@@ -1263,10 +1298,22 @@ def test_the_rtx_4090_chat_runs_are_as_the_data_page_says():
     assert round(statistics.median(held) * 100, 1) == 8.0
     unseen = [abs(r["error"]) for r in UNSEEN if r["kind"] == "ttft"]
     assert len(unseen) == 3 and round(statistics.median(unseen) * 100, 1) == 14.5
-    unseen = [abs(r["error"]) for r in UNSEEN if r["kind"] == "tpot"]
+    unseen = [abs(r["error"]) for r in UNSEEN if r["kind"] == "tpot" and not r["id"].startswith(ADMITTED_S18)]
     assert len(unseen) == 30 and round(statistics.median(unseen) * 100, 1) == 7.6
-    held = [abs(r["error"]) for r in ROWS if r["kind"] == "tpot" and r["subset"] == "holdout"]
-    assert len(held) == 108 and round(statistics.median(held) * 100, 1) == 7.6  # 8.1 % over 111 before the Triton kernel
+    held = [abs(r["error"]) for r in ROWS if r["kind"] == "tpot" and r["subset"] == "holdout"
+            and not r["id"].startswith(ADMITTED_S18)]
+    assert len(held) == 108 and round(statistics.median(held) * 100, 1) == 7.8  # 8.1 % over 111 before the Triton kernel
+    # with the held-back rows admitted on 2026-12-01: TPOT 8.3 % over 115 held out, 9.7 % over 37 unseen; throughput
+    # 12.1 % over 53 held out (9.2 % over 42 before them), 14.3 % over 23 unseen (6.7 % over 12)
+    def med(rows, kind):
+        e = [abs(r["error"]) for r in rows if r["kind"] == kind]
+        return len(e), round(statistics.median(e) * 100, 1)
+    held_rows = [r for r in ROWS if r["subset"] == "holdout"]
+    assert (med(held_rows, "tpot"), med(UNSEEN, "tpot")) == ((115, 8.3), (37, 9.7))
+    assert (med(held_rows, "throughput"), med(UNSEEN, "throughput")) == ((53, 12.1), (23, 14.3))
+    before = [r for r in ROWS if not r["id"].startswith(ADMITTED_S18)]
+    assert (med([r for r in before if r["subset"] == "holdout"], "throughput"),
+            med([r for r in UNSEEN if not r["id"].startswith(ADMITTED_S18)], "throughput")) == ((42, 9.2), (12, 6.7))
 
 
 def test_the_lm_head_overcount_is_as_the_performance_page_says():
@@ -1449,6 +1496,44 @@ def test_the_geforce_warning_quotes_the_calibration_set():
         assert not any("GeForce" in x["en"] for x in w), params
 
 
+def test_the_held_back_rows_of_2026_12_01_are_as_the_data_page_says():
+    """data.md, "Held-back rows of 2026-12-01": eighteen rows admitted under a rule written before calc was computed on
+    them, unseen, and what calc gives them; the warning beside an MLA model on vLLM quotes them."""
+    from calc import api  # noqa: PLC0415
+
+    pts = {p["id"]: p for p in calibration.points()}
+    rows = {r["id"]: r["error"] for r in ROWS if r["id"].startswith(ADMITTED_S18)}
+    assert len(rows) == 18 and all(pts[k]["subset"] == "holdout" and "seen" not in pts[k] for k in rows)
+    assert sum(1 for k in rows if k.startswith("dstack-")) == 7 and all(pts[k].get("closed_loop") for k in rows
+                                                                        if k.startswith("dstack-"))
+    # the engine profile by release: vLLM before 0.8 is the V0 variant
+    assert all(pts[k].get("engine_variant") == "v0.6" for k in rows if "-vllm0" in k)
+    pct = {k: round(v * 100) for k, v in rows.items()}
+    h200 = [pct[f"dstack-vllm074-h200x8-dsr1-tpot-c{c}"] for c in (4, 8, 16, 32)]
+    assert (min(h200), max(h200)) == (-64, -51)  # "51 % to 64 % short on vLLM 0.7 on H200s"
+    assert pct["dstack-vllm073-rocm-mi300xx8-dsr1-tpot-c4"] == -79  # "79 % on its ROCm build"
+    assert [pct[f"dstack-sgl042-mi300xx8-dsr1-tpot-c{c}"] for c in (4, 16)] == [-67, -60]  # "60 % and 67 %"
+    argonne = {k: v for k, v in pct.items() if k.startswith("argonne-")}
+    within = {k for k, v in argonne.items() if abs(v) <= 30}
+    assert within == {"argonne-vllm061-rocm-mi300xx1-mistral-7b-fp16-b1-128", "argonne-vllm061-rocm-mi300xx2-mixtral-8x7b-fp16-b1-128"}
+    assert sorted(argonne[k] for k in within) == [13, 27]  # "+13 % and +27 %"
+    assert (min(v for k, v in argonne.items() if k not in within), max(argonne.values())) == (55, 273)  # "55 % to 273 %"
+    assert sum(abs(v) > calibration.MAX_ERROR for v in rows.values()) == 16  # "Sixteen of the eighteen"
+    # "Llama-3-70B took 55.7 ms per token where its weights alone need 26.6 ms at the datasheet's 5.3 TB/s"
+    one = pts["argonne-vllm061-rocm-mi300xx1-llama-3-70b-fp16-b1-128"]
+    assert round(one["batch"] * one["output_len"] / one["value"] / one["output_len"] * 1e3, 1) == 55.7
+    mi = registry.get_gpu("mi300x")
+    assert mi.memory_bandwidth_bytes_per_s == 5.3e12
+    assert round(mem.weights_bytes(registry.get_model("llama-3-70b"), "fp16") / mi.memory_bandwidth_bytes_per_s * 1e3, 1) == 26.6
+    # the warning beside DeepSeek-style models on vLLM quotes the H200 rows
+    w = [x for x in api.run("perf", {"model": "deepseek-r1", "gpu": "h200", "tp": 8, "weights": "fp8"})["warnings"]
+         if "MLA" in x["en"]]
+    assert len(w) == 1 and "51-64 %" in w[0]["en"] and "51 % 到 64 %" in w[0]["zh"]
+    w = [x for x in api.run("perf", {"model": "deepseek-r1", "gpu": "h200", "tp": 8, "weights": "fp8", "engine": "trt-llm"})
+         ["warnings"] if "MLA" in x["en"]]
+    assert len(w) == 1 and "not been compared" in w[0]["en"]
+
+
 def test_the_hybrid_kv_checks_are_as_the_data_page_says():
     """docs/*/calculators/data.md on vLLM's hybrid KV cache manager: the Kaggle log's 2.46x at 98,304 tokens against
     calc's 2.53 (1.37 counting every layer at full length); vLLM 0.25.1's 303,646 tokens for 10.52 GiB against this
@@ -1492,7 +1577,7 @@ def test_the_hybrid_kv_checks_are_as_the_data_page_says():
 
 def test_a_closed_loops_decode_step_is_the_performance_calculators():
     """The data page: the closed-loop simulation uses "the very step the performance calculator uses: a decode-only step
-    equals its TPOT on every such point" (the 54 closed-loop points and the five kept as static batches for the prefix
+    equals its TPOT on every such point" (the 61 closed-loop points and the five kept as static batches for the prefix
     cache)."""
     from calc import perf  # noqa: PLC0415
     from calc.simulate import StepCost, StepModel  # noqa: PLC0415
@@ -1500,7 +1585,7 @@ def test_a_closed_loops_decode_step_is_the_performance_calculators():
     kept = {f"vllm0251-rtx4090-qwen25-7b-tpot-c{c}" for c in (4, 8, 16)} | {
         "vllm020-h100-qwen3-8b-tpot-c8-mtbench", "vllm020-h100-qwen3-8b-fp8-tpot-c8-mtbench"}
     pts = [p for p in calibration.points() if p.get("closed_loop") or p["id"] in kept]
-    assert len(pts) == 59 and sum(1 for p in pts if p.get("closed_loop")) == 54
+    assert len(pts) == 66 and sum(1 for p in pts if p.get("closed_loop")) == 61
     configs = calibration._data()["configs"]
     for p in pts:
         m, gpu = calibration._model(p, configs), registry.get_gpu(p["gpu"])
@@ -1588,7 +1673,9 @@ def test_the_closed_loop_side_figures_are_as_the_data_page_says(monkeypatch):
 
 def test_the_gpus_measured_matmul_rates_are_as_the_data_page_says(monkeypatch):
     """docs/*/calculators/data.md, "Each GPU's measured matmul rate": the shares it quotes (registry), the constants the
-    refits changed, and the effect on the calibration set (before: _as_before_matmul_shares)."""
+    refits changed, and the effect on the calibration set (before: _as_before_matmul_shares). The figures are those of
+    the time: before SGLang's Triton kernel and the rows admitted later that day (_as_before_triton)."""
+    _as_before_triton(monkeypatch)
     share = {k: round(registry.get_gpu(k).matmul_share * 100) for k in registry.list_gpus()
              if registry.get_gpu(k).matmul_measured_flops}
     assert share == {"h100-sxm": 80, "h200": 80, "h100-pcie": 66, "a100-80gb": 85, "a100-40gb": 79, "b200": 75, "h20": 96,
@@ -1616,8 +1703,6 @@ def test_the_gpus_measured_matmul_rates_are_as_the_data_page_says(monkeypatch):
                     and r["id"].endswith("-ttft-c1") and "-bf16-" in r["id"])
         return beyond, med, picks, rtx5090, (prompts[0], prompts[-1]), (mi[0], mi[-1])
 
-    # the figures of the time: before SGLang's Triton kernel too (its effect: test_the_sglang_triton_variant_...)
-    _as_before_triton(monkeypatch)
     with pytest.MonkeyPatch.context() as mp:
         _as_before_matmul_shares(mp)
         before = summary(calibration.errors())
