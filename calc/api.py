@@ -383,12 +383,13 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
     if spec.is_mla and engine != "ideal":
         name = engines_mod.profile(engine).name
         if engine == "vllm":
-            # the held-back rows of 2026-12-01: DeepSeek-R1 on vLLM 0.7 (V0), 8 H200s, TPOT -51 to -64 % (data page)
+            # the held-back rows of 2026-12-01: DeepSeek-R1 on vLLM 0.7 (V0), 8 H200s, as this profile computes them,
+            # TPOT -57 to -73 % (-51 to -64 % with the V0 variant the calibration uses; data page)
             out.append(t("MLA 模型（DeepSeek-V3 式）的速度常数只用 SGLang 的实测拟合过；我们读到的 vLLM 运行（0.7 版的 V0 引擎，"
-                         "8 块 H200 上的 DeepSeek-R1）的 TPOT 比 calc 算的长一倍多（calc 短 51 % 到 64 %，见数据页），这个数字应看作偏乐观",
+                         "8 块 H200 上的 DeepSeek-R1）的 TPOT 是这里算法的两倍多（这里的 TPOT 短 57 % 到 73 %，见数据页），这个数字应看作偏乐观",
                          "calc's fixed costs for MLA models (DeepSeek-V3's design) were fitted on SGLang runs only; on the vLLM "
-                         "runs we read (DeepSeek-R1 on 8 H200s, vLLM 0.7's V0 engine) the TPOT was over twice calc's (calc "
-                         "51-64 % short; see the data page), so read this figure as optimistic"))
+                         "runs we read (DeepSeek-R1 on 8 H200s, vLLM 0.7's V0 engine) the TPOT was over twice what this "
+                         "computes (57-73 % short; see the data page), so read this figure as optimistic"))
         elif engine != "sglang":
             out.append(t(f"MLA 模型（DeepSeek-V3 式）的速度只对照过 SGLang 和 vLLM 的实测；{name} 的结果没有对照过任何实测（见数据页）",
                          f"speed figures for MLA models (DeepSeek-V3's design) were checked only against SGLang and vLLM "
@@ -415,11 +416,13 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
                          "45-51 % shorter than measured, and for a single request to the 70B (FP8) on eight MI300X calc's time is 29 % "
                          "short of AMD's own latency table for vLLM 0.9.1 (see the data page), so read this figure as optimistic"))
         elif engine == "sglang":
-            out.append(t(f"calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；我们读到的唯一一次 {gpu.vendor} GPU 上的 SGLang 运行"
-                         "（8 块 MI300X 上的 DeepSeek-V3.1）比 calc 算的慢得多（见数据页），这个数字应看作偏乐观",
-                         f"calc's engine profiles were fitted on runs on NVIDIA GPUs; the one SGLang run on {gpu.vendor} "
-                         f"GPUs we read (DeepSeek-V3.1 on 8 MI300X) took far longer than calc says (see the data page), so "
-                         f"read this figure as optimistic"))
+            # DeepSeek-V3.1 with SGLang 0.5.7 (-60 %), DeepSeek-R1 with SGLang 0.4.2 (held-back rows: -60 and -67 %)
+            out.append(t(f"calc 的引擎参数都是用 NVIDIA GPU 上的实测拟合的；我们读到的 {gpu.vendor} GPU 上的 SGLang 运行"
+                         "（8 块 MI300X 上的 DeepSeek-V3.1 和 DeepSeek-R1）都比 calc 算的慢得多（calc 的 TPOT 短 60 % 到 67 %，见数据页），"
+                         "这个数字应看作偏乐观",
+                         f"calc's engine profiles were fitted on runs on NVIDIA GPUs; the SGLang runs on {gpu.vendor} "
+                         f"GPUs we read (DeepSeek-V3.1 and DeepSeek-R1 on 8 MI300X) took far longer than calc says (its TPOT "
+                         f"60-67 % short; see the data page), so read this figure as optimistic"))
         elif engine == "trt-llm":
             out.append(t(f"{name} 只能在 NVIDIA GPU 上运行，这个数字不对应任何实际部署",
                          f"{name} runs on NVIDIA GPUs only, so this figure describes no real deployment"))

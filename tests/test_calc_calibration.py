@@ -955,15 +955,23 @@ def test_the_sglang_triton_variant_is_as_the_data_page_says():
     held = ("tpot-c16-8kout", "tpot-c64-8kout", "tpot-c16-1k1k", "tpot-c16-8k1k", "tpot-c64-8k1k")
     assert [round(now[f"sgl057-b200-glm47flash-{k}"] * 100) for k in held] == [17, 69, 8, 17, 40]
     assert [round(before[f"sgl057-b200-glm47flash-{k}"] * 100) for k in held] == [-38, -36, -19, -43, -42]
-    # "no point has more programs than the B200 has SMs", so programs_per_sm changes none of them: at concurrency 16
-    # and 64 and any context the runs reach (up to 9,000 tokens), two programs per SM give the same time as one
+    # "programs_per_sm moves the points by about one point at most": at concurrency 16 and 64 no step has more
+    # programs than the B200 has SMs, but the closed loops pass through smaller batches that do (25 sequences at 7,000
+    # tokens: 3 splits, 150 programs); with two per SM the concurrency-64 rows read +68 % and +39 %
     entry = engines._data()["engines"]["sglang"]
     variant = entry["variants"]["triton"]
     two = engines.EngineProfile("sglang@triton", entry, {
         **variant, "split_kv_decode": {**variant["split_kv_decode"], "programs_per_sm": 2}})
     assert all(two.split_kv_decode_s(glm, b200, b, c, 47) == p.split_kv_decode_s(glm, b200, b, c, 47)
                for b in (16, 64) for c in range(64, 9000, 97))
-    assert two.split_kv_decode_s(glm, b200, 200, 4194, 47) < p.split_kv_decode_s(glm, b200, 200, 4194, 47)
+    assert two.split_kv_decode_s(glm, b200, 25, 7000, 47) < p.split_kv_decode_s(glm, b200, 25, 7000, 47)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(variant["split_kv_decode"], "programs_per_sm", 2)
+        engines.profile.cache_clear()
+        with2 = _errors("sgl057-b200-glm47flash")
+    engines.profile.cache_clear()
+    assert [round(with2[f"sgl057-b200-glm47flash-{k}"] * 100) for k in held] == [17, 68, 8, 17, 39]
+    assert max(abs(with2[k] - now[k]) for k in now) < 0.012
     # the TTFTs do not move (no decode step in them); the five held-out TPOTs moved, and are seen for the kernel model
     assert round(now["sgl057-b200-glm47flash-ttft-c1-8k"] * 100) == -56
     moved = {k for k in now if abs((1 + now[k]) / (1 + before[k]) - 1) > 1e-4 and pts[k]["subset"] == "holdout"}
@@ -1519,16 +1527,45 @@ def test_the_held_back_rows_of_2026_12_01_are_as_the_data_page_says():
     assert sorted(argonne[k] for k in within) == [13, 27]  # "+13 % and +27 %"
     assert (min(v for k, v in argonne.items() if k not in within), max(argonne.values())) == (55, 273)  # "55 % to 273 %"
     assert sum(abs(v) > calibration.MAX_ERROR for v in rows.values()) == 16  # "Sixteen of the eighteen"
-    # "Llama-3-70B took 55.7 ms per token where its weights alone need 26.6 ms at the datasheet's 5.3 TB/s"
-    one = pts["argonne-vllm061-rocm-mi300xx1-llama-3-70b-fp16-b1-128"]
-    assert round(one["batch"] * one["output_len"] / one["value"] / one["output_len"] * 1e3, 1) == 55.7
-    mi = registry.get_gpu("mi300x")
-    assert mi.memory_bandwidth_bytes_per_s == 5.3e12
-    assert round(mem.weights_bytes(registry.get_model("llama-3-70b"), "fp16") / mi.memory_bandwidth_bytes_per_s * 1e3, 1) == 26.6
-    # the warning beside DeepSeek-style models on vLLM quotes the H200 rows
+    # "with its variant (vllm@rocm-0.9) instead, eight of the eleven still miss, at +37 % to +254 %"
+    rocm = {k: pts[k] for k in rows if k.startswith("argonne-")}
+    rocm = {k: round((calibration.predict(q, engine="vllm@rocm-0.9") / q["value"] - 1) * 100) for k, q in rocm.items()}
+    miss = [v for v in rocm.values() if abs(v) > 30]
+    assert (len(miss), min(miss), max(miss)) == (8, 37, 254)
+    # the samples against the whole sweeps (tests/data): Argonne's 269 rows of the three models, median +144 %, 264
+    # beyond 30 % (the eleven: +96 %); dstack's 27 rows of the three setups, -34 % to -79 %, median -61 % (the seven: -61 %)
+    def err(q):
+        return calibration.predict(q) / q["value"] - 1
+    data = Path(__file__).resolve().parent / "data"
+    sweep = json.loads((data / "argonne-mi300x-vllm061.json").read_text())["rows"]
+    errs = [err({"kind": "throughput", "engine": "vllm", "engine_variant": "v0.6", "model": r["model"], "gpu": "mi300x",
+                 "weights": "fp16", "kv_dtype": "fp16", "batch": r["batch"], "prompt_len": r["length"],
+                 "output_len": r["length"], "tp": r["gpus"], "value": r["batch"] * r["length"] / r["latency_s"]})
+            for r in sweep]
+    sample = [rows[k] for k in rows if k.startswith("argonne-")]
+    assert (len(errs), round(statistics.median(errs) * 100), sum(abs(e) > 0.3 for e in errs)) == (269, 144, 264)
+    assert round(statistics.median(sample) * 100) == 96
+    sweep = json.loads((data / "dstack-dsr1-online.json").read_text())["rows"]
+    errs = [err({"kind": "tpot", "model": "deepseek-r1", "gpu": r["gpu"], "weights": "fp8", "kv_dtype": "bf16", "tp": 8,
+                 "batch": r["concurrency"], "prompt_len": r["input"], "output_len": r["output"], "value": r["mean_tpot_ms"] / 1e3,
+                 "closed_loop": {"num_prompts": r["prompts"], "statistic": "mean"},
+                 **({"engine": "sglang"} if r["backend"] == "sglang" else {"engine": "vllm", "engine_variant": "v0.6"})})
+            for r in sweep]
+    sample = [rows[k] for k in rows if k.startswith("dstack-")]
+    assert (len(errs), round(min(errs) * 100), round(max(errs) * 100), round(statistics.median(errs) * 100)) == (27, -79, -34, -61)
+    assert round(statistics.median(sample) * 100) == -61
+    # the warning beside DeepSeek-style models on vLLM quotes the H200 rows as the calculators compute them (the current
+    # profile: "57-73 %"; the V0 variant the rows are computed with gives 51-64 %)
+    cur = [round((calibration.predict(pts[f"dstack-vllm074-h200x8-dsr1-tpot-c{c}"], engine="vllm")
+                  / pts[f"dstack-vllm074-h200x8-dsr1-tpot-c{c}"]["value"] - 1) * 100, 1) for c in (4, 8, 16, 32)]
+    assert (min(cur), max(cur)) == (-72.5, -56.6)  # 72.5 rounded half up
     w = [x for x in api.run("perf", {"model": "deepseek-r1", "gpu": "h200", "tp": 8, "weights": "fp8"})["warnings"]
          if "MLA" in x["en"]]
-    assert len(w) == 1 and "51-64 %" in w[0]["en"] and "51 % 到 64 %" in w[0]["zh"]
+    assert len(w) == 1 and "57-73 %" in w[0]["en"] and "57 % 到 73 %" in w[0]["zh"]
+    # and the one beside SGLang on AMD GPUs quotes its MI300X rows ("60-67 %")
+    w = [x for x in api.run("perf", {"model": "deepseek-r1", "gpu": "mi300x", "tp": 8, "weights": "fp8", "engine": "sglang"})
+         ["warnings"] if "AMD" in x["en"]]
+    assert len(w) == 1 and "60-67 %" in w[0]["en"] and "60 % 到 67 %" in w[0]["zh"]
     w = [x for x in api.run("perf", {"model": "deepseek-r1", "gpu": "h200", "tp": 8, "weights": "fp8", "engine": "trt-llm"})
          ["warnings"] if "MLA" in x["en"]]
     assert len(w) == 1 and "not been compared" in w[0]["en"]
