@@ -379,18 +379,31 @@ def _warnings(v: dict, command: str) -> list[dict]:
 def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
     """Speed figures in cases the calibration set has no run of, or shows calc optimistic for (data page)."""
     spec, gpu, engine, out = v["spec"], v["gpu_spec"], v["engine"], []
-    # calc's fixed costs for MLA layers (DeepSeek-V3's design) were fitted and checked on SGLang with NVIDIA GPUs only
+    # calc's fixed costs for MLA layers (DeepSeek-V3's design) were fitted on SGLang with NVIDIA GPUs only; the held-back
+    # rows of 2026-12-01 checked them on vLLM 0.7 (far too optimistic)
     if spec.is_mla and engine != "ideal":
         name = engines_mod.profile(engine).name
         if engine == "vllm":
             # the held-back rows of 2026-12-01: DeepSeek-R1 on vLLM 0.7 (V0), 8 H200s, as this profile computes them,
             # TPOT -57 to -73 % (-51 to -64 % with the V0 variant the calibration uses; data page)
             out.append(t("MLA 模型（DeepSeek-V3 式）的速度常数只用 SGLang 的实测拟合过；我们读到的 vLLM 运行（0.7 版的 V0 引擎，"
-                         "8 块 H200 上的 DeepSeek-R1）的 TPOT 是这里算法的两倍多（这里的 TPOT 短 57 % 到 73 %，见数据页），这个数字应看作偏乐观",
+                         "8 块 H200 上的 DeepSeek-R1）的 TPOT 是这里算出的两倍多（这里的 TPOT 短 57 % 到 73 %，见数据页），这个数字应看作偏乐观",
                          "calc's fixed costs for MLA models (DeepSeek-V3's design) were fitted on SGLang runs only; on the vLLM "
                          "runs we read (DeepSeek-R1 on 8 H200s, vLLM 0.7's V0 engine) the TPOT was over twice what this "
                          "computes (57-73 % short; see the data page), so read this figure as optimistic"))
-        elif engine != "sglang":
+        elif engine == "sglang":
+            # GLM-4.7-Flash on one B200 with --attention-backend triton (sgl-cookbook): TPOT 8.75 ms at ~821 tokens of
+            # context, 12.63 ms at ~4,405; the profile's MLA costs follow DeepSeek-R1's default-backend runs (data page).
+            # On AMD GPUs the warning below, which every engine's speed figure gets there, says more
+            if gpu.vendor == "NVIDIA":
+                out.append(t("这里 SGLang 的 MLA 数字对应默认注意力后端的运行；若用 --attention-backend triton 启动（sgl-cookbook 给 "
+                             "GLM-4.7-Flash 的命令就是这样），解码会随上下文明显变慢：在一块 B200 上，GLM-4.7-Flash 的 TPOT 从约 800 个 token "
+                             "上下文时的 8.75 ms 升到约 4,400 个 token 时的 12.63 ms（见数据页）",
+                             "SGLang's figures for MLA models here follow runs with its default attention backend; launched "
+                             "with --attention-backend triton (as the sgl-cookbook's command for GLM-4.7-Flash is), decode "
+                             "slows with the context: on one B200, GLM-4.7-Flash's TPOT rose from 8.75 ms at about 800 tokens "
+                             "of context to 12.63 ms at about 4,400 (see the data page)"))
+        else:
             out.append(t(f"MLA 模型（DeepSeek-V3 式）的速度只对照过 SGLang 和 vLLM 的实测；{name} 的结果没有对照过任何实测（见数据页）",
                          f"speed figures for MLA models (DeepSeek-V3's design) were checked only against SGLang and vLLM "
                          f"runs; {name}'s have not been compared with any measurement (see the data page)"))
@@ -398,8 +411,8 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
         # every engine profile was fitted on NVIDIA runs. The AMD runs read took far longer than calc says: vLLM 0.9.1
         # for ROCm on MI300X (chipbenchmark, concurrency 1: TPOT -30 to -65 %, TTFT -42 to -60 %; a vLLM 0.28 run of Gemma-4-31B,
         # which calc lacks: calc's constants give its bytes 12 % less time than it took; vLLM 0.17 serving gpt-oss-120b in
-        # MXFP4, InferenceX: TPOT -45 to -51 % at 64-256 requests on one GPU, -20 % at TP 8; data page) and one SGLang run of
-        # DeepSeek-V3.1 on 8 MI300X; no AMD run of the other engines was read. The figures are the CUDA-fitted vLLM profile's,
+        # MXFP4, InferenceX: TPOT -45 to -51 % at 64-256 requests on one GPU, -20 % at TP 8; data page) and SGLang runs of
+        # DeepSeek-V3.1 (0.5.7) and DeepSeek-R1 (0.4.2) on 8 MI300X; no AMD run of the other engines was read. The figures are the CUDA-fitted vLLM profile's,
         # the one the calculators use here; the calibration set's ROCm variant (vllm@rocm-0.9) describes 0.9.1 only, and
         # calc's time is 29 % short of AMD's own table for that release (70B FP8, TP 8, batch 1: 17.236 s; ROCm/vllm
         # docs/dev-docker/README.md at d61a61c13)

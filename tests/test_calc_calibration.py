@@ -1562,6 +1562,13 @@ def test_the_held_back_rows_of_2026_12_01_are_as_the_data_page_says():
     w = [x for x in api.run("perf", {"model": "deepseek-r1", "gpu": "h200", "tp": 8, "weights": "fp8"})["warnings"]
          if "MLA" in x["en"]]
     assert len(w) == 1 and "57-73 %" in w[0]["en"] and "57 % 到 73 %" in w[0]["zh"]
+    # beside an MLA model on SGLang, the Triton backend's slowdown on GLM-4.7-Flash's concurrency-1 TPOTs
+    c1 = [pts[f"sgl057-b200-glm47flash-tpot-{k}"] for k in ("c1", "c1-8k")]
+    assert [q["value"] * 1e3 for q in c1] == [8.75, 12.63]
+    assert [round(q["prompt_len"] + q["output_len"] / 2, -2) for q in c1] == [800, 4400]  # "about 800 ... about 4,400"
+    w = [x for x in api.run("perf", {"model": "deepseek-r1", "gpu": "b200", "tp": 8, "weights": "fp8", "engine": "sglang"})
+         ["warnings"] if "triton" in x["en"]]
+    assert len(w) == 1 and "8.75 ms" in w[0]["en"] and "12.63 ms" in w[0]["zh"] and "4,400" in w[0]["zh"]
     # and the one beside SGLang on AMD GPUs quotes its MI300X rows ("60-67 %")
     w = [x for x in api.run("perf", {"model": "deepseek-r1", "gpu": "mi300x", "tp": 8, "weights": "fp8", "engine": "sglang"})
          ["warnings"] if "AMD" in x["en"]]
