@@ -384,13 +384,18 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
     if spec.is_mla and engine != "ideal":
         name = engines_mod.profile(engine).name
         if engine == "vllm":
-            # the held-back rows of 2026-12-01: DeepSeek-R1 on vLLM 0.7 (V0), 8 H200s, as this profile computes them,
-            # TPOT -57 to -73 % (-51 to -64 % with the V0 variant the calibration uses; data page)
-            out.append(t("MLA 模型（DeepSeek-V3 式）的速度常数只用 SGLang 的实测拟合过；我们读到的 vLLM 运行（0.7 版的 V0 引擎，"
-                         "8 块 H200 上的 DeepSeek-R1）的 TPOT 是这里算出的两倍多（这里的 TPOT 短 57 % 到 73 %，见数据页），这个数字应看作偏乐观",
-                         "calc's fixed costs for MLA models (DeepSeek-V3's design) were fitted on SGLang runs only; on the vLLM "
-                         "runs we read (DeepSeek-R1 on 8 H200s, vLLM 0.7's V0 engine) the TPOT was over twice what this "
-                         "computes (57-73 % short; see the data page), so read this figure as optimistic"))
+            # the held-back rows, DeepSeek-R1 on 8 H200s in vLLM serving runs: vLLM 0.7 (V0, 2026-12-01), TPOT -57 to -73 %
+            # as this profile computes them (-51 to -64 % with the V0 variant the calibration uses); vLLM 0.8.4 (V1, an open
+            # loop on a DGX H200, 2026-12-02): its decode-only steps 32-40 % short of the measured gaps, its steps with a
+            # prompt chunk two to three times too fast (data page; test_calc_calibration pins both)
+            out.append(t("MLA 模型（DeepSeek-V3 式）的速度常数只用 SGLang 的实测拟合过；对照我们读到的 vLLM 服务运行（8 块 H200 上的 DeepSeek-R1），"
+                         "calc 的 TPOT 在 vLLM 0.7 的 V0 引擎下短 57 % 到 73 %；在 vLLM 0.8.4 的 V1 引擎下，calc 的纯解码步短 32 % 到 40 %，"
+                         "处理提示的速度快了两到三倍，所以 TTFT 也偏乐观（见数据页）。这些数字应看作偏乐观",
+                         "calc's fixed costs for MLA models (DeepSeek-V3's design) were fitted on SGLang runs only; in the vLLM "
+                         "serving runs we read (DeepSeek-R1 on 8 H200s) calc's TPOT was 57-73 % short with vLLM 0.7's V0 engine, "
+                         "and with vLLM 0.8.4's V1 engine its decode-only steps were 32-40 % short and its prompt processing two "
+                         "to three times too fast, so its TTFT is optimistic too (see the data page). Read these figures as "
+                         "optimistic"))
         elif engine == "sglang":
             # GLM-4.7-Flash on one B200 with --attention-backend triton (sgl-cookbook): TPOT 8.75 ms at ~821 tokens of
             # context, 12.63 ms at ~4,405; the profile's MLA costs follow DeepSeek-R1's default-backend runs (data page).

@@ -78,7 +78,9 @@ def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
     calc.simulate runs the point's ``closed_loop.num_prompts`` requests, all queued at t = 0, at most ``batch`` at a
     time, on a StepModel of the same engine profile perf uses. Unlike perf_report's static batch (all prompts
     prefilled, then all decoded), each request's decode steps then also carry the prompts of the requests that
-    start while it runs, as in the measured run."""
+    start while it runs, as in the measured run. With ``closed_loop.request_rate`` the client sent its prompts as a
+    Poisson process at that rate without a concurrency cap (an open loop: vllm bench serve --request-rate R): the
+    simulation draws the same process, and the point's batch is the engine's max_num_seqs as the source ran it."""
     cl = p["closed_loop"]
     prof = engines_mod.profile(engine)
     # keyed on the point, the model's and GPU's every field and the engine's current state (tests patch profiles and
@@ -93,7 +95,8 @@ def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
     cost = simulate.StepCost.from_profile(prof, p["weights"], engine, gpu)
     model = simulate.StepModel(m, gpu, p["weights"], p["kv_dtype"], p["tp"], cost)
     # lengths: the source's generator where the point names it (e.g. "1-1000": uniform), else the point's, fixed
-    reqs = simulate.requests(cl["num_prompts"], math.inf, cl.get("prompt", p["prompt_len"]), cl.get("output", p["output_len"]))
+    reqs = simulate.requests(cl["num_prompts"], float(cl.get("request_rate", math.inf)), cl.get("prompt", p["prompt_len"]),
+                             cl.get("output", p["output_len"]))
     chunk = prof.prefill_chunk_tokens
     if p.get("max_num_batched_tokens"):  # as the source ran it
         budget = p["max_num_batched_tokens"]
@@ -101,7 +104,8 @@ def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
         # `vllm serve`'s own default (V1) for the GPU: 2048 on A100s and under 70 GiB, else 8192. The 16384 tier of
         # 0.32 (from 160 GiB) is absent in ROCm/vllm v0.9.1+rocm and the 0.10.1.1 wheel; of these points only the MI300X
         # ones (0.9.1) ran on a GPU that large, and the others (0.9.1, main of August 2025, 0.11-0.25) on GPUs where the
-        # tiers agree. (V0, vllm@v0.6, had none of this.)
+        # tiers agree; 0.8.4 chose by the device's name (8192 on an H100/H200 for the API server, vLLM PR #12369), the
+        # same on its H200 points. (V0, vllm@v0.6, had none of this.)
         budget = min(mem.vllm_max_num_batched_tokens(gpu), 8192)
     else:  # the engine's chunk for the GPU (SGLang's chunked_prefill_size), else 8192
         budget = prof.prefill_chunk_for(gpu) or 8192

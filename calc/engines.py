@@ -245,7 +245,8 @@ class EngineProfile:
         get_num_kv_splits_triton, sequences of one length): min(max_kv_splits, ceil(SMs x max(log2(context / 64), 1)
         / token grid)), where the token grid counts the model config's KV heads, not the latent one:
         num_key_value_heads equals the heads in an MLA config, so it is batch x heads. The programs run in waves of
-        SMs x programs_per_sm, a wave lasting one program's tokens x s_per_token (an effective time, fitted). Heads
+        SMs x programs_per_sm, a wave lasting s_per_program + one program's tokens x s_per_token per layer
+        (effective times, fitted; the fixed one mostly stands for calc's miss on the fit model at short contexts). Heads
         are split across ``tp`` GPUs. Needs the GPU's SM count (registry GPU.sm_count)."""
         k = self.split_kv_decode
         if not k or not getattr(m, "is_mla", False) or batch <= 0 or context <= 0:
@@ -266,7 +267,9 @@ class EngineProfile:
         block = int(k["min_block_kv"])
         per_program = math.ceil(math.ceil(context / splits) / block) * block
         waves = math.ceil(programs * splits / (gpu.sm_count * int(k["programs_per_sm"])))
-        return layers * waves * per_program * float(k["s_per_token"])
+        # each wave pays a fixed time per layer besides its walk (s_per_program: an effective time; the programs' start,
+        # the splits' partial results and the reduce kernel SGLang launches after each layer's splits may be part of it)
+        return layers * waves * (float(k["s_per_program"]) + per_program * float(k["s_per_token"]))
 
     def memory_efficiency(self, fmt: str, gpu=None) -> float:
         """Achieved / datasheet memory bandwidth for weights stored in ``fmt`` (a calc.memory WEIGHT_FORMATS key), on

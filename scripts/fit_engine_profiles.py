@@ -108,15 +108,17 @@ def _set(entry, path, value):
 
 def _own_cost_variants(base: str) -> set:
     """The variants with a cost of their own: a fixed cost per step (``step_overhead.base_s``) or a split-KV decode
-    kernel's time per token (``split_kv_decode.s_per_token``), fitted on their own points. A variant that only changes
+    kernel's times (``split_kv_decode``: per program and per token), fitted on their own points. A variant that only changes
     how the cost is charged (trt-llm@v0.6: its prefill cost spent in the step) is not one."""
     return {name for name, v in engines._data()["engines"][base].get("variants", {}).items()
             if "base_s" in v.get("step_overhead", {}) or "split_kv_decode" in v}
 
 
-# A variant whose decode attention is a latency-bound split-KV kernel (sglang@triton) fits that kernel's time per token
-# per program alone, on its own points (the concurrency-1 TPOTs); every other constant is the base engine's.
-SPLIT_KV_PARAMS = [(("split_kv_decode", "s_per_token"), 0.0, 2e-6)]
+# A variant whose decode attention is a latency-bound split-KV kernel (sglang@triton) fits that kernel's fixed time per
+# program and its time per token on its own points (the concurrency-1 TPOTs); every other constant is the base
+# engine's. The two move those points almost alike (three points nearly on a line), so coordinate descent stalls in
+# their narrow valley wherever it starts: they are solved jointly (_gauss_newton_2).
+SPLIT_KV_PARAMS = [(("split_kv_decode", "s_per_program"), 0.0, 5e-5), (("split_kv_decode", "s_per_token"), 0.0, 2e-6)]
 
 
 # Parameters that only some points can identify are fitted after the others, on those points alone; the others are
@@ -208,6 +210,34 @@ def _descend(key: str, entry: dict, params: list, stage: str | None, rounds: int
     return best
 
 
+def _gauss_newton_2(key: str, entry: dict, params: list, iterations: int = 30) -> float:
+    """Least squares of the fit points' log errors (``loss``) over two parameters, by Gauss-Newton steps with a
+    finite-difference Jacobian, each kept inside its bounds. For constants that act almost linearly on the points
+    (SPLIT_KV_PARAMS); start it inside the region where they act (after _descend)."""
+    (path_a, lo_a, hi_a), (path_b, lo_b, hi_b) = params
+
+    def residuals(a: float, b: float) -> list[float]:
+        _set(entry, path_a, a)
+        _set(entry, path_b, b)
+        return [math.log1p(r["error"]) for r in _fit_rows(key, None)]
+
+    a, b = _get(entry, path_a), _get(entry, path_b)
+    for _ in range(iterations):
+        r = residuals(a, b)
+        da, db = (hi_a - lo_a) * 1e-4, (hi_b - lo_b) * 1e-4
+        ja = [(x - y) / da for x, y in zip(residuals(a + da, b), r, strict=True)]
+        jb = [(x - y) / db for x, y in zip(residuals(a, b + db), r, strict=True)]
+        saa, sbb, sab = sum(x * x for x in ja), sum(x * x for x in jb), sum(x * y for x, y in zip(ja, jb, strict=True))
+        ga, gb = sum(x * y for x, y in zip(ja, r, strict=True)), sum(x * y for x, y in zip(jb, r, strict=True))
+        det = saa * sbb - sab * sab
+        if det <= 0:
+            break
+        a = min(hi_a, max(lo_a, a - (sbb * ga - sab * gb) / det))
+        b = min(hi_b, max(lo_b, b - (saa * gb - sab * ga) / det))
+    residuals(a, b)
+    return loss(key)
+
+
 def _source(url: str) -> str:
     """A source: a GitHub issue, pull request or discussion (each its own author's run), else a GitHub repository (its
     files and runs are one host's), else the page."""
@@ -237,6 +267,7 @@ def fit(key: str, rounds: int = 6) -> dict:
     if variant and "split_kv_decode" in entry["variants"][variant]:
         params = [(("variants", variant) + path, lo, hi) for path, lo, hi in SPLIT_KV_PARAMS]
         _descend(key, entry, params, None, rounds)
+        _gauss_newton_2(key, entry, params)
         return {"loss": loss(key), **{"/".join(p[0]): _get(entry, p[0]) for p in params}}
     own = _own_kernels(key)
     if own:
