@@ -389,8 +389,8 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
             # loop, 2026-12-02): its decode-only steps 32-40 % short of the measured gaps on a DGX H200 and 11-19 % short
             # of another provider's H200s' median gaps; its steps with a prompt chunk about two to four times too fast (data
             # page; test_calc_calibration pins these)
-            out.append(t("MLA 模型（DeepSeek-V3 式）的速度常数只用 SGLang 的实测拟合过；对照我们读到的 vLLM 服务运行（8 块 H200 上的 DeepSeek-R1），"
-                         "calc 的 TPOT 在 vLLM 0.7 的 V0 引擎下短 57 % 到 73 %；在 vLLM 0.8.4 的 V1 引擎下，calc 的纯解码步在一台 DGX H200 上短 32 % 到 40 %"
+            out.append(t("MLA 模型（DeepSeek-V3 式）的固定开销只用 SGLang 的实测拟合过；对照我们读到的 vLLM 服务运行（8 块 H200 上的 DeepSeek-R1），"
+                         "calc 的 TPOT 在 vLLM 0.7 的 V0 引擎下短 57 % 到 73 %；在 vLLM 0.8.4 的 V1 引擎下，calc 只含解码的步在一台 DGX H200 上短 32 % 到 40 %"
                          "（对照同一版本在另一家服务商 H200 上的运行短 11 % 到 19 %），calc 算出的提示处理速度约是实测的两到四倍，所以 TTFT 也偏乐观（见数据页）。"
                          "本计算器对这类模型算出的数字应看作偏乐观",
                          "calc's fixed costs for MLA models (DeepSeek-V3's design) were fitted on SGLang runs only; in the vLLM "
