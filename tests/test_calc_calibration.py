@@ -973,36 +973,32 @@ def test_the_sglang_triton_variant_is_as_the_data_page_says():
     # with the one constant of 2026-12-01: +17, +69, +8, +17, +40 %)
     held = ("tpot-c16-8kout", "tpot-c64-8kout", "tpot-c16-1k1k", "tpot-c16-8k1k", "tpot-c64-8k1k")
     assert [round(now[f"sgl057-b200-glm47flash-{k}"] * 100) for k in held] == [8, 46, 8, 6, 21]
-    with pytest.MonkeyPatch.context() as mp:  # the one constant of 2026-12-01
-        mp.setitem(engines._data()["engines"]["sglang"]["variants"]["triton"]["split_kv_decode"], "s_per_program", 0.0)
-        mp.setitem(engines._data()["engines"]["sglang"]["variants"]["triton"]["split_kv_decode"], "s_per_token", 2.44e-07)
+
+    def with_kernel(**constants):
+        """GLM-4.7-Flash's errors with the Triton kernel's constants set to ``constants`` (restored afterwards)."""
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in constants.items():
+                mp.setitem(engines._data()["engines"]["sglang"]["variants"]["triton"]["split_kv_decode"], name, value)
+            engines.profile.cache_clear()
+            errors = _errors("sgl057-b200-glm47flash")
         engines.profile.cache_clear()
-        one = _errors("sgl057-b200-glm47flash")
-    engines.profile.cache_clear()
+        return errors
+
+    one = with_kernel(s_per_program=0.0, s_per_token=2.44e-07)  # the one constant of 2026-12-01
     assert [round(one[f"sgl057-b200-glm47flash-{k}"] * 100) for k in held] == [17, 69, 8, 17, 40]
+    assert [round(one[f"sgl057-b200-glm47flash-{k}"] * 100, 1) for k in c1] == [-9.0, 3.7, -0.4]
     # "the held-out rows differ by up to about 3.4 points between these (the concurrency-64 rows; under 2 at
     # concurrency 16)": the coordinate descent's stops, 20.3/0.193 and 23.3/0.187 us, against the joint fit
     spread = {k: [now[f"sgl057-b200-glm47flash-{k}"]] for k in held}
     for per_program, per_token in ((2.03e-05, 1.93e-07), (2.33e-05, 1.87e-07)):
-        with pytest.MonkeyPatch.context() as mp:
-            kernel = engines._data()["engines"]["sglang"]["variants"]["triton"]["split_kv_decode"]
-            mp.setitem(kernel, "s_per_program", per_program)
-            mp.setitem(kernel, "s_per_token", per_token)
-            engines.profile.cache_clear()
-            stop = _errors("sgl057-b200-glm47flash")
-        engines.profile.cache_clear()
+        stop = with_kernel(s_per_program=per_program, s_per_token=per_token)
         for k in held:
             spread[k].append(stop[f"sgl057-b200-glm47flash-{k}"])
     width = {k: (max(v) - min(v)) * 100 for k, v in spread.items()}
     assert round(max(width.values()), 1) == 3.4 and max(w for k, w in width.items() if "c16" in k) < 2
-    assert [round(one[f"sgl057-b200-glm47flash-{k}"] * 100, 1) for k in c1] == [-9.0, 3.7, -0.4]
     # "with the time per token alone at 0.184 µs they would read +3 %, +1 % and +2 % at concurrency 16 and +42 % and
     # +19 % at 64, but the concurrency-1 points -13 %, -9 % and -10 %": the fixed time moves each held-out row 2 to 6 up
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(engines._data()["engines"]["sglang"]["variants"]["triton"]["split_kv_decode"], "s_per_program", 0.0)
-        engines.profile.cache_clear()
-        walk = _errors("sgl057-b200-glm47flash")
-    engines.profile.cache_clear()
+    walk = with_kernel(s_per_program=0.0)
     assert [round(walk[f"sgl057-b200-glm47flash-{k}"] * 100) for k in held] == [3, 42, 1, 2, 19]
     assert [round(walk[f"sgl057-b200-glm47flash-{k}"] * 100) for k in c1] == [-13, -9, -10]
     up = [(now[k] - walk[k]) * 100 for k in (f"sgl057-b200-glm47flash-{h}" for h in held)]
@@ -1023,11 +1019,7 @@ def test_the_sglang_triton_variant_is_as_the_data_page_says():
     assert all(two.split_kv_decode_s(glm, b200, b, c, 47) == p.split_kv_decode_s(glm, b200, b, c, 47)
                for b in (16, 64) for c in range(64, 9000, 97))
     assert two.split_kv_decode_s(glm, b200, 25, 7000, 47) < p.split_kv_decode_s(glm, b200, 25, 7000, 47)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(variant["split_kv_decode"], "programs_per_sm", 2)
-        engines.profile.cache_clear()
-        with2 = _errors("sgl057-b200-glm47flash")
-    engines.profile.cache_clear()
+    with2 = with_kernel(programs_per_sm=2)
     assert [round(with2[f"sgl057-b200-glm47flash-{k}"] * 100) for k in held] == [8, 45, 8, 6, 20]
     assert max(abs(with2[k] - now[k]) for k in now) < 0.012
     # the TTFTs do not move (no decode step in them); the five held-out TPOTs moved, and are seen for the kernel model
