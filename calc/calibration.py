@@ -111,8 +111,11 @@ def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
         budget = prof.prefill_chunk_for(gpu) or 8192
     if not chunk:  # no chunked prefill (ideal, TensorRT-LLM's profile): a step must hold a whole request
         budget = max(budget, max(r.prompt_len + r.output_len for r in reqs))
+    # closed_loop.reserve_full_prompt false: a vLLM V1 release before 0.19.0, whose scheduler admitted a waiting request
+    # when its first chunk's blocks were free (calc.simulate's reserve_full_prompt)
     r = simulate.simulate(model, reqs, max_num_seqs=p["batch"], max_num_batched_tokens=budget,
-                          chunked_prefill=bool(chunk), kv_samples=2)
+                          chunked_prefill=bool(chunk), kv_samples=2,
+                          reserve_full_prompt=cl.get("reserve_full_prompt", True))
     field, stat = _CLOSED_LOOP_STATISTICS[cl["statistic"]]
     _CLOSED_LOOP_CACHE[key] = r[field][stat]
     return r[field][stat]
