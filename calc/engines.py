@@ -271,6 +271,13 @@ class EngineProfile:
         # the splits' partial results and the reduce kernel SGLang launches after each layer's splits may be part of it)
         return layers * waves * (float(k["s_per_program"]) + per_program * float(k["s_per_token"]))
 
+    def split_kv_decode_beyond_read_s(self, m, gpu, batch: float, context: int, layers: int, tp: int,
+                                      kv_read_s: float) -> float:
+        """What the split-KV decode kernel (split_kv_decode_s) takes beyond ``kv_read_s``, the roofline's read of the
+        same KV cache, which the step already charges; never negative (a kernel faster than its read is bandwidth-bound).
+        perf's step and the simulator's both add this."""
+        return max(0.0, self.split_kv_decode_s(m, gpu, batch, context, layers, tp) - kv_read_s)
+
     def memory_efficiency(self, fmt: str, gpu=None) -> float:
         """Achieved / datasheet memory bandwidth for weights stored in ``fmt`` (a calc.memory WEIGHT_FORMATS key), on
         ``gpu`` (a registry.GPU) where given: × hbm_bandwidth_factor if its memory is HBM."""

@@ -346,8 +346,8 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
                 kv *= 3
             nbytes = dp * (dense_read * sh["dense"] + (head_bytes * n_steps if last else 0)) + e_read * sh["experts"] + kv
             t, bound = _roofline(f, nbytes, peak, bandwidth)
-            if prompt is None:  # a split-KV decode kernel slower than its KV read (engines.split_kv_decode_s)
-                t += max(0.0, eng.split_kv_decode_s(m, gpu, b, context, len(sh["layers"]), tp) - kv / bandwidth)
+            if prompt is None:  # a split-KV decode kernel slower than its KV read
+                t += eng.split_kv_decode_beyond_read_s(m, gpu, b, context, len(sh["layers"]), tp, kv / bandwidth)
             t += dequant_bytes * sh["dense"] / bandwidth  # one stage: its share is 1
             n = len(sh["layers"])
             ar = _allreduce_call_s(m, gpu, tokens / dp, tp)

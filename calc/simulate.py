@@ -92,8 +92,9 @@ class StepCost:
     request_latency_for: Callable[[int, bool], float] | None = None
     mla: bool = False  # the model's layers are of DeepSeek-V3's design (EngineProfile.mla_step_layer_weight)
     prefill_alone: bool = False  # prompt tokens run in steps of their own, decodes paused (EngineProfile.prefill_alone)
-    # the decode attention's own time where it is a latency-bound split-KV kernel (EngineProfile.split_kv_decode_s:
-    # model, GPU, sequences, context, layers, tp -> seconds on one GPU), else None: the roofline's KV read
+    # where the decode attention is a latency-bound split-KV kernel, its time beyond the roofline's KV read
+    # (EngineProfile.split_kv_decode_beyond_read_s: model, GPU, sequences, context, layers, tp, the read's seconds ->
+    # seconds on one GPU), else None: the roofline's KV read stands
     split_kv_decode: Callable | None = None
 
     def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
@@ -134,7 +135,7 @@ class StepCost:
                    bool(getattr(profile, "fp16_accumulate", lambda f: False)(fmt)),
                    profile.request_latency_for if getattr(profile, "request_latency_per_layer", False) else None,
                    False, bool(getattr(profile, "prefill_alone", False)),
-                   profile.split_kv_decode_s if getattr(profile, "split_kv_decode", None) else None)
+                   profile.split_kv_decode_beyond_read_s if getattr(profile, "split_kv_decode", None) else None)
 
 
 def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float | None = None,
@@ -225,8 +226,8 @@ class StepModel:
         the same KV bytes: 0 without one, or where the read is the longer."""
         if self.cost.split_kv_decode is None:
             return 0.0
-        t = self.cost.split_kv_decode(self.m, self.gpu, n_decode, ctx, self.m.num_hidden_layers, self.tp)
-        return max(0.0, t - n_decode * self._kv_bytes(ctx) / self.bandwidth)
+        return self.cost.split_kv_decode(self.m, self.gpu, n_decode, ctx, self.m.num_hidden_layers, self.tp,
+                                         n_decode * self._kv_bytes(ctx) / self.bandwidth)
 
     def step_s(self, chunks: Sequence[tuple[int, int]], n_decode: int, decode_context_sum: int) -> float:
         """``chunks``: (tokens already computed, tokens computed now) per prefilling sequence; ``n_decode``
