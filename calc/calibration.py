@@ -115,7 +115,8 @@ def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
     # when its first chunk's blocks were free (calc.simulate's reserve_full_prompt)
     r = simulate.simulate(model, reqs, max_num_seqs=p["batch"], max_num_batched_tokens=budget,
                           chunked_prefill=bool(chunk), kv_samples=2,
-                          reserve_full_prompt=cl.get("reserve_full_prompt", True))
+                          reserve_full_prompt=cl.get("reserve_full_prompt", True),
+                          gpu_memory_utilization=p.get("gpu_memory_utilization"))  # as the source ran it, else the engine's
     field, stat = _CLOSED_LOOP_STATISTICS[cl["statistic"]]
     _CLOSED_LOOP_CACHE[key] = r[field][stat]
     return r[field][stat]
