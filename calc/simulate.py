@@ -95,7 +95,7 @@ class StepCost:
     # where the decode attention is a latency-bound split-KV kernel, its time beyond the roofline's KV read
     # (EngineProfile.split_kv_decode_beyond_read_s: model, GPU, sequences, context, layers, tp, the read's seconds ->
     # seconds on one GPU), else None: the roofline's KV read stands
-    split_kv_decode: Callable | None = None
+    split_kv_beyond_read: Callable | None = None
 
     def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
         return max(gpu_s, overhead_s) if self.overlaps_gpu else gpu_s + overhead_s
@@ -222,12 +222,12 @@ class StepModel:
         return v
 
     def _split_kv_extra_s(self, n_decode: int, ctx: int) -> float:
-        """What a latency-bound split-KV decode kernel (StepCost.split_kv_decode) takes beyond the roofline's read of
+        """What a latency-bound split-KV decode kernel (StepCost.split_kv_beyond_read) takes beyond the roofline's read of
         the same KV bytes: 0 without one, or where the read is the longer."""
-        if self.cost.split_kv_decode is None:
+        if self.cost.split_kv_beyond_read is None:
             return 0.0
-        return self.cost.split_kv_decode(self.m, self.gpu, n_decode, ctx, self.m.num_hidden_layers, self.tp,
-                                         n_decode * self._kv_bytes(ctx) / self.bandwidth)
+        return self.cost.split_kv_beyond_read(self.m, self.gpu, n_decode, ctx, self.m.num_hidden_layers, self.tp,
+                                              n_decode * self._kv_bytes(ctx) / self.bandwidth)
 
     def step_s(self, chunks: Sequence[tuple[int, int]], n_decode: int, decode_context_sum: int) -> float:
         """``chunks``: (tokens already computed, tokens computed now) per prefilling sequence; ``n_decode``

@@ -106,7 +106,7 @@ def test_vllm_front_end_latency_is_the_median_of_its_fit_hosts():
     "Four are the rows admitted on 2026-12-02 (an open-loop serving run of DeepSeek-R1 on vLLM 0.8.4, the V1 engine, on a "
     "DGX H200: TPOT -42 % to -57 %). Two are rows of that day's third search, open loops of current releases: a burst of "
     "500 prompts on vLLM 0.19.0 on an H100 (+451 %: its requests reached the engine over about five seconds) and vLLM "
-    "0.22.1 on an RTX 5090 at a rate past the source's own knee (-49 %); its other seven rows are within 25 %, six of them "
+    "0.22.1 on an RTX 5090 at a rate past the source's own knee (-49 %); its other seven rows are within 26 %, six of them "
     "within 6.2 %. "
     "Sixteen of them are rows admitted on 2026-12-01 under a rule written before calc was computed on them, an "
     "independent check: DeepSeek-R1 on vLLM 0.7's V0 engine (8 H200s: TPOT -51 % to -64 %; 8 MI300X: -79 %) and on "
@@ -210,17 +210,20 @@ UNSEEN = [r for r in ROWS if calibration.in_subset(r, "unseen")]
 # "ttft": the median over its three unseen points is over 10 %. The MI300X points are all seen (their variant was chosen
 # after their errors were known), and so are SGLang's nine cookbook rows at concurrency 16 and 64 (its prompt steps) and
 # the TTFTs the GPUs' measured matmul rates moved (five of the eight unseen ones)
+# (the 30,000/100 row of 2026-12-02 is seen since the admission rule per release; with it unseen the TPOT median, 10.6 %
+# over 50 points, would be over its target: test_the_held_back_rows_of_the_third_search_...)
 KNOWN_UNSEEN_MISSES = KV_MISSES | RTX4090_TPOT_MISSES | {"ttft", "gpustack-trtllm120rc1-h100-qwen3-8b-ttft-c4"} | S18_MISSES | {
-    "throughput"} | S19_MISSES | S20_MISSES | {"tpot"}
+    "throughput"} | (S19_MISSES - {"simonmo-vllm084-h200x8-dsr1-tpot-r10-30k100"}) | S20_MISSES
 
 
 @pytest.mark.xfail(strict=True, reason=(
     "over the held-out points that informed no modelling choice, the sixteen rows admitted on 2026-12-01 that miss "
     "(DeepSeek-R1 on vLLM 0.7 and SGLang 0.4.2, vLLM 0.6.1 for ROCm on MI300X; see the held-out reason) take the "
     "throughput median to 14.3 % over 23 points (6.7 % over 12 without them) and TPOT's to 9.7 % over 37, and the four "
-    "of 2026-12-02 (DeepSeek-R1 on vLLM 0.8.4, -42 % to -57 %) took TPOT's to 12.2 % over 41 and the nine of that day's "
-    "third search (vLLM 0.19.0 on an H100, 0.22.1 on an RTX 5090; two miss, +451 and -49 %) to 10.6 % over 50, over its "
-    "target; the RTX "
+    "of 2026-12-02 (DeepSeek-R1 on vLLM 0.8.4, -42 % to -57 %) took TPOT's to 12.2 % over 41 (11.9 % over 40 once the "
+    "30,000/100 row became seen with the admission rule per release, a choice made after its error was known) and the "
+    "nine of that day's third search (vLLM 0.19.0 on an H100, 0.22.1 on an RTX 5090; two miss, +451 and -49 %) to 9.7 % "
+    "over 49, under its target (10.6 % over 50 with that row unseen); the RTX "
     "4090's 4-bit TPOTs miss (+31 and +32 %), as "
     "does TensorRT-LLM 1.2's TTFT through trtllm-serve (-79 %); TPOT's median without those rows, 7.6 % over 30 points, meets its target "
     "(11.6 % over 39 while SGLang's nine 1,000-token-output rows, admitted after the closed loop as its unseen check, "
@@ -1375,14 +1378,18 @@ def test_the_rtx_4090_chat_runs_are_as_the_data_page_says():
     # with the held-back rows admitted on 2026-12-01: TPOT 8.1 % over 115 held out (8.3 % with the Triton kernel's one
     # constant), 9.7 % over 37 unseen; throughput
     # 12.1 % over 53 held out (9.2 % over 42 before them), 14.3 % over 23 unseen (6.7 % over 12); and with those of
-    # 2026-12-02 too: TPOT 8.3 % over 119 held out, 12.2 % over 41 unseen
+    # 2026-12-02 too: TPOT 8.3 % over 119 held out, 12.2 % over 41 unseen (11.9 % over 40 once the 30,000/100 row was
+    # seen), and with the third search's nine: 8.2 % over 128, 9.7 % over 49
     def med(rows, kind):
         e = [abs(r["error"]) for r in rows if r["kind"] == kind]
         return len(e), round(statistics.median(e) * 100, 1)
     held_rows = [r for r in ROWS if r["subset"] == "holdout"]
-    assert (med(held_rows, "tpot"), med(UNSEEN, "tpot")) == ((119, 8.3), (41, 12.2))
-    s18 = [r for r in held_rows if not r["id"].startswith(ADMITTED_S19)]
-    assert (med(s18, "tpot"), med([r for r in UNSEEN if not r["id"].startswith(ADMITTED_S19)], "tpot")) == (
+    assert (med(held_rows, "tpot"), med(UNSEEN, "tpot")) == ((128, 8.2), (49, 9.7))
+    s19 = [r for r in held_rows if not r["id"].startswith(ADMITTED_S20)]
+    assert (med(s19, "tpot"), med([r for r in UNSEEN if not r["id"].startswith(ADMITTED_S20)], "tpot")) == (
+        (119, 8.3), (40, 11.9))
+    s18 = [r for r in held_rows if not r["id"].startswith(ADMITTED_S19 + ADMITTED_S20)]
+    assert (med(s18, "tpot"), med([r for r in UNSEEN if not r["id"].startswith(ADMITTED_S19 + ADMITTED_S20)], "tpot")) == (
         (115, 8.1), (37, 9.7))
     assert (med(held_rows, "throughput"), med(UNSEEN, "throughput")) == ((53, 12.1), (23, 14.3))
     before = [r for r in ROWS if not r["id"].startswith(HELD_BACK)]
@@ -1540,14 +1547,20 @@ def test_the_accelmark_rows_left_out_are_as_the_data_page_says():
 
 
 def test_the_geforce_warning_quotes_the_calibration_set():
-    """vLLM's warning beside figures on GeForce cards quotes calc's errors on the vLLM points of RTX 4090 and RTX 5090
-    (7-8B models): its ranges are these points' errors, rounded to whole per cent."""
+    """vLLM's warning beside figures on GeForce cards quotes calc's errors on the vLLM points of RTX 4090 and RTX 5090:
+    the 7-8B models' ranges are these points' errors, rounded to whole per cent; Qwen3-4B's open loops (the third
+    search) separately."""
     from calc import api  # noqa: PLC0415
 
     pts = {p["id"]: p for p in calibration.points()}
-    geforce = [{**r, **pts[r["id"]], "error": r["error"]} for r in ROWS
-               if r["engine"] == "vllm" and pts[r["id"]]["gpu"] in ("rtx-4090", "rtx-5090")]
-    assert {registry.get_gpu(r["gpu"]).name.split()[1] for r in geforce} == {"GeForce"} and len(geforce) == 15
+    every = [{**r, **pts[r["id"]], "error": r["error"]} for r in ROWS
+             if r["engine"] == "vllm" and pts[r["id"]]["gpu"] in ("rtx-4090", "rtx-5090")]
+    assert {registry.get_gpu(r["gpu"]).name.split()[1] for r in every} == {"GeForce"} and len(every) == 22
+    geforce = [r for r in every if r["model"] != "qwen3-4b"]
+    assert {r["model"] for r in geforce} == {"qwen2.5-7b", "llama-3.1-8b"} and len(geforce) == 15
+    small = {r["closed_loop"]["request_rate"]: r["error"] for r in every if r["model"] == "qwen3-4b"}
+    assert max(abs(e) for q, e in small.items() if q <= 12) * 100 == pytest.approx(6.2, abs=0.05)
+    assert round(small[16.0] * 100) == -49
 
     def span(kind, weights):
         errs = sorted(round(r["error"] * 100) for r in geforce if r["kind"] == kind and r["weights"] in weights)
@@ -1560,9 +1573,9 @@ def test_the_geforce_warning_quotes_the_calibration_set():
     text = [w for w in api.run("perf", {"model": "qwen2.5-7b", "gpu": "rtx-4090"})["warnings"] if "GeForce" in w["en"]]
     assert len(text) == 1
     for piece in ("TPOT was 13-16 %", "TTFT -7 % to +31 %", "AWQ/GPTQ TPOT 31-32 % above (TTFT within 1 %)",
-                  "FP8 TPOT 5 % and TTFT 21 % below"):
+                  "FP8 TPOT 5 % and TTFT 21 % below", "within 6.2 % at 1 to 12 requests per second and 49 % below at 16"):
         assert piece in text[0]["en"], piece
-    for piece in ("13–16 %", "−7 % 到 +31 %", "31–32 %", "不到 1 %", "低 5 %", "低 21 %"):
+    for piece in ("13–16 %", "−7 % 到 +31 %", "31–32 %", "不到 1 %", "低 5 %", "低 21 %", "相差在 6.2 % 以内", "低 49 %"):
         assert piece in text[0]["zh"], piece
     # not for other engines, nor for datacenter cards
     for params in ({"gpu": "rtx-4090", "engine": "sglang"}, {"gpu": "l40s"}, {"gpu": "h100-sxm"}):
@@ -1654,7 +1667,9 @@ def test_the_held_back_rows_of_2026_12_02_are_as_the_data_page_says():
 
     pts = {p["id"]: p for p in calibration.points()}
     rows = {r["id"]: r["error"] for r in ROWS if r["id"].startswith(ADMITTED_S19)}
-    assert set(rows) == S19_MISSES and all(pts[k]["subset"] == "holdout" and "seen" not in pts[k] for k in rows)
+    last = "simonmo-vllm084-h200x8-dsr1-tpot-r10-30k100"  # seen since the admission rule per release moved it
+    assert set(rows) == S19_MISSES and all(pts[k]["subset"] == "holdout" and ("seen" in pts[k]) == (k == last) for k in rows)
+    assert "admission per release" in pts[last]["seen"] and "-62 % -> -57 %" in pts[last]["seen"]
     # an open loop: 50 prompts, Poisson at 10 per second, fixed lengths; vLLM 0.8.4 is the V1 engine, the current profile
     # (admitting a prompt on its first chunk's blocks, as 0.8.4's scheduler did: test_vllm_releases_before_0_19_...)
     assert all(pts[k]["closed_loop"] == {"num_prompts": 50, "statistic": "mean", "request_rate": 10.0,
@@ -1754,15 +1769,16 @@ def test_the_hybrid_kv_checks_are_as_the_data_page_says():
 
 def test_a_closed_loops_decode_step_is_the_performance_calculators():
     """The data page: the closed-loop simulation uses "the very step the performance calculator uses: a decode-only step
-    equals its TPOT on every such point" (the 65 closed-loop points, four of them open loops, and the five kept as static
-    batches for the prefix cache)."""
+    equals its TPOT on every such point" (the 74 closed-loop points, thirteen of them open loops, and the five kept as
+    static batches for the prefix cache)."""
     from calc import perf  # noqa: PLC0415
     from calc.simulate import StepCost, StepModel  # noqa: PLC0415
 
     kept = {f"vllm0251-rtx4090-qwen25-7b-tpot-c{c}" for c in (4, 8, 16)} | {
         "vllm020-h100-qwen3-8b-tpot-c8-mtbench", "vllm020-h100-qwen3-8b-fp8-tpot-c8-mtbench"}
     pts = [p for p in calibration.points() if p.get("closed_loop") or p["id"] in kept]
-    assert len(pts) == 70 and sum(1 for p in pts if p.get("closed_loop")) == 65
+    assert len(pts) == 79 and sum(1 for p in pts if p.get("closed_loop")) == 74
+    assert sum(1 for p in pts if "request_rate" in p.get("closed_loop", {})) == 12  # and the burst, queued at t = 0
     configs = calibration._data()["configs"]
     for p in pts:
         m, gpu = calibration._model(p, configs), registry.get_gpu(p["gpu"])
@@ -1974,15 +1990,20 @@ def test_the_held_back_rows_of_the_third_search_are_as_the_data_page_says():
                                          "statistic": "median", "request_rate": pts[k]["closed_loop"]["request_rate"]}
                and pts[k]["batch"] == 256 and pts[k]["gpu_memory_utilization"] == 0.9 for k in peg)
     assert mem.vllm_max_num_batched_tokens(five090) == 2048
-    # "calc's replica still keeps up at 16 per second (15.8 served, a mean TTFT of 0.19 s) where the measured one served
-    # 13.2 with a median TTFT of 3.9 s"
+    # "calc's replica still keeps up at 16 (15.8 requests per second served, a median TTFT of 0.16 s, against the
+    # measured 13.2 and 3.9 s) and saturates near 16.7 requests per second when offered more ... about a quarter too high"
     m4 = registry.get_model("qwen3-4b")
     step = StepModel(m4, five090, "bf16", "bf16", 1, StepCost.from_profile(engines.profile("vllm"), "bf16", "vllm", five090))
-    r16 = simulate.simulate(step, simulate.requests(960, 16.0, 1024, 128), max_num_seqs=256, max_num_batched_tokens=2048,
-                            gpu_memory_utilization=0.9, kv_samples=2)
-    assert round(r16["requests_per_s"], 1) == 15.8 and round(r16["ttft_s"]["mean"], 2) == 0.19
+
+    def served(rate):
+        return simulate.simulate(step, simulate.requests(60 * rate, float(rate), 1024, 128), max_num_seqs=256,
+                                 max_num_batched_tokens=2048, gpu_memory_utilization=0.9, kv_samples=2)
+    r16 = served(16)
+    assert round(r16["requests_per_s"], 1) == 15.8 and round(r16["ttft_s"]["p50"], 2) == 0.16
     other = pts[peg[-1]]["source"]["other_figures"]
     assert other["requests_per_s"] == 13.2 and round(other["ttft_p50_s"], 1) == 3.9
+    beyond = [served(rate)["requests_per_s"] for rate in (18, 24, 30)]
+    assert all(abs(x - 16.7) < 0.15 for x in beyond) and round(16.7 / other["requests_per_s"] - 1, 2) == 0.27
     # kvcached PR #331: "+451 % for the burst, -25 % at 16 per second"
     burst, r16_h100 = "kvcached331-vllm0190-h100-qwen3-0.6b-tpot-burst500", "kvcached331-vllm0190-h100-qwen3-0.6b-tpot-r16"
     assert round(rows[burst] * 100) == 451 and round(rows[r16_h100] * 100) == -25
@@ -2003,17 +2024,32 @@ def test_the_held_back_rows_of_the_third_search_are_as_the_data_page_says():
     assert round(o["requests_per_s"] * 128 * pts[burst]["value"]) == 66 and round(o["mean_ttft_s"], 1) == 2.9
     sim = simulate.simulate(small, simulate.requests(500, math.inf, 512, 128), max_num_seqs=1024, max_num_batched_tokens=8192,
                             gpu_memory_utilization=0.5, kv_samples=2)
-    assert round(sim["ttft_s"]["mean"], 2) == 0.34 and sim["preemptions"] == 0
+    # "gives them a first token after 0.34 s on average (99 % of them by 0.74 s)"
+    assert round(sim["ttft_s"]["mean"], 2) == 0.34 and round(sim["ttft_s"]["p99"], 2) == 0.74 and sim["preemptions"] == 0
+    # "the client had all 500 in flight and its gaps between tokens average about the TPOT (no bunched tokens)"
+    seeds = o["per_seed"]
+    assert seeds["max_concurrent_requests"] == [500] * 3
+    assert abs(statistics.mean(seeds["mean_itl_ms"]) / (pts[burst]["value"] * 1e3) - 1) < 0.1
+    # "calc's decode step at 66 sequences is 5.5 ms, and calc's throughput for the burst is 115 requests per second
+    # against the measured 94.9 (+21 %)"
+    assert round(small.decode_step_s(66, 66 * 576) * 1e3, 1) == 5.5
+    assert round(sim["requests_per_s"]) == 115 and round(sim["requests_per_s"] / o["requests_per_s"] * 100 - 100) == 21
     assert round(small.decode_step_s(500, 500 * 576) * 1e3) == 32
     assert round(500 * engines.profile("vllm").overhead_per_seq_s * 1e3) == 18
     # at 16 per second "calc's step at five sequences is 1.8 ms, the run's TPOT 2.4 ms"
     assert round(small.decode_step_s(5, 5 * 576) * 1e3, 1) == 1.8 and round(pts[r16_h100]["value"] * 1e3, 1) == 2.4
-    # the medians: "the held-out TPOT median from 8.3 % to 8.2 % over 128 points, the unseen one from 12.2 % to 10.6 % over
-    # 50, still over its target"
+    # the medians: "the held-out TPOT median from 8.3 % to 8.2 % over 128 points and the unseen one from 11.9 % over 40
+    # to 9.7 % over 49, under its 10 % target ... with the 30,000/100 row still unseen, 12.2 % over 41 and 10.6 % over 50"
     tpot = [r for r in ROWS if r["kind"] == "tpot"]
-    held = [abs(r["error"]) for r in tpot if r["subset"] == "holdout"]
-    unseen = [abs(r["error"]) for r in tpot if calibration.in_subset(r, "unseen")]
-    assert (len(held), round(statistics.median(held) * 100, 1)) == (128, 8.2)
-    assert (len(unseen), round(statistics.median(unseen) * 100, 1)) == (50, 10.6)
-    before = [abs(r["error"]) for r in tpot if calibration.in_subset(r, "unseen") and not r["id"].startswith(ADMITTED_S20)]
-    assert (len(before), round(statistics.median(before) * 100, 1)) == (41, 12.2)
+    last = "simonmo-vllm084-h200x8-dsr1-tpot-r10-30k100"
+
+    def med(keep):
+        e = [abs(r["error"]) for r in tpot if keep(r)]
+        return len(e), round(statistics.median(e) * 100, 1)
+    assert med(lambda r: r["subset"] == "holdout") == (128, 8.2)
+    assert med(lambda r: r["subset"] == "holdout" and not r["id"].startswith(ADMITTED_S20)) == (119, 8.3)
+    unseen = lambda r: calibration.in_subset(r, "unseen")  # noqa: E731
+    assert med(unseen) == (49, 9.7) and med(lambda r: unseen(r) or r["id"] == last) == (50, 10.6)
+    new = ADMITTED_S20
+    assert med(lambda r: unseen(r) and not r["id"].startswith(new)) == (40, 11.9)
+    assert med(lambda r: (unseen(r) or r["id"] == last) and not r["id"].startswith(new)) == (41, 12.2)
