@@ -2007,6 +2007,8 @@ def test_the_held_back_rows_of_the_third_search_are_as_the_data_page_says():
     # kvcached PR #331: "+451 % for the burst, -25 % at 16 per second"
     burst, r16_h100 = "kvcached331-vllm0190-h100-qwen3-0.6b-tpot-burst500", "kvcached331-vllm0190-h100-qwen3-0.6b-tpot-r16"
     assert round(rows[burst] * 100) == 451 and round(rows[r16_h100] * 100) == -25
+    # planner.md: "calc's TPOT for it is 5.5 times the measured one"
+    assert round(calibration.predict(pts[burst]) / pts[burst]["value"], 1) == 5.5
     assert "request_rate" not in pts[burst]["closed_loop"] and pts[burst]["closed_loop"]["num_prompts"] < pts[burst]["batch"]
     assert pts[burst]["gpu_memory_utilization"] == 0.5
     # "500 sequences decoding together at about 576 tokens of context would read 33 GB of KV cache per step, at least
