@@ -466,17 +466,17 @@ def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
         # the vLLM runs on GeForce cards in the calibration set: 7-8B models (RTX 4090: vLLM 0.25.1, two hosts; RTX 5090:
         # vLLM 0.19.1 dev): BF16 TPOT +13 to +16 %, TTFT -7 to +31 %; AWQ/GPTQ TPOT +31/+32 %, TTFT 0 %; FP8 TPOT -5 %,
         # TTFT -21 %; Qwen3-4B on an RTX 5090 (vLLM 0.22.1, Poisson arrivals): median TPOT within 6.2 % at 1-12 requests
-        # per second, -49 % at 16, past the source's knee (calc minus measured, over measured; test_calc_calibration pins
-        # these ranges)
+        # per second, -49 % at 16, past the source's knee (calc's saturated rate +27 %) (calc minus measured, over measured;
+        # test_calc_calibration pins these ranges)
         out.append(t("在 GeForce 显卡上，calc 对 vLLM 的估算有偏差，方向不一：与 RTX 4090 和 RTX 5090 上 vLLM 服务 7–8B 模型的实测相比，calc 的 BF16 TPOT 高 "
                      "13–16 %、TTFT 在 −7 % 到 +31 % 之间，AWQ/GPTQ 的 TPOT 高 31–32 %（TTFT 相差不到 1 %），FP8 的 TPOT 低 5 %、TTFT 低 21 %；"
                      "在 RTX 5090 上用 vLLM 0.22.1 服务 Qwen3-4B、请求按泊松过程到达时，每秒 1 到 12 个请求下 TPOT 相差在 6.2 % 以内，"
-                     "每秒 16 个（已过饱和点）时低 49 %（见数据页）",
+                     "每秒 16 个（已过来源所说的拐点）时低 49 %，calc 算出的容量高了约四分之一（见数据页）",
                      "on GeForce cards calc's vLLM figures were off in both directions: against vLLM serving 7-8B models on an RTX "
                      "4090 and an RTX 5090, calc's BF16 TPOT was 13-16 % above the measured and its TTFT -7 % to +31 %, AWQ/GPTQ TPOT "
                      "31-32 % above (TTFT within 1 %), FP8 TPOT 5 % and TTFT 21 % below; serving Qwen3-4B on an RTX 5090 (vLLM "
                      "0.22.1, Poisson arrivals), its TPOT was within 6.2 % at 1 to 12 requests per second and 49 % below at 16, "
-                     "past saturation (see the data page)"))
+                     "past the source's knee, where calc's capacity was about a quarter too high (see the data page)"))
     if engine == "llama.cpp" and (gpu.memory_type or "").upper().startswith("HBM"):
         # the HBM factor was fitted on 2024 builds; no current build was found on an HBM GPU
         out.append(t("llama.cpp 在用 HBM 的 GPU 上的速度依据的是 2024 年的版本（这些版本在 HBM 上达到的带宽比例只有在 GDDR 显卡上的一半左右）；"

@@ -223,7 +223,7 @@ KNOWN_UNSEEN_MISSES = KV_MISSES | RTX4090_TPOT_MISSES | {"ttft", "gpustack-trtll
     "of 2026-12-02 (DeepSeek-R1 on vLLM 0.8.4, -42 % to -57 %) took TPOT's to 12.2 % over 41 (11.9 % over 40 once the "
     "30,000/100 row became seen with the admission rule per release, a choice made after its error was known) and the "
     "nine of that day's third search (vLLM 0.19.0 on an H100, 0.22.1 on an RTX 5090; two miss, +451 and -49 %) to 9.7 % "
-    "over 49, under its target (10.6 % over 50 with that row unseen); the RTX "
+    "over 49, under its target only because that row is seen (10.6 % over 50, over it, with that row unseen); the RTX "
     "4090's 4-bit TPOTs miss (+31 and +32 %), as "
     "does TensorRT-LLM 1.2's TTFT through trtllm-serve (-79 %); TPOT's median without those rows, 7.6 % over 30 points, meets its target "
     "(11.6 % over 39 while SGLang's nine 1,000-token-output rows, admitted after the closed loop as its unseen check, "
@@ -1573,9 +1573,10 @@ def test_the_geforce_warning_quotes_the_calibration_set():
     text = [w for w in api.run("perf", {"model": "qwen2.5-7b", "gpu": "rtx-4090"})["warnings"] if "GeForce" in w["en"]]
     assert len(text) == 1
     for piece in ("TPOT was 13-16 %", "TTFT -7 % to +31 %", "AWQ/GPTQ TPOT 31-32 % above (TTFT within 1 %)",
-                  "FP8 TPOT 5 % and TTFT 21 % below", "within 6.2 % at 1 to 12 requests per second and 49 % below at 16"):
+                  "FP8 TPOT 5 % and TTFT 21 % below", "within 6.2 % at 1 to 12 requests per second and 49 % below at 16",
+                  "capacity was about a quarter too high"):
         assert piece in text[0]["en"], piece
-    for piece in ("13–16 %", "−7 % 到 +31 %", "31–32 %", "不到 1 %", "低 5 %", "低 21 %", "相差在 6.2 % 以内", "低 49 %"):
+    for piece in ("13–16 %", "−7 % 到 +31 %", "31–32 %", "不到 1 %", "低 5 %", "低 21 %", "相差在 6.2 % 以内", "低 49 %", "高了约四分之一"):
         assert piece in text[0]["zh"], piece
     # not for other engines, nor for datacenter cards
     for params in ({"gpu": "rtx-4090", "engine": "sglang"}, {"gpu": "l40s"}, {"gpu": "h100-sxm"}):
@@ -1958,6 +1959,9 @@ def test_vllm_releases_before_0_19_admit_a_prompt_on_its_first_chunk():
             # the one build from main: vLLM PR 23151, August 2025 (between 0.10.1 and 0.10.2)
             early = rel < (0, 19, 0) if rel else "August 2025" in p["source"]["version"]
         assert p["closed_loop"].get("reserve_full_prompt", True) is not early, p["id"]
+    # V1 became vLLM's default engine in 0.8.0: every vLLM point of an earlier release carries the V0 variant
+    assert all(p.get("engine_variant") == "v0.6" for p in calibration.points() if p["engine"] == "vllm"
+               and (_release(p["source"]["version"]) or (9,)) < (0, 8, 0))
     early = [p for p in pts if p["closed_loop"].get("reserve_full_prompt") is False]
     assert len(early) == 35
     moved = {}
@@ -2028,10 +2032,13 @@ def test_the_held_back_rows_of_the_third_search_are_as_the_data_page_says():
                             gpu_memory_utilization=0.5, kv_samples=2)
     # "gives them a first token after 0.34 s on average (99 % of them by 0.74 s)"
     assert round(sim["ttft_s"]["mean"], 2) == 0.34 and round(sim["ttft_s"]["p99"], 2) == 0.74 and sim["preemptions"] == 0
-    # "the client had all 500 in flight and its gaps between tokens average about the TPOT (no bunched tokens)"
+    # "the client had all 500 in flight and its gaps between tokens, a median of 4.4 to 4.8 ms per seed and a mean within
+    # 8 % of the TPOT, show little bunching" (the per-seed mean TPOTs: the source's settings)
     seeds = o["per_seed"]
     assert seeds["max_concurrent_requests"] == [500] * 3
-    assert abs(statistics.mean(seeds["mean_itl_ms"]) / (pts[burst]["value"] * 1e3) - 1) < 0.1
+    assert (round(min(seeds["median_itl_ms"]), 1), round(max(seeds["median_itl_ms"]), 1)) == (4.4, 4.8)
+    tpots = [float(x) for x in re.search(r"per seed ([\d. /]+) ms", pts[burst]["source"]["settings"]).group(1).split(" / ")]
+    assert all(0 < i / t - 1 < 0.08 for i, t in zip(seeds["mean_itl_ms"], tpots, strict=True))
     # "calc's decode step at 66 sequences is 5.5 ms, and calc's throughput for the burst is 115 requests per second
     # against the measured 94.9 (+21 %)"
     assert round(small.decode_step_s(66, 66 * 576) * 1e3, 1) == 5.5
