@@ -78,9 +78,10 @@ def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
     calc.simulate runs the point's ``closed_loop.num_prompts`` requests, all queued at t = 0 (or, with request_rate
     below, arriving as a Poisson process), at most ``batch`` at a time, on a StepModel of the same engine profile perf
     uses. Unlike perf_report's static batch (all prompts prefilled, then all decoded), each request's decode steps then
-    also carry the prompts of the requests that start while it runs, as in the measured run. With ``closed_loop.request_rate`` the client sent its prompts as a
-    Poisson process at that rate without a concurrency cap (an open loop: vllm bench serve --request-rate R): the
-    simulation draws the same process, and the point's batch is the engine's max_num_seqs as the source ran it."""
+    also carry the prompts of the requests that start while it runs, as in the measured run. With
+    ``closed_loop.request_rate`` the client sent its prompts as a Poisson process at that rate without a concurrency
+    cap (an open loop: vllm bench serve --request-rate R): the simulation draws the same process, and the point's batch
+    is the engine's max_num_seqs as the source ran it."""
     cl = p["closed_loop"]
     prof = engines_mod.profile(engine)
     # keyed on the point, the model's and GPU's every field and the engine's current state (tests patch profiles and

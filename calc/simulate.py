@@ -467,9 +467,10 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
     ``reserve_full_prompt``: with chunked prefill, admit a waiting sequence only when the blocks its whole prompt
     needs are free, not just its first chunk's (vLLM's --scheduler-reserve-full-isl, on by default since 0.19.0;
     False is the first-chunk check of 0.18 and earlier, which admits long prompts that later preempt others; read in
-    the 0.8.4, 0.9.1, 0.11.0, 0.16.0, 0.18.1, 0.19.0, 0.20.0 and 0.32.0 wheels). A sliding-window group counts up to vLLM's admission cap, as from
-    0.20.0 (0.19.x counted its whole prompt, so long prompts of such models could wait forever: vLLM issue #39734,
-    fixed by PR #40946). Either way, as in vLLM, no waiting request is admitted in a step that preempted one.
+    the 0.8.4, 0.9.1, 0.11.0, 0.16.0, 0.18.1, 0.19.0, 0.20.0 and 0.32.0 wheels). A sliding-window group counts up to
+    vLLM's admission cap, as from 0.20.0 (0.19.x counted its whole prompt, so long prompts of such models could wait
+    forever: vLLM issue #39734, fixed by PR #40946). Either way, as in vLLM, no waiting request is admitted in a step
+    that preempted one.
     ``prefill_alone`` (default: the engine profile's, StepCost.prefill_alone): prompt tokens run in steps of their own,
     first, decodes paused meanwhile, as SGLang's scheduler does without --enable-mixed-chunk; with chunked prefill a
     long prompt runs in several such steps of at most ``max_num_batched_tokens``. Without chunked prefill steps are

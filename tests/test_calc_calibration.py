@@ -1664,7 +1664,7 @@ def test_the_held_back_rows_of_2026_12_02_are_as_the_data_page_says():
     a DGX H200), admitted by an amendment written before calc was computed on them, unseen; what calc gives them, and
     the warning beside an MLA model on vLLM, which quotes them."""
     from calc import api, simulate  # noqa: PLC0415
-    from calc.simulate import StepCost, StepModel  # noqa: PLC0415
+    from calc.simulate import StepModel  # noqa: PLC0415
 
     pts = {p["id"]: p for p in calibration.points()}
     rows = {r["id"]: r["error"] for r in ROWS if r["id"].startswith(ADMITTED_S19)}
@@ -1698,7 +1698,7 @@ def test_the_held_back_rows_of_2026_12_02_are_as_the_data_page_says():
     assert [b["prompt_step_share"] for b in itl[1:]] == [0.14, 0.42, 0.95]
     assert [round(b["prompt_step_median_s"], 2) for b in itl[1:]] == [0.49, 0.53, 0.68] and itl[3]["first_ttft_s"] == 2.67
     m, h200 = registry.get_model("deepseek-r1"), registry.get_gpu("h200")
-    step = StepModel(m, h200, "fp8", "bf16", 8, StepCost.from_profile(engines.profile("vllm"), "fp8", "vllm", h200))
+    step = StepModel(m, h200, "fp8", "bf16", 8, simulate.step_cost("vllm", "fp8", gpu=h200))
     chunk = [step.step_s([(start, 8192)], n, n * ctx) for start in (0, 20000) for n, ctx in ((14, 30050), (40, 10250))]
     assert round(min(chunk), 2) == 0.16 and round(max(chunk), 2) == 0.27
     lone = simulate.simulate(step, simulate.requests(1, math.inf, 30000, 2), max_num_seqs=1, max_num_batched_tokens=8192,
@@ -1977,7 +1977,7 @@ def test_the_held_back_rows_of_the_third_search_are_as_the_data_page_says():
     """data.md, the third search (2026-12-02): nine open-loop rows of current vLLM releases, admitted under a rule written
     before their figures were read, unseen: six within 6.2 %, the rate past the source's knee and a burst miss."""
     from calc import simulate  # noqa: PLC0415
-    from calc.simulate import StepCost, StepModel  # noqa: PLC0415
+    from calc.simulate import StepModel  # noqa: PLC0415
 
     pts = {p["id"]: p for p in calibration.points()}
     rows = {r["id"]: r["error"] for r in ROWS if r["id"].startswith(ADMITTED_S20)}
@@ -1997,7 +1997,7 @@ def test_the_held_back_rows_of_the_third_search_are_as_the_data_page_says():
     # "calc's replica still keeps up at 16 (15.8 requests per second served, a median TTFT of 0.16 s, against the
     # measured 13.2 and 3.9 s) and saturates near 16.7 requests per second when offered more ... about a quarter too high"
     m4 = registry.get_model("qwen3-4b")
-    step = StepModel(m4, five090, "bf16", "bf16", 1, StepCost.from_profile(engines.profile("vllm"), "bf16", "vllm", five090))
+    step = StepModel(m4, five090, "bf16", "bf16", 1, simulate.step_cost("vllm", "bf16", gpu=five090))
 
     def served(rate):
         return simulate.simulate(step, simulate.requests(60 * rate, float(rate), 1024, 128), max_num_seqs=256,
@@ -2019,7 +2019,7 @@ def test_the_held_back_rows_of_the_third_search_are_as_the_data_page_says():
     # 9.9 ms at the H100's 3.35 TB/s, against the measured mean TPOT of 5.45 ms: they did not decode together"
     h100 = registry.get_gpu("h100-sxm")
     m06 = calibration._model(pts[burst], calibration._data()["configs"])
-    small = StepModel(m06, h100, "bf16", "bf16", 1, StepCost.from_profile(engines.profile("vllm"), "bf16", "vllm", h100))
+    small = StepModel(m06, h100, "bf16", "bf16", 1, simulate.step_cost("vllm", "bf16", gpu=h100))
     kv = 500 * (512 + 64) * small.kv_bytes_per_token()
     assert round(kv / 1e9) == 33 and round(kv / h100.memory_bandwidth_bytes_per_s * 1e3, 1) == 9.9
     assert pts[burst]["value"] == 0.00545
