@@ -63,8 +63,9 @@ def predict(p: dict, configs: dict | None = None, engine: str | None = None) -> 
         return r["engine_max_tokens_in_cache"]
     if p.get("closed_loop") and p["kind"] == "tpot":
         return closed_loop_tpot(p, m, gpu, engine)
+    # a benchmark that repeats its prompts with prefix caching on times them as cache hits (prompt_cached_tokens)
     r = perf.perf_report(m, gpu, p["weights"], p["kv_dtype"], p["batch"], p["prompt_len"], p["output_len"], p["tp"],
-                         curve_batches=(), engine=engine)
+                         curve_batches=(), engine=engine, cached_prompt_tokens=p.get("prompt_cached_tokens", 0))
     return {"tpot": r["tpot_s"], "ttft": r["ttft_s"], "throughput": r["throughput_tok_per_s"]}[p["kind"]]
 
 

@@ -100,6 +100,9 @@ class EngineProfile:
         # FP32-accumulate rate calc takes as the peak (registry fp16_acc16_dense_flops); elsewhere at the same rate
         self.accumulates_in_fp16 = bool(entry.get("accumulates_in_fp16", False))
         self._comp = {**entry["compute_efficiency"], **variant.get("compute_efficiency", {})}
+        # Where a variant sets it (vLLM for ROCm), the share its matmuls reach in a step of decodes only (8 to 128
+        # rows: skinny GEMMs, which reach less than a prompt's); elsewhere decode steps take compute_efficiency
+        self._decode_comp = dict(variant.get("decode_compute_efficiency", {}))
         p = entry.get("prefill", {})
         self.prefill_chunk_tokens = p.get("chunk_tokens")  # None: the whole prompt batch in one step
         # "sglang_gpu_memory": the chunk is SGLang's chunked_prefill_size for the GPU (prefill_chunk_for)
@@ -304,6 +307,14 @@ class EngineProfile:
         registry.GPU) where given: × its matmul_factor, the share of its datasheet a plain large matmul measurably
         reaches there relative to the H100 SXM (GeForce cards above their spec clock, MI300X about half)."""
         e = float(self._comp.get(fmt, self._comp["default"]))
+        return e * gpu.matmul_factor if gpu is not None else e
+
+    def decode_compute_efficiency(self, fmt: str, gpu=None) -> float:
+        """compute_efficiency for the matmuls of a step that holds no prompt tokens: the variant's own decode share
+        for ``fmt`` where it has one (decode_compute_efficiency), else the same figure."""
+        if fmt not in self._decode_comp:
+            return self.compute_efficiency(fmt, gpu)
+        e = float(self._decode_comp[fmt])
         return e * gpu.matmul_factor if gpu is not None else e
 
 

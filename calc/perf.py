@@ -60,14 +60,23 @@ def _attention_pairs(context: int, window: int | None) -> float:
     return window * (window + 1) / 2 + (context - window) * window
 
 
-def prefill_flops(m: ModelSpec, batch: int, prompt_len: int) -> float:
+def prefill_flops(m: ModelSpec, batch: int, prompt_len: int, cached: int = 0) -> float:
     """2 FLOPs per weight per token, plus attention: QKᵀ and PV cost 2·heads·(d_qk + d_v) per scored pair.
 
     The lm_head runs once per sequence, on its last token: serving engines (vLLM's logits_indices, SGLang's logits
-    processor, Hugging Face's logits_to_keep=1) compute logits only where a token is sampled."""
+    processor, Hugging Face's logits_to_keep=1) compute logits only where a token is sampled. ``cached``: the first
+    ``cached`` tokens of each prompt are a prefix-cache hit, so only the others are computed (each still attends
+    over the whole prompt before it)."""
     head = lm_head_params(m)
-    linear = 2 * (matmul_params_per_token(m) - head) * batch * prompt_len + 2 * head * batch
-    return linear + attention_flops(m, batch, range(m.num_hidden_layers), prompt_len, prefill=True)
+    linear = 2 * (matmul_params_per_token(m) - head) * batch * (prompt_len - cached) + 2 * head * batch
+    return linear + prefill_attention_flops(m, batch, range(m.num_hidden_layers), prompt_len, cached)
+
+
+def prefill_attention_flops(m: ModelSpec, b: float, layers, prompt_len: int, cached: int = 0) -> float:
+    """Attention FLOPs of a causal prefill of the last ``prompt_len - cached`` tokens of each prompt (the first
+    ``cached`` already in the KV cache): the pairs of the whole prompt minus those of the cached prefix."""
+    return (attention_flops(m, b, layers, prompt_len, prefill=True)
+            - (attention_flops(m, b, layers, cached, prefill=True) if cached else 0.0))
 
 
 def decode_flops(m: ModelSpec, batch: int, context: int) -> float:
@@ -215,6 +224,7 @@ def perf_report(
     ep: int = 1,
     verify_tokens: int = 1,
     request_latency_s: float | None = None,
+    cached_prompt_tokens: int = 0,
 ) -> dict:
     """Latency and throughput of a static batch: ``batch`` requests prefilled together, then decoded together,
     as ``engine`` (a calc.engines key) runs them; the ``*_ideal*`` fields give the roofline bound ("ideal").
@@ -244,6 +254,10 @@ def perf_report(
     is γ + 1 tokens): weights are read once, FLOPs grow with batch × verify_tokens, but each request's KV cache
     is read once, since its tokens share it. ``verify_critical_batch`` is the smallest batch (in requests) at
     which that step turns compute-bound; with verify_tokens = 1 all of them equal the plain decode step's.
+
+    ``cached_prompt_tokens``: a prefix-cache hit of that many tokens on every prompt (an engine with prefix caching
+    that has seen the prompts before): the prefill computes only the rest of each prompt, which still attends over
+    all of it; the fixed costs per request and per step stay. 0 (default): no hit.
     """
     check_parallel(m, tp, pp, ep)
     if verify_tokens < 1:
@@ -251,11 +265,16 @@ def perf_report(
     eng = engines_mod.profile(engine)
     if request_latency_s is not None and not (0 <= request_latency_s < math.inf):
         raise ValueError("request_latency_s must be a finite number of seconds, at least 0")
+    if isinstance(cached_prompt_tokens, bool) or not isinstance(cached_prompt_tokens, int) \
+            or not 0 <= cached_prompt_tokens < prompt_len:
+        raise ValueError(f"cached_prompt_tokens must be a whole number from 0 to prompt_len - 1 ({prompt_len - 1}): "
+                         "at least one prompt token is computed to produce the first token")
     run = _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, ep, eng, memory_efficiency,
-                   compute_efficiency, curve_batches, verify_tokens, request_latency_s)
+                   compute_efficiency, curve_batches, verify_tokens, request_latency_s, cached_prompt_tokens)
     best = run if eng.key == "ideal" and request_latency_s is None else _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp,
                                                    ep, engines_mod.profile("ideal"), memory_efficiency,
-                                                   compute_efficiency, (), verify_tokens)
+                                                   compute_efficiency, (), verify_tokens,
+                                                   cached_prompt_tokens=cached_prompt_tokens)
     out = run["report"]
     out.update({
         "engine": eng.key,
@@ -272,17 +291,20 @@ def perf_report(
 
 
 def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, ep, eng, memory_efficiency,
-             compute_efficiency, curve_batches, verify_tokens: int = 1, request_latency_s: float | None = None) -> dict:
+             compute_efficiency, curve_batches, verify_tokens: int = 1, request_latency_s: float | None = None,
+             cached_prompt_tokens: int = 0) -> dict:
     g, dp = gpus_per_stage(tp, ep), attention_replicas(tp, ep)
     n_gpus = g * pp
     dtype = compute_dtype(weights, gpu)
     mem_eff = eng.memory_efficiency(weights, gpu) if memory_efficiency is None else memory_efficiency
     comp_eff = eng.compute_efficiency(weights, gpu) if compute_efficiency is None else compute_efficiency
+    decode_eff = eng.decode_compute_efficiency(weights, gpu) if compute_efficiency is None else compute_efficiency
     # FP8/FP4 formats that fall back to 16-bit math on this GPU run weight-only kernels: use the 16-bit figure
     if dtype != WEIGHT_FORMATS[weights].compute_dtype and compute_efficiency is None:
-        comp_eff = eng.compute_efficiency("bf16", gpu)
+        comp_eff, decode_eff = eng.compute_efficiency("bf16", gpu), eng.decode_compute_efficiency("bf16", gpu)
     stage_peak = eng.peak_flops(gpu, dtype, weights)  # the FP16-accumulate rate where the engine's GEMMs use it
     peak = stage_peak * comp_eff * g  # one stage
+    decode_peak = stage_peak * decode_eff * g  # one stage, a step of decodes only (the same but for vLLM for ROCm)
     bandwidth = gpu.memory_bandwidth_bytes_per_s * mem_eff * g
     chunk = eng.prefill_chunk_for(gpu)
     shares = _stage_shares(m, weights, pp)
@@ -298,9 +320,10 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     def stages(b: float, context: int, prompt: int | None, q: int = 1) -> list[tuple[float, str, float, float, dict]]:
         """Per stage: (time, bound, flops, bytes, communication) for ``b`` sequences; prompt=None: a decode
         step at ``context`` feeding ``q`` tokens per sequence (they share its KV cache); else a prefill of
-        ``prompt`` tokens each, in chunks of the engine's chunk size (weights read once per chunk, one engine
-        step each)."""
-        tokens = b * (prompt or q)
+        ``prompt`` tokens each (less the prefix-cache hit: cached_prompt_tokens), in chunks of the engine's chunk
+        size (weights read once per chunk, one engine step each)."""
+        hit = cached_prompt_tokens if prompt is not None else 0
+        tokens = b * ((prompt - hit) if prompt is not None else q)
         if prompt is None:
             flops = decode_flops(m, b * q, context)
             cached = cached_tokens(m, context)
@@ -309,8 +332,8 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
             def overhead(layers: int) -> float:
                 return eng.step_overhead_s(b, n_gpus, layers, m.is_mla)
         else:
-            flops = prefill_flops(m, b, prompt)
-            cached = cached_tokens(m, prompt)
+            flops = prefill_flops(m, b, prompt, hit)
+            cached = cached_tokens(m, prompt)  # a hit's KV is read where a miss's is written: the same bytes
             n_steps = 1 if not chunk else math.ceil(tokens / chunk)
             per_read = min(tokens, chunk or tokens)
 
@@ -334,18 +357,19 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
             last = s == pp - 1
             f = (flops - head_flops) * sh["linear"] + (head_flops if last else 0)
             if pp > 1:  # attention FLOPs follow each layer's context (sliding windows)
-                length, pre = (prompt, True) if prompt else (context, False)
-                bq = b if prompt else b * q
-                attention = attention_flops(m, bq, range(m.num_hidden_layers), length, pre)
-                f = (flops - head_flops - attention) * sh["linear"] \
-                    + attention_flops(m, bq, sh["layers"], length, pre) + (head_flops if last else 0)
+                def attention(layers) -> float:
+                    if prompt:
+                        return prefill_attention_flops(m, b, layers, prompt, hit)
+                    return attention_flops(m, b * q, layers, context, prefill=False)
+                f = (flops - head_flops - attention(range(m.num_hidden_layers))) * sh["linear"] \
+                    + attention(sh["layers"]) + (head_flops if last else 0)
             kv = b * per_layer_kv * sum(cached[i] for i in sh["layers"]) * tp
             if prompt is None and eng.decode_kv_reads_per_query_head:  # pre-XQA TensorRT-LLM (engines.py)
                 kv *= m.num_attention_heads / m.num_key_value_heads
             if prompt is None and eng.decode_copies_kv_cache:  # torch.cat of the whole cache (engines.py)
                 kv *= 3
             nbytes = dp * (dense_read * sh["dense"] + (head_bytes * n_steps if last else 0)) + e_read * sh["experts"] + kv
-            t, bound = _roofline(f, nbytes, peak, bandwidth)
+            t, bound = _roofline(f, nbytes, peak if prompt is not None else decode_peak, bandwidth)
             if prompt is None:  # a split-KV decode kernel slower than its KV read
                 t += eng.split_kv_decode_beyond_read_s(m, gpu, b, context, len(sh["layers"]), tp, kv / bandwidth)
             t += dequant_bytes * sh["dense"] / bandwidth  # one stage: its share is 1
@@ -378,7 +402,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
     # Prefill: all weights, the prompt's KV written once, 2·params·tokens + attention FLOPs.
     p_st = stages(batch / micro, prompt_len, prompt_len)
     p_times = [x[0] for x in p_st]
-    prefill_s = sum(p_times) + hand(batch / micro * prompt_len) + (micro - 1) * max(p_times)
+    prefill_s = sum(p_times) + hand(batch / micro * (prompt_len - cached_prompt_tokens)) + (micro - 1) * max(p_times)
     prefill_bound = p_st[max(range(pp), key=lambda i: p_times[i])][1]
     p_flops, p_bytes = micro * sum(x[2] for x in p_st), micro * sum(x[3] for x in p_st)
     p_bubble = 1 - micro * sum(p_times) / (pp * prefill_s) if pp > 1 else 0.0
@@ -409,11 +433,13 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "effective_bandwidth_bytes_per_s": bandwidth * pp,
         "memory_efficiency": mem_eff,
         "compute_efficiency": comp_eff,
+        "decode_compute_efficiency": decode_eff,
         "prefill_flops": p_flops,
         "prefill_bytes": p_bytes,
         "prefill_s": prefill_s,
         "prefill_bound": prefill_bound,
-        "prefill_chunks": 1 if not chunk else math.ceil(batch / micro * prompt_len / chunk),  # per micro-batch
+        # per micro-batch
+        "prefill_chunks": 1 if not chunk else math.ceil(batch / micro * (prompt_len - cached_prompt_tokens) / chunk),
         "ttft_s": ttft,
         "request_latency_s": request_latency,
         "decode_flops_per_step": d_flops,

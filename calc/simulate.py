@@ -96,6 +96,8 @@ class StepCost:
     # (EngineProfile.split_kv_decode_beyond_read_s: model, GPU, sequences, context, layers, tp, the read's seconds ->
     # seconds on one GPU), else None: the roofline's KV read stands
     split_kv_beyond_read: Callable | None = None
+    # the share a step of decodes only reaches (EngineProfile.decode_compute_efficiency); None: compute_efficiency
+    decode_compute_efficiency: float | None = None
 
     def step_time_s(self, gpu_s: float, overhead_s: float) -> float:
         return max(gpu_s, overhead_s) if self.overlaps_gpu else gpu_s + overhead_s
@@ -125,8 +127,11 @@ class StepCost:
         on = (gpu,) if gpu is not None and hasattr(profile, "hbm_bandwidth_factor") else ()
         if memory_efficiency is None:
             memory_efficiency = profile.memory_efficiency(fmt, *on)
+        decode_compute_efficiency = compute_efficiency
         if compute_efficiency is None:
             compute_efficiency = profile.compute_efficiency(comp_fmt, *on)
+            decode = getattr(profile, "decode_compute_efficiency", None)
+            decode_compute_efficiency = decode(comp_fmt, *on) if decode else None
         return cls(memory_efficiency, compute_efficiency,
                    profile.step_overhead_s, name or key, getattr(profile, "prefill_step_overhead_s", None), key,
                    float(getattr(profile, "request_latency_s", 0.0)),
@@ -135,7 +140,8 @@ class StepCost:
                    bool(getattr(profile, "fp16_accumulate", lambda f: False)(fmt)),
                    profile.request_latency_for if getattr(profile, "request_latency_per_layer", False) else None,
                    False, bool(getattr(profile, "prefill_alone", False)),
-                   profile.split_kv_decode_beyond_read_s if getattr(profile, "split_kv_decode", None) else None)
+                   profile.split_kv_decode_beyond_read_s if getattr(profile, "split_kv_decode", None) else None,
+                   decode_compute_efficiency)
 
 
 def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float | None = None,
@@ -158,6 +164,7 @@ class StepModel:
       FLOPs = 2 · matmul params · T + attention (each chunk's new (query, key) pairs; each decode over its context)
       bytes = weight bytes read for T tokens + KV read (each decode its context; each chunk its context so far)
       t     = max(FLOPs / (peak · compute_efficiency · tp), bytes / (bandwidth · memory_efficiency · tp))
+              (a step of decodes only: decode_compute_efficiency where the profile has one)
               + tensor-parallel all-reduces for T tokens, combined with step_overhead_s(sequences, tp) by
               StepCost.step_time_s: their sum, or the larger of the two where the profile's fixed cost overlaps
               the GPU's work (overlaps_gpu: eager PyTorch)
@@ -177,7 +184,10 @@ class StepModel:
         self.cost = cost or StepCost(compute_efficiency=perf.COMPUTE_EFFICIENCY * gpu.matmul_factor)
         dtype = perf.compute_dtype(weights, gpu)
         from .engines import matmul_peak_flops  # noqa: PLC0415 (engines reads its JSON on import)
-        self.peak = matmul_peak_flops(gpu, dtype, self.cost.fp16_accumulate) * self.cost.compute_efficiency * tp
+        peak = matmul_peak_flops(gpu, dtype, self.cost.fp16_accumulate) * tp
+        self.peak = peak * self.cost.compute_efficiency
+        decode_eff = self.cost.decode_compute_efficiency
+        self.decode_peak = self.peak if decode_eff is None else peak * decode_eff  # a step without prompt tokens
         self.bandwidth = gpu.memory_bandwidth_bytes_per_s * self.cost.memory_efficiency * tp
         self.linear_flops_per_token = 2 * matmul_params_per_token(m)
         self.head_flops_per_token = 2 * lm_head_params(m)  # logits: each decoded token, each prompt chunk's last
@@ -248,7 +258,7 @@ class StepModel:
         flops += (self.linear_flops_per_token - self.head_flops_per_token) * tokens \
             + self.head_flops_per_token * (n_decode + len(chunks))
         nbytes += self._weight_bytes(tokens)
-        t = max(flops / self.peak, nbytes / self.bandwidth) + extra
+        t = max(flops / (self.peak if chunks else self.decode_peak), nbytes / self.bandwidth) + extra
         seqs = n_decode + len(chunks)
         overhead = (self.cost.prefill_step_overhead_s(seqs, self.tp) if chunks
                     else self.cost.step_overhead_s(seqs, self.tp))
@@ -259,7 +269,7 @@ class StepModel:
         ctx = decode_context_sum // n_decode
         flops = n_decode * (self.linear_flops_per_token + self._decode_attention_flops(ctx))
         nbytes = self._weight_bytes(n_decode) + n_decode * self._kv_bytes(ctx)
-        t = max(flops / self.peak, nbytes / self.bandwidth) + self._split_kv_extra_s(n_decode, ctx)
+        t = max(flops / self.decode_peak, nbytes / self.bandwidth) + self._split_kv_extra_s(n_decode, ctx)
         return self.cost.step_time_s(t + self._allreduce_s(n_decode), self.cost.step_overhead_s(n_decode, self.tp))
 
     def kv_blocks(self, gpu_memory_utilization: float | None = None, max_num_batched_tokens: int = 8192,

@@ -132,12 +132,13 @@ MULTI_GPU_PARAMS = {("step_overhead", "multi_gpu_s")}
 MULTI_GPU_STAGED = {"vllm"}  # SGLang's fit points are all TP 8: its base and multi-GPU costs are fitted together
 
 
-# A variant that is another build's kernels (vLLM for ROCm: ``memory_efficiency`` / ``compute_efficiency`` keys of its
-# own) is fitted on its own points in two stages: its fixed cost and bandwidth shares on the rows of at most
-# OWN_KERNELS_SMALL_BATCH sequences (decode bound by the weights' bytes), then its compute shares on all its rows with
-# those held. Fitted jointly, the large batches' residual (calc's attention and matmul costs, which these rows alone
-# cannot separate) would bend the bandwidth share the small ones pin. The stages were fixed before the variant was
-# applied to any held-out point (data page).
+# A variant that is another build's kernels (vLLM for ROCm: ``memory_efficiency`` / ``compute_efficiency`` /
+# ``decode_compute_efficiency`` keys of its own) is fitted on its own points in two stages: its fixed cost and bandwidth
+# shares on the rows of at most OWN_KERNELS_SMALL_BATCH sequences (decode bound by the weights' bytes), then its compute
+# shares on all its rows with those held. Fitted jointly, the large batches' residual (calc's attention and matmul
+# costs, which these rows alone cannot separate) would bend the bandwidth share the small ones pin. The stages were
+# fixed before the variant was applied to any held-out point (data page). vLLM for ROCm's rows time cached prompts
+# (calibration.json prompt_cached_tokens), so they set only a decode share.
 OWN_KERNELS_SMALL_BATCH = 4
 
 
@@ -145,7 +146,7 @@ def _own_kernels(key: str) -> dict | None:
     """The variant entry of ``key`` where it carries efficiencies of its own, else None."""
     base, _, variant = key.partition("@")
     v = engines._data()["engines"][base].get("variants", {}).get(variant) if variant else None
-    return v if v and ("memory_efficiency" in v or "compute_efficiency" in v) else None
+    return v if v and any(k in v for k in ("memory_efficiency", "compute_efficiency", "decode_compute_efficiency")) else None
 
 
 def _stage(key: str, p: dict, m) -> str:
@@ -275,7 +276,8 @@ def fit(key: str, rounds: int = 6) -> dict:
         small = [(v + ("step_overhead", "base_s"), 0.0, 0.05)]
         small += [(v + ("memory_efficiency", k), 0.3, _MEM) for k in own.get("memory_efficiency", {})]
         # a lower floor than PARAMS' 0.2: these rows' large batches want less (data page)
-        large = [(v + ("compute_efficiency", k), 0.05, _COMP) for k in own.get("compute_efficiency", {})]
+        large = [(v + (shares, k), 0.05, _COMP) for shares in ("compute_efficiency", "decode_compute_efficiency")
+                 for k in own.get(shares, {})]
         _descend(key, entry, small, "small_batch", rounds)
         _descend(key, entry, large, None, rounds)
         return {"loss": loss(key), **{"/".join(p[0]): _get(entry, p[0]) for p in small + large}}

@@ -464,3 +464,44 @@ def test_a_compute_share_above_one_is_allowed_where_a_card_beats_its_datasheet()
     args = (m, g, "bf16", "bf16", 2.0, "256", "64", 5.0, 1.0, 1.0)
     bare, ideal = plan(*args, n_requests=40), plan(*args, cost=step_cost("ideal", "bf16", gpu=g), n_requests=40)
     assert bare["best"] and bare["best"] == ideal["best"]
+
+
+def test_vllm_for_rocm_has_its_own_fp8_share_for_decode_steps_only():
+    """vllm@rocm-0.9's FP8 share comes from AMD's latency table, whose prompts were cache hits (data page): it is the
+    share of steps of decodes only (decode_compute_efficiency); a step that holds prompt tokens takes the CUDA
+    profile's FP8 share, in perf and in the simulator alike. Every other profile has one share for both."""
+    from calc.simulate import StepCost, StepModel
+
+    rocm, cuda, g = engines.profile("vllm@rocm-0.9"), engines.profile("vllm"), registry.get_gpu("mi300x")
+    variant = engines._data()["engines"]["vllm"]["variants"]["rocm-0.9"]
+    assert rocm.decode_compute_efficiency("fp8") == variant["decode_compute_efficiency"]["fp8"] < cuda.compute_efficiency("fp8")
+    assert rocm.compute_efficiency("fp8") == cuda.compute_efficiency("fp8")
+    assert rocm.decode_compute_efficiency("fp8", g) == pytest.approx(rocm.decode_compute_efficiency("fp8") * g.matmul_factor)
+    assert rocm.decode_compute_efficiency("bf16", g) == rocm.compute_efficiency("bf16", g)
+    for key in engines.ENGINES:
+        p = engines.profile(key)
+        assert all(p.decode_compute_efficiency(f, g) == p.compute_efficiency(f, g) for f in ("bf16", "fp8", "int4")), key
+    # perf: a compute-bound decode step follows the decode share, the prompt the other; halving the decode share
+    # doubles the matmul part of a large batch's step and leaves the prefill as it was
+    m = registry.get_model("llama-3.1-70b")
+    r = perf.perf_report(m, g, "fp8", "bf16", 256, 1024, 64, 1, curve_batches=(), engine="vllm@rocm-0.9")
+    assert r["bound"] == "compute" and r["decode_compute_efficiency"] == rocm.decode_compute_efficiency("fp8", g)
+    assert r["compute_efficiency"] == cuda.compute_efficiency("fp8", g)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(variant, "decode_compute_efficiency", {"fp8": variant["decode_compute_efficiency"]["fp8"] / 2})
+        engines.profile.cache_clear()
+        half = perf.perf_report(m, g, "fp8", "bf16", 256, 1024, 64, 1, curve_batches=(), engine="vllm@rocm-0.9")
+    engines.profile.cache_clear()
+    assert half["prefill_s"] == r["prefill_s"]
+    base = rocm.step_overhead_s(256, 1, m.num_hidden_layers)
+    assert (half["tpot_s"] - base) == pytest.approx(2 * (r["tpot_s"] - base), rel=1e-9)
+    # the simulator: a step of decodes only at the decode share, a step with a prompt chunk at the other
+    cost = StepCost.from_profile(rocm, "fp8", "vllm@rocm-0.9", g)
+    assert (cost.decode_compute_efficiency, cost.compute_efficiency) == (rocm.decode_compute_efficiency("fp8", g),
+                                                                         rocm.compute_efficiency("fp8", g))
+    sm = StepModel(m, g, "fp8", "bf16", 1, cost)
+    assert sm.decode_peak == pytest.approx(sm.peak * cost.decode_compute_efficiency / cost.compute_efficiency)
+    assert sm.step_s([], 256, 256 * 1056) == pytest.approx(sm.decode_step_s(256, 256 * 1056), rel=1e-12)
+    assert sm.decode_step_s(256, 256 * 1056) == pytest.approx(r["tpot_s"], rel=1e-9)
+    plain = StepModel(m, g, "fp8", "bf16", 1, StepCost.from_profile(cuda, "fp8", "vllm", g))
+    assert plain.decode_peak == plain.peak and plain.cost.decode_compute_efficiency == plain.cost.compute_efficiency

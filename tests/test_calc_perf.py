@@ -141,3 +141,43 @@ def test_verification_turns_compute_bound_near_the_weights_only_ridge():
 def test_verification_tokens_are_validated():
     with pytest.raises(api.InputError):
         _verify(1, 0)
+
+
+def test_a_prefix_cache_hit_computes_only_the_rest_of_the_prompt_by_hand():
+    # AMD's ROCm latency table timed prompts vLLM V1 had cached (calibration.json prompt_cached_tokens): 2,032 of each
+    # 2,048-token prompt hit the cache, the last 16 tokens are computed, each attending over the whole prompt
+    from calc import perf
+
+    p, hit, L, H, d = 2048, 2032, 32, 32, 128
+    matmul = 8_030_261_248 - 128256 * 4096 - 65 * 4096
+    head = 128256 * 4096
+    pairs = p * (p + 1) / 2 - hit * (hit + 1) / 2  # the (query, key) pairs of the last 16 queries
+    flops = 2 * (matmul - head) * (p - hit) + 2 * head + L * 2 * H * (d + d) * pairs
+    m, gpu = registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm")
+    cached = perf.perf_report(m, gpu, batch=1, prompt_len=p, output_len=8, engine="ideal", cached_prompt_tokens=hit)
+    whole = perf.perf_report(m, gpu, batch=1, prompt_len=p, output_len=8, engine="ideal")
+    assert cached["prefill_flops"] == pytest.approx(flops, rel=1e-12)
+    # 16 tokens read every weight once: the step is bound by the weights' bytes (and the prompt's KV, read, not written)
+    assert cached["prefill_bound"] == "memory" and whole["prefill_bound"] == "compute"
+    # the same bytes but the embedding rows looked up: 16 instead of 2,048
+    assert cached["prefill_bytes"] == pytest.approx(whole["prefill_bytes"] - 2 * hit * 4096, rel=1e-12)
+    assert cached["prefill_s"] == pytest.approx(cached["prefill_bytes"] / H100_BW, rel=1e-9)
+    assert cached["tpot_s"] == whole["tpot_s"] and cached["ttft_s"] == cached["prefill_s"] < whole["ttft_s"] / 7
+    # computing a prefix, then the rest, costs what the whole prompt costs, but for the one lm_head row per pass
+    for n in (1, 100, 2047):
+        assert perf.prefill_flops(m, 3, p, n) + perf.prefill_flops(m, 3, n) - 3 * 2 * head == \
+            pytest.approx(perf.prefill_flops(m, 3, p), rel=1e-12)
+    # pipeline stages split the same work
+    staged = perf.perf_report(registry.get_model("llama-3.1-70b"), gpu, batch=4, prompt_len=p, output_len=8, pp=2,
+                              engine="ideal", cached_prompt_tokens=hit)
+    assert staged["prefill_flops"] == pytest.approx(perf.prefill_flops(registry.get_model("llama-3.1-70b"), 4, p, hit),
+                                                    rel=1e-9)
+
+
+@pytest.mark.parametrize("bad", [-1, 2048, 5000, 1.5, True, "16"])
+def test_a_prefix_cache_hit_leaves_a_token_to_compute(bad):
+    from calc import perf
+
+    with pytest.raises(ValueError, match="cached_prompt_tokens"):
+        perf.perf_report(registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm"), prompt_len=2048,
+                         output_len=8, cached_prompt_tokens=bad)
