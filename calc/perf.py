@@ -432,8 +432,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "effective_flops": peak * pp,
         "effective_bandwidth_bytes_per_s": bandwidth * pp,
         "memory_efficiency": mem_eff,
-        "compute_efficiency": comp_eff,
-        "decode_compute_efficiency": decode_eff,
+        "compute_efficiency": comp_eff,  # a prompt's; a decode step's may differ in a calibration variant (engines.py)
         "prefill_flops": p_flops,
         "prefill_bytes": p_bytes,
         "prefill_s": prefill_s,

@@ -308,7 +308,7 @@ def test_every_gpu_has_its_compute_capability_and_vllm_a_decision_for_it():
     """The registry's compute capabilities, written here from NVIDIA's CUDA GPU Compute Capability pages (and AMD's
     LLVM target for the MI300X); vLLM's MXFP4 table covers every one that vLLM accepts MXFP4 on (8.0 and up)."""
     want = {"h100-sxm": "9.0", "h100-pcie": "9.0", "h100-nvl": "9.0", "h200": "9.0", "gh200": "9.0", "gh200-144g": "9.0",
-            "h20": "9.0", "a100-40gb": "8.0", "a100-80gb": "8.0", "l40s": "8.9", "l20": "8.9", "l4": "8.9", "a10": "8.6",
+            "h20": "9.0", "a100-40gb": "8.0", "a100-80gb": "8.0", "a100-80gb-pcie": "8.0", "l40s": "8.9", "l20": "8.9", "l4": "8.9", "a10": "8.6",
             "rtx-4090": "8.9", "rtx-5090": "12.0", "b200": "10.0", "mi300x": "gfx942", "t4": "7.5", "v100-sxm2-32gb": "7.0",
             "a10g": "8.6", "rtx-3090": "8.6", "rtx-a6000": "8.6", "rtx-6000-ada": "8.9"}
     assert {k: registry.get_gpu(k).compute_capability for k in registry.list_gpus()} == want
