@@ -62,6 +62,8 @@ def predict(p: dict, configs: dict | None = None, engine: str | None = None) -> 
                               compute_capability=gpu.compute_capability, mxfp4_backend=p.get("mxfp4_backend"))
         return r["engine_max_tokens_in_cache"]
     if p.get("closed_loop") and p["kind"] == "tpot":
+        if p.get("prompt_cached_tokens"):  # the simulator draws distinct prompts: no prefix-cache hits
+            raise ValueError(f"{p['id']}: prompt_cached_tokens is for static batches, not closed loops")
         return closed_loop_tpot(p, m, gpu, engine)
     # a benchmark that repeats its prompts with prefix caching on times them as cache hits (prompt_cached_tokens)
     r = perf.perf_report(m, gpu, p["weights"], p["kv_dtype"], p["batch"], p["prompt_len"], p["output_len"], p["tp"],

@@ -100,8 +100,9 @@ class EngineProfile:
         # FP32-accumulate rate calc takes as the peak (registry fp16_acc16_dense_flops); elsewhere at the same rate
         self.accumulates_in_fp16 = bool(entry.get("accumulates_in_fp16", False))
         self._comp = {**entry["compute_efficiency"], **variant.get("compute_efficiency", {})}
-        # Where a variant sets it (vLLM for ROCm), the share its matmuls reach in a step of decodes only (8 to 128
-        # rows: skinny GEMMs, which reach less than a prompt's); elsewhere decode steps take compute_efficiency
+        # Where a variant sets it (vLLM for ROCm 0.9.1), the compute share of a step of decodes only: fitted on the rows
+        # whose decode steps grow with the batch beyond their byte time, it stands for whatever does that (GEMM tiles at
+        # small M, attention, per-sequence costs), not for the matmuls' rate; elsewhere decode steps take compute_efficiency
         self._decode_comp = dict(variant.get("decode_compute_efficiency", {}))
         p = entry.get("prefill", {})
         self.prefill_chunk_tokens = p.get("chunk_tokens")  # None: the whole prompt batch in one step

@@ -461,7 +461,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "prefill_pipeline_bubble": p_bubble,
         "decode_pipeline_bubble": 1 - micro * sum(x[0] for x in d_st) / (pp * tpot) if pp > 1 else 0.0,
         "ridge_flops_per_byte": ridge,
-        "ridge_flops_per_byte_effective": peak / bandwidth,
+        "ridge_flops_per_byte_effective": decode_peak / bandwidth,  # where a decode step turns compute-bound
         "critical_batch": critical_batch(step, mean_context),
         "verify_tokens": verify_tokens,
         "verify_step_s": v_s,
@@ -471,7 +471,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "verify_to_plain_ratio": v_s / tpot,
         "verify_critical_batch": critical_batch(lambda b, c: step(b, c, verify_tokens), mean_context),
         # the textbook estimate without KV traffic: FLOPs per weight byte reach the (effective) ridge
-        "critical_batch_weights_only": peak / bandwidth * weights_bytes(m, weights) / param_counts(m)["total"] / 2,
+        "critical_batch_weights_only": decode_peak / bandwidth * weights_bytes(m, weights) / param_counts(m)["total"] / 2,
         "throughput_curve": curve,
     }
     return {"report": report, "step_overhead_s": eng.step_overhead_s(batch / micro, n_gpus, layers_per_stage, m.is_mla)}
