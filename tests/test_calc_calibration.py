@@ -1709,6 +1709,34 @@ def test_the_held_back_rows_of_2026_12_01_are_as_the_data_page_says():
     sample = [rows[k] for k in rows if k.startswith("argonne-")]
     assert (len(errs), round(statistics.median(errs) * 100), sum(abs(e) > 0.3 for e in errs)) == (269, 144, 264)
     assert round(statistics.median(sample) * 100) == 96
+    # "the dense models' large batches of 128-token prompts reached at most 63 TFLOPS per GPU on one MI300X (...; Mistral-7B
+    # 66), 66 at TP 2, 50 at TP 4 and 42 at TP 8: about 5 % of MI300X's dense FP16 datasheet rate, flat from 64 sequences up"
+    from calc import perf  # noqa: PLC0415
+
+    def tflops(model, batch, length, latency_s, gpus):  # calc's FLOPs of the static batch over its measured time, per GPU
+        m = registry.get_model(model)
+        done = perf.prefill_flops(m, batch, length) + sum(perf.decode_flops(m, batch, length + i) for i in range(length))
+        return done / latency_s / gpus / 1e12
+    big = {}
+    for r in sweep:
+        if r["model"] != "mixtral-8x7b" and r["length"] == 128 and r["batch"] >= 64:
+            big.setdefault((r["model"], r["gpus"]), []).append(tflops(r["model"], r["batch"], 128, r["latency_s"], r["gpus"]))
+    assert {k: round(max(v)) for k, v in big.items()} == {("llama-3-70b", 1): 63, ("llama-3-70b", 2): 66,
+                                                           ("llama-3-70b", 4): 50, ("llama-3-70b", 8): 42, ("mistral-7b", 1): 66}
+    assert all(max(v) / min(v) < 1.2 for v in big.values())  # flat from 64 sequences up
+    assert round(66e12 / registry.get_gpu("mi300x").peak_flops("fp16"), 2) == 0.05
+    # the H100 rows of the same CSV (Plots/All_results.csv at ae7e7a4: 'Nvidia H100 GPU', vLLM, input = output 128,
+    # batch 64; latencies 1.871 s on one GPU, 3.751 s on four), against MI300X's: "124 ... and 151 ..., against 62 and 45"
+    mi = {(r["model"], r["gpus"]): r["latency_s"] for r in sweep if r["length"] == 128 and r["batch"] == 64}
+    assert [round(tflops("mistral-7b", 64, 128, 1.871, 1)), round(tflops("llama-3-70b", 64, 128, 3.751, 4)),
+            round(tflops("mistral-7b", 64, 128, mi[("mistral-7b", 1)], 1)),
+            round(tflops("llama-3-70b", 64, 128, mi[("llama-3-70b", 4)], 4))] == [124, 151, 62, 45]
+    # batch 1: "55.7 ms a step on one MI300X, its 141 GB of weights read at about 0.48 of the datasheet's bandwidth, and
+    # 25.4 ms on eight, where each GPU's share of the weights takes 3.3 ms ...: about 22 ms a step beyond the reads"
+    one = {r["gpus"]: r["latency_s"] / 128 for r in sweep if r["model"] == "llama-3-70b" and r["batch"] == 1 and r["length"] == 128}
+    w, bw = mem.weights_bytes(registry.get_model("llama-3-70b"), "fp16"), registry.get_gpu("mi300x").memory_bandwidth_bytes_per_s
+    assert (round(one[1] * 1e3, 1), round(w / 1e9), round(w / one[1] / bw, 2)) == (55.7, 141, 0.48)
+    assert (round(one[8] * 1e3, 1), round(w / 8 / bw * 1e3, 1), round((one[8] - w / 8 / bw) * 1e3)) == (25.4, 3.3, 22)
     sweep = json.loads((data / "dstack-dsr1-online.json").read_text())["rows"]
     errs = [err({"kind": "tpot", "model": "deepseek-r1", "gpu": r["gpu"], "weights": "fp8", "kv_dtype": "bf16", "tp": 8,
                  "batch": r["concurrency"], "prompt_len": r["input"], "output_len": r["output"], "value": r["mean_tpot_ms"] / 1e3,
