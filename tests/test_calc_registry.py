@@ -125,3 +125,13 @@ def test_the_matmul_factor_reads_a_gpus_measured_share_against_the_h100s(monkeyp
             if registry.get_gpu(k).matmul_factor != 1} == {"h20": 1.2, "rtx-4090": 1.25, "rtx-5090": 1.42, "mi300x": 0.64,
                                                              "t4": 0.81, "rtx-3090": 1.35, "l4": 0.73, "l20": 1.2,
                                                              "h100-pcie": 0.82}
+
+
+def test_a_pcie_card_is_not_priced_above_its_sxm_sibling():
+    """The A100 80GB PCIe is the SXM4 80GB's GPU at less bandwidth and power: its default price (the midpoint of its
+    range) must not exceed the faster card's. RunPod, the one provider whose list prices we read for both, charged
+    $1.19 and $1.39 an hour (gpus.json price_note); the PCIe and SXM entries carry the same dated index range."""
+    pcie, sxm = registry.get_gpu("a100-80gb-pcie"), registry.get_gpu("a100-80gb")
+    assert pcie.usd_per_hour <= sxm.usd_per_hour
+    assert pcie.memory_bandwidth_bytes_per_s < sxm.memory_bandwidth_bytes_per_s and pcie.tdp_watts < sxm.tdp_watts
+    assert "$1.19" in pcie.price_note and "$1.39" in pcie.price_note
