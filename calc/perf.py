@@ -132,9 +132,14 @@ def kv_bytes_read(m: ModelSpec, kv_dtype: str, batch: int, context: int, tp: int
     return batch * kv_bytes_per_token_layer(m, kv_dtype, tp) * sum(cached_tokens(m, context))
 
 
-def _link_bytes_per_s(gpu: GPU) -> float:
-    """One direction of one GPU's GPU-to-GPU link: datasheets quote both directions together, hence / 2."""
-    link = (gpu.interconnect_bytes_per_s or 0) / 2
+def _link_bytes_per_s(gpu: GPU, group: int = 2) -> float:
+    """One direction of the link the GPUs of a ``group`` talk over: datasheets quote both directions together, hence
+    / 2. Where the GPU-to-GPU fabric joins pairs only (an NVLink bridge: registry linked_gpus) and the group is larger,
+    a ring through the group crosses the host interface (PCIe), its slowest hop: that link's bandwidth."""
+    both = gpu.interconnect_bytes_per_s or 0
+    if gpu.linked_gpus and group > gpu.linked_gpus:
+        both = gpu.host_interface_bytes_per_s or 0
+    link = both / 2
     if link <= 0:
         raise ValueError(f"{gpu.key} has no GPU-to-GPU bandwidth in the registry; multi-GPU layouts need one")
     return link
@@ -145,7 +150,7 @@ def _allreduce_call_s(m: ModelSpec, gpu: GPU, tokens: float, tp: int, latency_s:
     if tp == 1:
         return 0.0
     message = tokens * m.hidden_size * ACTIVATION_BYTES
-    return latency_s + 2 * (tp - 1) / tp * message / _link_bytes_per_s(gpu)
+    return latency_s + 2 * (tp - 1) / tp * message / _link_bytes_per_s(gpu, tp)
 
 
 def allreduce_s(m: ModelSpec, gpu: GPU, tokens: int, tp: int, latency_s: float = ALLREDUCE_LATENCY_S) -> float:
@@ -170,12 +175,13 @@ def all_to_all_s(m: ModelSpec, gpu: GPU, tokens: float, ep: int, gpus: int,
     if ep == 1:
         return 0.0
     sent = tokens / gpus * m.num_experts_per_tok * (ep - 1) / ep * m.hidden_size * ACTIVATION_BYTES
-    return 2 * (latency_s + sent / _link_bytes_per_s(gpu))
+    return 2 * (latency_s + sent / _link_bytes_per_s(gpu, gpus))
 
 
-def handoff_s(m: ModelSpec, gpu: GPU, tokens: float, latency_s: float = ALLREDUCE_LATENCY_S) -> float:
-    """Pipeline parallelism: one stage sends the hidden states of ``tokens`` tokens to the next (send/recv)."""
-    return latency_s + tokens * m.hidden_size * ACTIVATION_BYTES / _link_bytes_per_s(gpu)
+def handoff_s(m: ModelSpec, gpu: GPU, tokens: float, latency_s: float = ALLREDUCE_LATENCY_S, gpus: int = 2) -> float:
+    """Pipeline parallelism: one stage sends the hidden states of ``tokens`` tokens to the next (send/recv), among
+    ``gpus`` GPUs in all (beyond a bridged pair the hand-off crosses the host interface, _link_bytes_per_s)."""
+    return latency_s + tokens * m.hidden_size * ACTIVATION_BYTES / _link_bytes_per_s(gpu, gpus)
 
 
 # llama.cpp's MMQ_MAX_BATCH_SIZE in its 2023-10 to 2024-06 CUDA code: batches up to this many tokens used the
@@ -385,7 +391,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         return out
 
     def hand(tokens: float) -> float:
-        return (pp - 1) * handoff_s(m, gpu, tokens) if pp > 1 else 0.0
+        return (pp - 1) * handoff_s(m, gpu, tokens, gpus=n_gpus) if pp > 1 else 0.0
 
     def decode(b: int, context: int, n_micro: int, q: int = 1) -> tuple[float, str, list]:
         st = stages(b / n_micro, context, None, q)

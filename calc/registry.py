@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from functools import cache
 
 from .model import ModelSpec, from_hf_config, param_counts
@@ -110,6 +111,13 @@ class GPU:
         if text.startswith("none"):
             return 0
         return 2 if "bridge (2 GPUs)" in text else None
+
+    @property
+    def host_interface_bytes_per_s(self) -> float | None:
+        """The host interface's bandwidth, both directions together, from the registry's text ("PCIe Gen4 x16 (64 GB/s)"):
+        what GPUs that no GPU-to-GPU fabric joins talk over. None where the text gives no figure."""
+        found = re.search(r"\(([\d.]+) GB/s", self.host_interface or "")
+        return float(found.group(1)) * 1e9 if found else None
 
     def fp16_accumulate_flops(self) -> float | None:
         """Dense FP16 tensor rate with FP16 accumulate: fp16_acc16_dense_flops where the card has a faster one."""

@@ -181,3 +181,26 @@ def test_a_prefix_cache_hit_leaves_a_token_to_compute(bad):
     with pytest.raises(ValueError, match="cached_prompt_tokens"):
         perf.perf_report(registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm"), prompt_len=2048,
                          output_len=8, cached_prompt_tokens=bad)
+
+
+def test_a_bridged_pair_talks_over_the_bridge_and_a_larger_group_over_pcie():
+    """Cards whose NVLink bridge joins pairs only (registry linked_gpus 2): an all-reduce among two uses the bridge's
+    600 GB/s (300 one way), among four the host interface's PCIe Gen4 64 GB/s (32 one way), the slowest hop of a ring
+    through the group; cards on a node-wide fabric keep it at any size."""
+    from calc import perf
+
+    m = registry.get_model("llama-3.1-8b")
+    pcie, sxm = registry.get_gpu("a100-80gb-pcie"), registry.get_gpu("a100-80gb")
+    assert pcie.linked_gpus == 2 and sxm.linked_gpus is None and pcie.host_interface_bytes_per_s == 64e9
+    message = 1000 * m.hidden_size * 2  # 1,000 tokens' hidden states in 16 bits
+    lat = perf.ALLREDUCE_LATENCY_S
+    for tp, link in ((2, 300e9), (4, 32e9), (8, 32e9)):
+        want = lat + 2 * (tp - 1) / tp * message / link
+        assert perf.allreduce_s(m, pcie, 1000, tp) == pytest.approx(2 * m.num_hidden_layers * want, rel=1e-12), tp
+        assert perf.allreduce_s(m, sxm, 1000, tp) == pytest.approx(
+            2 * m.num_hidden_layers * (lat + 2 * (tp - 1) / tp * message / 300e9), rel=1e-12), tp
+    # a pipeline of two bridged cards hands off over the bridge; of four, over PCIe
+    assert perf.handoff_s(m, pcie, 1000, gpus=2) == pytest.approx(lat + message / 300e9, rel=1e-12)
+    assert perf.handoff_s(m, pcie, 1000, gpus=4) == pytest.approx(lat + message / 32e9, rel=1e-12)
+    # every registry GPU states its host interface's bandwidth
+    assert all(registry.get_gpu(k).host_interface_bytes_per_s for k in registry.list_gpus())
