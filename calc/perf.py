@@ -358,17 +358,18 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
             dequant_bytes, w_read = w_read + fp16_read, fp16_read
         e_read = expert_bytes_read(m, weights, per_read) * n_steps
         dense_read = w_read - e_read - head_bytes * n_steps
+        if pp > 1:  # attention FLOPs follow each layer's context (sliding windows): split by layer, the rest by share
+            def attention(layers) -> float:
+                if prompt is not None:
+                    return prefill_attention_flops(m, b, layers, prompt, hit)
+                return attention_flops(m, b * q, layers, context, prefill=False)
+            linear_flops = flops - head_flops - attention(range(m.num_hidden_layers))
         out = []
         for s, sh in enumerate(shares):
             last = s == pp - 1
             f = (flops - head_flops) * sh["linear"] + (head_flops if last else 0)
-            if pp > 1:  # attention FLOPs follow each layer's context (sliding windows)
-                def attention(layers) -> float:
-                    if prompt:
-                        return prefill_attention_flops(m, b, layers, prompt, hit)
-                    return attention_flops(m, b * q, layers, context, prefill=False)
-                f = (flops - head_flops - attention(range(m.num_hidden_layers))) * sh["linear"] \
-                    + attention(sh["layers"]) + (head_flops if last else 0)
+            if pp > 1:
+                f = linear_flops * sh["linear"] + attention(sh["layers"]) + (head_flops if last else 0)
             kv = b * per_layer_kv * sum(cached[i] for i in sh["layers"]) * tp
             if prompt is None and eng.decode_kv_reads_per_query_head:  # pre-XQA TensorRT-LLM (engines.py)
                 kv *= m.num_attention_heads / m.num_key_value_heads
