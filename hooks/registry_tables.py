@@ -9,6 +9,7 @@
     {{ registry engines }}  serving-engine profiles: fixed costs per step, efficiencies, KV rule, sources
     {{ registry calibration }}  calc's error against the published measurements (kind x fit/holdout)
     {{ registry calibration_points }}  the same, one row per measurement (id, engine, variant, measured, calc, error)
+    {{ registry calibration_misses }}  the held-out measurements calc misses by more than 30 %, worst first
 
 Each directive stands alone on its line and becomes a Markdown table in the page's language. The values are
 read from calc/ at build time (the same data the calculators, the labs and the tests read), so the page cannot
@@ -297,6 +298,16 @@ def calibration_table(lang: str) -> str:
     return _table(header, rows)
 
 
+def _point_row(r: dict, p: dict) -> list:
+    """A calibration point's shared cells: measured, calc, error and the dated source link."""
+    unit = {"tpot": "ms", "ttft": "ms", "throughput": "tok/s", "kv_tokens": "tokens"}[r["kind"]]
+    scale, fmt = (1e3, "{:,.1f}") if unit == "ms" else (1, "{:,.0f}")
+    source = p["source"]
+    date = source.get("date", "—").split(" ")[0]  # the date itself; the words after it (which commit, ...) stay in the JSON
+    return [f"{fmt.format(r['measured'] * scale)} {unit}", f"{fmt.format(r['predicted'] * scale)} {unit}",
+            f"{r['error']:+.1%}", f"[{date}]({source['url']})" if source["url"].startswith("https://") else date]
+
+
 def calibration_points_table(lang: str) -> str:
     """One row per published measurement: calc's figure beside it and the error, so a reader can find each point
     the text names (the variant column says which older release's kernels a point is computed with)."""
@@ -304,25 +315,39 @@ def calibration_points_table(lang: str) -> str:
     zh = lang == "zh"
     points = {p["id"]: p for p in calibration.points()}
     subsets = _subset_labels(zh)
-    units = {"tpot": "ms", "ttft": "ms", "throughput": "tok/s", "kv_tokens": "tokens"}
     header = (["测量点", "引擎", "变体", "量", "子集", "实测", "calc", "误差", "来源"] if zh else
               ["Point", "Engine", "Variant", "Quantity", "Subset", "Measured", "calc", "Error", "Source"])
     rows = []
     for r in calibration.errors():
         p = points[r["id"]]
-        scale = 1e3 if units[r["kind"]] == "ms" else 1
-        fmt = "{:,.1f}" if units[r["kind"]] == "ms" else "{:,.0f}"
         rows.append([f"`{r['id']}`", r["engine"], p.get("engine_variant") or p.get("kv_variant") or "—", r["kind"],
-                     subsets["seen" if r["seen"] else r["subset"]],
-                     f"{fmt.format(r['measured'] * scale)} {units[r['kind']]}",
-                     f"{fmt.format(r['predicted'] * scale)} {units[r['kind']]}", f"{r['error']:+.1%}",
-                     f"[{p['source'].get('date', '—')}]({p['source']['url']})" if p["source"]["url"].startswith("https://")
-                     else p["source"].get("date", "—")])
+                     subsets["seen" if r["seen"] else r["subset"]], *_point_row(r, p)])
+    return _table(header, rows)
+
+
+def calibration_misses_table(lang: str) -> str:
+    """The held-out points calc misses by more than calibration.MAX_ERROR, worst first: where not to trust it, with
+    the engine (and release variant), the hardware and the model each was measured on."""
+    (calibration,) = hook_support.calc_modules("calibration")
+    zh = lang == "zh"
+    points = {p["id"]: p for p in calibration.points()}
+    subsets = _subset_labels(zh)
+    header = (["测量点", "引擎", "GPU", "模型", "量", "子集", "实测", "calc", "误差", "来源"] if zh else
+              ["Point", "Engine", "GPUs", "Model", "Quantity", "Subset", "Measured", "calc", "Error", "Source"])
+    misses = sorted((r for r in calibration.errors()
+                     if r["subset"] == "holdout" and abs(r["error"]) > calibration.MAX_ERROR), key=lambda r: -abs(r["error"]))
+    rows = []
+    for r in misses:
+        p = points[r["id"]]
+        engine = f"{r['engine']}@{p['engine_variant']}" if p.get("engine_variant") else r["engine"]
+        rows.append([f"`{r['id']}`", engine, f"{p.get('tp', 1)} × {p['gpu']}", p["model"], r["kind"],
+                     subsets["seen" if r["seen"] else "unseen"], *_point_row(r, p)])
     return _table(header, rows)
 
 
 TABLES = {"gpus": gpus_table, "models": models_table, "prices": prices_table, "engines": engines_table,
-          "calibration": calibration_table, "calibration_points": calibration_points_table, "validation": validation_table, "workloads": workloads_table}
+          "calibration": calibration_table, "calibration_points": calibration_points_table,
+          "calibration_misses": calibration_misses_table, "validation": validation_table, "workloads": workloads_table}
 
 
 def on_page_markdown(markdown, page, config, files):

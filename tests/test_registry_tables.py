@@ -124,3 +124,22 @@ def test_calibration_points_table_has_a_row_per_point_with_calc_beside_it():
     text = registry_tables.calibration_points_table("en")
     row = next(line for line in text.splitlines() if "`trt-h100-fp8-70b-b480-128-2048`" in line)
     assert "| v0.6 |" in row and "held out" in row and "5,944 tok/s" in row  # the published figure, as stored
+
+
+def test_calibration_misses_table_lists_each_held_out_miss_worst_first():
+    """The data page's "Where not to trust it": every held-out point beyond calibration.MAX_ERROR, and nothing else."""
+    from calc import calibration
+
+    misses = sorted((r for r in calibration.errors() if r["subset"] == "holdout" and abs(r["error"]) > calibration.MAX_ERROR),
+                    key=lambda r: -abs(r["error"]))
+    for lang in ("zh", "en"):
+        text = registry_tables.calibration_misses_table(lang)
+        ids = [line.split(" | ")[0].strip("| `") for line in text.splitlines()[2:]]
+        assert ids == [r["id"] for r in misses] and len(ids) >= 1
+    text = registry_tables.calibration_misses_table("en")
+    row = next(line for line in text.splitlines() if "`argonne-vllm061-rocm-mi300xx8-llama-3-70b-fp16-b64-1024`" in line)
+    # the variant it is computed with, the hardware, the published figure as stored, and the source's date alone
+    assert "| vllm@v0.6 | 8 × mi300x | llama-3-70b | throughput | held out, informed no choice | 972 tok/s |" in row
+    assert "[2024-09-27](https://github.com/argonne-lcf/" in row
+    seen = next(line for line in text.splitlines() if "`sgl057-b200-glm47flash-ttft-c1-8k`" in line)
+    assert "held out (informed a choice)" in seen and "| 1 × b200 |" in seen
