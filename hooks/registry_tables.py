@@ -18,6 +18,9 @@ drift from them. An unknown registry name fails the build.
 
 from __future__ import annotations
 
+import math
+import re
+
 import directives  # hooks/directives.py (MkDocs loads hooks with their folder on sys.path)
 import hook_support
 from mkdocs.exceptions import PluginError
@@ -325,23 +328,44 @@ def calibration_points_table(lang: str) -> str:
     return _table(header, rows)
 
 
+def _release(version: str) -> str:
+    """A source's engine release, as it states it, without the build details: "vLLM 0.7.4.dev181+gf35f8e22 (nightly
+    ...)" -> "vLLM 0.7.4", "vLLM v0.6.1 built for ROCm (git checkout ...)" -> "vLLM v0.6.1 built for ROCm"."""
+    first = re.split(r" \(|;|,", version, maxsplit=1)[0].strip()
+    return re.sub(r"(\d)(\.dev\d+)?\+\S+|\.dev\d+", r"\1", first)
+
+
+def _optimistic(kind: str, error: float) -> bool:
+    """Whether calc promised more than was measured: a shorter latency, or more throughput or KV capacity."""
+    return error < 0 if kind in ("tpot", "ttft") else error > 0
+
+
 def calibration_misses_table(lang: str) -> str:
-    """The held-out points calc misses by more than calibration.MAX_ERROR, worst first: where not to trust it, with
-    the engine (and release variant), the hardware and the model each was measured on."""
+    """The held-out points calc misses by more than calibration.MAX_ERROR, worst first by how many times off (measured
+    over calc or calc over measured): where not to trust it, with the profile the calibration computes each with (an
+    older release's variant where it has one), the release the source ran, the hardware and the model."""
     (calibration,) = hook_support.calc_modules("calibration")
     zh = lang == "zh"
     points = {p["id"]: p for p in calibration.points()}
-    subsets = _subset_labels(zh)
-    header = (["测量点", "引擎", "GPU", "模型", "量", "子集", "实测", "calc", "误差", "来源"] if zh else
-              ["Point", "Engine", "GPUs", "Model", "Quantity", "Subset", "Measured", "calc", "Error", "Source"])
+    kinds = {"tpot": "TPOT", "ttft": "TTFT", "throughput": "吞吐" if zh else "throughput"}
+    header = (["测量点", "计算所用档位", "实测所用版本", "GPU", "模型", "量", "实测", "calc", "误差", "calc 相对实测", "来源"] if zh else
+              ["Point", "Computed with", "Release", "GPUs", "Model", "Quantity", "Measured", "calc", "Error", "calc is",
+               "Source"])
     misses = sorted((r for r in calibration.errors()
-                     if r["subset"] == "holdout" and abs(r["error"]) > calibration.MAX_ERROR), key=lambda r: -abs(r["error"]))
+                     if r["subset"] == "holdout" and abs(r["error"]) > calibration.MAX_ERROR),
+                    key=lambda r: -abs(math.log1p(r["error"])))
     rows = []
     for r in misses:
         p = points[r["id"]]
         engine = f"{r['engine']}@{p['engine_variant']}" if p.get("engine_variant") else r["engine"]
-        rows.append([f"`{r['id']}`", engine, f"{p.get('tp', 1)} × {p['gpu']}", p["model"], r["kind"],
-                     subsets["seen" if r["seen"] else "unseen"], *_point_row(r, p)])
+        times = max(1 + r["error"], 1 / (1 + r["error"]))
+        if zh:
+            off = f"{'偏乐观' if _optimistic(r['kind'], r['error']) else '偏保守'}（{times:.1f} 倍）"
+        else:
+            off = f"{'optimistic' if _optimistic(r['kind'], r['error']) else 'pessimistic'} ({times:.1f}×)"
+        measured, predicted, error, source = _point_row(r, p)
+        rows.append([f"`{r['id']}`", engine, _release(p["source"].get("version", "—")), f"{p.get('tp', 1)} × {p['gpu']}",
+                     p["model"], kinds[r["kind"]], measured, predicted, error, off, source])
     return _table(header, rows)
 
 
