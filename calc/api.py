@@ -371,9 +371,46 @@ def _warnings(v: dict, command: str) -> list[dict]:
         out.append(t(f"{eng.name} 不接受计算能力低于 8.0 的 GPU 上的 MXFP4 检查点（{gpu.name} 是 {gpu.compute_capability}）：这样的部署起不来",
                      f"{eng.name} refuses MXFP4 checkpoints on GPUs below compute capability 8.0 ({gpu.name} is "
                      f"{gpu.compute_capability}): this deployment does not start"))
+    if command in ("perf", "cost", "roi"):
+        out += _batch_fit_warnings(v)
     if command != "memory":
         out += _unchecked_engine_warnings(v, command)
     return out
+
+
+def _batch_fit_warnings(v: dict) -> list[dict]:
+    """The speed figures assume the whole batch runs at once: say so where it cannot. An engine that reserves a KV pool
+    by its own rule at start-up (vLLM, SGLang) holds memory.memory_report's max_concurrency sequences of this length and
+    queues the rest; for the others, the batch's weights, KV cache, activations and overhead must fit in what CUDA shows."""
+    spec, gpu, eng = v["spec"], v["gpu_spec"], engines_mod.profile(v["engine"])
+    context = v["prompt-len"] + v["output-len"]
+    r = mem.memory_report(spec, gpu.memory_bytes, v["weights"], v["kv-dtype"], v["batch"], v["prompt-len"], v["output-len"],
+                          v["tp"], pp=v["pp"], ep=v["ep"], visible_memory_bytes=gpu.visible_memory_bytes, engine=v["engine"],
+                          linked_gpus=gpu.linked_gpus, compute_capability=gpu.compute_capability)
+    n, batch, where_zh, where_en = r["max_concurrency"], v["batch"], f"{r['gpus']} 块 {gpu.name}", f"{r['gpus']} × {gpu.name}"
+    if eng.kv_rule in ("vllm_profile", "sglang_static"):
+        if n == 0:
+            w, cap = mem._gb(r["weights_bytes_per_gpu"]), mem._gb(r["gpu_visible_memory_bytes"])
+            return [t(f"{eng.name} 在 {where_zh} 上放下权重（每块 GPU {w}，可见显存 {cap}）后，KV 缓存连一个 {context:,} token 的序列都放不下："
+                      "这样的部署无法提供服务，这里的数字不对应任何部署。请换更小的权重格式或增加 GPU（tp、pp）",
+                      f"{eng.name} on {where_en} has no room left in its KV cache for one sequence of {context:,} tokens "
+                      f"once the weights are loaded ({w} per GPU of {cap} visible): this deployment does not serve, and "
+                      "these figures describe none. Use a smaller weight format or more GPUs (tp, pp)")]
+        if batch > n:
+            return [t(f"{eng.name} 在 {where_zh} 上的 KV 缓存只能容纳 {n} 个 {context:,} token（提示 + 输出）的序列，而不是 {batch} 个："
+                      f"引擎一次最多同时运行 {n} 个，其余的排队或被抢占，所以这里按 {batch} 个一起运行算出的数字达不到。"
+                      "请减小批大小、增加 GPU（tp、pp）、使用 fp8 KV 缓存，或用容量规划器估算（它按显存允许的数量接纳请求；显存计算器给出 KV 预算）",
+                      f"{eng.name}'s KV cache on {where_en} holds {n} sequences of {context:,} tokens (prompt + output), "
+                      f"not {batch}: the engine would run at most {n} at once and queue or preempt the rest, so these "
+                      f"figures, computed as if all {batch} ran together, are out of reach. Lower the batch, add GPUs "
+                      "(tp, pp), use an fp8 KV cache, or size with the capacity planner, which admits requests as memory "
+                      "allows (the VRAM calculator shows the KV budget)")]
+        return []
+    if not r["fits"]:
+        why = r["fits_reason"]
+        return [t(f"这个批放不进显存：{why['zh']}。这里的数字假定它放得下",
+                  f"this batch does not fit in GPU memory: {why['en']}. These figures assume it does")]
+    return []
 
 
 def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:

@@ -377,3 +377,62 @@ def test_speed_figures_for_mla_models_warn_where_they_were_never_checked():
     assert "--attention-backend triton" in w["en"] and "--attention-backend triton" in w["zh"]
     assert mla_warnings("memory", {**ds, "engine": "vllm"}) == []
     assert mla_warnings("perf", {"model": "qwen3-235b-a22b", "gpu": "h200", "tp": "8", "engine": "vllm"}) == []
+
+
+def _fit_warnings(command, **params):
+    """The warnings that say the batch cannot run at once (the first warning, where there is one of that kind)."""
+    out = api.run(command, params)["warnings"]
+    return [w for w in out if "KV cache" in w["en"] or "does not fit in GPU memory" in w["en"]]
+
+
+def test_a_batch_larger_than_the_engines_kv_cache_is_flagged():
+    """The speed figures assume the whole batch runs at once. vLLM reserves its KV pool at start-up: a batch of more
+    sequences than it holds would run in part and queue the rest, and the calculators say so, with the count."""
+    from calc import memory as mem
+
+    big = {"model": "llama-3-70b", "gpu": "mi300x", "weights": "fp16", "kv-dtype": "fp16", "prompt-len": 2048,
+           "output-len": 2048}
+    r = mem.memory_report(registry.get_model("llama-3-70b"), registry.get_gpu("mi300x").memory_bytes, "fp16", "fp16",
+                          1, 2048, 2048, 1, visible_memory_bytes=registry.get_gpu("mi300x").visible_memory_bytes, engine="vllm")
+    # vLLM's KV budget on one MI300X over 4,096 tokens x the 70B's 80 layers x 8 KV heads x 128 x 2 (K and V) x 2 bytes
+    assert r["kv_bytes_per_token"] == 80 * 8 * 128 * 2 * 2
+    fits = r["engine_kv_budget_bytes_per_gpu"] // (4096 * r["kv_bytes_per_token"])
+    assert fits == 34
+    assert _fit_warnings("perf", batch=fits, **big) == []
+    (w,) = _fit_warnings("perf", batch=fits + 1, **big)
+    assert "holds 34 sequences of 4,096 tokens (prompt + output), not 35" in w["en"] and "at most 34 at once" in w["en"]
+    assert "只能容纳 34 个 4,096 token（提示 + 输出）的序列，而不是 35 个" in w["zh"]
+    # the cost and ROI calculators compute from the same speed figures: they say it too; the VRAM calculator shows the
+    # budget itself and does not repeat it
+    assert len(_fit_warnings("cost", batch=256, **big)) == 1 and len(_fit_warnings("roi", batch=256, **big)) == 1
+    assert _fit_warnings("memory", batch=256, **big) == []
+    # it comes first: the one thing to fix before reading the figures at all (the AMD warning follows)
+    assert "KV cache" in api.run("perf", {**big, "batch": 256})["warnings"][0]["en"]
+    # more GPUs hold more: at TP 8 the same batch fits
+    assert _fit_warnings("perf", batch=256, tp=8, **big) == []
+
+
+def test_a_model_that_leaves_no_room_or_does_not_fit_is_flagged():
+    # Llama-3.1-405B in BF16 (about 811 GB) on one H100: no KV cache at all
+    (w,) = _fit_warnings("perf", model="llama-3.1-405b", gpu="h100-sxm", batch=1)
+    assert "has no room left in its KV cache for one sequence" in w["en"] and "does not serve" in w["en"]
+    assert _fit_warnings("perf", model="llama-3.1-405b", gpu="h200", weights="fp8", tp=8, batch=1) == []
+    # an engine without a start-up KV pool in calc (TensorRT-LLM here): the batch's own bytes against what CUDA shows;
+    # 512 sequences of 9,216 tokens of Llama-3.1-8B need 512 x 9,216 x 128 KiB = 618 GB of KV cache
+    (w,) = _fit_warnings("perf", model="llama-3.1-8b", gpu="h100-sxm", engine="trt-llm", batch=512, **{"prompt-len": 8192,
+                                                                                                       "output-len": 1024})
+    assert "this batch does not fit in GPU memory" in w["en"] and "KV cache (618.48 GB)" in w["en"]
+    assert round(512 * 9216 * 32 * 8 * 128 * 2 * 2 / 1e9, 2) == 618.48
+    assert _fit_warnings("perf", model="llama-3.1-8b", gpu="h100-sxm", engine="trt-llm", batch=8) == []
+
+
+def test_no_calibration_point_is_a_batch_its_engine_cannot_hold():
+    """calc's speed figures for the published static batches are figures for batches that ran: none of them trips the
+    warning (its rule would otherwise contradict published runs)."""
+    for p in calibration.points():
+        if p["kind"] == "kv_tokens" or p.get("closed_loop") or p["model"] in calibration._data()["configs"]:
+            continue
+        engine = f"{p['engine']}@{p['engine_variant']}" if p.get("engine_variant") else p["engine"]
+        assert _fit_warnings("perf", model=p["model"], gpu=p["gpu"], weights=p["weights"], batch=p["batch"], tp=p["tp"],
+                             engine=p["engine"], **{"kv-dtype": p["kv_dtype"], "prompt-len": p["prompt_len"],
+                                                    "output-len": p["output_len"]}) == [], (p["id"], engine)
