@@ -381,7 +381,7 @@ def _warnings(v: dict, command: str) -> list[dict]:
 def _batch_fit_warnings(v: dict) -> list[dict]:
     """The speed figures assume the whole batch runs at once: say so where it cannot. An engine that reserves a KV pool
     by its own rule at start-up (vLLM, SGLang) holds memory.memory_report's max_concurrency sequences of this length and
-    queues the rest; for the others, the batch's weights, KV cache, activations and overhead must fit in what CUDA shows."""
+    queues the rest; for the others, the weights, the batch's KV cache and the overhead must fit in what CUDA shows."""
     spec, gpu, eng = v["spec"], v["gpu_spec"], engines_mod.profile(v["engine"])
     context = v["prompt-len"] + v["output-len"]
     r = mem.memory_report(spec, gpu.memory_bytes, v["weights"], v["kv-dtype"], v["batch"], v["prompt-len"], v["output-len"],
@@ -406,8 +406,12 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
                       "(tp, pp), use an fp8 KV cache, or size with the capacity planner, which admits requests as memory "
                       "allows (the VRAM calculator shows the KV budget)")]
         return []
-    if not r["fits"]:
-        why = r["fits_reason"]
+    # the sequences must be resident: weights + their KV cache + overhead (a prefill's activation peak is not counted:
+    # an engine can chunk a prompt batch, so it is no bound on the batch)
+    w, kv, extra, cap = (r["weights_bytes_per_gpu"], r["kv_cache_bytes_per_gpu"], r["overhead_bytes_per_gpu"],
+                         r["gpu_visible_memory_bytes"])
+    if w + kv + extra > cap:
+        why = mem._why(False, w, kv, 0, extra, cap)
         return [t(f"这个批放不进显存：{why['zh']}。这里的数字假定它放得下",
                   f"this batch does not fit in GPU memory: {why['en']}. These figures assume it does")]
     return []

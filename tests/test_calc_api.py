@@ -436,3 +436,33 @@ def test_no_calibration_point_is_a_batch_its_engine_cannot_hold():
         assert _fit_warnings("perf", model=p["model"], gpu=p["gpu"], weights=p["weights"], batch=p["batch"], tp=p["tp"],
                              engine=p["engine"], **{"kv-dtype": p["kv_dtype"], "prompt-len": p["prompt_len"],
                                                     "output-len": p["output_len"]}) == [], (p["id"], engine)
+
+
+def test_a_prefills_activation_peak_alone_does_not_flag_a_batch():
+    """An engine can chunk a prompt batch, so its unchunked activation peak is no bound on the batch: chapter 2's 56
+    sequences of 8,192 tokens of Llama-3.1-8B on one H100 (vLLM's count for that length) are not flagged, though the
+    whole batch's prefill at once would not fit beside them."""
+    from calc import memory as mem
+
+    ch02 = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "batch": 56, "prompt-len": 4096, "output-len": 4096}
+    assert api.run("memory", ch02)["max_concurrency"] == 56
+    r = mem.memory_report(registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm").memory_bytes, "bf16", "bf16", 56,
+                          4096, 4096, 1, visible_memory_bytes=registry.get_gpu("h100-sxm").visible_memory_bytes, engine="ideal")
+    assert not r["fits"] and "activation peak" in r["fits_reason"]["en"]
+    for engine in ("ideal", "trt-llm", "vllm"):
+        assert _fit_warnings("perf", engine=engine, **ch02) == []
+
+
+def test_chapter_4_says_which_cell_of_its_all_reduce_table_does_not_fit():
+    """ch04, Table 4-15: "at TP 2 the 70B's BF16 weights leave two H100s room for 28 sequences of 1,280 tokens under
+    vLLM's KV rule, not 64 ...; from TP 4 the batch fits"."""
+    row = {"model": "llama-3-70b", "gpu": "h100-sxm", "prompt-len": 1024, "output-len": 256}
+    assert api.run("memory", {**row, "tp": 2})["max_concurrency"] == 28
+    assert _fit_warnings("perf", engine="ideal", tp=2, batch=64, **row) and _fit_warnings("perf", tp=2, batch=64, **row)
+    for tp in (4, 8):
+        assert _fit_warnings("perf", engine="ideal", tp=tp, batch=64, **row) == []
+    assert _fit_warnings("perf", engine="ideal", gpu="l40s", tp=4, batch=64, **{k: v for k, v in row.items() if k != "gpu"}) == []
+    root = Path(__file__).resolve().parents[1]
+    for lang in ("en", "zh"):  # the chapter computes the 28 with the same call
+        text = (root / "docs" / lang / "ch04" / "index.md").read_text(encoding="utf-8")
+        assert "{{ calc memory.max_concurrency model=llama-3-70b gpu=h100-sxm tp=2 prompt-len=1024 output-len=256 | int }}" in text
