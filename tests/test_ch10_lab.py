@@ -23,6 +23,25 @@ sys.path.insert(0, str(ROOT / "labs"))
 import ch10_serving as ch10  # noqa: E402
 import common  # noqa: E402
 
+
+def run_main(argv: list[str]) -> int:
+    """ch10.main(argv) on a thread of its own. The lab is a script and calls asyncio.run(); in a pytest worker that
+    also drove the browser tests, Playwright's sync API leaves an event loop marked running on the main thread, where
+    asyncio.run() refuses to start (which worker runs which test varies from run to run)."""
+    out: dict = {}
+
+    def target():
+        try:
+            out["rc"] = ch10.main(argv)
+        except BaseException as e:  # noqa: BLE001 (SystemExit included: re-raised on the caller's thread)
+            out["error"] = e
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["rc"]
+
 METRICS_TEXT = """# HELP vllm:num_requests_running x
 # TYPE vllm:num_requests_running gauge
 vllm:num_requests_running{model_name="fake"} 0.0
@@ -108,7 +127,7 @@ class Fake:
 def test_sweep_against_a_fake_server(tmp_path):
     fake = Fake()
     try:
-        rc = ch10.main(["--url", fake.url + "/v1", "--rates", "20,40", "--num-requests", "10", "--output-len", "8",
+        rc = run_main(["--url", fake.url + "/v1", "--rates", "20,40", "--num-requests", "10", "--output-len", "8",
                         "--input-len", "16", "--warmup", "1", "--out", str(tmp_path)])
     finally:
         fake.close()
@@ -135,7 +154,7 @@ def test_sweep_against_a_fake_server(tmp_path):
 def test_an_error_chunk_or_a_silent_server_fails_the_request(tmp_path, fail):
     fake = Fake(fail=fail)
     try:
-        rc = ch10.main(["--url", fake.url, "--rates", "20", "--num-requests", "2", "--output-len", "8",
+        rc = run_main(["--url", fake.url, "--rates", "20", "--num-requests", "2", "--output-len", "8",
                         "--warmup", "0", "--request-timeout-s", "1", "--no-server-metrics", "--out", str(tmp_path)])
     finally:
         fake.close()
@@ -148,7 +167,7 @@ def test_an_error_chunk_or_a_silent_server_fails_the_request(tmp_path, fail):
 def test_a_server_that_dies_mid_run_keeps_the_partial_data(tmp_path, capsys):
     fake = Fake(die_after=12)
     try:
-        rc = ch10.main(["--url", fake.url, "--rates", "50,50,50", "--num-requests", "8", "--output-len", "4",
+        rc = run_main(["--url", fake.url, "--rates", "50,50,50", "--num-requests", "8", "--output-len", "4",
                         "--warmup", "0", "--out", str(tmp_path)])
     finally:
         fake.close()
@@ -168,7 +187,7 @@ def test_a_bad_url_is_a_clear_error(tmp_path, capsys):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    rc = ch10.main(["--url", f"http://127.0.0.1:{port}", "--rates", "1", "--num-requests", "1", "--out", str(tmp_path)])
+    rc = run_main(["--url", f"http://127.0.0.1:{port}", "--rates", "1", "--num-requests", "1", "--out", str(tmp_path)])
     assert rc == 1 and "cannot reach an OpenAI-compatible server" in capsys.readouterr().err
     data = json.loads((tmp_path / "data" / "ch10-remote-server.json").read_text())
     assert data["status"].startswith("failed") and data["points"] == []
@@ -220,7 +239,7 @@ def test_rate_sweep_against_the_cpu_vllm_server(tmp_path):
         if os.environ.get("REQUIRE_ENGINE") == "1":
             pytest.fail("no ./.venv-engine: scripts/setup_engine.sh did not run or failed")
         pytest.skip("no ./.venv-engine (bash scripts/setup_engine.sh makes it; scripts/test.sh runs it)")
-    rc = ch10.main(["--quick", "--out", str(tmp_path), "--engine-python", str(ENGINE)])
+    rc = run_main(["--quick", "--out", str(tmp_path), "--engine-python", str(ENGINE)])
     assert rc == 0
     data = json.loads((tmp_path / "data" / "ch10-cpu.json").read_text())
     check_complete_run(data, require_kept_up=False, timing=False)
