@@ -328,11 +328,15 @@ def calibration_points_table(lang: str) -> str:
     return _table(header, rows)
 
 
-def _release(version: str) -> str:
+def _release(version: str, zh: bool) -> str:
     """A source's engine release, as it states it, without the build details: "vLLM 0.7.4.dev181+gf35f8e22 (nightly
-    ...)" -> "vLLM 0.7.4", "vLLM v0.6.1 built for ROCm (git checkout ...)" -> "vLLM v0.6.1 built for ROCm"."""
+    ...)" -> "vLLM 0.7.4", "vLLM v0.6.1 built for ROCm (git checkout ...)" -> "vLLM 0.6.1 built for ROCm"."""
     first = re.split(r" \(|;|,", version, maxsplit=1)[0].strip()
-    return re.sub(r"(\d)(\.dev\d+)?\+\S+|\.dev\d+", r"\1", first)
+    first = re.sub(r"(\d)(\.dev\d+)?\+\S+|\.dev\d+", r"\1", first)
+    first = re.sub(r"\bv(\d)", r"\1", first)
+    if zh:
+        first = re.sub(r"^(\S+) (\S+) (?:built )?for ROCm$", r"ROCm 版 \1 \2", first)
+    return first
 
 
 def _optimistic(kind: str, error: float) -> bool:
@@ -340,32 +344,41 @@ def _optimistic(kind: str, error: float) -> bool:
     return error < 0 if kind in ("tpot", "ttft") else error > 0
 
 
+def _error_cell(kind: str, error: float, zh: bool) -> str:
+    """The error with its direction and how many times off: "-78.8% · optimistic, off by 4.7×"."""
+    times = max(1 + error, 1 / (1 + error))
+    if zh:
+        return f"{error:+.1%}（{'偏乐观' if _optimistic(kind, error) else '偏保守'}，相差 {times:.1f} 倍）"
+    return f"{error:+.1%} ({'optimistic' if _optimistic(kind, error) else 'pessimistic'}, off by {times:.1f}×)"
+
+
 def calibration_misses_table(lang: str) -> str:
     """The held-out points calc misses by more than calibration.MAX_ERROR, worst first by how many times off (measured
-    over calc or calc over measured): where not to trust it, with the profile the calibration computes each with (an
-    older release's variant where it has one), the release the source ran, the hardware and the model."""
+    over calc or calc over measured): where not to trust it, with the profile the calibration computes each with (a
+    release's or a backend's calibration-only variant where it has one), the release the source ran, the hardware,
+    the model, and the error of the base profile the calculators use where that differs."""
     (calibration,) = hook_support.calc_modules("calibration")
     zh = lang == "zh"
     points = {p["id"]: p for p in calibration.points()}
     kinds = {"tpot": "TPOT", "ttft": "TTFT", "throughput": "吞吐" if zh else "throughput"}
-    header = (["测量点", "计算所用档位", "实测所用版本", "GPU", "模型", "量", "实测", "calc", "误差", "calc 相对实测", "来源"] if zh else
-              ["Point", "Computed with", "Release", "GPUs", "Model", "Quantity", "Measured", "calc", "Error", "calc is",
-               "Source"])
+    header = (["测量点", "校准所用档位", "实测所用版本", "GPU", "模型", "量", "实测", "calc", "误差", "计算器（基础档位）的误差", "来源"]
+              if zh else ["Point", "Computed with", "Release", "GPUs", "Model", "Quantity", "Measured", "calc", "Error",
+                          "The calculators' error (base profile)", "Source"])
     misses = sorted((r for r in calibration.errors()
                      if r["subset"] == "holdout" and abs(r["error"]) > calibration.MAX_ERROR),
                     key=lambda r: -abs(math.log1p(r["error"])))
     rows = []
     for r in misses:
         p = points[r["id"]]
-        engine = f"{r['engine']}@{p['engine_variant']}" if p.get("engine_variant") else r["engine"]
-        times = max(1 + r["error"], 1 / (1 + r["error"]))
-        if zh:
-            off = f"{'偏乐观' if _optimistic(r['kind'], r['error']) else '偏保守'}（{times:.1f} 倍）"
+        if p.get("engine_variant"):
+            engine = f"{r['engine']}@{p['engine_variant']}"
+            base = _error_cell(r["kind"], calibration.predict(p, engine=p["engine"]) / p["value"] - 1, zh)
         else:
-            off = f"{'optimistic' if _optimistic(r['kind'], r['error']) else 'pessimistic'} ({times:.1f}×)"
-        measured, predicted, error, source = _point_row(r, p)
-        rows.append([f"`{r['id']}`", engine, _release(p["source"].get("version", "—")), f"{p.get('tp', 1)} × {p['gpu']}",
-                     p["model"], kinds[r["kind"]], measured, predicted, error, off, source])
+            engine, base = r["engine"], "同左" if zh else "the same"
+        measured, predicted, _, source = _point_row(r, p)
+        rows.append([f"`{r['id']}`", engine, _release(p["source"].get("version", "—"), zh),
+                     f"{p.get('tp', 1)} × {p['gpu']}", p["model"], kinds[r["kind"]], measured, predicted,
+                     _error_cell(r["kind"], r["error"], zh), base, source])
     return _table(header, rows)
 
 

@@ -141,12 +141,21 @@ def test_calibration_misses_table_lists_each_held_out_miss_worst_first():
     text = registry_tables.calibration_misses_table("en")
     row = next(line for line in text.splitlines() if "`argonne-vllm061-rocm-mi300xx8-llama-3-70b-fp16-b64-1024`" in line)
     # the profile it is computed with, the release the source ran, the hardware, the published figure as stored, the
-    # direction and size of the miss, and the source's date alone
-    assert ("| vllm@v0.6 | vLLM v0.6.1 built for ROCm | 8 × mi300x | llama-3-70b | throughput | 972 tok/s | 3,626 tok/s | "
-            "+273.0% | optimistic (3.7×) | [2024-09-27](https://github.com/argonne-lcf/") in row
+    # error with its direction and how many times off, the base profile's (what the calculators show), the date alone
+    assert ("| vllm@v0.6 | vLLM 0.6.1 built for ROCm | 8 × mi300x | llama-3-70b | throughput | 972 tok/s | 3,626 tok/s | "
+            "+273.0% (optimistic, off by 3.7×) | +350.3% (optimistic, off by 4.5×) | [2024-09-27](https://github.com/argonne-lcf/") in row
     dev = next(line for line in text.splitlines() if "`dstack-vllm074-h200x8-dsr1-tpot-c4`" in line)
     assert "| vllm@v0.6 | vLLM 0.7.4 | 8 × h200 | deepseek-r1 | TPOT |" in dev  # 0.7.4.dev181+gf35f8e22 as a release
     burst = next(line for line in text.splitlines() if "burst500" in line)
-    assert "| pessimistic (5.5×) |" in burst
+    assert "| +450.6% (pessimistic, off by 5.5×) | the same |" in burst  # no variant: the calculators' figure
+    glm = next(line for line in text.splitlines() if "`sgl057-b200-glm47flash-tpot-c64-8kout`" in line)
+    assert "| sglang@triton |" in glm and "+46.0% (pessimistic" in glm and "| -36.0% (optimistic" in glm
     zh = registry_tables.calibration_misses_table("zh")
-    assert "| 吞吐 |" in zh and "偏乐观（3.7 倍）" in zh and "偏保守（5.5 倍）" in zh
+    assert "| 吞吐 |" in zh and "偏乐观，相差 3.7 倍" in zh and "偏保守，相差 5.5 倍" in zh and "| 同左 |" in zh
+    assert "| ROCm 版 vLLM 0.6.1 |" in zh and "| ROCm 版 vLLM 0.7.3 |" in zh and "| vLLM 0.11.0 |" in zh  # no "v" prefix
+    # every release cell is the source's version string, shortened: it starts with the engine's name as the source gives it
+    points = {p["id"]: p for p in calibration.points()}
+    for line in text.splitlines()[2:]:
+        cells = line.split(" | ")
+        name = points[cells[0].strip("| `")]["source"]["version"].split()[0]
+        assert cells[2].startswith(name), (cells[0], cells[2])
