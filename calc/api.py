@@ -223,9 +223,7 @@ def _resolve(command: str, params: Mapping) -> dict:
     # (2 bytes per logit) the KV budget barely depends on it
     # (SGLang's is its chunked_prefill_size for the GPU, the most prompt tokens one of its prompt steps holds)
     if "max-num-batched-tokens" in values and values["max-num-batched-tokens"] is None:
-        prof = engines_mod.profile(values.get("engine") or engines_mod.DEFAULT_ENGINE)
-        tokens = (prof.prefill_chunk_for(values["gpu_spec"]) if prof.prefill_chunk_rule
-                  else mem.vllm_max_num_batched_tokens(values["gpu_spec"]))
+        tokens = _default_token_budget(values.get("engine") or engines_mod.DEFAULT_ENGINE, values["gpu_spec"])
         if command == "plan" and values["chunked-prefill"] == "off":
             tokens = max(tokens, spec.max_position_embeddings)
         values["max-num-batched-tokens"] = tokens
@@ -378,42 +376,83 @@ def _warnings(v: dict, command: str) -> list[dict]:
     return out
 
 
+def _default_token_budget(engine: str, gpu) -> int:
+    """The most prompt tokens one engine step holds when the reader sets none, as the VRAM calculator and the planner
+    assume it: SGLang's chunked_prefill_size for the GPU, else `vllm serve`'s max_num_batched_tokens for it."""
+    prof = engines_mod.profile(engine)
+    return prof.prefill_chunk_for(gpu) if prof.prefill_chunk_rule else mem.vllm_max_num_batched_tokens(gpu)
+
+
 def _batch_fit_warnings(v: dict) -> list[dict]:
-    """The speed figures assume the whole batch runs at once: say so where it cannot. An engine that reserves a KV pool
-    by its own rule at start-up (vLLM, SGLang) holds memory.memory_report's max_concurrency sequences of this length and
-    queues the rest; for the others, the weights, the batch's KV cache and the overhead must fit in what CUDA shows."""
+    """The speed figures assume the whole batch runs at once: say so where it cannot.
+
+    vLLM and SGLang reserve their KV pool at start-up by a rule calc models (kv_rule vllm_profile / sglang_static): the
+    pool holds memory.memory_report's max_concurrency sequences of this length, the VRAM calculator's count for the
+    same inputs, and vLLM also runs at most max_num_seqs at once (its default for the GPU). For the other engines calc's
+    KV rule is a generic fraction that TensorRT-LLM's published tables outran (their batches exceed it by up to 13 %),
+    so the check is the bytes that must stay resident: weights, the batch's KV cache and the overhead, against what CUDA
+    shows; for Hugging Face's generate(), which prefills the whole batch in one pass, the prefill's activation peak too."""
     spec, gpu, eng = v["spec"], v["gpu_spec"], engines_mod.profile(v["engine"])
-    context = v["prompt-len"] + v["output-len"]
-    r = mem.memory_report(spec, gpu.memory_bytes, v["weights"], v["kv-dtype"], v["batch"], v["prompt-len"], v["output-len"],
+    context, batch = v["prompt-len"] + v["output-len"], v["batch"]
+    r = mem.memory_report(spec, gpu.memory_bytes, v["weights"], v["kv-dtype"], batch, v["prompt-len"], v["output-len"],
                           v["tp"], pp=v["pp"], ep=v["ep"], visible_memory_bytes=gpu.visible_memory_bytes, engine=v["engine"],
-                          linked_gpus=gpu.linked_gpus, compute_capability=gpu.compute_capability)
-    n, batch, where_zh, where_en = r["max_concurrency"], v["batch"], f"{r['gpus']} 块 {gpu.name}", f"{r['gpus']} × {gpu.name}"
-    if eng.kv_rule in ("vllm_profile", "sglang_static"):
-        if n == 0:
-            w, cap = mem._gb(r["weights_bytes_per_gpu"]), mem._gb(r["gpu_visible_memory_bytes"])
-            return [t(f"{eng.name} 在 {where_zh} 上放下权重（每块 GPU {w}，可见显存 {cap}）后，KV 缓存连一个 {context:,} token 的序列都放不下："
-                      "这样的部署无法提供服务，这里的数字不对应任何部署。请换更小的权重格式或增加 GPU（tp、pp）",
-                      f"{eng.name} on {where_en} has no room left in its KV cache for one sequence of {context:,} tokens "
-                      f"once the weights are loaded ({w} per GPU of {cap} visible): this deployment does not serve, and "
-                      "these figures describe none. Use a smaller weight format or more GPUs (tp, pp)")]
-        if batch > n:
-            return [t(f"{eng.name} 在 {where_zh} 上的 KV 缓存只能容纳 {n} 个 {context:,} token（提示 + 输出）的序列，而不是 {batch} 个："
-                      f"引擎一次最多同时运行 {n} 个，其余的排队或被抢占，所以这里按 {batch} 个一起运行算出的数字达不到。"
-                      "请减小批大小、增加 GPU（tp、pp）、使用 fp8 KV 缓存，或用容量规划器估算（它按显存允许的数量接纳请求；显存计算器给出 KV 预算）",
-                      f"{eng.name}'s KV cache on {where_en} holds {n} sequences of {context:,} tokens (prompt + output), "
-                      f"not {batch}: the engine would run at most {n} at once and queue or preempt the rest, so these "
-                      f"figures, computed as if all {batch} ran together, are out of reach. Lower the batch, add GPUs "
-                      "(tp, pp), use an fp8 KV cache, or size with the capacity planner, which admits requests as memory "
-                      "allows (the VRAM calculator shows the KV budget)")]
-        return []
-    # the sequences must be resident: weights + their KV cache + overhead (a prefill's activation peak is not counted:
-    # an engine can chunk a prompt batch, so it is no bound on the batch)
+                          linked_gpus=gpu.linked_gpus, compute_capability=gpu.compute_capability,
+                          max_num_batched_tokens=_default_token_budget(v["engine"], gpu),
+                          # the count is for sequences of the stated length, even beyond the model's context
+                          max_model_len=max(context, spec.max_position_embeddings))
     w, kv, extra, cap = (r["weights_bytes_per_gpu"], r["kv_cache_bytes_per_gpu"], r["overhead_bytes_per_gpu"],
                          r["gpu_visible_memory_bytes"])
-    if w + kv + extra > cap:
-        why = mem._why(False, w, kv, 0, extra, cap)
-        return [t(f"这个批放不进显存：{why['zh']}。这里的数字假定它放得下",
-                  f"this batch does not fit in GPU memory: {why['en']}. These figures assume it does")]
+    where_zh, where_en = f"{r['gpus']} 块 {gpu.name}", f"{r['gpus']} × {gpu.name}"
+    if w > cap:
+        return [t(f"仅权重（每块 GPU {mem._gb(w)}）就超过 {where_zh} 上 CUDA 可见的显存（{mem._gb(cap)}）：这样的部署装不下，"
+                  "这里的数字不对应任何部署。请换更小的权重格式或增加 GPU（tp、pp）",
+                  f"the weights alone ({mem._gb(w)} per GPU) exceed the {mem._gb(cap)} CUDA shows on {where_en}: this "
+                  "deployment does not load, and these figures describe none. Use a smaller weight format or more GPUs (tp, pp)")]
+    fp8_zh, fp8_en = ("", "") if v["kv-dtype"] == "fp8" else ("、使用 fp8 KV 缓存", ", use an fp8 KV cache")
+    if eng.kv_rule in ("vllm_profile", "sglang_static"):
+        n = r["max_concurrency"]
+        if n == 0:
+            return [t(f"{eng.name} 在 {where_zh} 上放下权重（每块 GPU {mem._gb(w)}，可见显存 {mem._gb(cap)}）并预留运行所需的显存后，"
+                      f"KV 缓存连一个 {context:,} token 的序列都放不下：这样的部署无法提供服务，这里的数字不对应任何部署。"
+                      "请换更小的权重格式或增加 GPU（tp、pp）",
+                      f"{eng.name} on {where_en} has no room left in its KV cache for one sequence of {context:,} tokens "
+                      f"once the weights ({mem._gb(w)} per GPU of {mem._gb(cap)} visible) and its working memory are "
+                      "reserved: this deployment does not serve, and these figures describe none. Use a smaller weight "
+                      "format or more GPUs (tp, pp)")]
+        if batch > n:
+            return [t(f"{eng.name} 在 {where_zh} 上的 KV 缓存只能容纳 {n:,} 个 {context:,} token（提示 + 输出）的序列，而不是 {batch:,} 个："
+                      f"同一时刻最多只有 {n:,} 个在运行，其余的要排队或被抢占，所以按 {batch:,} 个同时运行算出的这些数字是做不到的。"
+                      f"请减小批大小、增加 GPU（tp、pp）{fp8_zh}，或用容量规划器估算（它按显存允许的数量接纳请求；显存计算器给出同样的数目）",
+                      f"{eng.name}'s KV cache on {where_en} holds {n:,} sequences of {context:,} tokens (prompt + output), "
+                      f"not {batch:,}: no more than {n:,} run at once and the rest queue or are preempted, so these figures, "
+                      f"computed as if all {batch:,} ran together, are out of reach. Lower the batch, add GPUs (tp, pp)"
+                      f"{fp8_en}, or size with the capacity planner, which admits requests as memory allows (the VRAM "
+                      "calculator gives the same count)")]
+        seqs = mem.vllm_max_num_seqs(gpu) if v["engine"] == "vllm" else None
+        if seqs is not None and batch > seqs:
+            return [t(f"vLLM 在 {gpu.name} 上默认一次最多运行 {seqs:,} 个序列（`--max-num-seqs`）：要让 {batch:,} 个同时运行，"
+                      "启动时须把它调到不小于批大小，否则这里的数字是做不到的",
+                      f"vLLM runs at most {seqs:,} sequences at once on the {gpu.name} by default (`--max-num-seqs`): for "
+                      f"{batch:,} to run together, start it with a value at least as large as the batch, or these figures are "
+                      "out of reach")]
+        return []
+    peak = r["activation_peak_bytes_per_gpu"] if v["engine"] == "hf" else 0
+    if w + kv + peak + extra > cap:
+        per_seq = kv / batch
+        n = int(max(0, cap - w - extra - peak) // per_seq) if per_seq else 0
+        if peak and w + kv + extra <= cap:
+            return [t(f"这个批放不进显存：generate() 一次预填充整批提示，激活峰值（每块 GPU {mem._gb(peak)}）加上权重和 KV 缓存超过了"
+                      f" CUDA 可见的 {mem._gb(cap)}。这里的数字假定它放得下：请减小批大小或缩短提示",
+                      f"this batch does not fit in GPU memory: generate() prefills the whole batch in one pass, and its "
+                      f"activation peak ({mem._gb(peak)} per GPU) on top of the weights and the KV cache exceeds the "
+                      f"{mem._gb(cap)} CUDA shows. These figures assume it fits: lower the batch or the prompt")]
+        return [t(f"这个批放不进显存：在 {where_zh} 上，权重（每块 GPU {mem._gb(w)}）和运行开销（{mem._gb(extra)}）之外，CUDA 可见的 "
+                  f"{mem._gb(cap)} 只够放 {n:,} 个 {context:,} token 序列的 KV 缓存，而不是 {batch:,} 个。这里的数字假定整批同时驻留显存："
+                  f"请减小批大小、缩短上下文、增加 GPU（tp、pp）{fp8_zh}",
+                  f"this batch does not fit in GPU memory: beside the weights ({mem._gb(w)} per GPU) and the overhead "
+                  f"({mem._gb(extra)}), the {mem._gb(cap)} CUDA shows on {where_en} hold the KV cache of {n:,} sequences of "
+                  f"{context:,} tokens, not {batch:,}. These figures assume the whole batch is resident at once: lower the "
+                  f"batch, shorten the context, add GPUs (tp, pp){fp8_en}")]
     return []
 
 

@@ -91,6 +91,15 @@ def vllm_max_num_batched_tokens(gpu) -> int:
     return 2048
 
 
+def vllm_max_num_seqs(gpu) -> int:
+    """The max_num_seqs `vllm serve` picks for a GPU when it is not set, the most sequences it runs at once: 1024 from
+    70 GiB on GPUs other than A100s, 256 otherwise (EngineArgs.get_batch_defaults for the OpenAI-compatible server, read
+    in vLLM 0.22.1's and 0.32.0's vllm/engine/arg_utils.py; 0.32.0's tier from 160 GiB, for any device name, keeps 1024).
+    `--performance-mode throughput` doubles it; not modelled."""
+    total = gpu.visible_memory_bytes or gpu.memory_bytes
+    return 1024 if total >= 70 * GiB and "a100" not in gpu.name.lower() else 256
+
+
 def sglang_chunked_prefill_size(gpu) -> int:
     """The chunked_prefill_size SGLang picks for a GPU when it is not set (server_args.py
     _handle_gpu_memory_settings, by the GPU's memory in MiB: 2048 below 35 GiB, 4096 below 60 GiB, 8192 below

@@ -380,68 +380,114 @@ def test_speed_figures_for_mla_models_warn_where_they_were_never_checked():
 
 
 def _fit_warnings(command, **params):
-    """The warnings that say the batch cannot run at once (the first warning, where there is one of that kind)."""
-    out = api.run(command, params)["warnings"]
-    return [w for w in out if "KV cache" in w["en"] or "does not fit in GPU memory" in w["en"]]
+    """The warnings that say the batch cannot run at once (KV cache, resident bytes, vLLM's sequence cap)."""
+    marks = ("KV cache", "does not fit in GPU memory", "CUDA shows", "--max-num-seqs")
+    return [w for w in api.run(command, params)["warnings"] if any(m in w["en"] for m in marks)]
 
 
 def test_a_batch_larger_than_the_engines_kv_cache_is_flagged():
     """The speed figures assume the whole batch runs at once. vLLM reserves its KV pool at start-up: a batch of more
-    sequences than it holds would run in part and queue the rest, and the calculators say so, with the count."""
+    sequences than it holds would run in part and queue the rest, and the calculators say so, with the VRAM calculator's
+    count for the same inputs."""
     from calc import memory as mem
 
     big = {"model": "llama-3-70b", "gpu": "mi300x", "weights": "fp16", "kv-dtype": "fp16", "prompt-len": 2048,
            "output-len": 2048}
-    r = mem.memory_report(registry.get_model("llama-3-70b"), registry.get_gpu("mi300x").memory_bytes, "fp16", "fp16",
-                          1, 2048, 2048, 1, visible_memory_bytes=registry.get_gpu("mi300x").visible_memory_bytes, engine="vllm")
-    # vLLM's KV budget on one MI300X over 4,096 tokens x the 70B's 80 layers x 8 KV heads x 128 x 2 (K and V) x 2 bytes
-    assert r["kv_bytes_per_token"] == 80 * 8 * 128 * 2 * 2
-    fits = r["engine_kv_budget_bytes_per_gpu"] // (4096 * r["kv_bytes_per_token"])
-    assert fits == 34
+    fits = api.run("memory", {**big, "batch": 1})["max_concurrency"]
+    # by hand: vLLM's KV budget on one MI300X (its 16,384-token default step budget) over 4,096 tokens x the 70B's 80
+    # layers x 8 KV heads x 128 x 2 (K and V) x 2 bytes
+    gpu = registry.get_gpu("mi300x")
+    r = mem.memory_report(registry.get_model("llama-3-70b"), gpu.memory_bytes, "fp16", "fp16", 1, 2048, 2048, 1,
+                          visible_memory_bytes=gpu.visible_memory_bytes, engine="vllm", max_num_batched_tokens=16384)
+    assert mem.vllm_max_num_batched_tokens(gpu) == 16384
+    assert fits == r["engine_kv_budget_bytes_per_gpu"] // (4096 * 80 * 8 * 128 * 2 * 2) == 32
     assert _fit_warnings("perf", batch=fits, **big) == []
     (w,) = _fit_warnings("perf", batch=fits + 1, **big)
-    assert "holds 34 sequences of 4,096 tokens (prompt + output), not 35" in w["en"] and "at most 34 at once" in w["en"]
-    assert "只能容纳 34 个 4,096 token（提示 + 输出）的序列，而不是 35 个" in w["zh"]
+    assert "holds 32 sequences of 4,096 tokens (prompt + output), not 33" in w["en"] and "no more than 32 run at once" in w["en"]
+    assert "只能容纳 32 个 4,096 token（提示 + 输出）的序列，而不是 33 个" in w["zh"]
+    # the count is the VRAM calculator's on GPUs of every step-budget tier (2,048 / 8,192 / 16,384 tokens) and for SGLang
+    for gpu_key, model, engine in (("l4", "llama-3.1-8b", "vllm"), ("a100-80gb", "llama-3.1-8b", "vllm"),
+                                   ("h100-sxm", "qwen3-32b", "vllm"), ("h100-sxm", "qwen3-32b", "sglang"),
+                                   ("rtx-4090", "llama-3.1-8b", "sglang")):
+        p = {"model": model, "gpu": gpu_key, "engine": engine, "prompt-len": 1024, "output-len": 1024}
+        n = api.run("memory", {**p, "batch": 1})["max_concurrency"]
+        assert 1 < n < 256 and _fit_warnings("perf", batch=n, **p) == [], (gpu_key, engine)
+        (w,) = _fit_warnings("perf", batch=n + 1, **p)
+        assert f"holds {n:,} sequences of 2,048 tokens" in w["en"], (gpu_key, engine, w["en"])
     # the cost and ROI calculators compute from the same speed figures: they say it too; the VRAM calculator shows the
-    # budget itself and does not repeat it
+    # count itself and does not repeat it
     assert len(_fit_warnings("cost", batch=256, **big)) == 1 and len(_fit_warnings("roi", batch=256, **big)) == 1
     assert _fit_warnings("memory", batch=256, **big) == []
-    # it comes first: the one thing to fix before reading the figures at all (the AMD warning follows)
-    assert "KV cache" in api.run("perf", {**big, "batch": 256})["warnings"][0]["en"]
-    # more GPUs hold more: at TP 8 the same batch fits
+    # it comes before the AMD warning: the one thing to fix before reading the figures at all
+    out = api.run("perf", {**big, "batch": 256})["warnings"]
+    assert "KV cache" in out[0]["en"] and "NVIDIA GPUs" in out[1]["en"]
+    # more GPUs hold more: at TP 8 the same batch fits; an fp8 KV cache is not suggested where it is already fp8
     assert _fit_warnings("perf", batch=256, tp=8, **big) == []
+    (w,) = _fit_warnings("perf", batch=1000, **{**big, "kv-dtype": "fp8"})
+    assert "fp8" not in w["en"] and "fp8" in _fit_warnings("perf", batch=1000, **big)[0]["en"]
+
+
+def test_sequences_beyond_the_models_context_are_counted_at_their_length():
+    """100,256-token sequences of Llama-3-70B on 8 H100s: the count is for that length (the KV budget over 100,256
+    tokens' blocks), not for the model's 8,192 (which would be about twelve times more)."""
+    p = {"model": "llama-3-70b", "gpu": "h100-sxm", "tp": 8, "prompt-len": 100_000, "output-len": 256}
+    (w,) = _fit_warnings("perf", batch=150, **p)
+    n = int(w["en"].split(" holds ")[1].split()[0])
+    short = api.run("memory", {**p, "prompt-len": 8192 - 256, "batch": 1})["max_concurrency"]
+    assert "sequences of 100,256 tokens" in w["en"] and n == 14 and 11 < short / n < 13
+
+
+def test_vllms_sequence_cap_is_flagged():
+    """vLLM runs at most max_num_seqs sequences at once: 256 by default on A100s and GPUs under 70 GiB, 1,024 above
+    (vLLM 0.22.1 and 0.32.0, get_batch_defaults): a larger batch of short requests is flagged, with the flag to raise."""
+    from calc import memory as mem
+
+    assert [mem.vllm_max_num_seqs(registry.get_gpu(g)) for g in ("l40s", "a100-80gb", "h100-sxm", "b200")] == [256, 256, 1024, 1024]
+    small = {"model": "llama-3.2-1b", "prompt-len": 128, "output-len": 128}
+    assert _fit_warnings("perf", gpu="l40s", batch=256, **small) == []
+    (w,) = _fit_warnings("perf", gpu="l40s", batch=257, **small)
+    assert "at most 256 sequences at once" in w["en"] and "`--max-num-seqs`" in w["zh"]
+    assert _fit_warnings("perf", gpu="h100-sxm", batch=1024, **small) == []
+    assert len(_fit_warnings("perf", gpu="h100-sxm", batch=1025, **small)) == 1
+    assert _fit_warnings("perf", gpu="l40s", batch=4096, engine="sglang", **small) == []  # vLLM's cap only
 
 
 def test_a_model_that_leaves_no_room_or_does_not_fit_is_flagged():
-    # Llama-3.1-405B in BF16 (about 811 GB) on one H100: no KV cache at all
+    # Llama-3.1-405B in BF16 (about 811 GB) on one H100: the weights alone exceed it
     (w,) = _fit_warnings("perf", model="llama-3.1-405b", gpu="h100-sxm", batch=1)
-    assert "has no room left in its KV cache for one sequence" in w["en"] and "does not serve" in w["en"]
+    assert "the weights alone (811.71 GB per GPU) exceed the 85.02 GB CUDA shows" in w["en"] and "does not load" in w["en"]
     assert _fit_warnings("perf", model="llama-3.1-405b", gpu="h200", weights="fp8", tp=8, batch=1) == []
-    # an engine without a start-up KV pool in calc (TensorRT-LLM here): the batch's own bytes against what CUDA shows;
-    # 512 sequences of 9,216 tokens of Llama-3.1-8B need 512 x 9,216 x 128 KiB = 618 GB of KV cache
-    (w,) = _fit_warnings("perf", model="llama-3.1-8b", gpu="h100-sxm", engine="trt-llm", batch=512, **{"prompt-len": 8192,
-                                                                                                       "output-len": 1024})
-    assert "this batch does not fit in GPU memory" in w["en"] and "KV cache (618.48 GB)" in w["en"]
-    assert round(512 * 9216 * 32 * 8 * 128 * 2 * 2 / 1e9, 2) == 618.48
+    # the weights fit but leave vLLM no KV cache: Llama-3-70B in BF16 (141 GB) on one H200 (about 150 GB visible)
+    (w,) = _fit_warnings("perf", model="llama-3-70b", gpu="h200", batch=1)
+    assert "has no room left in its KV cache for one sequence of 1,280 tokens" in w["en"]
+    # an engine whose KV rule calc does not model as a start-up pool (TensorRT-LLM here): the bytes that must stay
+    # resident, with the count: (85.02 GB visible - 16.06 GB of weights - 1 GiB) / (9,216 tokens x 128 KiB) = 56
+    (w,) = _fit_warnings("perf", model="llama-3.1-8b", gpu="h100-sxm", engine="trt-llm", batch=512,
+                         **{"prompt-len": 8192, "output-len": 1024})
+    gpu = registry.get_gpu("h100-sxm")
+    by_hand = (gpu.visible_memory_bytes - 16_060_522_496 - 2**30) // (9216 * 32 * 8 * 128 * 2 * 2)
+    assert by_hand == 56 and "hold the KV cache of 56 sequences of 9,216 tokens, not 512" in w["en"]
     assert _fit_warnings("perf", model="llama-3.1-8b", gpu="h100-sxm", engine="trt-llm", batch=8) == []
 
 
 def test_no_calibration_point_is_a_batch_its_engine_cannot_hold():
     """calc's speed figures for the published static batches are figures for batches that ran: none of them trips the
-    warning (its rule would otherwise contradict published runs)."""
+    warning (its rule would otherwise contradict published runs), TensorRT-LLM's tables included."""
+    checked = 0
     for p in calibration.points():
         if p["kind"] == "kv_tokens" or p.get("closed_loop") or p["model"] in calibration._data()["configs"]:
             continue
-        engine = f"{p['engine']}@{p['engine_variant']}" if p.get("engine_variant") else p["engine"]
+        checked += 1
         assert _fit_warnings("perf", model=p["model"], gpu=p["gpu"], weights=p["weights"], batch=p["batch"], tp=p["tp"],
                              engine=p["engine"], **{"kv-dtype": p["kv_dtype"], "prompt-len": p["prompt_len"],
-                                                    "output-len": p["output_len"]}) == [], (p["id"], engine)
+                                                    "output-len": p["output_len"]}) == [], p["id"]
+    assert checked > 150 and any(p["engine"] == "trt-llm" and p["batch"] >= 64 for p in calibration.points())
 
 
-def test_a_prefills_activation_peak_alone_does_not_flag_a_batch():
-    """An engine can chunk a prompt batch, so its unchunked activation peak is no bound on the batch: chapter 2's 56
-    sequences of 8,192 tokens of Llama-3.1-8B on one H100 (vLLM's count for that length) are not flagged, though the
-    whole batch's prefill at once would not fit beside them."""
+def test_a_prefills_activation_peak_flags_only_hugging_faces_generate():
+    """An engine with chunked prefill (vLLM, SGLang) or a paged KV cache (TensorRT-LLM) does not hold a whole prompt
+    batch's activations: chapter 2's 56 sequences of 8,192 tokens of Llama-3.1-8B on one H100 (vLLM's own count for
+    that length) are not flagged. Hugging Face's generate() prefills the whole batch in one pass: there they are."""
     from calc import memory as mem
 
     ch02 = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "batch": 56, "prompt-len": 4096, "output-len": 4096}
@@ -449,16 +495,25 @@ def test_a_prefills_activation_peak_alone_does_not_flag_a_batch():
     r = mem.memory_report(registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm").memory_bytes, "bf16", "bf16", 56,
                           4096, 4096, 1, visible_memory_bytes=registry.get_gpu("h100-sxm").visible_memory_bytes, engine="ideal")
     assert not r["fits"] and "activation peak" in r["fits_reason"]["en"]
-    for engine in ("ideal", "trt-llm", "vllm"):
-        assert _fit_warnings("perf", engine=engine, **ch02) == []
+    for engine in ("ideal", "trt-llm", "vllm", "sglang"):
+        assert _fit_warnings("perf", engine=engine, **ch02) == [], engine
+    (w,) = _fit_warnings("perf", engine="hf", **ch02)
+    assert "generate() prefills the whole batch in one pass" in w["en"] and "26.31 GB per GPU" in w["en"]
 
 
 def test_chapter_4_says_which_cell_of_its_all_reduce_table_does_not_fit():
-    """ch04, Table 4-15: "at TP 2 the 70B's BF16 weights leave two H100s room for 28 sequences of 1,280 tokens under
-    vLLM's KV rule, not 64 ...; from TP 4 the batch fits"."""
+    """ch04, Table 4-15 (engine ideal): Llama-3-70B in BF16 on 2 x H100, batch 64 of 1,280 tokens. vLLM's KV rule holds
+    28, SGLang's 27; even every byte CUDA shows, beside the weights and 1 GiB, holds 63; from TP 4 the batch fits."""
     row = {"model": "llama-3-70b", "gpu": "h100-sxm", "prompt-len": 1024, "output-len": 256}
     assert api.run("memory", {**row, "tp": 2})["max_concurrency"] == 28
-    assert _fit_warnings("perf", engine="ideal", tp=2, batch=64, **row) and _fit_warnings("perf", tp=2, batch=64, **row)
+    assert api.run("memory", {**row, "tp": 2, "engine": "sglang"})["max_concurrency"] == 27
+    gpu = registry.get_gpu("h100-sxm")
+    per_gpu_weights = 70_553_706_496 * 2 // 2  # 70.55 B parameters x 2 bytes, over 2 GPUs
+    assert registry.get_model("llama-3-70b") and api.run("memory", {**row, "tp": 2})["params_total"] == 70_553_706_496
+    assert (gpu.visible_memory_bytes - per_gpu_weights - 2**30) // (1280 * 80 * 8 * 128 * 2 * 2 // 2) == 63
+    (w,) = _fit_warnings("perf", engine="ideal", tp=2, batch=64, **row)
+    assert "hold the KV cache of 63 sequences of 1,280 tokens, not 64" in w["en"]
+    assert "holds 28 sequences" in _fit_warnings("perf", tp=2, batch=64, **row)[0]["en"]
     for tp in (4, 8):
         assert _fit_warnings("perf", engine="ideal", tp=tp, batch=64, **row) == []
     assert _fit_warnings("perf", engine="ideal", gpu="l40s", tp=4, batch=64, **{k: v for k, v in row.items() if k != "gpu"}) == []
@@ -466,3 +521,4 @@ def test_chapter_4_says_which_cell_of_its_all_reduce_table_does_not_fit():
     for lang in ("en", "zh"):  # the chapter computes the 28 with the same call
         text = (root / "docs" / lang / "ch04" / "index.md").read_text(encoding="utf-8")
         assert "{{ calc memory.max_concurrency model=llama-3-70b gpu=h100-sxm tp=2 prompt-len=1024 output-len=256 | int }}" in text
+        assert ("beside the weights holds 63" if lang == "en" else "也只能放下 63 个") in " ".join(text.split())
