@@ -383,77 +383,132 @@ def _default_token_budget(engine: str, gpu) -> int:
     return prof.prefill_chunk_for(gpu) if prof.prefill_chunk_rule else mem.vllm_max_num_batched_tokens(gpu)
 
 
+def _seqs(n: int, zh: bool) -> str:
+    return f"{n:,} 个" if zh else f"{n:,} sequence" + ("" if n == 1 else "s")
+
+
+def _first_up(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _either(options: list[str], zh: bool) -> str:
+    """"a, b or c" / "a、b 或 c"."""
+    if len(options) == 1:
+        return options[0]
+    return ("、".join(options[:-1]) + "或" + options[-1]) if zh else (", ".join(options[:-1]) + " or " + options[-1])
+
+
 def _batch_fit_warnings(v: dict) -> list[dict]:
     """The speed figures assume the whole batch runs at once: say so where it cannot.
 
     vLLM and SGLang reserve their KV pool at start-up by a rule calc models (kv_rule vllm_profile / sglang_static): the
     pool holds memory.memory_report's max_concurrency sequences of this length, the VRAM calculator's count for the
-    same inputs, and vLLM also runs at most max_num_seqs at once (its default for the GPU). For the other engines calc's
-    KV rule is a generic fraction that TensorRT-LLM's published tables outran (their batches exceed it by up to 13 %),
-    so the check is the bytes that must stay resident: weights, the batch's KV cache and the overhead, against what CUDA
-    shows; for Hugging Face's generate(), which prefills the whole batch in one pass, the prefill's activation peak too."""
+    same inputs, and vLLM also runs at most max_num_seqs at once per data-parallel rank (its default for the GPU). For
+    the other engines calc's KV rule is a generic fraction that TensorRT-LLM's published tables outran (their batches
+    exceed it by up to 11 %), so the check is the bytes that must stay resident: weights, the batch's KV cache and the
+    overhead, against what CUDA shows; for Hugging Face's generate(), which prefills the whole batch in one pass, the
+    prefill's activation peak too."""
     spec, gpu, eng = v["spec"], v["gpu_spec"], engines_mod.profile(v["engine"])
     context, batch = v["prompt-len"] + v["output-len"], v["batch"]
-    r = mem.memory_report(spec, gpu.memory_bytes, v["weights"], v["kv-dtype"], batch, v["prompt-len"], v["output-len"],
-                          v["tp"], pp=v["pp"], ep=v["ep"], visible_memory_bytes=gpu.visible_memory_bytes, engine=v["engine"],
-                          linked_gpus=gpu.linked_gpus, compute_capability=gpu.compute_capability,
-                          max_num_batched_tokens=_default_token_budget(v["engine"], gpu),
-                          # the count is for sequences of the stated length, even beyond the model's context
-                          max_model_len=max(context, spec.max_position_embeddings))
-    w, kv, extra, cap = (r["weights_bytes_per_gpu"], r["kv_cache_bytes_per_gpu"], r["overhead_bytes_per_gpu"],
-                         r["gpu_visible_memory_bytes"])
+    beyond = context > spec.max_position_embeddings
+
+    def report(b: int) -> dict:
+        return mem.memory_report(spec, gpu.memory_bytes, v["weights"], v["kv-dtype"], b, v["prompt-len"], v["output-len"],
+                                 v["tp"], pp=v["pp"], ep=v["ep"], visible_memory_bytes=gpu.visible_memory_bytes,
+                                 engine=v["engine"], linked_gpus=gpu.linked_gpus, compute_capability=gpu.compute_capability,
+                                 max_num_batched_tokens=_default_token_budget(v["engine"], gpu),
+                                 # the count is for sequences of the stated length, even beyond the model's context
+                                 max_model_len=max(context, spec.max_position_embeddings))
+    r = report(batch)
+    w, extra, cap, dp = (r["weights_bytes_per_gpu"], r["overhead_bytes_per_gpu"], r["gpu_visible_memory_bytes"],
+                         r["attention_replicas"])
     where_zh, where_en = f"{r['gpus']} 块 {gpu.name}", f"{r['gpus']} × {gpu.name}"
     if w > cap:
-        return [t(f"仅权重（每块 GPU {mem._gb(w)}）就超过 {where_zh} 上 CUDA 可见的显存（{mem._gb(cap)}）：这样的部署装不下，"
+        return [t(f"仅权重（每块 GPU {mem._gb(w)}）就超过 {where_zh} 上 CUDA 可见的显存（{mem._gb(cap)}）：连权重都装不下，这样的部署起不来，"
                   "这里的数字不对应任何部署。请换更小的权重格式或增加 GPU（tp、pp）",
                   f"the weights alone ({mem._gb(w)} per GPU) exceed the {mem._gb(cap)} CUDA shows on {where_en}: this "
                   "deployment does not load, and these figures describe none. Use a smaller weight format or more GPUs (tp, pp)")]
-    fp8_zh, fp8_en = ("", "") if v["kv-dtype"] == "fp8" else ("、使用 fp8 KV 缓存", ", use an fp8 KV cache")
+    wide_kv = mem.KV_DTYPES[v["kv-dtype"]] > 1
+
+    def remedies(zh: bool, *first: str) -> str:
+        """What the reader can change: the given options, then more GPUs, then an fp8 KV cache where it is wider."""
+        more = ["增加 GPU（tp、pp）" if zh else "add GPUs (tp, pp)"] + (["使用 fp8 KV 缓存" if zh else "use an fp8 KV cache"] if wide_kv else [])
+        return _either([*first, *more], zh)
     if eng.kv_rule in ("vllm_profile", "sglang_static"):
         n = r["max_concurrency"]
+        # vLLM's scheduler runs at most max_num_seqs per data-parallel rank (one engine core per attention replica)
+        seqs = mem.vllm_max_num_seqs(gpu) * dp if v["engine"] == "vllm" else None
         if n == 0:
             return [t(f"{eng.name} 在 {where_zh} 上放下权重（每块 GPU {mem._gb(w)}，可见显存 {mem._gb(cap)}）并预留运行所需的显存后，"
                       f"KV 缓存连一个 {context:,} token 的序列都放不下：这样的部署无法提供服务，这里的数字不对应任何部署。"
-                      "请换更小的权重格式或增加 GPU（tp、pp）",
+                      f"请{remedies(True, '换更小的权重格式', '缩短上下文')}",
                       f"{eng.name} on {where_en} has no room left in its KV cache for one sequence of {context:,} tokens "
                       f"once the weights ({mem._gb(w)} per GPU of {mem._gb(cap)} visible) and its working memory are "
-                      "reserved: this deployment does not serve, and these figures describe none. Use a smaller weight "
-                      "format or more GPUs (tp, pp)")]
+                      "reserved: this deployment does not serve, and these figures describe none. "
+                      f"{_first_up(remedies(False, 'use a smaller weight format', 'shorten the context'))}")]
         if batch > n:
-            return [t(f"{eng.name} 在 {where_zh} 上的 KV 缓存只能容纳 {n:,} 个 {context:,} token（提示 + 输出）的序列，而不是 {batch:,} 个："
-                      f"同一时刻最多只有 {n:,} 个在运行，其余的要排队或被抢占，所以按 {batch:,} 个同时运行算出的这些数字是做不到的。"
-                      f"请减小批大小、增加 GPU（tp、pp）{fp8_zh}，或用容量规划器估算（它按显存允许的数量接纳请求；显存计算器给出同样的数目）",
-                      f"{eng.name}'s KV cache on {where_en} holds {n:,} sequences of {context:,} tokens (prompt + output), "
-                      f"not {batch:,}: no more than {n:,} run at once and the rest queue or are preempted, so these figures, "
-                      f"computed as if all {batch:,} ran together, are out of reach. Lower the batch, add GPUs (tp, pp)"
-                      f"{fp8_en}, or size with the capacity planner, which admits requests as memory allows (the VRAM "
-                      "calculator gives the same count)")]
-        seqs = mem.vllm_max_num_seqs(gpu) if v["engine"] == "vllm" else None
+            also_zh = f"；默认一次也最多只运行 {seqs:,} 个（--max-num-seqs）" if seqs is not None and n > seqs else ""
+            also_en = f", and by default it runs at most {seqs:,} at once (--max-num-seqs)" if seqs is not None and n > seqs else ""
+            if beyond:
+                same_zh = (f"显存计算器把最大模型长度设为 {context:,} 时给出同样的数目；vLLM 和 SGLang 默认会拒绝超过模型上下文的请求，"
+                           "除非启动时把 --max-model-len 设到这么长（并有允许它的 RoPE 缩放）")
+                same_en = (f"the VRAM calculator gives this count with its max model length set to {context:,}; by default "
+                           "vLLM and SGLang reject requests longer than the model's context unless started with that "
+                           "--max-model-len (and a RoPE scaling that allows it)")
+                how_zh = f"请{remedies(True, '减小批大小')}。{same_zh}"
+                how_en = f"{_first_up(remedies(False, 'lower the batch'))}. The {same_en[4:]}"
+            else:
+                how_zh = (f"请{remedies(True, '减小批大小')}，或用容量规划器估算（它按显存允许的数量接纳请求；显存计算器给出同样的数目）")
+                how_en = (f"{_first_up(remedies(False, 'lower the batch'))}, or size with the capacity planner, which "
+                          "admits requests as memory allows (the VRAM calculator gives the same count)")
+            return [t(f"{eng.name} 在 {where_zh} 上的 KV 缓存只能容纳 {n:,} 个 {context:,} token（提示 + 输出）的序列，而不是 {batch:,} 个{also_zh}："
+                      f"同一时刻在运行的不会更多，其余的要排队或被抢占，所以按 {batch:,} 个同时运行算出的这些速度和吞吐在实际部署中达不到。{how_zh}",
+                      f"{eng.name}'s KV cache on {where_en} holds {_seqs(n, False)} of {context:,} tokens (prompt + "
+                      f"output), not {batch:,}{also_en}: no more run at once, and the rest queue or are preempted, so these "
+                      f"figures, computed as if all {batch:,} ran together, are out of reach. {how_en}")]
         if seqs is not None and batch > seqs:
-            return [t(f"vLLM 在 {gpu.name} 上默认一次最多运行 {seqs:,} 个序列（`--max-num-seqs`）：要让 {batch:,} 个同时运行，"
-                      "启动时须把它调到不小于批大小，否则这里的数字是做不到的",
-                      f"vLLM runs at most {seqs:,} sequences at once on the {gpu.name} by default (`--max-num-seqs`): for "
-                      f"{batch:,} to run together, start it with a value at least as large as the batch, or these figures are "
-                      "out of reach")]
+            per_zh = f"每个数据并行副本 {seqs // dp:,} 个，这 {dp} 个副本共 {seqs:,} 个" if dp > 1 else f"{seqs:,} 个"
+            per_en = f"{seqs // dp:,} per data-parallel rank, {seqs:,} on these {dp}" if dp > 1 else f"{seqs:,}"
+            return [t(f"vLLM 在 {gpu.name} 上默认一次最多运行的序列数是 {per_zh}（--max-num-seqs）：要让 {batch:,} 个同时运行，"
+                      "启动时须把它调到不小于批大小（这会多占一点采样器预热的显存；显存计算器里可以设同样的值），否则这些速度和吞吐在实际部署中达不到",
+                      f"vLLM runs at most {per_en} sequences at once on the {gpu.name} by default (--max-num-seqs): for "
+                      f"{batch:,} to run together, start it with a value at least as large as the batch (its sampler "
+                      "warm-up then takes a little more memory; the VRAM calculator takes the same setting), or these "
+                      "figures are out of reach")]
         return []
     peak = r["activation_peak_bytes_per_gpu"] if v["engine"] == "hf" else 0
-    if w + kv + peak + extra > cap:
-        per_seq = kv / batch
-        n = int(max(0, cap - w - extra - peak) // per_seq) if per_seq else 0
-        if peak and w + kv + extra <= cap:
-            return [t(f"这个批放不进显存：generate() 一次预填充整批提示，激活峰值（每块 GPU {mem._gb(peak)}）加上权重和 KV 缓存超过了"
-                      f" CUDA 可见的 {mem._gb(cap)}。这里的数字假定它放得下：请减小批大小或缩短提示",
-                      f"this batch does not fit in GPU memory: generate() prefills the whole batch in one pass, and its "
-                      f"activation peak ({mem._gb(peak)} per GPU) on top of the weights and the KV cache exceeds the "
-                      f"{mem._gb(cap)} CUDA shows. These figures assume it fits: lower the batch or the prompt")]
-        return [t(f"这个批放不进显存：在 {where_zh} 上，权重（每块 GPU {mem._gb(w)}）和运行开销（{mem._gb(extra)}）之外，CUDA 可见的 "
-                  f"{mem._gb(cap)} 只够放 {n:,} 个 {context:,} token 序列的 KV 缓存，而不是 {batch:,} 个。这里的数字假定整批同时驻留显存："
-                  f"请减小批大小、缩短上下文、增加 GPU（tp、pp）{fp8_zh}",
-                  f"this batch does not fit in GPU memory: beside the weights ({mem._gb(w)} per GPU) and the overhead "
-                  f"({mem._gb(extra)}), the {mem._gb(cap)} CUDA shows on {where_en} hold the KV cache of {n:,} sequences of "
-                  f"{context:,} tokens, not {batch:,}. These figures assume the whole batch is resident at once: lower the "
-                  f"batch, shorten the context, add GPUs (tp, pp){fp8_en}")]
-    return []
+
+    def fits(b: int) -> bool:
+        q = report(b) if b != batch else r
+        hf_peak = q["activation_peak_bytes_per_gpu"] if v["engine"] == "hf" else 0
+        return q["weights_bytes_per_gpu"] + q["kv_cache_bytes_per_gpu"] + hf_peak + extra <= cap
+    if fits(batch):
+        return []
+    # the most sequences that fit: the per-GPU KV cache and (HF) the prefill's peak grow with the batch, so bisect
+    lo, hi = 0, batch
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    n = lo
+    if n == 0:
+        return [t(f"一个 {context:,} token 序列的 KV 缓存在 {where_zh} 上都放不进权重（每块 GPU {mem._gb(w)}）旁边剩下的显存："
+                  f"请{remedies(True, '缩短上下文')}。这里的数字假定它放得下",
+                  f"the KV cache of one sequence of {context:,} tokens does not fit beside the weights ({mem._gb(w)} per "
+                  f"GPU) on {where_en}: {remedies(False, 'shorten the context')}. These figures assume it fits")]
+    if peak:
+        return [t(f"这一批请求放不进显存：generate() 一次预填充整批提示，在 {where_zh} 上，除去权重（每块 GPU {mem._gb(w)}）、运行开销和随批大小增长的预填充激活峰值，"
+                  f"CUDA 可见的 {mem._gb(cap)} 只放得下 {n:,} 个 {context:,} token 的序列，而不是 {batch:,} 个。这里的数字假定它放得下：请减小批大小或缩短提示",
+                  f"this batch does not fit in GPU memory: generate() prefills the whole batch in one pass, and beside "
+                  f"the weights ({mem._gb(w)} per GPU), the overhead and the prefill's activation peak, which grows with "
+                  f"the batch, the {mem._gb(cap)} CUDA shows on {where_en} hold {_seqs(n, False)} of {context:,} tokens, "
+                  f"not {batch:,}. These figures assume it fits: lower the batch or the prompt")]
+    return [t(f"这一批请求放不进显存：在 {where_zh} 上，权重（每块 GPU {mem._gb(w)}）和运行开销（{mem._gb(extra)}）之外，CUDA 可见的 "
+              f"{mem._gb(cap)} 只够放 {n:,} 个 {context:,} token 序列的 KV 缓存，而不是 {batch:,} 个。这里的数字假定整批同时驻留显存："
+              f"请{remedies(True, '减小批大小', '缩短上下文')}",
+              f"this batch does not fit in GPU memory: beside the weights ({mem._gb(w)} per GPU) and the overhead "
+              f"({mem._gb(extra)}), the {mem._gb(cap)} CUDA shows on {where_en} hold the KV cache of {_seqs(n, False)} of "
+              f"{context:,} tokens, not {batch:,}. These figures assume the whole batch is resident at once: "
+              f"{remedies(False, 'lower the batch', 'shorten the context')}")]
 
 
 def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
