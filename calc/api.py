@@ -412,11 +412,13 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
     context, batch = v["prompt-len"] + v["output-len"], v["batch"]
     beyond = context > spec.max_position_embeddings
 
+    budget = _default_token_budget(v["engine"], gpu)
+
     def report(b: int) -> dict:
         return mem.memory_report(spec, gpu.memory_bytes, v["weights"], v["kv-dtype"], b, v["prompt-len"], v["output-len"],
                                  v["tp"], pp=v["pp"], ep=v["ep"], visible_memory_bytes=gpu.visible_memory_bytes,
                                  engine=v["engine"], linked_gpus=gpu.linked_gpus, compute_capability=gpu.compute_capability,
-                                 max_num_batched_tokens=_default_token_budget(v["engine"], gpu),
+                                 max_num_batched_tokens=budget,
                                  # the count is for sequences of the stated length, even beyond the model's context
                                  max_model_len=max(context, spec.max_position_embeddings))
     r = report(batch)
@@ -447,16 +449,17 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
                       "reserved: this deployment does not serve, and these figures describe none. "
                       f"{_first_up(remedies(False, 'use a smaller weight format', 'shorten the context'))}")]
         if batch > n:
-            also_zh = f"；默认一次也最多只运行 {seqs:,} 个（--max-num-seqs）" if seqs is not None and n > seqs else ""
-            also_en = f", and by default it runs at most {seqs:,} at once (--max-num-seqs)" if seqs is not None and n > seqs else ""
+            capped = seqs is not None and n > seqs  # lowering the batch to n would still trip vLLM's cap: say so too
+            also_zh = f"；默认一次也最多只运行 {seqs:,} 个（--max-num-seqs）" if capped else ""
+            also_en = f", and by default it runs at most {seqs:,} at once (--max-num-seqs)" if capped else ""
             if beyond:
                 same_zh = (f"显存计算器把最大模型长度设为 {context:,} 时给出同样的数目；vLLM 和 SGLang 默认会拒绝超过模型上下文的请求，"
                            "除非启动时把 --max-model-len 设到这么长（并有允许它的 RoPE 缩放）")
-                same_en = (f"the VRAM calculator gives this count with its max model length set to {context:,}; by default "
+                same_en = (f"The VRAM calculator gives this count with its max model length set to {context:,}; by default "
                            "vLLM and SGLang reject requests longer than the model's context unless started with that "
                            "--max-model-len (and a RoPE scaling that allows it)")
                 how_zh = f"请{remedies(True, '减小批大小')}。{same_zh}"
-                how_en = f"{_first_up(remedies(False, 'lower the batch'))}. The {same_en[4:]}"
+                how_en = f"{_first_up(remedies(False, 'lower the batch'))}. {same_en}"
             else:
                 how_zh = (f"请{remedies(True, '减小批大小')}，或用容量规划器估算（它按显存允许的数量接纳请求；显存计算器给出同样的数目）")
                 how_en = (f"{_first_up(remedies(False, 'lower the batch'))}, or size with the capacity planner, which "
@@ -476,12 +479,12 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
                       "warm-up then takes a little more memory; the VRAM calculator takes the same setting), or these "
                       "figures are out of reach")]
         return []
-    peak = r["activation_peak_bytes_per_gpu"] if v["engine"] == "hf" else 0
+    hf = v["engine"] == "hf"  # generate() prefills the whole batch in one pass: its activation peak must fit too
 
     def fits(b: int) -> bool:
         q = report(b) if b != batch else r
-        hf_peak = q["activation_peak_bytes_per_gpu"] if v["engine"] == "hf" else 0
-        return q["weights_bytes_per_gpu"] + q["kv_cache_bytes_per_gpu"] + hf_peak + extra <= cap
+        peak = q["activation_peak_bytes_per_gpu"] if hf else 0
+        return q["weights_bytes_per_gpu"] + q["kv_cache_bytes_per_gpu"] + peak + extra <= cap
     if fits(batch):
         return []
     # the most sequences that fit: the per-GPU KV cache and (HF) the prefill's peak grow with the batch, so bisect
@@ -495,7 +498,7 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
                   f"请{remedies(True, '缩短上下文')}。这里的数字假定它放得下",
                   f"the KV cache of one sequence of {context:,} tokens does not fit beside the weights ({mem._gb(w)} per "
                   f"GPU) on {where_en}: {remedies(False, 'shorten the context')}. These figures assume it fits")]
-    if peak:
+    if hf:
         return [t(f"这一批请求放不进显存：generate() 一次预填充整批提示，在 {where_zh} 上，除去权重（每块 GPU {mem._gb(w)}）、运行开销和随批大小增长的预填充激活峰值，"
                   f"CUDA 可见的 {mem._gb(cap)} 只放得下 {n:,} 个 {context:,} token 的序列，而不是 {batch:,} 个。这里的数字假定它放得下：请减小批大小或缩短提示",
                   f"this batch does not fit in GPU memory: generate() prefills the whole batch in one pass, and beside "

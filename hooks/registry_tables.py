@@ -288,11 +288,16 @@ def _subset_labels(zh: bool) -> dict:
             "seen": "留出集（影响过选择）" if zh else "held out (informed a choice)"}
 
 
+def _kind_labels(zh: bool) -> dict:
+    """The calibration quantities' names (calc.calibration.KINDS)."""
+    return {"tpot": "TPOT", "ttft": "TTFT", "throughput": "吞吐" if zh else "throughput",
+            "kv_tokens": "KV 容量" if zh else "KV capacity"}
+
+
 def calibration_table(lang: str) -> str:
     (calibration,) = hook_support.calc_modules("calibration")
     zh = lang == "zh"
-    kinds = {"tpot": "TPOT", "ttft": "TTFT", "throughput": "吞吐" if zh else "throughput",
-             "kv_tokens": "KV 容量" if zh else "KV capacity"}
+    kinds = _kind_labels(zh)
     subsets = _subset_labels(zh)
     header = (["量", "子集", "点数", "绝对误差中位数", "最大绝对误差"] if zh else
               ["Quantity", "Subset", "Points", "Median absolute error", "Max absolute error"])
@@ -360,7 +365,7 @@ def calibration_misses_table(lang: str) -> str:
     (calibration,) = hook_support.calc_modules("calibration")
     zh = lang == "zh"
     points = {p["id"]: p for p in calibration.points()}
-    kinds = {"tpot": "TPOT", "ttft": "TTFT", "throughput": "吞吐" if zh else "throughput"}
+    kinds = _kind_labels(zh)
     header = (["测量点", "校准所用档位", "实测所用版本", "GPU", "模型", "量", "实测", "calc", "误差", "计算器（基础档位）的误差", "来源"]
               if zh else ["Point", "Computed with", "Release", "GPUs", "Model", "Quantity", "Measured", "calc", "Error",
                           "The calculators' error (base profile)", "Source"])
