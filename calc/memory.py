@@ -278,6 +278,28 @@ def vllm_blocks_per_request(windows: list, tokens: int, block_size: int, in_flig
     return total
 
 
+def sglang_hybrid_swa(kv_budget: dict, m: ModelSpec, compute_capability: str | None) -> dict | None:
+    """SGLang's hybrid SWA pool settings (data/engines.json kv_budget ``hybrid_swa``) where they apply to this model on
+    this GPU, else None. SGLang gives the sliding-window layers of the models on its list (here gpt-oss) a pool of
+    their own, ``swa_full_tokens_ratio`` × the full pool's tokens, and frees a running request's slots there as they
+    leave the window; where the pool is off (SGLang before 0.5.8; 0.5.8-0.5.9 on compute capability 10.x, whose
+    default trtllm_mha backend lacked it) every layer is sized at full length."""
+    swa = kv_budget.get("hybrid_swa")
+    if not swa or m.model_type not in swa["model_types"] or not m.sliding_window_layers:
+        return None
+    if compute_capability in swa.get("off_compute_capabilities", ()):
+        return None
+    return swa
+
+
+def sglang_swa_tokens_per_request(swa: dict, tokens: int, block_size: int, window: int) -> int:
+    """Slots a running request of ``tokens`` tokens holds in SGLang's sliding-window pool: at most the window, the
+    tokens decoded since the last eviction (SGLANG_SWA_EVICTION_INTERVAL, 128 from 0.5.15; 0.5.8 evicted every
+    step) and a page, plus the page allocated for the next decode (pool_configurator.compute_swa_request_cap, 0.5.23);
+    a request shorter than that holds its own tokens and the page."""
+    return min(tokens, window + swa["eviction_interval_tokens"] + block_size) + block_size
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Activations
 
@@ -511,7 +533,10 @@ def memory_report(
       the distributed set-up (the visible total minus ``startup_bytes_multi_gpu`` when more than one GPU, or
       ``startup_bytes_multi_gpu_pcie`` when a stage has more GPUs than one fabric links, ``linked_gpus``: registry
       GPU.linked_gpus, None for a node-wide fabric), minus the weights; activations and CUDA graphs live in the
-      rest, so no profiling pass is taken off.
+      rest, so no profiling pass is taken off. For gpt-oss the sliding-window layers get a pool of their own
+      (kv_budget ``hybrid_swa``, sglang_hybrid_swa): a token of the full pool then costs the full layers' bytes and
+      ``swa_full_tokens_ratio`` × the window layers', and the window pool (``engine_swa_pool_tokens``) can bound the
+      concurrency of short sequences.
     - ``fraction_of_visible`` (engines without a sourced rule): the fraction × the visible total, minus the
       weights, the profiling pass and ``overhead_bytes``.
 
@@ -580,9 +605,11 @@ def memory_report(
         non_torch, cuda_graph = overhead_bytes, 0
     # A block holds block_size tokens of every layer of a KV cache group. vLLM's hybrid KV cache manager (kv_budget
     # ``hybrid_kv_groups``) puts layers with different attention windows in groups of equal size that draw blocks
-    # from one pool, and a sliding-window group keeps only the blocks its window needs; elsewhere (SGLang here, vLLM's
-    # V0) one group holds all the stage's layers and sliding-window layers are sized like full ones.
+    # from one pool, and a sliding-window group keeps only the blocks its window needs; elsewhere (SGLang, vLLM's V0)
+    # one group holds all the stage's layers, sliding-window layers sized like full ones unless SGLang's window pool
+    # takes them (sglang_hybrid_swa).
     per_layer_kv = kv_bytes_per_token_layer(m, kv_dtype, tp)
+    swa = sglang_hybrid_swa(kvb, m, compute_capability)
     hybrid = rule == "vllm_profile" and bool(kvb.get("hybrid_kv_groups"))
     if hybrid:  # groups over the whole model, projected onto each stage (kv_cache_utils, as vLLM does with PP)
         _, groups = vllm_kv_groups(list(m.layer_windows))
@@ -598,11 +625,14 @@ def memory_report(
     for row in table:
         stage = set(range(row["first_layer"], row["last_layer"] + 1))
         per_block_layers = max(len(stage.intersection(layers)) for _, layers in groups)
+        if swa:  # SGLang's hybrid SWA pool: a token of the full pool also pays for the ratio's share of a window slot
+            windowed = sum(m.layer_windows[i] is not None for i in stage)
+            per_block_layers = per_block_layers - windowed + swa["swa_full_tokens_ratio"] * windowed
         peak = last_stage_profile if row is table[-1] else profile_act
         stage_budget = max(0, budget - row["weights_bytes"] - peak - non_torch - cuda_graph)
         block_bytes = block_size * per_layer_kv * per_block_layers
-        stage_blocks.append((stage_budget // block_bytes, stage_budget))
-        row["engine_num_kv_blocks"] = stage_budget // block_bytes
+        stage_blocks.append((int(stage_budget // block_bytes), stage_budget))
+        row["engine_num_kv_blocks"] = int(stage_budget // block_bytes)
     num_blocks, kv_budget = min(stage_blocks)
     per_max_len = vllm_blocks_per_request(windows, max_model_len, block_size, in_flight, bound=True)
     if kvb.get("tokens_reported") == "concurrency":
@@ -619,6 +649,13 @@ def memory_report(
     # admitted may need more than this, so the count is an upper bound there
     decode_in_flight = int(batches) if sliding else 0
     blocks_per_request = vllm_blocks_per_request(windows, min(context, max_model_len), block_size, decode_in_flight)
+    max_concurrency = dp * (num_blocks // blocks_per_request) if blocks_per_request else 0
+    swa_tokens = 0
+    if swa:  # the window pool holds swa_full_tokens_ratio × the full pool's tokens, which can bind for short sequences
+        swa_tokens = int(num_blocks * block_size * swa["swa_full_tokens_ratio"])
+        held = sglang_swa_tokens_per_request(swa, min(context, max_model_len), block_size,
+                                             max(w for w in m.layer_windows if w is not None))
+        max_concurrency = min(max_concurrency, dp * (swa_tokens // held))
 
     fits = all(r["total_bytes"] <= capacity for r in table)
     for row in table:
@@ -649,7 +686,7 @@ def memory_report(
         "gpu_visible_memory_bytes": capacity,
         "fits": fits,
         "fits_reason": _why(fits, w_gpu, kv_gpu, act_gpu, overhead_bytes, capacity),
-        "max_concurrency": dp * (num_blocks // blocks_per_request) if blocks_per_request else 0,
+        "max_concurrency": max_concurrency,
         "engine": eng.key,
         "engine_gpu_memory_utilization": gpu_memory_utilization,
         "engine_kv_rule": rule,
@@ -673,6 +710,8 @@ def memory_report(
         "engine_kv_group_windows": windows,  # each group's attention window (None: full), for the simulator
         "engine_kv_in_flight_tokens": in_flight,
         "engine_max_tokens_in_cache": max_tokens * dp,
+        # SGLang's sliding-window pool beside the full one (0 where the engine keeps one pool), all replicas
+        "engine_swa_pool_tokens": swa_tokens * dp,
         "engine_max_concurrency_at_max_model_len": concurrency_max_len * dp,
         # vLLM keeps one block aside as its null block (kv_cache_utils, block_pool.py)
         "engine_fits_one_max_len_request": num_blocks - (rule == "vllm_profile") >= per_max_len,

@@ -288,7 +288,9 @@ class StepModel:
         cache manager only the window and those tokens (window − 1 + in_flight, plus one block), since vLLM frees the
         blocks that leave the window at every step. ``batches``: the steps in flight (2 with vLLM 0.32's async
         scheduling: a sequence's previous step's tokens and this step's). One group of full attention (most models,
-        other engines): ceil(n / block_size)."""
+        other engines): ceil(n / block_size). SGLang's window pool for gpt-oss (memory.sglang_hybrid_swa) shows here
+        as a larger full pool; the window pool itself is not simulated: it binds only sequences of a few hundred
+        tokens, where the memory model's max_concurrency counts it."""
         r = self._engine_view(max_num_batched_tokens, block_size)
         windows = r["engine_kv_group_windows"]
         batches = max(1, r["engine_kv_in_flight_tokens"] // max_num_batched_tokens)

@@ -306,6 +306,7 @@ LABELS = {
     "engine_kv_budget_bytes_per_gpu": t("引擎 KV 缓存预算（每块 GPU）", "Engine KV cache budget (per GPU)"),
     "engine_num_kv_blocks": t("引擎 KV 块数", "Engine KV blocks"),
     "engine_max_tokens_in_cache": t("引擎可缓存 token 数", "Engine tokens in cache"),
+    "engine_swa_pool_tokens": t("引擎滑动窗口池 token 数（SGLang 的混合 SWA 池）", "Engine sliding-window pool tokens (SGLang's hybrid SWA pool)"),
     "engine_max_concurrency_at_max_model_len": t("引擎并发（按最大模型长度）", "Engine concurrency at max model length"),
     "engine_fits_one_max_len_request": t("引擎放得下一个最长请求", "Engine fits one max-length request"),
     # perf

@@ -134,7 +134,7 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
         return f"{fmt(x, 'num:1')} {UI['months'][lang]}", ""
     if field in ("monthly_requests", "break_even_requests_per_month"):
         return f"{fmt(x, 'int')} {UI['requests'][lang]}", ""
-    if field in ("engine_max_tokens_in_cache", "engine_block_size", "engine_max_model_len", "engine_kv_in_flight_tokens",
+    if field in ("engine_max_tokens_in_cache", "engine_swa_pool_tokens", "engine_block_size", "engine_max_model_len", "engine_kv_in_flight_tokens",
                  "engine_max_num_batched_tokens", "prompt_len", "output_len", "mean_prompt_len", "mean_output_len"):
         if field.startswith("mean_"):
             return f"{fmt(x, 'num:1')} {UI['tokens'][lang]}", ""

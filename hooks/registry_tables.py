@@ -222,6 +222,19 @@ def engines_table(lang: str) -> str:
             rule = (f"mem_fraction_static × (CUDA 可见显存 − 多卡时分布式初始化 {start}，GPU 未全部由 NVLink 连通时 {pcie}) − 权重"
                     if zh else f"mem_fraction_static × (CUDA-visible − {start} of distributed set-up on several GPUs, "
                                f"{pcie} where NVLink does not link them all) − weights")
+            swa = kv.get("hybrid_swa")
+            if swa:  # SGLang's window pool for the models on its list
+                r = f"{swa['swa_full_tokens_ratio']:g}"
+                names = [t.replace("_", "-") for t in swa["model_types"]]  # config.json's model_type gpt_oss: gpt-oss
+                rule += ((f"；{'、'.join(names)} 的滑动窗口层另有一个池，token 数是全量池的 {r} 倍"
+                          "（[SGLang 的窗口池](#sglang-swa)）") if zh else
+                         (f"; {', '.join(names)}: the sliding-window layers get a pool of their own, {r} × "
+                          "the full pool's tokens ([SGLang's window pool](#sglang-swa))"))
+                for vname in p.kv_variants:
+                    vswa = p.kv_budget(vname).get("hybrid_swa")
+                    off = ", ".join(vswa.get("off_compute_capabilities", ())) if vswa else ""
+                    rule += ((f"（{vname}：" + (f"计算能力 {off} 上没有这个池" if off else "没有这个池") + "）") if zh else
+                             (f" ({vname}: " + (f"no such pool on compute capability {off}" if off else "no such pool") + ")"))
         elif kv["rule"] == "vllm_profile":
             nt, cg = gib(kv.get("non_torch_bytes", 0)), gib(kv.get("cuda_graph_bytes", 0))
             rule = (f"{frac} × CUDA 可见显存 − 权重 − 试运行激活峰值 − PyTorch 之外 {nt} − CUDA Graph {cg}" if zh else

@@ -25,6 +25,15 @@ import pytest
 from calc import calibration, engines, registry
 from calc import memory as mem
 
+
+@pytest.fixture(autouse=True)
+def _fresh_engine_profiles():
+    """Several tests edit the engine data in place (undone by monkeypatch at teardown) and clear the profile cache; the
+    profiles built from the edited data would outlive the edit in the cache, so every test ends with it cleared."""
+    yield
+    engines.profile.cache_clear()
+
+
 ROWS = calibration.errors()
 
 

@@ -401,7 +401,7 @@ def test_vllm_groups_layers_by_attention_window_and_a_window_caps_a_requests_blo
     b_old = old["engine_num_kv_blocks"]
     assert old["engine_max_tokens_in_cache"] == b_old // 2 * 16
     assert abs(old["engine_max_concurrency_at_max_model_len"] - b_old / (8192 + (127 + 8192 + 15) // 16 + 1)) < 1e-9
-    # V0 and SGLang: every layer at full length, one group
+    # V0 and SGLang: one group (SGLang's own window pool: test_sglang_gives_gpt_oss_window_layers_a_pool_of_their_own)
     for kw in ({"engine": "vllm", "kv_variant": "v0"}, {"engine": "sglang"}):
         v = memory_report(oss, h100.memory_bytes, "mxfp4-experts", visible_memory_bytes=h100.visible_memory_bytes, **kw)
         assert v["engine_kv_cache_groups"] == 1 and v["engine_max_tokens_in_cache"] == v["engine_num_kv_blocks"] * 16
@@ -419,6 +419,46 @@ def test_vllm_groups_layers_by_attention_window_and_a_window_caps_a_requests_blo
 
 def per_layer_bytes(m) -> int:
     return 2 * m.num_key_value_heads * m.head_dim * 2
+
+
+def test_sglang_gives_gpt_oss_window_layers_a_pool_of_their_own():
+    """SGLang's hybrid SWA pool (read in its wheels, 0.5.6-0.5.23): for gpt-oss the 18 sliding-window layers get a pool
+    of 0.8 × the full pool's tokens, so a token of the full pool costs 18 + 0.8 × 18 layers' bytes, not 36; off before
+    0.5.8, and in 0.5.8-0.5.9 on compute capability 10.x."""
+    oss = registry.get_model("gpt-oss-120b")
+    layer = 2 * 8 * 64 * 2  # K and V, 8 KV heads of 64, bf16: gpt-oss-120b's config.json
+
+    def view(gpu, variant=None, prompt=8192, output=1024, model=oss, weights="mxfp4-experts"):
+        g = registry.get_gpu(gpu)
+        return memory_report(model, g.memory_bytes, weights, "bf16", 1, prompt, output,
+                             visible_memory_bytes=g.visible_memory_bytes, engine="sglang", kv_variant=variant,
+                             compute_capability=g.compute_capability, linked_gpus=g.linked_gpus)
+    now, before = view("h100-sxm"), view("h100-sxm", "pre0.5.8")
+    budget = now["engine_kv_budget_bytes_per_gpu"]
+    assert budget == before["engine_kv_budget_bytes_per_gpu"]  # the same memory, cut differently
+    assert now["engine_num_kv_blocks"] == int(budget // (16 * layer * (18 + 0.8 * 18)))
+    assert before["engine_num_kv_blocks"] == budget // (16 * layer * 36)
+    assert now["engine_max_tokens_in_cache"] == now["engine_num_kv_blocks"] * 16  # what SGLang calls max_total_num_tokens
+    assert 1.10 < now["engine_max_tokens_in_cache"] / before["engine_max_tokens_in_cache"] < 1.12  # 36 / 32.4 = 1.111
+    assert now["engine_swa_pool_tokens"] == int(now["engine_max_tokens_in_cache"] * 0.8)
+    assert before["engine_swa_pool_tokens"] == 0
+    # 9,216-token requests: the full pool binds (ceil(9216 / 16) = 576 blocks each); the window pool would hold
+    # swa // (128 + 128 + 16 + 16) of them
+    assert now["max_concurrency"] == now["engine_num_kv_blocks"] // 576 > before["max_concurrency"]
+    # 100-token requests hold all their tokens in the window pool too, plus a page for the next decode: it binds there
+    short = view("h100-sxm", prompt=90, output=10)
+    assert short["max_concurrency"] == short["engine_swa_pool_tokens"] // (100 + 16)
+    assert short["max_concurrency"] < short["engine_num_kv_blocks"] // 7
+    # 0.5.8-0.5.9: on a B200 (compute capability 10.0) the default trtllm_mha backend kept every layer at full length
+    assert view("b200", "0.5.8-0.5.9")["engine_num_kv_blocks"] == view("b200", "pre0.5.8")["engine_num_kv_blocks"]
+    assert view("b200", "0.5.8-0.5.9")["engine_num_kv_blocks"] < view("b200")["engine_num_kv_blocks"]
+    assert view("h100-sxm", "0.5.8-0.5.9")["engine_num_kv_blocks"] == now["engine_num_kv_blocks"]
+    # not on SGLang's list: Gemma-2 (SGLang turns the pool off for it) and Mistral-7B-v0.1 stay at full length
+    for name in ("gemma-2-9b", "mistral-7b"):
+        m = registry.get_model(name)
+        r = view("h100-sxm", model=m, weights="bf16")
+        assert r["engine_swa_pool_tokens"] == 0
+        assert r["engine_num_kv_blocks"] == r["engine_kv_budget_bytes_per_gpu"] // (16 * per_layer_bytes(m) * m.num_hidden_layers)
 
 
 def test_the_simulator_holds_a_requests_blocks_as_vllm_frees_them():
