@@ -78,7 +78,8 @@ def _table(result: dict) -> str:
                      f"{'' if row['fits'] else ' (does not fit)'}")
     for row in result.get("throughput_curve", []):
         lines.append(f"  batch {row['batch']:>5}: TPOT {row['tpot_s'] * 1e3:9.3f} ms, "
-                     f"{row['decode_tok_per_s']:12,.1f} tok/s ({row['bound']}-bound)")
+                     f"{row['decode_tok_per_s']:12,.1f} tok/s ({row['bound']}-bound)"
+                     + ("" if row.get("fits_memory", True) else ", more sequences than memory holds"))
     for row in result.get("api_comparison", []):
         lines.append(f"  {row['api']:<30} ${row['usd_per_request']:.6f}/request, "
                      f"${row['monthly_cost_usd']:,.2f}/month (as of {row['as_of']})")

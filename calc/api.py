@@ -412,15 +412,7 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
     context, batch = v["prompt-len"] + v["output-len"], v["batch"]
     beyond = context > spec.max_position_embeddings
 
-    budget = _default_token_budget(v["engine"], gpu)
-
-    def report(b: int) -> dict:
-        return mem.memory_report(spec, gpu.memory_bytes, v["weights"], v["kv-dtype"], b, v["prompt-len"], v["output-len"],
-                                 v["tp"], pp=v["pp"], ep=v["ep"], visible_memory_bytes=gpu.visible_memory_bytes,
-                                 engine=v["engine"], linked_gpus=gpu.linked_gpus, compute_capability=gpu.compute_capability,
-                                 max_num_batched_tokens=budget,
-                                 # the count is for sequences of the stated length, even beyond the model's context
-                                 max_model_len=max(context, spec.max_position_embeddings))
+    report = _memory_report_for(v)
     r = report(batch)
     w, extra, cap, dp = (r["weights_bytes_per_gpu"], r["overhead_bytes_per_gpu"], r["gpu_visible_memory_bytes"],
                          r["attention_replicas"])
@@ -479,20 +471,10 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
                       "warm-up then takes a little more memory; the VRAM calculator takes the same setting), or these "
                       "figures are out of reach")]
         return []
-    hf = v["engine"] == "hf"  # generate() prefills the whole batch in one pass: its activation peak must fit too
-
-    def fits(b: int) -> bool:
-        q = report(b) if b != batch else r
-        peak = q["activation_peak_bytes_per_gpu"] if hf else 0
-        return q["weights_bytes_per_gpu"] + q["kv_cache_bytes_per_gpu"] + peak + extra <= cap
-    if fits(batch):
+    hf = v["engine"] == "hf"
+    n = _resident_count(report, r, batch, hf)
+    if n >= batch:
         return []
-    # the most sequences that fit: the per-GPU KV cache and (HF) the prefill's peak grow with the batch, so bisect
-    lo, hi = 0, batch
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    n = lo
     if n == 0:
         return [t(f"一个 {context:,} token 序列的 KV 缓存在 {where_zh} 上都放不进权重（每块 GPU {mem._gb(w)}）旁边剩下的显存："
                   f"请{remedies(True, '缩短上下文')}。这里的数字假定它放得下",
@@ -512,6 +494,58 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
               f"({mem._gb(extra)}), the {mem._gb(cap)} CUDA shows on {where_en} hold the KV cache of {_seqs(n, False)} of "
               f"{context:,} tokens, not {batch:,}. These figures assume the whole batch is resident at once: "
               f"{remedies(False, 'lower the batch', 'shorten the context')}")]
+
+
+def _resident_count(report, at_batch: dict, upto: int, hf: bool) -> int:
+    """The largest batch, up to ``upto``, whose resident bytes fit what CUDA shows: the weights, the batch's KV cache and
+    the overhead, and for Hugging Face's generate() (``hf``), which prefills the whole batch in one pass, the prefill's
+    activation peak. ``report(b)``: the memory report for a batch of b (``at_batch``: the one for ``upto``). The KV cache
+    and the peak grow with the batch, so a bisection finds it."""
+    def fits(q: dict) -> bool:
+        peak = q["activation_peak_bytes_per_gpu"] if hf else 0
+        return (q["weights_bytes_per_gpu"] + q["kv_cache_bytes_per_gpu"] + peak + q["overhead_bytes_per_gpu"]
+                <= q["gpu_visible_memory_bytes"])
+    if fits(at_batch):
+        return upto
+    lo, hi = 0, upto
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(report(mid)) else (lo, mid)
+    return lo
+
+
+def _memory_report_for(v: dict):
+    """memory.memory_report for these inputs as a function of the batch, as the batch-fit checks read it: the engine's
+    default step budget for the GPU, and a max model length that admits sequences of the stated length even beyond
+    the model's context (the count is for them)."""
+    spec, gpu = v["spec"], v["gpu_spec"]
+    budget = _default_token_budget(v["engine"], gpu)
+    context = v["prompt-len"] + v["output-len"]
+
+    def report(b: int) -> dict:
+        return mem.memory_report(spec, gpu.memory_bytes, v["weights"], v["kv-dtype"], b, v["prompt-len"], v["output-len"],
+                                 v["tp"], pp=v["pp"], ep=v["ep"], visible_memory_bytes=gpu.visible_memory_bytes,
+                                 engine=v["engine"], linked_gpus=gpu.linked_gpus, compute_capability=gpu.compute_capability,
+                                 max_num_batched_tokens=budget, max_model_len=max(context, spec.max_position_embeddings))
+    return report
+
+
+def _curve_capacity(v: dict, curve: list[dict]) -> int:
+    """How many sequences of this length memory holds at once, for the throughput curve: vLLM's and SGLang's KV pool
+    (the VRAM calculator's count), else the largest batch whose resident bytes fit (_resident_count), up to the
+    curve's largest batch; 0 where the weights alone do not fit. Marks each curve point ``fits_memory``."""
+    report = _memory_report_for(v)
+    top = max([p["batch"] for p in curve] + [1])
+    r = report(top)
+    if r["weights_bytes_per_gpu"] > r["gpu_visible_memory_bytes"]:
+        n = 0
+    elif engines_mod.profile(v["engine"]).kv_rule in ("vllm_profile", "sglang_static"):
+        n = r["max_concurrency"]
+    else:
+        n = _resident_count(report, r, top, v["engine"] == "hf")
+    for p in curve:
+        p["fits_memory"] = p["batch"] <= n
+    return n
 
 
 def _unchecked_engine_warnings(v: dict, command: str) -> list[dict]:
@@ -714,6 +748,8 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
             linked_gpus=v["gpu_spec"].linked_gpus, compute_capability=v["gpu_spec"].compute_capability))
     elif command == "perf":
         out.update(_perf(v))
+        # the chart marks the batches beyond what memory holds at this length
+        out["curve_capacity"] = _curve_capacity(v, out["throughput_curve"])
     elif command == "cost":
         out.update(_cost(v))
     else:

@@ -175,7 +175,9 @@ def _log2_axis(values: list[float], x0: float, x1: float):
     return lambda v: x0 + (math.log2(v) - lo) / span * (x1 - x0)
 
 
-def _panel(points, xs, ys_field, scale_y, x0, x1, y0, y1, title, fmt_tick, current, series, kids):
+def _panel(points, xs, ys_field, scale_y, x0, x1, y0, y1, title, fmt_tick, current, series, kids, limit=None):
+    """One panel of the perf chart; ``limit``: (sequences, label or None) where memory runs out within the curve,
+    drawn as a dashed line; the points beyond it are faint (calc-chart__dot--beyond)."""
     ys = [p[ys_field] * scale_y for p in points]
     top = max(ys + [current[1] * scale_y if current[1] is not None else 0]) * 1.1 or 1
     ticks = nice_ticks(0, top, 4)
@@ -195,9 +197,22 @@ def _panel(points, xs, ys_field, scale_y, x0, x1, y0, y1, title, fmt_tick, curre
     pts = " ".join(f"{_attr(fx(p['batch']))},{_attr(fy(v))}" for p, v in zip(points, ys, strict=True))
     kids.append(node("polyline", {"points": pts, "class": f"calc-chart__line calc-chart__line--{series}",
                                   "data-series": series}))
+    if limit is not None:
+        # between the last batch that fits and the first that does not (log scale), or at the left edge for none
+        inside = [p["batch"] for p in points if p.get("fits_memory", True)]
+        beyond = min(p["batch"] for p in points if not p.get("fits_memory", True))
+        lx = (fx(inside[-1]) + fx(beyond)) / 2 if inside else x0
+        kids.append(node("line", {"x1": lx, "x2": lx, "y1": y0, "y2": y1, "class": "calc-chart__limit",
+                                  "data-series": f"{series}-capacity", "data-value": limit[0]}))
+        if limit[1]:  # beside the line, where a rising curve leaves room: low on its right, else high on its left
+            width = sum(12 if ord(c) > 0x2E80 else 6.5 for c in limit[1])  # CJK glyphs are about twice as wide
+            right = lx + 4 + width < x1
+            kids.append(_text(lx + 4 if right else lx - 4, y1 - 8 if right else y0 + 26, limit[1], "calc-chart__note",
+                              "start" if right else "end"))
     for p, v in zip(points, ys, strict=True):
+        out = " calc-chart__dot--beyond" if not p.get("fits_memory", True) else ""
         kids.append(node("circle", {"cx": fx(p["batch"]), "cy": fy(v), "r": 3,
-                                    "class": f"calc-chart__dot calc-chart__dot--{p.get('bound', '')}",
+                                    "class": f"calc-chart__dot calc-chart__dot--{p.get('bound', '')}{out}",
                                     "data-series": series, "data-batch": p["batch"], "data-value": p[ys_field]}))
     if current[0] and current[1] is not None:
         kids.append(node("circle", {"cx": fx(current[0]), "cy": fy(current[1] * scale_y), "r": 6,
@@ -213,11 +228,16 @@ def perf_chart(result: dict, lang: str, fmt) -> dict:
         return _svg(60, title, [_text(20, 30, UI["none"][lang])], "chart")
     kids = []
     batch = result.get("batch")
+    n = result.get("curve_capacity")
+    limit = None
+    if n is not None and any(not p.get("fits_memory", True) for p in curve):
+        key = "perf_capacity_none" if n == 0 else ("perf_capacity_one" if n == 1 else "perf_capacity")
+        limit = (n, UI[key][lang].format(n=units.format_number(n, "int")))
     _panel(curve, None, "tpot_s", 1e3, 64, 300, 44, 214, UI["perf_tpot"][lang], lambda t: f"{t:g}",
-           (batch, result.get("tpot_s")), "tpot", kids)
+           (batch, result.get("tpot_s")), "tpot", kids, limit and (limit[0], None))  # labelled once, on the right
     _panel(curve, None, "decode_tok_per_s", 1, 400, 620, 44, 214,
            UI["perf_throughput"][lang], _compact,
-           (batch, result.get("decode_tok_per_s")), "throughput", kids)
+           (batch, result.get("decode_tok_per_s")), "throughput", kids, limit)
     xlabel = UI["perf_note"][lang]
     kids.append(_text(W / 2, 252, xlabel, "calc-chart__note", "middle"))
     return _svg(264, title, kids, "chart")

@@ -48,7 +48,7 @@ MAIN_ROWS = {
 }
 # Outputs shown elsewhere (chart, warnings) or folded into another row, and the inputs the CLI echoes back
 # (already on the form; on a page their data-testid would clash with the input's).
-NOT_ROWS = {"throughput_curve", "api_comparison", "warnings", "fits_reason",
+NOT_ROWS = {"throughput_curve", "curve_capacity", "api_comparison", "warnings", "fits_reason",
             "model", "gpu", "weights", "kv_dtype", "batch", "prompt_len", "output_len", "tp", "pp", "ep", "engine", "api",
             "utilization", "requests_per_s", "per_gpu_table", "candidates", "rejected", "load_curve", "ttft_p90_target_s",
             "tpot_p90_target_s", "verify_tokens"}

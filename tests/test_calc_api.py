@@ -553,3 +553,51 @@ def test_chapter_4_says_which_cell_of_its_all_reduce_table_does_not_fit():
         text = (root / "docs" / lang / "ch04" / "index.md").read_text(encoding="utf-8")
         assert "{{ calc memory.max_concurrency model=llama-3-70b gpu=h100-sxm tp=2 prompt-len=1024 output-len=256 | int }}" in text
         assert ("for the runtime, holds 63 (64 miss by 32 MB)" if lang == "en" else "也只能放下 63 个（64 个差 32 MB）") in " ".join(text.split())
+
+
+def test_the_throughput_curve_marks_the_batches_memory_cannot_hold():
+    """The perf calculator's curve runs to batch 512 whatever the memory: the batches beyond the count of sequences
+    that fit at this length (the batch-fit check's count) are flagged, and the chart draws them faint beyond a dashed,
+    labelled line."""
+    from calc import charts, web
+
+    p = {"model": "llama-3-70b", "gpu": "h100-sxm", "tp": 2, "prompt-len": 1024, "output-len": 1024}
+    r = api.run("perf", {**p, "batch": 16})
+    n = r["curve_capacity"]
+    # vLLM: the VRAM calculator's count for the same inputs, the one the batch-fit warning gives
+    assert n == api.run("memory", {**p, "batch": 1})["max_concurrency"] and 16 < n < 512
+    (w,) = _fit_warnings("perf", batch=n + 1, **p)
+    assert f"holds {n:,} sequences" in w["en"]
+    assert [c["fits_memory"] for c in r["throughput_curve"]] == [c["batch"] <= n for c in r["throughput_curve"]]
+    assert any(c["fits_memory"] for c in r["throughput_curve"]) and not r["throughput_curve"][-1]["fits_memory"]
+    # TensorRT-LLM: the largest batch whose weights, KV cache and overhead stay resident in what CUDA shows
+    t = api.run("perf", {**p, "batch": 16, "engine": "trt-llm"})["curve_capacity"]
+
+    def resident(b):
+        q = api.run("memory", {**p, "batch": b, "engine": "trt-llm"})
+        return q["weights_bytes_per_gpu"] + q["kv_cache_bytes_per_gpu"] + q["overhead_bytes_per_gpu"] <= q["gpu_visible_memory_bytes"]
+    assert 16 < t < 512 and resident(t) and not resident(t + 1)
+    # the chart: a dashed line on each panel at the count, labelled once, and the points beyond it faint
+    chart = web.view("perf", {**p, "batch": 16}, "en")["chart"]
+    nodes = []
+
+    def walk(x):
+        nodes.append(x)
+        for c in x.get("children") or []:
+            walk(c)
+    walk(chart)
+    lines = [x for x in nodes if (x.get("attrs") or {}).get("data-series", "").endswith("-capacity")]
+    assert sorted(x["attrs"]["data-series"] for x in lines) == ["throughput-capacity", "tpot-capacity"]
+    assert {x["attrs"]["data-value"] for x in lines} == {str(n)}
+    beyond = [x for x in nodes if "calc-chart__dot--beyond" in (x.get("attrs") or {}).get("class", "")]
+    assert len(beyond) == 2 * sum(not c["fits_memory"] for c in r["throughput_curve"])
+    markup = charts.svg_markup(chart)
+    assert f"memory: {n} sequences" in markup
+    # where every batch of the curve fits there is no line; where the weights do not load, no batch fits
+    small = api.run("perf", {"model": "llama-3.2-1b", "gpu": "h100-sxm", "batch": 8, "prompt-len": 128, "output-len": 128})
+    assert small["curve_capacity"] >= 512 and all(c["fits_memory"] for c in small["throughput_curve"])
+    assert "capacity" not in charts.svg_markup(web.view("perf", {"model": "llama-3.2-1b", "gpu": "h100-sxm"}, "en")["chart"])
+    none = api.run("perf", {"model": "llama-3-70b", "gpu": "l4", "batch": 1})
+    assert none["curve_capacity"] == 0 and not any(c["fits_memory"] for c in none["throughput_curve"])
+    assert "memory: no sequence fits" in charts.svg_markup(
+        web.view("perf", {"model": "llama-3-70b", "gpu": "l4"}, "en")["chart"])
