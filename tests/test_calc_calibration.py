@@ -1380,7 +1380,7 @@ def test_the_later_kv_logs_are_as_the_data_page_says(monkeypatch):
     # SGLang: "calc's lighter weights (15.26 GiB per GPU where the log reads 15.54)"; 2.01 GiB taken off
     assert round(mem.weights_bytes_per_gpu(registry.get_model("qwen2.5-32b"), "bf16", 4) / 2**30, 2) == 15.26
     assert round(engines.profile("sglang").kv_budget()["startup_bytes_multi_gpu"] / 2**30, 2) == 2.01
-    # "The KV row of the table below (median 0.5 %; 2.7 % before ...) holds all thirteen points; eight of them ... are
+    # "The KV row of the summary table in At a glance (median 0.5 %; 2.7 % before ...) holds all thirteen points; eight of them ... are
     # not in the row of unseen points"
     kv = [abs(r["error"]) for r in ROWS if r["kind"] == "kv_tokens" and r["subset"] == "holdout"]
     assert len(kv) == 13 and round(statistics.median(kv) * 100, 1) == 0.5
