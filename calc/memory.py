@@ -281,23 +281,32 @@ def vllm_blocks_per_request(windows: list, tokens: int, block_size: int, in_flig
 def sglang_hybrid_swa(kv_budget: dict, m: ModelSpec, compute_capability: str | None) -> dict | None:
     """SGLang's hybrid SWA pool settings (data/engines.json kv_budget ``hybrid_swa``) where they apply to this model on
     this GPU, else None. SGLang gives the sliding-window layers of the models on its list (here gpt-oss) a pool of
-    their own, ``swa_full_tokens_ratio`` × the full pool's tokens, and frees a running request's slots there as they
-    leave the window; where the pool is off (SGLang before 0.5.8; 0.5.8-0.5.9 on compute capability 10.x, whose
-    default trtllm_mha backend lacked it) every layer is sized at full length."""
+    their own, ``swa_full_tokens_ratio`` × the full pool's tokens; where the pool is off (SGLang before 0.5.8; 0.5.8-0.5.9
+    on compute capability 10.x, whose default trtllm_mha backend lacked it) every layer is sized at full length."""
     swa = kv_budget.get("hybrid_swa")
     if not swa or m.model_type not in swa["model_types"] or not m.sliding_window_layers:
         return None
-    if compute_capability in swa.get("off_compute_capabilities", ()):
+    if _cc_major(compute_capability) in swa.get("off_compute_capability_majors", ()):
         return None
     return swa
 
 
-def sglang_swa_tokens_per_request(swa: dict, tokens: int, block_size: int, window: int) -> int:
-    """Slots a running request of ``tokens`` tokens holds in SGLang's sliding-window pool: at most the window, the
-    tokens decoded since the last eviction (SGLANG_SWA_EVICTION_INTERVAL, 128 from 0.5.15; 0.5.8 evicted every
-    step) and a page, plus the page allocated for the next decode (pool_configurator.compute_swa_request_cap, 0.5.23);
-    a request shorter than that holds its own tokens and the page."""
-    return min(tokens, window + swa["eviction_interval_tokens"] + block_size) + block_size
+def _cc_major(compute_capability: str | None) -> str | None:
+    """"10.0" -> "10" (SGLang's checks go by the major version); "gfx942" stays itself."""
+    return None if compute_capability is None else compute_capability.split(".")[0]
+
+
+def sglang_swa_tokens_per_request(swa: dict, prompt: int, output: int, window: int, chunk: int,
+                                  compute_capability: str | None) -> int:
+    """Slots a running request holds in SGLang's sliding-window pool, by its radix cache (on by default): the part of
+    its prompt that stays locked there while it runs (``prompt_held``: through 0.5.15 the prompt's last radix-tree leaf,
+    up to one prefill ``chunk``; from 0.5.18 the prompt's last window), the tokens it has decoded until they leave the
+    window (at most the window, the ``eviction_interval_tokens`` between evictions and a page) and the page for the
+    next decode. Pages: ``page_tokens`` by compute-capability major (64 where trtllm_mha is the default backend)."""
+    pages = swa["page_tokens"]
+    page = pages.get(_cc_major(compute_capability), pages["default"])
+    held = min(prompt, chunk if swa["prompt_held"] == "chunk" else window)
+    return held + min(output, window + swa["eviction_interval_tokens"] + page) + page
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -535,8 +544,8 @@ def memory_report(
       GPU.linked_gpus, None for a node-wide fabric), minus the weights; activations and CUDA graphs live in the
       rest, so no profiling pass is taken off. For gpt-oss the sliding-window layers get a pool of their own
       (kv_budget ``hybrid_swa``, sglang_hybrid_swa): a token of the full pool then costs the full layers' bytes and
-      ``swa_full_tokens_ratio`` × the window layers', and the window pool (``engine_swa_pool_tokens``) can bound the
-      concurrency of short sequences.
+      ``swa_full_tokens_ratio`` × the window layers', and the window pool (``engine_swa_pool_tokens``) bounds the
+      concurrency too, by what a running request keeps there (sglang_swa_tokens_per_request).
     - ``fraction_of_visible`` (engines without a sourced rule): the fraction × the visible total, minus the
       weights, the profiling pass and ``overhead_bytes``.
 
@@ -653,8 +662,10 @@ def memory_report(
     swa_tokens = 0
     if swa:  # the window pool holds swa_full_tokens_ratio × the full pool's tokens, which can bind for short sequences
         swa_tokens = int(num_blocks * block_size * swa["swa_full_tokens_ratio"])
-        held = sglang_swa_tokens_per_request(swa, min(context, max_model_len), block_size,
-                                             max(w for w in m.layer_windows if w is not None))
+        prompt = min(prompt_len, max_model_len)
+        held = sglang_swa_tokens_per_request(swa, prompt, min(context, max_model_len) - prompt,
+                                             max(w for w in m.layer_windows if w is not None), max_num_batched_tokens,
+                                             compute_capability)
         max_concurrency = min(max_concurrency, dp * (swa_tokens // held))
 
     fits = all(r["total_bytes"] <= capacity for r in table)

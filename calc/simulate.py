@@ -289,8 +289,8 @@ class StepModel:
         blocks that leave the window at every step. ``batches``: the steps in flight (2 with vLLM 0.32's async
         scheduling: a sequence's previous step's tokens and this step's). One group of full attention (most models,
         other engines): ceil(n / block_size). SGLang's window pool for gpt-oss (memory.sglang_hybrid_swa) shows here
-        as a larger full pool; the window pool itself is not simulated: it binds only sequences of a few hundred
-        tokens, where the memory model's max_concurrency counts it."""
+        as a larger full pool; the window pool itself is not simulated: from 0.5.18, the release modelled, it binds only
+        sequences of a few hundred tokens, which the memory model's max_concurrency counts."""
         r = self._engine_view(max_num_batched_tokens, block_size)
         windows = r["engine_kv_group_windows"]
         batches = max(1, r["engine_kv_in_flight_tokens"] // max_num_batched_tokens)

@@ -230,11 +230,19 @@ def engines_table(lang: str) -> str:
                           "（[SGLang 的窗口池](#sglang-swa)）") if zh else
                          (f"; {', '.join(names)}: the sliding-window layers get a pool of their own, {r} × "
                           "the full pool's tokens ([SGLang's window pool](#sglang-swa))"))
-                for vname in p.kv_variants:
+                for vname in p.kv_variants:  # what each older release did differently
                     vswa = p.kv_budget(vname).get("hybrid_swa")
-                    off = ", ".join(vswa.get("off_compute_capabilities", ())) if vswa else ""
-                    rule += ((f"（{vname}：" + (f"计算能力 {off} 上没有这个池" if off else "没有这个池") + "）") if zh else
-                             (f" ({vname}: " + (f"no such pool on compute capability {off}" if off else "no such pool") + ")"))
+                    parts = []
+                    if not vswa:
+                        parts.append("没有这个池" if zh else "no such pool")
+                    else:
+                        if vswa["prompt_held"] == "chunk":
+                            parts.append("提示在基数树里的最后一个叶子（最长一个预填充分块）留在窗口池里" if zh else
+                                         "the prompt's last radix-tree leaf (up to a prefill chunk) stays in the window pool")
+                        off = ", ".join(f"{c}.x" for c in vswa.get("off_compute_capability_majors", ()))
+                        if off:
+                            parts.append(f"计算能力 {off} 上没有这个池" if zh else f"no such pool on compute capability {off}")
+                    rule += (f"（{vname}：{'；'.join(parts)}）" if zh else f" ({vname}: {'; '.join(parts)})")
         elif kv["rule"] == "vllm_profile":
             nt, cg = gib(kv.get("non_torch_bytes", 0)), gib(kv.get("cuda_graph_bytes", 0))
             rule = (f"{frac} × CUDA 可见显存 − 权重 − 试运行激活峰值 − PyTorch 之外 {nt} − CUDA Graph {cg}" if zh else

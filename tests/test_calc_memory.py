@@ -423,8 +423,8 @@ def per_layer_bytes(m) -> int:
 
 def test_sglang_gives_gpt_oss_window_layers_a_pool_of_their_own():
     """SGLang's hybrid SWA pool (read in its wheels, 0.5.6-0.5.23): for gpt-oss the 18 sliding-window layers get a pool
-    of 0.8 × the full pool's tokens, so a token of the full pool costs 18 + 0.8 × 18 layers' bytes, not 36; off before
-    0.5.8, and in 0.5.8-0.5.9 on compute capability 10.x."""
+    of 0.8 × the full pool's tokens, so a token of the full pool costs 18 + 0.8 × 18 layers' bytes, not 36; a request is
+    admitted only where both pools have room. Off before 0.5.8, and in 0.5.8-0.5.9 on compute capability 10.x."""
     oss = registry.get_model("gpt-oss-120b")
     layer = 2 * 8 * 64 * 2  # K and V, 8 KV heads of 64, bf16: gpt-oss-120b's config.json
 
@@ -432,7 +432,8 @@ def test_sglang_gives_gpt_oss_window_layers_a_pool_of_their_own():
         g = registry.get_gpu(gpu)
         return memory_report(model, g.memory_bytes, weights, "bf16", 1, prompt, output,
                              visible_memory_bytes=g.visible_memory_bytes, engine="sglang", kv_variant=variant,
-                             compute_capability=g.compute_capability, linked_gpus=g.linked_gpus)
+                             compute_capability=g.compute_capability, linked_gpus=g.linked_gpus,
+                             max_num_batched_tokens=mem.sglang_chunked_prefill_size(g))
     now, before = view("h100-sxm"), view("h100-sxm", "pre0.5.8")
     budget = now["engine_kv_budget_bytes_per_gpu"]
     assert budget == before["engine_kv_budget_bytes_per_gpu"]  # the same memory, cut differently
@@ -440,25 +441,54 @@ def test_sglang_gives_gpt_oss_window_layers_a_pool_of_their_own():
     assert before["engine_num_kv_blocks"] == budget // (16 * layer * 36)
     assert now["engine_max_tokens_in_cache"] == now["engine_num_kv_blocks"] * 16  # what SGLang calls max_total_num_tokens
     assert 1.10 < now["engine_max_tokens_in_cache"] / before["engine_max_tokens_in_cache"] < 1.12  # 36 / 32.4 = 1.111
-    assert now["engine_swa_pool_tokens"] == int(now["engine_max_tokens_in_cache"] * 0.8)
-    assert before["engine_swa_pool_tokens"] == 0
-    # 9,216-token requests: the full pool binds (ceil(9216 / 16) = 576 blocks each); the window pool would hold
-    # swa // (128 + 128 + 16 + 16) of them
-    assert now["max_concurrency"] == now["engine_num_kv_blocks"] // 576 > before["max_concurrency"]
-    # 100-token requests hold all their tokens in the window pool too, plus a page for the next decode: it binds there
-    short = view("h100-sxm", prompt=90, output=10)
-    assert short["max_concurrency"] == short["engine_swa_pool_tokens"] // (100 + 16)
-    assert short["max_concurrency"] < short["engine_num_kv_blocks"] // 7
-    # 0.5.8-0.5.9: on a B200 (compute capability 10.0) the default trtllm_mha backend kept every layer at full length
+    swa = now["engine_swa_pool_tokens"]
+    assert swa == int(now["engine_max_tokens_in_cache"] * 0.8) and before["engine_swa_pool_tokens"] == 0
+    full = now["engine_num_kv_blocks"]
+
+    def count(variant, prompt, output, gpu="h100-sxm"):
+        r = view(gpu, variant, prompt, output)
+        return r["max_concurrency"], r["engine_num_kv_blocks"], r["engine_swa_pool_tokens"]
+    # 8,192 + 1,024 tokens (576 blocks each). From 0.5.18 a request keeps its prompt's last window (128), what it
+    # decoded until evicted (at most 128 + 128 + a page of 1) and a page there: the full pool binds
+    assert count(None, 8192, 1024)[0] == full // 576 > before["max_concurrency"]
+    # 0.5.10-0.5.15: the prompt's last radix leaf, the whole 8,192-token chunk on an H100, stays locked: the window pool
+    # binds, below even every layer at full length (the data page's 18 and 19)
+    assert count("0.5.10-0.5.15", 8192, 1024)[0] == swa // (8192 + 257 + 1) == 18 < before["max_concurrency"] == 19
+    # 128 + 300 tokens: 128 + min(300, 257) + 1 = 386 window slots each, fewer than the full pool's 27 blocks allow
+    assert count(None, 128, 300)[0] == swa // 386 < full // 27
+    # 90 + 10 tokens hold all of theirs, and a page
+    assert count(None, 90, 10)[0] == swa // 101
+    # a B200 from 0.5.10: trtllm_mha's 64-token pages; 200 + 100 tokens: 128 + 100 + 64 window slots
+    b200, b_full, b_swa = count(None, 200, 100, "b200")
+    assert b200 == min(b_full // 19, b_swa // 292)
+    # 0.5.8-0.5.9: on a B200 (compute capability 10.0) that backend kept every layer at full length; elsewhere as 0.5.10
     assert view("b200", "0.5.8-0.5.9")["engine_num_kv_blocks"] == view("b200", "pre0.5.8")["engine_num_kv_blocks"]
     assert view("b200", "0.5.8-0.5.9")["engine_num_kv_blocks"] < view("b200")["engine_num_kv_blocks"]
-    assert view("h100-sxm", "0.5.8-0.5.9")["engine_num_kv_blocks"] == now["engine_num_kv_blocks"]
+    assert count("0.5.8-0.5.9", 8192, 1024) == count("0.5.10-0.5.15", 8192, 1024)
     # not on SGLang's list: Gemma-2 (SGLang turns the pool off for it) and Mistral-7B-v0.1 stay at full length
     for name in ("gemma-2-9b", "mistral-7b"):
         m = registry.get_model(name)
         r = view("h100-sxm", model=m, weights="bf16")
         assert r["engine_swa_pool_tokens"] == 0
         assert r["engine_num_kv_blocks"] == r["engine_kv_budget_bytes_per_gpu"] // (16 * per_layer_bytes(m) * m.num_hidden_layers)
+
+
+def test_the_data_page_quotes_sglangs_window_pool_counts():
+    """docs/*/calculators/data.md #sglang-swa: "only 18 fit, fewer than the 19 of every layer at full length" (gpt-oss-120b
+    on one H100, 8,192 + 1,024 tokens, variants 0.5.10-0.5.15 and pre0.5.8, which the calculators do not offer)."""
+    from pathlib import Path
+
+    h100 = registry.get_gpu("h100-sxm")
+    counts = [memory_report(registry.get_model("gpt-oss-120b"), h100.memory_bytes, "mxfp4-experts", "bf16", 1, 8192, 1024,
+                            visible_memory_bytes=h100.visible_memory_bytes, engine="sglang", kv_variant=variant,
+                            compute_capability=h100.compute_capability, max_num_batched_tokens=8192)["max_concurrency"]
+              for variant in ("0.5.10-0.5.15", "pre0.5.8")]
+    assert counts == [18, 19]
+    root = Path(__file__).resolve().parents[1] / "docs"
+    en = " ".join((root / "en" / "calculators" / "data.md").read_text(encoding="utf-8").split())
+    zh = (root / "zh" / "calculators" / "data.md").read_text(encoding="utf-8")
+    assert "and only 18 fit, fewer than the 19 of every layer at full length" in en
+    assert "只放得下 18 个，比每层都按全长计算时的 19 个还少" in zh
 
 
 def test_the_simulator_holds_a_requests_blocks_as_vllm_frees_them():
