@@ -60,8 +60,8 @@ def _table(result: dict) -> str:
     width = max(len(k) for k in result)
     lines = []
     for key, value in result.items():
-        if key in ("throughput_curve", "api_comparison", "warnings", "per_gpu_table", "candidates", "rejected",
-                   "load_curve"):
+        if key in ("throughput_curve", "curve_capacity", "api_comparison", "warnings", "per_gpu_table", "candidates",
+                   "rejected", "load_curve"):  # lists, printed below; the curve's capacity shows in its rows
             continue
         if key == "fits_reason" and isinstance(value, dict):
             value = value["en"]

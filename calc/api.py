@@ -532,15 +532,15 @@ def _memory_report_for(v: dict):
 
 def _curve_capacity(v: dict, curve: list[dict]) -> int:
     """How many sequences of this length memory holds at once, for the throughput curve: vLLM's and SGLang's KV pool
-    (the VRAM calculator's count), else the largest batch whose resident bytes fit (_resident_count), up to the
-    curve's largest batch; 0 where the weights alone do not fit. Marks each curve point ``fits_memory``."""
+    (the VRAM calculator's count), else the largest batch whose resident bytes fit (_resident_count); at most the
+    curve's largest batch (more fit), 0 where the weights alone do not fit. Marks each curve point ``fits_memory``."""
     report = _memory_report_for(v)
     top = max([p["batch"] for p in curve] + [1])
     r = report(top)
     if r["weights_bytes_per_gpu"] > r["gpu_visible_memory_bytes"]:
         n = 0
     elif engines_mod.profile(v["engine"]).kv_rule in ("vllm_profile", "sglang_static"):
-        n = r["max_concurrency"]
+        n = min(r["max_concurrency"], top)
     else:
         n = _resident_count(report, r, top, v["engine"] == "hf")
     for p in curve:

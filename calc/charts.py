@@ -175,6 +175,39 @@ def _log2_axis(values: list[float], x0: float, x1: float):
     return lambda v: x0 + (math.log2(v) - lo) / span * (x1 - x0)
 
 
+def _text_width(s: str) -> float:
+    """About how wide a line of the charts' 11 px notes is: CJK glyphs are about twice as wide as Latin ones."""
+    return sum(11.5 if ord(c) > 0x2E80 else 6.3 for c in s)
+
+
+def _label_beside(lx, label, curve, dots, x0, x1, y0, y1) -> list:
+    """A note beside the vertical line at ``lx``: on one line, else on the two its "\n" marks, in the first corner
+    (right of the line, top, then bottom; then left) that stays inside the panel and clear of the curve (its points
+    and points along its segments, ``curve``: (x, y) pairs in drawing order) and of other ``dots``."""
+    along = [(ax + (bx - ax) * k / 6, ay + (by - ay) * k / 6)
+             for (ax, ay), (bx, by) in zip(curve, curve[1:], strict=False) for k in range(1, 6)]
+    obstacles = curve + along + dots
+    head, _, tail = label.partition("\n")
+    # on one line Chinese joins its halves without a space, except before a number ("显存只容纳 17 个序列")
+    glue = "" if head[-1:] > "\u2e80" and tail[:1] > "\u2e80" else " "
+    forms = [[head + glue + tail], [head, tail]] if tail else [[head]]
+    for lines in forms:
+        w, h = max(_text_width(t) for t in lines), 13 * len(lines)
+        for right, top in ((True, True), (True, False), (False, True), (False, False)):
+            bx = lx + 5 if right else lx - 5 - w
+            by = y0 + 2 if top else y1 - 4 - h
+            if bx < x0 or bx + w > x1:
+                continue
+            if any(bx - 5 <= px <= bx + w + 5 and by - 5 <= py <= by + h + 5 for px, py in obstacles):
+                continue
+            return [_text(bx, by + 11 + 13 * k, t, "calc-chart__note") for k, t in enumerate(lines)]
+    # nowhere clear: two lines at the top, on the side with more room, kept inside the panel
+    lines = forms[-1]
+    w = max(_text_width(t) for t in lines)
+    bx = min(lx + 5, x1 - w) if x1 - lx >= lx - x0 else max(lx - 5 - w, x0)
+    return [_text(bx, y0 + 13 + 13 * k, t, "calc-chart__note") for k, t in enumerate(lines)]
+
+
 def _panel(points, xs, ys_field, scale_y, x0, x1, y0, y1, title, fmt_tick, current, series, kids, limit=None):
     """One panel of the perf chart; ``limit``: (sequences, label or None) where memory runs out within the curve,
     drawn as a dashed line; the points beyond it are faint (calc-chart__dot--beyond)."""
@@ -197,18 +230,14 @@ def _panel(points, xs, ys_field, scale_y, x0, x1, y0, y1, title, fmt_tick, curre
     pts = " ".join(f"{_attr(fx(p['batch']))},{_attr(fy(v))}" for p, v in zip(points, ys, strict=True))
     kids.append(node("polyline", {"points": pts, "class": f"calc-chart__line calc-chart__line--{series}",
                                   "data-series": series}))
-    if limit is not None:
-        # between the last batch that fits and the first that does not (log scale), or at the left edge for none
-        inside = [p["batch"] for p in points if p.get("fits_memory", True)]
-        beyond = min(p["batch"] for p in points if not p.get("fits_memory", True))
-        lx = (fx(inside[-1]) + fx(beyond)) / 2 if inside else x0
+    if limit is not None:  # at the count itself (log scale), or at the left edge where no sequence fits
+        lx = fx(limit[0]) if limit[0] >= 1 else x0
         kids.append(node("line", {"x1": lx, "x2": lx, "y1": y0, "y2": y1, "class": "calc-chart__limit",
                                   "data-series": f"{series}-capacity", "data-value": limit[0]}))
-        if limit[1]:  # beside the line, where a rising curve leaves room: low on its right, else high on its left
-            width = sum(12 if ord(c) > 0x2E80 else 6.5 for c in limit[1])  # CJK glyphs are about twice as wide
-            right = lx + 4 + width < x1
-            kids.append(_text(lx + 4 if right else lx - 4, y1 - 8 if right else y0 + 26, limit[1], "calc-chart__note",
-                              "start" if right else "end"))
+        if limit[1]:
+            curve = [(fx(p["batch"]), fy(v)) for p, v in zip(points, ys, strict=True)]
+            dots = [(fx(current[0]), fy(current[1] * scale_y))] if current[0] and current[1] is not None else []
+            kids.extend(_label_beside(lx, limit[1], curve, dots, x0, x1, y0, y1))
     for p, v in zip(points, ys, strict=True):
         out = " calc-chart__dot--beyond" if not p.get("fits_memory", True) else ""
         kids.append(node("circle", {"cx": fx(p["batch"]), "cy": fy(v), "r": 3,

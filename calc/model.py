@@ -394,15 +394,19 @@ def _matches(name: str, pattern: str) -> bool:
 
 def unquantized_linear_params(m: ModelSpec, per_layer: bool = False):
     """Weights of the decoder-block linear layers a checkpoint keeps in 16 bits: {"layer": ..., "expert": ...};
-    ``per_layer``: one such dict per decoder layer (for pipeline stages)."""
-    rows = [{"layer": 0, "expert": 0} for _ in m.moe_layers]
-    if m.unquantized_modules:
-        for name, n in linear_modules(m):
-            if any(_matches(name, p) for p in m.unquantized_modules):
-                i = int(name.split(".")[2])
-                rows[i]["expert" if name.endswith(".experts") else "layer"] += n
+    ``per_layer``: one such dict per decoder layer (for pipeline stages). Matched once per spec and kept on it (the
+    record is read-only): the name matching costs milliseconds for gpt-oss, and a memory report asks several times."""
+    rows = m.__dict__.get("_unquantized_rows")
+    if rows is None:
+        rows = [{"layer": 0, "expert": 0} for _ in m.moe_layers]
+        if m.unquantized_modules:
+            for name, n in linear_modules(m):
+                if any(_matches(name, p) for p in m.unquantized_modules):
+                    i = int(name.split(".")[2])
+                    rows[i]["expert" if name.endswith(".experts") else "layer"] += n
+        object.__setattr__(m, "_unquantized_rows", rows)
     if per_layer:
-        return rows
+        return [dict(r) for r in rows]  # copies: callers may add to them
     return {"layer": sum(r["layer"] for r in rows), "expert": sum(r["expert"] for r in rows)}
 
 

@@ -472,10 +472,11 @@ UI = {
     "perf_title": t("批大小对时延与吞吐的影响", "Latency and throughput vs batch size"),
     "perf_tpot": t("TPOT（ms）", "TPOT (ms)"),
     "perf_throughput": t("解码吞吐（tok/s）", "Decode throughput (tok/s)"),
-    # beside the dashed line on the perf chart: how many sequences of the input's length memory holds
-    "perf_capacity": t("显存只容纳 {n} 个序列", "memory: {n} sequences"),
-    "perf_capacity_one": t("显存只容纳 1 个序列", "memory: 1 sequence"),
-    "perf_capacity_none": t("显存一个序列也放不下", "memory: no sequence fits"),
+    # beside the dashed line on the perf chart: how many sequences of the input's length memory holds ("\n": where
+    # the chart may break the line)
+    "perf_capacity": t("显存只容纳\n{n} 个序列", "memory holds\n{n} sequences"),
+    "perf_capacity_one": t("显存只容纳\n1 个序列", "memory holds\n1 sequence"),
+    "perf_capacity_none": t("显存一个序列\n也放不下", "memory holds\nno sequence"),
     "perf_note": t("批大小（对数坐标）；空心点：显存带宽瓶颈，实心点：算力瓶颈；大圆点：当前输入",
                    "Batch size (log scale); hollow: memory-bound, filled: compute-bound; large dot: your input"),
     "cost_title": t("每百万 token 成本（按本请求的输入/输出比例，美元）",

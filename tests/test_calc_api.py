@@ -1,6 +1,7 @@
 """The shared contract: api.run / api.fields / InputError, the CLI wrapper, and registry helpers."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -559,17 +560,24 @@ def test_the_throughput_curve_marks_the_batches_memory_cannot_hold():
     """The perf calculator's curve runs to batch 512 whatever the memory: the batches beyond the count of sequences
     that fit at this length (the batch-fit check's count) are flagged, and the chart draws them faint beyond a dashed,
     labelled line."""
-    from calc import charts, web
+    from calc import web
 
     p = {"model": "llama-3-70b", "gpu": "h100-sxm", "tp": 2, "prompt-len": 1024, "output-len": 1024}
     r = api.run("perf", {**p, "batch": 16})
     n = r["curve_capacity"]
     # vLLM: the VRAM calculator's count for the same inputs, the one the batch-fit warning gives
     assert n == api.run("memory", {**p, "batch": 1})["max_concurrency"] and 16 < n < 512
+    assert _fit_warnings("perf", batch=n, **p) == []
     (w,) = _fit_warnings("perf", batch=n + 1, **p)
     assert f"holds {n:,} sequences" in w["en"]
     assert [c["fits_memory"] for c in r["throughput_curve"]] == [c["batch"] <= n for c in r["throughput_curve"]]
     assert any(c["fits_memory"] for c in r["throughput_curve"]) and not r["throughput_curve"][-1]["fits_memory"]
+    # a count that is a batch of the curve: that batch fits, the next does not (32 sequences of 4,096 tokens on one
+    # MI300X, the count test_a_batch_larger_than_the_engines_kv_cache_is_flagged works out by hand)
+    big = {"model": "llama-3-70b", "gpu": "mi300x", "weights": "fp16", "kv-dtype": "fp16", "prompt-len": 2048,
+           "output-len": 2048, "batch": 1}
+    curve = {c["batch"]: c["fits_memory"] for c in api.run("perf", big)["throughput_curve"]}
+    assert (curve[32], curve[64]) == (True, False)
     # TensorRT-LLM: the largest batch whose weights, KV cache and overhead stay resident in what CUDA shows
     t = api.run("perf", {**p, "batch": 16, "engine": "trt-llm"})["curve_capacity"]
 
@@ -577,27 +585,76 @@ def test_the_throughput_curve_marks_the_batches_memory_cannot_hold():
         q = api.run("memory", {**p, "batch": b, "engine": "trt-llm"})
         return q["weights_bytes_per_gpu"] + q["kv_cache_bytes_per_gpu"] + q["overhead_bytes_per_gpu"] <= q["gpu_visible_memory_bytes"]
     assert 16 < t < 512 and resident(t) and not resident(t + 1)
-    # the chart: a dashed line on each panel at the count, labelled once, and the points beyond it faint
-    chart = web.view("perf", {**p, "batch": 16}, "en")["chart"]
+    # Hugging Face's generate(): its whole-batch prefill peak counts too, as in the warning
+    hf = {**p, "engine": "hf", "prompt-len": 8192, "output-len": 256}
+    h = api.run("perf", {**hf, "batch": 1})["curve_capacity"]
+    assert 1 < h < t and _fit_warnings("perf", batch=h, **hf) == []
+    (w,) = _fit_warnings("perf", batch=h + 1, **hf)
+    assert f"hold {h:,} sequences of 8,448 tokens" in w["en"]
+    # more than the curve's largest batch fit: the count stops there, and every point fits
+    small = api.run("perf", {"model": "llama-3.2-1b", "gpu": "h100-sxm", "batch": 8, "prompt-len": 128, "output-len": 128})
+    assert small["curve_capacity"] == 512 and all(c["fits_memory"] for c in small["throughput_curve"])
+    view = web.view("perf", {"model": "llama-3.2-1b"}, "en")
+    assert "curve_capacity" not in {row["field"] for row in view["rows"] + view["details"]}  # not a result row
+    # where the weights do not load, no batch fits
+    none = api.run("perf", {"model": "llama-3-70b", "gpu": "l4", "batch": 1})
+    assert none["curve_capacity"] == 0 and not any(c["fits_memory"] for c in none["throughput_curve"])
+
+
+def _chart_nodes(params, lang):
+    from calc import web
+
     nodes = []
 
     def walk(x):
         nodes.append(x)
         for c in x.get("children") or []:
             walk(c)
-    walk(chart)
-    lines = [x for x in nodes if (x.get("attrs") or {}).get("data-series", "").endswith("-capacity")]
-    assert sorted(x["attrs"]["data-series"] for x in lines) == ["throughput-capacity", "tpot-capacity"]
-    assert {x["attrs"]["data-value"] for x in lines} == {str(n)}
-    beyond = [x for x in nodes if "calc-chart__dot--beyond" in (x.get("attrs") or {}).get("class", "")]
-    assert len(beyond) == 2 * sum(not c["fits_memory"] for c in r["throughput_curve"])
-    markup = charts.svg_markup(chart)
-    assert f"memory: {n} sequences" in markup
-    # where every batch of the curve fits there is no line; where the weights do not load, no batch fits
-    small = api.run("perf", {"model": "llama-3.2-1b", "gpu": "h100-sxm", "batch": 8, "prompt-len": 128, "output-len": 128})
-    assert small["curve_capacity"] >= 512 and all(c["fits_memory"] for c in small["throughput_curve"])
-    assert "capacity" not in charts.svg_markup(web.view("perf", {"model": "llama-3.2-1b", "gpu": "h100-sxm"}, "en")["chart"])
-    none = api.run("perf", {"model": "llama-3-70b", "gpu": "l4", "batch": 1})
-    assert none["curve_capacity"] == 0 and not any(c["fits_memory"] for c in none["throughput_curve"])
-    assert "memory: no sequence fits" in charts.svg_markup(
-        web.view("perf", {"model": "llama-3-70b", "gpu": "l4"}, "en")["chart"])
+    walk(web.view("perf", params, lang)["chart"])
+    return nodes
+
+
+def test_the_perf_chart_draws_the_count_as_a_labelled_line():
+    """A dashed line at the count on each panel (TPOT: x 64-300, throughput: x 400-620), labelled once, beside it on the
+    throughput panel and inside it; the points beyond the count faint; no line where every batch fits."""
+    p = {"model": "llama-3-70b", "gpu": "h100-sxm", "tp": 2, "prompt-len": 1024, "output-len": 1024, "batch": 16}
+    n = api.run("perf", p)["curve_capacity"]
+    for lang, words in (("en", f"{n} sequences"), ("zh", f"{n} 个序列")):
+        nodes = _chart_nodes(p, lang)
+        lines = {x["attrs"]["data-series"]: x["attrs"] for x in nodes
+                 if (x.get("attrs") or {}).get("data-series", "").endswith("-capacity")}
+        assert sorted(lines) == ["throughput-capacity", "tpot-capacity"]
+        assert {a["data-value"] for a in lines.values()} == {str(n)}
+        # at the count on the log axis: between the dots of batches 16 and 32, nearer 16 for 17
+        dots = {(x["attrs"]["data-series"], x["attrs"]["data-batch"]): float(x["attrs"]["cx"]) for x in nodes
+                if (x.get("attrs") or {}).get("class", "").startswith("calc-chart__dot")}
+        lx = float(lines["throughput-capacity"]["x1"])
+        left, right = dots[("throughput", "16")], dots[("throughput", "32")]
+        assert abs(lx - (left + (right - left) * math.log2(n / 16))) < 0.01
+        notes = [x for x in nodes if (x.get("attrs") or {}).get("class") == "calc-chart__note"
+                 and 400 <= float(x["attrs"]["x"]) <= 620]
+        assert words in " ".join(x["text"] for x in notes) and all(float(x["attrs"]["x"]) > lx for x in notes)
+        assert not [x for x in nodes if (x.get("attrs") or {}).get("class") == "calc-chart__note"
+                    and 64 <= float(x["attrs"]["x"]) <= 300]  # nothing on the TPOT panel
+        beyond = [x for x in nodes if "calc-chart__dot--beyond" in (x.get("attrs") or {}).get("class", "")]
+        assert len(beyond) == 2 * sum(int(b) > n for s, b in dots if s == "tpot")
+    # one sequence and none: the singular and the no-room texts, the line at the first batch or the left edge
+    one = {"model": "llama-3.1-8b", "gpu": "l4", "prompt-len": 20000, "output-len": 1000, "batch": 1}
+    assert api.run("perf", one)["curve_capacity"] == 1
+    text = " ".join(x.get("text") or "" for x in _chart_nodes(one, "en"))
+    assert "1 sequence" in text and "1 sequences" not in text
+    text = " ".join(x.get("text") or "" for x in _chart_nodes({"model": "llama-3-70b", "gpu": "l4"}, "en"))
+    assert "no sequence" in text
+    assert not [x for x in _chart_nodes({"model": "llama-3.2-1b", "gpu": "h100-sxm"}, "en")
+                if (x.get("attrs") or {}).get("data-series", "").endswith("-capacity")]
+
+
+def test_the_cli_curve_says_which_batches_memory_cannot_hold():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "calc", "perf", "--model", "llama-3-70b", "--gpu", "h100-sxm", "--tp", "2",
+                          "--prompt-len", "1024", "--output-len", "1024"], capture_output=True, text=True, check=True).stdout
+    rows = {int(line.split()[1].rstrip(":")): line for line in out.splitlines() if line.startswith("  batch ")}
+    assert "memory holds" not in rows[16] and rows[32].endswith(", more sequences than memory holds")
+    assert "curve_capacity" not in out
