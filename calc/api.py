@@ -430,8 +430,14 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
         return _either([*first, *more], zh)
     if eng.kv_rule in ("vllm_profile", "sglang_static"):
         n = r["max_concurrency"]
-        # vLLM's scheduler runs at most max_num_seqs per data-parallel rank (one engine core per attention replica)
-        seqs = mem.vllm_max_num_seqs(gpu) * dp if v["engine"] == "vllm" else None
+        # vLLM's scheduler runs at most max_num_seqs per data-parallel rank (one engine core per attention replica),
+        # SGLang's its max_running_requests per attention data-parallel worker, by default derived from its KV pool
+        seqs, flag = None, "--max-num-seqs"
+        if v["engine"] == "vllm":
+            seqs = mem.vllm_max_num_seqs(gpu) * dp
+        elif v["engine"] == "sglang":
+            seqs = mem.sglang_max_running_requests(r["engine_max_tokens_in_cache"] // dp, r["engine_max_model_len"]) * dp
+            flag = "--max-running-requests"
         if n == 0:
             return [t(f"{eng.name} 在 {where_zh} 上放下权重（每块 GPU {mem._gb(w)}，可见显存 {mem._gb(cap)}）并预留运行所需的显存后，"
                       f"KV 缓存连一个 {context:,} token 的序列都放不下：这样的部署无法提供服务，这里的数字不对应任何部署。"
@@ -441,9 +447,9 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
                       "reserved: this deployment does not serve, and these figures describe none. "
                       f"{_first_up(remedies(False, 'use a smaller weight format', 'shorten the context'))}")]
         if batch > n:
-            capped = seqs is not None and n > seqs  # lowering the batch to n would still trip vLLM's cap: say so too
-            also_zh = f"；默认一次也最多只运行 {seqs:,} 个（--max-num-seqs）" if capped else ""
-            also_en = f", and by default it runs at most {seqs:,} at once (--max-num-seqs)" if capped else ""
+            capped = seqs is not None and n > seqs  # lowering the batch to n would still trip the engine's cap: say so too
+            also_zh = f"；默认一次也最多只运行 {seqs:,} 个（{flag}）" if capped else ""
+            also_en = f", and by default it runs at most {seqs:,} at once ({flag})" if capped else ""
             if beyond:
                 same_zh = (f"显存计算器把最大模型长度设为 {context:,} 时给出同样的数目；vLLM 和 SGLang 默认会拒绝超过模型上下文的请求，"
                            "除非启动时把 --max-model-len 设到这么长（并有允许它的 RoPE 缩放）")
@@ -461,6 +467,15 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
                       f"{eng.name}'s KV cache on {where_en} holds {_seqs(n, False)} of {context:,} tokens (prompt + "
                       f"output), not {batch:,}{also_en}: no more run at once, and the rest queue or are preempted, so these "
                       f"figures, computed as if all {batch:,} ran together, are out of reach. {how_en}")]
+        if seqs is not None and batch > seqs and v["engine"] == "sglang":
+            per_zh = f"每个注意力数据并行副本 {seqs // dp:,} 个，这 {dp} 个副本共 {seqs:,} 个" if dp > 1 else f"{seqs:,} 个"
+            per_en = f"{seqs // dp:,} per attention data-parallel worker, {seqs:,} on these {dp}" if dp > 1 else f"{seqs:,}"
+            return [t(f"SGLang 在这里默认一次最多运行的请求数是 {per_zh}（--max-running-requests；默认值按它的 KV 池算：池中 token 数除以模型上下文长度再乘 512，"
+                      f"限定在 2,048 到 4,096 之间，且不超过池中 token 数的一半）：要让 {batch:,} 个同时运行，启动时须把它设得不小于批大小，否则这些速度和吞吐在实际部署中达不到",
+                      f"SGLang runs at most {per_en} requests at once here by default (--max-running-requests; the "
+                      "default follows its KV pool: the pool's tokens over the model's context length × 512, kept "
+                      f"between 2,048 and 4,096 and at most half the pool's tokens): for {batch:,} to run together, start "
+                      "it with a value at least as large as the batch, or these figures are out of reach")]
         if seqs is not None and batch > seqs:
             per_zh = f"每个数据并行副本 {seqs // dp:,} 个，这 {dp} 个副本共 {seqs:,} 个" if dp > 1 else f"{seqs:,} 个"
             per_en = f"{seqs // dp:,} per data-parallel rank, {seqs:,} on these {dp}" if dp > 1 else f"{seqs:,}"

@@ -100,6 +100,16 @@ def vllm_max_num_seqs(gpu) -> int:
     return 1024 if total >= 70 * GiB and "a100" not in gpu.name.lower() else 256
 
 
+def sglang_max_running_requests(tokens_in_cache: int, context_len: int) -> int:
+    """The most requests SGLang runs at once per attention data-parallel worker when --max-running-requests is not
+    set: its KV pool's tokens over the model's context length × 512, kept between 2,048 and 4,096, and at most half the
+    pool's tokens (model_runner init_memory_pool and max_running_requests in 0.5.8; kv_cache_configurator
+    resolve_max_num_reqs in 0.5.23). ``tokens_in_cache``: the (full) pool's tokens, ``context_len``: the context
+    length SGLang serves (the model's, or --context-length)."""
+    estimated = min(max(int(tokens_in_cache / context_len * 512), 2048), 4096)
+    return min(estimated, tokens_in_cache // 2)
+
+
 def sglang_chunked_prefill_size(gpu) -> int:
     """The chunked_prefill_size SGLang picks for a GPU when it is not set (server_args.py
     _handle_gpu_memory_settings, by the GPU's memory in MiB: 2048 below 35 GiB, 4096 below 60 GiB, 8192 below

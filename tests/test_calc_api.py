@@ -381,8 +381,8 @@ def test_speed_figures_for_mla_models_warn_where_they_were_never_checked():
 
 
 def _fit_warnings(command, **params):
-    """The warnings that say the batch cannot run at once (KV cache, resident bytes, vLLM's sequence cap)."""
-    marks = ("KV cache", "does not fit in GPU memory", "CUDA shows", "--max-num-seqs")
+    """The warnings that say the batch cannot run at once (KV cache, resident bytes, vLLM's and SGLang's caps)."""
+    marks = ("KV cache", "does not fit in GPU memory", "CUDA shows", "--max-num-seqs", "--max-running-requests")
     return [w for w in api.run(command, params)["warnings"] if any(m in w["en"] for m in marks)]
 
 
@@ -454,7 +454,7 @@ def test_vllms_sequence_cap_is_flagged():
     assert "at most 256 sequences at once" in w["en"] and "（--max-num-seqs）" in w["zh"] and "`" not in w["en"] + w["zh"]
     assert _fit_warnings("perf", gpu="h100-sxm", batch=1024, **small) == []
     assert len(_fit_warnings("perf", gpu="h100-sxm", batch=1025, **small)) == 1
-    assert _fit_warnings("perf", gpu="l40s", batch=4096, engine="sglang", **small) == []  # vLLM's cap only
+    assert _fit_warnings("perf", gpu="l40s", batch=2048, engine="sglang", **small) == []  # vLLM's cap only (SGLang's: below)
     # where the KV cache holds more than the cap, the KV warning names the cap too (lowering the batch to the KV count
     # would still trip it)
     (w,) = _fit_warnings("perf", gpu="l40s", batch=605, **{**small, "prompt-len": 1024, "output-len": 1024})
@@ -464,6 +464,24 @@ def test_vllms_sequence_cap_is_flagged():
             "prompt-len": 1024, "output-len": 1024}
     assert api.run("memory", {**dsv3, "batch": 1})["attention_replicas"] == 8
     assert _fit_warnings("perf", batch=2000, **dsv3) == []
+
+
+def test_sglangs_running_request_cap_is_flagged():
+    """SGLang runs at most --max-running-requests at once; unset, it follows the KV pool (0.5.8 model_runner, 0.5.23
+    kv_cache_configurator): clamp(tokens / context length × 512, 2,048, 4,096), at most half the tokens."""
+    from calc import memory as mem
+
+    assert [mem.sglang_max_running_requests(t, 131072) for t in (100_000, 1_000_000, 2_000_000)] == [2048, 3906, 4096]
+    assert mem.sglang_max_running_requests(3000, 4096) == 1500  # half the pool's tokens
+    small = {"model": "llama-3.2-1b", "gpu": "h100-sxm", "engine": "sglang", "prompt-len": 128, "output-len": 128}
+    m = api.run("memory", {**small, "batch": 1})
+    assert m["engine_max_tokens_in_cache"] / 131072 * 512 > 4096 and m["max_concurrency"] > 4097  # the cap binds first
+    assert _fit_warnings("perf", batch=4096, **small) == []
+    (w,) = _fit_warnings("perf", batch=4097, **small)
+    assert "SGLang runs at most 4,096 requests at once" in w["en"] and "（--max-running-requests；" in w["zh"]
+    # beyond the KV pool as well: the KV warning names the cap, with SGLang's flag
+    (w,) = _fit_warnings("perf", batch=m["max_concurrency"] + 1, **small)
+    assert "KV cache" in w["en"] and "at most 4,096 at once (--max-running-requests)" in w["en"]
 
 
 def test_counts_read_as_english_and_advice_fits_the_kv_type():
