@@ -177,7 +177,7 @@ def _log2_axis(values: list[float], x0: float, x1: float):
 
 def _text_width(s: str) -> float:
     """About how wide a line of the charts' 11 px notes is: CJK glyphs are about twice as wide as Latin ones."""
-    return sum(11.5 if ord(c) > 0x2E80 else 6.3 for c in s)
+    return sum(11.5 if ord(c) > 0x2E80 else 6.6 for c in s)
 
 
 def _label_beside(lx, label, curve, dots, x0, x1, y0, y1) -> list:
@@ -200,12 +200,13 @@ def _label_beside(lx, label, curve, dots, x0, x1, y0, y1) -> list:
                 continue
             if any(bx - 5 <= px <= bx + w + 5 and by - 5 <= py <= by + h + 5 for px, py in obstacles):
                 continue
-            return [_text(bx, by + 11 + 13 * k, t, "calc-chart__note") for k, t in enumerate(lines)]
-    # nowhere clear: two lines at the top, on the side with more room, kept inside the panel
+            return [_text(bx, by + 11 + 13 * k, t, "calc-chart__note calc-chart__note--limit") for k, t in enumerate(lines)]
+    # nowhere clear: two lines at the top, on the side with more room, kept inside the panel (a halo in the page's
+    # background colour, calc-chart__note--limit, keeps them legible over the curve)
     lines = forms[-1]
     w = max(_text_width(t) for t in lines)
     bx = min(lx + 5, x1 - w) if x1 - lx >= lx - x0 else max(lx - 5 - w, x0)
-    return [_text(bx, y0 + 13 + 13 * k, t, "calc-chart__note") for k, t in enumerate(lines)]
+    return [_text(bx, y0 + 13 + 13 * k, t, "calc-chart__note calc-chart__note--limit") for k, t in enumerate(lines)]
 
 
 def _panel(points, xs, ys_field, scale_y, x0, x1, y0, y1, title, fmt_tick, current, series, kids, limit=None):

@@ -309,13 +309,19 @@ def _cc_major(compute_capability: str | None) -> str | None:
 def sglang_swa_tokens_per_request(swa: dict, prompt: int, output: int, window: int, chunk: int,
                                   compute_capability: str | None) -> int:
     """Slots a running request holds in SGLang's sliding-window pool, by its radix cache (on by default): the part of
-    its prompt that stays locked there while it runs (``prompt_held``: through 0.5.15 the prompt's last radix-tree leaf,
-    up to one prefill ``chunk``; from 0.5.18 the prompt's last window), the tokens it has decoded until they leave the
-    window (at most the window, the ``eviction_interval_tokens`` between evictions and a page) and the page for the
-    next decode. Pages: ``page_tokens`` by compute-capability major (64 where trtllm_mha is the default backend)."""
+    its prompt that stays locked there while it runs (``prompt_held``: from 0.5.18 the prompt's last window; through
+    0.5.15 the radix-tree nodes locked from the last back until they cover a window, the prompt inserted one prefill
+    ``chunk`` at a time: its last chunk, and the one before where that is shorter than the window), the tokens it has
+    decoded until they leave the window (at most the window, the ``eviction_interval_tokens`` between evictions and a
+    page) and the page for the next decode. Pages: ``page_tokens`` by compute-capability major (64 where trtllm_mha is
+    the default backend)."""
     pages = swa["page_tokens"]
     page = pages.get(_cc_major(compute_capability), pages["default"])
-    held = min(prompt, chunk if swa["prompt_held"] == "chunk" else window)
+    if swa["prompt_held"] == "chunk":
+        last = (prompt - 1) % chunk + 1 if prompt else 0
+        held = last if last >= window or prompt <= chunk else last + chunk
+    else:
+        held = min(prompt, window)
     return held + min(output, window + swa["eviction_interval_tokens"] + page) + page
 
 

@@ -12,6 +12,7 @@ deepseek_v2, deepseek_v3, glm4_moe_lite (GLM-4.7-Flash: DeepSeek-V3's layer), gp
 from __future__ import annotations
 
 import math
+import weakref
 
 # Per family: does the checkpoint tie lm_head to the input embedding when config.json does not say?
 # (the default of the family's transformers Config class)
@@ -392,11 +393,15 @@ def _matches(name: str, pattern: str) -> bool:
     return pattern == name or f".{pattern}." in f".{name}." or name.startswith(pattern + ".") or pattern in name.split(".")
 
 
+_UNQUANTIZED_ROWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # spec -> its rows, while the spec lives
+
+
 def unquantized_linear_params(m: ModelSpec, per_layer: bool = False):
     """Weights of the decoder-block linear layers a checkpoint keeps in 16 bits: {"layer": ..., "expert": ...};
-    ``per_layer``: one such dict per decoder layer (for pipeline stages). Matched once per spec and kept on it (the
-    record is read-only): the name matching costs milliseconds for gpt-oss, and a memory report asks several times."""
-    rows = m.__dict__.get("_unquantized_rows")
+    ``per_layer``: one such dict per decoder layer (for pipeline stages). Matched once per spec (the record is
+    read-only) and kept beside it, not on it, so its fields stay what callers see: the name matching costs
+    milliseconds for gpt-oss, and a memory report asks several times."""
+    rows = _UNQUANTIZED_ROWS.get(m)
     if rows is None:
         rows = [{"layer": 0, "expert": 0} for _ in m.moe_layers]
         if m.unquantized_modules:
@@ -404,7 +409,7 @@ def unquantized_linear_params(m: ModelSpec, per_layer: bool = False):
                 if any(_matches(name, p) for p in m.unquantized_modules):
                     i = int(name.split(".")[2])
                     rows[i]["expert" if name.endswith(".experts") else "layer"] += n
-        object.__setattr__(m, "_unquantized_rows", rows)
+        _UNQUANTIZED_ROWS[m] = rows
     if per_layer:
         return [dict(r) for r in rows]  # copies: callers may add to them
     return {"layer": sum(r["layer"] for r in rows), "expert": sum(r["expert"] for r in rows)}

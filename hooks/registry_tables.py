@@ -226,10 +226,11 @@ def engines_table(lang: str) -> str:
             if swa:  # SGLang's window pool for the models on its list
                 r = f"{swa['swa_full_tokens_ratio']:g}"
                 names = [t.replace("_", "-") for t in swa["model_types"]]  # config.json's model_type gpt_oss: gpt-oss
-                rule += ((f"；{'、'.join(names)} 的滑动窗口层另有一个池，token 数是全量池的 {r} 倍"
-                          "（[SGLang 的窗口池](#sglang-swa)）") if zh else
+                rule += ((f"；{'、'.join(names)} 的滑动窗口层另有一个池，token 数是全量池的 {r} 倍，运行中的请求在其中保留提示的最后一个窗口"
+                          "和尚未移出窗口的已解码 token（[SGLang 的窗口池](#sglang-swa)）") if zh else
                          (f"; {', '.join(names)}: the sliding-window layers get a pool of their own, {r} × "
-                          "the full pool's tokens ([SGLang's window pool](#sglang-swa))"))
+                          "the full pool's tokens, where a running request keeps its prompt's last window and the "
+                          "tokens it decoded until they leave the window ([SGLang's window pool](#sglang-swa))"))
                 for vname in p.kv_variants:  # what each older release did differently
                     vswa = p.kv_budget(vname).get("hybrid_swa")
                     parts = []

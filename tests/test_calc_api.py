@@ -649,11 +649,9 @@ def test_the_perf_chart_draws_the_count_as_a_labelled_line():
         lx = float(lines["throughput-capacity"]["x1"])
         left, right = dots[("throughput", "16")], dots[("throughput", "32")]
         assert abs(lx - (left + (right - left) * math.log2(n / 16))) < 0.01
-        notes = [x for x in nodes if (x.get("attrs") or {}).get("class") == "calc-chart__note"
-                 and 400 <= float(x["attrs"]["x"]) <= 620]
-        assert words in " ".join(x["text"] for x in notes) and all(float(x["attrs"]["x"]) > lx for x in notes)
-        assert not [x for x in nodes if (x.get("attrs") or {}).get("class") == "calc-chart__note"
-                    and 64 <= float(x["attrs"]["x"]) <= 300]  # nothing on the TPOT panel
+        notes = [x for x in nodes if (x.get("attrs") or {}).get("class") == "calc-chart__note calc-chart__note--limit"]
+        assert words in " ".join(x["text"] for x in notes)
+        assert all(lx < float(x["attrs"]["x"]) <= 620 for x in notes)  # right of the line, on the throughput panel
         beyond = [x for x in nodes if "calc-chart__dot--beyond" in (x.get("attrs") or {}).get("class", "")]
         assert len(beyond) == 2 * sum(int(b) > n for s, b in dots if s == "tpot")
     # one sequence and none: the singular and the no-room texts, the line at the first batch or the left edge
@@ -676,3 +674,36 @@ def test_the_cli_curve_says_which_batches_memory_cannot_hold():
     rows = {int(line.split()[1].rstrip(":")): line for line in out.splitlines() if line.startswith("  batch ")}
     assert "memory holds" not in rows[16] and rows[32].endswith(", more sequences than memory holds")
     assert "curve_capacity" not in out
+
+
+def test_the_capacity_label_stays_in_its_panel_and_off_the_curve():
+    """Wherever memory runs out along the curve, the label beside the dashed line stays inside the throughput panel
+    (x 400-620, y 44-214) and, where some corner allows it, clear of the curve's points and the input's dot."""
+    from calc import charts
+
+    cases = [({"model": "llama-3-70b", "gpu": "l4"}, 0),
+             ({"model": "llama-3.1-8b", "gpu": "l4", "prompt-len": 20000, "output-len": 1000}, 1),
+             ({"model": "llama-3-70b", "gpu": "h100-sxm", "tp": 2, "prompt-len": 1024, "output-len": 1024, "batch": 16}, None),
+             ({"model": "llama-3-70b", "gpu": "h100-sxm", "tp": 2, "prompt-len": 1024, "output-len": 256, "batch": 16}, None),
+             ({"model": "llama-3.1-8b", "gpu": "a100-80gb", "prompt-len": 8000, "output-len": 1000, "batch": 8}, None),
+             ({"model": "llama-3.1-8b", "gpu": "h100-sxm", "prompt-len": 2048, "output-len": 1024, "batch": 8}, None),
+             ({"model": "llama-3.1-8b", "gpu": "h100-sxm", "prompt-len": 1024, "output-len": 256, "batch": 8}, None),
+             # the same count as the fourth, on an axis stretched to the input's batch of 2,000
+             ({"model": "llama-3-70b", "gpu": "h100-sxm", "tp": 2, "prompt-len": 1024, "output-len": 256, "batch": 2000}, None)]
+    counts = set()
+    for params, count in cases:
+        n = api.run("perf", {"batch": 1, **params})["curve_capacity"]
+        assert count is None or n == count
+        counts.add(n)
+        for lang in ("en", "zh"):
+            nodes = _chart_nodes(params, lang)
+            labels = [x for x in nodes if (x.get("attrs") or {}).get("class") == "calc-chart__note calc-chart__note--limit"]
+            assert 1 <= len(labels) <= 2, (params, lang)
+            dots = [(float(x["attrs"]["cx"]), float(x["attrs"]["cy"])) for x in nodes
+                    if (x.get("attrs") or {}).get("data-series") in ("throughput", "throughput-current") and "cx" in x["attrs"]]
+            for x in labels:
+                left, base = float(x["attrs"]["x"]), float(x["attrs"]["y"])
+                right = left + charts._text_width(x["text"])
+                assert 400 <= left and right <= 620 and 44 <= base - 11 and base <= 214, (params, lang, x["text"])
+                assert not [d for d in dots if left - 3 <= d[0] <= right + 3 and base - 14 <= d[1] <= base + 3], (params, lang)
+    assert len(counts) == len(cases) - 1  # seven different places along the curve, from none to 360

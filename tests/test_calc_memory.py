@@ -461,6 +461,13 @@ def test_sglang_gives_gpt_oss_window_layers_a_pool_of_their_own():
     # a B200 from 0.5.10: trtllm_mha's 64-token pages; 200 + 100 tokens: 128 + 100 + 64 window slots
     b200, b_full, b_swa = count(None, 200, 100, "b200")
     assert b200 == min(b_full // 19, b_swa // 292)
+    # 0.5.10-0.5.15 keeps the radix-tree nodes locked from the prompt's last back to a window: a prompt of 9,000 tokens
+    # went in as 8,192 + 808, so 808 stay (+ 100 decoded + a page); one of 8,292 went in as 8,192 + 100, and 100 is
+    # short of the window, so both chunks stay
+    assert count("0.5.10-0.5.15", 9000, 100) == (min(full // 569, swa // (808 + 100 + 1)), full, swa)
+    assert count("0.5.10-0.5.15", 8292, 100)[0] == swa // (8292 + 100 + 1) < full // 525
+    # the variants evict about every 128 tokens too: 128 + 300 tokens hold 128 + 257 + 1 there, not 128 + 300 + 1
+    assert count("0.5.10-0.5.15", 128, 300)[0] == count("0.5.8-0.5.9", 128, 300)[0] == swa // 386
     # 0.5.8-0.5.9: on a B200 (compute capability 10.0) that backend kept every layer at full length; elsewhere as 0.5.10
     assert view("b200", "0.5.8-0.5.9")["engine_num_kv_blocks"] == view("b200", "pre0.5.8")["engine_num_kv_blocks"]
     assert view("b200", "0.5.8-0.5.9")["engine_num_kv_blocks"] < view("b200")["engine_num_kv_blocks"]
