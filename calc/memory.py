@@ -110,6 +110,34 @@ def sglang_max_running_requests(tokens_in_cache: int, context_len: int) -> int:
     return min(estimated, tokens_in_cache // 2)
 
 
+def sglang_mem_fraction_static(gpu_memory_bytes: int, tp: int, pp: int, chunk: int, dp: int = 1) -> float:
+    """The mem_fraction_static SGLang picks when it is not set (server_args._handle_gpu_memory_settings, read in
+    0.5.8): it reserves, in MiB, 512 + 1.5 × max(chunked_prefill_size, 2,048) for activations + 2 × cuda_graph_max_bs
+    for CUDA graphs + tp × pp / 8 × 1,024 for large parallel sizes (+ 3 × cuda_graph_max_bs per attention data-parallel
+    worker, 1.5 more above 300, with DP attention), at least 10 GiB on GPUs over 60 GiB, and keeps the rest:
+    round((memory − reserved) / memory, 3). cuda_graph_max_bs goes by the GPU's memory: 8 under 20 GiB, 24 (80 from
+    TP 4) under 35 GiB, 32 (160) under 60 GiB, 256 (512) under 160 GiB, else 512. ``gpu_memory_bytes``: what CUDA
+    shows (SGLang reads nvidia-smi's total, a few hundred MiB more); ``tp``: the GPUs of a stage; ``chunk``: its
+    chunked_prefill_size. 0.5.23 adds a few hundred MiB for piecewise prefill graphs (1.5 GiB with MLA); not modelled."""
+    mib = gpu_memory_bytes / 2**20
+    if mib < 20 * 1024:
+        max_bs = 8
+    elif mib < 35 * 1024:
+        max_bs = 24 if tp < 4 else 80
+    elif mib < 60 * 1024:
+        max_bs = 32 if tp < 4 else 160
+    elif mib < 160 * 1024:
+        max_bs = 256 if tp < 4 else 512
+    else:
+        max_bs = 512
+    reserved = 512 + max(chunk, 2048) * 1.5 + max_bs * 2 + tp * pp / 8 * 1024
+    if dp > 1:
+        reserved += max_bs * dp * 3 + (max_bs * dp * 1.5 if max_bs > 300 else 0)
+    if mib > 60 * 1024:
+        reserved = max(reserved, 10 * 1024)
+    return round((mib - reserved) / mib, 3)
+
+
 def sglang_chunked_prefill_size(gpu) -> int:
     """The chunked_prefill_size SGLang picks for a GPU when it is not set (server_args.py
     _handle_gpu_memory_settings, by the GPU's memory in MiB: 2048 below 35 GiB, 4096 below 60 GiB, 8192 below
@@ -582,9 +610,16 @@ def memory_report(
     eng = engines_mod.profile(engine or engines_mod.DEFAULT_ENGINE)
     kvb = eng.kv_budget(kv_variant)
     rule = kvb["rule"]
-    if gpu_memory_utilization is None:
-        gpu_memory_utilization = kvb["fraction"] if kvb.get("fraction") is not None else VLLM_GPU_MEMORY_UTILIZATION
     capacity = gpu_memory_bytes if visible_memory_bytes is None else visible_memory_bytes
+    if gpu_memory_utilization is None:
+        if kvb.get("fraction") is not None:
+            gpu_memory_utilization = kvb["fraction"]
+        elif rule == "sglang_static":  # SGLang derives its default from the GPU and its own settings
+            g_stage = gpus_per_stage(tp, ep)
+            gpu_memory_utilization = sglang_mem_fraction_static(capacity, g_stage, pp, max_num_batched_tokens,
+                                                                attention_replicas(tp, ep))
+        else:
+            gpu_memory_utilization = VLLM_GPU_MEMORY_UTILIZATION
     counts = param_counts(m)
     context = prompt_len + output_len
     backend = None

@@ -42,7 +42,9 @@ def validate(cost: StepCost | None = None, seed: int = 0, only: str | None = Non
         m, gpu = registry.get_model(b["model"]), registry.get_gpu(b["gpu"])
         c = cost or step_cost(engine or b["calc_engine"], b["weights"], gpu=gpu)
         sm = StepModel(m, gpu, b["weights"], b["kv_dtype"], b["tp"], c)
-        blocks = sm.kv_blocks(max_num_batched_tokens=SIM_MAX_NUM_BATCHED_TOKENS, max_num_seqs=SIM_MAX_NUM_SEQS)
+        # the run's own memory fraction (its release's default) for the run's engine; other profiles keep their rule's
+        fraction = b.get("gpu_memory_utilization") if c.engine == b["calc_engine"] else None
+        blocks = sm.kv_blocks(fraction, max_num_batched_tokens=SIM_MAX_NUM_BATCHED_TOKENS, max_num_seqs=SIM_MAX_NUM_SEQS)
         for p in b["points"][:max_points]:
             rate = math.inf if p["rate"] is None else p["rate"]
             reqs = requests(p["requests"], rate, p.get("prompt", b["prompt"]), p.get("output", b["output"]), seed=seed)

@@ -220,8 +220,10 @@ def engines_table(lang: str) -> str:
         if kv["rule"] == "sglang_static":
             start, pcie = gib(kv.get("startup_bytes_multi_gpu", 0)), gib(kv.get("startup_bytes_multi_gpu_pcie", 0))
             rule = (f"mem_fraction_static × (CUDA 可见显存 − 多卡时分布式初始化 {start}，GPU 未全部由 NVLink 连通时 {pcie}) − 权重"
+                    "（mem_fraction_static 默认按 [SGLang 自己的算法](#sglang-fraction)）"
                     if zh else f"mem_fraction_static × (CUDA-visible − {start} of distributed set-up on several GPUs, "
-                               f"{pcie} where NVLink does not link them all) − weights")
+                               f"{pcie} where NVLink does not link them all) − weights (mem_fraction_static by default "
+                               "[SGLang's own heuristic](#sglang-fraction))")
             swa = kv.get("hybrid_swa")
             if swa:  # SGLang's window pool for the models on its list
                 r = f"{swa['swa_full_tokens_ratio']:g}"

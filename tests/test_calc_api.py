@@ -540,8 +540,14 @@ def test_a_prefills_activation_peak_flags_only_hugging_faces_generate():
     r = mem.memory_report(registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm").memory_bytes, "bf16", "bf16", 56,
                           4096, 4096, 1, visible_memory_bytes=registry.get_gpu("h100-sxm").visible_memory_bytes, engine="ideal")
     assert not r["fits"] and "activation peak" in r["fits_reason"]["en"]
-    for engine in ("ideal", "trt-llm", "vllm", "sglang"):
+    for engine in ("ideal", "trt-llm", "vllm"):
         assert _fit_warnings("perf", engine=engine, **ch02) == [], engine
+    # SGLang keeps more memory back by default (memory.sglang_mem_fraction_static): its KV pool is what it flags,
+    # not the prompt's activations
+    (w,) = _fit_warnings("perf", engine="sglang", **ch02)
+    sglang = api.run("memory", {**ch02, "engine": "sglang"})
+    assert sglang["engine_gpu_memory_utilization"] < 0.92 and sglang["max_concurrency"] < 56
+    assert f"holds {sglang['max_concurrency']} sequences" in w["en"] and "prefill" not in w["en"]
     (w,) = _fit_warnings("perf", engine="hf", **ch02)
     assert "generate() prefills the whole batch in one pass" in w["en"]
     # its count is the largest batch that fits with its own prefill peak: that batch passes, one more does not, and the
@@ -553,10 +559,13 @@ def test_a_prefills_activation_peak_flags_only_hugging_faces_generate():
 
 def test_chapter_4_says_which_cell_of_its_all_reduce_table_does_not_fit():
     """ch04, Table 4-15 (engine ideal): Llama-3-70B in BF16 on 2 x H100, batch 64 of 1,280 tokens. vLLM's KV rule holds
-    28, SGLang's 27; even every byte CUDA shows, beside the weights and 1 GiB, holds 63; from TP 4 the batch fits."""
+    28; SGLang's default memory fraction leaves no room for the KV cache, and at 0.92 it holds 27; even every byte CUDA
+    shows, beside the weights and 1 GiB, holds 63; from TP 4 the batch fits."""
     row = {"model": "llama-3-70b", "gpu": "h100-sxm", "prompt-len": 1024, "output-len": 256}
     assert api.run("memory", {**row, "tp": 2})["max_concurrency"] == 28
-    assert api.run("memory", {**row, "tp": 2, "engine": "sglang"})["max_concurrency"] == 27
+    sglang = api.run("memory", {**row, "tp": 2, "engine": "sglang"})
+    assert sglang["max_concurrency"] == 0 and sglang["engine_gpu_memory_utilization"] == 0.833
+    assert api.run("memory", {**row, "tp": 2, "engine": "sglang", "gpu-memory-utilization": 0.92})["max_concurrency"] == 27
     gpu = registry.get_gpu("h100-sxm")
     per_gpu_weights = 70_553_706_496 * 2 // 2  # 70.55 B parameters x 2 bytes, over 2 GPUs
     assert registry.get_model("llama-3-70b") and api.run("memory", {**row, "tp": 2})["params_total"] == 70_553_706_496

@@ -430,7 +430,7 @@ def test_sglang_gives_gpt_oss_window_layers_a_pool_of_their_own():
 
     def view(gpu, variant=None, prompt=8192, output=1024, model=oss, weights="mxfp4-experts"):
         g = registry.get_gpu(gpu)
-        return memory_report(model, g.memory_bytes, weights, "bf16", 1, prompt, output,
+        return memory_report(model, g.memory_bytes, weights, "bf16", 1, prompt, output, gpu_memory_utilization=0.92,
                              visible_memory_bytes=g.visible_memory_bytes, engine="sglang", kv_variant=variant,
                              compute_capability=g.compute_capability, linked_gpus=g.linked_gpus,
                              max_num_batched_tokens=mem.sglang_chunked_prefill_size(g))
@@ -482,13 +482,15 @@ def test_sglang_gives_gpt_oss_window_layers_a_pool_of_their_own():
 
 def test_the_data_page_quotes_sglangs_window_pool_counts():
     """docs/*/calculators/data.md #sglang-swa: "only 18 fit, fewer than the 19 of every layer at full length" (gpt-oss-120b
-    on one H100, 8,192 + 1,024 tokens, variants 0.5.10-0.5.15 and pre0.5.8, which the calculators do not offer)."""
+    on one H100, 8,192 + 1,024 tokens, at the page's memory fraction of 0.92, variants 0.5.10-0.5.15 and pre0.5.8, which
+    the calculators do not offer)."""
     from pathlib import Path
 
     h100 = registry.get_gpu("h100-sxm")
     counts = [memory_report(registry.get_model("gpt-oss-120b"), h100.memory_bytes, "mxfp4-experts", "bf16", 1, 8192, 1024,
                             visible_memory_bytes=h100.visible_memory_bytes, engine="sglang", kv_variant=variant,
-                            compute_capability=h100.compute_capability, max_num_batched_tokens=8192)["max_concurrency"]
+                            compute_capability=h100.compute_capability, max_num_batched_tokens=8192,
+                            gpu_memory_utilization=0.92)["max_concurrency"]
               for variant in ("0.5.10-0.5.15", "pre0.5.8")]
     assert counts == [18, 19]
     root = Path(__file__).resolve().parents[1] / "docs"
@@ -643,3 +645,31 @@ def test_the_sampler_path_is_shown_in_words():
             assert web.format_value("engine_sampler_path", path, lang)[0] == VALUE_WORDS[path][lang] != path
     shown = {r["field"]: r["display"] for r in web.view("memory", {"model": "llama-3.1-8b", "gpu": "h100-sxm"}, "en")["details"]}
     assert shown["engine_sampler_path"] == "V2 runner (logits only)"
+
+
+def test_sglangs_default_memory_fraction_follows_its_heuristic():
+    """SGLang 0.5.8's server_args._handle_gpu_memory_settings, by hand: it reserves (MiB) 512 + 1.5 x max(chunk, 2,048) +
+    2 x cuda_graph_max_bs + 1,024 x tp x pp / 8, at least 10 GiB above 60 GiB, and keeps the rest as a share of the
+    GPU's memory, rounded to 3 places."""
+    h100, l4 = registry.get_gpu("h100-sxm"), registry.get_gpu("l4")
+    mib = h100.visible_memory_bytes / 2**20
+    # one H100: chunk 8,192, graphs up to 256 below TP 4
+    assert mem.sglang_mem_fraction_static(h100.visible_memory_bytes, 1, 1, 8192) == round(
+        (mib - (512 + 8192 * 1.5 + 256 * 2 + 1024 / 8)) / mib, 3) == 0.834
+    # TP 8: graphs up to 512 and 1,024 MiB for the parallel size
+    assert mem.sglang_mem_fraction_static(h100.visible_memory_bytes, 8, 1, 8192) == round(
+        (mib - (512 + 8192 * 1.5 + 512 * 2 + 1024)) / mib, 3)
+    # an L4 (under 35 GiB): chunk 2,048, graphs up to 24, and no 10 GiB floor
+    small = l4.visible_memory_bytes / 2**20
+    assert mem.sglang_mem_fraction_static(l4.visible_memory_bytes, 1, 1, 2048) == round(
+        (small - (512 + 2048 * 1.5 + 24 * 2 + 128)) / small, 3)
+    # the engine view uses it where no fraction is given; vLLM keeps its own; a stated fraction wins
+    m = registry.get_model("llama-3.1-8b")
+
+    def view(engine, **kw):
+        return memory_report(m, h100.memory_bytes, visible_memory_bytes=h100.visible_memory_bytes, engine=engine,
+                             max_num_batched_tokens=8192, **kw)
+    assert view("sglang")["engine_gpu_memory_utilization"] == 0.834
+    assert view("vllm")["engine_gpu_memory_utilization"] == 0.92
+    assert view("sglang", gpu_memory_utilization=0.9)["engine_gpu_memory_utilization"] == 0.9
+    assert view("sglang")["engine_kv_budget_bytes_per_gpu"] < view("sglang", gpu_memory_utilization=0.92)["engine_kv_budget_bytes_per_gpu"]
