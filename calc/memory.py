@@ -118,7 +118,9 @@ def sglang_mem_fraction_static(gpu_memory_bytes: int, tp: int, pp: int, chunk: i
     round((memory − reserved) / memory, 3). cuda_graph_max_bs goes by the GPU's memory: 8 under 20 GiB, 24 (80 from
     TP 4) under 35 GiB, 32 (160) under 60 GiB, 256 (512) under 160 GiB, else 512. ``gpu_memory_bytes``: what CUDA
     shows (SGLang reads nvidia-smi's total, a few hundred MiB more); ``tp``: the GPUs of a stage; ``chunk``: its
-    chunked_prefill_size. 0.5.23 adds a few hundred MiB for piecewise prefill graphs (1.5 GiB with MLA); not modelled."""
+    chunked_prefill_size (with chunked prefill off, max_prefill_tokens). Not modelled: from 0.5.10 the reserve for
+    prefill CUDA graphs (8 MiB per captured size, 1.5 GiB with MLA: a few thousandths lower, about 0.01 for MLA
+    models), and 0.5.20's new tier for GPUs of 20 to 35 GiB."""
     mib = gpu_memory_bytes / 2**20
     if mib < 20 * 1024:
         max_bs = 8
@@ -135,7 +137,20 @@ def sglang_mem_fraction_static(gpu_memory_bytes: int, tp: int, pp: int, chunk: i
         reserved += max_bs * dp * 3 + (max_bs * dp * 1.5 if max_bs > 300 else 0)
     if mib > 60 * 1024:
         reserved = max(reserved, 10 * 1024)
-    return round((mib - reserved) / mib, 3)
+    return max(0.0, round((mib - reserved) / mib, 3))
+
+
+SGLANG_MAX_PREFILL_TOKENS = 16384  # server_args max_prefill_tokens: what a prefill batch holds with chunked prefill off
+
+
+def sglang_aiter_scales_fraction(m: ModelSpec, compute_capability: str | None, tp: int, context_len: int) -> bool:
+    """Whether SGLang multiplies its memory fraction, given or default, by 0.85: on AMD GPUs with its default attention
+    backend there, aiter (MHA models; MLA models where each GPU has 16 or 128 heads, else triton), for a context
+    length over 8,192 (server_args 0.5.8; arg_groups/attention_hook.py 0.5.23, where an environment variable can
+    turn it off for a given fraction)."""
+    if compute_capability is None or not compute_capability.startswith("gfx") or context_len <= 8192:
+        return False
+    return not m.is_mla or m.num_attention_heads // tp in (16, 128)
 
 
 def sglang_chunked_prefill_size(gpu) -> int:
@@ -615,11 +630,15 @@ def memory_report(
         if kvb.get("fraction") is not None:
             gpu_memory_utilization = kvb["fraction"]
         elif rule == "sglang_static":  # SGLang derives its default from the GPU and its own settings
-            g_stage = gpus_per_stage(tp, ep)
-            gpu_memory_utilization = sglang_mem_fraction_static(capacity, g_stage, pp, max_num_batched_tokens,
+            # its prefill chunk; with chunked prefill off (a budget of a whole context) its max_prefill_tokens
+            chunk = min(max_num_batched_tokens, SGLANG_MAX_PREFILL_TOKENS)
+            gpu_memory_utilization = sglang_mem_fraction_static(capacity, gpus_per_stage(tp, ep), pp, chunk,
                                                                 attention_replicas(tp, ep))
         else:
             gpu_memory_utilization = VLLM_GPU_MEMORY_UTILIZATION
+    if rule == "sglang_static" and sglang_aiter_scales_fraction(m, compute_capability, gpus_per_stage(tp, ep),
+                                                                max_model_len or m.max_position_embeddings):
+        gpu_memory_utilization *= 0.85  # given or default, as SGLang does
     counts = param_counts(m)
     context = prompt_len + output_len
     backend = None

@@ -716,3 +716,13 @@ def test_the_capacity_label_stays_in_its_panel_and_off_the_curve():
                 assert 400 <= left and right <= 620 and 44 <= base - 11 and base <= 214, (params, lang, x["text"])
                 assert not [d for d in dots if left - 3 <= d[0] <= right + 3 and base - 14 <= d[1] <= base + 3], (params, lang)
     assert len(counts) == len(cases) - 1  # seven different places along the curve, from none to 360
+
+
+def test_sglang_with_chunked_prefill_off_still_has_a_memory_fraction():
+    """With chunked prefill off the planner's step budget is a whole context; SGLang's default memory fraction then
+    reserves for its max_prefill_tokens (16,384), not for that budget, and a model that fits still fits."""
+    p = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "engine": "sglang"}
+    off = api.run("plan", {**p, "chunked-prefill": "off"})
+    assert off["tp_size"] == api.run("plan", p)["tp_size"] == 1
+    fraction = api.run("memory", {**p, "max-num-batched-tokens": 131072})["engine_gpu_memory_utilization"]
+    assert 0.6 < fraction == api.run("memory", {**p, "max-num-batched-tokens": 16384})["engine_gpu_memory_utilization"] < 0.834

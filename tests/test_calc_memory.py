@@ -673,3 +673,26 @@ def test_sglangs_default_memory_fraction_follows_its_heuristic():
     assert view("vllm")["engine_gpu_memory_utilization"] == 0.92
     assert view("sglang", gpu_memory_utilization=0.9)["engine_gpu_memory_utilization"] == 0.9
     assert view("sglang")["engine_kv_budget_bytes_per_gpu"] < view("sglang", gpu_memory_utilization=0.92)["engine_kv_budget_bytes_per_gpu"]
+    # the 10 GiB floor: a 2,048-token chunk on an H100 reserves only 512 + 3,072 + 512 + 128 MiB
+    assert mem.sglang_mem_fraction_static(h100.visible_memory_bytes, 1, 1, 2048) == round((mib - 10 * 1024) / mib, 3)
+    # over 160 GiB (a B200): graphs up to 512 at any TP; DP attention adds 3 x 512 per worker and 1.5 x more above 300
+    b200 = registry.get_gpu("b200")
+    big = b200.visible_memory_bytes / 2**20
+    assert mem.sglang_mem_fraction_static(b200.visible_memory_bytes, 1, 1, 16384) == round(
+        (big - (512 + 16384 * 1.5 + 512 * 2 + 128)) / big, 3)
+    assert mem.sglang_mem_fraction_static(b200.visible_memory_bytes, 8, 1, 16384, dp=8) == round(
+        (big - (512 + 16384 * 1.5 + 512 * 2 + 1024 + 512 * 8 * 3 + 512 * 8 * 1.5)) / big, 3)
+    # chunked prefill off: the budget is a whole context, and SGLang reserves for its max_prefill_tokens, 16,384
+    off = memory_report(m, h100.memory_bytes, visible_memory_bytes=h100.visible_memory_bytes, engine="sglang",
+                        max_num_batched_tokens=131072)
+    assert off["engine_gpu_memory_utilization"] == round((mib - (512 + 16384 * 1.5 + 256 * 2 + 128)) / mib, 3) > 0
+    # AMD: aiter, SGLang's default backend there, takes 15 % off the fraction, given or default, beyond 8,192 tokens
+    mi = registry.get_gpu("mi300x")
+
+    def amd(**kw):
+        return memory_report(m, mi.memory_bytes, visible_memory_bytes=mi.visible_memory_bytes, engine="sglang",
+                             compute_capability=mi.compute_capability, max_num_batched_tokens=16384, **kw)
+    default = mem.sglang_mem_fraction_static(mi.visible_memory_bytes, 1, 1, 16384)
+    assert amd()["engine_gpu_memory_utilization"] == pytest.approx(default * 0.85)
+    assert amd(gpu_memory_utilization=0.9)["engine_gpu_memory_utilization"] == pytest.approx(0.765)
+    assert amd(max_model_len=8192)["engine_gpu_memory_utilization"] == default
