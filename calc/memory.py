@@ -626,19 +626,6 @@ def memory_report(
     kvb = eng.kv_budget(kv_variant)
     rule = kvb["rule"]
     capacity = gpu_memory_bytes if visible_memory_bytes is None else visible_memory_bytes
-    if gpu_memory_utilization is None:
-        if kvb.get("fraction") is not None:
-            gpu_memory_utilization = kvb["fraction"]
-        elif rule == "sglang_static":  # SGLang derives its default from the GPU and its own settings
-            # its prefill chunk; with chunked prefill off (a budget of a whole context) its max_prefill_tokens
-            chunk = min(max_num_batched_tokens, SGLANG_MAX_PREFILL_TOKENS)
-            gpu_memory_utilization = sglang_mem_fraction_static(capacity, gpus_per_stage(tp, ep), pp, chunk,
-                                                                attention_replicas(tp, ep))
-        else:
-            gpu_memory_utilization = VLLM_GPU_MEMORY_UTILIZATION
-    if rule == "sglang_static" and sglang_aiter_scales_fraction(m, compute_capability, gpus_per_stage(tp, ep),
-                                                                max_model_len or m.max_position_embeddings):
-        gpu_memory_utilization *= 0.85  # given or default, as SGLang does
     counts = param_counts(m)
     context = prompt_len + output_len
     backend = None
@@ -657,6 +644,17 @@ def memory_report(
     # Engine (vLLM) view
     if max_model_len is None:
         max_model_len = m.max_position_embeddings
+    if gpu_memory_utilization is None:
+        if kvb.get("fraction") is not None:
+            gpu_memory_utilization = kvb["fraction"]
+        elif rule == "sglang_static":  # SGLang derives its default from the GPU and its own settings
+            # its prefill chunk; with chunked prefill off (a budget of a whole context) its max_prefill_tokens
+            chunk = min(max_num_batched_tokens, SGLANG_MAX_PREFILL_TOKENS)
+            gpu_memory_utilization = sglang_mem_fraction_static(capacity, g, pp, chunk, dp)
+        else:
+            gpu_memory_utilization = VLLM_GPU_MEMORY_UTILIZATION
+    if rule == "sglang_static" and sglang_aiter_scales_fraction(m, compute_capability, g, max_model_len):
+        gpu_memory_utilization *= 0.85  # given or default, as SGLang does
     startup = 0
     if rule == "sglang_static" and n_gpus > 1:
         pcie = linked_gpus is not None and g > linked_gpus and "startup_bytes_multi_gpu_pcie" in kvb
