@@ -376,11 +376,18 @@ def _warnings(v: dict, command: str) -> list[dict]:
     return out
 
 
+# KV budget rules under which the engine reserves a KV pool at start-up, whose size calc models (memory.memory_report)
+POOL_RULES = ("vllm_profile", "sglang_static", "trtllm_profile")
+
+
 def _default_token_budget(engine: str, gpu) -> int:
     """The most prompt tokens one engine step holds when the reader sets none, as the VRAM calculator and the planner
-    assume it: SGLang's chunked_prefill_size for the GPU, else `vllm serve`'s max_num_batched_tokens for it."""
+    assume it: SGLang's chunked_prefill_size for the GPU, TensorRT-LLM's max_num_tokens, else `vllm serve`'s
+    max_num_batched_tokens for it."""
     prof = engines_mod.profile(engine)
-    return prof.prefill_chunk_for(gpu) if prof.prefill_chunk_rule else mem.vllm_max_num_batched_tokens(gpu)
+    if prof.prefill_chunk_rule:
+        return prof.prefill_chunk_for(gpu)
+    return prof.kv_budget().get("max_num_tokens") or mem.vllm_max_num_batched_tokens(gpu)
 
 
 def _seqs(n: int, zh: bool) -> str:
@@ -401,13 +408,13 @@ def _either(options: list[str], zh: bool) -> str:
 def _batch_fit_warnings(v: dict) -> list[dict]:
     """The speed figures assume the whole batch runs at once: say so where it cannot.
 
-    vLLM and SGLang reserve their KV pool at start-up by a rule calc models (kv_rule vllm_profile / sglang_static): the
-    pool holds memory.memory_report's max_concurrency sequences of this length, the VRAM calculator's count for the
-    same inputs, and vLLM also runs at most max_num_seqs at once per data-parallel rank (its default for the GPU). For
-    the other engines calc's KV rule is a generic fraction that TensorRT-LLM's published tables outran (their batches
-    exceed it by up to 11 %), so the check is the bytes that must stay resident: weights, the batch's KV cache and the
-    overhead, against what CUDA shows; for Hugging Face's generate(), which prefills the whole batch in one pass, the
-    prefill's activation peak too."""
+    vLLM, SGLang and TensorRT-LLM reserve their KV pool at start-up by a rule calc models (POOL_RULES): the pool holds
+    memory.memory_report's max_concurrency sequences of this length, the VRAM calculator's count for the same inputs;
+    vLLM also runs at most max_num_seqs at once per data-parallel rank (its default for the GPU), SGLang its
+    max_running_requests, TensorRT-LLM its max_batch_size. For the other engines calc's KV rule is a generic fraction,
+    so the check is the bytes that must stay resident: weights, the batch's KV cache and the overhead, against what
+    CUDA shows; for Hugging Face's generate(), which prefills the whole batch in one pass, the prefill's activation
+    peak too."""
     spec, gpu, eng = v["spec"], v["gpu_spec"], engines_mod.profile(v["engine"])
     context, batch = v["prompt-len"] + v["output-len"], v["batch"]
     beyond = context > spec.max_position_embeddings
@@ -428,7 +435,7 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
         """What the reader can change: the given options, then more GPUs, then an fp8 KV cache where it is wider."""
         more = ["增加 GPU（tp、pp）" if zh else "add GPUs (tp, pp)"] + (["使用 fp8 KV 缓存" if zh else "use an fp8 KV cache"] if wide_kv else [])
         return _either([*first, *more], zh)
-    if eng.kv_rule in ("vllm_profile", "sglang_static"):
+    if eng.kv_rule in POOL_RULES:
         n = r["max_concurrency"]
         # vLLM's scheduler runs at most max_num_seqs per data-parallel rank (one engine core per attention replica),
         # SGLang's its max_running_requests per attention data-parallel worker, by default derived from its KV pool
@@ -438,6 +445,8 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
         elif v["engine"] == "sglang":
             seqs = mem.sglang_max_running_requests(r["engine_max_tokens_in_cache"] // dp, r["engine_max_model_len"]) * dp
             flag = "--max-running-requests"
+        elif eng.kv_rule == "trtllm_profile":
+            seqs, flag = eng.kv_budget()["max_batch_size"] * dp, "--max_batch_size"
         if n == 0:
             return [t(f"{eng.name} 在 {where_zh} 上放下权重（每块 GPU {mem._gb(w)}，可见显存 {mem._gb(cap)}）并预留运行所需的显存后，"
                       f"KV 缓存连一个 {context:,} token 的序列都放不下：这样的部署无法提供服务，这里的数字不对应任何部署。"
@@ -451,11 +460,13 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
             also_zh = f"；默认一次也最多只运行 {seqs:,} 个（{flag}）" if capped else ""
             also_en = f", and by default it runs at most {seqs:,} at once ({flag})" if capped else ""
             if beyond:
-                same_zh = (f"显存计算器把最大模型长度设为 {context:,} 时给出同样的数目；vLLM 和 SGLang 默认会拒绝超过模型上下文的请求，"
-                           "除非启动时把 --max-model-len 设到这么长（并有允许它的 RoPE 缩放）")
+                # each engine's flag for the longest sequence it accepts (by default the model's context)
+                length_flag = {"sglang": "--context-length", "trt-llm": "--max_seq_len"}.get(v["engine"], "--max-model-len")
+                same_zh = (f"显存计算器把最大模型长度设为 {context:,} 时给出同样的数目；{eng.name} 默认会拒绝超过模型上下文的请求，"
+                           f"除非启动时把 {length_flag} 设到这么长（并有允许它的 RoPE 缩放）")
                 same_en = (f"The VRAM calculator gives this count with its max model length set to {context:,}; by default "
-                           "vLLM and SGLang reject requests longer than the model's context unless started with that "
-                           "--max-model-len (and a RoPE scaling that allows it)")
+                           f"{eng.name} rejects requests longer than the model's context unless started with that "
+                           f"{length_flag} (and a RoPE scaling that allows it)")
                 how_zh = f"请{remedies(True, '减小批大小')}。{same_zh}"
                 how_en = f"{_first_up(remedies(False, 'lower the batch'))}. {same_en}"
             else:
@@ -476,6 +487,12 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
                       "default follows its KV pool: the pool's tokens over the model's context length × 512, kept "
                       f"between 2,048 and 4,096 and at most half the pool's tokens): for {batch:,} to run together, start "
                       "it with a value at least as large as the batch, or these figures are out of reach")]
+        if seqs is not None and batch > seqs and eng.kv_rule == "trtllm_profile":
+            return [t(f"TensorRT-LLM 默认一次最多运行 {seqs:,} 个请求（trtllm-serve 的 --max_batch_size）：要让 {batch:,} 个同时运行，"
+                      "启动时须把它设得不小于批大小，否则这些速度和吞吐在实际部署中达不到",
+                      f"TensorRT-LLM runs at most {seqs:,} requests at once by default (trtllm-serve's --max_batch_size): for "
+                      f"{batch:,} to run together, start it with a value at least as large as the batch, or these figures "
+                      "are out of reach")]
         if seqs is not None and batch > seqs:
             per_zh = f"每个数据并行副本 {seqs // dp:,} 个，这 {dp} 个副本共 {seqs:,} 个" if dp > 1 else f"{seqs:,} 个"
             per_en = f"{seqs // dp:,} per data-parallel rank, {seqs:,} on these {dp}" if dp > 1 else f"{seqs:,}"
@@ -554,7 +571,7 @@ def _curve_capacity(v: dict, curve: list[dict]) -> int:
     r = report(top)
     if r["weights_bytes_per_gpu"] > r["gpu_visible_memory_bytes"]:
         n = 0
-    elif engines_mod.profile(v["engine"]).kv_rule in ("vllm_profile", "sglang_static"):
+    elif engines_mod.profile(v["engine"]).kv_rule in POOL_RULES:
         n = min(r["max_concurrency"], top)
     else:
         n = _resident_count(report, r, top, v["engine"] == "hf")

@@ -196,9 +196,11 @@ class EngineProfile:
         version or for an older ``variant`` listed under ``kv_budget.variants`` (e.g. vLLM's V0 worker, which
         start-up logs of 2024 come from): the variant's keys replace the current ones.
 
-        Keys: ``rule`` ('vllm_profile', 'sglang_static' or 'fraction_of_visible'), ``fraction`` (default
-        gpu_memory_utilization / mem_fraction_static, or None), and per rule the bytes taken off per GPU:
-        ``non_torch_bytes`` and ``cuda_graph_bytes`` (vllm_profile), ``startup_bytes_multi_gpu`` (sglang_static)."""
+        Keys: ``rule`` ('vllm_profile', 'sglang_static', 'trtllm_profile' or 'fraction_of_visible'), ``fraction``
+        (default gpu_memory_utilization / mem_fraction_static / free_gpu_memory_fraction, or None), per rule the bytes
+        taken off per GPU: ``non_torch_bytes`` and ``cuda_graph_bytes`` (vllm_profile), ``startup_bytes_multi_gpu``
+        (sglang_static), and the engine's default limits where sourced: ``max_num_tokens`` (the tokens of one step and
+        of the profiling pass) and ``max_batch_size`` (the most requests running at once) for trtllm_profile."""
         out = dict(self._kv)
         if variant is not None:
             try:

@@ -110,22 +110,53 @@ def sglang_max_running_requests(tokens_in_cache: int, context_len: int) -> int:
     return min(estimated, tokens_in_cache // 2)
 
 
-def sglang_mem_fraction_static(gpu_memory_bytes: int, tp: int, pp: int, chunk: int, dp: int = 1) -> float:
-    """The mem_fraction_static SGLang picks when it is not set (server_args._handle_gpu_memory_settings, read in
-    0.5.8): it reserves, in MiB, 512 + 1.5 × max(chunked_prefill_size, 2,048) for activations + 2 × cuda_graph_max_bs
-    for CUDA graphs + tp × pp / 8 × 1,024 for large parallel sizes (+ 3 × cuda_graph_max_bs per attention data-parallel
-    worker, 1.5 more above 300, with DP attention), at least 10 GiB on GPUs over 60 GiB, and keeps the rest:
-    round((memory − reserved) / memory, 3). cuda_graph_max_bs goes by the GPU's memory: 8 under 20 GiB, 24 (80 from
-    TP 4) under 35 GiB, 32 (160) under 60 GiB, 256 (512) under 160 GiB, else 512. ``gpu_memory_bytes``: what CUDA
-    shows (SGLang reads nvidia-smi's total, a few hundred MiB more); ``tp``: the GPUs of a stage; ``chunk``: its
-    chunked_prefill_size (with chunked prefill off, max_prefill_tokens). Not modelled: from 0.5.10 the reserve for
-    prefill CUDA graphs (8 MiB per captured size, 1.5 GiB with MLA: a few thousandths lower, about 0.01 for MLA
-    models), and 0.5.20's new tier for GPUs of 20 to 35 GiB."""
+# Which release's heuristic sets SGLang's default mem_fraction_static (data/engines.json kv_budget ``fraction_rule``):
+# "0.5.8" (0.5.8 and 0.5.9, and the releases since the formula came in, 2025-09), "0.5.10" (0.5.10 to 0.5.19: a
+# reserve for prefill CUDA graphs, on by default from 0.5.10) and "0.5.20" (from 0.5.20: new defaults for GPUs of 20 to
+# 35 GiB). Read in the wheels' server_args.py (0.5.8 to 0.5.18) and arg_groups/memory_hook.py (0.5.19 to 0.5.23).
+SGLANG_FRACTION_RULES = ("0.5.8", "0.5.10", "0.5.20")
+
+
+def _sglang_small_gpu_defaults(rule: str) -> tuple[int, int, int]:
+    """SGLang's chunked_prefill_size and CUDA-graph batch limit (below TP 4, from TP 4) on GPUs of 20 to 35 GiB (the A10,
+    L4, RTX 4090 and 5090): 2,048 and 24 / 80 up to 0.5.19, 4,096 and 48 / 160 from 0.5.20."""
+    return (4096, 48, 160) if rule == "0.5.20" else (2048, 24, 80)
+
+
+def sglang_prefill_graph_sizes(max_tokens: int) -> list[int]:
+    """The token counts SGLang captures prefill CUDA graphs for, up to ``max_tokens`` (its chunked_prefill_size):
+    4 to 32 by 4, 48 to 256 by 16, 288 to 512 by 32, 576 to 1,024 by 64, 1,280 to 4,096 by 256, then by 512
+    (generate_prefill_cuda_graph_batch_sizes, 0.5.9 to 0.5.23)."""
+    sizes = (list(range(4, 33, 4)) + list(range(48, 257, 16)) + list(range(288, 513, 32)) + list(range(576, 1025, 64))
+             + list(range(1280, 4097, 256)) + list(range(4608, max_tokens + 1, 512)))
+    return [n for n in sizes if n <= max_tokens]
+
+
+def sglang_mem_fraction_static(gpu_memory_bytes: int, tp: int, pp: int, chunk: int, dp: int = 1, *,
+                               rule: str = "0.5.20", mla: bool = False, amd: bool = False) -> float:
+    """The mem_fraction_static SGLang picks when it is not set (handle_gpu_memory_settings): it reserves, in MiB,
+    512 + 1.5 × max(chunked_prefill_size, 2,048) for activations + 2 × cuda_graph_max_bs for decode CUDA graphs +
+    tp × pp / 8 × 1,024 for large parallel sizes (+ 3 × cuda_graph_max_bs per attention data-parallel worker, 1.5 more
+    above 300, with DP attention), and from 0.5.10 (``rule`` "0.5.10", "0.5.20") the prefill CUDA graphs it captures
+    by default: 8 MiB per captured size up to the chunk (sglang_prefill_graph_sizes), 1,536 with MLA. At least 10 GiB
+    on GPUs over 60 GiB; it keeps the rest: round((memory − reserved) / memory, 3). cuda_graph_max_bs goes by the GPU's
+    memory: 8 under 20 GiB, 24 (80 from TP 4) under 35 GiB (48 and 160 from 0.5.20), 32 (160) under 60 GiB, 256 (512)
+    under 160 GiB, else 512.
+
+    No prefill graphs, so no reserve, where SGLang turns them off before the heuristic runs: with pipeline parallelism
+    (0.5.19 on; 0.5.15 to 0.5.18 reserved them), on AMD GPUs (``amd``), and with DP attention up to 0.5.16 (rule
+    "0.5.10"; from 0.5.17 it keeps them). 0.5.15 to 0.5.17 turned them off for MLA models (no 1,536 there); on the B200
+    SGLang reserves them for DeepSeek-V3/R1 and then turns them off (trtllm_mla), as calc counts them.
+    ``gpu_memory_bytes``: what CUDA shows (SGLang reads nvidia-smi's total, a few hundred MiB more); ``tp``: the GPUs of
+    a stage; ``chunk``: its chunked_prefill_size (with chunked prefill off, max_prefill_tokens)."""
+    if rule not in SGLANG_FRACTION_RULES:
+        raise ValueError(f"unknown SGLang fraction rule {rule!r}; valid: {', '.join(SGLANG_FRACTION_RULES)}")
     mib = gpu_memory_bytes / 2**20
     if mib < 20 * 1024:
         max_bs = 8
     elif mib < 35 * 1024:
-        max_bs = 24 if tp < 4 else 80
+        _, below, above = _sglang_small_gpu_defaults(rule)
+        max_bs = below if tp < 4 else above
     elif mib < 60 * 1024:
         max_bs = 32 if tp < 4 else 160
     elif mib < 160 * 1024:
@@ -135,6 +166,9 @@ def sglang_mem_fraction_static(gpu_memory_bytes: int, tp: int, pp: int, chunk: i
     reserved = 512 + max(chunk, 2048) * 1.5 + max_bs * 2 + tp * pp / 8 * 1024
     if dp > 1:
         reserved += max_bs * dp * 3 + (max_bs * dp * 1.5 if max_bs > 300 else 0)
+    prefill_graphs = rule != "0.5.8" and pp == 1 and not amd and not (rule == "0.5.10" and dp > 1)
+    if prefill_graphs:
+        reserved += 1536 if mla else len(sglang_prefill_graph_sizes(chunk)) * 8
     if mib > 60 * 1024:
         reserved = max(reserved, 10 * 1024)
     return max(0.0, round((mib - reserved) / mib, 3))
@@ -153,15 +187,18 @@ def sglang_aiter_scales_fraction(m: ModelSpec, compute_capability: str | None, t
     return not m.is_mla or m.num_attention_heads // tp in (16, 128)
 
 
-def sglang_chunked_prefill_size(gpu) -> int:
-    """The chunked_prefill_size SGLang picks for a GPU when it is not set (server_args.py
-    _handle_gpu_memory_settings, by the GPU's memory in MiB: 2048 below 35 GiB, 4096 below 60 GiB, 8192 below
-    160 GiB, 16384 from there, as chapter 7 cites). It is also the most prompt tokens calc lets one of SGLang's prompt
-    steps hold (its max_prefill_tokens, 16384 by default, is not modelled apart: where it equals the chunk, SGLang stops
-    a batch rather than cutting a new prompt into it, so calc packs those steps slightly tighter)."""
+def sglang_chunked_prefill_size(gpu, rule: str = "0.5.20") -> int:
+    """The chunked_prefill_size SGLang picks for a GPU when it is not set (handle_gpu_memory_settings, by the GPU's
+    memory in MiB: 2048 below 20 GiB, 4096 below 60 GiB (2048 below 35 GiB up to 0.5.19, ``rule`` "0.5.8" and
+    "0.5.10"), 8192 below 160 GiB, 16384 from there, as chapter 7 cites). It is also the most prompt tokens calc lets
+    one of SGLang's prompt steps hold (its max_prefill_tokens, 16384 by default, is not modelled apart: where it equals
+    the chunk, SGLang stops a batch rather than cutting a new prompt into it, so calc packs those steps slightly
+    tighter)."""
     total = gpu.visible_memory_bytes or gpu.memory_bytes
-    if total < 35 * GiB:
+    if total < 20 * GiB:
         return 2048
+    if total < 35 * GiB:
+        return _sglang_small_gpu_defaults(rule)[0]
     if total < 60 * GiB:
         return 4096
     return 8192 if total < 160 * GiB else 16384
@@ -605,6 +642,12 @@ def memory_report(
       (kv_budget ``hybrid_swa``, sglang_hybrid_swa): a token of the full pool then costs the full layers' bytes and
       ``swa_full_tokens_ratio`` × the window layers', and the window pool (``engine_swa_pool_tokens``) bounds the
       concurrency too, by what a running request keeps there (sglang_swa_tokens_per_request).
+    - ``trtllm_profile`` (TensorRT-LLM's PyTorch backend from 1.0, KvCacheCreator): after loading the weights it runs a
+      dry prefill of ``max_num_batched_tokens`` tokens (its max_num_tokens, 8,192 by default) and gives the KV cache
+      ``gpu_memory_utilization`` (its free_gpu_memory_fraction, 0.9) of what that run's peak left: the fraction × (the
+      visible total − the weights − the pass's activation peak − the memory outside PyTorch, NCCL and CUDA graphs,
+      taken as ``overhead_bytes`` since no start-up log of it was read). The fraction applies to what is left, not to
+      the total as in vLLM's rule.
     - ``fraction_of_visible`` (engines without a sourced rule): the fraction × the visible total, minus the
       weights, the profiling pass and ``overhead_bytes``.
 
@@ -650,7 +693,9 @@ def memory_report(
         elif rule == "sglang_static":  # SGLang derives its default from the GPU and its own settings
             # its prefill chunk; with chunked prefill off (a budget of a whole context) its max_prefill_tokens
             chunk = min(max_num_batched_tokens, SGLANG_MAX_PREFILL_TOKENS)
-            gpu_memory_utilization = sglang_mem_fraction_static(capacity, g, pp, chunk, dp)
+            gpu_memory_utilization = sglang_mem_fraction_static(
+                capacity, g, pp, chunk, dp, rule=kvb.get("fraction_rule", "0.5.20"), mla=m.is_mla,
+                amd=bool(compute_capability and compute_capability.startswith("gfx")))
         else:
             gpu_memory_utilization = VLLM_GPU_MEMORY_UTILIZATION
     if rule == "sglang_static" and sglang_aiter_scales_fraction(m, compute_capability, g, max_model_len):
@@ -678,7 +723,7 @@ def memory_report(
         non_torch, cuda_graph = int(kvb.get("non_torch_bytes", 0)), int(kvb.get("cuda_graph_bytes", 0))
     elif rule == "sglang_static":
         non_torch, cuda_graph = 0, 0
-    else:
+    else:  # TensorRT-LLM's memory outside PyTorch, and the generic rule's overhead
         non_torch, cuda_graph = overhead_bytes, 0
     # A block holds block_size tokens of every layer of a KV cache group. vLLM's hybrid KV cache manager (kv_budget
     # ``hybrid_kv_groups``) puts layers with different attention windows in groups of equal size that draw blocks
@@ -706,7 +751,10 @@ def memory_report(
             windowed = sum(m.layer_windows[i] is not None for i in stage)
             per_block_layers = per_block_layers - windowed + swa["swa_full_tokens_ratio"] * windowed
         peak = last_stage_profile if row is table[-1] else profile_act
-        stage_budget = max(0, budget - row["weights_bytes"] - peak - non_torch - cuda_graph)
+        if rule == "trtllm_profile":  # the fraction of what the dry run left
+            stage_budget = max(0, int(gpu_memory_utilization * (capacity - row["weights_bytes"] - peak - non_torch)))
+        else:
+            stage_budget = max(0, budget - row["weights_bytes"] - peak - non_torch - cuda_graph)
         block_bytes = block_size * per_layer_kv * per_block_layers
         stage_blocks.append((int(stage_budget // block_bytes), stage_budget))
         row["engine_num_kv_blocks"] = int(stage_budget // block_bytes)

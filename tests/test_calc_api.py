@@ -438,7 +438,13 @@ def test_sequences_beyond_the_models_context_are_counted_at_their_length():
     assert "sequences of 100,256 tokens" in w["en"] and n == 14 and 11 < short / n < 13
     # the VRAM calculator gives the same count with its max model length set to that length, and the text says so
     assert api.run("memory", {**p, "batch": 1, "max-model-len": 100_256})["max_concurrency"] == 14
-    assert "with its max model length set to 100,256" in w["en"] and "reject requests longer than the model's context" in w["en"]
+    assert "with its max model length set to 100,256" in w["en"] and "vLLM rejects requests longer than the model's context" in w["en"]
+    assert "unless started with that --max-model-len" in w["en"] and "vLLM 默认会拒绝超过模型上下文的请求" in w["zh"]
+    # each engine names its own flag for the longest sequence it accepts
+    (w,) = _fit_warnings("perf", batch=150, engine="sglang", **p)
+    assert "SGLang rejects requests longer than the model's context unless started with that --context-length" in w["en"]
+    (w,) = _fit_warnings("perf", batch=150, engine="trt-llm", **p)
+    assert "TensorRT-LLM rejects requests longer than the model's context unless started with that --max_seq_len" in w["en"]
     assert "capacity planner" not in w["en"]  # which refuses such lengths
 
 
@@ -503,14 +509,23 @@ def test_a_model_that_leaves_no_room_or_does_not_fit_is_flagged():
     # the weights fit but leave vLLM no KV cache: Llama-3-70B in BF16 (141 GB) on one H200 (about 150 GB visible)
     (w,) = _fit_warnings("perf", model="llama-3-70b", gpu="h200", batch=1)
     assert "has no room left in its KV cache for one sequence of 1,280 tokens" in w["en"]
-    # an engine whose KV rule calc does not model as a start-up pool (TensorRT-LLM here): the bytes that must stay
-    # resident, with the count: (85.02 GB visible - 16.06 GB of weights - 1 GiB) / (9,216 tokens x 128 KiB) = 56
+    # TensorRT-LLM's pool: 0.9 of what its 8,192-token dry run leaves, (85.02 GB visible - 16.06 GB of weights - the
+    # run's 0.94 GB of activations - 1 GiB outside PyTorch) x 0.9 / (9,216 tokens x 128 KiB) = 49 sequences
     (w,) = _fit_warnings("perf", model="llama-3.1-8b", gpu="h100-sxm", engine="trt-llm", batch=512,
                          **{"prompt-len": 8192, "output-len": 1024})
     gpu = registry.get_gpu("h100-sxm")
+    act = api.run("memory", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "engine": "trt-llm"})[
+        "engine_profile_activation_bytes_per_gpu"]
+    assert act == 939_524_096  # an 8,192-token pass (memory.activation_peak_bytes)
+    by_hand = int(0.9 * (gpu.visible_memory_bytes - 16_060_522_496 - act - 2**30)) // (9216 * 32 * 8 * 128 * 2 * 2)
+    assert by_hand == 49 and "TensorRT-LLM's KV cache on 1 × NVIDIA H100 SXM5 80GB holds 49 sequences of 9,216 tokens" in w["en"]
+    assert _fit_warnings("perf", model="llama-3.1-8b", gpu="h100-sxm", engine="trt-llm", batch=8) == []
+    # an engine whose KV rule calc does not model as a start-up pool (llama.cpp here): the bytes that must stay
+    # resident, with the count: (85.02 GB visible - 16.06 GB of weights - 1 GiB) / (9,216 tokens x 128 KiB) = 56
+    (w,) = _fit_warnings("perf", model="llama-3.1-8b", gpu="h100-sxm", engine="llama.cpp", batch=512,
+                         **{"prompt-len": 8192, "output-len": 1024})
     by_hand = (gpu.visible_memory_bytes - 16_060_522_496 - 2**30) // (9216 * 32 * 8 * 128 * 2 * 2)
     assert by_hand == 56 and "hold the KV cache of 56 sequences of 9,216 tokens, not 512" in w["en"]
-    assert _fit_warnings("perf", model="llama-3.1-8b", gpu="h100-sxm", engine="trt-llm", batch=8) == []
 
 
 def test_no_calibration_point_is_a_batch_its_engine_cannot_hold():
@@ -523,9 +538,16 @@ def test_no_calibration_point_is_a_batch_its_engine_cannot_hold():
         configs = calibration._data()["configs"]
         model = {"config": configs[p["model"]]["config"]} if p["model"] in configs else {"model": p["model"]}
         checked.append(p)
-        assert _fit_warnings("perf", gpu=p["gpu"], weights=p["weights"], batch=p["batch"], tp=p["tp"], engine=p["engine"],
-                             **model, **{"kv-dtype": p["kv_dtype"], "prompt-len": p["prompt_len"],
-                                         "output-len": p["output_len"]}) == [], p["id"]
+        inputs = {"gpu": p["gpu"], "weights": p["weights"], "batch": p["batch"], "tp": p["tp"], "engine": p["engine"],
+                  **model, "kv-dtype": p["kv_dtype"], "prompt-len": p["prompt_len"], "output-len": p["output_len"]}
+        if p.get("engine_variant") == "v0.6":
+            # TensorRT-LLM's tables of v0.5 and v0.6.1 ran TensorRT engines, before 1.0's start-up pool (the rule the
+            # warning applies): there the batch's weights, KV cache and overhead stay resident in what CUDA shows
+            q = api.run("memory", inputs)
+            assert (q["weights_bytes_per_gpu"] + q["kv_cache_bytes_per_gpu"] + q["overhead_bytes_per_gpu"]
+                    <= q["gpu_visible_memory_bytes"]), p["id"]
+            continue
+        assert _fit_warnings("perf", **inputs) == [], p["id"]
     assert len(checked) > 250 and max(p["batch"] for p in checked if p["engine"] == "trt-llm") >= 1024
 
 
@@ -564,7 +586,9 @@ def test_chapter_4_says_which_cell_of_its_all_reduce_table_does_not_fit():
     row = {"model": "llama-3-70b", "gpu": "h100-sxm", "prompt-len": 1024, "output-len": 256}
     assert api.run("memory", {**row, "tp": 2})["max_concurrency"] == 28
     sglang = api.run("memory", {**row, "tp": 2, "engine": "sglang"})
-    assert sglang["max_concurrency"] == 0 and sglang["engine_gpu_memory_utilization"] == 0.833
+    mib = registry.get_gpu("h100-sxm").visible_memory_bytes / 2**20  # reserved: activations, decode and prefill graphs, TP
+    assert sglang["engine_gpu_memory_utilization"] == round((mib - (512 + 8192 * 1.5 + 256 * 2 + 464 + 2 * 1024 / 8)) / mib, 3)
+    assert sglang["max_concurrency"] == 0 and sglang["engine_gpu_memory_utilization"] == 0.827
     assert api.run("memory", {**row, "tp": 2, "engine": "sglang", "gpu-memory-utilization": 0.92})["max_concurrency"] == 27
     gpu = registry.get_gpu("h100-sxm")
     per_gpu_weights = 70_553_706_496 * 2 // 2  # 70.55 B parameters x 2 bytes, over 2 GPUs
@@ -605,11 +629,14 @@ def test_the_throughput_curve_marks_the_batches_memory_cannot_hold():
            "output-len": 2048, "batch": 1}
     curve = {c["batch"]: c["fits_memory"] for c in api.run("perf", big)["throughput_curve"]}
     assert (curve[32], curve[64]) == (True, False)
-    # TensorRT-LLM: the largest batch whose weights, KV cache and overhead stay resident in what CUDA shows
+    # TensorRT-LLM: its start-up pool's count, as for vLLM; llama.cpp: the largest batch whose weights, KV cache and
+    # overhead stay resident in what CUDA shows
     t = api.run("perf", {**p, "batch": 16, "engine": "trt-llm"})["curve_capacity"]
+    assert t == api.run("memory", {**p, "batch": 1, "engine": "trt-llm"})["max_concurrency"] and 16 < t < 512
+    t = api.run("perf", {**p, "batch": 16, "engine": "llama.cpp"})["curve_capacity"]
 
     def resident(b):
-        q = api.run("memory", {**p, "batch": b, "engine": "trt-llm"})
+        q = api.run("memory", {**p, "batch": b, "engine": "llama.cpp"})
         return q["weights_bytes_per_gpu"] + q["kv_cache_bytes_per_gpu"] + q["overhead_bytes_per_gpu"] <= q["gpu_visible_memory_bytes"]
     assert 16 < t < 512 and resident(t) and not resident(t + 1)
     # Hugging Face's generate(): its whole-batch prefill peak counts too, as in the warning

@@ -648,20 +648,43 @@ def test_the_sampler_path_is_shown_in_words():
 
 
 def test_sglangs_default_memory_fraction_follows_its_heuristic():
-    """SGLang 0.5.8's server_args._handle_gpu_memory_settings, by hand: it reserves (MiB) 512 + 1.5 x max(chunk, 2,048) +
-    2 x cuda_graph_max_bs + 1,024 x tp x pp / 8, at least 10 GiB above 60 GiB, and keeps the rest as a share of the
-    GPU's memory, rounded to 3 places."""
+    """SGLang's handle_gpu_memory_settings, by hand: it reserves (MiB) 512 + 1.5 x max(chunk, 2,048) + 2 x
+    cuda_graph_max_bs + 1,024 x tp x pp / 8 + (from 0.5.10) 8 per prefill CUDA graph size up to the chunk, 1,536 with
+    MLA, at least 10 GiB above 60 GiB, and keeps the rest as a share of the GPU's memory, rounded to 3 places."""
     h100, l4 = registry.get_gpu("h100-sxm"), registry.get_gpu("l4")
     mib = h100.visible_memory_bytes / 2**20
-    # one H100: chunk 8,192, graphs up to 256 below TP 4
+    # the prefill graph sizes: 8 of 4 to 32, 14 of 48 to 256, 8, 8, 12 of 1,280 to 4,096, then 8 more up to 8,192
+    assert len(mem.sglang_prefill_graph_sizes(8192)) == 8 + 14 + 8 + 8 + 12 + 8 == 58
+    assert mem.sglang_prefill_graph_sizes(4096)[-3:] == [3584, 3840, 4096] and len(mem.sglang_prefill_graph_sizes(2048)) == 42
+    # one H100: chunk 8,192, decode graphs up to 256 below TP 4, 58 prefill graphs (464 MiB); 0.5.8-0.5.9 had none
     assert mem.sglang_mem_fraction_static(h100.visible_memory_bytes, 1, 1, 8192) == round(
+        (mib - (512 + 8192 * 1.5 + 256 * 2 + 1024 / 8 + 58 * 8)) / mib, 3) == 0.829
+    assert mem.sglang_mem_fraction_static(h100.visible_memory_bytes, 1, 1, 8192, rule="0.5.8") == round(
         (mib - (512 + 8192 * 1.5 + 256 * 2 + 1024 / 8)) / mib, 3) == 0.834
-    # TP 8: graphs up to 512 and 1,024 MiB for the parallel size
+    # MLA: a flat 1,536 MiB for its prefill graphs; none with pipeline parallelism, on AMD, or (up to 0.5.16) with DP
+    # attention
+    assert mem.sglang_mem_fraction_static(h100.visible_memory_bytes, 8, 1, 8192, mla=True) == round(
+        (mib - (512 + 8192 * 1.5 + 512 * 2 + 1024 + 1536)) / mib, 3)
+    no_graphs = round((mib - (512 + 8192 * 1.5 + 256 * 2 + 2 * 1024 / 8)) / mib, 3)
+    assert mem.sglang_mem_fraction_static(h100.visible_memory_bytes, 1, 2, 8192) == no_graphs
+    assert mem.sglang_mem_fraction_static(h100.visible_memory_bytes, 1, 1, 8192, amd=True) == 0.834
+    with_dp = round((mib - (512 + 8192 * 1.5 + 256 * 2 + 1024 / 8 + 256 * 2 * 3)) / mib, 3)
+    assert mem.sglang_mem_fraction_static(h100.visible_memory_bytes, 1, 1, 8192, dp=2, rule="0.5.10") == with_dp
+    assert mem.sglang_mem_fraction_static(h100.visible_memory_bytes, 1, 1, 8192, dp=2) == round(
+        (mib - (512 + 8192 * 1.5 + 256 * 2 + 1024 / 8 + 256 * 2 * 3 + 58 * 8)) / mib, 3)
+    with pytest.raises(ValueError, match="unknown SGLang fraction rule"):
+        mem.sglang_mem_fraction_static(h100.visible_memory_bytes, 1, 1, 8192, rule="0.5.9")
+    # TP 8: decode graphs up to 512 and 1,024 MiB for the parallel size
     assert mem.sglang_mem_fraction_static(h100.visible_memory_bytes, 8, 1, 8192) == round(
-        (mib - (512 + 8192 * 1.5 + 512 * 2 + 1024)) / mib, 3)
-    # an L4 (under 35 GiB): chunk 2,048, graphs up to 24, and no 10 GiB floor
+        (mib - (512 + 8192 * 1.5 + 512 * 2 + 1024 + 58 * 8)) / mib, 3)
+    # an L4 (20 to 35 GiB): from 0.5.20 chunk 4,096 and decode graphs up to 48 (2,048 and 24 before), no 10 GiB floor
     small = l4.visible_memory_bytes / 2**20
-    assert mem.sglang_mem_fraction_static(l4.visible_memory_bytes, 1, 1, 2048) == round(
+    assert mem.sglang_chunked_prefill_size(l4) == 4096 and mem.sglang_chunked_prefill_size(l4, "0.5.10") == 2048
+    assert mem.sglang_mem_fraction_static(l4.visible_memory_bytes, 1, 1, 4096) == round(
+        (small - (512 + 4096 * 1.5 + 48 * 2 + 128 + 50 * 8)) / small, 3)
+    assert mem.sglang_mem_fraction_static(l4.visible_memory_bytes, 1, 1, 2048, rule="0.5.10") == round(
+        (small - (512 + 2048 * 1.5 + 24 * 2 + 128 + 42 * 8)) / small, 3)
+    assert mem.sglang_mem_fraction_static(l4.visible_memory_bytes, 1, 1, 2048, rule="0.5.8") == round(
         (small - (512 + 2048 * 1.5 + 24 * 2 + 128)) / small, 3)
     # the engine view uses it where no fraction is given; vLLM keeps its own; a stated fraction wins
     m = registry.get_model("llama-3.1-8b")
@@ -669,30 +692,97 @@ def test_sglangs_default_memory_fraction_follows_its_heuristic():
     def view(engine, **kw):
         return memory_report(m, h100.memory_bytes, visible_memory_bytes=h100.visible_memory_bytes, engine=engine,
                              max_num_batched_tokens=8192, **kw)
-    assert view("sglang")["engine_gpu_memory_utilization"] == 0.834
+    assert view("sglang")["engine_gpu_memory_utilization"] == 0.829
+    assert view("sglang", kv_variant="0.5.8-0.5.9")["engine_gpu_memory_utilization"] == 0.834
+    assert view("sglang", kv_variant="0.5.10-0.5.15")["engine_gpu_memory_utilization"] == 0.829
+    # DeepSeek-V3 (MLA) at TP 8: its 1,536 MiB of prefill graphs
+    ds = memory_report(registry.get_model("deepseek-v3"), h100.memory_bytes, "fp8", "bf16", tp=8,
+                       visible_memory_bytes=h100.visible_memory_bytes, engine="sglang", max_num_batched_tokens=8192)
+    assert ds["engine_gpu_memory_utilization"] == round((mib - (512 + 8192 * 1.5 + 512 * 2 + 1024 + 1536)) / mib, 3)
     assert view("vllm")["engine_gpu_memory_utilization"] == 0.92
     assert view("sglang", gpu_memory_utilization=0.9)["engine_gpu_memory_utilization"] == 0.9
     assert view("sglang")["engine_kv_budget_bytes_per_gpu"] < view("sglang", gpu_memory_utilization=0.92)["engine_kv_budget_bytes_per_gpu"]
-    # the 10 GiB floor: a 2,048-token chunk on an H100 reserves only 512 + 3,072 + 512 + 128 MiB
+    # the 10 GiB floor: a 2,048-token chunk on an H100 reserves only 512 + 3,072 + 512 + 128 + 336 MiB
     assert mem.sglang_mem_fraction_static(h100.visible_memory_bytes, 1, 1, 2048) == round((mib - 10 * 1024) / mib, 3)
     # over 160 GiB (a B200): graphs up to 512 at any TP; DP attention adds 3 x 512 per worker and 1.5 x more above 300
     b200 = registry.get_gpu("b200")
     big = b200.visible_memory_bytes / 2**20
     assert mem.sglang_mem_fraction_static(b200.visible_memory_bytes, 1, 1, 16384) == round(
-        (big - (512 + 16384 * 1.5 + 512 * 2 + 128)) / big, 3)
+        (big - (512 + 16384 * 1.5 + 512 * 2 + 128 + 74 * 8)) / big, 3)
     assert mem.sglang_mem_fraction_static(b200.visible_memory_bytes, 8, 1, 16384, dp=8) == round(
-        (big - (512 + 16384 * 1.5 + 512 * 2 + 1024 + 512 * 8 * 3 + 512 * 8 * 1.5)) / big, 3)
+        (big - (512 + 16384 * 1.5 + 512 * 2 + 1024 + 512 * 8 * 3 + 512 * 8 * 1.5 + 74 * 8)) / big, 3)
     # chunked prefill off: the budget is a whole context, and SGLang reserves for its max_prefill_tokens, 16,384
     off = memory_report(m, h100.memory_bytes, visible_memory_bytes=h100.visible_memory_bytes, engine="sglang",
                         max_num_batched_tokens=131072)
-    assert off["engine_gpu_memory_utilization"] == round((mib - (512 + 16384 * 1.5 + 256 * 2 + 128)) / mib, 3) > 0
+    assert off["engine_gpu_memory_utilization"] == round((mib - (512 + 16384 * 1.5 + 256 * 2 + 128 + 74 * 8)) / mib, 3) > 0
     # AMD: aiter, SGLang's default backend there, takes 15 % off the fraction, given or default, beyond 8,192 tokens
     mi = registry.get_gpu("mi300x")
 
     def amd(**kw):
         return memory_report(m, mi.memory_bytes, visible_memory_bytes=mi.visible_memory_bytes, engine="sglang",
                              compute_capability=mi.compute_capability, max_num_batched_tokens=16384, **kw)
-    default = mem.sglang_mem_fraction_static(mi.visible_memory_bytes, 1, 1, 16384)
+    default = mem.sglang_mem_fraction_static(mi.visible_memory_bytes, 1, 1, 16384, amd=True)  # no prefill graphs on AMD
     assert amd()["engine_gpu_memory_utilization"] == pytest.approx(default * 0.85)
     assert amd(gpu_memory_utilization=0.9)["engine_gpu_memory_utilization"] == pytest.approx(0.765)
     assert amd(max_model_len=8192)["engine_gpu_memory_utilization"] == default
+
+
+def test_tensorrt_llms_pool_is_its_fraction_of_what_the_dry_run_leaves():
+    """TensorRT-LLM 1.x (KvCacheCreator._cal_max_memory): free_gpu_memory_fraction (0.9) x (the device total - the
+    peak of a dry run of max_num_tokens, 8,192, prompt tokens), the peak being the weights, the run's activations and
+    what sits outside PyTorch (calc: the overhead input). The fraction applies to what is left, so a byte more of
+    weights or overhead costs the KV cache 0.9 bytes, where vLLM's fraction-of-the-total rule loses the whole byte."""
+    m, h100 = registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm")
+
+    def view(engine, overhead):
+        return memory_report(m, h100.memory_bytes, visible_memory_bytes=h100.visible_memory_bytes, engine=engine,
+                             max_num_batched_tokens=8192, overhead_bytes=overhead)
+    r = view("trt-llm", 2**30)
+    assert r["engine_kv_rule"] == "trtllm_profile" and r["engine_gpu_memory_utilization"] == 0.9
+    w, act = r["weights_bytes_per_gpu"], r["engine_profile_activation_bytes_per_gpu"]
+    assert w == 16_060_522_496 and act > 0
+    assert r["engine_kv_budget_bytes_per_gpu"] == int(0.9 * (h100.visible_memory_bytes - w - act - 2**30))
+    more = view("trt-llm", 2 * 2**30)["engine_kv_budget_bytes_per_gpu"]
+    assert r["engine_kv_budget_bytes_per_gpu"] - more == pytest.approx(0.9 * 2**30, abs=2)
+    # the generic rule (llama.cpp's) takes the fraction of the total and loses the whole GiB
+    gen = view("llama.cpp", 2**30)["engine_kv_budget_bytes_per_gpu"] - view("llama.cpp", 2 * 2**30)["engine_kv_budget_bytes_per_gpu"]
+    assert gen == 2**30
+    # the calculators' token budget for it is its max_num_tokens on every GPU (vLLM's default is 2,048 on an A100)
+    from calc import api
+    a100 = {"model": "llama-3.1-8b", "gpu": "a100-80gb"}
+    assert api.run("memory", {**a100, "engine": "trt-llm"})["engine_max_num_batched_tokens"] == 8192
+    assert api.run("memory", {**a100, "engine": "vllm"})["engine_max_num_batched_tokens"] == 2048
+
+
+def test_tensorrt_llms_batch_limit_is_flagged():
+    """trtllm-serve runs at most max_batch_size (2,048 by default) requests at once: a larger batch the KV pool holds
+    is flagged with that flag; 2,048 is not."""
+    from calc import api
+    p = {"model": "llama-3.2-1b", "gpu": "h200", "engine": "trt-llm", "prompt-len": 64, "output-len": 64}
+    assert api.run("memory", {**p, "batch": 1})["max_concurrency"] > 2049
+    flagged = [w for w in api.run("perf", {**p, "batch": 2049})["warnings"] if "max_batch_size" in w["en"]]
+    assert len(flagged) == 1 and "TensorRT-LLM runs at most 2,048 requests at once" in flagged[0]["en"]
+    assert "--max_batch_size" in flagged[0]["zh"]
+    assert not [w for w in api.run("perf", {**p, "batch": 2048})["warnings"] if "max_batch_size" in w["en"]]
+
+
+def test_the_data_page_quotes_sglangs_older_default_fractions():
+    """docs/*/calculators/data.md #sglang-fraction quotes two variants the calculators do not offer: Llama-3.1-8B's
+    default on an RTX 4090 before 0.5.20 (0.5.10-0.5.15, with that release's 2,048-token chunk), 0.831, and on one
+    H100 under 0.5.8-0.5.9, 0.834."""
+    from pathlib import Path
+
+    m = registry.get_model("llama-3.1-8b")
+
+    def fraction(gpu_key, variant):
+        gpu = registry.get_gpu(gpu_key)
+        chunk = mem.sglang_chunked_prefill_size(gpu, "0.5.10")
+        return memory_report(m, gpu.memory_bytes, visible_memory_bytes=gpu.visible_memory_bytes, engine="sglang",
+                             kv_variant=variant, compute_capability=gpu.compute_capability,
+                             max_num_batched_tokens=chunk)["engine_gpu_memory_utilization"]
+    assert (fraction("rtx-4090", "0.5.10-0.5.15"), fraction("h100-sxm", "0.5.8-0.5.9")) == (0.831, 0.834)
+    root = Path(__file__).resolve().parents[1] / "docs"
+    en = " ".join((root / "en" / "calculators" / "data.md").read_text(encoding="utf-8").split())
+    zh = (root / "zh" / "calculators" / "data.md").read_text(encoding="utf-8")
+    assert "which lowers their default from 0.831 to" in en and "(one H100: 0.834)" in en
+    assert "RTX 4090 上的默认值因此从 0.831 降到" in zh and "（一块 H100 上是 0.834）" in zh
