@@ -369,6 +369,14 @@ def _warnings(v: dict, command: str) -> list[dict]:
         out.append(t(f"{eng.name} 不接受计算能力低于 8.0 的 GPU 上的 MXFP4 检查点（{gpu.name} 是 {gpu.compute_capability}）：这样的部署起不来",
                      f"{eng.name} refuses MXFP4 checkpoints on GPUs below compute capability 8.0 ({gpu.name} is "
                      f"{gpu.compute_capability}): this deployment does not start"))
+    # trtllm-serve (chunked prefill off by default) refuses a prompt longer than its max_num_tokens (LLM._check_arguments)
+    most = eng.kv_budget().get("max_num_tokens")
+    if most and eng.kv_rule == "trtllm_profile" and v.get("workload", "fixed") == "fixed" and v["prompt-len"] > most:
+        out.append(t(f"TensorRT-LLM 默认不分块预填充，会拒绝长于 max_num_tokens（{most:,}）的提示：{v['prompt-len']:,} token 的提示要在启动 "
+                     f"trtllm-serve 时加 --enable_chunked_prefill，或把 --max_num_tokens 设到不小于提示长度",
+                     f"TensorRT-LLM does not chunk prompts by default and refuses one longer than its max_num_tokens "
+                     f"({most:,}): for {v['prompt-len']:,}-token prompts, start trtllm-serve with --enable_chunked_prefill "
+                     "or a --max_num_tokens at least as long as the prompt"))
     if command in ("perf", "cost", "roi"):
         out += _batch_fit_warnings(v)
     if command != "memory":
@@ -488,9 +496,11 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
                       f"between 2,048 and 4,096 and at most half the pool's tokens): for {batch:,} to run together, start "
                       "it with a value at least as large as the batch, or these figures are out of reach")]
         if seqs is not None and batch > seqs and eng.kv_rule == "trtllm_profile":
-            return [t(f"TensorRT-LLM 默认一次最多运行 {seqs:,} 个请求（trtllm-serve 的 --max_batch_size）：要让 {batch:,} 个同时运行，"
+            per_zh = f"每个注意力数据并行副本 {seqs // dp:,} 个，这 {dp} 个副本共 {seqs:,} 个" if dp > 1 else f"{seqs:,} 个"
+            per_en = f"{seqs // dp:,} per attention data-parallel rank, {seqs:,} on these {dp}" if dp > 1 else f"{seqs:,}"
+            return [t(f"TensorRT-LLM 默认一次最多运行的请求数是 {per_zh}（trtllm-serve 的 --max_batch_size）：要让 {batch:,} 个同时运行，"
                       "启动时须把它设得不小于批大小，否则这些速度和吞吐在实际部署中达不到",
-                      f"TensorRT-LLM runs at most {seqs:,} requests at once by default (trtllm-serve's --max_batch_size): for "
+                      f"TensorRT-LLM runs at most {per_en} requests at once by default (trtllm-serve's --max_batch_size): for "
                       f"{batch:,} to run together, start it with a value at least as large as the batch, or these figures "
                       "are out of reach")]
         if seqs is not None and batch > seqs:

@@ -104,7 +104,8 @@ class EngineProfile:
         # whose decode steps grow with the batch beyond their byte time, it stands for whatever does that (GEMM tiles at
         # small M, attention, per-sequence costs), not for the matmuls' rate; elsewhere decode steps take compute_efficiency
         self._decode_comp = dict(variant.get("decode_compute_efficiency", {}))
-        p = entry.get("prefill", {})
+        # an older release's prompt steps where they differ (TensorRT-LLM's static-batch tables prefilled a whole batch)
+        p = {**entry.get("prefill", {}), **variant.get("prefill", {})}
         self.prefill_chunk_tokens = p.get("chunk_tokens")  # None: the whole prompt batch in one step
         # "sglang_gpu_memory": the chunk is SGLang's chunked_prefill_size for the GPU (prefill_chunk_for)
         self.prefill_chunk_rule = p.get("chunk_rule")

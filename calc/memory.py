@@ -111,9 +111,10 @@ def sglang_max_running_requests(tokens_in_cache: int, context_len: int) -> int:
 
 
 # Which release's heuristic sets SGLang's default mem_fraction_static (data/engines.json kv_budget ``fraction_rule``):
-# "0.5.8" (0.5.8 and 0.5.9, and the releases since the formula came in, 2025-09), "0.5.10" (0.5.10 to 0.5.19: a
-# reserve for prefill CUDA graphs, on by default from 0.5.10) and "0.5.20" (from 0.5.20: new defaults for GPUs of 20 to
-# 35 GiB). Read in the wheels' server_args.py (0.5.8 to 0.5.18) and arg_groups/memory_hook.py (0.5.19 to 0.5.23).
+# "0.5.8" (0.5.8 and 0.5.9, and the releases since the formula came in, 2025-09), "0.5.10" (a reserve for prefill CUDA
+# graphs, on by default from 0.5.10: exact for 0.5.10 to 0.5.14; 0.5.15 to 0.5.19 differ for MLA models, pipeline
+# parallelism and DP attention, see sglang_mem_fraction_static) and "0.5.20" (from 0.5.20: new defaults for GPUs of 20
+# to 35 GiB). Read in the wheels' server_args.py (0.5.8 to 0.5.18) and arg_groups/memory_hook.py (0.5.19 to 0.5.23).
 SGLANG_FRACTION_RULES = ("0.5.8", "0.5.10", "0.5.20")
 
 

@@ -267,10 +267,11 @@ def engines_table(lang: str) -> str:
                          f"{gib(vkv.get('cuda_graph_bytes', 0))}{more})")
         elif kv["rule"] == "trtllm_profile":  # the fraction of what a dry run of max_num_tokens left
             tok, bs = f"{kv['max_num_tokens']:,}", f"{kv['max_batch_size']:,}"
-            rule = (f"{frac} × (CUDA 可见显存 − 权重 − {tok} token 试运行的激活峰值 − 开销)；默认最多同时运行 {bs} 个请求"
-                    "（TensorRT-LLM 1.x 的 PyTorch 后端，依据源码，未对照启动日志）" if zh else
-                    f"{frac} × (CUDA-visible − weights − activations of a {tok}-token dry run − overhead); at most {bs} "
-                    "requests at once by default (TensorRT-LLM 1.x's PyTorch backend, from its source; no start-up log checked)")
+            rule = (f"{frac} × (CUDA 可见显存 − 权重 − {tok} token 试运行的激活峰值（按 calc 的激活模型，与 vLLM 的剖析前向相同）− 开销)；"
+                    f"默认最多同时运行 {bs} 个请求，拒绝长于 {tok} token 的提示（TensorRT-LLM 1.x 的 PyTorch 后端，依据源码，未对照启动日志）" if zh else
+                    f"{frac} × (CUDA-visible − weights − activations of an {tok}-token dry run (calc's activation model, as "
+                    f"for vLLM's pass) − overhead); at most {bs} requests at once by default, prompts over {tok} tokens "
+                    "refused (TensorRT-LLM 1.x's PyTorch backend, from its source; no start-up log checked)")
         else:
             rule = (f"{frac} × CUDA 可见显存 − 权重 − 激活 − 开销" if zh else
                     f"{frac} × CUDA-visible − weights − activations − overhead")

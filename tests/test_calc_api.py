@@ -443,8 +443,10 @@ def test_sequences_beyond_the_models_context_are_counted_at_their_length():
     # each engine names its own flag for the longest sequence it accepts
     (w,) = _fit_warnings("perf", batch=150, engine="sglang", **p)
     assert "SGLang rejects requests longer than the model's context unless started with that --context-length" in w["en"]
+    assert "SGLang 默认会拒绝超过模型上下文的请求，除非启动时把 --context-length 设到这么长" in w["zh"]
     (w,) = _fit_warnings("perf", batch=150, engine="trt-llm", **p)
     assert "TensorRT-LLM rejects requests longer than the model's context unless started with that --max_seq_len" in w["en"]
+    assert "TensorRT-LLM 默认会拒绝超过模型上下文的请求，除非启动时把 --max_seq_len 设到这么长" in w["zh"]
     assert "capacity planner" not in w["en"]  # which refuses such lengths
 
 

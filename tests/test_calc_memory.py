@@ -786,3 +786,42 @@ def test_the_data_page_quotes_sglangs_older_default_fractions():
     zh = (root / "zh" / "calculators" / "data.md").read_text(encoding="utf-8")
     assert "which lowers their default from 0.831 to" in en and "(one H100: 0.834)" in en
     assert "RTX 4090 上的默认值因此从 0.831 降到" in zh and "（一块 H100 上是 0.834）" in zh
+
+
+def test_sglangs_default_fraction_matches_the_releases_own_arithmetic():
+    """Independent figures: SGLang's heuristic worked by hand from its wheels (0.5.8 to 0.5.23) at the totals SGLang
+    reads from nvidia-smi, in MiB (an H100 SXM 81,559, an H200 143,771, a B200 183,359, an RTX 4090 24,564, an A10
+    23,028): the releases' own defaults, which calc must reproduce given the same total."""
+    mib = 2**20
+    h100, h200, b200, rtx4090, a10 = 81_559 * mib, 143_771 * mib, 183_359 * mib, 24_564 * mib, 23_028 * mib
+    f = mem.sglang_mem_fraction_static
+    # 0.5.8 (and 0.5.9): no prefill CUDA graphs
+    assert [f(h100, 1, 1, 8192, rule="0.5.8"), f(h100, 8, 1, 8192, rule="0.5.8"), f(h200, 1, 1, 8192, rule="0.5.8"),
+            f(b200, 8, 1, 16384, rule="0.5.8"), f(rtx4090, 1, 1, 2048, rule="0.5.8"),
+            f(a10, 1, 1, 2048, rule="0.5.8")] == [0.835, 0.818, 0.907, 0.852, 0.847, 0.837]
+    # 0.5.20 to 0.5.23: dense, MLA (DeepSeek-V3 at TP 8 on a B200: reserved, then turned off there), small GPUs
+    assert [f(h100, 1, 1, 8192), f(h100, 8, 1, 8192), f(h100, 1, 1, 8192, mla=True), f(h100, 8, 1, 8192, mla=True),
+            f(h200, 1, 1, 8192), f(h200, 1, 1, 8192, mla=True), f(b200, 8, 1, 16384), f(b200, 8, 1, 16384, mla=True),
+            f(rtx4090, 1, 1, 4096), f(a10, 1, 1, 4096)] == [0.830, 0.812, 0.816, 0.799, 0.903, 0.896, 0.849, 0.844,
+                                                             0.704, 0.684]
+    # 0.5.10 to 0.5.19 on the small GPUs (their older tier), and pipeline parallelism from 0.5.19 (no prefill graphs)
+    assert [f(rtx4090, 1, 1, 2048, rule="0.5.10"), f(a10, 1, 1, 2048, rule="0.5.10")] == [0.833, 0.822]
+    assert [f(h100, 1, 2, 8192), f(h100, 4, 2, 8192)] == [0.834, 0.818]
+
+
+def test_tensorrt_llm_refuses_prompts_over_its_max_num_tokens():
+    """trtllm-serve, chunked prefill off by default, refuses a prompt longer than max_num_tokens (8,192): the
+    calculators say so for it and for no other engine; a prompt of 8,192 tokens is accepted."""
+    from calc import api
+    p = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "output-len": 256, "batch": 1}
+
+    def refusals(engine, prompt):
+        return [w for w in api.run("perf", {**p, "engine": engine, "prompt-len": prompt})["warnings"]
+                if "max_num_tokens" in w["en"]]
+    (w,) = refusals("trt-llm", 8193)
+    assert "refuses one longer than its max_num_tokens (8,192)" in w["en"] and "--enable_chunked_prefill" in w["en"]
+    assert "会拒绝长于 max_num_tokens（8,192）的提示" in w["zh"] and "--enable_chunked_prefill" in w["zh"]
+    assert refusals("trt-llm", 8192) == [] and refusals("vllm", 8193) == [] and refusals("sglang", 8193) == []
+    # its prompt steps hold up to 8,192 tokens (whole-batch in the v0.6 tables' variant)
+    r = api.run("perf", {**p, "engine": "trt-llm", "prompt-len": 1024, "batch": 64})
+    assert r["prefill_chunks"] == 8
