@@ -222,9 +222,12 @@ def _resolve(command: str, params: Mapping) -> dict:
     # vLLM's 1,024 the planner's saturation bursts take a browser too long, and with vLLM 0.32's sampler warm-up
     # (2 bytes per logit) the KV budget barely depends on it
     # (SGLang's is its chunked_prefill_size for the GPU, the most prompt tokens one of its prompt steps holds)
+    # (TensorRT-LLM keeps its max_num_tokens without chunked prefill and refuses longer prompts instead)
     if "max-num-batched-tokens" in values and values["max-num-batched-tokens"] is None:
-        tokens = _default_token_budget(values.get("engine") or engines_mod.DEFAULT_ENGINE, values["gpu_spec"])
-        if command == "plan" and values["chunked-prefill"] == "off":
+        engine = values.get("engine") or engines_mod.DEFAULT_ENGINE
+        tokens = _default_token_budget(engine, values["gpu_spec"])
+        if command == "plan" and values["chunked-prefill"] == "off" and \
+                not engines_mod.profile(engine).kv_budget().get("max_num_tokens"):
             tokens = max(tokens, spec.max_position_embeddings)
         values["max-num-batched-tokens"] = tokens
 
@@ -295,9 +298,17 @@ def _plan_errors(v: dict) -> dict:
                 f"({spec.max_position_embeddings})")
     if v["chunked-prefill"] == "off" and v["workload"] == "fixed" and \
             v["prompt-len"] + v["output-len"] > v["max-num-batched-tokens"]:
-        errors["max-num-batched-tokens"] = t(
-            "关闭分块预填充时，最大批处理 token 数必须不小于提示 + 输出长度（vLLM 的要求）",
-            "without chunked prefill, max batched tokens must be at least prompt + output length (as vLLM requires)")
+        if engines_mod.profile(v["engine"]).kv_rule == "trtllm_profile":
+            errors["max-num-batched-tokens"] = t(
+                "关闭分块预填充时，TensorRT-LLM 拒绝长于最大批处理 token 数（它的 max_num_tokens）的提示；规划器还会把被抢占的请求连同已生成的 token "
+                "重新预填充，所以这里要求它不小于提示 + 输出长度：请调大它，或打开分块预填充（--enable_chunked_prefill）",
+                "without chunked prefill TensorRT-LLM refuses prompts longer than max batched tokens (its max_num_tokens), "
+                "and the planner re-prefills a preempted request with the tokens it generated, so it must be at least "
+                "prompt + output length here: raise it, or turn chunked prefill on (--enable_chunked_prefill)")
+        else:
+            errors["max-num-batched-tokens"] = t(
+                "关闭分块预填充时，最大批处理 token 数必须不小于提示 + 输出长度（vLLM 的要求）",
+                "without chunked prefill, max batched tokens must be at least prompt + output length (as vLLM requires)")
     return errors
 
 
@@ -369,9 +380,13 @@ def _warnings(v: dict, command: str) -> list[dict]:
         out.append(t(f"{eng.name} 不接受计算能力低于 8.0 的 GPU 上的 MXFP4 检查点（{gpu.name} 是 {gpu.compute_capability}）：这样的部署起不来",
                      f"{eng.name} refuses MXFP4 checkpoints on GPUs below compute capability 8.0 ({gpu.name} is "
                      f"{gpu.compute_capability}): this deployment does not start"))
-    # trtllm-serve (chunked prefill off by default) refuses a prompt longer than its max_num_tokens (LLM._check_arguments)
-    most = eng.kv_budget().get("max_num_tokens")
-    if most and eng.kv_rule == "trtllm_profile" and v.get("workload", "fixed") == "fixed" and v["prompt-len"] > most:
+    # trtllm-serve (chunked prefill off by default in 1.0 to 1.3: llm_args enable_chunked_prefill False) refuses a prompt
+    # longer than its max_num_tokens (LLM._check_arguments): the reader's token budget where given, else its default
+    most = v.get("max-num-batched-tokens") or eng.kv_budget().get("max_num_tokens")
+    # (the planner with chunked prefill on simulates it started with --enable_chunked_prefill, which takes any length)
+    chunked = command == "plan" and v.get("chunked-prefill") == "on"
+    if eng.kv_rule == "trtllm_profile" and most and not chunked and v.get("workload", "fixed") == "fixed" \
+            and v["prompt-len"] > most:
         out.append(t(f"TensorRT-LLM 默认不分块预填充，会拒绝长于 max_num_tokens（{most:,}）的提示：{v['prompt-len']:,} token 的提示要在启动 "
                      f"trtllm-serve 时加 --enable_chunked_prefill，或把 --max_num_tokens 设到不小于提示长度",
                      f"TensorRT-LLM does not chunk prompts by default and refuses one longer than its max_num_tokens "

@@ -113,7 +113,7 @@ def closed_loop_tpot(p: dict, m, gpu, engine: str) -> float:
         budget = min(mem.vllm_max_num_batched_tokens(gpu), 8192)
     else:  # the engine's chunk for the GPU (SGLang's chunked_prefill_size), else 8192
         budget = prof.prefill_chunk_for(gpu) or 8192
-    if not chunk:  # no chunked prefill (ideal, TensorRT-LLM's profile): a step must hold a whole request
+    if not chunk:  # no chunked prefill (ideal, trt-llm@v0.6): a step must hold a whole request
         budget = max(budget, max(r.prompt_len + r.output_len for r in reqs))
     # closed_loop.reserve_full_prompt false: a vLLM V1 release before 0.19.0, whose scheduler admitted a waiting request
     # when its first chunk's blocks were free (calc.simulate's reserve_full_prompt)

@@ -145,7 +145,7 @@ def sglang_mem_fraction_static(gpu_memory_bytes: int, tp: int, pp: int, chunk: i
     under 160 GiB, else 512.
 
     No prefill graphs, so no reserve, where SGLang turns them off before the heuristic runs: with pipeline parallelism
-    (0.5.19 on; 0.5.15 to 0.5.18 reserved them), on AMD GPUs (``amd``), and with DP attention up to 0.5.16 (rule
+    (0.5.10 to 0.5.14 and 0.5.19 on; 0.5.15 to 0.5.18 reserved them), on AMD GPUs (``amd``), and with DP attention up to 0.5.16 (rule
     "0.5.10"; from 0.5.17 it keeps them). 0.5.15 to 0.5.17 turned them off for MLA models (no 1,536 there); on the B200
     SGLang reserves them for DeepSeek-V3/R1 and then turns them off (trtllm_mla), as calc counts them.
     ``gpu_memory_bytes``: what CUDA shows (SGLang reads nvidia-smi's total, a few hundred MiB more); ``tp``: the GPUs of

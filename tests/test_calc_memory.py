@@ -822,6 +822,38 @@ def test_tensorrt_llm_refuses_prompts_over_its_max_num_tokens():
     assert "refuses one longer than its max_num_tokens (8,192)" in w["en"] and "--enable_chunked_prefill" in w["en"]
     assert "会拒绝长于 max_num_tokens（8,192）的提示" in w["zh"] and "--enable_chunked_prefill" in w["zh"]
     assert refusals("trt-llm", 8192) == [] and refusals("vllm", 8193) == [] and refusals("sglang", 8193) == []
-    # its prompt steps hold up to 8,192 tokens (whole-batch in the v0.6 tables' variant)
+    # its prompt steps hold up to 8,192 tokens; the v0.6 tables' variant prefills the whole batch in one step
     r = api.run("perf", {**p, "engine": "trt-llm", "prompt-len": 1024, "batch": 64})
     assert r["prefill_chunks"] == 8
+    from calc import engines, perf
+    assert engines.profile("trt-llm").prefill_chunk_tokens == 8192 and engines.profile("trt-llm@v0.6").prefill_chunk_tokens is None
+    m, h100 = registry.get_model("llama-3.1-8b"), registry.get_gpu("h100-sxm")
+    assert perf.perf_report(m, h100, "bf16", "bf16", 64, 1024, 256, 1, curve_batches=(),
+                            engine="trt-llm@v0.6")["prefill_chunks"] == 1
+
+
+def test_no_sglang_kv_point_leans_on_a_variants_default_fraction():
+    """memory_report computes SGLang's default fraction from the token budget it is given, and the calibration passes
+    its points' budget (or vLLM's 8,192), not an older release's chunk: so every SGLang KV point states its fraction."""
+    from calc import calibration
+    sglang_kv = [p for p in calibration.points() if p["engine"] == "sglang" and p["kind"] == "kv_tokens"]
+    assert sglang_kv and all(p.get("gpu_memory_utilization") for p in sglang_kv)
+
+
+def test_tensorrt_llms_token_budget_is_the_readers_and_stays_without_chunked_prefill():
+    """The refusal follows the reader's max_num_tokens where given; the planner with chunked prefill on simulates
+    --enable_chunked_prefill (no refusal) and, with it off, keeps TensorRT-LLM's 8,192 (vLLM raises its budget to the
+    model's context) and asks for room for prompt + output, in TensorRT-LLM's words."""
+    from calc import api
+    p = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "engine": "trt-llm", "prompt-len": 10_000, "output-len": 256}
+    refusing = [w for w in api.run("memory", p)["warnings"] if "max_num_tokens" in w["en"]]
+    assert len(refusing) == 1 and "(8,192)" in refusing[0]["en"]
+    assert not [w for w in api.run("memory", {**p, "max-num-batched-tokens": 16384})["warnings"] if "max_num_tokens" in w["en"]]
+    plan = {**p, "prompt-len": 1000, "rate": 1, "requests": 40}
+    assert api.run("plan", {**plan, "chunked-prefill": "off"})["engine_max_num_batched_tokens"] == 8192
+    assert api.run("plan", {**plan, "engine": "vllm", "chunked-prefill": "off"})["engine_max_num_batched_tokens"] == 131072
+    with pytest.raises(api.InputError) as e:
+        api.run("plan", {**plan, "prompt-len": 8100, "chunked-prefill": "off"})
+    assert "TensorRT-LLM refuses prompts longer than max batched tokens" in str(e.value.errors["max-num-batched-tokens"])
+    on = api.run("plan", {**p, "rate": 1, "requests": 40})
+    assert not [w for w in on["warnings"] if "max_num_tokens" in w["en"]]
