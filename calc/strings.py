@@ -94,15 +94,18 @@ INPUTS = {
     "overhead-gib": {
         "label": t("运行时开销", "Runtime overhead"),
         "help": t("每块 GPU：CUDA 上下文、工作区、分配器余量（假设值，请按实际环境调整）；用于“放得下吗”。"
-                  "vLLM 和 SGLang 的 KV 预算按引擎自己的规则扣除，不用这一项",
+                  "vLLM 和 SGLang 的 KV 预算按引擎自己的规则扣除，不用这一项；TensorRT-LLM 的把它当作 PyTorch 之外占用的显存",
                   "Per GPU: CUDA context, workspaces, allocator slack (an assumption; adjust to your stack); used for "
-                  "\"Fits?\". The vLLM and SGLang KV budgets follow the engine's own rule and do not use it"),
+                  "\"Fits?\". The vLLM and SGLang KV budgets follow the engine's own rule and do not use it; "
+                  "TensorRT-LLM's takes it as its memory outside PyTorch"),
     },
     "gpu-memory-utilization": {
         "label": t("显存利用率上限", "GPU memory utilization"),
-        "help": t("vLLM 的 gpu_memory_utilization：引擎可使用的显存比例（乘以 CUDA 可见显存）；留空则取所选引擎的默认值",
-                  "vLLM's gpu_memory_utilization: the share of GPU memory (as CUDA reports it) the engine may use; "
-                  "empty: the chosen engine's default"),
+        "help": t("vLLM 的 gpu_memory_utilization、SGLang 的 mem_fraction_static、TensorRT-LLM 的 free_gpu_memory_fraction："
+                  "引擎可使用的显存比例（按各自的规则作用于 CUDA 可见显存）；留空则取所选引擎的默认值",
+                  "vLLM's gpu_memory_utilization, SGLang's mem_fraction_static, TensorRT-LLM's free_gpu_memory_fraction: "
+                  "the share of GPU memory (as CUDA reports it, by each engine's rule) the engine may use; empty: the "
+                  "chosen engine's default"),
     },
     "engine": {
         "label": t("推理引擎", "Serving engine"),
