@@ -94,18 +94,23 @@ INPUTS = {
     "overhead-gib": {
         "label": t("运行时开销", "Runtime overhead"),
         "help": t("每块 GPU：CUDA 上下文、工作区、分配器余量（假设值，请按实际环境调整）；用于“放得下吗”。"
-                  "vLLM 和 SGLang 的 KV 预算按引擎自己的规则扣除，不用这一项；TensorRT-LLM 的把它当作 PyTorch 之外占用的显存",
+                  "vLLM 和 SGLang 的 KV 预算按引擎自己的规则扣除，不用这一项；TensorRT-LLM 的 KV 预算把它当作 PyTorch 之外占用的显存，"
+                  "通用规则（llama.cpp、Hugging Face、屋顶线）也从 KV 预算里扣除它",
                   "Per GPU: CUDA context, workspaces, allocator slack (an assumption; adjust to your stack); used for "
                   "\"Fits?\". The vLLM and SGLang KV budgets follow the engine's own rule and do not use it; "
-                  "TensorRT-LLM's takes it as its memory outside PyTorch"),
+                  "TensorRT-LLM's takes it as its memory outside PyTorch, and the generic rule (llama.cpp, Hugging Face, "
+                  "roofline) subtracts it too"),
     },
     "gpu-memory-utilization": {
         "label": t("显存利用率上限", "GPU memory utilization"),
-        "help": t("vLLM 的 gpu_memory_utilization、SGLang 的 mem_fraction_static、TensorRT-LLM 的 free_gpu_memory_fraction："
-                  "引擎可使用的显存比例（按各自的规则作用于 CUDA 可见显存）；留空则取所选引擎的默认值",
-                  "vLLM's gpu_memory_utilization, SGLang's mem_fraction_static, TensorRT-LLM's free_gpu_memory_fraction: "
-                  "the share of GPU memory (as CUDA reports it, by each engine's rule) the engine may use; empty: the "
-                  "chosen engine's default"),
+        "help": t("vLLM 的 gpu_memory_utilization：引擎可使用的 CUDA 可见显存比例；SGLang 的 mem_fraction_static：启动时空闲显存中留给权重 + KV 缓存的比例"
+                  "（激活和 CUDA Graph 用其余部分）；TensorRT-LLM 的 free_gpu_memory_fraction：扣除权重和一次试运行的峰值之后，剩余显存中给 KV 缓存的比例；"
+                  "llama.cpp、Hugging Face、屋顶线：CUDA 可见显存的一个通用比例。留空则取所选引擎的默认值",
+                  "vLLM's gpu_memory_utilization: the share of CUDA's total the engine may use; SGLang's "
+                  "mem_fraction_static: the share of the memory free at start-up kept for weights + KV cache (activations "
+                  "and CUDA graphs use the rest); TensorRT-LLM's free_gpu_memory_fraction: the share of what is left after "
+                  "the weights and its dry run that goes to the KV cache; llama.cpp, Hugging Face, roofline: a generic "
+                  "share of CUDA's total. Empty: the chosen engine's default"),
     },
     "engine": {
         "label": t("推理引擎", "Serving engine"),
@@ -128,12 +133,16 @@ INPUTS = {
         "help": t("vLLM 的 max_num_batched_tokens：一步最多处理的 token 数；也决定预估激活显存时那次前向的大小。"
                   "留空则按 vLLM 0.32 的 API 服务随 GPU 取的默认值：A100 和 70 GiB 以下的 GPU 为 2048，其他 70 GiB 以上的为 8192，"
                   "160 GiB 以上的（如 B200、MI300X）为 16384。引擎选 SGLang 时留空则取它随 GPU 取的 chunked_prefill_size："
-                  "35 GiB 以下 2048，60 GiB 以下 4096，160 GiB 以下 8192，其余 16384；它也是 SGLang 一个只含提示的步最多容纳的 token 数",
+                  "20 GiB 以下 2048，60 GiB 以下 4096，160 GiB 以下 8192，其余 16384（SGLang 0.5.20 之前 35 GiB 以下为 2048）；"
+                  "它也是 SGLang 一个只含提示的步最多容纳的 token 数。选 TensorRT-LLM 时留空则取它的 max_num_tokens，8192："
+                  "一步最多的 token 数、试运行的大小，不分块预填充时也是它接受的最长提示",
                   "vLLM's max_num_batched_tokens: the most tokens one step processes; also the size of the "
                   "profiling run that sets the activation reserve. Empty: what vLLM 0.32's API server picks for the GPU, "
                   "2048 on A100s and GPUs under 70 GiB, 8192 on the others of 70 GiB or more, 16384 from 160 GiB "
-                  "(B200, MI300X). With SGLang, empty: its chunked_prefill_size for the GPU, 2048 under 35 GiB, 4096 under "
-                  "60 GiB, 8192 under 160 GiB, else 16384, also the most tokens one of its prompt steps holds"),
+                  "(B200, MI300X). With SGLang, empty: its chunked_prefill_size for the GPU, 2048 under 20 GiB, 4096 under "
+                  "60 GiB, 8192 under 160 GiB, else 16384 (2048 under 35 GiB before SGLang 0.5.20), also the most tokens "
+                  "one of its prompt steps holds. With TensorRT-LLM, empty: its max_num_tokens, 8192: the most tokens "
+                  "one step holds, the size of its dry run and, without chunked prefill, the longest prompt it accepts"),
     },
     "mem-efficiency": {
         "label": t("显存带宽效率", "Memory bandwidth efficiency"),
