@@ -417,6 +417,15 @@ def _seqs(n: int, zh: bool) -> str:
     return f"{n:,} 个" if zh else f"{n:,} sequence" + ("" if n == 1 else "s")
 
 
+def _per_replica(seqs: int, dp: int, unit_zh: str, unit_en: str) -> tuple[str, str]:
+    """An engine's cap on requests run at once, ``seqs`` in all: per ``unit`` and in all where there are ``dp``
+    data-parallel replicas, else the number alone (zh, en)."""
+    if dp == 1:
+        return f"{seqs:,} 个", f"{seqs:,}"
+    return (f"每个{unit_zh} {seqs // dp:,} 个，这 {dp} 个副本共 {seqs:,} 个",
+            f"{seqs // dp:,} per {unit_en}, {seqs:,} on these {dp}")
+
+
 def _first_up(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -502,8 +511,7 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
                       f"output), not {batch:,}{also_en}: no more run at once, and the rest queue or are preempted, so these "
                       f"figures, computed as if all {batch:,} ran together, are out of reach. {how_en}")]
         if seqs is not None and batch > seqs and v["engine"] == "sglang":
-            per_zh = f"每个注意力数据并行副本 {seqs // dp:,} 个，这 {dp} 个副本共 {seqs:,} 个" if dp > 1 else f"{seqs:,} 个"
-            per_en = f"{seqs // dp:,} per attention data-parallel worker, {seqs:,} on these {dp}" if dp > 1 else f"{seqs:,}"
+            per_zh, per_en = _per_replica(seqs, dp, "注意力数据并行副本", "attention data-parallel worker")
             return [t(f"SGLang 在这里默认一次最多运行的请求数是 {per_zh}（--max-running-requests；默认值按它的 KV 池算：池中 token 数除以模型上下文长度再乘 512，"
                       f"限定在 2,048 到 4,096 之间，且不超过池中 token 数的一半）：要让 {batch:,} 个同时运行，启动时须把它设得不小于批大小，否则这些速度和吞吐在实际部署中达不到",
                       f"SGLang runs at most {per_en} requests at once here by default (--max-running-requests; the "
@@ -511,16 +519,14 @@ def _batch_fit_warnings(v: dict) -> list[dict]:
                       f"between 2,048 and 4,096 and at most half the pool's tokens): for {batch:,} to run together, start "
                       "it with a value at least as large as the batch, or these figures are out of reach")]
         if seqs is not None and batch > seqs and eng.kv_rule == "trtllm_profile":
-            per_zh = f"每个注意力数据并行副本 {seqs // dp:,} 个，这 {dp} 个副本共 {seqs:,} 个" if dp > 1 else f"{seqs:,} 个"
-            per_en = f"{seqs // dp:,} per attention data-parallel rank, {seqs:,} on these {dp}" if dp > 1 else f"{seqs:,}"
+            per_zh, per_en = _per_replica(seqs, dp, "注意力数据并行副本", "attention data-parallel rank")
             return [t(f"TensorRT-LLM 默认一次最多运行的请求数是 {per_zh}（trtllm-serve 的 --max_batch_size）：要让 {batch:,} 个同时运行，"
                       "启动时须把它设得不小于批大小，否则这些速度和吞吐在实际部署中达不到",
                       f"TensorRT-LLM runs at most {per_en} requests at once by default (trtllm-serve's --max_batch_size): for "
                       f"{batch:,} to run together, start it with a value at least as large as the batch, or these figures "
                       "are out of reach")]
         if seqs is not None and batch > seqs:
-            per_zh = f"每个数据并行副本 {seqs // dp:,} 个，这 {dp} 个副本共 {seqs:,} 个" if dp > 1 else f"{seqs:,} 个"
-            per_en = f"{seqs // dp:,} per data-parallel rank, {seqs:,} on these {dp}" if dp > 1 else f"{seqs:,}"
+            per_zh, per_en = _per_replica(seqs, dp, "数据并行副本", "data-parallel rank")
             return [t(f"vLLM 在 {gpu.name} 上默认一次最多运行的序列数是 {per_zh}（--max-num-seqs）：要让 {batch:,} 个同时运行，"
                       "启动时须把它调到不小于批大小（这会多占一点采样器预热的显存；显存计算器里可以设同样的值），否则这些速度和吞吐在实际部署中达不到",
                       f"vLLM runs at most {per_en} sequences at once on the {gpu.name} by default (--max-num-seqs): for "
