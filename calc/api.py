@@ -96,7 +96,7 @@ def _all_fields() -> tuple:
         _f("verify-tokens", "int", 1, unit="tokens", min=1, max=64, commands=("perf",)),
         _f("overhead-gib", "float", mem.DEFAULT_OVERHEAD_BYTES / GiB, unit="GiB", min=0, max=1024, commands=("memory",)),
         _f("gpu-memory-utilization", "float", None, min=0.01, max=1.0, commands=("memory",)),
-        _f("block-size", "int", mem.VLLM_BLOCK_SIZE, unit="tokens", min=1, max=1024, commands=("memory",)),
+        _f("block-size", "int", None, unit="tokens", min=1, max=1024, commands=("memory",)),
         _f("max-model-len", "int", None, unit="tokens", min=1, max=10_000_000, commands=("memory",)),
         _f("max-num-batched-tokens", "int", None, unit="tokens", min=1, max=10_000_000, commands=("memory", "plan")),
         _f("mem-efficiency", "float", None, min=0.01, max=1.0, commands=("perf", "cost", "roi", "plan")),
@@ -823,7 +823,26 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
         out.update({"api": c["api"], "monthly_cost_usd": c["monthly_cost_usd"], "api_monthly_cost_usd": c["api_monthly_cost_usd"],
                     "usd_per_request": c["usd_per_request"], "api_usd_per_request": c["api_usd_per_request"]})
     out["warnings"] = _warnings(v, command)
+    if command == "memory":
+        out["warnings"] += _engine_pool_warnings(v, out)
     return _json_safe(out)
+
+
+def _engine_pool_warnings(v: dict, r: dict) -> list[dict]:
+    """The VRAM calculator's "fits" adds up the bytes a batch needs; an engine that reserves a KV pool at start-up by its
+    own rule (POOL_RULES) may still leave that pool no room for one sequence of this length: say so, as the speed
+    calculators do."""
+    eng = engines_mod.profile(v["engine"])
+    if eng.kv_rule not in POOL_RULES or not r["fits"] or r["max_concurrency"] > 0:
+        return []
+    context = v["prompt-len"] + v["output-len"]
+    kv = mem._gb(r["engine_kv_budget_bytes_per_gpu"])
+    return [t(f"这些字节放得下，但 {eng.name} 按自己的规则预留 KV 缓存（每块 GPU {kv}，显存比例 {r['engine_gpu_memory_utilization']:.3f}）后，"
+              f"连一个 {context:,} token 的序列都放不下：这样的部署无法提供服务。请调高显存比例、换更小的权重格式、缩短上下文或增加 GPU（tp、pp）",
+              f"The bytes fit, but the KV cache {eng.name} reserves by its own rule ({kv} per GPU at a memory fraction of "
+              f"{r['engine_gpu_memory_utilization']:.3f}) has no room for one sequence of {context:,} tokens: this "
+              "deployment does not serve. Raise the memory fraction, use a smaller weight format, shorten the context or "
+              "add GPUs (tp, pp)")]
 
 
 def _json_safe(x):

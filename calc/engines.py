@@ -29,6 +29,18 @@ def _data() -> dict:
         return json.load(fh)
 
 
+def _weight_only_4bit(fmt: str, gpu) -> bool:
+    """Whether weights in ``fmt`` are 4-bit ones of dense layers that run weight-only (dequantized to 16-bit math) on
+    ``gpu`` (None: by the format's own compute dtype): NF4; MXFP4 and NVFP4 without FP4 tensor cores."""
+    from .memory import WEIGHT_FORMATS  # noqa: PLC0415 (engines stays importable without the memory model)
+    f = WEIGHT_FORMATS.get(fmt)
+    if f is None or f.gguf or f.experts_only or f.bits >= 5:
+        return False
+    if f.compute_dtype != "fp4":
+        return True
+    return gpu is not None and not gpu.peak_flops("fp4")
+
+
 class EngineProfile:
     """One engine. Attributes mirror data/engines.json; the methods are the interface perf.py (and the serving
     simulator) call. A plain class, like registry.GPU, to keep calc's import cheap in the browser."""
@@ -287,8 +299,15 @@ class EngineProfile:
 
     def memory_efficiency(self, fmt: str, gpu=None) -> float:
         """Achieved / datasheet memory bandwidth for weights stored in ``fmt`` (a calc.memory WEIGHT_FORMATS key), on
-        ``gpu`` (a registry.GPU) where given: × hbm_bandwidth_factor if its memory is HBM."""
-        e = float(self._mem.get(fmt, self._mem["default"]))
+        ``gpu`` (a registry.GPU) where given: × hbm_bandwidth_factor if its memory is HBM.
+
+        A format without a share of its own that holds 4-bit weights of dense layers and runs weight-only on this GPU
+        (NF4 everywhere; MXFP4 and NVFP4 where the GPU has no FP4 tensor cores, so its kernels dequantize to 16-bit
+        math, as GPTQ's and AWQ's do) takes the profile's ``int4`` share (W4A16, fitted on GPTQ/AWQ kernels), not the
+        16-bit default: otherwise it would decode faster than INT4 with more bytes. gpt-oss's MXFP4 experts
+        (``mxfp4-experts``) keep the default, on which the profile's gpt-oss runs were fitted."""
+        e = float(self._mem.get(fmt, self._mem.get("int4" if _weight_only_4bit(fmt, gpu) else "default",
+                                                   self._mem["default"])))
         if gpu is not None and (gpu.memory_type or "").upper().startswith("HBM"):
             e *= self.hbm_bandwidth_factor
         return e

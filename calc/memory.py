@@ -387,6 +387,21 @@ def _cc_major(compute_capability: str | None) -> str | None:
     return None if compute_capability is None else compute_capability.split(".")[0]
 
 
+def engine_block_size(kvb: dict, m: ModelSpec, compute_capability: str | None) -> int:
+    """The tokens per KV block (page) an engine's KV budget rule ``kvb`` uses by default for model ``m`` on a GPU of
+    ``compute_capability``: kv_budget ``block_tokens``, {"default": n, <compute-capability major>: n, "mla": {...}},
+    the "mla" entries (same keys) taking precedence for MLA models; 16, vLLM's old default, where the rule gives none.
+    The engines pick it by their default attention backend, which depends on the GPU and the model (vLLM 0.32 sets it
+    after loading the model, SGLang and TensorRT-LLM from their arguments); a block is what a request's KV is counted
+    in, so a request of n tokens holds ceil(n / block) of them."""
+    spec = kvb.get("block_tokens") or {}
+    major = _cc_major(compute_capability)
+    size = spec.get(major, spec.get("default", VLLM_BLOCK_SIZE))
+    if m.is_mla and "mla" in spec:
+        size = spec["mla"].get(major, spec["mla"].get("default", size))
+    return int(size)
+
+
 def sglang_swa_tokens_per_request(swa: dict, prompt: int, output: int, window: int, chunk: int,
                                   compute_capability: str | None) -> int:
     """Slots a running request holds in SGLang's sliding-window pool, by its radix cache (on by default): the part of
@@ -603,7 +618,7 @@ def memory_report(
     tp: int = 1,
     overhead_bytes: int = DEFAULT_OVERHEAD_BYTES,
     gpu_memory_utilization: float | None = None,
-    block_size: int = VLLM_BLOCK_SIZE,
+    block_size: int | None = None,
     max_model_len: int | None = None,
     max_num_batched_tokens: int = VLLM_MAX_NUM_BATCHED_TOKENS,
     max_num_seqs: int = VLLM_MAX_NUM_SEQS,
@@ -657,7 +672,8 @@ def memory_report(
     ``mxfp4_backend`` where a run names the one it used; the padded bytes are part of the weights (``weights_bytes``
     too), per GPU and in the KV budget.
 
-    What is left becomes KV blocks of ``block_size`` tokens. With pipeline stages every stage keeps the same
+    What is left becomes KV blocks of ``block_size`` tokens (None: the engine's default for the model and GPU,
+    engine_block_size). With pipeline stages every stage keeps the same
     number of blocks (the smallest any stage can afford), as vLLM does; each attention replica (ep > tp) has a
     cache of its own. vLLM's hybrid KV cache manager (kv_budget ``hybrid_kv_groups``: models that mix attention
     windows, such as gpt-oss and Gemma-2, or slide a window in every layer) groups the layers (vllm_kv_groups); a
@@ -669,6 +685,10 @@ def memory_report(
     eng = engines_mod.profile(engine or engines_mod.DEFAULT_ENGINE)
     kvb = eng.kv_budget(kv_variant)
     rule = kvb["rule"]
+    if block_size is None:
+        block_size = engine_block_size(kvb, m, compute_capability)
+    elif block_size < 1:
+        raise ValueError(f"block_size must be ≥ 1, got {block_size}")
     capacity = gpu_memory_bytes if visible_memory_bytes is None else visible_memory_bytes
     counts = param_counts(m)
     context = prompt_len + output_len

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from .cost import HOURS_PER_MONTH, SECONDS_PER_MONTH
-from .simulate import BLOCK_SIZE, StepCost, StepModel, parse_lengths, requests, simulate
+from .simulate import StepCost, StepModel, parse_lengths, requests, simulate
 from .strings import t
 
 TP_SIZES = (1, 2, 4, 8)
@@ -117,8 +117,8 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
         need = held(longest, batches * max_num_batched_tokens)  # the longest request's blocks, as simulate() checks
         if need > blocks:
             reasons.append({"tp": tp, "why": "memory", "message": t(
-                f"TP={tp}：权重之外的 KV 缓存只有 {blocks} 块（每块 {BLOCK_SIZE} 个 token），放不下一个 {longest} token 的请求（要 {need} 块）",
-                f"TP={tp}: the KV cache left beside the weights holds {blocks} blocks of {BLOCK_SIZE} tokens, fewer than "
+                f"TP={tp}：权重之外的 KV 缓存只有 {blocks} 块（每块 {sm.block_size} 个 token），放不下一个 {longest} token 的请求（要 {need} 块）",
+                f"TP={tp}: the KV cache left beside the weights holds {blocks} blocks of {sm.block_size} tokens, fewer than "
                 f"one {longest}-token request needs ({need})")})
             continue
         # the floor: one request alone on an empty engine
@@ -211,7 +211,7 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
 
 
 def saturated_rate(sm, mean_prompt: float, mean_output: float, blocks: int, max_num_seqs: int,
-                   max_num_batched_tokens: int = 8192, block_size: int = 16) -> float:
+                   max_num_batched_tokens: int = 8192, block_size: int | None = None) -> float:
     """Requests per second one replica sustains when the queue never empties (an estimate, no simulation).
 
     It runs the largest batch the KV cache and ``max_num_seqs`` allow. Each request costs its prompt, at the
@@ -220,6 +220,7 @@ def saturated_rate(sm, mean_prompt: float, mean_output: float, blocks: int, max_
     step time ÷ batch. The planner does not use it (it simulates a burst instead, plan()'s ``saturation``); the
     simulator's saturated runs land within 20 % of it (tests/test_simulate.py), mostly above it."""
     per_request_tokens = mean_prompt + mean_output
+    block_size = sm.block_size if block_size is None else block_size
     batch = max(1, min(max_num_seqs, int(blocks * block_size // max(per_request_tokens, 1))))
     ctx = round(mean_prompt + mean_output / 2)
     decode = sm.decode_step_s(batch, batch * ctx)

@@ -44,11 +44,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from . import perf
-from .memory import VLLM_MAX_NUM_SEQS, kv_bytes_per_token, memory_report, vllm_blocks_per_request
+from .memory import (
+    VLLM_MAX_NUM_SEQS,
+    engine_block_size,
+    kv_bytes_per_token,
+    memory_report,
+    vllm_blocks_per_request,
+)
 from .model import ModelSpec, lm_head_params, matmul_params_per_token
 from .registry import GPU
 
-BLOCK_SIZE = 16  # vLLM's default KV block size (tokens)
 DEFAULT_MAX_NUM_SEQS = VLLM_MAX_NUM_SEQS  # vLLM 0.32's API-server default on A100s and GPUs under 70 GiB (1,024 on larger ones)
 PERCENTILES = (50, 90, 99)
 
@@ -183,7 +188,7 @@ class StepModel:
         # no cost given: the ideal engine on this GPU, at its measured matmul share (registry GPU.matmul_factor)
         self.cost = cost or StepCost(compute_efficiency=perf.COMPUTE_EFFICIENCY * gpu.matmul_factor)
         dtype = perf.compute_dtype(weights, gpu)
-        from .engines import matmul_peak_flops  # noqa: PLC0415 (engines reads its JSON on import)
+        from .engines import matmul_peak_flops, profile  # noqa: PLC0415 (engines reads its JSON on import)
         peak = matmul_peak_flops(gpu, dtype, self.cost.fp16_accumulate) * tp
         self.peak = peak * self.cost.compute_efficiency
         decode_eff = self.cost.decode_compute_efficiency
@@ -197,6 +202,8 @@ class StepModel:
         self._dec_attn: dict[int, float] = {}
         self._kv: dict[int, float] = {}
         self._pre_attn: dict[int, float] = {}
+        # the tokens per KV block of the engine's default attention backend for this model and GPU (memory.engine_block_size)
+        self.block_size = engine_block_size(profile(self.cost.engine).kv_budget(), m, gpu.compute_capability)
 
     # memoised primitives (a run asks for the same few hundred values thousands of times)
     def _weight_bytes(self, tokens: int) -> float:
@@ -273,15 +280,16 @@ class StepModel:
         return self.cost.step_time_s(t + self._allreduce_s(n_decode), self.cost.step_overhead_s(n_decode, self.tp))
 
     def kv_blocks(self, gpu_memory_utilization: float | None = None, max_num_batched_tokens: int = 8192,
-                  block_size: int = BLOCK_SIZE, max_num_seqs: int = DEFAULT_MAX_NUM_SEQS) -> int:
+                  block_size: int | None = None, max_num_seqs: int = DEFAULT_MAX_NUM_SEQS) -> int:
         """KV blocks per replica, from the memory model's engine view (blocks are per GPU, sharded by tp): the
         StepCost's engine budget rule (None: its default fraction) applied to the GPU's CUDA-visible memory
-        (``max_num_seqs`` sizes vLLM's sampler warm-up in its profiling run)."""
+        (``max_num_seqs`` sizes vLLM's sampler warm-up in its profiling run). ``block_size`` here and below: tokens
+        per block, None for the engine's default (``self.block_size``)."""
         r = self._engine_view(max_num_batched_tokens, block_size, gpu_memory_utilization=gpu_memory_utilization,
                               max_num_seqs=max_num_seqs)
         return int(r["engine_num_kv_blocks"])
 
-    def kv_blocks_held(self, max_num_batched_tokens: int = 8192, block_size: int = BLOCK_SIZE):
+    def kv_blocks_held(self, max_num_batched_tokens: int = 8192, block_size: int | None = None):
         """(held, batches): held(n, in_flight) is the KV blocks a sequence of n tokens holds while ``in_flight`` of its
         tokens are scheduled but not yet settled, summed over the engine's KV cache groups (the memory model's engine
         view): n / block_size, rounded up, per full-attention group; in a sliding-window group of vLLM's hybrid KV
@@ -292,24 +300,25 @@ class StepModel:
         as a larger full pool; the window pool itself is not simulated: from 0.5.18, the release modelled, it binds only
         sequences of a few hundred tokens, which the memory model's max_concurrency counts."""
         r = self._engine_view(max_num_batched_tokens, block_size)
-        windows = r["engine_kv_group_windows"]
+        windows, block_size = r["engine_kv_group_windows"], r["engine_block_size"]
         batches = max(1, r["engine_kv_in_flight_tokens"] // max_num_batched_tokens)
 
         def held(n: int, in_flight: int = 1) -> int:
             return vllm_blocks_per_request(windows, n, block_size, in_flight)
         return held, batches
 
-    def kv_has_windows(self, max_num_batched_tokens: int = 8192, block_size: int = BLOCK_SIZE) -> bool:
+    def kv_has_windows(self, max_num_batched_tokens: int = 8192, block_size: int | None = None) -> bool:
         """Whether the engine keeps sliding-window KV cache groups (vLLM's hybrid manager), whose blocks a sequence
         frees as they leave its window: there a sequence's blocks can shrink, as when its prompt's chunks in flight
         settle into decoding."""
         return any(w is not None for w in self._engine_view(max_num_batched_tokens, block_size)["engine_kv_group_windows"])
 
-    def _engine_view(self, max_num_batched_tokens: int, block_size: int, **kw) -> dict:
+    def _engine_view(self, max_num_batched_tokens: int, block_size: int | None, **kw) -> dict:
         """The memory model's engine view of one replica (calc.memory.memory_report) under this StepCost's engine, on
         the GPU's CUDA-visible memory; ``kw``: further memory_report settings."""
         return memory_report(self.m, self.gpu.memory_bytes, self.weights, self.kv_dtype, 1, 1, 1, self.tp,
-                             block_size=block_size, max_num_batched_tokens=max_num_batched_tokens,
+                             block_size=self.block_size if block_size is None else block_size,
+                             max_num_batched_tokens=max_num_batched_tokens,
                              visible_memory_bytes=self.gpu.visible_memory_bytes, engine=self.cost.engine,
                              linked_gpus=self.gpu.linked_gpus, compute_capability=self.gpu.compute_capability, **kw)
 
@@ -468,7 +477,7 @@ def percentiles(xs: list[float], ps=PERCENTILES) -> dict:
 
 def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
              max_num_batched_tokens: int = 8192, chunked_prefill: bool = True, num_blocks: int | None = None,
-             block_size: int = BLOCK_SIZE, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
+             block_size: int | None = None, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
              gpu_memory_utilization: float | None = None, kv_samples: int = 200, max_steps: int = 2_000_000,
              fast_path: bool = True, warmup_s: float = 0.0, reserve_full_prompt: bool = True,
              prefill_alone: bool | None = None) -> dict:
@@ -490,6 +499,8 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
     (``reserve_full_prompt`` is then ignored), as SGLang does."""
     if max_num_seqs < 1 or max_num_batched_tokens < 1:
         raise ValueError("max_num_seqs and max_num_batched_tokens must be ≥ 1")
+    if block_size is None:  # the engine's default for this model and GPU
+        block_size = model.block_size
     alone = not chunked_prefill or (model.cost.prefill_alone if prefill_alone is None else prefill_alone)
     # prompts alone always reserve the whole prompt (SGLang admits a request only when its whole input, and room for part
     # of its output, fits): a prompt part-way through then always finds its next chunk's blocks, as no decode runs

@@ -755,3 +755,20 @@ def test_sglang_with_chunked_prefill_off_still_has_a_memory_fraction():
     assert off["tp_size"] == api.run("plan", p)["tp_size"] == 1
     fraction = api.run("memory", {**p, "max-num-batched-tokens": 131072})["engine_gpu_memory_utilization"]
     assert 0.6 < fraction == api.run("memory", {**p, "max-num-batched-tokens": 16384})["engine_gpu_memory_utilization"] < 0.834
+
+
+def test_the_vram_calculator_warns_where_the_engines_own_kv_pool_holds_no_sequence():
+    """Llama-3.1-70B in FP8 on one H100: its bytes fit (72.66 GB of weights), but SGLang's default memory fraction
+    (0.829 there) leaves its KV pool nothing, so no request can run; vLLM's 0.92 leaves room for a few requests of
+    1,280 tokens. Only the deployment that cannot serve gets the warning, in both languages."""
+    base = {"model": "llama-3.1-70b", "gpu": "h100-sxm", "weights": "fp8"}
+    sglang = api.run("memory", {**base, "engine": "sglang"})
+    assert sglang["fits"] and sglang["max_concurrency"] == 0
+    pool = [w for w in sglang["warnings"] if "has no room for one sequence" in w["en"]]
+    assert len(pool) == 1 and "SGLang" in pool[0]["en"] and "1,280" in pool[0]["en"] and "1,280" in pool[0]["zh"]
+    vllm = api.run("memory", {**base, "engine": "vllm"})
+    assert vllm["max_concurrency"] > 0
+    assert not any("has no room for one sequence" in w["en"] for w in vllm["warnings"])
+    # a deployment whose bytes do not fit is already said not to fit: no second warning
+    bf16 = api.run("memory", {**base, "weights": "bf16", "engine": "sglang"})
+    assert not bf16["fits"] and not any("has no room for one sequence" in w["en"] for w in bf16["warnings"])

@@ -505,3 +505,27 @@ def test_vllm_for_rocm_has_its_own_fp8_share_for_decode_steps_only():
     assert sm.decode_step_s(256, 256 * 1056) == pytest.approx(r["tpot_s"], rel=1e-9)
     plain = StepModel(m, g, "fp8", "bf16", 1, StepCost.from_profile(cuda, "fp8", "vllm", g))
     assert plain.decode_peak == plain.peak and plain.cost.decode_compute_efficiency == plain.cost.compute_efficiency
+
+
+def test_four_bit_formats_that_run_weight_only_take_the_w4a16_share():
+    """vLLM's profile fits one bandwidth share for 4-bit weight-only kernels (int4: GPTQ/AWQ) and one for 16-bit
+    weights. NF4 everywhere, and NVFP4 / MXFP4 on GPUs without FP4 tensor cores (A100, H100), also dequantize to
+    16-bit math, so they take the 4-bit share: NVFP4 (4.5 bits) must not decode faster than INT4 (4.16 bits) there.
+    With FP4 tensor cores (B200) NVFP4 keeps the default; gpt-oss's MXFP4 experts keep it everywhere (the profile's
+    gpt-oss runs were fitted on it); a profile without a 4-bit share (ideal, TensorRT-LLM) is unchanged."""
+    vllm, a100, h100, b200 = engines.profile("vllm"), registry.get_gpu("a100-80gb"), registry.get_gpu("h100-sxm"), \
+        registry.get_gpu("b200")
+    w4a16, default = vllm.memory_efficiency("int4"), vllm.memory_efficiency("bf16")
+    assert w4a16 < default
+    for gpu in (a100, h100):
+        for fmt in ("nvfp4", "mxfp4", "nf4"):
+            assert vllm.memory_efficiency(fmt, gpu) == w4a16 * (vllm.memory_efficiency("bf16", gpu) / default)
+        assert vllm.memory_efficiency("mxfp4-experts", gpu) == vllm.memory_efficiency("bf16", gpu)
+    assert vllm.memory_efficiency("nvfp4", b200) == vllm.memory_efficiency("bf16", b200)
+    assert vllm.memory_efficiency("nf4", b200) == vllm.memory_efficiency("int4", b200)
+    for name in ("ideal", "trt-llm"):
+        p = engines.profile(name)
+        assert p.memory_efficiency("nvfp4", h100) == p.memory_efficiency("bf16", h100)
+    m = registry.get_model("llama-3.1-8b")
+    tpot = {f: perf.perf_report(m, a100, f, "bf16", 1, 128, 128, engine="vllm")["tpot_s"] for f in ("int4", "nvfp4")}
+    assert tpot["nvfp4"] > tpot["int4"]

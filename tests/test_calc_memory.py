@@ -404,7 +404,8 @@ def test_vllm_groups_layers_by_attention_window_and_a_window_caps_a_requests_blo
     # V0 and SGLang: one group (SGLang's own window pool: test_sglang_gives_gpt_oss_window_layers_a_pool_of_their_own)
     for kw in ({"engine": "vllm", "kv_variant": "v0"}, {"engine": "sglang"}):
         v = memory_report(oss, h100.memory_bytes, "mxfp4-experts", visible_memory_bytes=h100.visible_memory_bytes, **kw)
-        assert v["engine_kv_cache_groups"] == 1 and v["engine_max_tokens_in_cache"] == v["engine_num_kv_blocks"] * 16
+        assert v["engine_kv_cache_groups"] == 1
+        assert v["engine_max_tokens_in_cache"] == v["engine_num_kv_blocks"] * v["engine_block_size"]
         assert v["engine_kv_in_flight_tokens"] == 0
     # a model of full attention only is as before: blocks x block size, nothing in flight to keep room for
     llama = memory_report(registry.get_model("llama-3.1-8b"), h100.memory_bytes, visible_memory_bytes=h100.visible_memory_bytes)
@@ -437,9 +438,11 @@ def test_sglang_gives_gpt_oss_window_layers_a_pool_of_their_own():
     now, before = view("h100-sxm"), view("h100-sxm", "pre0.5.8")
     budget = now["engine_kv_budget_bytes_per_gpu"]
     assert budget == before["engine_kv_budget_bytes_per_gpu"]  # the same memory, cut differently
-    assert now["engine_num_kv_blocks"] == int(budget // (16 * layer * (18 + 0.8 * 18)))
-    assert before["engine_num_kv_blocks"] == budget // (16 * layer * 36)
-    assert now["engine_max_tokens_in_cache"] == now["engine_num_kv_blocks"] * 16  # what SGLang calls max_total_num_tokens
+    # on an H100 SGLang's pages hold one token (fa3, page_size 1): its pool is counted in tokens
+    assert now["engine_block_size"] == before["engine_block_size"] == 1
+    assert now["engine_num_kv_blocks"] == int(budget // (layer * (18 + 0.8 * 18)))
+    assert before["engine_num_kv_blocks"] == budget // (layer * 36)
+    assert now["engine_max_tokens_in_cache"] == now["engine_num_kv_blocks"]  # what SGLang calls max_total_num_tokens
     assert 1.10 < now["engine_max_tokens_in_cache"] / before["engine_max_tokens_in_cache"] < 1.12  # 36 / 32.4 = 1.111
     swa = now["engine_swa_pool_tokens"]
     assert swa == int(now["engine_max_tokens_in_cache"] * 0.8) and before["engine_swa_pool_tokens"] == 0
@@ -448,24 +451,25 @@ def test_sglang_gives_gpt_oss_window_layers_a_pool_of_their_own():
     def count(variant, prompt, output, gpu="h100-sxm"):
         r = view(gpu, variant, prompt, output)
         return r["max_concurrency"], r["engine_num_kv_blocks"], r["engine_swa_pool_tokens"]
-    # 8,192 + 1,024 tokens (576 blocks each). From 0.5.18 a request keeps its prompt's last window (128), what it
+    # 8,192 + 1,024 tokens (9,216 one-token pages each on an H100). From 0.5.18 a request keeps its prompt's last window (128), what it
     # decoded until evicted (at most 128 + 128 + a page of 1) and a page there: the full pool binds
-    assert count(None, 8192, 1024)[0] == full // 576 > before["max_concurrency"]
+    assert count(None, 8192, 1024)[0] == full // 9216 > before["max_concurrency"]
     # 0.5.10-0.5.15: the prompt's last radix leaf, the whole 8,192-token chunk on an H100, stays locked: the window pool
     # binds, below even every layer at full length (the data page's 18 and 19)
     assert count("0.5.10-0.5.15", 8192, 1024)[0] == swa // (8192 + 257 + 1) == 18 < before["max_concurrency"] == 19
-    # 128 + 300 tokens: 128 + min(300, 257) + 1 = 386 window slots each, fewer than the full pool's 27 blocks allow
-    assert count(None, 128, 300)[0] == swa // 386 < full // 27
+    # 128 + 300 tokens: 128 + min(300, 257) + 1 = 386 window slots each, fewer than the full pool's 428 pages allow
+    assert count(None, 128, 300)[0] == swa // 386 < full // 428
     # 90 + 10 tokens hold all of theirs, and a page
     assert count(None, 90, 10)[0] == swa // 101
-    # a B200 from 0.5.10: trtllm_mha's 64-token pages; 200 + 100 tokens: 128 + 100 + 64 window slots
+    # a B200 from 0.5.10: trtllm_mha's 64-token pages, 5 for 200 + 100 tokens; 128 + 100 + 64 window slots
     b200, b_full, b_swa = count(None, 200, 100, "b200")
-    assert b200 == min(b_full // 19, b_swa // 292)
+    assert view("b200")["engine_block_size"] == 64
+    assert b200 == min(b_full // 5, b_swa // 292)
     # 0.5.10-0.5.15 keeps the radix-tree nodes locked from the prompt's last back to a window: a prompt of 9,000 tokens
     # went in as 8,192 + 808, so 808 stay (+ 100 decoded + a page); one of 8,292 went in as 8,192 + 100, and 100 is
     # short of the window, so both chunks stay
-    assert count("0.5.10-0.5.15", 9000, 100) == (min(full // 569, swa // (808 + 100 + 1)), full, swa)
-    assert count("0.5.10-0.5.15", 8292, 100)[0] == swa // (8292 + 100 + 1) < full // 525
+    assert count("0.5.10-0.5.15", 9000, 100) == (min(full // 9100, swa // (808 + 100 + 1)), full, swa)
+    assert count("0.5.10-0.5.15", 8292, 100)[0] == swa // (8292 + 100 + 1) < full // 8392
     # the variants evict about every 128 tokens too: 128 + 300 tokens hold 128 + 257 + 1 there, not 128 + 300 + 1
     assert count("0.5.10-0.5.15", 128, 300)[0] == count("0.5.8-0.5.9", 128, 300)[0] == swa // 386
     # 0.5.8-0.5.9: on a B200 (compute capability 10.0) that backend kept every layer at full length; elsewhere as 0.5.10
@@ -477,7 +481,7 @@ def test_sglang_gives_gpt_oss_window_layers_a_pool_of_their_own():
         m = registry.get_model(name)
         r = view("h100-sxm", model=m, weights="bf16")
         assert r["engine_swa_pool_tokens"] == 0
-        assert r["engine_num_kv_blocks"] == r["engine_kv_budget_bytes_per_gpu"] // (16 * per_layer_bytes(m) * m.num_hidden_layers)
+        assert r["engine_num_kv_blocks"] == r["engine_kv_budget_bytes_per_gpu"] // (per_layer_bytes(m) * m.num_hidden_layers)
 
 
 def test_the_data_page_quotes_sglangs_window_pool_counts():
@@ -857,3 +861,40 @@ def test_tensorrt_llms_token_budget_is_the_readers_and_stays_without_chunked_pre
     assert "TensorRT-LLM refuses prompts longer than max batched tokens" in str(e.value.errors["max-num-batched-tokens"])
     on = api.run("plan", {**p, "rate": 1, "requests": 40})
     assert not [w for w in on["warnings"] if "max_num_tokens" in w["en"]]
+
+
+def test_each_engine_counts_kv_in_its_default_attention_backends_blocks():
+    """The tokens per KV block (page) each engine's default attention backend uses, read in the engines' source on
+    2026-12-02 (engines.json ``_block_tokens_about``): vLLM 0.32 16, 32 for MLA models on compute capability 10.x
+    (FLASHINFER_MLA's kernel sizes [32, 64]); SGLang 0.5.23 pages of 1, 64 on 10.x (trtllm_mha / trtllm_mla);
+    TensorRT-LLM 32, 64 for DeepSeek-V3-style MLA on Hopper (FlashMLA). A request of n tokens holds ceil(n / block)."""
+    expected = {  # (engine, model, gpu) -> block
+        ("vllm", "llama-3.1-8b", "h100-sxm"): 16, ("vllm", "llama-3.1-8b", "b200"): 16,
+        ("vllm", "llama-3.1-8b", "mi300x"): 16, ("vllm", "deepseek-v3", "h200"): 16, ("vllm", "deepseek-v3", "b200"): 32,
+        ("vllm", "deepseek-v3", "a100-80gb"): 16,
+        ("sglang", "llama-3.1-8b", "h100-sxm"): 1, ("sglang", "llama-3.1-8b", "a100-80gb"): 1,
+        ("sglang", "llama-3.1-8b", "b200"): 64, ("sglang", "deepseek-v3", "h200"): 1, ("sglang", "deepseek-v3", "b200"): 64,
+        ("sglang", "llama-3.1-8b", "mi300x"): 1,
+        ("trt-llm", "llama-3.1-8b", "h100-sxm"): 32, ("trt-llm", "llama-3.1-8b", "b200"): 32,
+        ("trt-llm", "deepseek-v3", "h200"): 64, ("trt-llm", "deepseek-v3", "b200"): 32,
+        ("trt-llm", "llama-3.1-8b", "l40s"): 32,
+    }
+    for (engine, model, gpu), block in expected.items():
+        m, g = registry.get_model(model), registry.get_gpu(gpu)
+        r = memory_report(m, g.memory_bytes, "fp8", "fp8", 1, 100, 100, tp=8 if model == "deepseek-v3" else 1,
+                          visible_memory_bytes=g.visible_memory_bytes, engine=engine,
+                          compute_capability=g.compute_capability, linked_gpus=g.linked_gpus)
+        assert r["engine_block_size"] == block, (engine, model, gpu)
+        if r["engine_num_kv_blocks"]:  # 200 tokens: ceil(200 / block) blocks each, one group of full attention
+            assert r["max_concurrency"] == r["engine_num_kv_blocks"] // -(-200 // block), (engine, model, gpu)
+    # a block size given is used as given, whatever the engine
+    h100, llama = registry.get_gpu("h100-sxm"), registry.get_model("llama-3.1-8b")
+    kw = {"visible_memory_bytes": h100.visible_memory_bytes, "engine": "sglang", "compute_capability": "9.0",
+          "prompt_len": 100, "output_len": 100}
+    paged = memory_report(llama, h100.memory_bytes, **kw)
+    blocked = memory_report(llama, h100.memory_bytes, block_size=16, **kw)
+    assert blocked["engine_block_size"] == 16 and blocked["engine_num_kv_blocks"] == paged["engine_num_kv_blocks"] // 16
+    # 200 tokens in pages of 1 waste nothing; in blocks of 16 each request holds 208
+    assert paged["max_concurrency"] == paged["engine_num_kv_blocks"] // 200 > blocked["max_concurrency"]
+    with pytest.raises(ValueError, match="block_size"):
+        memory_report(llama, h100.memory_bytes, block_size=0, **kw)
