@@ -41,7 +41,6 @@ import json
 import math
 import sys
 import sysconfig
-import textwrap
 import time
 from pathlib import Path
 
@@ -99,18 +98,22 @@ TEXT = {
     "perplexity": ("留出集困惑度（每字节）", "held-out perplexity (per byte)"),
     "kl": ("与 bf16 的 KL 散度（nats/字节，对数轴）", "KL divergence vs bf16 (nats/byte, log axis)"),
     "method": ("量化方法", "method"),
-    "quality_title": ("自训练的 {params} 参数字节级模型：位数越少、缩放粒度越粗，损失越大",
+    "quality_title": ("实验自己训练的 {params}参数字节级模型：位数越少、缩放粒度越粗，损失越大",
                       "A {params}-parameter byte-level model trained by the lab: fewer bits, coarser scales, more loss"),
-    "decode1": ("线性层，1 个 token（解码形状）", "linear layers, 1 token (decode-shaped)"),
-    "decode16": ("线性层，16 个 token（解码形状）", "linear layers, 16 tokens (decode-shaped)"),
-    "prefill": ("线性层，{n} 个 token（预填充形状）", "linear layers, {n} tokens (prefill-shaped)"),
-    "int8_ref": ("int8（torch 参考算子）", "int8 (torch ref. kernel)"),
+    # panel titles: what was timed on the first line, its shape (and the axis) on the second, so a title never
+    # wraps inside a word
+    "tokens": ("线性层，{n} 个 token", "linear layers, {n} {unit}"),
+    "decode_shape": ("解码形状", "decode-shaped"),
+    "prefill_shape": ("预填充形状", "prefill-shaped"),
+    "log_axis": ("对数轴", "log axis"),
+    "int8_ref": ("int8（torch 参考内核）", "int8 (torch ref. kernel)"),
     "time_ms": ("一次前向中全部线性层的时间（ms）", "all linear layers, one pass (ms)"),
     "bytes": ("权重字节（GB）", "weight bytes (GB)"),
-    "measured": ("实测", "measured"),
+    "measured": ("实测（中位数，误差线 p10–p90）", "measured (median, bars p10–p90)"),
     "calc": ("calc 预测", "calc prediction"),
-    "log_axis": ("（对数轴）", " (log axis)"),
     "skipped": ("未运行", "not run"),
+    "dirty": ("运行时源码有未提交的修改", "run from a source tree with uncommitted changes"),
+    "refreshed": ("calc 的预测于 {date} 按当时的 calc 重算", "calc's predictions recomputed {date} with calc as it then was"),
     "speed_title": ("{model} 结构的线性层，{layers} 层（随机权重）：存储的字节与时间",
                     "Linear layers of the {model} shape, {layers} layer(s), random weights: bytes stored and time"),
     "no_pred": ("CPU 运行：calc 只为 GPU 预测时间；灰色为未运行的格式",
@@ -743,6 +746,8 @@ def plot(data, lang):
 
     prov, points = data["provenance"], data["points"]
     footer = common.describe_run(prov, lang)
+    if (prov.get("git") or {}).get("dirty"):
+        footer += "\n" + t("dirty", lang)
     figures = {}
     quality = next((p for p in points if p.get("kind") == "quality" and common.succeeded(p)), None)
     if quality:
@@ -776,13 +781,13 @@ def plot(data, lang):
     speed = [p for p in points if p.get("kind") == "speed"]
     if speed:
         tokens = prov["settings"]["speed_tokens"]
-        panels = [(str(tokens[0]), t("decode1", lang)), (str(tokens[1]), t("decode16", lang)),
-                  (str(tokens[2]), t("prefill", lang, n=tokens[2]))]
+        panels = [(str(tokens[0]), t("decode_shape", lang)), (str(tokens[1]), t("decode_shape", lang)),
+                  (str(tokens[2]), t("prefill_shape", lang))]
         fig, axes = plt.subplots(1, 4, figsize=(11, 3.4))
         names = [t("int8_ref", lang) if p["format"] == "int8" and "reference kernel" in (p.get("kernel") or "")
                  else p["format"] for p in speed]
         x = range(len(speed))
-        for ax, (m, title) in zip(axes[:3], panels, strict=True):
+        for ax, (m, shape) in zip(axes[:3], panels, strict=True):
             times = [p["by_tokens"][m]["time_s"]["median"] for p in speed
                      if common.succeeded(p) and "time_s" in p["by_tokens"][m]]
             # a log axis when the formats differ by more than 10x, so the short bars stay readable
@@ -795,37 +800,49 @@ def plot(data, lang):
                     ax.text(i, 0.02, t("skipped", lang), rotation=90, ha="center", va="bottom", fontsize=7,
                             color="#777", transform=ax.get_xaxis_transform())
                     continue
-                ax.bar(i, bt["time_s"]["median"] * 1e3, color=COLORS[p["format"]],
-                       label=t("measured", lang) if i == 0 else None)
+                ax.bar(i, bt["time_s"]["median"] * 1e3, color=COLORS[p["format"]])
                 ax.errorbar(i, bt["time_s"]["median"] * 1e3, yerr=[[(bt["time_s"]["median"] - bt["time_s"]["p10"]) * 1e3],
                             [(bt["time_s"]["p90"] - bt["time_s"]["median"]) * 1e3]], color="#333", capsize=2, lw=0.8)
                 if bt.get("predicted"):
-                    ax.plot(i, bt["predicted"]["seconds"] * 1e3, marker="_", ms=18, mew=2, color="#000",
-                            label=t("calc", lang) if i == 0 else None)
+                    ax.plot(i, bt["predicted"]["seconds"] * 1e3, marker="_", ms=18, mew=2, color="#000")
                 top = max(bt["time_s"]["p90"], (bt.get("predicted") or {}).get("seconds") or 0) * 1e3
-                ax.annotate(f"{bt['time_s']['median'] * 1e3:.3g}", (i, top), textcoords="offset points", xytext=(0, 3),
-                            ha="center", va="bottom", fontsize=7)  # the median, in ms
+                median_ms = bt["time_s"]["median"] * 1e3
+                ax.annotate(f"{median_ms:,.0f}" if median_ms >= 1000 else f"{median_ms:.3g}", (i, top),
+                            textcoords="offset points", xytext=(0, 3), ha="center", va="bottom",
+                            fontsize=7)  # the median, in ms
             ax.margins(y=0.15)
             ax.set_xticks(list(x), names)
-            ax.set_title(textwrap.fill(title + (t("log_axis", lang) if log else ""), 14 if lang == "zh" else 28),
+            ax.set_xlim(-0.6, len(speed) - 0.4)  # a format that did not run keeps its slot and its 'not run' mark
+            inner = [shape] + ([t("log_axis", lang)] if log else [])
+            second = f"（{'，'.join(inner)}）" if lang == "zh" else f"({', '.join(inner)})"
+            ax.set_title(t("tokens", lang, n=f"{int(m):,}", unit="token" if m == "1" else "tokens") + "\n" + second,
                          fontsize=8.5)
-            ax.set_ylabel(t("time_ms", lang) if m == panels[0][0] else "")
-        handles, labels = axes[0].get_legend_handles_labels()
+            ax.set_ylabel(t("time_ms", lang) if m == panels[0][0] else "ms")  # every time panel names its unit
         ax = axes[3]
         for i, p in enumerate(speed):
             if common.succeeded(p):
                 ax.bar(i, p["weight_bytes"] / 1e9, color=COLORS[p["format"]])
-                ax.plot(i, p["calc_weight_bytes"] / 1e9, marker="_", ms=18, mew=2, color="#000",
-                        label=t("calc", lang) if i == 0 else None)
+                ax.plot(i, p["calc_weight_bytes"] / 1e9, marker="_", ms=18, mew=2, color="#000")
         ax.set_xticks(list(x), names)
+        ax.set_xlim(-0.6, len(speed) - 0.4)
         ax.set_title(t("bytes", lang), fontsize=9)
-        ax.legend(fontsize=7)
         s = prov["settings"]
         fig.suptitle(t("speed_title", lang, model=s["speed_preset"], layers=s["speed_layers_run"]), fontsize=9)
-        fig.tight_layout(rect=(0, 0.07, 1, 1))
-        if handles:  # under the panels, where it covers no bar
-            fig.legend(handles, labels, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
-        note = footer if prov.get("calc_gpu_key") else footer + "\n" + t("no_pred", lang)
+        # one legend for all four panels, under the title, where it covers no bar and no footer; the bars' colour is
+        # the format (named under each bar), so the 'measured' swatch is neutral
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color="#999", label=t("measured", lang)),
+                   Line2D([], [], color="#000", marker="_", ms=12, mew=2, ls="none", label=t("calc", lang))]
+        fig.tight_layout(rect=(0, 0, 1, 0.9))
+        fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.935), ncol=2, fontsize=7,
+                   frameon=False)
+        note = footer
+        if prov.get("calc_refreshed"):
+            note += "\n" + t("refreshed", lang, date=prov["calc_refreshed"]["date"][:10])
+        if not prov.get("calc_gpu_key"):
+            note += "\n" + t("no_pred", lang)
         figures["speed"] = (fig, note)
     return figures
 
