@@ -830,19 +830,32 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
 
 def _engine_pool_warnings(v: dict, r: dict) -> list[dict]:
     """The VRAM calculator's "fits" adds up the bytes a batch needs; an engine that reserves a KV pool at start-up by its
-    own rule (POOL_RULES) may still leave that pool no room for one sequence of this length: say so, as the speed
-    calculators do."""
+    own rule (POOL_RULES) may hold fewer sequences of this length than the batch, or none: say so, as the speed
+    calculators do (_batch_fit_warnings)."""
     eng = engines_mod.profile(v["engine"])
-    if eng.kv_rule not in POOL_RULES or not r["fits"] or r["max_concurrency"] > 0:
+    n, batch = r["max_concurrency"], v["batch"]
+    if eng.kv_rule not in POOL_RULES or not r["fits"] or n >= batch:
         return []
     context = v["prompt-len"] + v["output-len"]
+    frac = r["engine_gpu_memory_utilization"]
     kv = mem._gb(r["engine_kv_budget_bytes_per_gpu"])
-    return [t(f"这些字节放得下，但 {eng.name} 按自己的规则预留 KV 缓存（每块 GPU {kv}，显存比例 {r['engine_gpu_memory_utilization']:.3f}）后，"
-              f"连一个 {context:,} token 的序列都放不下：这样的部署无法提供服务。请调高显存比例、换更小的权重格式、缩短上下文或增加 GPU（tp、pp）",
-              f"The bytes fit, but the KV cache {eng.name} reserves by its own rule ({kv} per GPU at a memory fraction of "
-              f"{r['engine_gpu_memory_utilization']:.3f}) has no room for one sequence of {context:,} tokens: this "
-              "deployment does not serve. Raise the memory fraction, use a smaller weight format, shorten the context or "
-              "add GPUs (tp, pp)")]
+    more = ["增加 GPU（tp、pp）"] + (["使用 fp8 KV 缓存"] if mem.KV_DTYPES[v["kv-dtype"]] > 1 else [])
+    more_en = ["add GPUs (tp, pp)"] + (["use an fp8 KV cache"] if mem.KV_DTYPES[v["kv-dtype"]] > 1 else [])
+    label_zh, label_en = INPUTS["gpu-memory-utilization"]["label"]["zh"], INPUTS["gpu-memory-utilization"]["label"]["en"]
+    if n == 0:
+        return [t(f"这些字节放得下，但 {eng.name} 按自己的规则预留 KV 缓存（每块 GPU {kv}，{label_zh} {frac:.3f}）后，"
+                  f"连一个 {context:,} token 的序列都放不下：这样的部署无法提供服务。请"
+                  + _either([f"调高{label_zh}", "换更小的权重格式", "缩短上下文", *more], True),
+                  f"The bytes fit, but the KV cache {eng.name} reserves by its own rule ({kv} per GPU at a "
+                  f"{label_en} of {frac:.3f}) has no room for one sequence of {context:,} tokens: this deployment "
+                  "does not serve. "
+                  + _first_up(_either([f"raise the {label_en}", "use a smaller weight format", "shorten the context",
+                                       *more_en], False)))]
+    return [t(f"这些字节按批大小 {batch:,} 算放得下，但 {eng.name} 按自己的规则预留的 KV 缓存只容纳 {n:,} 个 {context:,} token 的序列："
+              f"同一时刻最多运行 {n:,} 个，其余的要排队。请" + _either(["减小批大小", f"调高{label_zh}", *more], True),
+              f"The bytes fit for a batch of {batch:,}, but the KV cache {eng.name} reserves by its own rule holds "
+              f"{_seqs(n, False)} of {context:,} tokens: at most {n:,} run at once and the rest queue. "
+              + _first_up(_either(["lower the batch", f"raise the {label_en}", *more_en], False)))]
 
 
 def _json_safe(x):

@@ -30,7 +30,7 @@ def _data() -> dict:
 
 
 def _weight_only_4bit(fmt: str, gpu) -> bool:
-    """Whether weights in ``fmt`` are 4-bit ones of dense layers that run weight-only (dequantized to 16-bit math) on
+    """Whether weights in ``fmt`` are 4-bit ones that run weight-only (dequantized to 16-bit math) on
     ``gpu`` (None: by the format's own compute dtype): NF4; MXFP4 and NVFP4 without FP4 tensor cores."""
     from .memory import WEIGHT_FORMATS  # noqa: PLC0415 (engines stays importable without the memory model)
     f = WEIGHT_FORMATS.get(fmt)
@@ -301,11 +301,12 @@ class EngineProfile:
         """Achieved / datasheet memory bandwidth for weights stored in ``fmt`` (a calc.memory WEIGHT_FORMATS key), on
         ``gpu`` (a registry.GPU) where given: × hbm_bandwidth_factor if its memory is HBM.
 
-        A format without a share of its own that holds 4-bit weights of dense layers and runs weight-only on this GPU
+        A format without a share of its own that holds 4-bit weights and runs weight-only on this GPU
         (NF4 everywhere; MXFP4 and NVFP4 where the GPU has no FP4 tensor cores, so its kernels dequantize to 16-bit
         math, as GPTQ's and AWQ's do) takes the profile's ``int4`` share (W4A16, fitted on GPTQ/AWQ kernels), not the
-        16-bit default: otherwise it would decode faster than INT4 with more bytes. gpt-oss's MXFP4 experts
-        (``mxfp4-experts``) keep the default, on which the profile's gpt-oss runs were fitted."""
+        16-bit default: otherwise it would decode faster than INT4 with more bytes. gpt-oss's checkpoint as
+        ``mxfp4-experts`` keeps the default, on which vLLM's gpt-oss runs were fitted; recorded as ``mxfp4`` (SGLang's
+        runs of the same model) it takes the 4-bit share before Blackwell (data page: the same checkpoint read two ways)."""
         e = float(self._mem.get(fmt, self._mem.get("int4" if _weight_only_4bit(fmt, gpu) else "default",
                                                    self._mem["default"])))
         if gpu is not None and (gpu.memory_type or "").upper().startswith("HBM"):

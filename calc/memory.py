@@ -387,18 +387,21 @@ def _cc_major(compute_capability: str | None) -> str | None:
     return None if compute_capability is None else compute_capability.split(".")[0]
 
 
-def engine_block_size(kvb: dict, m: ModelSpec, compute_capability: str | None) -> int:
+def engine_block_size(kvb: dict, m: ModelSpec, compute_capability: str | None, kv_dtype: str | None = None) -> int:
     """The tokens per KV block (page) an engine's KV budget rule ``kvb`` uses by default for model ``m`` on a GPU of
-    ``compute_capability``: kv_budget ``block_tokens``, {"default": n, <compute-capability major>: n, "mla": {...}},
-    the "mla" entries (same keys) taking precedence for MLA models; 16, vLLM's old default, where the rule gives none.
-    The engines pick it by their default attention backend, which depends on the GPU and the model (vLLM 0.32 sets it
-    after loading the model, SGLang and TensorRT-LLM from their arguments); a block is what a request's KV is counted
-    in, so a request of n tokens holds ceil(n / block) of them."""
+    ``compute_capability`` with a KV cache of ``kv_dtype``: kv_budget ``block_tokens``, {"default": n, <compute-capability
+    major>: n, "mla": {...}, "mla_fp8_kv": {...}}, the "mla" entries (same keys) taking precedence for MLA models and
+    "mla_fp8_kv" for MLA models with an 8-bit KV cache; 16, vLLM's old default, where the rule gives none. The engines
+    pick it by their default attention backend, which depends on the GPU, the model and the KV dtype (vLLM 0.32 sets it
+    after loading the model, SGLang from its arguments and the model, TensorRT-LLM when it builds its executor); a block
+    is what a request's KV is counted in, so a request of n tokens holds ceil(n / block) of them."""
     spec = kvb.get("block_tokens") or {}
     major = _cc_major(compute_capability)
     size = spec.get(major, spec.get("default", VLLM_BLOCK_SIZE))
     if m.is_mla and "mla" in spec:
         size = spec["mla"].get(major, spec["mla"].get("default", size))
+    if m.is_mla and kv_dtype is not None and KV_DTYPES.get(kv_dtype) == 1 and "mla_fp8_kv" in spec:
+        size = spec["mla_fp8_kv"].get(major, size)
     return int(size)
 
 
@@ -686,7 +689,7 @@ def memory_report(
     kvb = eng.kv_budget(kv_variant)
     rule = kvb["rule"]
     if block_size is None:
-        block_size = engine_block_size(kvb, m, compute_capability)
+        block_size = engine_block_size(kvb, m, compute_capability, kv_dtype)
     elif block_size < 1:
         raise ValueError(f"block_size must be ≥ 1, got {block_size}")
     capacity = gpu_memory_bytes if visible_memory_bytes is None else visible_memory_bytes

@@ -16,8 +16,10 @@ What it models (the scheduler of vLLM's V1 engine, simplified):
     --scheduler-reserve-full-isl, the default since 0.19.0; SGLang also reserves room for part of the outputs, which
     is not modelled), so a long prompt waits rather than starting and preempting others halfway through; nothing is
     reserved for outputs, so decodes can still preempt. No request is admitted in a step that preempted one.
-  - KV cache: blocks of 16 tokens, as many as the engine's KV budget leaves on the GPU's CUDA-visible memory
-    (calc/memory.py's engine view, with the engine profile's rule: vLLM's or SGLang's). A sequence holds ceil(tokens / 16) blocks; when a decode needs a block and
+  - KV cache: blocks of the engine's default size for the model, GPU and KV dtype (memory.engine_block_size: vLLM's
+    16, SGLang's pages of 1, TensorRT-LLM's 32, ...), as many as the engine's KV budget leaves on the GPU's CUDA-visible
+    memory (calc/memory.py's engine view, with the engine profile's rule: vLLM's, SGLang's or TensorRT-LLM's). A
+    sequence holds ceil(tokens / block) blocks; when a decode needs a block and
     none is free, the most recently admitted sequence is preempted: its blocks are freed and it goes back to the
     head of the queue, to be prefilled again from scratch (recompute) with the tokens it had already generated.
   - Step time: a roofline over the batch the step actually holds (calc/perf.py's primitives, see StepModel),
@@ -202,8 +204,13 @@ class StepModel:
         self._dec_attn: dict[int, float] = {}
         self._kv: dict[int, float] = {}
         self._pre_attn: dict[int, float] = {}
-        # the tokens per KV block of the engine's default attention backend for this model and GPU (memory.engine_block_size)
-        self.block_size = engine_block_size(profile(self.cost.engine).kv_budget(), m, gpu.compute_capability)
+        # the tokens per KV block of the engine's default attention backend for this model, GPU and KV dtype
+        # (memory.engine_block_size); a cost of an engine engines.json does not list: vLLM's old default
+        try:
+            kvb = profile(self.cost.engine).kv_budget()
+        except KeyError:
+            kvb = {}
+        self.block_size = engine_block_size(kvb, m, gpu.compute_capability, kv_dtype)
 
     # memoised primitives (a run asks for the same few hundred values thousands of times)
     def _weight_bytes(self, tokens: int) -> float:

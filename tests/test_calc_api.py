@@ -768,7 +768,30 @@ def test_the_vram_calculator_warns_where_the_engines_own_kv_pool_holds_no_sequen
     assert len(pool) == 1 and "SGLang" in pool[0]["en"] and "1,280" in pool[0]["en"] and "1,280" in pool[0]["zh"]
     vllm = api.run("memory", {**base, "engine": "vllm"})
     assert vllm["max_concurrency"] > 0
-    assert not any("has no room for one sequence" in w["en"] for w in vllm["warnings"])
+    assert not any("has no room for one sequence" in w["en"] or "reserves by its own rule" in w["en"]
+                   for w in vllm["warnings"])
+    # a batch larger than vLLM's pool holds (a handful of 1,280-token sequences here): the bytes fit, the pool does not
+    n = vllm["max_concurrency"]
+    over = api.run("memory", {**base, "engine": "vllm", "batch": n + 1})
+    assert over["fits"] and over["max_concurrency"] == n
+    short = [w for w in over["warnings"] if f"holds {n} sequences of 1,280 tokens" in w["en"]]
+    assert len(short) == 1 and f"只容纳 {n} 个" in short[0]["zh"]
+    at = api.run("memory", {**base, "engine": "vllm", "batch": n})
+    assert not any("reserves by its own rule" in w["en"] for w in at["warnings"])
     # a deployment whose bytes do not fit is already said not to fit: no second warning
     bf16 = api.run("memory", {**base, "weights": "bf16", "engine": "sglang"})
     assert not bf16["fits"] and not any("has no room for one sequence" in w["en"] for w in bf16["warnings"])
+
+
+def test_the_kv_block_size_left_empty_is_the_engines_and_a_bad_one_is_refused():
+    """The VRAM calculator's "KV block size" is empty by default: the engine's default for the model and GPU (vLLM 16,
+    SGLang pages of 1 and 64 on a B200, TensorRT-LLM 32); a value given replaces it; 0 is refused with a message."""
+    base = {"model": "llama-3.1-8b", "gpu": "h100-sxm"}
+    assert [f for f in api.fields("memory") if f["name"] == "block-size"][0]["default"] is None
+    got = {(e, g): api.run("memory", {**base, "engine": e, "gpu": g})["engine_block_size"]
+           for e in ("vllm", "sglang", "trt-llm") for g in ("h100-sxm", "b200")}
+    assert got == {("vllm", "h100-sxm"): 16, ("vllm", "b200"): 16, ("sglang", "h100-sxm"): 1, ("sglang", "b200"): 64,
+                   ("trt-llm", "h100-sxm"): 32, ("trt-llm", "b200"): 32}
+    assert api.run("memory", {**base, "engine": "sglang", "block-size": 16})["engine_block_size"] == 16
+    with pytest.raises(ValueError, match="block-size"):
+        api.run("memory", {**base, "block-size": 0})

@@ -405,6 +405,8 @@ def test_vllm_groups_layers_by_attention_window_and_a_window_caps_a_requests_blo
     for kw in ({"engine": "vllm", "kv_variant": "v0"}, {"engine": "sglang"}):
         v = memory_report(oss, h100.memory_bytes, "mxfp4-experts", visible_memory_bytes=h100.visible_memory_bytes, **kw)
         assert v["engine_kv_cache_groups"] == 1
+        # vLLM's V0 counts blocks of 16, SGLang pages of one token (no compute capability given: the default)
+        assert v["engine_block_size"] == {"vllm": 16, "sglang": 1}[kw["engine"]]
         assert v["engine_max_tokens_in_cache"] == v["engine_num_kv_blocks"] * v["engine_block_size"]
         assert v["engine_kv_in_flight_tokens"] == 0
     # a model of full attention only is as before: blocks x block size, nothing in flight to keep room for
@@ -866,11 +868,13 @@ def test_tensorrt_llms_token_budget_is_the_readers_and_stays_without_chunked_pre
 def test_each_engine_counts_kv_in_its_default_attention_backends_blocks():
     """The tokens per KV block (page) each engine's default attention backend uses, read in the engines' source on
     2026-12-02 (engines.json ``_block_tokens_about``): vLLM 0.32 16, 32 for MLA models on compute capability 10.x
-    (FLASHINFER_MLA's kernel sizes [32, 64]); SGLang 0.5.23 pages of 1, 64 on 10.x (trtllm_mha / trtllm_mla);
-    TensorRT-LLM 32, 64 for DeepSeek-V3-style MLA on Hopper (FlashMLA). A request of n tokens holds ceil(n / block)."""
+    (FLASHINFER_MLA's kernel sizes [32, 64]) and 64 for MLA with an FP8 KV cache on Hopper (FLASHMLA, since
+    FLASH_ATTN_MLA takes 16-bit KV only); SGLang 0.5.23 pages of 1, 64 on 10.x (trtllm_mha / trtllm_mla); TensorRT-LLM
+    32, 64 for DeepSeek-V3-style MLA on Hopper (FlashMLA). A request of n tokens holds ceil(n / block). The cases below
+    run an FP8 KV cache."""
     expected = {  # (engine, model, gpu) -> block
         ("vllm", "llama-3.1-8b", "h100-sxm"): 16, ("vllm", "llama-3.1-8b", "b200"): 16,
-        ("vllm", "llama-3.1-8b", "mi300x"): 16, ("vllm", "deepseek-v3", "h200"): 16, ("vllm", "deepseek-v3", "b200"): 32,
+        ("vllm", "llama-3.1-8b", "mi300x"): 16, ("vllm", "deepseek-v3", "h200"): 64, ("vllm", "deepseek-v3", "b200"): 32,
         ("vllm", "deepseek-v3", "a100-80gb"): 16,
         ("sglang", "llama-3.1-8b", "h100-sxm"): 1, ("sglang", "llama-3.1-8b", "a100-80gb"): 1,
         ("sglang", "llama-3.1-8b", "b200"): 64, ("sglang", "deepseek-v3", "h200"): 1, ("sglang", "deepseek-v3", "b200"): 64,
@@ -887,6 +891,11 @@ def test_each_engine_counts_kv_in_its_default_attention_backends_blocks():
         assert r["engine_block_size"] == block, (engine, model, gpu)
         if r["engine_num_kv_blocks"]:  # 200 tokens: ceil(200 / block) blocks each, one group of full attention
             assert r["max_concurrency"] == r["engine_num_kv_blocks"] // -(-200 // block), (engine, model, gpu)
+    # with a 16-bit KV cache vLLM's Hopper MLA backend (FLASH_ATTN_MLA) keeps 16
+    h200, dsv3 = registry.get_gpu("h200"), registry.get_model("deepseek-v3")
+    r = memory_report(dsv3, h200.memory_bytes, "fp8", "bf16", tp=8, visible_memory_bytes=h200.visible_memory_bytes,
+                      engine="vllm", compute_capability=h200.compute_capability)
+    assert r["engine_block_size"] == 16
     # a block size given is used as given, whatever the engine
     h100, llama = registry.get_gpu("h100-sxm"), registry.get_model("llama-3.1-8b")
     kw = {"visible_memory_bytes": h100.visible_memory_bytes, "engine": "sglang", "compute_capability": "9.0",
