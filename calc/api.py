@@ -831,19 +831,31 @@ def run(command: str, params: Mapping[str, object] | None = None) -> dict:
 def _engine_pool_warnings(v: dict, r: dict) -> list[dict]:
     """The VRAM calculator's "fits" adds up the bytes a batch needs; an engine that reserves a KV pool at start-up by its
     own rule (POOL_RULES) may hold fewer sequences of this length than the batch, or none: say so, as the speed
-    calculators do (_batch_fit_warnings)."""
+    calculators do for the pool (_batch_fit_warnings; the engines' caps on running requests, e.g. vLLM's
+    --max-num-seqs, are the speed calculators' to warn about). A context longer than the max model length is counted
+    at that length, which the engine would not serve: say that first."""
     eng = engines_mod.profile(v["engine"])
     n, batch = r["max_concurrency"], v["batch"]
+    # the length as given (left empty, it is the model's context, and _warnings speaks of a context beyond that)
+    context, limit = v["prompt-len"] + v["output-len"], v["max-model-len"]
+    out = []
+    if eng.kv_rule in POOL_RULES and limit is not None and context > limit:
+        label_zh, label_en = INPUTS["max-model-len"]["label"]["zh"], INPUTS["max-model-len"]["label"]["en"]
+        out.append(t(f"提示加输出共 {context:,} token，超过{label_zh} {limit:,}：{eng.name} 会拒绝这样的请求，"
+                     f"这里的 KV 按 {limit:,} token 计。请把{label_zh}设到至少 {context:,}，或缩短上下文",
+                     f"The prompt and output come to {context:,} tokens, more than the {label_en} of {limit:,}: "
+                     f"{eng.name} would refuse such requests, and the KV here is counted at {limit:,} tokens. Set the "
+                     f"{label_en} to at least {context:,}, or shorten the context"))
+        context = limit
     if eng.kv_rule not in POOL_RULES or not r["fits"] or n >= batch:
-        return []
-    context = v["prompt-len"] + v["output-len"]
+        return out
     frac = r["engine_gpu_memory_utilization"]
     kv = mem._gb(r["engine_kv_budget_bytes_per_gpu"])
     more = ["增加 GPU（tp、pp）"] + (["使用 fp8 KV 缓存"] if mem.KV_DTYPES[v["kv-dtype"]] > 1 else [])
     more_en = ["add GPUs (tp, pp)"] + (["use an fp8 KV cache"] if mem.KV_DTYPES[v["kv-dtype"]] > 1 else [])
     label_zh, label_en = INPUTS["gpu-memory-utilization"]["label"]["zh"], INPUTS["gpu-memory-utilization"]["label"]["en"]
     if n == 0:
-        return [t(f"这些字节放得下，但 {eng.name} 按自己的规则预留 KV 缓存（每块 GPU {kv}，{label_zh} {frac:.3f}）后，"
+        return out + [t(f"这些字节放得下，但 {eng.name} 按自己的规则预留 KV 缓存（每块 GPU {kv}，{label_zh} {frac:.3f}）后，"
                   f"连一个 {context:,} token 的序列都放不下：这样的部署无法提供服务。请"
                   + _either([f"调高{label_zh}", "换更小的权重格式", "缩短上下文", *more], True),
                   f"The bytes fit, but the KV cache {eng.name} reserves by its own rule ({kv} per GPU at a "
@@ -851,7 +863,7 @@ def _engine_pool_warnings(v: dict, r: dict) -> list[dict]:
                   "does not serve. "
                   + _first_up(_either([f"raise the {label_en}", "use a smaller weight format", "shorten the context",
                                        *more_en], False)))]
-    return [t(f"这些字节按批大小 {batch:,} 算放得下，但 {eng.name} 按自己的规则预留的 KV 缓存只容纳 {n:,} 个 {context:,} token 的序列："
+    return out + [t(f"这些字节按批大小 {batch:,} 算放得下，但 {eng.name} 按自己的规则预留的 KV 缓存只容纳 {n:,} 个 {context:,} token 的序列："
               f"同一时刻最多运行 {n:,} 个，其余的要排队。请" + _either(["减小批大小", f"调高{label_zh}", *more], True),
               f"The bytes fit for a batch of {batch:,}, but the KV cache {eng.name} reserves by its own rule holds "
               f"{_seqs(n, False)} of {context:,} tokens: at most {n:,} run at once and the rest queue. "

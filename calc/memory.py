@@ -391,7 +391,7 @@ def engine_block_size(kvb: dict, m: ModelSpec, compute_capability: str | None, k
     """The tokens per KV block (page) an engine's KV budget rule ``kvb`` uses by default for model ``m`` on a GPU of
     ``compute_capability`` with a KV cache of ``kv_dtype``: kv_budget ``block_tokens``, {"default": n, <compute-capability
     major>: n, "mla": {...}, "mla_fp8_kv": {...}}, the "mla" entries (same keys) taking precedence for MLA models and
-    "mla_fp8_kv" for MLA models with an 8-bit KV cache; 16, vLLM's old default, where the rule gives none. The engines
+    "mla_fp8_kv" for MLA models with an FP8 KV cache (``kv_dtype`` "fp8"; vLLM's MLA backends take no int8 KV cache); 16, vLLM's old default, where the rule gives none. The engines
     pick it by their default attention backend, which depends on the GPU, the model and the KV dtype (vLLM 0.32 sets it
     after loading the model, SGLang from its arguments and the model, TensorRT-LLM when it builds its executor); a block
     is what a request's KV is counted in, so a request of n tokens holds ceil(n / block) of them."""
@@ -400,7 +400,7 @@ def engine_block_size(kvb: dict, m: ModelSpec, compute_capability: str | None, k
     size = spec.get(major, spec.get("default", VLLM_BLOCK_SIZE))
     if m.is_mla and "mla" in spec:
         size = spec["mla"].get(major, spec["mla"].get("default", size))
-    if m.is_mla and kv_dtype is not None and KV_DTYPES.get(kv_dtype) == 1 and "mla_fp8_kv" in spec:
+    if m.is_mla and kv_dtype == "fp8" and "mla_fp8_kv" in spec:
         size = spec["mla_fp8_kv"].get(major, size)
     return int(size)
 

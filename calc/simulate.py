@@ -190,7 +190,7 @@ class StepModel:
         # no cost given: the ideal engine on this GPU, at its measured matmul share (registry GPU.matmul_factor)
         self.cost = cost or StepCost(compute_efficiency=perf.COMPUTE_EFFICIENCY * gpu.matmul_factor)
         dtype = perf.compute_dtype(weights, gpu)
-        from .engines import matmul_peak_flops, profile  # noqa: PLC0415 (engines reads its JSON on import)
+        from .engines import ENGINES, matmul_peak_flops, profile  # noqa: PLC0415 (engines reads its JSON on import)
         peak = matmul_peak_flops(gpu, dtype, self.cost.fp16_accumulate) * tp
         self.peak = peak * self.cost.compute_efficiency
         decode_eff = self.cost.decode_compute_efficiency
@@ -205,11 +205,10 @@ class StepModel:
         self._kv: dict[int, float] = {}
         self._pre_attn: dict[int, float] = {}
         # the tokens per KV block of the engine's default attention backend for this model, GPU and KV dtype
-        # (memory.engine_block_size); a cost of an engine engines.json does not list: vLLM's old default
-        try:
-            kvb = profile(self.cost.engine).kv_budget()
-        except KeyError:
-            kvb = {}
+        # (memory.engine_block_size); a cost of an engine engines.json does not list: vLLM's old default. Only an
+        # unknown engine falls back: a misspelt variant of a known one ("vllm@nosuch") is refused here.
+        base = self.cost.engine.split("@")[0]
+        kvb = profile(self.cost.engine).kv_budget() if base in ENGINES else {}
         self.block_size = engine_block_size(kvb, m, gpu.compute_capability, kv_dtype)
 
     # memoised primitives (a run asks for the same few hundred values thousands of times)

@@ -18,7 +18,8 @@ matches no point or several, or a field the point lacks, fails the build: a numb
 from the run it quotes, and a rerun that changes it changes the text.
 
 The provenance directive stands on a line of its own, right after the figure, and names the data file the figure was
-drawn from, relative to docs/assets/labs/. It becomes `<p class="provenance" markdown>…</p>` in the page's
+drawn from, relative to docs/assets/labs/; `model=<settings field>` names the model a part of the run timed where
+it is not the run's model (`{{ provenance ch08-quantization/data/ch08-h200.json model=speed_preset }}`). It becomes `<p class="provenance" markdown>…</p>` in the page's
 language: device, software, model, date and the command (shortened), with a link to the data file, which
 holds the full command and everything else. The words come from labs/describe.py, the module that also writes
 the figures' own footers, so a figure and the line under it describe one run. A missing or unreadable data
@@ -48,15 +49,24 @@ def data_path(text: str) -> PurePosixPath:
     return path
 
 
-def line(data: dict, lang: str, href: str) -> str:
-    """The provenance paragraph for one run (Markdown inside HTML, which md_in_html renders)."""
+def line(data: dict, lang: str, href: str, model_setting: str | None = None) -> str:
+    """The provenance paragraph for one run (Markdown inside HTML, which md_in_html renders). ``model_setting``: a
+    field of the run's ``settings`` naming the calc model whose shape the figure timed, for a lab whose run has two
+    parts with their own models (ch08: a model it trains for quality, a shape with random weights for speed)."""
     describe = hook_support.lab_module("describe")
-    model = data["provenance"].get("model") or {}
-    name = None
+    prov = data["provenance"]
+    model = prov.get("model") or {}
     (registry,) = hook_support.calc_modules("registry")
+    if model_setting is not None:
+        key = (prov.get("settings") or {}).get(model_setting)
+        if key not in registry.list_models():
+            raise ValueError(f"settings.{model_setting} is {key!r}, not a calc model")
+        model = {"label": key, "weights": None, "random_weights": True}
+    name = None
     if model.get("label") in registry.list_models():
         name = registry.model_entry(model["label"])["name"]  # llama-3.2-1b -> Llama-3.2-1B
-    return f'<p class="provenance" markdown>{describe.provenance_line(data, lang, href, name)}</p>'
+    text = describe.provenance_line(data, lang, href, name, model if model_setting is not None else None)
+    return f'<p class="provenance" markdown>{text}</p>'
 
 
 @cache
@@ -133,13 +143,20 @@ def on_page_markdown(markdown, page, config, files):
     markdown = directives.expand(markdown, "lab", lambda text: lab_number(text, config["docs_dir"]), where)
 
     def provenance(text: str) -> str:
-        path = data_path(text)
+        words = text.split()
+        setting = None
+        for word in words[1:]:  # model=<settings field>: the run part's own model (lab_provenance.line)
+            name, sep, value = word.partition("=")
+            if name != "model" or not sep or not value or setting is not None:
+                raise ValueError("write {{ provenance <lab>/data/<run>.json [model=<settings field>] }}")
+            setting = value
+        path = data_path(words[0] if words else "")
         file = Path(config["docs_dir"]) / LAB_ASSETS / path
         try:
             data = _load(file)
         except (OSError, ValueError) as exc:
             raise PluginError(f"{where}: {{{{ provenance {text} }}}}: cannot read {file}: {exc}") from exc
         href = posixpath.relpath(f"{LAB_ASSETS}/{path}", posixpath.dirname(where) or ".")
-        return line(data, lang, href)
+        return line(data, lang, href, setting)
 
     return directives.expand(markdown, "provenance", provenance, where, alone=True)

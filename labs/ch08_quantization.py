@@ -115,7 +115,7 @@ TEXT = {
     "dirty": ("运行时源码有未提交的修改", "run from a source tree with uncommitted changes"),
     "refreshed": ("calc 的预测于 {date} 按当时的 calc 重算", "calc's predictions recomputed {date} with calc as it then was"),
     "speed_title": ("{model} 结构的线性层，{layers} 层（随机权重）：存储的字节与时间",
-                    "Linear layers of the {model} shape, {layers} layer(s), random weights: bytes stored and time"),
+                    "Linear layers of the {model} shape, {layers} {layer_word}, random weights: bytes stored and time"),
     "no_pred": ("CPU 运行：calc 只为 GPU 预测时间；灰色为未运行的格式",
                 "CPU run: calc predicts times for GPUs only; grey marks formats that did not run"),
 }
@@ -761,7 +761,9 @@ def plot(data, lang):
         ax1.axvline(base, color="#333", lw=0.8, ls="--")
         lo = min(r["perplexity"] for r in rows)
         hi = max(r["perplexity"] for r in rows)
-        ax1.set_xlim(lo * 0.97, hi * 1.08)
+        # the axis spans the values, not zero to them: formats differ by about 1 %, which a full axis would hide
+        span = max(hi - lo, 0.005 * hi)
+        ax1.set_xlim(lo - 0.6 * span, hi + 0.7 * span)
         for i, r in enumerate(rows):
             ax1.text(r["perplexity"], i, f" {r['perplexity']:.3f}", va="center", fontsize=7)
         ax1.set_yticks(list(y), [f"{n} ({r['bits_per_weight']:.2f} b)" for n, r in zip(names, rows, strict=True)])
@@ -827,7 +829,9 @@ def plot(data, lang):
         ax.set_xlim(-0.6, len(speed) - 0.4)
         ax.set_title(t("bytes", lang), fontsize=9)
         s = prov["settings"]
-        fig.suptitle(t("speed_title", lang, model=s["speed_preset"], layers=s["speed_layers_run"]), fontsize=9)
+        layers = s["speed_layers_run"]
+        fig.suptitle(t("speed_title", lang, model=s["speed_preset"], layers=layers,
+                       layer_word="layer" if layers == 1 else "layers"), fontsize=9)
         # one legend for all four panels, under the title, where it covers no bar and no footer; the bars' colour is
         # the format (named under each bar), so the 'measured' swatch is neutral
         from matplotlib.lines import Line2D
@@ -921,7 +925,8 @@ def main(argv=None) -> int:
     prov = common.provenance(LAB, Path(__file__).name, argv, device, args.note)
     cfg = MODEL_QUICK if args.quick else MODEL_FULL
     prov["model"] = {"label": f"TinyLM d{cfg['d_model']}×{cfg['n_layers']}",
-                     "weights": "trained by the lab; quantized copies", "random_weights": False}
+                     "weights": {"zh": "实验自己训练的模型及其量化副本", "en": "trained by the lab; quantized copies"},
+                     "random_weights": False}
     prov["datasheet"] = common.gpu_datasheet(prov["calc_gpu_key"])
     prov["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                         if k not in ("out", "plot_only", "repredict", "note", "cache_dir")}

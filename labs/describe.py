@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import shlex
 
+# Words data files already committed recorded in English only, in Chinese (labs now write both: {"zh": …, "en": …}).
+RECORDED_ZH = {"trained by the lab; quantized copies": "实验自己训练的模型及其量化副本"}
+
 # The options that say what was measured; the rest of a command (sweeps, repeats, --out) is in the data file.
 KEY_OPTIONS = ("--quick", "--device", "--model-preset", "--model")
 
@@ -46,16 +49,24 @@ def describe_run(prov: dict, lang: str = "en") -> str:
 
 def model_text(model: dict, lang: str = "en", name: str | None = None) -> str:
     """"Llama-3.2-1B shape, bf16, random weights": the model a lab built (``name``: how to call it; by default
-    its label, e.g. the preset's key)."""
+    its label, e.g. the preset's key; ``weights`` None: a shape timed in several formats, named elsewhere)."""
     zh = lang == "zh"
     label = model["label"]
     if isinstance(label, dict):  # a label in both languages, {"zh": ..., "en": ...}
         label = label.get(lang) or label["en"]
     name = name or label
+    weights = model.get("weights")
+    if isinstance(weights, dict):  # in both languages, like the label
+        weights = weights.get(lang) or weights["en"]
+    elif zh and weights in RECORDED_ZH:  # written in English by a lab before it wrote both
+        weights = RECORDED_ZH[weights]
+    model = {**model, "weights": weights}
     if model.get("random_weights", True):
         # no space between two Chinese words ("MoE 层结构"), one after a Latin name ("Llama-3.2-1B 结构")
         gap = "" if zh and "\u4e00" <= name[-1:] <= "\u9fff" else " "
-        return f"{name}{gap}结构，{model['weights']}，随机权重" if zh else f"{name} shape, {model['weights']}, random weights"
+        fmt = f"{model['weights']}，" if zh and model.get("weights") else ""
+        fmt_en = f"{model['weights']}, " if model.get("weights") else ""
+        return f"{name}{gap}结构，{fmt}随机权重" if zh else f"{name} shape, {fmt_en}random weights"
     return f"{name}，{model['weights']}" if zh else f"{name}, {model['weights']}"
 
 
@@ -82,20 +93,24 @@ def _code(text: str) -> str:
     return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
-def provenance_line(data: dict, lang: str, href: str, model_name: str | None = None) -> str:
+def provenance_line(data: dict, lang: str, href: str, model_name: str | None = None,
+                    model: dict | None = None) -> str:
     """The provenance of a lab's data file as one line of Markdown, in ``lang``, linking to the file at ``href``:
-    device, software, model, date, the command (shortened; the full one is in the file)."""
+    device, software, model (``model``: in place of the run's, for a part of the run that timed another), date, the
+    command (shortened; the full one is in the file)."""
     prov = data["provenance"]
     zh = lang == "zh"
     where = device_text(prov, lang)
     if prov["device"]["kind"] == "cpu":
         where = ("在 CPU 上测得，不是 GPU：" if zh else "Measured on a CPU, not a GPU: ") + where
     parts = [where, software_text(prov)]
-    if prov.get("model"):
-        parts.append(model_text(prov["model"], lang, model_name))
+    if model or prov.get("model"):
+        parts.append(model_text(model or prov["model"], lang, model_name))
     parts.append(prov["date"][:10])
     status = data.get("status")
-    if status and status != "complete":
+    if status == "running":  # the file was never closed: the process was killed (a time limit), points so far kept
+        parts.append("运行未完成（中途被终止）" if zh else "run incomplete (killed while running)")
+    elif status and status != "complete":
         parts.append(f"运行未完成（{status}）" if zh else f"run incomplete ({status})")
     link = (f"（完整命令见[数据文件]({href})）" if zh else f" (full command in the [data file]({href}))")
     parts.append(_code(short_command(prov["command"])) + link)

@@ -781,6 +781,15 @@ def test_the_vram_calculator_warns_where_the_engines_own_kv_pool_holds_no_sequen
     # a deployment whose bytes do not fit is already said not to fit: no second warning
     bf16 = api.run("memory", {**base, "weights": "bf16", "engine": "sglang"})
     assert not bf16["fits"] and not any("has no room for one sequence" in w["en"] for w in bf16["warnings"])
+    # a max model length shorter than the context: vLLM counts (and would serve) at most that length, so the
+    # warning names the capped length and a first warning says the longer requests would be refused
+    capped = api.run("memory", {**base, "engine": "vllm", "max-model-len": 1024, "batch": n + 2})
+    refused = [w for w in capped["warnings"] if "more than the Max model length of 1,024" in w["en"]]
+    assert len(refused) == 1 and "1,280" in refused[0]["en"] and "最大模型长度 1,024" in refused[0]["zh"]
+    held = [w for w in capped["warnings"] if "reserves by its own rule" in w["en"]]
+    assert len(held) == 1 and "of 1,024 tokens" in held[0]["en"] and "1,280" not in held[0]["en"]
+    assert capped["max_concurrency"] > n  # shorter sequences: more of them
+    assert not any("Max model length" in w["en"] for w in at["warnings"])  # left empty: no such warning
 
 
 def test_the_kv_block_size_left_empty_is_the_engines_and_a_bad_one_is_refused():

@@ -896,6 +896,10 @@ def test_each_engine_counts_kv_in_its_default_attention_backends_blocks():
     r = memory_report(dsv3, h200.memory_bytes, "fp8", "bf16", tp=8, visible_memory_bytes=h200.visible_memory_bytes,
                       engine="vllm", compute_capability=h200.compute_capability)
     assert r["engine_block_size"] == 16
+    # an int8 KV cache is not FP8: no vLLM MLA backend takes it, so the FlashMLA rule does not apply
+    r = memory_report(dsv3, h200.memory_bytes, "fp8", "int8", tp=8, visible_memory_bytes=h200.visible_memory_bytes,
+                      engine="vllm", compute_capability=h200.compute_capability)
+    assert r["engine_block_size"] == 16
     # a block size given is used as given, whatever the engine
     h100, llama = registry.get_gpu("h100-sxm"), registry.get_model("llama-3.1-8b")
     kw = {"visible_memory_bytes": h100.visible_memory_bytes, "engine": "sglang", "compute_capability": "9.0",

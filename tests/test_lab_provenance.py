@@ -25,7 +25,7 @@ import lab_provenance  # noqa: E402
 describe = hook_support.lab_module("describe")
 
 FIGURE = re.compile(r"assets/labs/(?P<lab>[\w-]+)/figures/(?P<name>[\w.-]+?)_(?:zh|en)\.svg")
-DIRECTIVE = re.compile(r"^\{\{\s*provenance\s+(?P<path>\S+)\s*\}\}$")
+DIRECTIVE = re.compile(r"^\{\{\s*provenance\s+(?P<path>\S+)(?:\s+model=\S+)?\s*\}\}$")
 
 
 def _data_files() -> list[Path]:
@@ -151,6 +151,9 @@ def test_an_unfinished_run_says_so():
     data["status"] = "interrupted"
     assert "run incomplete (interrupted)" in describe.provenance_line(data, "en", "d.json")
     assert "运行未完成（interrupted）" in describe.provenance_line(data, "zh", "d.json")
+    data["status"] = "running"  # never closed: killed, e.g. at a time limit
+    assert "run incomplete (killed while running)" in describe.provenance_line(data, "en", "d.json")
+    assert "运行未完成（中途被终止）" in describe.provenance_line(data, "zh", "d.json")
 
 
 @pytest.mark.parametrize("command, short", [
@@ -186,6 +189,30 @@ def test_the_directive_becomes_the_line_with_a_link_relative_to_the_page():
     assert "[data file](../../assets/labs/ch03-prefill-decode/data/ch03-cpu.json)" in line and line.endswith("</p>")
     out = lab_provenance.on_page_markdown(md, _page("zh/ch03/index.md"), config, None)
     assert "[数据文件](../../assets/labs/ch03-prefill-decode/data/ch03-cpu.json)" in out
+
+
+def test_a_part_of_a_run_that_timed_another_model_names_that_model_in_both_languages():
+    """ch08's run trains a small model for quality and times a registry shape with random weights for speed: the line
+    under its speed figure names the shape (model=speed_preset), the one under its quality figure the trained model,
+    in Chinese on the Chinese page (the committed data recorded those words in English only)."""
+    config = {"docs_dir": str(DOCS)}
+    md = "{{ provenance ch08-quantization/data/ch08-h200.json%s }}"
+    speed = {lang: lab_provenance.on_page_markdown(md % " model=speed_preset", _page(f"{lang}/ch08/index.md"), config,
+                                                   None) for lang in ("zh", "en")}
+    quality = {lang: lab_provenance.on_page_markdown(md % "", _page(f"{lang}/ch08/index.md"), config, None)
+               for lang in ("zh", "en")}
+    assert " · Llama-3.1-8B shape, random weights · " in speed["en"] and "TinyLM" not in speed["en"]
+    assert " · Llama-3.1-8B 结构，随机权重 · " in speed["zh"]
+    assert "TinyLM d256×4, trained by the lab; quantized copies · " in quality["en"]
+    assert "TinyLM d256×4，实验自己训练的模型及其量化副本 · " in quality["zh"] and "trained by" not in quality["zh"]
+    for bad in (" model=", " model=nosuch", " weights=speed_preset", " model=speed_preset model=speed_preset"):
+        with pytest.raises(PluginError, match="provenance"):
+            lab_provenance.on_page_markdown(md % bad, _page("zh/x.md"), config, None)
+    # a lab that writes the words in both languages is shown in each
+    data = _cpu_data()
+    data["provenance"]["model"] = {"label": "TinyLM", "weights": {"zh": "训练所得", "en": "trained"}, "random_weights": False}
+    assert "TinyLM，训练所得 · " in describe.provenance_line(data, "zh", "d.json")
+    assert "TinyLM, trained · " in describe.provenance_line(data, "en", "d.json")
 
 
 @pytest.mark.parametrize("path, message", [

@@ -211,6 +211,14 @@ def test_step_cost_parameters_are_used(mid):
 
     c = StepCost.from_profile(Profile(), "bf16")
     assert (c.memory_efficiency, c.compute_efficiency, c.step_overhead_s(4, 1)) == (0.5, 0.5, 2e-3)
+    # a StepModel of an engine engines.json does not list runs, its KV in vLLM's old 16-token blocks; half the
+    # ideal engine's bandwidth and compute plus 2 ms makes its decode step slower than the ideal one by more than 2 ms
+    own = StepModel(spec, gpu, cost=c)
+    assert own.block_size == 16
+    assert own.decode_step_s(8, 8000) > mid.decode_step_s(8, 8000) + 2e-3
+    # but a misspelt variant of a listed engine is refused when the model is built, not later by the KV count
+    with pytest.raises(KeyError, match="nosuch"):
+        StepModel(spec, gpu, cost=StepCost.from_profile(Profile(), "bf16", name="vllm@nosuch"))
 
 
 @pytest.mark.parametrize("rate", [0.5, 5.0, 50.0])
