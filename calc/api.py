@@ -850,15 +850,17 @@ def _engine_pool_warnings(v: dict, r: dict) -> list[dict]:
     if eng.kv_rule not in POOL_RULES or not r["fits"] or n >= batch:
         return out
     frac = r["engine_gpu_memory_utilization"]
-    kv = mem._gb(r["engine_kv_budget_bytes_per_gpu"])
+    budget = r["engine_kv_budget_bytes_per_gpu"]
+    kv_zh = f"每块 GPU {mem._gb(budget)}" if budget > 0 else "每块 GPU 都没有剩余"
+    kv_en = f"{mem._gb(budget)} per GPU" if budget > 0 else "nothing left per GPU"
     more = ["增加 GPU（tp、pp）"] + (["使用 fp8 KV 缓存"] if mem.KV_DTYPES[v["kv-dtype"]] > 1 else [])
     more_en = ["add GPUs (tp, pp)"] + (["use an fp8 KV cache"] if mem.KV_DTYPES[v["kv-dtype"]] > 1 else [])
     label_zh, label_en = INPUTS["gpu-memory-utilization"]["label"]["zh"], INPUTS["gpu-memory-utilization"]["label"]["en"]
     if n == 0:
-        return out + [t(f"这些字节放得下，但 {eng.name} 按自己的规则预留 KV 缓存（每块 GPU {kv}，{label_zh} {frac:.3f}）后，"
+        return out + [t(f"这些字节放得下，但 {eng.name} 按自己的规则预留 KV 缓存（{kv_zh}，{label_zh} {frac:.3f}）后，"
                   f"连一个 {context:,} token 的序列都放不下：这样的部署无法提供服务。请"
                   + _either([f"调高{label_zh}", "换更小的权重格式", "缩短上下文", *more], True),
-                  f"The bytes fit, but the KV cache {eng.name} reserves by its own rule ({kv} per GPU at a "
+                  f"The bytes fit, but the KV cache {eng.name} reserves by its own rule ({kv_en} at a "
                   f"{label_en} of {frac:.3f}) has no room for one sequence of {context:,} tokens: this deployment "
                   "does not serve. "
                   + _first_up(_either([f"raise the {label_en}", "use a smaller weight format", "shorten the context",

@@ -405,17 +405,14 @@ def engine_block_size(kvb: dict, m: ModelSpec, compute_capability: str | None, k
     return int(size)
 
 
-def sglang_swa_tokens_per_request(swa: dict, prompt: int, output: int, window: int, chunk: int,
-                                  compute_capability: str | None) -> int:
+def sglang_swa_tokens_per_request(swa: dict, prompt: int, output: int, window: int, chunk: int, page: int) -> int:
     """Slots a running request holds in SGLang's sliding-window pool, by its radix cache (on by default): the part of
     its prompt that stays locked there while it runs (``prompt_held``: from 0.5.18 the prompt's last window; through
     0.5.15 the radix-tree nodes locked from the last back until they cover a window, the prompt inserted one prefill
     ``chunk`` at a time: its last chunk, and the one before where that is shorter than the window), the tokens it has
     decoded until they leave the window (at most the window, the ``eviction_interval_tokens`` between evictions and a
-    page) and the page for the next decode. Pages: ``page_tokens`` by compute-capability major (64 where trtllm_mha is
-    the default backend)."""
-    pages = swa["page_tokens"]
-    page = pages.get(_cc_major(compute_capability), pages["default"])
+    page) and the page for the next decode. ``page``: the tokens per page of the full pool (engine_block_size, or the
+    block size given), which the window pool shares (64 where trtllm_mha is the default backend, else 1)."""
     if swa["prompt_held"] == "chunk":
         last = (prompt - 1) % chunk + 1 if prompt else 0
         held = last if last >= window or prompt <= chunk else last + chunk
@@ -805,7 +802,7 @@ def memory_report(
         prompt = min(prompt_len, max_model_len)
         held = sglang_swa_tokens_per_request(swa, prompt, min(context, max_model_len) - prompt,
                                              max(w for w in m.layer_windows if w is not None), max_num_batched_tokens,
-                                             compute_capability)
+                                             block_size)
         max_concurrency = min(max_concurrency, dp * (swa_tokens // held))
 
     fits = all(r["total_bytes"] <= capacity for r in table)

@@ -118,7 +118,8 @@ def plan(m, gpu, weights: str, kv_dtype: str, rate: float, prompt, output, ttft_
         if need > blocks:
             reasons.append({"tp": tp, "why": "memory", "message": t(
                 f"TP={tp}：权重之外的 KV 缓存只有 {blocks} 块（每块 {sm.block_size} 个 token），放不下一个 {longest} token 的请求（要 {need} 块）",
-                f"TP={tp}: the KV cache left beside the weights holds {blocks} blocks of {sm.block_size} tokens, fewer than "
+                f"TP={tp}: the KV cache left beside the weights holds {blocks} blocks of {sm.block_size} "
+                f"{'token' if sm.block_size == 1 else 'tokens'}, fewer than "
                 f"one {longest}-token request needs ({need})")})
             continue
         # the floor: one request alone on an empty engine

@@ -125,7 +125,10 @@ class StepCost:
                      memory_efficiency: float | None = None, compute_efficiency: float | None = None) -> StepCost:
         """The profile's figures for weights in ``fmt``. On a ``gpu`` without tensor cores for the format's
         compute type (FP8 before Hopper) the engine runs weight-only kernels: its 16-bit compute share applies,
-        as in calc/perf.py. ``memory_efficiency`` / ``compute_efficiency`` override the profile's."""
+        as in calc/perf.py. Pass the ``gpu`` the StepModel will run on: without it the format's own compute type is
+        assumed to run (FP8, FP4), so NVFP4 and MXFP4 keep the 16-bit bandwidth share instead of the 4-bit one they
+        take without FP4 tensor cores, and the result differs from calc/perf.py's on an A100 or H100 (every caller in
+        calc passes it). ``memory_efficiency`` / ``compute_efficiency`` override the profile's."""
         comp_fmt = fmt
         if gpu is not None and perf.compute_dtype(fmt, gpu) != perf.WEIGHT_FORMATS[fmt].compute_dtype:
             comp_fmt = "bf16"
@@ -155,7 +158,8 @@ def step_cost(engine: str = "ideal", fmt: str = "bf16", memory_efficiency: float
               compute_efficiency: float | None = None, gpu: GPU | None = None) -> StepCost:
     """The StepCost of a calc.engines key (calc/data/engines.json): its per-format efficiencies (the two
     arguments override them), its fixed costs per decode step and per prefill step (with the multi-GPU term
-    when tp > 1), and its KV budget rule. ``ideal`` is the plain roofline with no per-step overhead."""
+    when tp > 1), and its KV budget rule. ``ideal`` is the plain roofline with no per-step overhead. Pass ``gpu``
+    (StepCost.from_profile says why)."""
     from . import engines  # noqa: PLC0415 (imported where used, like the other engine-dependent paths)
     if "@" in engine:  # variants (older releases, other kernels) describe calibration runs; the calibration set
         # builds their StepCost from the profile itself (calibration.closed_loop_tpot), the calculators never do

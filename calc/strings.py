@@ -454,6 +454,7 @@ UI = {
     "requests": t("个请求", "requests"),
     "blocks": t("块", "blocks"),
     "tokens": t("token", "tokens"),  # Chinese text writes "token", with no plural
+    "token": t("token", "token"),  # one (SGLang's page of 1)
     "your_input": t("你输入的价格", "your input"),
     "auto": t("自动", "auto"),  # the placeholder of an input whose default calc works out
     # the widget (hooks/calculators.py)

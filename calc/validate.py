@@ -50,7 +50,8 @@ def validate(cost: StepCost | None = None, seed: int = 0, only: str | None = Non
             reqs = requests(p["requests"], rate, p.get("prompt", b["prompt"]), p.get("output", b["output"]), seed=seed)
             sim = simulate(sm, reqs, max_num_seqs=SIM_MAX_NUM_SEQS, max_num_batched_tokens=SIM_MAX_NUM_BATCHED_TOKENS,
                            num_blocks=blocks)
-            row = {"benchmark": b["key"], "engine": c.engine, "kv_blocks": blocks, "rate": p["rate"], "requests": p["requests"],
+            # kv_blocks counts the engine's own blocks (SGLang's pages of 1, vLLM's 16 tokens): kv_block_size says which
+            row = {"benchmark": b["key"], "engine": c.engine, "kv_blocks": blocks, "kv_block_size": sm.block_size, "rate": p["rate"], "requests": p["requests"],
                    "prompt": p.get("prompt", b["prompt"]), "output": p.get("output", b["output"]),
                    "published_median_ttft_ms": p["median_ttft_ms"], "simulated_median_ttft_ms": sim["ttft_s"]["p50"] * 1e3,
                    "published_median_itl_ms": p["median_itl_ms"], "simulated_median_itl_ms": sim["itl_s"]["p50"] * 1e3,

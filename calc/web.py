@@ -138,7 +138,7 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
                  "engine_max_num_batched_tokens", "prompt_len", "output_len", "mean_prompt_len", "mean_output_len"):
         if field.startswith("mean_"):
             return f"{fmt(x, 'num:1')} {UI['tokens'][lang]}", ""
-        return f"{fmt(x, 'int')} {UI['tokens'][lang]}", ""
+        return f"{fmt(x, 'int')} {UI['token' if x == 1 else 'tokens'][lang]}", ""
     if field == "engine_num_kv_blocks":
         return f"{fmt(x, 'int')} {UI['blocks'][lang]}", ""
     if isinstance(x, int):

@@ -51,7 +51,7 @@ def main() -> None:
     ideal = val.validate(seed=args.seed, max_points=1 if args.quick else None, engine="ideal")
     for r, i in zip(rows, ideal, strict=True):
         assert (r["benchmark"], r["rate"], r["prompt"], r["output"]) == (i["benchmark"], i["rate"], i["prompt"], i["output"])
-        r["ideal_kv_blocks"] = i["kv_blocks"]
+        r["ideal_kv_blocks"], r["ideal_kv_block_size"] = i["kv_blocks"], i["kv_block_size"]
         for k in ("median_ttft_ms", "median_itl_ms", "output_tok_per_s"):
             r[f"ideal_simulated_{k}"] = i[f"simulated_{k}"]
             r[f"ideal_error_{k}"] = i[f"error_{k}"]

@@ -802,5 +802,12 @@ def test_the_kv_block_size_left_empty_is_the_engines_and_a_bad_one_is_refused():
     assert got == {("vllm", "h100-sxm"): 16, ("vllm", "b200"): 16, ("sglang", "h100-sxm"): 1, ("sglang", "b200"): 64,
                    ("trt-llm", "h100-sxm"): 32, ("trt-llm", "b200"): 32}
     assert api.run("memory", {**base, "engine": "sglang", "block-size": 16})["engine_block_size"] == 16
+    # SGLang's sliding-window pool shares the full pool's pages: gpt-oss-120b on a B200 (pages of 64 by default) with
+    # 100 + 100 tokens holds its prompt and output plus a page for the next decode there, 264 slots; with the block
+    # size set to 1, 201. The window pool binds here, so the concurrency follows the block size given
+    for block, held in ((None, 264), (1, 201)):
+        r = api.run("memory", {"model": "gpt-oss-120b", "gpu": "b200", "engine": "sglang", "weights": "mxfp4-experts",
+                                "prompt-len": 100, "output-len": 100, "block-size": block})
+        assert r["max_concurrency"] == r["engine_swa_pool_tokens"] // held > 0, block
     with pytest.raises(ValueError, match="block-size"):
         api.run("memory", {**base, "block-size": 0})
