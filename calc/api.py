@@ -832,20 +832,22 @@ def _engine_pool_warnings(v: dict, r: dict) -> list[dict]:
     """The VRAM calculator's "fits" adds up the bytes a batch needs; an engine that reserves a KV pool at start-up by its
     own rule (POOL_RULES) may hold fewer sequences of this length than the batch, or none: say so, as the speed
     calculators do for the pool (_batch_fit_warnings; the engines' caps on running requests, e.g. vLLM's
-    --max-num-seqs, are the speed calculators' to warn about). A context longer than the max model length is counted
-    at that length, which the engine would not serve: say that first."""
+    --max-num-seqs, are the speed calculators' to warn about). A context longer than the max model length given is
+    counted at that length (memory_report, for every engine): say that first, and what the engine does with such a
+    request (_length_capped)."""
     eng = engines_mod.profile(v["engine"])
     n, batch = r["max_concurrency"], v["batch"]
     # the length as given (left empty, it is the model's context, and _warnings speaks of a context beyond that)
     context, limit = v["prompt-len"] + v["output-len"], v["max-model-len"]
     out = []
-    if eng.kv_rule in POOL_RULES and limit is not None and context > limit:
-        label_zh, label_en = INPUTS["max-model-len"]["label"]["zh"], INPUTS["max-model-len"]["label"]["en"]
-        out.append(t(f"提示加输出共 {context:,} token，超过{label_zh} {limit:,}：{eng.name} 会拒绝这样的请求，"
-                     f"这里的 KV 按 {limit:,} token 计。请把{label_zh}设到至少 {context:,}，或缩短上下文",
-                     f"The prompt and output come to {context:,} tokens, more than the {label_en} of {limit:,}: "
-                     f"{eng.name} would refuse such requests, and the KV here is counted at {limit:,} tokens. Set the "
-                     f"{label_en} to at least {context:,}, or shorten the context"))
+    given, used = v["block-size"], r["engine_block_size"]
+    if given is not None and used != given:  # the engine's default backend on this GPU takes no such page (engine_block_size)
+        label_zh, label_en = INPUTS["block-size"]["label"]["zh"], INPUTS["block-size"]["label"]["en"]
+        out.append(t(f"{eng.name} 在这块 GPU 上的默认注意力后端不支持 {given:,} token 的{label_zh}，启动时会改成 {used:,}；这里按 {used:,} 计",
+                     f"{eng.name}'s default attention backend on this GPU takes no {label_en} of {given:,}: it changes it "
+                     f"to {used:,} at start-up, and the count here uses {used:,}"))
+    if limit is not None and context > limit:
+        out.append(_length_capped(v, eng, context, limit))
         context = limit
     if eng.kv_rule not in POOL_RULES or not r["fits"] or n >= batch:
         return out
@@ -870,6 +872,32 @@ def _engine_pool_warnings(v: dict, r: dict) -> list[dict]:
               f"The bytes fit for a batch of {batch:,}, but the KV cache {eng.name} reserves by its own rule holds "
               f"{_seqs(n, False)} of {context:,} tokens: at most {n:,} run at once and the rest queue. "
               + _first_up(_either(["lower the batch", f"raise the {label_en}", *more_en], False)))]
+
+
+def _length_capped(v: dict, eng, context: int, limit: int) -> dict:
+    """The warning for a prompt + output longer than the max model length given. vLLM 0.32 refuses a prompt that
+    reaches the limit and otherwise lowers max_tokens to the room left, so the request ends at the limit
+    (input_processor's length check, get_max_tokens, FINISHED_LENGTH_CAPPED); SGLang (without --allow-auto-truncate)
+    and TensorRT-LLM's LLM API refuse a request whose prompt + output exceeds it. The other engines have no such
+    setting: the count is only calc's. Raising the length is offered only up to the model's own context."""
+    prompt, label_zh, label_en = v["prompt-len"], INPUTS["max-model-len"]["label"]["zh"], INPUTS["max-model-len"]["label"]["en"]
+    if eng.kv_rule not in POOL_RULES:
+        does_zh, does_en = "", ""
+    elif v["engine"] == "vllm" and prompt < limit:
+        does_zh = f"{eng.name} 会照常接收，但每个请求到 {limit:,} token 就停止生成（输出被截短）；"
+        does_en = f"{eng.name} accepts such requests but stops each at {limit:,} tokens, its output cut short; "
+    elif v["engine"] == "vllm":
+        does_zh = f"{eng.name} 会拒绝 {limit:,} token 及以上的提示；"
+        does_en = f"{eng.name} refuses prompts of {limit:,} tokens or more; "
+    else:
+        does_zh, does_en = f"{eng.name} 会拒绝这样的请求；", f"{eng.name} refuses such requests; "
+    if context <= v["spec"].max_position_embeddings:
+        fix_zh, fix_en = f"请把{label_zh}设到至少 {context:,}，或缩短上下文", f"Set the {label_en} to at least {context:,}, or shorten the context"
+    else:  # beyond the model's context too: the engines refuse a longer max model length without an override
+        fix_zh, fix_en = "请缩短上下文", "Shorten the context"
+    return t(f"提示加输出共 {context:,} token，超过{label_zh} {limit:,}：{does_zh}这里的 KV 按 {limit:,} token 计。{fix_zh}",
+             f"The prompt and output come to {context:,} tokens, more than the {label_en} of {limit:,}: {does_en}"
+             f"the KV here is counted at {limit:,} tokens. {fix_en}")
 
 
 def _json_safe(x):

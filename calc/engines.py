@@ -102,8 +102,8 @@ class EngineProfile:
         self.mla_step_layer_weight = float(o.get("mla_step_layer_weight", 1.0))
         self.mla_request_layer_weight = float(o.get("mla_request_layer_weight", 1.0))
         # an older or other build's kernels (vLLM for ROCm) may reach other shares of the datasheet: a variant's
-        # memory_efficiency / compute_efficiency keys replace the entry's. A variant that sets only the default
-        # bandwidth share scales the entry's other formats' shares with it (vLLM for ROCm: int4 0.659 x 0.547 / 0.812),
+        # memory_efficiency / compute_efficiency keys replace the entry's. A variant that sets the default bandwidth
+        # share scales the entry's other formats' shares with it (those it sets itself replace them) (vLLM for ROCm: int4 0.659 x 0.547 / 0.812),
         # an assumption (no 4-bit point of such a build was found) that keeps a 4-bit format below the 16-bit share
         # there as it is in the entry, rather than above it
         vm, em = variant.get("memory_efficiency", {}), entry["memory_efficiency"]

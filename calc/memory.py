@@ -387,14 +387,17 @@ def _cc_major(compute_capability: str | None) -> str | None:
     return None if compute_capability is None else compute_capability.split(".")[0]
 
 
-def engine_block_size(kvb: dict, m: ModelSpec, compute_capability: str | None, kv_dtype: str | None = None) -> int:
+def engine_block_size(kvb: dict, m: ModelSpec, compute_capability: str | None, kv_dtype: str | None = None,
+                      given: int | None = None) -> int:
     """The tokens per KV block (page) an engine's KV budget rule ``kvb`` uses by default for model ``m`` on a GPU of
     ``compute_capability`` with a KV cache of ``kv_dtype``: kv_budget ``block_tokens``, {"default": n, <compute-capability
     major>: n, "mla": {...}, "mla_fp8_kv": {...}}, the "mla" entries (same keys) taking precedence for MLA models and
     "mla_fp8_kv" for MLA models with an FP8 KV cache (``kv_dtype`` "fp8"; vLLM's MLA backends take no int8 KV cache); 16, vLLM's old default, where the rule gives none. The engines
     pick it by their default attention backend, which depends on the GPU, the model and the KV dtype (vLLM 0.32 sets it
     after loading the model, SGLang from its arguments and the model, TensorRT-LLM when it builds its executor); a block
-    is what a request's KV is counted in, so a request of n tokens holds ceil(n / block) of them."""
+    is what a request's KV is counted in, so a request of n tokens holds ceil(n / block) of them. A block size ``given``
+    is used as given, unless the rule's ``allowed`` sizes for this GPU (and MLA) leave it out: the engine then replaces
+    it with its default (SGLang's B200 backends turn a page of 1 into 64)."""
     spec = kvb.get("block_tokens") or {}
     major = _cc_major(compute_capability)
     size = spec.get(major, spec.get("default", VLLM_BLOCK_SIZE))
@@ -402,7 +405,12 @@ def engine_block_size(kvb: dict, m: ModelSpec, compute_capability: str | None, k
         size = spec["mla"].get(major, spec["mla"].get("default", size))
     if m.is_mla and kv_dtype == "fp8" and "mla_fp8_kv" in spec:
         size = spec["mla_fp8_kv"].get(major, size)
-    return int(size)
+    if given is None:
+        return int(size)
+    allowed = spec.get("allowed") or {}
+    sizes = (allowed.get("mla") or {}).get(major) if m.is_mla else None
+    sizes = sizes if sizes is not None else allowed.get(major)
+    return int(given) if sizes is None or given in sizes else int(size)
 
 
 def sglang_swa_tokens_per_request(swa: dict, prompt: int, output: int, window: int, chunk: int, page: int) -> int:
@@ -689,6 +697,8 @@ def memory_report(
         block_size = engine_block_size(kvb, m, compute_capability, kv_dtype)
     elif block_size < 1:
         raise ValueError(f"block_size must be ≥ 1, got {block_size}")
+    else:
+        block_size = engine_block_size(kvb, m, compute_capability, kv_dtype, given=block_size)
     capacity = gpu_memory_bytes if visible_memory_bytes is None else visible_memory_bytes
     counts = param_counts(m)
     context = prompt_len + output_len

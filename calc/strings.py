@@ -122,11 +122,13 @@ INPUTS = {
         "label": t("KV 块大小", "KV block size"),
         "help": t("分页 KV 缓存每块（页）的 token 数，一个 n token 的请求占 ⌈n / 块大小⌉ 块；留空则取所选引擎在这块 GPU 上对该模型的默认值："
                   "vLLM 0.32 为 16（MLA 模型在计算能力 10.x 的 GPU 上为 32，在 Hopper 上用 FP8 KV 缓存时为 64），SGLang 为 1（计算能力 10.x 上为 64），"
-                  "TensorRT-LLM 为 32（MLA 模型在 Hopper 上为 64），其他引擎按 16 计",
+                  "TensorRT-LLM 为 32（MLA 模型在 Hopper 上为 64），其他引擎按 16 计。SGLang 在计算能力 10.x 上只接受 16、32、64、128"
+                  "（MLA 模型 32、64），其他值会被它改成 64",
                   "Tokens per paged KV-cache block (page); a request of n tokens holds ⌈n / block⌉ of them. Empty: the chosen "
                   "engine's default for this model on this GPU: vLLM 0.32 16 (32 for MLA models on compute capability "
                   "10.x, 64 for them with an FP8 KV cache on Hopper), SGLang 1 (64 on 10.x), TensorRT-LLM 32 (64 for "
-                  "MLA models on Hopper); 16 for the other engines"),
+                  "MLA models on Hopper); 16 for the other engines. SGLang on 10.x takes only 16, 32, 64 or 128 (MLA models "
+                  "32 or 64) and changes any other value to 64"),
     },
     "max-model-len": {
         "label": t("最大模型长度", "Max model length"),

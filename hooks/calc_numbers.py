@@ -3,6 +3,7 @@
     {{ calc memory.weights_bytes model=llama-3.1-8b weights=bf16 | GB:2 }}   ->  16.06 GB
     {{ calc perf.tpot_s model=llama-3.1-8b gpu=h100-sxm | ms:1 }}           ->  5.1 ms
     {{ calc gpu.h100-sxm.memory_bandwidth_bytes_per_s | TB/s:2 }}          ->  3.35 TB/s
+    {{ calc plan.gpus rate=40 ttft-p90=0.5 tpot-p90=0.05 | int }}          ->  the capacity planner's GPU count
 
 Before the `|`: either `<command>.<json field>` and the parameters the CLI takes (flag names without dashes),
 evaluated with calc.api.run(); or a registry path `gpu.<key>.<field>` / `model.<key>.<field>`, read with
@@ -19,7 +20,7 @@ import directives  # hooks/directives.py (MkDocs loads hooks with their folder o
 import hook_support
 
 EXPRESSION = re.compile(r"(?P<body>[^|]+?)\s*\|\s*(?P<format>[^\s|]+)")
-COMMANDS = ("memory", "perf", "cost", "roi")
+COMMANDS = ("memory", "perf", "cost", "roi", "plan")  # plan: the capacity planner (a simulation, about 1 s)
 
 @cache
 def _run(command: str, params: tuple[tuple[str, str], ...]) -> dict:

@@ -52,7 +52,8 @@ def data_path(text: str) -> PurePosixPath:
 def line(data: dict, lang: str, href: str, model_setting: str | None = None) -> str:
     """The provenance paragraph for one run (Markdown inside HTML, which md_in_html renders). ``model_setting``: a
     field of the run's ``settings`` naming the calc model whose shape the figure timed, for a lab whose run has two
-    parts with their own models (ch08: a model it trains for quality, a shape with random weights for speed)."""
+    parts with their own models (ch08: a model it trains for quality, a shape with random weights for speed). That
+    model is named without a weight format: such a part times several, which its figure names."""
     describe = hook_support.lab_module("describe")
     prov = data["provenance"]
     model = prov.get("model") or {}

@@ -756,16 +756,18 @@ def plot(data, lang):
         names = [r["method"] for r in rows]
         colors = [COLORS.get(r["method"].split("-")[0], "#777") for r in rows]
         y = range(len(rows))
-        ax1.barh(y, [r["perplexity"] for r in rows], color=colors)
+        # points, not bars: the axis spans the values (formats differ by about 1 %), and a bar on an axis that does not
+        # start at zero would draw that difference as a length
+        ax1.scatter([r["perplexity"] for r in rows], list(y), color=colors, s=28, zorder=3)
+        ax1.grid(axis="y", color="#ddd", lw=0.6)
         base = next(r["perplexity"] for r in rows if r["method"] == "bf16")
         ax1.axvline(base, color="#333", lw=0.8, ls="--")
         lo = min(r["perplexity"] for r in rows)
         hi = max(r["perplexity"] for r in rows)
-        # the axis spans the values, not zero to them: formats differ by about 1 %, which a full axis would hide
         span = max(hi - lo, 0.005 * hi)
         ax1.set_xlim(lo - 0.6 * span, hi + 0.7 * span)
         for i, r in enumerate(rows):
-            ax1.text(r["perplexity"], i, f" {r['perplexity']:.3f}", va="center", fontsize=7)
+            ax1.text(r["perplexity"], i, f"  {r['perplexity']:.3f}", va="center", fontsize=7)
         ax1.set_yticks(list(y), [f"{n} ({r['bits_per_weight']:.2f} b)" for n, r in zip(names, rows, strict=True)])
         ax1.invert_yaxis()
         ax1.set_xlabel(t("perplexity", lang))
@@ -830,7 +832,13 @@ def plot(data, lang):
         ax.set_title(t("bytes", lang), fontsize=9)
         s = prov["settings"]
         layers = s["speed_layers_run"]
-        fig.suptitle(t("speed_title", lang, model=s["speed_preset"], layers=layers,
+        model = s["speed_preset"]
+        try:  # the registry's name, as the provenance line under the figure gives it (llama-3.1-8b -> Llama-3.1-8B)
+            from calc import registry  # noqa: PLC0415 (the lab runs without calc on its path only with --quick)
+            model = registry.model_entry(model)["name"]
+        except (ImportError, KeyError):
+            pass
+        fig.suptitle(t("speed_title", lang, model=model, layers=layers,
                        layer_word="layer" if layers == 1 else "layers"), fontsize=9)
         # one legend for all four panels, under the title, where it covers no bar and no footer; the bars' colour is
         # the format (named under each bar), so the 'measured' swatch is neutral

@@ -790,6 +790,21 @@ def test_the_vram_calculator_warns_where_the_engines_own_kv_pool_holds_no_sequen
     assert len(held) == 1 and "of 1,024 tokens" in held[0]["en"] and "1,280" not in held[0]["en"]
     assert capped["max_concurrency"] > n  # shorter sequences: more of them
     assert not any("Max model length" in w["en"] for w in at["warnings"])  # left empty: no such warning
+    # what the engine does with such a request (their sources, calc/api.py _length_capped): vLLM refuses only a prompt
+    # that reaches the limit and cuts the others' output at it; SGLang and TensorRT-LLM refuse prompt + output beyond it;
+    # an engine without the setting is only counted at it; beyond the model's own context only shortening helps
+    def capped_warning(engine, prompt, output):
+        r = api.run("memory", {**base, "engine": engine, "max-model-len": 1024, "prompt-len": prompt, "output-len": output})
+        return next(w for w in r["warnings"] if "Max model length of 1,024" in w["en"])
+    assert "vLLM refuses prompts of 1,024 tokens or more" in capped_warning("vllm", 1024, 256)["en"]
+    cut = capped_warning("vllm", 512, 768)
+    assert "stops each at 1,024 tokens" in cut["en"] and "refuses" not in cut["en"] and "截短" in cut["zh"]
+    for engine, name in (("sglang", "SGLang"), ("trt-llm", "TensorRT-LLM")):
+        assert f"{name} refuses such requests" in capped_warning(engine, 512, 768)["en"]
+    plain = capped_warning("ideal", 512, 768)["en"]
+    assert "refuses" not in plain and "stops" not in plain and "counted at 1,024 tokens" in plain
+    beyond = capped_warning("vllm", 200_000, 256)
+    assert "Shorten the context" in beyond["en"] and "at least" not in beyond["en"]
 
 
 def test_the_kv_block_size_left_empty_is_the_engines_and_a_bad_one_is_refused():
@@ -803,11 +818,18 @@ def test_the_kv_block_size_left_empty_is_the_engines_and_a_bad_one_is_refused():
                    ("trt-llm", "h100-sxm"): 32, ("trt-llm", "b200"): 32}
     assert api.run("memory", {**base, "engine": "sglang", "block-size": 16})["engine_block_size"] == 16
     # SGLang's sliding-window pool shares the full pool's pages: gpt-oss-120b on a B200 (pages of 64 by default) with
-    # 100 + 100 tokens holds its prompt and output plus a page for the next decode there, 264 slots; with the block
-    # size set to 1, 201. The window pool binds here, so the concurrency follows the block size given
-    for block, held in ((None, 264), (1, 201)):
+    # 100 + 100 tokens holds its prompt and output plus a page for the next decode there, 264 slots; with the page
+    # size set to 32, which its B200 backend (trtllm_mha) takes, 232; a page of 1 it does not take becomes 64, with a
+    # warning. The window pool binds here, so the concurrency follows the page size that runs
+    for block, held, used in ((None, 264, 64), (32, 232, 32), (1, 264, 64)):
         r = api.run("memory", {"model": "gpt-oss-120b", "gpu": "b200", "engine": "sglang", "weights": "mxfp4-experts",
                                 "prompt-len": 100, "output-len": 100, "block-size": block})
-        assert r["max_concurrency"] == r["engine_swa_pool_tokens"] // held > 0, block
+        assert r["engine_block_size"] == used and r["max_concurrency"] == r["engine_swa_pool_tokens"] // held > 0, block
+        changed = [w for w in r["warnings"] if "changes it to 64" in w["en"]]
+        assert len(changed) == (block == 1), block
+    # on an H100 (fa3, pages of any size) a page of 1 is kept
+    h100 = api.run("memory", {"model": "gpt-oss-120b", "gpu": "h100-sxm", "engine": "sglang", "weights": "mxfp4-experts",
+                              "prompt-len": 100, "output-len": 100, "block-size": 1})
+    assert h100["engine_block_size"] == 1 and not any("changes it" in w["en"] for w in h100["warnings"])
     with pytest.raises(ValueError, match="block-size"):
         api.run("memory", {**base, "block-size": 0})

@@ -907,6 +907,14 @@ def test_each_engine_counts_kv_in_its_default_attention_backends_blocks():
     paged = memory_report(llama, h100.memory_bytes, **kw)
     blocked = memory_report(llama, h100.memory_bytes, block_size=16, **kw)
     assert blocked["engine_block_size"] == 16 and blocked["engine_num_kv_blocks"] == paged["engine_num_kv_blocks"] // 16
+    # unless the engine's default backend on that GPU refuses it: SGLang 0.5.23 on a B200 (trtllm_mha 16/32/64/128,
+    # trtllm_mla 32/64; overrides.py) turns any other page size into 64
+    b200 = registry.get_gpu("b200")
+    kw = {"visible_memory_bytes": b200.visible_memory_bytes, "engine": "sglang", "compute_capability": "10.0"}
+    for model, tp, given, used in (("llama-3.1-8b", 1, 1, 64), ("llama-3.1-8b", 1, 16, 16), ("llama-3.1-8b", 1, 128, 128),
+                                   ("deepseek-v3", 8, 16, 64), ("deepseek-v3", 8, 32, 32)):
+        r = memory_report(registry.get_model(model), b200.memory_bytes, "fp8", tp=tp, block_size=given, **kw)
+        assert r["engine_block_size"] == used, (model, given)
     # 200 tokens in pages of 1 waste nothing; in blocks of 16 each request holds 208
     assert paged["max_concurrency"] == paged["engine_num_kv_blocks"] // 200 > blocked["max_concurrency"]
     with pytest.raises(ValueError, match="block_size"):

@@ -37,6 +37,15 @@ def test_parameters_reach_calc():
     assert float(fp8.split()[0]) < float(bf16.split()[0])
 
 
+def test_the_capacity_planner_reaches_the_text():
+    """plan.<field>: the capacity planner's answer, as the planner page gives it. A higher rate needs at least as many
+    GPUs, and a cap of 32 running sequences per replica (vLLM --max-num-seqs) more than the default 256."""
+    plan = "{{ calc plan.gpus rate=%s ttft-p90=0.5 tpot-p90=0.05%s | int }}"
+    at40, at100 = (int(calc_numbers.render(plan % (r, ""))) for r in (40, 100))
+    capped = int(calc_numbers.render(plan % (40, " max-num-seqs=32")))
+    assert 1 <= at40 <= at100 and capped > at40
+
+
 @pytest.mark.parametrize(
     "value, fmt, expected",
     [
