@@ -842,12 +842,15 @@ def _engine_pool_warnings(v: dict, r: dict) -> list[dict]:
     out = []
     given, used = v["block-size"], r["engine_block_size"]
     if given is not None and used != given:  # the engine's default backend on this GPU takes no such page (engine_block_size)
-        label_zh, label_en = INPUTS["block-size"]["label"]["zh"], INPUTS["block-size"]["label"]["en"]
-        out.append(t(f"{eng.name} 在这块 GPU 上的默认注意力后端不支持 {given:,} token 的{label_zh}，启动时会改成 {used:,}；这里按 {used:,} 计",
+        label_en = INPUTS["block-size"]["label"]["en"]
+        out.append(t(f"{eng.name} 在这块 GPU 上的默认注意力后端不支持每块 {given:,} 个 token 的 KV 块，启动时会改成每块 {used:,} 个；"
+                     f"这里按 {used:,} 计",
                      f"{eng.name}'s default attention backend on this GPU takes no {label_en} of {given:,}: it changes it "
                      f"to {used:,} at start-up, and the count here uses {used:,}"))
     if limit is not None and context > limit:
         out.append(_length_capped(v, eng, context, limit))
+        if _refuses(v, eng, limit):  # none of these requests runs: a count of how many run at once would mislead
+            return out
         context = limit
     if eng.kv_rule not in POOL_RULES or not r["fits"] or n >= batch:
         return out
@@ -874,16 +877,21 @@ def _engine_pool_warnings(v: dict, r: dict) -> list[dict]:
               + _first_up(_either(["lower the batch", f"raise the {label_en}", *more_en], False)))]
 
 
+def _refuses(v: dict, eng, limit: int) -> bool:
+    """Whether the engine refuses a request of this prompt and output beyond the max model length (_length_capped)."""
+    return eng.kv_rule in POOL_RULES and (v["engine"] != "vllm" or v["prompt-len"] >= limit)
+
+
 def _length_capped(v: dict, eng, context: int, limit: int) -> dict:
     """The warning for a prompt + output longer than the max model length given. vLLM 0.32 refuses a prompt that
     reaches the limit and otherwise lowers max_tokens to the room left, so the request ends at the limit
     (input_processor's length check, get_max_tokens, FINISHED_LENGTH_CAPPED); SGLang (without --allow-auto-truncate)
     and TensorRT-LLM's LLM API refuse a request whose prompt + output exceeds it. The other engines have no such
     setting: the count is only calc's. Raising the length is offered only up to the model's own context."""
-    prompt, label_zh, label_en = v["prompt-len"], INPUTS["max-model-len"]["label"]["zh"], INPUTS["max-model-len"]["label"]["en"]
+    label_zh, label_en = INPUTS["max-model-len"]["label"]["zh"], INPUTS["max-model-len"]["label"]["en"]
     if eng.kv_rule not in POOL_RULES:
         does_zh, does_en = "", ""
-    elif v["engine"] == "vllm" and prompt < limit:
+    elif not _refuses(v, eng, limit):  # vLLM with a prompt under the limit
         does_zh = f"{eng.name} 会照常接收，但每个请求到 {limit:,} token 就停止生成（输出被截短）；"
         does_en = f"{eng.name} accepts such requests but stops each at {limit:,} tokens, its output cut short; "
     elif v["engine"] == "vllm":

@@ -212,8 +212,14 @@ class StepModel:
         # (memory.engine_block_size); a cost of an engine engines.json does not list: vLLM's old default. Only an
         # unknown engine falls back: a misspelt variant of a known one ("vllm@nosuch") is refused here.
         base = self.cost.engine.split("@")[0]
-        kvb = profile(self.cost.engine).kv_budget() if base in ENGINES else {}
-        self.block_size = engine_block_size(kvb, m, gpu.compute_capability, kv_dtype)
+        self._kvb = profile(self.cost.engine).kv_budget() if base in ENGINES else {}
+        self.block_size = engine_block_size(self._kvb, m, gpu.compute_capability, kv_dtype)
+
+    def block_size_given(self, size: int) -> int:
+        """The block size the engine runs when ``size`` is asked for: as given, unless its default backend on this
+        GPU takes no such size (memory.engine_block_size; SGLang on a B200 turns a page of 1 into 64), as the memory
+        report counts it."""
+        return engine_block_size(self._kvb, self.m, self.gpu.compute_capability, self.kv_dtype, given=size)
 
     # memoised primitives (a run asks for the same few hundred values thousands of times)
     def _weight_bytes(self, tokens: int) -> float:
@@ -511,6 +517,8 @@ def simulate(model: StepModel, reqs: Sequence[Request], max_num_seqs: int = DEFA
         raise ValueError("max_num_seqs and max_num_batched_tokens must be ≥ 1")
     if block_size is None:  # the engine's default for this model and GPU
         block_size = model.block_size
+    else:  # as the engine would run it, the size the memory report counts the pool in
+        block_size = model.block_size_given(block_size)
     alone = not chunked_prefill or (model.cost.prefill_alone if prefill_alone is None else prefill_alone)
     # prompts alone always reserve the whole prompt (SGLang admits a request only when its whole input, and room for part
     # of its output, fits): a prompt part-way through then always finds its next chunk's blocks, as no decode runs

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from pathlib import Path
 
 import directives  # hooks/directives.py (MkDocs loads hooks with their folder on sys.path)
 import hook_support
@@ -69,10 +70,29 @@ def render(markdown: str, where: str = "") -> str:
     return directives.expand(markdown, "calc", expression, where)
 
 
+CALC_DIR = Path(hook_support.ROOT) / "calc"
+
+
+def _calc_fingerprint() -> tuple:
+    """calc/ as it is on disk (code and data): each file's path, size and modification time."""
+    root = CALC_DIR
+    return tuple(sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+                        if p.is_file() and "__pycache__" not in p.parts))
+
+
+_fingerprint: tuple | None = None
+
+
 def on_config(config):
     # `mkdocs serve` rebuilds in one process and re-imports calc each build (hooks/calculators.py): results
-    # cached in an earlier build would keep numbers from before an edit to calc/ or its data.
-    _run.cache_clear()
+    # cached in an earlier build would keep numbers from before an edit to calc/ or its data. The two languages'
+    # passes of one build (mkdocs-static-i18n calls on_config for each) and rebuilds without such an edit keep them:
+    # the capacity planner's placeholders run a simulation each
+    global _fingerprint
+    now = _calc_fingerprint()
+    if now != _fingerprint:
+        _run.cache_clear()
+        _fingerprint = now
     return config
 
 

@@ -772,9 +772,14 @@ def plot(data, lang):
         ax1.invert_yaxis()
         ax1.set_xlabel(t("perplexity", lang))
         kl_rows = [(i, r) for i, r in enumerate(rows) if r["kl_vs_bf16"]]
-        ax2.barh([i for i, _ in kl_rows], [r["kl_vs_bf16"] for _, r in kl_rows],
-                 color=[colors[i] for i, _ in kl_rows])
+        # points too: on a log axis a bar's length depends on where the axis starts, which the data do not set
+        ax2.scatter([r["kl_vs_bf16"] for _, r in kl_rows], [i for i, _ in kl_rows],
+                    color=[colors[i] for i, _ in kl_rows], s=28, zorder=3)
+        ax2.grid(axis="y", color="#ddd", lw=0.6)
         ax2.set_xscale("log")
+        if kl_rows:  # a factor of 2 either side, so the end points are not cut by the frame
+            kls = [r["kl_vs_bf16"] for _, r in kl_rows]
+            ax2.set_xlim(min(kls) / 2, max(kls) * 2)
         ax2.set_yticks(list(y), [""] * len(rows))
         ax2.set_ylim(ax1.get_ylim())
         ax2.set_xlabel(t("kl", lang))
@@ -832,12 +837,10 @@ def plot(data, lang):
         ax.set_title(t("bytes", lang), fontsize=9)
         s = prov["settings"]
         layers = s["speed_layers_run"]
-        model = s["speed_preset"]
-        try:  # the registry's name, as the provenance line under the figure gives it (llama-3.1-8b -> Llama-3.1-8B)
-            from calc import registry  # noqa: PLC0415 (the lab runs without calc on its path only with --quick)
-            model = registry.model_entry(model)["name"]
-        except (ImportError, KeyError):
-            pass
+        # the registry's name, as the provenance line under the figure gives it (llama-3.1-8b -> Llama-3.1-8B)
+        from calc import registry  # noqa: PLC0415 (common puts the repository on sys.path)
+        model = registry.model_entry(s["speed_preset"])["name"] if s["speed_preset"] in registry.list_models() \
+            else s["speed_preset"]
         fig.suptitle(t("speed_title", lang, model=model, layers=layers,
                        layer_word="layer" if layers == 1 else "layers"), fontsize=9)
         # one legend for all four panels, under the title, where it covers no bar and no footer; the bars' colour is

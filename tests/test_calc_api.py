@@ -781,10 +781,11 @@ def test_the_vram_calculator_warns_where_the_engines_own_kv_pool_holds_no_sequen
     # a deployment whose bytes do not fit is already said not to fit: no second warning
     bf16 = api.run("memory", {**base, "weights": "bf16", "engine": "sglang"})
     assert not bf16["fits"] and not any("has no room for one sequence" in w["en"] for w in bf16["warnings"])
-    # a max model length shorter than the context: vLLM counts (and would serve) at most that length, so the
-    # warning names the capped length and a first warning says the longer requests would be refused
-    capped = api.run("memory", {**base, "engine": "vllm", "max-model-len": 1024, "batch": n + 2})
-    refused = [w for w in capped["warnings"] if "more than the Max model length of 1,024" in w["en"]]
+    # a max model length shorter than the context: a 512-token prompt, which vLLM serves and stops at 1,024 tokens, so
+    # the pool warning names the capped length, after a first warning on the max model length
+    capped = api.run("memory", {**base, "engine": "vllm", "max-model-len": 1024, "batch": n + 2, "prompt-len": 512,
+                                "output-len": 768})
+    refused = [w for w in capped["warnings"] if "more than the Max model length of 1,024" in w["en"]]  # "cut short"
     assert len(refused) == 1 and "1,280" in refused[0]["en"] and "最大模型长度 1,024" in refused[0]["zh"]
     held = [w for w in capped["warnings"] if "reserves by its own rule" in w["en"]]
     assert len(held) == 1 and "of 1,024 tokens" in held[0]["en"] and "1,280" not in held[0]["en"]
@@ -803,6 +804,14 @@ def test_the_vram_calculator_warns_where_the_engines_own_kv_pool_holds_no_sequen
         assert f"{name} refuses such requests" in capped_warning(engine, 512, 768)["en"]
     plain = capped_warning("ideal", 512, 768)["en"]
     assert "refuses" not in plain and "stops" not in plain and "counted at 1,024 tokens" in plain
+    # where the engine refuses the requests, no count of how many run at once follows (batch 9 > the 8 of 1,024 tokens)
+    for engine, prompt in (("vllm", 1024), ("sglang", 512)):
+        r = api.run("memory", {**base, "engine": engine, "max-model-len": 1024, "prompt-len": prompt,
+                               "output-len": 1280 - prompt, "batch": 9})
+        assert not any("run at once" in w["en"] for w in r["warnings"]), engine
+    served = api.run("memory", {**base, "engine": "vllm", "max-model-len": 1024, "prompt-len": 512, "output-len": 768,
+                                "batch": 9})
+    assert any("run at once" in w["en"] for w in served["warnings"])  # vLLM serves these, cut at 1,024
     beyond = capped_warning("vllm", 200_000, 256)
     assert "Shorten the context" in beyond["en"] and "at least" not in beyond["en"]
 
