@@ -847,10 +847,10 @@ def _engine_pool_warnings(v: dict, r: dict) -> list[dict]:
                      f"这里按 {used:,} 计",
                      f"{eng.name}'s default attention backend on this GPU takes no {label_en} of {given:,}: it changes it "
                      f"to {used:,} at start-up, and the count here uses {used:,}"))
+    refused = False
     if limit is not None and context > limit:
         out.append(_length_capped(v, eng, context, limit))
-        if _refuses(v, eng, limit):  # none of these requests runs: a count of how many run at once would mislead
-            return out
+        refused = _refuses(v, eng, limit)
         context = limit
     if eng.kv_rule not in POOL_RULES or not r["fits"] or n >= batch:
         return out
@@ -870,6 +870,8 @@ def _engine_pool_warnings(v: dict, r: dict) -> list[dict]:
                   "does not serve. "
                   + _first_up(_either([f"raise the {label_en}", "use a smaller weight format", "shorten the context",
                                        *more_en], False)))]
+    if refused:  # none of these requests runs: a count of how many run at once would mislead
+        return out
     return out + [t(f"这些字节按批大小 {batch:,} 算放得下，但 {eng.name} 按自己的规则预留的 KV 缓存只容纳 {n:,} 个 {context:,} token 的序列："
               f"同一时刻最多运行 {n:,} 个，其余的要排队。请" + _either(["减小批大小", f"调高{label_zh}", *more], True),
               f"The bytes fit for a batch of {batch:,}, but the KV cache {eng.name} reserves by its own rule holds "

@@ -805,10 +805,15 @@ def test_the_vram_calculator_warns_where_the_engines_own_kv_pool_holds_no_sequen
     plain = capped_warning("ideal", 512, 768)["en"]
     assert "refuses" not in plain and "stops" not in plain and "counted at 1,024 tokens" in plain
     # where the engine refuses the requests, no count of how many run at once follows (batch 9 > the 8 of 1,024 tokens)
-    for engine, prompt in (("vllm", 1024), ("sglang", 512)):
+    # (SGLang at vLLM's memory fraction: a pool of 16 such sequences)
+    for engine, prompt, batch, frac in (("vllm", 1024, 9, None), ("sglang", 512, 18, 0.92)):
         r = api.run("memory", {**base, "engine": engine, "max-model-len": 1024, "prompt-len": prompt,
-                               "output-len": 1280 - prompt, "batch": 9})
+                               "output-len": 1280 - prompt, "batch": batch, "gpu-memory-utilization": frac})
+        assert r["fits"] and 0 < r["max_concurrency"] < batch, engine  # the pool would have been short
         assert not any("run at once" in w["en"] for w in r["warnings"]), engine
+    # but a pool with no room at all is still said not to serve (SGLang's default leaves this 70B none)
+    empty = api.run("memory", {**base, "engine": "sglang", "max-model-len": 1024, "prompt-len": 512, "output-len": 768})
+    assert any("has no room for one sequence" in w["en"] for w in empty["warnings"])
     served = api.run("memory", {**base, "engine": "vllm", "max-model-len": 1024, "prompt-len": 512, "output-len": 768,
                                 "batch": 9})
     assert any("run at once" in w["en"] for w in served["warnings"])  # vLLM serves these, cut at 1,024

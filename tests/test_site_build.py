@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_module
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -159,3 +160,13 @@ def test_no_markdown_emphasis_left_unrendered(site_dir):
         text = re.sub(r"<[^>]+>", "", html)
         left += [f"{rel}: …{m.group()}…" for m in re.finditer(r".{0,20}\*\*.{0,20}", text)]
     assert not left, "\n".join(left[:20])
+
+
+def test_no_fraction_glyph_inside_a_number(site_dir):
+    """pymdownx.smartsymbols turns "1/2", "1/4" and "3/4" into ½, ¼ and ¾ (&frac12; …): right for "¼ of the total",
+    wrong inside a longer number: "cut to 1/2.6" reached readers as "½.6". Write such ratios another way."""
+    found = []
+    for rel, path in _pages(site_dir):
+        text = html_module.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
+        found += [f"{rel}: …{m.group()}…" for m in re.finditer(r".{0,20}(\d[½¼¾]|[½¼¾][.,]?\d).{0,20}", text)]
+    assert not found, "\n".join(found[:20])
