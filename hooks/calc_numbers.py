@@ -13,6 +13,7 @@ _UNITS lists the units). An expression that calc rejects fails the build with th
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import cache
 from pathlib import Path
@@ -74,10 +75,10 @@ CALC_DIR = Path(hook_support.ROOT) / "calc"
 
 
 def _calc_fingerprint() -> tuple:
-    """calc/ as it is on disk (code and data): each file's path, size and modification time."""
-    root = CALC_DIR
-    return tuple(sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
-                        if p.is_file() and "__pycache__" not in p.parts))
+    """calc/ as it is on disk (code and data): each file's path and a hash of its bytes (about 1 MB: milliseconds),
+    so an edit counts even where a copy keeps the size and the modification time."""
+    return tuple(sorted((str(p), hashlib.blake2b(p.read_bytes(), digest_size=16).hexdigest())
+                        for p in CALC_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts))
 
 
 _fingerprint: tuple | None = None

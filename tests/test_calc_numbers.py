@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -116,7 +117,10 @@ def test_a_build_after_an_edit_to_calc_starts_with_fresh_results(monkeypatch, tm
     calc_numbers.on_config({})
     assert calc_numbers.render(expr) == "1"  # another calc/ on disk: a new build asks calc again
     data = copy / "data" / "gpus.json"
-    data.write_text(data.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    stat = data.stat()
+    text = data.read_text(encoding="utf-8")
+    data.write_text(text.replace(" ", "\t", 1), encoding="utf-8")  # same size, and the old modification time:
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as a copy that keeps times would leave it
     monkeypatch.setattr(api, "run", lambda command, params: {"weights_bytes": 2.0})
     calc_numbers.on_config({})
     assert calc_numbers.render(expr) == "2"  # a data file edited: asked again
