@@ -849,7 +849,9 @@ def _engine_pool_warnings(v: dict, r: dict) -> list[dict]:
                      f"to {used:,} at start-up, and the count here uses {used:,}"))
     refused = False
     if limit is not None and context > limit:
-        out.append(_length_capped(v, eng, context, limit))
+        # a pool with no room even at the limit: a longer limit would not help, the warning below says what would
+        pool_empty = eng.kv_rule in POOL_RULES and r["fits"] and n == 0
+        out.append(_length_capped(v, eng, context, limit, pool_empty))
         refused = _refuses(v, eng, limit)
         context = limit
     if eng.kv_rule not in POOL_RULES or not r["fits"] or n >= batch:
@@ -884,12 +886,13 @@ def _refuses(v: dict, eng, limit: int) -> bool:
     return eng.kv_rule in POOL_RULES and (v["engine"] != "vllm" or v["prompt-len"] >= limit)
 
 
-def _length_capped(v: dict, eng, context: int, limit: int) -> dict:
+def _length_capped(v: dict, eng, context: int, limit: int, pool_empty: bool = False) -> dict:
     """The warning for a prompt + output longer than the max model length given. vLLM 0.32 refuses a prompt that
     reaches the limit and otherwise lowers max_tokens to the room left, so the request ends at the limit
     (input_processor's length check, get_max_tokens, FINISHED_LENGTH_CAPPED); SGLang (without --allow-auto-truncate)
     and TensorRT-LLM's LLM API refuse a request whose prompt + output exceeds it. The other engines have no such
-    setting: the count is only calc's. Raising the length is offered only up to the model's own context."""
+    setting: the count is only calc's. Raising the length is offered only up to the model's own context, and not where
+    the engine's pool holds no sequence even at the limit (pool_empty: the pool warning that follows gives the fixes)."""
     label_zh, label_en = INPUTS["max-model-len"]["label"]["zh"], INPUTS["max-model-len"]["label"]["en"]
     if eng.kv_rule not in POOL_RULES:
         does_zh, does_en = "", ""
@@ -901,13 +904,15 @@ def _length_capped(v: dict, eng, context: int, limit: int) -> dict:
         does_en = f"{eng.name} refuses prompts of {limit:,} tokens or more; "
     else:
         does_zh, does_en = f"{eng.name} 会拒绝这样的请求；", f"{eng.name} refuses such requests; "
-    if context <= v["spec"].max_position_embeddings:
+    if pool_empty:
+        fix_zh, fix_en = "", ""
+    elif context <= v["spec"].max_position_embeddings:
         fix_zh, fix_en = f"请把{label_zh}设到至少 {context:,}，或缩短上下文", f"Set the {label_en} to at least {context:,}, or shorten the context"
     else:  # beyond the model's context too: the engines refuse a longer max model length without an override
         fix_zh, fix_en = "请缩短上下文", "Shorten the context"
     return t(f"提示加输出共 {context:,} token，超过{label_zh} {limit:,}：{does_zh}这里的 KV 按 {limit:,} token 计。{fix_zh}",
              f"The prompt and output come to {context:,} tokens, more than the {label_en} of {limit:,}: {does_en}"
-             f"the KV here is counted at {limit:,} tokens. {fix_en}")
+             f"the KV here is counted at {limit:,} tokens." + (f" {fix_en}" if fix_en else ""))
 
 
 def _json_safe(x):

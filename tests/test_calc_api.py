@@ -812,8 +812,15 @@ def test_the_vram_calculator_warns_where_the_engines_own_kv_pool_holds_no_sequen
         assert r["fits"] and 0 < r["max_concurrency"] < batch, engine  # the pool would have been short
         assert not any("run at once" in w["en"] for w in r["warnings"]), engine
     # but a pool with no room at all is still said not to serve (SGLang's default leaves this 70B none)
+    # (of 1,024 tokens, the length counted), and the length warning then offers no longer limit: it would not help
     empty = api.run("memory", {**base, "engine": "sglang", "max-model-len": 1024, "prompt-len": 512, "output-len": 768})
-    assert any("has no room for one sequence" in w["en"] for w in empty["warnings"])
+    assert empty["fits"] and empty["max_concurrency"] == 0
+    pool = [w for w in empty["warnings"] if "has no room for one sequence of 1,024 tokens" in w["en"]]
+    assert len(pool) == 1 and "does not serve" in pool[0]["en"] and "无法提供服务" in pool[0]["zh"]
+    length = [w for w in empty["warnings"] if "Max model length of 1,024" in w["en"]]
+    assert len(length) == 1 and "SGLang refuses such requests" in length[0]["en"]
+    assert "at least" not in length[0]["en"] and "至少" not in length[0]["zh"]
+    assert length[0]["en"].endswith("counted at 1,024 tokens.") and length[0]["zh"].endswith("token 计。")
     served = api.run("memory", {**base, "engine": "vllm", "max-model-len": 1024, "prompt-len": 512, "output-len": 768,
                                 "batch": 9})
     assert any("run at once" in w["en"] for w in served["warnings"])  # vLLM serves these, cut at 1,024

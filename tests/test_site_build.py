@@ -162,11 +162,13 @@ def test_no_markdown_emphasis_left_unrendered(site_dir):
     assert not left, "\n".join(left[:20])
 
 
-def test_no_fraction_glyph_inside_a_number(site_dir):
-    """pymdownx.smartsymbols turns "1/2", "1/4" and "3/4" into ½, ¼ and ¾ (&frac12; …): right for "¼ of the total",
-    wrong inside a longer number: "cut to 1/2.6" reached readers as "½.6". Write such ratios another way."""
+def test_no_fraction_glyph(site_dir):
+    """pymdownx.smartsymbols would turn "1/2", "1/3", "2/3" … into ½, ⅓, ⅔ (&frac12; …) wherever they stand: "cut to
+    1/2.6" reached readers as "½.6", "EAGLE-1/2/3" as "EAGLE-½/3", "Gemma 2/3" as "Gemma ⅔". mkdocs.yml turns
+    that off; no page may carry a vulgar-fraction glyph, from that extension or typed."""
+    glyphs = "½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅐⅛⅜⅝⅞⅑⅒↉"
     found = []
     for rel, path in _pages(site_dir):
         text = html_module.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
-        found += [f"{rel}: …{m.group()}…" for m in re.finditer(r".{0,20}(\d[½¼¾]|[½¼¾][.,]?\d).{0,20}", text)]
+        found += [f"{rel}: …{m.group()}…" for m in re.finditer(rf".{{0,20}}[{glyphs}].{{0,20}}", text)]
     assert not found, "\n".join(found[:20])
