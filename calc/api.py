@@ -94,6 +94,8 @@ def _all_fields() -> tuple:
         _f("requests", "int", None, min=20, max=2000, commands=("plan",)),
         _f("seed", "int", 0, min=0, max=2**31 - 1, commands=("plan",)),
         _f("verify-tokens", "int", 1, unit="tokens", min=1, max=64, commands=("perf",)),
+        _f("accept-rate", "float", None, min=0, max=1, commands=("perf",)),
+        _f("draft-cost", "float", 0.0, min=0, max=100, commands=("perf",)),
         _f("overhead-gib", "float", mem.DEFAULT_OVERHEAD_BYTES / GiB, unit="GiB", min=0, max=1024, commands=("memory",)),
         _f("gpu-memory-utilization", "float", None, min=0.01, max=1.0, commands=("memory",)),
         _f("block-size", "int", None, unit="tokens", min=1, max=1024, commands=("memory",)),
@@ -762,7 +764,8 @@ def _perf(v: dict) -> dict:
     return perf_mod.perf_report(
         v["spec"], v["gpu_spec"], v["weights"], v["kv-dtype"], v["batch"], v["prompt-len"], v["output-len"], v["tp"],
         memory_efficiency=v["mem-efficiency"], compute_efficiency=v["compute-efficiency"], pp=v["pp"], ep=v["ep"],
-        engine=v["engine"], verify_tokens=v.get("verify-tokens", 1), request_latency_s=_request_latency_s(v))
+        engine=v["engine"], verify_tokens=v.get("verify-tokens", 1), request_latency_s=_request_latency_s(v),
+        accept_rate=v.get("accept-rate"), draft_cost=v.get("draft-cost") or 0.0)
 
 
 def _request_latency_s(v: dict) -> float | None:

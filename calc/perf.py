@@ -213,6 +213,27 @@ def _stage_shares(m: ModelSpec, fmt: str, pp: int) -> list[dict]:
     return out
 
 
+def speculative_tokens_per_call(accept_rate: float, gamma: int) -> float:
+    """Expected tokens one target call yields with γ drafts, each accepted with probability ``accept_rate`` (α)
+    independently of the others, the bonus token included: (1 − α^(γ+1)) / (1 − α), chapter 9's (9-1)
+    (Leviathan et al., ICML 2023); γ + 1 at α = 1."""
+    if not 0 <= accept_rate <= 1:
+        raise ValueError("accept_rate must be from 0 to 1")
+    if gamma < 0:
+        raise ValueError("gamma must be at least 0")
+    return gamma + 1.0 if accept_rate == 1 else (1 - accept_rate ** (gamma + 1)) / (1 - accept_rate)
+
+
+def speculative_speedup(accept_rate: float, gamma: int, draft_cost: float, verify_ratio: float = 1.0) -> float:
+    """Speedup of speculative decoding over plain decoding: tokens per target call over what one round costs in
+    plain target steps, γ draft steps of ``draft_cost`` (c) each plus one verification of ``verify_ratio`` (v)
+    plain steps. Chapter 9's (9-2) takes v = 1 (a verification as fast as one step, true while it stays
+    bandwidth-bound); at large batches v is the ``verify_to_plain_ratio`` perf_report computes."""
+    if not (0 <= draft_cost < math.inf) or not (0 < verify_ratio < math.inf):
+        raise ValueError("draft_cost must be finite and at least 0, verify_ratio finite and above 0")
+    return speculative_tokens_per_call(accept_rate, gamma) / (gamma * draft_cost + verify_ratio)
+
+
 def perf_report(
     m: ModelSpec,
     gpu: GPU,
@@ -231,6 +252,8 @@ def perf_report(
     verify_tokens: int = 1,
     request_latency_s: float | None = None,
     cached_prompt_tokens: int = 0,
+    accept_rate: float | None = None,
+    draft_cost: float = 0.0,
 ) -> dict:
     """Latency and throughput of a static batch: ``batch`` requests prefilled together, then decoded together,
     as ``engine`` (a calc.engines key) runs them; the ``*_ideal*`` fields give the roofline bound ("ideal").
@@ -260,6 +283,9 @@ def perf_report(
     is γ + 1 tokens): weights are read once, FLOPs grow with batch × verify_tokens, but each request's KV cache
     is read once, since its tokens share it. ``verify_critical_batch`` is the smallest batch (in requests) at
     which that step turns compute-bound; with verify_tokens = 1 all of them equal the plain decode step's.
+    With ``accept_rate`` (α) given, ``spec_tokens_per_call`` and ``spec_speedup`` (``spec_speedup_ideal``: at the
+    roofline bound) add chapter 9's (9-1) and (9-2) for γ = verify_tokens − 1 drafts of ``draft_cost`` (c, in
+    plain target steps) each, with this step's verification ratio v in the denominator (speculative_speedup).
 
     ``cached_prompt_tokens``: a prefix-cache hit of that many tokens on every prompt (an engine with prefix caching
     that has seen the prompts before): the prefill computes only the rest of each prompt, which still attends over
@@ -268,6 +294,8 @@ def perf_report(
     check_parallel(m, tp, pp, ep)
     if verify_tokens < 1:
         raise ValueError("verify_tokens must be at least 1")
+    if accept_rate is not None:  # checked before the timings, so a bad value fails fast
+        speculative_speedup(accept_rate, verify_tokens - 1, draft_cost)
     eng = engines_mod.profile(engine)
     if request_latency_s is not None and not (0 <= request_latency_s < math.inf):
         raise ValueError("request_latency_s must be a finite number of seconds, at least 0")
@@ -293,6 +321,14 @@ def perf_report(
         "decode_tok_per_s_ideal": best["report"]["decode_tok_per_s"],
         "throughput_ideal_tok_per_s": best["report"]["throughput_tok_per_s"],
     })
+    if accept_rate is not None:
+        gamma = verify_tokens - 1
+        ideal_ratio = best["report"]["verify_step_s"] / best["report"]["tpot_s"]
+        out.update({
+            "spec_tokens_per_call": speculative_tokens_per_call(accept_rate, gamma),
+            "spec_speedup": speculative_speedup(accept_rate, gamma, draft_cost, out["verify_to_plain_ratio"]),
+            "spec_speedup_ideal": speculative_speedup(accept_rate, gamma, draft_cost, ideal_ratio),
+        })
     return out
 
 
@@ -452,6 +488,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "decode_bytes_per_step": d_bytes,
         # the weight part of one decode step of `batch` tokens, and (MoE) the share of routed experts they touch
         "decode_weight_bytes_per_step": weight_bytes_read(m, weights, batch),
+        "decode_weight_bytes_per_token": weight_bytes_read(m, weights, batch) / batch,
         "experts_touched_fraction": experts_touched_fraction(m, batch),
         "tpot_s": tpot,
         "bound": bound,

@@ -74,6 +74,19 @@ INPUTS = {
                   "Speculative decoding: tokens each request feeds one verification (γ drafts + 1); they share "
                   "the request's KV cache"),
     },
+    "accept-rate": {
+        "label": t("草稿接受率 α", "Draft acceptance rate α"),
+        "help": t("投机解码：每个草稿 token 被目标模型接受的概率（0–1）；给出后按第 9 章的 (9-1)、(9-2) 算每次验证产出的 token 数与加速比，γ = 每请求验证 token 数 − 1；留空则不算",
+                  "Speculative decoding: the probability (0–1) that the target accepts each draft token; given, the "
+                  "tokens per verification and the speedup follow chapter 9's (9-1) and (9-2), with γ = verified "
+                  "tokens per request − 1; empty: not computed"),
+    },
+    "draft-cost": {
+        "label": t("草稿步开销 c", "Draft step cost c"),
+        "help": t("投机解码：草稿模型走一步的时间，以目标模型普通解码步为 1 计（0 表示草稿不花时间）",
+                  "Speculative decoding: the time of one draft step, as a fraction of one plain target decode step "
+                  "(0: a free draft)"),
+    },
     "tp": {
         "label": t("张量并行 GPU 数", "Tensor-parallel GPUs"),
         "help": t("一个模型切分到的 GPU 数（张量并行）",
@@ -349,6 +362,7 @@ LABELS = {
     "decode_flops_per_step": t("每步解码计算量", "Decode FLOPs per step"),
     "decode_bytes_per_step": t("每步解码读写字节", "Decode bytes per step"),
     "decode_weight_bytes_per_step": t("每步解码读取的权重字节", "Decode weight bytes per step"),
+    "decode_weight_bytes_per_token": t("解码每个 token 分摊的权重字节", "Decode weight bytes per token"),
     "experts_touched_fraction": t("每步用到的路由专家比例", "Share of routed experts touched per step"),
     "tpot_s": t("TPOT（每输出 token 时间，所选引擎典型值）", "TPOT (time per output token, typical with the engine)"),
     "tpot_ideal_s": t("TPOT（理想下界）", "TPOT (ideal bound)"),
@@ -379,6 +393,9 @@ LABELS = {
     "verify_bytes_per_step": t("每个验证步读取的字节", "Bytes read per verification step"),
     "verify_to_plain_ratio": t("验证步 / 普通解码步", "Verification step / plain decode step"),
     "verify_critical_batch": t("验证步的临界批大小（请求数）", "Critical batch of a verification (requests)"),
+    "spec_tokens_per_call": t("每次验证的期望 token 数 (9-1)", "Expected tokens per verification (9-1)"),
+    "spec_speedup": t("投机解码加速比", "Speculative decoding speedup"),
+    "spec_speedup_ideal": t("投机解码加速比（理想）", "Speculative decoding speedup (ideal)"),
     # cost
     "usd_per_gpu_hour": t("每 GPU 小时价格", "Price per GPU-hour"),
     "usd_per_hour": t("每小时费用（一个副本）", "Cost per hour (one replica)"),

@@ -4,10 +4,13 @@
     {{ calc perf.tpot_s model=llama-3.1-8b gpu=h100-sxm | ms:1 }}           ->  5.1 ms
     {{ calc gpu.h100-sxm.memory_bandwidth_bytes_per_s | TB/s:2 }}          ->  3.35 TB/s
     {{ calc plan.gpus rate=40 ttft-p90=0.5 tpot-p90=0.05 | int }}          ->  the capacity planner's GPU count
+    {{ calc perf.allreduce_s_per_step model=llama-3.1-70b tp=8 / perf.tpot_s model=llama-3.1-70b tp=8 | %:0 }}
+                                                                           ->  one calc value over another (a share)
 
 Before the `|`: either `<command>.<json field>` and the parameters the CLI takes (flag names without dashes),
 evaluated with calc.api.run(); or a registry path `gpu.<key>.<field>` / `model.<key>.<field>`, read with
-calc.registry.lookup(). After it: `unit:digits`, formatted by calc/units.py, calc's one number formatter (its
+calc.registry.lookup(); or two of those separated by " / ", their ratio (so a share or a ratio in the text is
+calc's too, not a quotient of rounded numbers typed by hand). After it: `unit:digits`, formatted by calc/units.py, calc's one number formatter (its
 _UNITS lists the units). An expression that calc rejects fails the build with the page and the expression named. Fenced code blocks are left alone, so the syntax can be shown.
 """
 
@@ -31,7 +34,18 @@ def _run(command: str, params: tuple[tuple[str, str], ...]) -> dict:
 
 
 def evaluate(body: str) -> object:
-    """The raw value an expression names (a number, bool or string)."""
+    """The raw value an expression names (a number, bool or string), or the ratio of two ("A / B")."""
+    parts = body.split(" / ")
+    if len(parts) == 2:
+        num, den = (evaluate(part.strip()) for part in parts)
+        for side, value in (("numerator", num), ("denominator", den)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"the ratio's {side} is not a number: {value!r}")
+        if den == 0:
+            raise ValueError("the ratio's denominator is 0")
+        return num / den
+    if len(parts) > 2:
+        raise ValueError("a ratio takes two expressions, 'A / B'")
     target, *args = body.split()
     params = []
     for arg in args:

@@ -46,6 +46,10 @@ import common
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 
+# (9-1) and (9-2), the predictions this lab checks (common has put the repository, and so calc/, on sys.path)
+from calc.perf import speculative_speedup as expected_speedup
+from calc.perf import speculative_tokens_per_call as expected_tokens
+
 LAB = "ch09-speculative"
 DEFAULT_OUT = common.REPO / "docs" / "assets" / "labs" / LAB
 QUICK_OUT = common.REPO / "labs" / ".quick-out" / LAB
@@ -259,17 +263,6 @@ def plain_generate(model, prompt, n_new, temperature, gen):
     return seq[:, prompt.shape[1]:]
 
 
-def expected_tokens(alpha: float, gamma: int) -> float:
-    """Expected tokens per target call with i.i.d. acceptance alpha (Leviathan et al. 2023)."""
-    return gamma + 1.0 if alpha >= 1 else (1 - alpha ** (gamma + 1)) / (1 - alpha)
-
-
-def expected_speedup(alpha: float, gamma: int, c: float, verify: float = 1.0) -> float:
-    """Wall-clock speedup: tokens per call over the round's cost in target steps (gamma draft steps of c each,
-    one verification of `verify` steps; Leviathan et al. take verify = 1)."""
-    return expected_tokens(alpha, gamma) / (gamma * c + verify)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The parts
 
@@ -423,7 +416,8 @@ def measure_accept(target, draft, gammas, prompts, n_new, temperature, device, r
                 for key in stats:
                     stats[key] += r[key]
             generations += len(runs)
-        alpha = stats["alpha_sum"] / stats["checked"]
+        alpha = stats["alpha_sum"] / stats["checked"]  # kept as measured; a float sum of probabilities can pass 1
+        # by rounding, so the formulas (calc's, which refuse an α above 1) take min(alpha, 1)
         speed = ratio_summary(plain_tot, spec_tot)
         by_gamma.append({"gamma": gamma, "alpha": alpha, "accepted_per_drafted": stats["accepted"] / stats["drafted"],
                          "tokens_per_call": stats["emitted"] / stats["target_calls"],
@@ -431,9 +425,9 @@ def measure_accept(target, draft, gammas, prompts, n_new, temperature, device, r
                          "plain_s": median(plain_tot), "speculative_s": median(spec_tot),
                          "plain_s_samples": plain_tot, "speculative_s_samples": spec_tot,
                          "speedup": speed["median"], "speedup_p10": speed["p10"], "speedup_p90": speed["p90"],
-                         "predicted_tokens_per_call": expected_tokens(alpha, gamma),
-                         "predicted_speedup": expected_speedup(alpha, gamma, c),
-                         "predicted_speedup_measured_v": expected_speedup(alpha, gamma, c, v)})
+                         "predicted_tokens_per_call": expected_tokens(min(alpha, 1.0), gamma),
+                         "predicted_speedup": expected_speedup(min(alpha, 1.0), gamma, c),
+                         "predicted_speedup_measured_v": expected_speedup(min(alpha, 1.0), gamma, c, v)})
     return {"t_target_step_s": t_target, "t_draft_step_s": t_draft, "c": c, "repeats": repeats,
             "step_samples": {"target": st[0], "draft": st[1]}, "by_gamma": by_gamma}
 
@@ -551,7 +545,7 @@ def measure_batch(target, draft, batch, gamma, context, alpha, device, repeats):
             "verify_ratio_p10": ratio["p10"], "verify_ratio_p90": ratio["p90"], "verify_ratio_of_medians": verify / one,
             "samples": {"target_step_s": one_t, "verify_s": verify_t, "draft_step_s": draft_t}, "repeats": repeats,
             "c": drafted / one, "tokens_per_s_plain": batch / one,
-            "predicted_speedup": expected_speedup(alpha, gamma, drafted / one, ratio["median"])}
+            "predicted_speedup": expected_speedup(min(alpha, 1.0), gamma, drafted / one, ratio["median"])}
 
 
 def roofline_v(prov, batch_points) -> dict | None:

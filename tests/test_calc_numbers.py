@@ -82,6 +82,19 @@ def test_prose_around_expressions_is_kept_and_code_fences_are_not_evaluated():
     assert lines[2] == "{{ calc memory.weights_bytes model=llama-3.1-8b | GB:2 }}"
 
 
+def test_a_ratio_of_two_calc_values():
+    """ "A / B": a share computed from calc's unrounded values (here the all-reduce share of a decode step, chapter
+    11), not from two rounded numbers typed into the text."""
+    a = "perf.allreduce_s_per_step model=llama-3.1-70b gpu=h100-sxm tp=8 batch=64 engine=ideal"
+    b = "perf.tpot_s model=llama-3.1-70b gpu=h100-sxm tp=8 batch=64 engine=ideal"
+    share = calc_numbers.evaluate(f"{a} / {b}")
+    assert share == calc_numbers.evaluate(a) / calc_numbers.evaluate(b) and 0 < share < 1
+    assert calc_numbers.render(f"{{{{ calc {a} / {b} | %:0 }}}}") == f"{share:.0%}"
+    # a registry path on either side: the H200's bandwidth over the H100 SXM's (4.8 / 3.35 TB/s)
+    ratio = calc_numbers.render("{{ calc gpu.h200.memory_bandwidth_bytes_per_s / gpu.h100-sxm.memory_bandwidth_bytes_per_s | num:2 }}")
+    assert ratio == "1.43"
+
+
 @pytest.mark.parametrize(
     "expression, message",
     [
@@ -91,6 +104,11 @@ def test_prose_around_expressions_is_kept_and_code_fences_are_not_evaluated():
         ("{{ calc memory.weights_bytes model=llama-3.1-8b }}", "malformed"),
         ("{{ calc memory.weights_bytes llama | GB:2 }}", "name=value"),
         ("{{ calc memory.fits model=llama-3.1-8b | GB:2 }}", "not a number"),
+        ("{{ calc memory.fits model=llama-3.1-8b / gpu.h100-sxm.memory_bytes | %:0 }}", "numerator is not a number"),
+        ("{{ calc gpu.h100-sxm.memory_bytes / gpu.h100-sxm.memory_bytes / gpu.h100-sxm.memory_bytes | num:1 }}",
+         "two expressions"),
+        ("{{ calc gpu.h100-sxm.memory_bytes / perf.allreduce_s_per_step model=llama-3.1-8b | num:1 }}",
+         "denominator is 0"),
     ],
 )
 def test_bad_expressions_fail_the_build_with_the_page_named(expression, message):

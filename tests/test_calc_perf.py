@@ -3,7 +3,13 @@
 import pytest
 
 from calc import api, registry
-from calc.perf import COMPUTE_EFFICIENCY, MEMORY_EFFICIENCY, experts_touched_fraction
+from calc.perf import (
+    COMPUTE_EFFICIENCY,
+    MEMORY_EFFICIENCY,
+    experts_touched_fraction,
+    speculative_speedup,
+    speculative_tokens_per_call,
+)
 
 H100_BW = 3.35e12 * (2957.5e9 / 3.35e12)  # achievable: the reference device copy
 H100_BF16 = 989.5e12 * (755.4e12 / 989.5e12)  # achievable: the reference matmul
@@ -83,6 +89,12 @@ def test_moe_decode_reads_only_routed_experts():
     r8 = api.run("perf", {"model": "mixtral-8x7b", "gpu": "h200", "batch": 8, "prompt-len": 1, "output-len": 2})
     assert r8["experts_touched_fraction"] == pytest.approx(1 - (6 / 8) ** 8)
     assert r8["decode_weight_bytes_per_step"] > r["decode_weight_bytes_per_step"]
+    # per token the batch shares them: batch 8 touches about 90 % of the experts, so each token's share is far below
+    # batch 1's but above a dense model's 1/8 (chapter 11, exercise 1)
+    per_token = r8["decode_weight_bytes_per_token"] / r["decode_weight_bytes_per_token"]
+    assert r8["decode_weight_bytes_per_token"] == pytest.approx(r8["decode_weight_bytes_per_step"] / 8)
+    assert r["decode_weight_bytes_per_token"] == r["decode_weight_bytes_per_step"]
+    assert 1 / 8 < per_token < 0.5
     dense = api.run("perf", {"model": "llama-3.1-8b", "batch": 8})
     assert dense["experts_touched_fraction"] == 1.0
 
@@ -141,6 +153,47 @@ def test_verification_turns_compute_bound_near_the_weights_only_ridge():
 def test_verification_tokens_are_validated():
     with pytest.raises(api.InputError):
         _verify(1, 0)
+
+
+def test_speculative_formulas_by_hand():
+    """(9-1) and (9-2) of chapter 9 (Leviathan et al. 2023): α = 0.8, γ = 4 gives 1 + 0.8 + … + 0.8^4 = 3.3616
+    tokens per target call; with drafts of c = 0.05 a round costs 1.2 plain steps, so 2.8013."""
+    assert speculative_tokens_per_call(0.8, 4) == pytest.approx(1 + 0.8 + 0.64 + 0.512 + 0.4096)
+    assert speculative_tokens_per_call(0.0, 5) == 1  # every draft rejected: the bonus token only
+    assert speculative_tokens_per_call(1.0, 5) == 6  # every draft accepted, without dividing by 1 - α = 0
+    assert speculative_tokens_per_call(0.8, 0) == 1  # no drafts: a plain step
+    assert speculative_speedup(0.8, 4, 0.05) == pytest.approx(3.3616 / 1.2)
+    assert speculative_speedup(0.8, 4, 0.05, verify_ratio=2) == pytest.approx(3.3616 / 2.2)
+    assert speculative_speedup(0.0, 4, 0.0, verify_ratio=1.5) == pytest.approx(1 / 1.5)  # slower than not speculating
+    for bad in ((1.01, 4, 0.0), (-0.1, 4, 0.0), (0.8, -1, 0.0), (0.8, 4, -0.1), (0.8, 4, float("inf"))):
+        with pytest.raises(ValueError):
+            speculative_speedup(*bad)
+    with pytest.raises(ValueError):
+        speculative_speedup(0.8, 4, 0.05, verify_ratio=0)
+
+
+def test_the_speculative_speedup_uses_the_verification_ratio_of_the_step():
+    """With an acceptance rate the perf report adds (9-1) and (9-2), γ = verify-tokens − 1, v = its own
+    verification / plain step: about 1 at one request, more where the verification is compute-bound (B = 64 here:
+    the chapter's example), so the speedup shrinks; at 256 requests speculating is slower than not."""
+    def spec(batch, engine="ideal", **kw):
+        return _verify(batch, 5, engine=engine, **{"accept-rate": 0.8, "draft-cost": 0.05, **kw})
+    one, b64, b256 = spec(1), spec(64), spec(256)
+    assert one["spec_tokens_per_call"] == pytest.approx(3.3616)
+    assert one["spec_speedup"] == pytest.approx(3.3616 / (0.2 + one["verify_to_plain_ratio"]))
+    assert one["spec_speedup"] == pytest.approx(2.8013, abs=1e-3)  # v = 1 within 1e-4 (the test above)
+    assert b64["verify_to_plain_ratio"] > 1.1 and b64["spec_speedup"] == pytest.approx(
+        3.3616 / (0.2 + b64["verify_to_plain_ratio"]))
+    assert 1 < b64["spec_speedup"] < one["spec_speedup"] and b256["spec_speedup"] < 1
+    assert b64["spec_speedup_ideal"] == b64["spec_speedup"]  # engine=ideal: the two agree
+    # an engine's fixed cost per step makes the verification relatively cheaper (chapter 9): a larger speedup
+    vllm = spec(256, engine="vllm")
+    assert vllm["spec_speedup"] > b256["spec_speedup"] == pytest.approx(vllm["spec_speedup_ideal"])
+    # no acceptance rate, no speculative fields; bad values are refused with the input named
+    assert "spec_speedup" not in _verify(64, 5)
+    for bad in ({"accept-rate": 1.5}, {"accept-rate": -0.1}, {"accept-rate": 0.8, "draft-cost": -1}):
+        with pytest.raises(api.InputError, match="accept-rate|draft-cost"):
+            _verify(64, 5, **bad)
 
 
 def test_a_prefix_cache_hit_computes_only_the_rest_of_the_prompt_by_hand():
