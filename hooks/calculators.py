@@ -41,7 +41,7 @@ SLOT_RE = re.compile(r'(?:<p>)?<div data-calc-slot="(\d+)"></div>(?:</p>)?')
 # Inputs shown under "more inputs" (collapsed): engine and efficiency assumptions.
 ADVANCED = {"overhead-gib", "gpu-memory-utilization", "block-size", "max-model-len", "max-num-batched-tokens",
             "mem-efficiency", "compute-efficiency", "request-latency-ms", "engine", "max-num-seqs", "chunked-prefill",
-            "reserve-full-prompt", "requests", "seed"}
+            "reserve-full-prompt", "requests", "seed", "accept-rate", "draft-cost"}
 
 _state: dict = {}
 
