@@ -95,7 +95,7 @@ def _all_fields() -> tuple:
         _f("seed", "int", 0, min=0, max=2**31 - 1, commands=("plan",)),
         _f("verify-tokens", "int", 1, unit="tokens", min=1, max=64, commands=("perf",)),
         _f("accept-rate", "float", None, min=0, max=1, commands=("perf",)),
-        _f("draft-cost", "float", 0.0, min=0, max=100, commands=("perf",)),
+        _f("draft-cost", "float", None, min=0, max=100, commands=("perf",)),
         _f("overhead-gib", "float", mem.DEFAULT_OVERHEAD_BYTES / GiB, unit="GiB", min=0, max=1024, commands=("memory",)),
         _f("gpu-memory-utilization", "float", None, min=0.01, max=1.0, commands=("memory",)),
         _f("block-size", "int", None, unit="tokens", min=1, max=1024, commands=("memory",)),
@@ -184,7 +184,8 @@ def _parse(field: dict, raw) -> tuple[object, dict | None]:
     if value is None or (lo is not None and value < lo) or (hi is not None and value > hi):
         rng_en = f" ≥ {lo}" + (f" and ≤ {hi:g}" if hi is not None else "")
         rng_zh = f" ≥ {lo}" + (f" 且 ≤ {hi:g}" if hi is not None else "")
-        return None, t(f"{zh}必须是{rng_zh} 的{what_zh}", f"{name} must be {what_en}{rng_en}")
+        gap = "" if "\u3000" <= zh[-1:] <= "\uffef" else " "  # a label ending in Latin or Greek ("α") keeps a space
+        return None, t(f"{zh}{gap}必须是{rng_zh} 的{what_zh}", f"{name} must be {what_en}{rng_en}")
     return value, None
 
 
@@ -396,8 +397,33 @@ def _warnings(v: dict, command: str) -> list[dict]:
                      "or a --max_num_tokens at least as long as the prompt"))
     if command in ("perf", "cost", "roi"):
         out += _batch_fit_warnings(v)
+    if command == "perf":
+        out += _speculative_warnings(v)
     if command != "memory":
         out += _unchecked_engine_warnings(v, command)
+    return out
+
+
+def _speculative_warnings(v: dict) -> list[dict]:
+    """The speculative inputs work together (perf_report): an acceptance rate needs drafts (verified tokens per
+    request above 1) and, to be more than a bound, the draft's cost; a draft cost alone is not used."""
+    labels = {k: INPUTS[k]["label"] for k in ("accept-rate", "draft-cost", "verify-tokens")}
+    rate, cost, tokens = v.get("accept-rate"), v.get("draft-cost"), v.get("verify-tokens", 1)
+    zh, en = ({k: lab[lang] for k, lab in labels.items()} for lang in ("zh", "en"))
+    out = []
+    if rate is None:
+        if cost is not None:
+            out.append(t(f"没有{zh['accept-rate']}，{zh['draft-cost']}不参与计算：给出接受率才会算投机解码的加速比",
+                         f"Without a {en['accept-rate']} the {en['draft-cost']} is not used: the speculative speedup "
+                         "needs the acceptance rate"))
+        return out
+    if tokens == 1:
+        out.append(t(f"{zh['verify-tokens']}为 1，即没有草稿（γ = 0）：加速比只是 1。投机解码要把它设为 γ + 1，例如 4 个草稿设为 5",
+                     f"{en['verify-tokens']} is 1, so there are no drafts (γ = 0) and the speedup is 1: set it to "
+                     "γ + 1, e.g. 5 for 4 drafts"))
+    elif cost is None:
+        out.append(t(f"没有给出{zh['draft-cost']}：按草稿不花时间（c = 0）计算，加速比是上限",
+                     f"No {en['draft-cost']} given: the draft is taken as free (c = 0), so the speedup is an upper bound"))
     return out
 
 
@@ -765,7 +791,7 @@ def _perf(v: dict) -> dict:
         v["spec"], v["gpu_spec"], v["weights"], v["kv-dtype"], v["batch"], v["prompt-len"], v["output-len"], v["tp"],
         memory_efficiency=v["mem-efficiency"], compute_efficiency=v["compute-efficiency"], pp=v["pp"], ep=v["ep"],
         engine=v["engine"], verify_tokens=v.get("verify-tokens", 1), request_latency_s=_request_latency_s(v),
-        accept_rate=v.get("accept-rate"), draft_cost=v.get("draft-cost") or 0.0)
+        accept_rate=v.get("accept-rate"), draft_cost=v.get("draft-cost") or 0.0)  # no draft cost given: a free draft
 
 
 def _request_latency_s(v: dict) -> float | None:

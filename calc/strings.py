@@ -70,22 +70,23 @@ INPUTS = {
     },
     "verify-tokens": {
         "label": t("每请求验证 token 数", "Verified tokens per request"),
-        "help": t("投机解码：一次验证中每个请求送入的 token 数（γ 个草稿 + 1），它们共用该请求的 KV 缓存",
+        "help": t("投机采样：一次验证中每个请求送入的 token 数（γ 个草稿 + 1），它们共用该请求的 KV 缓存",
                   "Speculative decoding: tokens each request feeds one verification (γ drafts + 1); they share "
                   "the request's KV cache"),
     },
     "accept-rate": {
         "label": t("草稿接受率 α", "Draft acceptance rate α"),
-        "help": t("投机解码：每个草稿 token 被目标模型接受的概率（0–1）；给出后按第 9 章的 (9-1)、(9-2) 算每次验证产出的 token 数与加速比，γ = 每请求验证 token 数 − 1；留空则不算",
+        "help": t("投机采样：每个草稿 token 被目标模型接受的概率（0–1）；给出后按第 9 章的 (9-1)、(9-2) 算每次验证产出的 token 数与加速比，γ = 每请求验证 token 数 − 1；留空则不算",
                   "Speculative decoding: the probability (0–1) that the target accepts each draft token; given, the "
                   "tokens per verification and the speedup follow chapter 9's (9-1) and (9-2), with γ = verified "
                   "tokens per request − 1; empty: not computed"),
     },
     "draft-cost": {
-        "label": t("草稿步开销 c", "Draft step cost c"),
-        "help": t("投机解码：草稿模型走一步的时间，以目标模型普通解码步为 1 计（0 表示草稿不花时间）",
-                  "Speculative decoding: the time of one draft step, as a fraction of one plain target decode step "
-                  "(0: a free draft)"),
+        "label": t("草稿成本比 c", "Draft cost ratio c"),
+        "help": t("投机采样：草稿走一步的 GPU 时间，以目标模型普通解码步的 GPU 时间为 1 计（小批量时约等于两者读取的权重字节之比；0 表示草稿不花时间）。引擎每步的固定开销每轮只在验证时付一次",
+                  "Speculative decoding: the GPU time of one draft step, with a plain target decode step's GPU time "
+                  "as 1 (at small batches about the ratio of the weight bytes they read; 0: a free draft). The "
+                  "engine's fixed cost per step is paid once per round, in the verification"),
     },
     "tp": {
         "label": t("张量并行 GPU 数", "Tensor-parallel GPUs"),
@@ -386,7 +387,7 @@ LABELS = {
     "ridge_flops_per_byte_effective": t("屋脊点（有效）", "Ridge point (effective)"),
     "critical_batch": t("临界批大小", "Critical batch size"),
     "critical_batch_weights_only": t("临界批大小（仅权重）", "Critical batch size (weights only)"),
-    "verify_step_s": t("验证步时间（投机解码）", "Verification step time (speculative decoding)"),
+    "verify_step_s": t("验证步时间（投机采样）", "Verification step time (speculative decoding)"),
     "verify_step_ideal_s": t("验证步时间（理想）", "Verification step time (ideal)"),
     "verify_bound": t("验证步受限于", "Verification step bound by"),
     "verify_flops_per_step": t("每个验证步的 FLOPs", "FLOPs per verification step"),
@@ -394,8 +395,8 @@ LABELS = {
     "verify_to_plain_ratio": t("验证步 / 普通解码步", "Verification step / plain decode step"),
     "verify_critical_batch": t("验证步的临界批大小（请求数）", "Critical batch of a verification (requests)"),
     "spec_tokens_per_call": t("每次验证的期望 token 数 (9-1)", "Expected tokens per verification (9-1)"),
-    "spec_speedup": t("投机解码加速比", "Speculative decoding speedup"),
-    "spec_speedup_ideal": t("投机解码加速比（理想）", "Speculative decoding speedup (ideal)"),
+    "spec_speedup": t("投机采样加速比", "Speculative decoding speedup"),
+    "spec_speedup_ideal": t("投机采样加速比（理想）", "Speculative decoding speedup (ideal)"),
     # cost
     "usd_per_gpu_hour": t("每 GPU 小时价格", "Price per GPU-hour"),
     "usd_per_hour": t("每小时费用（一个副本）", "Cost per hour (one replica)"),
