@@ -273,7 +273,10 @@ def lookup(path: str):
     params_total / params_active, published_params_total, source, as_of);
     ``price.<key>.<field>`` (e.g. usd_per_million_output_tokens);
     ``validation.<row>.<field>``: row ``<row>`` (0-based) of calc/data/simulator_validation.json, the serving
-    simulator against published benchmarks (e.g. ``validation.3.error_median_itl_ms``).
+    simulator against published benchmarks (e.g. ``validation.3.error_median_itl_ms``);
+    ``engine.<key>.<field>``: an engine profile (calc.engines, "key@variant" for an older release's), a plain
+    attribute or ``memory_efficiency_<format>`` / ``compute_efficiency_<format>``, its share for weights in that
+    format (e.g. ``engine.vllm@rocm-0.9.memory_efficiency_fp8``).
     """
     parts = path.split(".")
     # preset names contain dots (llama-3.1-8b): the key is everything between the kind and the last part
@@ -310,4 +313,18 @@ def lookup(path: str):
         if field not in row:
             raise KeyError(f"validation row has no field {field!r}")
         return row[field]
-    raise KeyError(f"registry kind must be gpu, model, price or validation, got {kind!r}")
+    if kind == "engine":
+        from . import engines  # noqa: PLC0415 (engines reads this module's GPUs)
+        prof = engines.profile(key)
+        for share in ("memory_efficiency", "compute_efficiency"):
+            if field.startswith(share + "_"):
+                from .memory import WEIGHT_FORMATS  # noqa: PLC0415
+                fmt = field.removeprefix(share + "_")
+                if fmt not in WEIGHT_FORMATS:
+                    raise KeyError(f"no weight format {fmt!r}; valid: {', '.join(WEIGHT_FORMATS)}")
+                return getattr(prof, share)(fmt)
+        value = getattr(prof, field, None)
+        if value is None or callable(value) or field.startswith("_"):
+            raise KeyError(f"engine profile has no field {field!r}")
+        return value
+    raise KeyError(f"registry kind must be gpu, model, price, validation or engine, got {kind!r}")

@@ -8,10 +8,12 @@
                                                                            ->  one calc value over another (a share)
 
 Before the `|`: either `<command>.<json field>` and the parameters the CLI takes (flag names without dashes),
-evaluated with calc.api.run(); or a registry path `gpu.<key>.<field>` / `model.<key>.<field>`, read with
-calc.registry.lookup(); or two of those separated by " / ", their ratio (so a share or a ratio in the text is
-calc's too, not a quotient of rounded numbers typed by hand). After it: `unit:digits`, formatted by calc/units.py, calc's one number formatter (its
-_UNITS lists the units). An expression that calc rejects fails the build with the page and the expression named. Fenced code blocks are left alone, so the syntax can be shown.
+evaluated with calc.api.run(); or a registry path (`gpu.<key>.<field>`, `model.<key>.<field>`,
+`engine.<key>.<field>` …), read with calc.registry.lookup(); or two of those separated by " / ", their ratio (so a
+share or a ratio in the text is calc's too, not a quotient of rounded numbers typed by hand). After it:
+`unit:digits`, formatted by calc/units.py, calc's one number formatter (its _UNITS lists the units). An expression
+that calc rejects fails the build with the page and the expression named. Fenced code blocks are left alone, so the
+syntax can be shown.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def evaluate(body: str) -> object:
     if len(parts) > 2:
         raise ValueError("a ratio takes two expressions, 'A / B'")
     target, *args = body.split()
+    if "/" in target or any("/" in arg.split("=", 1)[0] for arg in args):
+        raise ValueError("a ratio is written 'A / B', with ' / ' with spaces around the slash")
     params = []
     for arg in args:
         name, sep, value = arg.partition("=")

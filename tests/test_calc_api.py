@@ -213,7 +213,15 @@ def test_lookup_paths():
     assert registry.lookup("model.llama-3.1-8b.params_total") == 8_030_261_248
     assert registry.lookup("model.llama-3.1-8b.rope_theta") == 500000.0
     assert registry.lookup("price.openai-gpt-4o.usd_per_million_output_tokens") == 10.0
-    for bad in ("gpu.h100-sxm.nope", "gpu.nope.memory_bytes", "cpu.x.y", "gpu.h100-sxm"):
+    # an engine profile's share for a weight format, as engines.json stores it (a variant's replaces the default)
+    stored = json.loads((Path(api.__file__).parent / "data" / "engines.json").read_text())["engines"]["vllm"]
+    assert registry.lookup("engine.vllm.memory_efficiency_fp8") == stored["memory_efficiency"]["default"]
+    assert registry.lookup("engine.vllm.memory_efficiency_int4") == stored["memory_efficiency"]["int4"]
+    assert registry.lookup("engine.vllm@rocm-0.9.memory_efficiency_fp8") == \
+        stored["variants"]["rocm-0.9"]["memory_efficiency"]["default"]
+    assert registry.lookup("engine.llama.cpp.name") == "llama.cpp"  # a key with a dot
+    for bad in ("gpu.h100-sxm.nope", "gpu.nope.memory_bytes", "cpu.x.y", "gpu.h100-sxm", "engine.vllm.nope",
+                "engine.vllm.memory_efficiency_fp9", "engine.vllm.kv_budget", "engine.nope.name"):
         with pytest.raises(KeyError):
             registry.lookup(bad)
 

@@ -194,7 +194,8 @@ def test_the_speculative_speedup_uses_the_verification_ratio_of_the_step():
     assert 0 < fixed < vllm["tpot_s"] and vllm["verify_to_plain_ratio"] < b256["verify_to_plain_ratio"]
     assert vllm["spec_speedup"] == pytest.approx(
         3.3616 / (4 * 0.05 * (vllm["tpot_s"] - fixed) / vllm["tpot_s"] + vllm["verify_to_plain_ratio"]))
-    assert vllm["spec_speedup"] > 1 > b256["spec_speedup"] == pytest.approx(vllm["spec_speedup_ideal"])
+    assert vllm["spec_speedup"] > 1 > b256["spec_speedup"]
+    assert vllm["spec_speedup_ideal"] == pytest.approx(b256["spec_speedup"])  # the bound is the engine=ideal figure
     # no acceptance rate, no speculative fields; bad values are refused with the input named
     assert "spec_speedup" not in _verify(64, 5)
     for bad, name in (({"accept-rate": 1.5}, "accept-rate"), ({"accept-rate": -0.1}, "accept-rate"),
