@@ -413,12 +413,12 @@ def _speculative_warnings(v: dict) -> list[dict]:
     out = []
     if rate is None:
         if cost is not None:
-            out.append(t(f"没有{zh['accept-rate']}，{zh['draft-cost']}不参与计算：给出接受率才会算投机解码的加速比",
+            out.append(t(f"没有{zh['accept-rate']}，{zh['draft-cost']} 不参与计算：给出接受率才会算投机采样的加速比",
                          f"Without a {en['accept-rate']} the {en['draft-cost']} is not used: the speculative speedup "
                          "needs the acceptance rate"))
         return out
     if tokens == 1:
-        out.append(t(f"{zh['verify-tokens']}为 1，即没有草稿（γ = 0）：加速比只是 1。投机解码要把它设为 γ + 1，例如 4 个草稿设为 5",
+        out.append(t(f"{zh['verify-tokens']}为 1，即没有草稿（γ = 0）：加速比只是 1。投机采样要把它设为 γ + 1，例如 4 个草稿设为 5",
                      f"{en['verify-tokens']} is 1, so there are no drafts (γ = 0) and the speedup is 1: set it to "
                      "γ + 1, e.g. 5 for 4 drafts"))
     elif cost is None:

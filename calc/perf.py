@@ -224,18 +224,16 @@ def speculative_tokens_per_call(accept_rate: float, gamma: int) -> float:
     return gamma + 1.0 if accept_rate == 1 else (1 - accept_rate ** (gamma + 1)) / (1 - accept_rate)
 
 
-def speculative_speedup(accept_rate: float, gamma: int, draft_cost: float, verify_ratio: float = 1.0,
-                        gpu_share: float = 1.0) -> float:
+def speculative_speedup(accept_rate: float, gamma: int, draft_cost: float, verify_ratio: float = 1.0) -> float:
     """Speedup of speculative decoding over plain decoding: tokens per target call over what one round costs in
-    plain target steps: one verification of ``verify_ratio`` (v) plain steps plus γ draft steps, each ``draft_cost``
-    (c) times the GPU work of a plain target step, which is ``gpu_share`` of that step (1 at the roofline bound; in
-    an engine, the rest is its fixed cost per step, which the round pays once, in the verification: vLLM V1 runs
-    the drafter inside the same engine step, perf_report). Chapter 9's (9-2) takes v = 1 and gpu_share = 1;
-    at large batches v is the ``verify_to_plain_ratio`` perf_report computes."""
-    if not (0 <= draft_cost < math.inf) or not (0 < verify_ratio < math.inf) or not 0 <= gpu_share <= 1:
-        raise ValueError("draft_cost must be finite and at least 0, verify_ratio finite and above 0, "
-                         "gpu_share from 0 to 1")
-    return speculative_tokens_per_call(accept_rate, gamma) / (gamma * draft_cost * gpu_share + verify_ratio)
+    plain target steps, γ draft steps of ``draft_cost`` (c) plain steps each plus one verification of
+    ``verify_ratio`` (v) plain steps. Chapter 9's (9-2) takes v = 1 (a verification as fast as one step, true while
+    it stays bandwidth-bound); at large batches v is the ``verify_to_plain_ratio`` perf_report computes. c is a
+    ratio of times in the same engine: how much of the engine's fixed cost per step a draft step pays depends on how
+    the engine runs the draft (chapter 9), so it is the reader's to give, not calc's to derive."""
+    if not (0 <= draft_cost < math.inf) or not (0 < verify_ratio < math.inf):
+        raise ValueError("draft_cost must be finite and at least 0, verify_ratio finite and above 0")
+    return speculative_tokens_per_call(accept_rate, gamma) / (gamma * draft_cost + verify_ratio)
 
 
 def perf_report(
@@ -288,12 +286,11 @@ def perf_report(
     is read once, since its tokens share it. ``verify_critical_batch`` is the smallest batch (in requests) at
     which that step turns compute-bound; with verify_tokens = 1 all of them equal the plain decode step's.
     With ``accept_rate`` (α) given, ``spec_tokens_per_call`` and ``spec_speedup`` (``spec_speedup_ideal``: at the
-    roofline bound) add chapter 9's (9-1) and (9-2) for γ = verify_tokens − 1 drafts of ``draft_cost`` (c: a draft
-    step's GPU work over a plain target step's, about the ratio of the weight bytes they read at small batches) each,
-    with this step's verification ratio v in the denominator (speculative_speedup). The engine's fixed cost per step
-    is paid once per round, by the verification: vLLM 0.32's V1 model runner proposes the drafts inside the same
-    engine step, after sampling (gpu_model_runner.py, propose_draft_token_ids), replaying the drafter's forwards as
-    CUDA graphs (spec_decode/llm_base_proposer.py), so a draft step costs c × the plain step less that fixed cost.
+    roofline bound) add chapter 9's (9-1) and (9-2) for γ = verify_tokens − 1 drafts of ``draft_cost`` (c, a draft
+    step's time over a plain target step's) each, with this step's verification ratio v in the denominator
+    (speculative_speedup). The engine's cost per step is charged to the verification once, whatever the tokens per
+    request, as to a plain step: the part of it that is per request (scheduling, sampling, detokenising) grows with
+    the tokens each request verifies in a real engine, so at large batches the engine figures flatter speculation.
 
     ``cached_prompt_tokens``: a prefix-cache hit of that many tokens on every prompt (an engine with prefix caching
     that has seen the prompts before): the prefill computes only the rest of each prompt, which still attends over
@@ -332,11 +329,9 @@ def perf_report(
     if accept_rate is not None:
         gamma = verify_tokens - 1
         ideal_ratio = best["report"]["verify_step_s"] / best["report"]["tpot_s"]
-        # the part of a plain step that is GPU work, not the engine's fixed cost (which the drafts do not pay again)
-        gpu_share = min(1.0, max(0.0, 1 - run["step_overhead_s"] / out["tpot_s"]))
         out.update({
             "spec_tokens_per_call": speculative_tokens_per_call(accept_rate, gamma),
-            "spec_speedup": speculative_speedup(accept_rate, gamma, draft_cost, out["verify_to_plain_ratio"], gpu_share),
+            "spec_speedup": speculative_speedup(accept_rate, gamma, draft_cost, out["verify_to_plain_ratio"]),
             "spec_speedup_ideal": speculative_speedup(accept_rate, gamma, draft_cost, ideal_ratio),
         })
     return out

@@ -83,10 +83,10 @@ INPUTS = {
     },
     "draft-cost": {
         "label": t("草稿成本比 c", "Draft cost ratio c"),
-        "help": t("投机采样：草稿走一步的 GPU 时间，以目标模型普通解码步的 GPU 时间为 1 计（小批量时约等于两者读取的权重字节之比；0 表示草稿不花时间）。引擎每步的固定开销每轮只在验证时付一次",
-                  "Speculative decoding: the GPU time of one draft step, with a plain target decode step's GPU time "
-                  "as 1 (at small batches about the ratio of the weight bytes they read; 0: a free draft). The "
-                  "engine's fixed cost per step is paid once per round, in the verification"),
+        "help": t("投机采样：草稿走一步的时间与目标模型普通解码一步的时间之比，在同一个引擎、同样的批大小下测（0 表示草稿不花时间）。引擎的每步固定开销草稿要付多少，取决于引擎怎样运行草稿（第 9 章）",
+                  "Speculative decoding: the time of one draft step over one plain target decode step, measured in "
+                  "the same engine at the same batch size (0: a free draft). How much of the engine's fixed cost per "
+                  "step a draft step pays depends on how the engine runs the draft (chapter 9)"),
     },
     "tp": {
         "label": t("张量并行 GPU 数", "Tensor-parallel GPUs"),

@@ -50,12 +50,14 @@ def evaluate(body: str) -> object:
         raise ValueError("a ratio takes two expressions, 'A / B'")
     target, *args = body.split()
     if "/" in target or any("/" in arg.split("=", 1)[0] for arg in args):
-        raise ValueError("a ratio is written 'A / B', with ' / ' with spaces around the slash")
+        raise ValueError("a ratio is written 'A / B', with a space on each side of the slash")
     params = []
     for arg in args:
         name, sep, value = arg.partition("=")
         if not sep or not name or not value:
             raise ValueError(f"parameter '{arg}' is not name=value")
+        if any(name == seen for seen, _ in params):  # e.g. a ratio typed without " / ": the second half would win
+            raise ValueError(f"parameter '{name}' is given twice")
         params.append((name, value))
     head, _, rest = target.partition(".")
     if head in COMMANDS:

@@ -89,7 +89,7 @@ def test_a_ratio_of_two_calc_values():
     b = "perf.tpot_s model=llama-3.1-70b gpu=h100-sxm tp=8 batch=64 engine=ideal"
     share = calc_numbers.evaluate(f"{a} / {b}")
     assert share == calc_numbers.evaluate(a) / calc_numbers.evaluate(b) and 0 < share < 1
-    assert 0.2 < share < 0.3 and calc_numbers.render(f"{{{{ calc {a} / {b} | %:0 }}}}") == f"{round(share * 100)}%"
+    assert 0.2 < share < 0.3 and calc_numbers.render(f"{{{{ calc {a} / {b} | %:0 }}}}") == "25%"  # 0.246
     # a registry path on either side: the H200's bandwidth over the H100 SXM's (4.8 / 3.35 TB/s)
     ratio = calc_numbers.render("{{ calc gpu.h200.memory_bandwidth_bytes_per_s / gpu.h100-sxm.memory_bandwidth_bytes_per_s | num:2 }}")
     assert ratio == "1.43"
@@ -109,7 +109,8 @@ def test_a_ratio_of_two_calc_values():
          "two expressions"),
         ("{{ calc gpu.h100-sxm.memory_bytes / perf.allreduce_s_per_step model=llama-3.1-8b | num:1 }}",
          "denominator is 0"),
-        ("{{ calc gpu.h200.memory_bytes/gpu.h100-sxm.memory_bytes | num:2 }}", "' / ' with spaces"),
+        ("{{ calc gpu.h200.memory_bytes/gpu.h100-sxm.memory_bytes | num:2 }}", "a space on each side"),
+        ("{{ calc perf.tpot_s model=llama-3.1-8b batch=8 batch=16 | ms:1 }}", "'batch' is given twice"),
     ],
 )
 def test_bad_expressions_fail_the_build_with_the_page_named(expression, message):

@@ -186,16 +186,19 @@ def test_the_speculative_speedup_uses_the_verification_ratio_of_the_step():
         3.3616 / (0.2 + b64["verify_to_plain_ratio"]))
     assert 1 < b64["spec_speedup"] < one["spec_speedup"] and b256["spec_speedup"] < 1
     assert b64["spec_speedup_ideal"] == b64["spec_speedup"]  # engine=ideal: the two agree
-    # in an engine the round pays the fixed cost per step once, in the verification (vLLM V1 drafts inside the same
-    # engine step): a draft step is c times the plain step less that cost, and at 256 requests the fixed cost makes
-    # the compute-bound verification relatively cheaper (chapter 9), so speculating pays again
+    # an engine's cost per step is charged once per step whatever the tokens per request, so where the verification is
+    # far into the compute-bound region it becomes relatively cheaper (chapter 9): v falls and, with the same c,
+    # speculating pays again at 256 requests; the ideal figure stays the bound's
     vllm = spec(256, engine="vllm")
-    fixed = vllm["engine_step_overhead_s"]
-    assert 0 < fixed < vllm["tpot_s"] and vllm["verify_to_plain_ratio"] < b256["verify_to_plain_ratio"]
-    assert vllm["spec_speedup"] == pytest.approx(
-        3.3616 / (4 * 0.05 * (vllm["tpot_s"] - fixed) / vllm["tpot_s"] + vllm["verify_to_plain_ratio"]))
+    assert vllm["verify_to_plain_ratio"] < b256["verify_to_plain_ratio"]
+    assert vllm["spec_speedup"] == pytest.approx(3.3616 / (0.2 + vllm["verify_to_plain_ratio"]))
     assert vllm["spec_speedup"] > 1 > b256["spec_speedup"]
-    assert vllm["spec_speedup_ideal"] == pytest.approx(b256["spec_speedup"])  # the bound is the engine=ideal figure
+    assert vllm["spec_speedup_ideal"] == pytest.approx(b256["spec_speedup"])
+    # the same (9-2) for every engine, with the c the reader measured in it: Hugging Face generate() with an early-exit
+    # draft like the chapter's H200 lab (4 of 32 layers: c = 0.18, α = 0.34 at γ = 4, measured speedup 0.63) stays below 1
+    hf = _verify(1, 5, engine="hf", **{"accept-rate": 0.34, "draft-cost": 0.18})
+    assert hf["spec_speedup"] == pytest.approx((1 - 0.34 ** 5) / 0.66 / (4 * 0.18 + hf["verify_to_plain_ratio"]))
+    assert hf["spec_speedup"] < 1
     # no acceptance rate, no speculative fields; bad values are refused with the input named
     assert "spec_speedup" not in _verify(64, 5)
     for bad, name in (({"accept-rate": 1.5}, "accept-rate"), ({"accept-rate": -0.1}, "accept-rate"),
