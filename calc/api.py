@@ -44,6 +44,8 @@ class InputError(ValueError):
 def _f(name, kind, default, unit=None, min=None, max=None, choices=None, commands=COMMANDS):
     """One input; its label and help, in both languages, come from calc/strings.py."""
     field = {"name": name, "kind": kind, "default": default, "label": INPUTS[name]["label"], "help": INPUTS[name]["help"]}
+    if "empty" in INPUTS[name]:  # what leaving it empty means, where that is not "calc works it out"
+        field["empty"] = INPUTS[name]["empty"]
     if unit:
         field["unit"] = unit
     if min is not None:
@@ -418,7 +420,7 @@ def _speculative_warnings(v: dict) -> list[dict]:
                          "needs the acceptance rate"))
         return out
     if tokens == 1:
-        out.append(t(f"{zh['verify-tokens']}为 1，即没有草稿（γ = 0）：加速比只是 1。投机采样要把它设为 γ + 1，例如 4 个草稿设为 5",
+        out.append(t(f"{zh['verify-tokens']}为 1，即没有草稿（γ = 0）：加速比只是 1。要做投机采样，应把它设为 γ + 1，例如 4 个草稿设为 5",
                      f"{en['verify-tokens']} is 1, so there are no drafts (γ = 0) and the speedup is 1: set it to "
                      "γ + 1, e.g. 5 for 4 drafts"))
     elif cost is None:

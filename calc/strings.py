@@ -80,6 +80,7 @@ INPUTS = {
                   "Speculative decoding: the probability (0–1) that the target accepts each draft token; given, the "
                   "tokens per verification and the speedup follow chapter 9's (9-1) and (9-2), with γ = verified "
                   "tokens per request − 1; empty: not computed"),
+        "empty": t("不计算", "not computed"),
     },
     "draft-cost": {
         "label": t("草稿成本比 c", "Draft cost ratio c"),
@@ -87,6 +88,7 @@ INPUTS = {
                   "Speculative decoding: the time of one draft step over one plain target decode step, measured in "
                   "the same engine at the same batch size (0: a free draft). How much of the engine's fixed cost per "
                   "step a draft step pays depends on how the engine runs the draft (chapter 9)"),
+        "empty": t("0（草稿不花时间）", "0 (a free draft)"),
     },
     "tp": {
         "label": t("张量并行 GPU 数", "Tensor-parallel GPUs"),
@@ -396,7 +398,7 @@ LABELS = {
     "verify_critical_batch": t("验证步的临界批大小（请求数）", "Critical batch of a verification (requests)"),
     "spec_tokens_per_call": t("每次验证的期望 token 数 (9-1)", "Expected tokens per verification (9-1)"),
     "spec_speedup": t("投机采样加速比", "Speculative decoding speedup"),
-    "spec_speedup_ideal": t("投机采样加速比（理想）", "Speculative decoding speedup (ideal)"),
+    "spec_speedup_ideal": t("投机采样加速比（屋顶线，不计引擎开销）", "Speculative decoding speedup (roofline, no engine cost)"),
     # cost
     "usd_per_gpu_hour": t("每 GPU 小时价格", "Price per GPU-hour"),
     "usd_per_hour": t("每小时费用（一个副本）", "Cost per hour (one replica)"),

@@ -190,7 +190,7 @@ def _field_html(field: dict, value: str, lang: str, uid: str, web) -> str:
         mode = "numeric" if field["kind"] == "int" else "decimal"
         placeholder = ""
         if field.get("default") is None:
-            placeholder = f' placeholder="{_e(web.UI["auto"][lang])}"'
+            placeholder = f' placeholder="{_e(field.get("empty", web.UI["auto"])[lang])}"'
         control = (f'<input type="text" inputmode="{mode}" autocomplete="off" {attrs} '
                    f'value="{_e(value)}"{placeholder}>')
     unit_html = f'<span class="calc__unit">{_e(unit)}</span>' if unit else ""

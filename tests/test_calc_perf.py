@@ -194,8 +194,8 @@ def test_the_speculative_speedup_uses_the_verification_ratio_of_the_step():
     assert vllm["spec_speedup"] == pytest.approx(3.3616 / (0.2 + vllm["verify_to_plain_ratio"]))
     assert vllm["spec_speedup"] > 1 > b256["spec_speedup"]
     assert vllm["spec_speedup_ideal"] == pytest.approx(b256["spec_speedup"])
-    # the same (9-2) for every engine, with the c the reader measured in it: Hugging Face generate() with an early-exit
-    # draft like the chapter's H200 lab (4 of 32 layers: c = 0.18, α = 0.34 at γ = 4, measured speedup 0.63) stays below 1
+    # the same (9-2) for every engine, with the c the reader gives: Hugging Face generate() with an early-exit draft like
+    # the chapter's H200 lab (4 of 32 layers, α = 0.34 at γ = 4; its c = 0.18 counts forward passes only) stays below 1
     hf = _verify(1, 5, engine="hf", **{"accept-rate": 0.34, "draft-cost": 0.18})
     assert hf["spec_speedup"] == pytest.approx((1 - 0.34 ** 5) / 0.66 / (4 * 0.18 + hf["verify_to_plain_ratio"]))
     assert hf["spec_speedup"] < 1
