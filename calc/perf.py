@@ -289,8 +289,8 @@ def perf_report(
     roofline bound) add chapter 9's (9-1) and (9-2) for γ = verify_tokens − 1 drafts of ``draft_cost`` (c, a draft
     step's time over a plain target step's) each, with this step's verification ratio v in the denominator
     (speculative_speedup). The engine's cost per step is charged to the verification once, whatever the tokens per
-    request, as to a plain step: the part of it that is per request (scheduling, sampling, detokenising) grows with
-    the tokens each request verifies in a real engine, so at large batches the engine figures flatter speculation.
+    request, as to a plain step: some of the part of it that is per request (rejection sampling, stop checks) grows
+    with the tokens each request verifies or emits in a real engine, so at large batches the engine figures flatter speculation.
 
     ``cached_prompt_tokens``: a prefix-cache hit of that many tokens on every prompt (an engine with prefix caching
     that has seen the prompts before): the prefill computes only the rest of each prompt, which still attends over

@@ -84,7 +84,7 @@ INPUTS = {
     },
     "draft-cost": {
         "label": t("草稿成本比 c", "Draft cost ratio c"),
-        "help": t("投机采样：草稿走一步的时间与目标模型普通解码一步的时间之比，在同一个引擎、同样的批大小下测（0 表示草稿不花时间）。引擎的每步固定开销草稿要付多少，取决于引擎怎样运行草稿（第 9 章）",
+        "help": t("投机采样：草稿走一步的时间与目标模型普通解码一步的时间之比，要在同一个引擎、同样的批大小下测量（0 表示草稿不花时间）。草稿每一步要分担多少引擎的每步固定开销，取决于引擎怎样运行草稿（第 9 章）",
                   "Speculative decoding: the time of one draft step over one plain target decode step, measured in "
                   "the same engine at the same batch size (0: a free draft). How much of the engine's fixed cost per "
                   "step a draft step pays depends on how the engine runs the draft (chapter 9)"),

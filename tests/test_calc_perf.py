@@ -1,5 +1,8 @@
 """Roofline timing, checked against hand computations from the datasheets and the calibration factors."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from calc import api, registry
@@ -213,6 +216,33 @@ def test_the_speculative_speedup_uses_the_verification_ratio_of_the_step():
     with pytest.raises(api.InputError) as err:
         _verify(0, 5)
     assert err.value.errors["batch"]["zh"].startswith(api.INPUTS["batch"]["label"]["zh"] + "必须是")
+
+
+def test_chapter_9s_caveat_on_the_engines_per_request_cost():
+    """Chapter 9 (9.3.4): at B = 256 calc's vLLM cost per step is a large share of the plain step, most of it the cost
+    per request; were that paid for each verified token (γ more times a request), S would fall below 1 and below the
+    roofline's figure. The engine profile's per-request cost is read from engines.json, not from perf."""
+    per_request = json.loads((Path(api.__file__).parent / "data" / "engines.json").read_text())[
+        "engines"]["vllm"]["step_overhead"]["per_seq_s"]
+    r = _verify(256, 5, engine="vllm", **{"accept-rate": 0.8, "draft-cost": 0.05})
+    share = r["engine_step_overhead_s"] / r["tpot_s"]
+    assert 0.5 < share < 0.7 and 256 * per_request > 0.8 * r["engine_step_overhead_s"]
+    charged_per_token = r["verify_to_plain_ratio"] + 4 * 256 * per_request / r["tpot_s"]
+    s_per_token = 3.3616 / (0.2 + charged_per_token)
+    assert s_per_token < 1 and s_per_token < r["spec_speedup_ideal"] < 1 < r["spec_speedup"]
+    # "with them S here stays above 1 at any batch": it levels off above 1 as the per-request cost dominates both steps
+    far = [_verify(b, 5, engine="vllm", **{"accept-rate": 0.8, "draft-cost": 0.05})["spec_speedup"] for b in (1024, 8192)]
+    assert 1.1 < far[1] <= far[0] < r["spec_speedup"]
+
+
+def test_the_speculative_speedup_with_pipeline_stages_uses_that_deployments_steps():
+    """With pp = 2 the plain step and the verification are both the pipelined deployment's (micro-batches, hand-offs):
+    S is (9-2) with that v, finite, and the verification ratio stays at least 1."""
+    r = api.run("perf", {"engine": "vllm", "model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": 2, "pp": 2, "batch": 64,
+                         "prompt-len": 128, "output-len": 2, "verify-tokens": 5, "accept-rate": 0.8, "draft-cost": 0.05})
+    assert r["micro_batches"] == 2 and r["verify_to_plain_ratio"] >= 1
+    assert r["spec_speedup"] == pytest.approx(3.3616 / (0.2 + r["verify_to_plain_ratio"]))
+    assert 0 < r["spec_speedup_ideal"] < 3.3616 / 0.2
 
 
 def test_the_speculative_inputs_warn_when_they_do_not_work_together():
