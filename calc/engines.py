@@ -166,7 +166,7 @@ class EngineProfile:
         return self._prompt_part(self.request_latency_s, layers, mla)
 
     def step_overhead_s(self, batch: int, tp: int, layers: int | None = None, mla: bool = False) -> float:
-        """Fixed time per engine step beyond the roofline: launch, scheduling, sampling, detokenisation, plus
+        """Fixed time per engine step beyond the roofline: launch, scheduling, sampling, output handling, plus
         a per-sequence term, plus one multi-GPU term when tp > 1 (synchronising the tensor-parallel workers;
         the all-reduces themselves are in perf.allreduce_s). Fitted at TP 1-2 only: a constant, not a slope
         in tp, so it does not blow up when extrapolated to TP 8-32. ``layers``: the layers the step runs on
