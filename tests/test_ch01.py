@@ -205,10 +205,15 @@ def test_deepseek_gap_figures_are_calcs():
     # the same KV cache": the weights a step reads, a placeholder, not all the weights (the text once subtracted those)
     quoted("{{ calc perf.decode_weight_bytes_per_step engine=ideal model=deepseek-v3 gpu=h100-sxm tp=32 weights=fp8 "
            "kv-dtype=fp8 batch=256 prompt-len=3600 output-len=1000 | GB:0 }}")
-    assert perf["experts_touched_fraction"] > 0.99
-    weights = api.run("memory", {"model": "deepseek-v3", "weights": "fp8"})["weights_bytes"]
-    assert perf["decode_weight_bytes_per_step"] < weights
+    # "only … are weights; the rest are 32 copies of the same KV cache" (256 requests of 3,600 + 1,000 / 2 tokens on
+    # each of the 32 GPUs), and the next bullet's "every GPU reads nearly all of its … slice"
     kv_bytes = perf["decode_bytes_per_step"] - perf["decode_weight_bytes_per_step"]
+    per_token = api.run("memory", ds)["kv_bytes_per_token"]
+    assert kv_bytes == pytest.approx(32 * 256 * (3600 + 1000 // 2) * per_token, rel=1e-9)
+    assert perf["decode_weight_bytes_per_step"] < 0.5 * perf["decode_bytes_per_step"]
+    assert perf["experts_touched_fraction"] > 0.99
+    assert "nearly all of its" in PAGES["en"].read_text(encoding="utf-8")
+    assert "权重切片的几乎全部" in PAGES["zh"].read_text(encoding="utf-8")
     # "the KV cache takes more than half of each step" by calc's roofline
     assert kv_bytes / perf["effective_bandwidth_bytes_per_s"] > 0.5 * perf["tpot_s"]
     # "about twice as fast" as DeepSeek's 45-50 ms
