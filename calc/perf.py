@@ -457,6 +457,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
 
     mean_context = round(prompt_len + output_len / 2)
     tpot, bound, d_flops, d_bytes = step(batch, mean_context)
+    weights_read = weight_bytes_read(m, weights, batch)
     v_s, v_bound, v_flops, v_bytes = step(batch, mean_context, verify_tokens)
     single, _, single_st = decode(batch, mean_context, 1)
     d_st = decode(batch, mean_context, micro)[2]
@@ -492,8 +493,8 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "decode_flops_per_step": d_flops,
         "decode_bytes_per_step": d_bytes,
         # the weight part of one decode step of `batch` tokens, and (MoE) the share of routed experts they touch
-        "decode_weight_bytes_per_step": weight_bytes_read(m, weights, batch),
-        "decode_weight_bytes_per_token": weight_bytes_read(m, weights, batch) / batch,
+        "decode_weight_bytes_per_step": weights_read,
+        "decode_weight_bytes_per_token": weights_read / batch,
         "experts_touched_fraction": experts_touched_fraction(m, batch),
         "tpot_s": tpot,
         "bound": bound,

@@ -93,7 +93,7 @@ def format_value(field: str, value, lang: str) -> tuple[str, str]:
     x, fmt = value, units.format_number
     if field.endswith("bytes_per_s"):
         return fmt(x, "GB/s:1"), ""
-    if "bytes_per_token" in field and not field.startswith("decode_weight"):  # KV per token: kilobytes
+    if field.startswith("kv_bytes_per_token"):  # KV per token (per GPU too): kilobytes
         if x < 0:
             return UI["none"][lang], ""
         return fmt(x, "KB:2"), fmt(x, "KiB:2")

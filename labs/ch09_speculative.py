@@ -416,8 +416,8 @@ def measure_accept(target, draft, gammas, prompts, n_new, temperature, device, r
                 for key in stats:
                     stats[key] += r[key]
             generations += len(runs)
-        alpha = stats["alpha_sum"] / stats["checked"]  # kept as measured; a float sum of probabilities can pass 1
-        # by rounding, so the formulas (calc's, which refuse an α above 1) take min(alpha, 1)
+        alpha = stats["alpha_sum"] / stats["checked"]  # kept as measured
+        a = min(alpha, 1.0)  # a float sum of probabilities can pass 1 by rounding; calc's formulas refuse α above 1
         speed = ratio_summary(plain_tot, spec_tot)
         by_gamma.append({"gamma": gamma, "alpha": alpha, "accepted_per_drafted": stats["accepted"] / stats["drafted"],
                          "tokens_per_call": stats["emitted"] / stats["target_calls"],
@@ -425,9 +425,9 @@ def measure_accept(target, draft, gammas, prompts, n_new, temperature, device, r
                          "plain_s": median(plain_tot), "speculative_s": median(spec_tot),
                          "plain_s_samples": plain_tot, "speculative_s_samples": spec_tot,
                          "speedup": speed["median"], "speedup_p10": speed["p10"], "speedup_p90": speed["p90"],
-                         "predicted_tokens_per_call": expected_tokens(min(alpha, 1.0), gamma),
-                         "predicted_speedup": expected_speedup(min(alpha, 1.0), gamma, c),
-                         "predicted_speedup_measured_v": expected_speedup(min(alpha, 1.0), gamma, c, v)})
+                         "predicted_tokens_per_call": expected_tokens(a, gamma),
+                         "predicted_speedup": expected_speedup(a, gamma, c),
+                         "predicted_speedup_measured_v": expected_speedup(a, gamma, c, v)})
     return {"t_target_step_s": t_target, "t_draft_step_s": t_draft, "c": c, "repeats": repeats,
             "step_samples": {"target": st[0], "draft": st[1]}, "by_gamma": by_gamma}
 
