@@ -1,0 +1,114 @@
+"""Chapter 4: the numbers the pages type by hand, or write as literals into a placeholder's parameters, that are
+arithmetic on calc's registry or outputs are what that arithmetic gives today, so a change to the registry or to calc
+fails a test instead of leaving the text stale. Each test recomputes its figure from calc and looks for it in both
+languages' pages.
+
+- The CPU and PCIe decode floors (Section 4.1.2) pass `mem-efficiency` as the cited bandwidth (460.8 GB/s, 64 GB/s)
+  over the registry's H100 SXM bandwidth.
+- vLLM's budget counted on the datasheet's 80 GiB: "0.92 × (80 − 79.18) ≈ 0.75 GiB", and `gpu-memory-utilization`
+  0.9295 (0.92 × 80 / 79.18) in the placeholders, the "Try it" box and exercise 1, are calc's default memory fraction,
+  the registry's memory and the memory CUDA reports.
+- Exercise 6: batch 26 is the largest one-pass prefill of 20480-token prompts that calc fits on an H200; 27 does not.
+- Table 4-6's 6.56 bits of Q6_K is calc's constant (calc has no output field for it), which is llama.cpp's block size.
+- One placeholder gives the PCIe Gen4 bandwidth of both the L40S and the RTX 4090, so the registry must agree on it.
+
+The "63 (64 miss by 32 MB)" of Table 4-15's text is pinned in tests/test_calc_api.py.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from calc import api, registry  # noqa: E402
+from calc.memory import _Q6_K_BITS  # noqa: E402
+
+PAGES = {lang: ROOT / "docs" / lang / "ch04" / "index.md" for lang in ("zh", "en")}
+GIB = 2**30
+
+
+@pytest.fixture(scope="module")
+def pages() -> dict[str, str]:
+    """Each page with its line breaks folded to spaces (the English text is hard-wrapped)."""
+    return {lang: " ".join(path.read_text(encoding="utf-8").split()) for lang, path in PAGES.items()}
+
+
+def h100(field: str) -> float:
+    return registry.lookup(f"gpu.h100-sxm.{field}")
+
+
+def test_cpu_and_pcie_floors_use_the_registrys_bandwidth(pages):
+    bandwidth = h100("memory_bandwidth_bytes_per_s")
+    cpu = 12 * 4800e6 * 8  # 12 DDR5-4800 channels of 8 bytes [^genoa]
+    pcie = 64e9  # PCIe Gen5 x16, each direction [^h100wp]
+    efficiencies = {"1", f"{cpu / bandwidth:.10f}", f"{pcie / bandwidth:.10f}"}
+    for lang, text in pages.items():
+        assert f"12 × 4800 MT/s × 8 B = {cpu / 1e9:.1f} GB/s" in text, lang
+        found = set(re.findall(r"mem-efficiency=([\d.]+)", text))
+        assert found == efficiencies, f"{lang}: mem-efficiency {sorted(found)}, calc gives {sorted(efficiencies)}"
+    # "about fifty times" the HBM floor
+    assert 45 < bandwidth / pcie < 55
+
+
+def test_the_datasheets_80_gib_against_the_memory_cuda_reports(pages):
+    util = api.run("memory", {"model": "llama-3-70b", "gpu": "h100-sxm"})["engine_gpu_memory_utilization"]
+    total, visible = h100("memory_bytes") / GIB, h100("visible_memory_bytes") / GIB
+    shown = f"{visible:.2f}"
+    # the text's arithmetic on the figures it shows; the unrounded visible memory gives the same within rounding
+    extra = util * (total - float(shown))
+    assert abs(util * (total - visible) - extra) < 0.005
+    fraction = f"{util * total / visible:.4f}"
+    assert fraction == f"{util * total / float(shown):.4f}"
+    formula = f"{util:g} × {total:g} / {shown}"
+    typed = {
+        "en": [f"{util:g} × ({total:g} − {shown}) ≈ {extra:.2f} GiB per GPU too generous",
+               f"to {fraction} ({formula}) to see", f"to {formula})?", f"(`gpu-memory-utilization` {fraction}) gives"],
+        "zh": [f"多算约 {util:g} × ({total:g} − {shown}) ≈ {extra:.2f} GiB",
+               f"换成 {fraction}（{formula}）", f"设为 {formula}）？", f"（`gpu-memory-utilization` 取 {fraction}）"],
+    }
+    for lang, text in pages.items():
+        for phrase in typed[lang]:
+            assert phrase in text, f"{lang}: {phrase!r}"
+        # every placeholder runs at vLLM's default or at that default scaled to the datasheet's memory
+        assert set(re.findall(r"gpu-memory-utilization=([\d.]+)", text)) == {f"{util:g}", fraction}, lang
+
+
+def test_exercise_6_names_the_largest_batch_calc_fits(pages):
+    def fits(batch: int) -> bool:
+        return api.run("memory", {"model": "llama-3.1-8b", "gpu": "h200", "batch": batch, "prompt-len": 20480,
+                                   "output-len": 1})["fits"]
+
+    n = next(b for b in range(32, 0, -1) if fits(b))
+    assert n < 32 and not fits(n + 1)
+    typed = {
+        "en": [f"Batch {n} fits ({{{{ calc memory.total_bytes_per_gpu model=llama-3.1-8b gpu=h200 batch={n} ",
+               f"batch {n + 1} does not ({{{{ calc memory.total_bytes_per_gpu model=llama-3.1-8b gpu=h200 batch={n + 1} ",
+               f"batch {n} may not fit even though `calc` says it does"],
+        "zh": [f"批大小 {n} 放得下（{{{{ calc memory.total_bytes_per_gpu model=llama-3.1-8b gpu=h200 batch={n} ",
+               f"{n + 1} 放不下（{{{{ calc memory.total_bytes_per_gpu model=llama-3.1-8b gpu=h200 batch={n + 1} ",
+               f"批大小 {n} 即使 `calc` 说放得下"],
+    }
+    for lang, text in pages.items():
+        for phrase in typed[lang]:
+            assert phrase in text, f"{lang}: {phrase!r}"
+
+
+def test_table_4_6_q6_k_bits_are_calcs(pages):
+    # llama.cpp's block_q6_K: 128 B of low 4 bits, 64 B of high 2 bits, 16 B of scales and an fp16 d per 256 weights
+    assert _Q6_K_BITS == (128 + 64 + 16 + 2) * 8 / 256
+    assert f"{_Q6_K_BITS:.2f} (Q6_K) bits" in pages["en"]
+    assert f"{_Q6_K_BITS:.2f} 位（Q6_K）" in pages["zh"]
+
+
+def test_one_placeholder_serves_both_pcie_gen4_cards(pages):
+    l40s, rtx = (registry.lookup(f"gpu.{key}.interconnect_bytes_per_s") for key in ("l40s", "rtx-4090"))
+    assert l40s == rtx
+    for lang, text in pages.items():
+        assert "PCIe Gen4 x16 ({{ calc gpu.l40s.interconnect_bytes_per_s | GB/s:0 }}" in text or \
+               "PCIe Gen4 x16（合计 {{ calc gpu.l40s.interconnect_bytes_per_s | GB/s:0 }}" in text, lang
