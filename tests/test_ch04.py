@@ -112,3 +112,33 @@ def test_one_placeholder_serves_both_pcie_gen4_cards(pages):
     for lang, text in pages.items():
         assert "PCIe Gen4 x16 ({{ calc gpu.l40s.interconnect_bytes_per_s | GB/s:0 }}" in text or \
                "PCIe Gen4 x16（合计 {{ calc gpu.l40s.interconnect_bytes_per_s | GB/s:0 }}" in text, lang
+
+
+def test_table_4_9_barely_moves_at_vllm_serves_1024_sequences(pages):
+    """Table 4-9 uses the calculator's 256 sequences; at `vllm serve`'s 1,024 "no row moves by more than two
+    requests" (the sampler's warm-up grows with the sequences, and so does the activation peak)."""
+    moves = []
+    for weights in ("bf16", "fp8", "int4"):
+        for tp in (1, 2, 4, 8):
+            cell = {"model": "llama-3-70b", "gpu": "h100-sxm", "weights": weights, "tp": tp, "prompt-len": 4096,
+                    "output-len": 4096, "gpu-memory-utilization": 0.92}
+            moves.append(api.run("memory", cell)["max_concurrency"]
+                         - api.run("memory", {**cell, "max-num-seqs": 1024})["max_concurrency"])
+    assert max(abs(m) for m in moves) == 2  # "no more than two", and two is reached
+    assert "(`vllm serve` takes 1,024 there, which moves no row by more than two requests)" in pages["en"]
+    assert "（`vllm serve` 在 H100 上取 1024，各行的变化都不超过两个请求）" in pages["zh"]
+
+
+def test_decode_floor_against_the_reference_eager_decode(pages):
+    """The bandwidth floor of Llama-3.1-8B on an H100 SXM at the datasheet bandwidth against the reference
+    measurements' 24-31 ms of eager decode: more than five times the floor; exercise 4's MBU, floor ÷ 24 ms, 19%.
+    And the weights against the H100's 50 MB of L2 (the whitepaper's figure, cited in the page): over 300 times."""
+    floor = api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "batch": 1,
+                             "mem-efficiency": 1})["tpot_s"]
+    assert 5 < 0.024 / floor < 6 and round(100 * floor / 0.024) == 19
+    assert "24–31 ms per token, more than five times the floor" in pages["en"] and "是下限的五倍以上" in pages["zh"]
+    assert "÷ 24 ms ≈ 19%. The measurement is more than five times" in pages["en"]
+    assert "÷ 24 ms ≈ 19%。实测比带宽下限慢五倍以上" in pages["zh"]
+    weights = api.run("memory", {"model": "llama-3.1-8b", "weights": "bf16"})["weights_bytes"]
+    assert 300 < weights / 50e6 < 400
+    assert "over three hundred times the H100's L2" in pages["en"] and "是 H100 L2 的三百多倍" in pages["zh"]

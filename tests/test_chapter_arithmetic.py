@@ -144,3 +144,30 @@ def test_ch11_attention_rates_from_the_h200_run(lang):
         typed = ["从 N = 2048 起 cuDNN 的速度是 flash 的 1.7 到 1.9 倍", "约 3.52 × 10¹³ 次浮点运算",
                  "约合 349 TFLOPS，是", "稠密 BF16 峰值的 35%", "约合 601 TFLOPS，即 61%"]
     assert all(t in page for t in typed), [t for t in typed if t not in page]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_ratios_of_calc_to_a_measurement_or_a_cited_figure(lang):
+    """Ratios whose other side is a measurement or a cited figure, so no placeholder can print them: chapter 1's
+    DeepSeek TPOT (45-50 ms, DeepSeek's figure) against calc's, 'about twice as fast'; chapter 2's prefill
+    reference measurement against calc at 2048 and 8192 tokens, '50 to 60 percent longer' (the figure's data file,
+    which tests/test_ch02.py keeps equal to what the reference and calc give); chapter 3's hf profile against the
+    H200 run's eager decode, 'about 8 % too long'."""
+    deepseek = api.run("perf", {"engine": "ideal", "model": "deepseek-v3", "gpu": "h100-sxm", "tp": 32,
+                                "weights": "fp8", "kv-dtype": "fp8", "batch": 256, "prompt-len": 3600,
+                                "output-len": 1000})["tpot_s"]
+    assert 1.8 < 0.045 / deepseek and 0.050 / deepseek < 2.3 and round(0.0475 / deepseek) == 2
+    data = json.loads((ROOT / "docs/assets/data/ch02-prefill-reference.json").read_text(encoding="utf-8"))
+    longer = [p["measured_s"] / p["calc_prefill_s"] - 1 for p in data["points"] if p["prompt_len"] in (2048, 8192)]
+    assert len(longer) == 2 and all(0.5 <= x <= 0.6 for x in longer)
+    run = json.loads((ROOT / "docs/assets/labs/ch03-prefill-decode/data/ch03-h200.json").read_text(encoding="utf-8"))
+    (eager,) = [p for p in run["points"] if p.get("kind") == "decode" and p.get("path") == "hf-eager"
+                and p.get("batch") == 1]
+    hf = api.run("perf", {"model": "llama-3.1-8b", "gpu": "h200", "batch": 1, "prompt-len": 512, "output-len": 128,
+                          "engine": "hf"})["tpot_s"]
+    assert round(100 * (hf / eager["tpot_mean_s"] - 1)) == 8
+    typed = {"en": [("ch01", "about twice as fast"), ("ch02", "50 to 60 percent longer"),
+                    ("ch03", "predicts a step about 8 % too long")],
+             "zh": [("ch01", "快了一倍左右"), ("ch02", "比估计长五到六成"), ("ch03", "算出的每步时间长了约 8%")]}
+    for chapter, text in typed[lang]:
+        assert text in _page(chapter, lang), (chapter, text)
