@@ -9,6 +9,7 @@ express are ratio placeholders in the text and need no test.
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -19,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from calc import api, perf, registry  # noqa: E402
+from calc import api, model, perf, registry  # noqa: E402
 from calc.perf import speculative_speedup, speculative_tokens_per_call  # noqa: E402
 
 
@@ -171,3 +172,57 @@ def test_ratios_of_calc_to_a_measurement_or_a_cited_figure(lang):
              "zh": [("ch01", "快了一倍左右"), ("ch02", "比估计长五到六成"), ("ch03", "算出的每步时间长了约 8%")]}
     for chapter, text in typed[lang]:
         assert text in _page(chapter, lang), (chapter, text)
+
+
+def _lab(run: str) -> dict:
+    return json.loads((ROOT / "docs/assets/labs/ch09-speculative/data" / run).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_ch09_readings_of_calc_and_the_lab_runs(lang):
+    """Chapter 9's hand-typed readings: the overview's 'to two decimals, the same' step times; 9.3.3's 'five times as
+    many tokens, close to the weights-only critical batch'; (9-1)'s 3.36 again in 9.3.4 and exercise 4; 9.6's weight
+    count for early-exit drafts (218 M a layer, 525 M of LM head, 0.186 and 0.535); the CPU run's exactness test
+    (p ≈ 3 × 10⁻¹⁶⁸ for the resampling bug, at least 10 expected samples a cell, greedy output identical on every
+    prompt); the H200 run's fixed cost per forward call (4 to 9 ms, about 5) and γ = 1's (1 + α)/(c + v) ≈ 1.01."""
+    page = _page("ch09", lang)
+    plain = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "prompt-len": 128, "output-len": 2, "engine": "ideal"}
+    one = api.run("perf", {**plain, "batch": 1, "verify-tokens": 5})
+    assert f"{one['tpot_s'] * 1e3:.2f}" == f"{one['verify_step_s'] * 1e3:.2f}"
+    assert ("to two decimals, the same" if lang == "en" else "精确到两位小数也是") in page
+    tokens = 5 * one["verify_critical_batch"]
+    assert abs(tokens / one["critical_batch_weights_only"] - 1) < 0.1
+    assert ("five times as many tokens, close to the weights-only critical batch" if lang == "en"
+            else "token 数是它的 5 倍，接近只算权重的临界批大小") in page
+    three_36 = f"{speculative_tokens_per_call(0.8, 4):.2f}"
+    assert f"$S = {three_36} / (0.2 + v) \\approx$" in page and f"$S = {three_36} / (4 \\times 0.05 + v) \\approx$" in page
+    counts = model.param_counts(registry.get_model("llama-3.1-8b"))
+    layers = registry.get_model("llama-3.1-8b").num_hidden_layers
+    layer, head = counts["layer_linear"] / layers, counts["lm_head"]
+    assert (layers, round(layer / 1e6), round(head / 1e6)) == (32, 218, 525)
+    shares = [f"{(k * layer + head) / (layers * layer + head):.3f}" for k in (4, 16)]
+    assert shares == ["0.186", "0.535"]
+    typed = ("about 218 M per layer, 525 M in the", "(k·218 M + 525 M)/(32·218 M + 525 M), about 0.186 for k = 4 and "
+             "0.535 for k = 16") if lang == "en" else ("每层约 218 M 个参数，", "比值是 (k·218 M + 525 M)/(32·218 M + 525 M)，"
+                                                      "k = 4 时约 0.186，k = 16 时约 0.535")
+    assert all(t in page for t in typed)
+
+    (exact,) = [p for p in _lab("ch09-cpu.json")["points"] if p["kind"] == "exact"]
+    assert f"{exact['resample_p_bug']['p_value']:.0e}" == "3e-168" and "p ≈ 3 × 10⁻¹⁶⁸" in page
+    assert exact["speculative"]["min_expected"] >= 10 and exact["speculative"]["pooled_cells"] == 0
+    assert exact["greedy_identical"] == exact["greedy_prompts"]
+    assert ("expects at least 10 samples, so no cell is pooled" if lang == "en" else "期望样本数都不少于 10，不需要合并任何格子") in page
+
+    h200 = _lab("ch09-h200.json")["points"]
+    per_call = sorted(
+        (g["speculative_s"] - g["target_calls"] * (g["v"] * p["t_target_step_s"] + g["gamma"] * p["t_draft_step_s"]))
+        / (g["target_calls"] * (1 + g["gamma"]))
+        for p in h200 if p["kind"] == "accept" for g in p["by_gamma"])
+    assert len(per_call) == 8 and (round(per_call[0] * 1e3), round(per_call[-1] * 1e3)) == (4, 9)
+    assert round(statistics.median(per_call) * 1e3) == 5
+    assert ("a fixed cost of about 5 ms per forward call" in page and "in all eight speculative points" in page
+            and "comes to 4 to 9 ms per forward call" in page) if lang == "en" else (
+        "每次前向调用另有约 5 ms 的固定开销" in page and "八个投机采样的点里" in page and "折合每次前向调用 4 到 9 ms" in page)
+    (alpha,) = [p["alpha"] for p in h200 if p["kind"] == "batch-alpha"]
+    (b1,) = [p for p in h200 if p["kind"] == "batch" and p["batch"] == 1]
+    assert f"{(1 + alpha) / (b1['c'] + b1['verify_ratio']):.2f}" == "1.01" and "}}) ≈ 1.01" in page
