@@ -24,6 +24,10 @@ class WeightFormat:
         self.experts_only = experts_only  # only the routed experts use this format; the rest stays 16-bit
 
 
+# llama.cpp's K-quant block sizes (ggml-common.h), which the GGUF recipes below mix
+_Q4_K_BITS = 144 * 8 / 256  # Q4_K: 256-weight super-block = 128 B of 4-bit quants + 12 B scales/mins + 4 B
+_Q6_K_BITS = 210 * 8 / 256  # Q6_K: 256-weight super-block = 192 B of 6-bit quants + 16 B scales + 2 B
+
 # Policy for embeddings and lm_head: the non-GGUF quantized formats (fp8, int8, int4, nf4, mxfp4, nvfp4)
 # quantize the linear layers inside the transformer blocks and keep the input embedding, lm_head, norms,
 # biases and MoE routers in 16 bits, as vLLM, AutoAWQ, GPTQ and bitsandbytes checkpoints do by default.
@@ -43,8 +47,8 @@ WEIGHT_FORMATS = {
     # GGUF Q4_0: blocks of 32 4-bit weights plus one fp16 scale = 18 bytes per 32 weights (output.weight Q6_K,
     # see _gguf_bytes). The format of llama.cpp's own benchmarks ("llama 8B Q4_0").
     "q4_0": WeightFormat(18 * 8 / 32, "bf16", "GGUF Q4_0", gguf=True),
-    # GGUF Q4_K_M: a mix of Q4_K (4.5 bits) and Q6_K (6.5625 bits) tensors, see _gguf_bytes.
-    "q4_k_m": WeightFormat(4.5, "bf16", "GGUF Q4_K_M", gguf=True),
+    # GGUF Q4_K_M: a mix of Q4_K and Q6_K tensors (see _gguf_bytes); its nominal bits are Q4_K's, the bulk.
+    "q4_k_m": WeightFormat(_Q4_K_BITS, "bf16", "GGUF Q4_K_M", gguf=True),
     # OCP Microscaling MXFP4: blocks of 32 FP4 (E2M1) values share one 8-bit power-of-two scale.
     "mxfp4": WeightFormat(4 + 8 / 32, "fp4", "MXFP4 (OCP MX, block 32)"),
     # NVIDIA NVFP4: blocks of 16 FP4 values share one FP8 (E4M3) scale (+ one fp32 per tensor, negligible).
@@ -209,8 +213,6 @@ def sglang_chunked_prefill_size(gpu, rule: str = "0.5.20") -> int:
 # Weights
 
 
-_Q4_K_BITS = 144 * 8 / 256  # Q4_K: 256-weight super-block = 128 B of 4-bit quants + 12 B scales/mins + 4 B
-_Q6_K_BITS = 210 * 8 / 256  # Q6_K: 256-weight super-block = 192 B of 6-bit quants + 16 B scales + 2 B
 
 
 def _use_more_bits(i: int, n: int) -> bool:

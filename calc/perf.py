@@ -127,6 +127,17 @@ def weight_bytes_read(m: ModelSpec, fmt: str, tokens: float) -> float:
     return total - expert_bytes * (1.0 - experts_touched_fraction(m, tokens))
 
 
+def matmul_bytes_per_param(m: ModelSpec, fmt: str) -> float:
+    """Stored bytes per parameter of the weights a decode step multiplies: every matrix but an untied input
+    embedding, which is only looked up (its 16-bit rows would otherwise lift a 4-bit format's average)."""
+    c = param_counts(m)
+    total, params = weights_bytes(m, fmt), c["total"]
+    if not m.tie_word_embeddings:
+        emb_bytes = total / params if WEIGHT_FORMATS[fmt].gguf else 2  # as in weight_bytes_read
+        total, params = total - c["embedding"] * emb_bytes, params - c["embedding"]
+    return total / params
+
+
 def kv_bytes_read(m: ModelSpec, kv_dtype: str, batch: int, context: int, tp: int = 1) -> float:
     """KV bytes one decode step reads on one GPU: every cached token of every layer, for each sequence."""
     return batch * kv_bytes_per_token_layer(m, kv_dtype, tp) * sum(cached_tokens(m, context))
@@ -521,7 +532,7 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "verify_to_plain_ratio": v_s / tpot,
         "verify_critical_batch": critical_batch(lambda b, c: step(b, c, verify_tokens), mean_context),
         # the textbook estimate without KV traffic: FLOPs per weight byte reach the (effective) ridge
-        "critical_batch_weights_only": decode_peak / bandwidth * weights_bytes(m, weights) / param_counts(m)["total"] / 2,
+        "critical_batch_weights_only": decode_peak / bandwidth * matmul_bytes_per_param(m, weights) / 2,
         "throughput_curve": curve,
     }
     return {"report": report, "step_overhead_s": eng.step_overhead_s(batch / micro, n_gpus, layers_per_stage, m.is_mla)}

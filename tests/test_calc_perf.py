@@ -51,6 +51,14 @@ def test_ridge_point_and_critical_batch():
     r = api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "prompt-len": 16, "output-len": 16})
     assert r["ridge_flops_per_byte"] == pytest.approx(989.5e12 / 3.35e12)
     assert r["critical_batch_weights_only"] == pytest.approx(H100_BF16 / H100_BW * 2 / 2)
+    # 4-bit weights: the batch falls by the factor the bytes a step reads fall, computed by hand from the shapes (the
+    # linear layers at 4 + 20/128 bits, the lm_head and norms at 16; the input embedding, a 16-bit lookup, is neither
+    # read whole nor multiplied, so it must not lift the average: counting it gives 91 instead of 80 on an H100)
+    int4 = api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "weights": "int4"})
+    layers, head, norms = 6_979_321_856, 128256 * 4096, 65 * 4096
+    per_param = (layers * (4 + 20 / 128) / 8 + (head + norms) * 2) / (layers + head + norms)
+    assert int4["critical_batch_weights_only"] == pytest.approx(H100_BF16 / H100_BW * per_param / 2)
+    assert round(int4["critical_batch_weights_only"]) == 80
     # with a tiny context the KV cache hardly matters: the switch comes near the weights-only estimate
     assert 0.8 * r["critical_batch_weights_only"] < r["critical_batch"] < 1.3 * r["critical_batch_weights_only"]
     # at long context the KV reads grow with the batch as fast as the FLOPs: decode never turns compute-bound

@@ -113,6 +113,15 @@ def test_pages_quote_the_reference_measurements(pages, ref):
             assert value in text, f"{lang}: {what} should read {value}"
 
 
+def test_figure_2_1_caption_reads_the_data_file(pages):
+    """The caption's '50 to 60 percent longer' than calc at 2048 and 8192 tokens is what the figure's data file
+    (kept equal to what the reference and calc give by the next test) says."""
+    data = json.loads((ROOT / "docs/assets/data/ch02-prefill-reference.json").read_text(encoding="utf-8"))
+    longer = [p["measured_s"] / p["calc_prefill_s"] - 1 for p in data["points"] if p["prompt_len"] in (2048, 8192)]
+    assert len(longer) == 2 and all(0.5 <= x <= 0.6 for x in longer)
+    assert "50 to 60 percent longer" in pages["en"] and "比估计长五到六成" in pages["zh"]
+
+
 def test_data_file_is_what_the_reference_and_calc_give():
     committed = json.loads(prefill.DATA.read_text(encoding="utf-8"))
     assert committed == prefill.compute_data(), "rerun python scripts/figures/ch02_prefill_reference.py"

@@ -9,7 +9,8 @@ languages' pages.
   0.9295 (0.92 × 80 / 79.18) in the placeholders, the "Try it" box and exercise 1, are calc's default memory fraction,
   the registry's memory and the memory CUDA reports.
 - Exercise 6: batch 26 is the largest one-pass prefill of 20480-token prompts that calc fits on an H200; 27 does not.
-- Table 4-6's 6.56 bits of Q6_K is calc's constant (calc has no output field for it), which is llama.cpp's block size.
+- Table 4-6's Q4_K_M bits: 4.5 for Q4_K (a placeholder) and the typed 6.56 for Q6_K are llama.cpp's block sizes, the
+  constants calc computes the bytes with.
 - One placeholder gives the PCIe Gen4 bandwidth of both the L40S and the RTX 4090, so the registry must agree on it.
 
 The "63 (64 miss by 32 MB)" of Table 4-15's text is pinned in tests/test_calc_api.py.
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from calc import api, registry  # noqa: E402
-from calc.memory import _Q6_K_BITS  # noqa: E402
+from calc.memory import _Q4_K_BITS, _Q6_K_BITS  # noqa: E402
 
 PAGES = {lang: ROOT / "docs" / lang / "ch04" / "index.md" for lang in ("zh", "en")}
 GIB = 2**30
@@ -67,10 +68,10 @@ def test_the_datasheets_80_gib_against_the_memory_cuda_reports(pages):
     assert fraction == f"{util * total / float(shown):.4f}"
     formula = f"{util:g} × {total:g} / {shown}"
     typed = {
-        "en": [f"{util:g} × ({total:g} − {shown}) ≈ {extra:.2f} GiB per GPU too generous",
-               f"to {fraction} ({formula}) to see", f"to {formula})?", f"(`gpu-memory-utilization` {fraction}) gives"],
-        "zh": [f"多算约 {util:g} × ({total:g} − {shown}) ≈ {extra:.2f} GiB",
-               f"换成 {fraction}（{formula}）", f"设为 {formula}）？", f"（`gpu-memory-utilization` 取 {fraction}）"],
+        "en": [f"{util:g} × ({total:g} − {shown}) ≈ {extra:.2f} GiB", f"{fraction} ({formula})", f"{formula})?",
+               f"`gpu-memory-utilization` {fraction}"],
+        "zh": [f"{util:g} × ({total:g} − {shown}) ≈ {extra:.2f} GiB", f"{fraction}（{formula}）", f"{formula}）？",
+               f"`gpu-memory-utilization` 取 {fraction}"],
     }
     for lang, text in pages.items():
         for phrase in typed[lang]:
@@ -85,33 +86,46 @@ def test_exercise_6_names_the_largest_batch_calc_fits(pages):
                                    "output-len": 1})["fits"]
 
     n = next(b for b in range(32, 0, -1) if fits(b))
-    assert n < 32 and not fits(n + 1)
+    assert n < 32  # the largest batch up to 32 that fits, so n + 1 does not
     typed = {
-        "en": [f"Batch {n} fits ({{{{ calc memory.total_bytes_per_gpu model=llama-3.1-8b gpu=h200 batch={n} ",
-               f"batch {n + 1} does not ({{{{ calc memory.total_bytes_per_gpu model=llama-3.1-8b gpu=h200 batch={n + 1} ",
-               f"batch {n} may not fit even though `calc` says it does"],
-        "zh": [f"批大小 {n} 放得下（{{{{ calc memory.total_bytes_per_gpu model=llama-3.1-8b gpu=h200 batch={n} ",
-               f"{n + 1} 放不下（{{{{ calc memory.total_bytes_per_gpu model=llama-3.1-8b gpu=h200 batch={n + 1} ",
-               f"批大小 {n} 即使 `calc` 说放得下"],
+        "en": [f"Batch {n} fits (", f"batch {n + 1} does not (", f"batch {n} may not fit even though `calc` says it does"],
+        "zh": [f"批大小 {n} 放得下（", f"{n + 1} 放不下（", f"批大小 {n} 即使 `calc` 说放得下"],
     }
+    for lang, text in pages.items():  # placeholders compute the H200's total at both batches the text names
+        totals = [dict(arg.split("=", 1) for arg in body.split())
+                  for body in re.findall(r"\{\{ calc memory\.total_bytes_per_gpu ([^|}]*)", text)]
+        batches = {t["batch"] for t in totals if t.get("gpu") == "h200" and t.get("prompt-len") == "20480"}
+        assert {str(n), str(n + 1)} <= batches, lang
     for lang, text in pages.items():
         for phrase in typed[lang]:
             assert phrase in text, f"{lang}: {phrase!r}"
 
 
-def test_table_4_6_q6_k_bits_are_calcs(pages):
-    # llama.cpp's block_q6_K: 128 B of low 4 bits, 64 B of high 2 bits, 16 B of scales and an fp16 d per 256 weights
+def test_table_4_6_k_quant_bits_are_llamacpps(pages):
+    """Q4_K_M's row: the Q4_K figure is a placeholder for calc's nominal bits of the format, the Q6_K one is typed
+    (calc has no output field for it); both must be the K-quant block sizes calc computes the bytes with."""
+    # llama.cpp's block_q4_K: an fp16 d and dmin, 12 B of 6-bit scales and mins, 128 B of 4-bit quants per 256 weights
+    assert _Q4_K_BITS == (2 + 2 + 12 + 128) * 8 / 256
+    assert api.run("memory", {"model": "llama-3.1-8b", "weights": "q4_k_m"})["weights_bits_per_param"] == _Q4_K_BITS
+    # block_q6_K: 128 B of low 4 bits, 64 B of high 2 bits, 16 B of scales and an fp16 d per 256 weights
     assert _Q6_K_BITS == (128 + 64 + 16 + 2) * 8 / 256
-    assert f"{_Q6_K_BITS:.2f} (Q6_K) bits" in pages["en"]
-    assert f"{_Q6_K_BITS:.2f} 位（Q6_K）" in pages["zh"]
+    q4 = "{{ calc memory.weights_bits_per_param weights=q4_k_m | raw:1 }}"
+    assert f"{q4} (Q4_K) and {_Q6_K_BITS:.2f} (Q6_K) bits" in pages["en"]
+    assert f"{q4} 位（Q4_K）和 {_Q6_K_BITS:.2f} 位（Q6_K）" in pages["zh"]
 
 
 def test_one_placeholder_serves_both_pcie_gen4_cards(pages):
     l40s, rtx = (registry.lookup(f"gpu.{key}.interconnect_bytes_per_s") for key in ("l40s", "rtx-4090"))
     assert l40s == rtx
-    for lang, text in pages.items():
-        assert "PCIe Gen4 x16 ({{ calc gpu.l40s.interconnect_bytes_per_s | GB/s:0 }}" in text or \
-               "PCIe Gen4 x16（合计 {{ calc gpu.l40s.interconnect_bytes_per_s | GB/s:0 }}" in text, lang
+    link = "{{ calc gpu.l40s.interconnect_bytes_per_s | GB/s:0 }}"
+    nvlink = "{{ calc gpu.h100-sxm.interconnect_bytes_per_s | GB/s:0 }}"
+    # the totals are placeholders; each direction's half, which the ring all-reduce above is stated in, is typed
+    each_way = {key: f"{registry.lookup(f'gpu.{key}.interconnect_bytes_per_s') / 2 / 1e9:.0f} GB/s"
+                for key in ("h100-sxm", "l40s")}
+    assert f"{nvlink} in total, {each_way['h100-sxm']} in each direction" in pages["en"]
+    assert f"PCIe Gen4 x16 ({link} in total, {each_way['l40s']} in each direction)" in pages["en"]
+    assert f"合计 {nvlink}，每个方向 {each_way['h100-sxm']}" in pages["zh"]
+    assert f"PCIe Gen4 x16（合计 {link}，每个方向 {each_way['l40s']}）" in pages["zh"]
 
 
 def test_table_4_9_barely_moves_at_vllm_serves_1024_sequences(pages):
