@@ -213,8 +213,6 @@ def sglang_chunked_prefill_size(gpu, rule: str = "0.5.20") -> int:
 # Weights
 
 
-
-
 def _use_more_bits(i: int, n: int) -> bool:
     """llama.cpp's rule (src/llama-quant.cpp) for which layers get Q6_K in the *_K_M recipes."""
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2

@@ -50,20 +50,58 @@ def test_prefill_is_compute_bound_by_hand():
 def test_ridge_point_and_critical_batch():
     r = api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "prompt-len": 16, "output-len": 16})
     assert r["ridge_flops_per_byte"] == pytest.approx(989.5e12 / 3.35e12)
-    assert r["critical_batch_weights_only"] == pytest.approx(H100_BF16 / H100_BW * 2 / 2)
-    # 4-bit weights: the batch falls by the factor the bytes a step reads fall, computed by hand from the shapes (the
-    # linear layers at 4 + 20/128 bits, the lm_head and norms at 16; the input embedding, a 16-bit lookup, is neither
-    # read whole nor multiplied, so it must not lift the average: counting it gives 91 instead of 80 on an H100)
+    # weights only: 2 FLOPs per multiplied parameter and token against the ridge times the weight bytes a step reads,
+    # by hand from Llama-3.1-8B's shapes. The input embedding is a 16-bit lookup of one row per token, neither read
+    # whole nor multiplied: averaging the bytes over it too gave 4-bit weights 91 instead of 80 on an H100
+    ridge = H100_BF16 / H100_BW
+    layers = 32 * (4096 * (4096 + 2 * 1024 + 4096) + 3 * 4096 * 14336)  # q, k, v, o and the MLP's three matrices
+    head, norms, row = 128256 * 4096, 65 * 4096, 4096 * 2
+    matmul = layers + head
+
+    def batch(weight_bytes: float) -> float:  # 2 · matmul · B = ridge · (weight_bytes + B · row)
+        return ridge * weight_bytes / (2 * matmul - ridge * row)
+
+    assert r["critical_batch_weights_only"] == pytest.approx(batch(2 * (matmul + norms)), rel=1e-9)
     int4 = api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "weights": "int4"})
-    layers, head, norms = 6_979_321_856, 128256 * 4096, 65 * 4096
-    per_param = (layers * (4 + 20 / 128) / 8 + (head + norms) * 2) / (layers + head + norms)
-    assert int4["critical_batch_weights_only"] == pytest.approx(H100_BF16 / H100_BW * per_param / 2)
+    int4_bytes = layers * (4 + 20 / 128) / 8 + (head + norms) * 2  # the lm_head and the norms stay 16-bit
+    assert int4["critical_batch_weights_only"] == pytest.approx(batch(int4_bytes), rel=1e-9)
     assert round(int4["critical_batch_weights_only"]) == 80
     # with a tiny context the KV cache hardly matters: the switch comes near the weights-only estimate
     assert 0.8 * r["critical_batch_weights_only"] < r["critical_batch"] < 1.3 * r["critical_batch_weights_only"]
     # at long context the KV reads grow with the batch as fast as the FLOPs: decode never turns compute-bound
     long = api.run("perf", {"engine": "ideal", "model": "llama-3.1-8b", "gpu": "h100-sxm", "prompt-len": 8192})
     assert long["critical_batch"] is None
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "llama-3.2-1b", "qwen3-4b", "gemma-2-9b", "qwen2.5-7b"])
+def test_weights_only_critical_batch_scales_with_the_bytes_a_step_reads(model):
+    """Dense models, tied embeddings among them (llama-3.2-1b, qwen3-4b, gemma-2-9b: the embedding is the lm_head and
+    read whole): across weight formats the weights-only batch over the decode ridge is the weight bytes a batch-1 step
+    reads, up to the one embedding row each token adds."""
+    def run(weights):
+        return api.run("perf", {"engine": "ideal", "model": model, "gpu": "h100-sxm", "weights": weights})
+
+    bf16 = run("bf16")
+    for weights in ("fp8", "int4", "nf4", "nvfp4", "q4_k_m", "q8_0"):
+        r = run(weights)
+        batch_ratio = (r["critical_batch_weights_only"] / r["ridge_flops_per_byte_effective"]) / (
+            bf16["critical_batch_weights_only"] / bf16["ridge_flops_per_byte_effective"])
+        bytes_ratio = r["decode_weight_bytes_per_step"] / bf16["decode_weight_bytes_per_step"]
+        assert batch_ratio == pytest.approx(bytes_ratio, rel=2e-3), weights
+
+
+@pytest.mark.parametrize("model", ["mixtral-8x7b", "qwen3-30b-a3b", "gpt-oss-20b"])
+def test_weights_only_critical_batch_of_a_moe_model_counts_the_experts_read(model):
+    """A MoE decode step multiplies each token by k experts but reads every expert some token touched: its
+    weights-only batch is far above the ridge times the stored bytes per parameter over 2 (which would have each
+    token multiply every expert), and near the full critical batch when the context is tiny, as for a dense model."""
+    weights = "mxfp4-experts" if model.startswith("gpt-oss") else "bf16"
+    r = api.run("perf", {"engine": "ideal", "model": model, "gpu": "h100-sxm", "weights": weights, "prompt-len": 16,
+                         "output-len": 16})
+    mem = api.run("memory", {"model": model, "weights": weights})
+    every_parameter = r["ridge_flops_per_byte_effective"] * mem["weights_bytes"] / mem["params_total"] / 2
+    assert r["critical_batch_weights_only"] > 3 * every_parameter  # as if each token multiplied every expert
+    assert 0.85 * r["critical_batch"] < r["critical_batch_weights_only"] < r["critical_batch"]
 
 
 def test_fp8_weights_halve_decode_and_use_fp8_peak():

@@ -42,17 +42,24 @@ def _points(kind: str, **match) -> list[dict]:
 def test_split_kv_threshold(lang):
     """Section 11.1.4: PyTorch's flash backend splits K/V when batch × heads × query blocks < 0.8 × 2 × SMs (cited
     from flash_api.cpp). The H100 (registry) and the H200 (as the lab run recorded; the registry has no figure) have
-    the same SM count, so one threshold holds for both: "fewer than 212" pairs in decode (one query block)."""
+    the same SM count, so one threshold holds for both: "fewer than 212" (batch × KV head) pairs in decode, every
+    batch up to 26 for Llama-3.1-8B's 8 KV heads."""
     h100 = registry.lookup("gpu.h100-sxm.sm_count")
     h200 = RUN["provenance"]["device"]["sm_count"]
     assert h100 == h200  # the text says "also"
     fewer_than = math.ceil(Fraction(8, 10) * 2 * h100)
+    # one query token with GQA: flash_api.cpp folds each group's query heads into the query length, so the pairs
+    # counted are batch × KV heads, and Llama-3.1-8B's decode splits up to this batch
+    kv_heads = registry.lookup("model.llama-3.1-8b.num_key_value_heads")
+    largest = max(b for b in range(1, fewer_than) if b * kv_heads < Fraction(8, 10) * 2 * h100)
+    assert largest == 26 and SETTINGS["attn_kv_heads"] == kv_heads
     typed = {"en": ["On an H100 ({{ calc gpu.h100-sxm.sm_count | int }} SMs) or an H200 (also {{ lab "
                     f"{LAB} provenance device.sm_count | int }}}}, as the lab's run recorded)",
-                    f"any decode batch with fewer than {fewer_than} (batch × head) pairs"],
+                    f"any decode step with fewer than {fewer_than} (batch × KV head) pairs",
+                    f"every batch up to {largest} splits"],
              "zh": ["在 H100（{{ calc gpu.h100-sxm.sm_count | int }} 个 SM）或 H200（据实验运行的记录也是 {{ lab "
                     f"{LAB} provenance device.sm_count | int }}}} 个）上",
-                    f"“批 × 头”少于 {fewer_than} 的解码都会拆分"]}
+                    f"“批 × KV 头”少于 {fewer_than} 的解码都会拆分", f"批大小 {largest} 以内都会拆分"]}
     assert not _missing(lang, typed[lang])
 
 
@@ -186,10 +193,12 @@ def test_moe_layer_against_its_roofline(lang):
     (lo, hi), (lo_ds, hi_ds) = slower["mixtral"], slower["deepseek"]
     typed = {"en": ["The dense layer stays within a factor of two of its roofline at every size",
                     f"the MoE layer's roofline falls below the dense one from {start} tokens on",
-                    f"until it too is compute-bound (the Mixtral shape from {compute_bound['mixtral']} tokens on)",
+                    f"until the MoE layer too is compute-bound (the Mixtral shape from {compute_bound['mixtral']} tokens "
+                    f"on; the DeepSeek-V3 shape not within the run's {max(ratio)})",
                     f"about {lo} to {hi} times for the Mixtral shape and {lo_ds} to {hi_ds} times for DeepSeek-V3's"],
              "zh": ["稠密层在每个规模下都在自己屋顶线的两倍以内", f"MoE 层的屋顶线从 {start} 个 token 起就低于稠密层",
-                    f"直到它也受计算限制为止（Mixtral 形状从 {compute_bound['mixtral']} 个 token 起）",
+                    f"直到 MoE 层也受计算限制为止（Mixtral 形状从 {compute_bound['mixtral']} 个 token 起；"
+                    f"DeepSeek-V3 形状在本次运行的 {max(ratio)} 个 token 内达不到）",
                     f"Mixtral 形状约慢 {lo} 到 {hi} 倍，DeepSeek-V3 形状约慢 {lo_ds} 到 {hi_ds} 倍"]}
     assert not _missing(lang, typed[lang])
 
@@ -206,7 +215,9 @@ def test_ch11_attention_rates_from_the_h200_run(lang):
     assert (round(min(ratios), 1), round(max(ratios), 1)) == (1.7, 1.9)
     assert p10[1024]["flash"] / p10[1024]["cudnn"] < min(ratios)  # why the text starts at 2048
     n, batch = 32768, prefill[32768]["batch"]
-    flops = batch * perf._attention_pairs(n, None) * 2 * 32 * (128 + 128)
+    heads, dim = SETTINGS["attn_heads"], SETTINGS["attn_head_dim"]
+    assert (heads, dim) == (32, 128)  # the shape the text states
+    flops = batch * perf._attention_pairs(n, None) * 2 * heads * (dim + dim)
     peak = registry.get_gpu("h200").bf16_dense_flops
     rates = {k: flops / p10[n][k] for k in ("flash", "cudnn")}
     assert batch == 4 and f"{flops / 1e13:.2f}" == "3.52"
@@ -220,3 +231,13 @@ def test_ch11_attention_rates_from_the_h200_run(lang):
         typed = ["从 N = 2048 起 cuDNN 的速度是 flash 的 1.7 到 1.9 倍", "约 3.52 × 10¹³ 次浮点运算",
                  "约合 349 TFLOPS，是", "稠密 BF16 峰值的 35%", "约合 601 TFLOPS，即 61%"]
     assert all(t in page for t in typed), [t for t in typed if t not in page]
+
+
+def test_the_runs_moe_shapes_are_the_registrys():
+    """Figures 11-2 to 11-4 describe the lab's layers with the registry's expert counts (placeholders) and the text
+    says the layers have the models' E and k: every MoE point of the run names its calc model and has its counts."""
+    shapes = [p["moe_shape"] for p in RUN["points"] if p["kind"].startswith("moe-")]
+    assert {s["calc_model"] for s in shapes} == {"mixtral-8x7b", "deepseek-v3"}
+    for s in shapes:
+        m = registry.get_model(s["calc_model"])
+        assert (s["experts"], s["top_k"], s["hidden"]) == (m.num_experts, m.num_experts_per_tok, m.hidden_size)
