@@ -159,9 +159,12 @@ def test_critical_batch_exists_only_at_short_context():
 
 
 def test_weights_only_critical_batch_is_the_achievable_ridge_in_bf16():
-    # 3.3.3: "counting weights only, the critical batch ... is exactly this achievable ridge"; the datasheet ridge is higher.
+    # 3.3.3: "counting weights only, the critical batch ... is this achievable ridge" (2 bytes and 2 FLOPs per bf16
+    # weight; the one embedding row each token looks up, 8 KB against the 16 GB a step reads, moves it by 0.02 %);
+    # the datasheet ridge is higher.
     r = _perf()
-    assert r["critical_batch_weights_only"] == pytest.approx(r["ridge_flops_per_byte_effective"])
+    assert r["critical_batch_weights_only"] == pytest.approx(r["ridge_flops_per_byte_effective"], rel=1e-3)
+    assert round(r["critical_batch_weights_only"]) == round(r["ridge_flops_per_byte_effective"])  # what the page prints
     assert r["ridge_flops_per_byte"] > r["ridge_flops_per_byte_effective"]
 
 
