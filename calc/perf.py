@@ -127,22 +127,18 @@ def weight_bytes_read(m: ModelSpec, fmt: str, tokens: float) -> float:
     return total - expert_bytes * (1.0 - experts_touched_fraction(m, tokens))
 
 
-def weights_only_critical_batch(m: ModelSpec, fmt: str, ridge: float) -> float:
-    """The textbook critical batch, KV left out: the batch at which a decode step's matmul FLOPs (2 for each
-    parameter a token multiplies) reach ``ridge`` FLOPs per weight byte the step reads. For a dense model about
-    ridge × stored bytes per multiplied parameter ÷ 2 (the input embedding is only looked up, a row per token); a
-    MoE step reads only the experts its tokens touch, so its bytes grow with the batch and the batch is larger."""
-    flops_per_token = 2 * matmul_params_per_token(m)
-
-    def short(batch: float) -> bool:  # still memory-bound: fewer FLOPs than the ridge asks of the bytes read
-        return flops_per_token * batch < ridge * weight_bytes_read(m, fmt, batch)
-
+def balance_batch(compute_bound, limit: float = 2.0**40) -> float | None:
+    """The (real) batch at which ``compute_bound(batch)`` turns true: False for small batches, True from some batch
+    on (a decode step's FLOPs grow with the batch, its weight bytes at most to the whole model). Bisection; None if
+    it is still false at ``limit``."""
     lo, hi = 0.0, 1.0
-    while short(hi):  # the FLOPs grow with the batch, the bytes at most to the whole model: this ends
+    while not compute_bound(hi):
+        if hi >= limit:
+            return None
         lo, hi = hi, 2 * hi
-    for _ in range(60):
+    for _ in range(50):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if short(mid) else (lo, mid)
+        lo, hi = (lo, mid) if compute_bound(mid) else (mid, hi)
     return hi
 
 
@@ -539,8 +535,9 @@ def _timings(m, gpu, weights, kv_dtype, batch, prompt_len, output_len, tp, pp, e
         "verify_bytes_per_step": v_bytes,
         "verify_to_plain_ratio": v_s / tpot,
         "verify_critical_batch": critical_batch(lambda b, c: step(b, c, verify_tokens), mean_context),
-        # the textbook estimate without KV traffic: FLOPs per weight byte reach the (effective) ridge
-        "critical_batch_weights_only": weights_only_critical_batch(m, weights, decode_peak / bandwidth),
+        # the textbook estimate, KV left out: calc's own step at an empty context (micro-batches, attention
+        # replicas and the experts a batch touches included), the batch where its FLOPs reach the ridge
+        "critical_batch_weights_only": balance_batch(lambda b: step(b, 0)[1] == "compute"),
         "throughput_curve": curve,
     }
     return {"report": report, "step_overhead_s": eng.step_overhead_s(batch / micro, n_gpus, layers_per_stage, m.is_mla)}
@@ -564,9 +561,10 @@ def attention_flops(m: ModelSpec, b: float, layers, length: int, prefill: bool) 
 def critical_batch(step, context: int, limit: int = 1 << 16) -> int | None:
     """Smallest batch at which a decode step turns compute-bound (None if not below ``limit``).
 
-    Ignoring the KV cache this is weights_only_critical_batch: for a dense model ≈ ridge × bytes_per_weight / 2,
-    each weight byte read serving 2·batch/bytes FLOPs. The KV reads grow with the batch as fast as the attention FLOPs do, so at long contexts the step
-    can stay memory-bound at any batch; then there is no critical batch.
+    Ignoring the KV cache (perf_report's critical_batch_weights_only) this is, for a dense model, about
+    ridge × bytes_per_weight / 2: each weight byte read serves 2·batch/bytes FLOPs. The KV reads grow with the batch
+    as fast as the attention FLOPs do, so at long contexts the step can stay memory-bound at any batch; then there is
+    no critical batch.
     """
     if step(limit, context)[1] != "compute":
         return None

@@ -82,12 +82,26 @@ def test_weights_only_critical_batch_scales_with_the_bytes_a_step_reads(model):
         return api.run("perf", {"engine": "ideal", "model": model, "gpu": "h100-sxm", "weights": weights})
 
     bf16 = run("bf16")
+    # the anchor: 2 bytes and 2 FLOPs per multiplied bf16 weight put the batch at the decode ridge itself, tied or not
+    # (an untied embedding is looked up, a row per token; a tied one is the lm_head and read whole)
+    assert bf16["critical_batch_weights_only"] == pytest.approx(bf16["ridge_flops_per_byte_effective"], rel=2e-3)
     for weights in ("fp8", "int4", "nf4", "nvfp4", "q4_k_m", "q8_0"):
         r = run(weights)
         batch_ratio = (r["critical_batch_weights_only"] / r["ridge_flops_per_byte_effective"]) / (
             bf16["critical_batch_weights_only"] / bf16["ridge_flops_per_byte_effective"])
         bytes_ratio = r["decode_weight_bytes_per_step"] / bf16["decode_weight_bytes_per_step"]
         assert batch_ratio == pytest.approx(bytes_ratio, rel=2e-3), weights
+
+
+@pytest.mark.parametrize("layout", [{"pp": 4}, {"pp": 2, "tp": 2}])
+def test_weights_only_critical_batch_with_pipeline_stages(layout):
+    """With pp stages a decode step runs pp micro-batches and each re-reads its stage's weights: the weights-only
+    batch is about pp times the single-stage one, as calc's full critical batch is at a tiny context."""
+    base = {"engine": "ideal", "model": "llama-3.1-70b", "gpu": "h100-sxm", "prompt-len": 16, "output-len": 16}
+    one = api.run("perf", base)["critical_batch_weights_only"]
+    r = api.run("perf", {**base, **layout})
+    assert r["critical_batch_weights_only"] == pytest.approx(layout["pp"] * one, rel=0.02)
+    assert 0.9 * r["critical_batch"] < r["critical_batch_weights_only"] < r["critical_batch"]
 
 
 @pytest.mark.parametrize("model", ["mixtral-8x7b", "qwen3-30b-a3b", "gpt-oss-20b"])
@@ -102,6 +116,11 @@ def test_weights_only_critical_batch_of_a_moe_model_counts_the_experts_read(mode
     every_parameter = r["ridge_flops_per_byte_effective"] * mem["weights_bytes"] / mem["params_total"] / 2
     assert r["critical_batch_weights_only"] > 3 * every_parameter  # as if each token multiplied every expert
     assert 0.85 * r["critical_batch"] < r["critical_batch_weights_only"] < r["critical_batch"]
+    # expert parallelism beyond tp replicates attention: each replica reads the dense weights, so the batch grows
+    ep = api.run("perf", {"engine": "ideal", "model": model, "gpu": "h100-sxm", "weights": weights, "ep": 8,
+                          "prompt-len": 16, "output-len": 16})
+    assert r["critical_batch_weights_only"] < ep["critical_batch_weights_only"] < ep["critical_batch"]
+    assert ep["critical_batch_weights_only"] > 0.85 * ep["critical_batch"]
 
 
 def test_fp8_weights_halve_decode_and_use_fp8_peak():

@@ -38,6 +38,24 @@ def _points(kind: str, **match) -> list[dict]:
     return [p for p in RUN["points"] if p["kind"] == kind and all(p.get(k) == v for k, v in match.items())]
 
 
+def _num_splits(batch_nheads_mblocks: int, num_sms: int, num_n_blocks: int, max_splits: int = 128) -> int:
+    """PyTorch's num_splits_heuristic (flash_api.cpp at 03b7c19, the footnote's source), line for line: one split
+    when the blocks nearly fill the SMs, else the fewest splits within 85 % of the best wave efficiency."""
+    if batch_nheads_mblocks >= 0.8 * num_sms:
+        return 1
+    max_splits = min(max_splits, num_sms, num_n_blocks)
+
+    def eligible(n: int) -> bool:
+        return n == 1 or -(-num_n_blocks // n) != -(-num_n_blocks // (n - 1))
+
+    efficiency = []
+    for n in range(1, max_splits + 1):
+        waves = batch_nheads_mblocks * n / num_sms
+        efficiency.append(waves / math.ceil(waves) if eligible(n) else 0.0)
+    best = max(efficiency)
+    return next((n for n in range(1, max_splits + 1) if eligible(n) and efficiency[n - 1] >= 0.85 * best), 1)
+
+
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_split_kv_threshold(lang):
     """Section 11.1.4: PyTorch's flash backend splits K/V when batch × heads × query blocks < 0.8 × 2 × SMs (cited
@@ -53,13 +71,21 @@ def test_split_kv_threshold(lang):
     kv_heads = registry.lookup("model.llama-3.1-8b.num_key_value_heads")
     largest = max(b for b in range(1, fewer_than) if b * kv_heads < Fraction(8, 10) * 2 * h100)
     assert largest == 26 and SETTINGS["attn_kv_heads"] == kv_heads
+    # "once the context spans more than 1,024 tokens": 128-token blocks of K and V (head dim 128); every batch up to 26
+    # splits from 1,025 tokens on, and below that some do not (nothing at all up to 128 tokens)
+    def all_split(context: int) -> bool:
+        return all(_num_splits(b * kv_heads, 2 * h100, -(-context // 128)) > 1 for b in range(1, largest + 1))
+
+    assert all(all_split(n) for n in (1025, 2048, 4096, 131072)) and not all_split(1024)
+    assert all(_num_splits(b * kv_heads, 2 * h100, 1) == 1 for b in range(1, largest + 1))
+    assert min(p["n"] for p in _points("attention", shape="decode")) > 1024  # the lab's decode points all split
     typed = {"en": ["On an H100 ({{ calc gpu.h100-sxm.sm_count | int }} SMs) or an H200 (also {{ lab "
                     f"{LAB} provenance device.sm_count | int }}}}, as the lab's run recorded)",
                     f"any decode step with fewer than {fewer_than} (batch × KV head) pairs",
-                    f"every batch up to {largest} splits"],
+                    f"every batch up to {largest} splits once the context spans more than 1,024 tokens"],
              "zh": ["在 H100（{{ calc gpu.h100-sxm.sm_count | int }} 个 SM）或 H200（据实验运行的记录也是 {{ lab "
                     f"{LAB} provenance device.sm_count | int }}}} 个）上",
-                    f"“批 × KV 头”少于 {fewer_than} 的解码都会拆分", f"批大小 {largest} 以内都会拆分"]}
+                    f"“批 × KV 头”少于 {fewer_than} 的解码都会拆分", f"所以上下文超过 1,024 个 token 时，批大小 {largest} 以内都会拆分"]}
     assert not _missing(lang, typed[lang])
 
 
@@ -173,7 +199,7 @@ def test_moe_layer_against_its_roofline(lang):
 
     prov = RUN["provenance"]
     peak = prov["datasheet"][f"{SETTINGS['dtype']}_dense_flops"]
-    below, compute_bound, slower = {}, {}, {}
+    below, compute_bound, slower, longest = {}, {}, {}, {}
     for p in _points("moe-time"):
         rows = [r for r in p["by_tokens"] if "tokens_per_s" in r["moe"] and "tokens_per_s" in r["dense"]]
         roof = {name: ch11.roofline_tokens_per_s(p, name, rows, prov) for name in ("moe", "dense")}
@@ -186,6 +212,7 @@ def test_moe_layer_against_its_roofline(lang):
         assert all(ratio[t] > 0.99 if at_peak[t] else ratio[t] < 0.75 for t in ratio if t > 1)
         below[p["shape"]] = min(t for t in ratio if ratio[t] < 0.75)
         compute_bound[p["shape"]] = min((t for t in at_peak if at_peak[t]), default=None)
+        longest[p["shape"]] = max(ratio)
         times = [x / y for x, y in zip(roof["moe"], measured["moe"], strict=True)]
         slower[p["shape"]] = (round(min(times)), round(max(times)))
     assert below["mixtral"] == below["deepseek"] and compute_bound["deepseek"] is None
@@ -194,11 +221,11 @@ def test_moe_layer_against_its_roofline(lang):
     typed = {"en": ["The dense layer stays within a factor of two of its roofline at every size",
                     f"the MoE layer's roofline falls below the dense one from {start} tokens on",
                     f"until the MoE layer too is compute-bound (the Mixtral shape from {compute_bound['mixtral']} tokens "
-                    f"on; the DeepSeek-V3 shape not within the run's {max(ratio)})",
+                    f"on; the DeepSeek-V3 shape not within the run's {longest['deepseek']} tokens)",
                     f"about {lo} to {hi} times for the Mixtral shape and {lo_ds} to {hi_ds} times for DeepSeek-V3's"],
              "zh": ["稠密层在每个规模下都在自己屋顶线的两倍以内", f"MoE 层的屋顶线从 {start} 个 token 起就低于稠密层",
                     f"直到 MoE 层也受计算限制为止（Mixtral 形状从 {compute_bound['mixtral']} 个 token 起；"
-                    f"DeepSeek-V3 形状在本次运行的 {max(ratio)} 个 token 内达不到）",
+                    f"DeepSeek-V3 形状在本次运行的 {longest['deepseek']} 个 token 内达不到）",
                     f"Mixtral 形状约慢 {lo} 到 {hi} 倍，DeepSeek-V3 形状约慢 {lo_ds} 到 {hi_ds} 倍"]}
     assert not _missing(lang, typed[lang])
 
