@@ -561,8 +561,9 @@ def attention_flops(m: ModelSpec, b: float, layers, length: int, prefill: bool) 
 def critical_batch(step, context: int, limit: int = 1 << 16) -> int | None:
     """Smallest batch at which a decode step turns compute-bound (None if not below ``limit``).
 
-    Ignoring the KV cache (perf_report's critical_batch_weights_only) this is, for a dense model, about
-    ridge × bytes_per_weight / 2: each weight byte read serves 2·batch/bytes FLOPs. The KV reads grow with the batch
+    Ignoring the KV cache (perf_report's critical_batch_weights_only) this is, for a dense model on one pipeline
+    stage, about ridge × bytes_per_weight / 2: each weight byte read serves 2·batch/bytes FLOPs (with pp stages each
+    micro-batch re-reads its stage's weights, so about pp times that). The KV reads grow with the batch
     as fast as the attention FLOPs do, so at long contexts the step can stay memory-bound at any batch; then there is
     no critical batch.
     """
